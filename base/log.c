@@ -1,0 +1,48 @@
+/* log.c — the reporting interface of library code, the clock, and thread settings. */
+#include "base/base.h"
+
+#include <cblas.h>
+#include <stdarg.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void qc_logf(const qc_log *log, qc_log_level level, const char *fmt, ...) {
+    if (!log || !log->message) return;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    log->message(log->ctx, level, text);
+}
+
+void qc_progress(const qc_log *log, const char *stage, int64_t done, int64_t total,
+                 const char *detail) {
+    if (log && log->progress) log->progress(log->ctx, stage, done, total, detail);
+}
+
+double qc_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int threads_used;
+
+int qc_set_threads(int n) {
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    threads_used = n;
+    return n;
+}
+
+int qc_get_threads(void) { return threads_used ? threads_used : openblas_get_num_threads(); }

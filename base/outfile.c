@@ -1,0 +1,152 @@
+/* outfile.c — atomic outputs. A file is written as "<path>.tmp.XXXXXX" in the same folder
+ * and renamed over <path> only after fflush, fsync and fclose have all succeeded; a
+ * directory is built as "<path>.tmp.XXXXXX" and renamed likewise. A crash, a full disk or
+ * bad input therefore never leaves a half-written output at the path the user named. */
+#include "base/base.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+qc_status qc_out_open(qc_outfile *o, const char *path, qc_err *e) {
+    memset(o, 0, sizeof *o);
+    if (qc_path_is_dir(path))
+        return qc_fail(e, QC_ERR_IO, "%s: is a directory, cannot write a file there", path);
+    o->path = qc_strdup(path, e);
+    o->tmp = qc_strdupf("%s.tmp.XXXXXX", path);
+    if (!o->path || !o->tmp) { qc_out_abort(o); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }
+    int fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        int err = errno;
+        free(o->tmp);
+        o->tmp = NULL;
+        qc_out_abort(o);
+        return qc_fail(e, QC_ERR_IO, "%s: cannot create: %s", path, strerror(err));
+    }
+    fchmod(fd, 0644);
+    o->f = fdopen(fd, "wb");
+    if (!o->f) {
+        close(fd);
+        qc_out_abort(o);
+        return qc_fail(e, QC_ERR_IO, "%s: cannot open for writing", path);
+    }
+    return QC_OK;
+}
+
+qc_status qc_out_write(qc_outfile *o, const void *data, size_t n, qc_err *e) {
+    if (n && fwrite(data, 1, n, o->f) != n)
+        return qc_fail(e, QC_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+    return QC_OK;
+}
+
+qc_status qc_out_printf(qc_outfile *o, qc_err *e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfprintf(o->f, fmt, ap);
+    va_end(ap);
+    if (r < 0) return qc_fail(e, QC_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+    return QC_OK;
+}
+
+qc_status qc_out_commit(qc_outfile *o, qc_err *e) {
+    qc_status st = QC_OK;
+    if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0)
+        st = qc_fail(e, QC_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+    if (fclose(o->f) != 0 && !st)
+        st = qc_fail(e, QC_ERR_IO, "%s: close failed: %s", o->path, strerror(errno));
+    o->f = NULL;
+    if (!st && rename(o->tmp, o->path) != 0)
+        st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", o->path, strerror(errno));
+    if (st) {
+        qc_out_abort(o);
+        return st;
+    }
+    free(o->tmp);
+    free(o->path);
+    memset(o, 0, sizeof *o);
+    return QC_OK;
+}
+
+void qc_out_abort(qc_outfile *o) {
+    if (!o) return;
+    if (o->f) fclose(o->f);
+    if (o->tmp) unlink(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    memset(o, 0, sizeof *o);
+}
+
+static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e) {
+    memset(d, 0, sizeof *d);
+    if (qc_path_exists(path) && !replace)
+        return qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
+    if (qc_path_exists(path) && !qc_path_is_dir(path))
+        return qc_fail(e, QC_ERR_IO, "%s: exists and is not a directory", path);
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--; /* "out/" names the folder "out" */
+    d->path = strndup(path, n);
+    d->tmp = d->path ? qc_strdupf("%s.tmp.XXXXXX", d->path) : NULL;
+    d->replace = replace;
+    if (!d->path || !d->tmp) { qc_outdir_abort(d); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }
+    if (!mkdtemp(d->tmp)) {
+        int err = errno;
+        free(d->tmp);
+        d->tmp = NULL;
+        qc_outdir_abort(d);
+        return qc_fail(e, QC_ERR_IO, "%s: cannot create a folder beside it: %s", path, strerror(err));
+    }
+    chmod(d->tmp, 0755);
+    return QC_OK;
+}
+
+char *qc_outdir_file(const qc_outdir *d, const char *name) { return qc_path_join(d->tmp, name); }
+
+qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
+    char *old = NULL;
+    if (qc_path_exists(d->path)) {
+        if (!d->replace) {
+            qc_outdir_abort(d);
+            return qc_fail(e, QC_ERR_IO, "%s: appeared while writing; not replaced", d->path);
+        }
+        old = qc_strdupf("%s.old.XXXXXX", d->path);
+        if (!old || !mkdtemp(old) || rename(d->path, old) != 0) {
+            int err = errno;
+            if (old) rmdir(old);
+            free(old);
+            qc_outdir_abort(d);
+            return qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(err));
+        }
+    }
+    if (rename(d->tmp, d->path) != 0) {
+        int err = errno;
+        if (old) rename(old, d->path);
+        free(old);
+        qc_outdir_abort(d);
+        return qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(err));
+    }
+    if (old) remove_tree(old);
+    free(old);
+    free(d->tmp);
+    free(d->path);
+    memset(d, 0, sizeof *d);
+    return QC_OK;
+}
+
+void qc_outdir_abort(qc_outdir *d) {
+    if (!d) return;
+    if (d->tmp) remove_tree(d->tmp);
+    free(d->tmp);
+    free(d->path);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,96 @@
+/* datasets.h — text in, tokens out: corpus readers (plain text, JSON lines, gzip'd JSON
+ * lines), the llama2.c tokenizer, and the samplers that cut token streams into windows.
+ * Nothing here knows about the model. */
+#ifndef QC_DATASETS_H
+#define QC_DATASETS_H
+
+#include "base/base.h"
+
+/* ---- corpora ------------------------------------------------------------------------------ */
+
+/* Most text a single corpus may decompress or read (a guard against gzip bombs). */
+#define QC_CORPUS_MAX_BYTES ((size_t)8 << 30)
+
+/* The documents of one text source, stored back to back in one buffer.
+ * Plain text: the whole file is one document, bytes as stored (CRLF kept).
+ * JSON lines (".jsonl", ".json", optionally ".gz"): one document per non-blank line, its
+ * "text" string field. Gzip is recognised by its magic bytes, whatever the name. */
+typedef struct qc_corpus {
+    char *text;       /* all documents back to back, plus a final NUL; owned */
+    size_t len;       /* bytes in text, excluding the final NUL */
+    size_t ndocs;
+    size_t *doc_off;  /* (ndocs) start of each document in text */
+    size_t *doc_len;  /* (ndocs) its length in bytes */
+    char *path;       /* owned copy, for messages */
+} qc_corpus;
+
+/* Fails (naming the file, and the line for JSONL) on a missing file, corrupt gzip, a
+ * line that is not a JSON object with a string "text", or a corpus with no text at all. */
+qc_status qc_corpus_load(qc_corpus *c, const char *path, qc_err *e);
+void qc_corpus_free(qc_corpus *c); /* NULL or zeroed: no-op */
+
+/* The text evaluated as one stream: the documents joined by "\n\n" (as the GPTQ
+ * reference joins WikiText and C4 documents). Newly allocated, NUL-terminated. */
+qc_status qc_corpus_joined(const qc_corpus *c, char **text, size_t *len, qc_err *e);
+
+/* ---- tokenizer ------------------------------------------------------------------------------ */
+
+/* llama2.c's tokenizer (tokenizer.bin / tok512.bin): int32 max_token_length, then per
+ * token f32 score, int32 byte length, the bytes. The file does not store the vocabulary
+ * size; the model supplies it. Encoding and decoding follow llama2.c's run.c exactly. */
+typedef struct qc_tokenizer {
+    int vocab_size;
+    int max_token_length;
+    char **pieces;          /* (vocab_size) NUL-terminated token strings; owned */
+    int *piece_len;         /* (vocab_size) their byte lengths */
+    float *scores;          /* (vocab_size) merge priority: higher merges first */
+    int bos_id, eos_id;     /* 1, 2 in llama2.c vocabularies */
+    void *index;            /* internal lookup from string to id */
+    char *path;
+} qc_tokenizer;
+
+qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, qc_err *e);
+void qc_tokenizer_free(qc_tokenizer *t);
+
+/* run.c's encode: optional BOS; a leading " " token when the text is non-empty (the
+ * dummy prefix); one token per UTF-8 code point found in the vocabulary, else one token
+ * per byte (id = byte + 3); then repeatedly the adjacent pair whose concatenation has the
+ * highest score is merged (leftmost on ties) until none is in the vocabulary; optional
+ * EOS. Runs in O(n log n), so whole corpora can be encoded at once. *ids is newly
+ * allocated. */
+qc_status qc_tokenizer_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos,
+                              bool eos, int32_t **ids, size_t *n, qc_err *e);
+
+/* run.c's decode of one token given the one before it: a piece following BOS loses its
+ * leading space; a "<0xXX>" piece is that raw byte. Returns a pointer into the tokenizer
+ * (or into `byte`, a caller buffer of 2 bytes) and its length. */
+const char *qc_tokenizer_piece(const qc_tokenizer *t, int32_t prev, int32_t token, char byte[2],
+                               size_t *len);
+
+/* Decodes a whole sequence (prev of the first token is `prev`, e.g. BOS) into a newly
+ * allocated NUL-terminated buffer. Ids outside the vocabulary are an error. */
+qc_status qc_tokenizer_decode(const qc_tokenizer *t, int32_t prev, const int32_t *ids, size_t n,
+                              char **text, size_t *len, qc_err *e);
+
+/* ---- windows ----------------------------------------------------------------------------------- */
+
+/* n windows of seqlen tokens each, stored row by row. */
+typedef struct qc_windows {
+    int n;
+    int seqlen;
+    int32_t *tokens; /* (n, seqlen) owned */
+} qc_windows;
+
+void qc_windows_free(qc_windows *w);
+
+/* The evaluation protocol (QUANT-SPEC §6): consecutive non-overlapping windows from the
+ * start of the stream; the incomplete tail is dropped. Fails when not one window fits. */
+qc_status qc_windows_sequential(const int32_t *ids, size_t n, int seqlen, qc_windows *w, qc_err *e);
+
+/* nsamples random windows as the GPTQ reference's data loaders draw them from one token
+ * stream: random.seed(seed); for each sample i = random.randint(0, n - seqlen - 1);
+ * window = ids[i : i + seqlen]. Fails when the stream has no more than seqlen tokens. */
+qc_status qc_windows_random(const int32_t *ids, size_t n, int nsamples, int seqlen, uint64_t seed,
+                            qc_windows *w, qc_err *e);
+
+#endif

@@ -1,0 +1,191 @@
+/* io.h — model files in and out: the model configuration, checkpoints opened for reading
+ * (llama2.c .bin, Hugging Face safetensors directories, single or sharded), safetensors
+ * reading and writing, and full-precision conversion between the formats.
+ *
+ * Weights are addressed by (kind, layer) rather than by name, so the rest of qcalib never
+ * sees a file's naming scheme. Every weight is returned in fp32, row-major [out, in], with
+ * Q and K rows in the interleaved-pair RoPE layout of Meta's checkpoints, llama2.c and GGUF
+ * (HF's "rotate-half" rows are un-permuted on read and re-permuted on write; a row
+ * permutation commutes with per-row quantization, so nothing downstream cares). */
+#ifndef QC_IO_H
+#define QC_IO_H
+
+#include "base/base.h"
+
+/* ---- configuration --------------------------------------------------------------------------- */
+
+/* Limits any file's header is checked against before anything is allocated from it. */
+#define QC_MAX_DIM      (1 << 17)
+#define QC_MAX_LAYERS   1024
+#define QC_MAX_HEADS    1024
+#define QC_MAX_VOCAB    (1 << 22)
+#define QC_MAX_SEQ_LEN  (1 << 22)
+
+typedef struct qc_config {
+    int dim;          /* hidden size */
+    int hidden_dim;   /* FFN width */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;   /* < n_heads: grouped-query attention */
+    int head_dim;     /* usually dim / n_heads */
+    int vocab_size;
+    int seq_len;      /* trained context length */
+    float norm_eps;   /* RMSNorm epsilon */
+    float rope_theta; /* RoPE base */
+    bool tied_classifier; /* classifier shares the token embedding */
+} qc_config;
+
+/* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message
+ * names `source` (a file) and the offending field. */
+qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e);
+
+/* ---- weights ---------------------------------------------------------------------------------- */
+
+typedef enum qc_weight {
+    QC_W_EMBED,       /* (vocab, dim)            token embedding          global */
+    QC_W_FINAL_NORM,  /* (dim)                   final RMSNorm weight     global */
+    QC_W_CLASSIFIER,  /* (vocab, dim)            output projection        global; = embed when tied */
+    QC_W_ATTN_NORM,   /* (dim)                   input RMSNorm            per layer */
+    QC_W_Q,           /* (n_heads*head_dim, dim) */
+    QC_W_K,           /* (n_kv_heads*head_dim, dim) */
+    QC_W_V,           /* (n_kv_heads*head_dim, dim) */
+    QC_W_O,           /* (dim, n_heads*head_dim) */
+    QC_W_FFN_NORM,    /* (dim)                   post-attention RMSNorm */
+    QC_W_GATE,        /* (hidden_dim, dim)       w1 in llama2.c */
+    QC_W_UP,          /* (hidden_dim, dim)       w3 in llama2.c */
+    QC_W_DOWN,        /* (dim, hidden_dim)       w2 in llama2.c */
+    QC_W_COUNT
+} qc_weight;
+
+bool qc_weight_is_global(qc_weight w);
+/* rows and cols of a weight (cols = 1 for vectors). */
+void qc_weight_shape(const qc_config *c, qc_weight w, int *rows, int *cols);
+/* The Hugging Face tensor name, e.g. "model.layers.3.self_attn.q_proj.weight". */
+void qc_weight_hf_name(qc_weight w, int layer, char *buf, size_t size);
+/* A short name for logs: "embed", "q", "k", "v", "o", "gate", "up", "down", ... */
+const char *qc_weight_short_name(qc_weight w);
+
+/* HF's rotate-half row order from the interleaved order (and back), for a Q or K weight of
+ * n_heads heads of head_dim rows each: within a head, interleaved row 2i+j is HF row
+ * j*head_dim/2 + i. Works on any row width (cols). */
+void qc_rope_rows_to_hf(const float *src, float *dst, int n_heads, int head_dim, int cols);
+void qc_rope_rows_from_hf(const float *src, float *dst, int n_heads, int head_dim, int cols);
+
+/* ---- element types ------------------------------------------------------------------------------ */
+
+typedef enum qc_dtype {
+    QC_DT_F32, QC_DT_F16, QC_DT_BF16, QC_DT_F64,
+    QC_DT_I8, QC_DT_U8, QC_DT_I16, QC_DT_I32, QC_DT_I64, QC_DT_BOOL,
+    QC_DT_COUNT
+} qc_dtype;
+
+size_t qc_dtype_size(qc_dtype t);
+const char *qc_dtype_name(qc_dtype t);          /* safetensors spelling: "F32", "BF16", ... */
+bool qc_dtype_parse(const char *name, qc_dtype *t);
+/* Converts n elements of a float type (F32/F16/BF16/F64) at src (little endian, any
+ * alignment) to fp32. */
+void qc_convert_to_f32(qc_dtype t, const void *src, size_t n, float *dst);
+/* Converts n fp32 values to F32/F16/BF16 (round to nearest even), little endian. */
+void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
+
+/* ---- checkpoints ---------------------------------------------------------------------------------- */
+
+/* A model file opened for reading. The tensor data stays in the mapped file(s); each
+ * read converts one tensor (or some rows of it) to fp32 in a caller buffer. */
+typedef struct qc_checkpoint qc_checkpoint;
+
+/* path: a llama2.c .bin checkpoint; a folder with config.json and model.safetensors or
+ * model.safetensors.index.json (+ shards); or a .safetensors file with config.json beside
+ * it. Every header, offset, shape and dtype is validated here, before any read; every
+ * weight the config implies must be present with the right shape. */
+qc_status qc_checkpoint_open(qc_checkpoint **ck, const char *path, qc_err *e);
+void qc_checkpoint_close(qc_checkpoint *ck); /* NULL: no-op */
+
+const qc_config *qc_checkpoint_config(const qc_checkpoint *ck);
+const char *qc_checkpoint_format(const qc_checkpoint *ck); /* "llama2.c", "hf-safetensors" */
+const char *qc_checkpoint_path(const qc_checkpoint *ck);
+/* The storage type of a weight in the file (F32 for llama2.c). */
+qc_dtype qc_checkpoint_dtype(const qc_checkpoint *ck, qc_weight w, int layer);
+
+/* Reads a whole weight (layer ignored for globals) into out, which holds rows*cols floats. */
+qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, float *out, qc_err *e);
+/* Reads rows [row0, row0+nrows) of a global matrix (embedding, classifier) into out. */
+qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
+                                  float *out, qc_err *e);
+
+/* ---- safetensors ---------------------------------------------------------------------------------- */
+
+/* Layout: u64 little-endian header length N; N bytes of JSON: {"name": {"dtype": "F32",
+ * "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}; then the
+ * data, offsets relative to byte 8+N. */
+#define QC_ST_MAX_HEADER ((uint64_t)100 << 20)
+#define QC_ST_MAX_DIMS 8
+
+typedef struct qc_st_tensor {
+    char *name;
+    qc_dtype dtype;
+    int ndim;
+    int64_t shape[QC_ST_MAX_DIMS];
+    const uint8_t *data; /* into the mapping; borrowed */
+    size_t nbytes;
+} qc_st_tensor;
+
+typedef struct qc_st_file {
+    qc_map map;
+    int ntensors;
+    qc_st_tensor *tensors; /* (ntensors) sorted by name */
+} qc_st_file;
+
+/* Validates the header length against the file, the JSON, every dtype and shape, that
+ * each tensor's bytes equal its shape's size, that offsets lie inside the data, and that
+ * no two tensors overlap or share a name. */
+qc_status qc_st_open(qc_st_file *f, const char *path, qc_err *e);
+const qc_st_tensor *qc_st_find(const qc_st_file *f, const char *name);
+void qc_st_close(qc_st_file *f);
+
+/* A streaming writer: declare every tensor, then write their data in declaration order;
+ * the file appears at its path only when qc_st_writer_finish succeeds. */
+typedef struct qc_st_writer qc_st_writer;
+
+qc_st_writer *qc_st_writer_new(qc_err *e);
+qc_status qc_st_writer_add(qc_st_writer *w, const char *name, qc_dtype dtype, int ndim,
+                           const int64_t *shape, qc_err *e);
+/* An entry of "__metadata__" (string to string). */
+qc_status qc_st_writer_meta(qc_st_writer *w, const char *key, const char *value, qc_err *e);
+/* Writes the header to a temporary file beside path. */
+qc_status qc_st_writer_begin(qc_st_writer *w, const char *path, qc_err *e);
+/* The next declared tensor's bytes, exactly its size. */
+qc_status qc_st_writer_write(qc_st_writer *w, const char *name, const void *data, size_t nbytes,
+                             qc_err *e);
+qc_status qc_st_writer_finish(qc_st_writer *w, qc_err *e);
+void qc_st_writer_free(qc_st_writer *w); /* aborts an unfinished file; NULL: no-op */
+
+/* ---- full-precision export --------------------------------------------------------------------------- */
+
+/* Where an exporter gets weights from: a checkpoint, or (later) a model whose linears were
+ * replaced by quantized ones. read() fills out with the weight in fp32, interleaved RoPE rows. */
+typedef struct qc_weight_source {
+    const qc_config *cfg;
+    qc_status (*read)(void *ctx, qc_weight w, int layer, float *out, qc_err *e);
+    void *ctx;
+} qc_weight_source;
+
+qc_weight_source qc_checkpoint_source(const qc_checkpoint *ck);
+
+typedef struct qc_hf_export_opts {
+    qc_dtype dtype;       /* F32, F16 or BF16 */
+    size_t shard_bytes;   /* 0: one model.safetensors; else shards of at most this size + index */
+} qc_hf_export_opts;
+
+/* Writes a Hugging Face Llama folder (config.json, model.safetensors or shards with
+ * model.safetensors.index.json); Q/K rows in HF's layout. The folder appears at `dir`
+ * only when complete; an existing one is replaced only if `replace`. */
+qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
+                       bool replace, const qc_log *log, qc_err *e);
+
+/* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
+ * cfg->tied_classifier), atomically. */
+qc_status qc_export_llama2c(const qc_weight_source *src, const char *path, const qc_log *log,
+                            qc_err *e);
+
+#endif

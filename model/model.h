@@ -1,0 +1,128 @@
+/* model.h — the fp32 Llama forward pass, exposed block by block.
+ *
+ *   tokens ─embed─▶ x ─block 0─▶ x ─block 1─▶ … ─block L-1─▶ x ─head─▶ logits
+ *
+ * A block is RMSNorm → Q,K,V → RoPE → causal grouped-query attention → O (+ residual),
+ * RMSNorm → gate, up → SwiGLU → down (+ residual). Every matrix product goes through
+ * cblas_sgemm over all tokens of a chunk of windows at once. Before each linear layer the
+ * caller's hook sees (and may modify) that layer's input: that is how the calibration
+ * runner records statistics and how evaluation simulates activation quantization.
+ *
+ * Activations are row-major (tokens, features); the tokens of window w are rows
+ * [w*seqlen, (w+1)*seqlen), positions 0..seqlen-1 within each window. */
+#ifndef QC_MODEL_H
+#define QC_MODEL_H
+
+#include "base/base.h"
+#include "io/io.h"
+
+/* The seven linear layers of a block, in true-sequential order. */
+typedef enum qc_linear {
+    QC_LIN_Q, QC_LIN_K, QC_LIN_V, /* input: attention RMSNorm output */
+    QC_LIN_O,                     /* input: attention output */
+    QC_LIN_GATE, QC_LIN_UP,       /* input: FFN RMSNorm output */
+    QC_LIN_DOWN,                  /* input: silu(gate)·up */
+    QC_LIN_COUNT
+} qc_linear;
+
+/* The inputs that linears share: the true-sequential subsets {q,k,v}, {o}, {gate,up}, {down}. */
+typedef enum qc_site { QC_SITE_QKV, QC_SITE_O, QC_SITE_GATE_UP, QC_SITE_DOWN, QC_SITE_COUNT } qc_site;
+
+qc_weight qc_linear_weight(qc_linear l);
+qc_site qc_linear_site(qc_linear l);
+const char *qc_site_name(qc_site s); /* "qkv", "o", "gate_up", "down" */
+
+/* One transformer block's weights in fp32; owned. */
+typedef struct qc_block {
+    float *attn_norm;       /* (dim) */
+    float *ffn_norm;        /* (dim) */
+    float *w[QC_LIN_COUNT]; /* (rows, cols) as qc_weight_shape of qc_linear_weight(l) */
+} qc_block;
+
+/* Reads block `layer` from ck; rejects NaN/Inf weights naming the tensor and block. */
+qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err *e);
+void qc_block_free(qc_block *b); /* NULL or zeroed: no-op */
+
+/* ---- hooks ---------------------------------------------------------------------------------- */
+
+typedef struct qc_hook_call {
+    int layer;
+    qc_site site;
+    float *x;   /* (ntok, cols) the input about to enter the site's linears; may be modified */
+    int ntok;
+    int cols;
+    int nwin, seqlen; /* how the ntok rows split into windows */
+    bool stop;  /* set by the hook to end the block here (the block's x is then unusable) */
+} qc_hook_call;
+
+typedef struct qc_hooks {
+    qc_status (*fn)(void *ctx, qc_hook_call *call, qc_err *e);
+    void *ctx;
+} qc_hooks;
+
+/* ---- scratch and caches ------------------------------------------------------------------------- */
+
+/* Scratch buffers for chunks of at most max_tokens tokens, attention spans of at most
+ * max_ctx positions, and the RoPE table for those positions. */
+typedef struct qc_workspace qc_workspace;
+
+qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e);
+void qc_workspace_free(qc_workspace *ws);
+
+/* Keys and values of earlier positions, for incremental decoding. */
+typedef struct qc_kvcache {
+    int max_len;
+    int len;   /* positions already stored; the caller advances it after all blocks ran */
+    float *k;  /* (n_layers, max_len, n_kv_heads*head_dim) */
+    float *v;  /* (n_layers, max_len, n_kv_heads*head_dim) */
+} qc_kvcache;
+
+qc_status qc_kvcache_init(qc_kvcache *kv, const qc_config *c, int max_len, qc_err *e);
+void qc_kvcache_free(qc_kvcache *kv);
+
+/* ---- the pass ------------------------------------------------------------------------------------- */
+
+/* y (ntok, rows) = x (ntok, cols) · wᵀ, w (rows, cols): one cblas_sgemm. */
+void qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y);
+
+/* Runs block `layer` on nwin windows of seqlen tokens; x (nwin*seqlen, dim) is updated in
+ * place. hooks may be NULL. nwin*seqlen must fit the workspace. */
+qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
+                           int seqlen, const qc_hooks *hooks, qc_workspace *ws, qc_err *e);
+
+/* Runs block `layer` on ntok new tokens at positions kv->len .. kv->len+ntok-1, attending to
+ * the cached positions as well; stores their keys and values in kv (kv->len is unchanged). */
+qc_status qc_block_forward_cached(const qc_config *c, const qc_block *b, int layer, float *x,
+                                  int ntok, qc_kvcache *kv, qc_workspace *ws, qc_err *e);
+
+/* ---- the model ------------------------------------------------------------------------------------ */
+
+/* A model: a checkpoint plus whatever weights have been brought into memory. Blocks are
+ * loaded on first use and kept until released; embeddings are read row by row from the
+ * mapped file. */
+typedef struct qc_model {
+    qc_config cfg;
+    qc_checkpoint *ck;   /* owned */
+    float *final_norm;   /* (dim) */
+    float *classifier;   /* (vocab, dim); NULL until the first qc_model_head */
+    qc_block *blocks;    /* (n_layers) zeroed until loaded */
+} qc_model;
+
+qc_status qc_model_open(qc_model **m, const char *path, qc_err *e);
+void qc_model_free(qc_model *m);
+
+/* The block's weights, loading them on first use. */
+qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e);
+void qc_model_release_block(qc_model *m, int layer);
+
+/* x (ntok, dim) = embedding rows of tokens; ids outside the vocabulary are an error. */
+qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e);
+
+/* Final RMSNorm (x is normalised in place) and classifier: logits (ntok, vocab). */
+qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *e);
+
+/* The whole model on nwin windows: logits (nwin*seqlen, vocab). */
+qc_status qc_model_forward(qc_model *m, const int32_t *tokens, int nwin, int seqlen, float *logits,
+                           qc_workspace *ws, qc_err *e);
+
+#endif

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian packages qcalib builds against, if any is missing: as root directly,
+# otherwise through sudo; where neither works, says exactly what to install.
+set -u
+PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev"
+missing=""
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in $PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    done
+else
+    # Not Debian: trust the compiler to find the headers.
+    printf '#include <cblas.h>\n#include <lapacke.h>\n#include <zlib.h>\n#include <cjson/cJSON.h>\nint main(void){return 0;}\n' \
+        | ${CC:-cc} -x c - -o /dev/null -lopenblas -llapacke -lz -lcjson 2>/dev/null && exit 0
+    echo "qcalib needs OpenBLAS, LAPACKE, zlib and cJSON development files (Debian: $PKGS)." >&2
+    exit 1
+fi
+[ -z "$missing" ] && exit 0
+echo "qcalib: installing missing Debian packages:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"
+else
+    echo "qcalib: cannot install as a normal user without sudo. Please run:" >&2
+    echo "    sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+$SUDO apt-get install -y --no-install-recommends $missing ||
+    { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends $missing; } || {
+    echo "qcalib: installing$missing failed; install them with apt-get and retry." >&2
+    exit 1
+}

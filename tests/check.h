@@ -1,0 +1,83 @@
+/* check.h — the test harness: assertions that report file:line and keep going, tolerances
+ * named per precision, and paths to the real material in ../shared (QCALIB_SHARED).
+ *
+ * A test file defines static void test_x(void) functions and a main() that runs them with
+ * RUN(test_x) and returns check_summary(). */
+#ifndef QC_CHECK_H
+#define QC_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_failures, check_count;
+
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        check_count++;                                                                       \
+        if (!(cond)) {                                                                       \
+            check_failures++;                                                                \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);         \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fputc('\n', stderr);                                                             \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_OK(expr, err)                                                                  \
+    do {                                                                                     \
+        int check_st_ = (int)(expr);                                                         \
+        CHECK(check_st_ == 0, "%s returned %d: %s", #expr, check_st_, (err).msg);            \
+    } while (0)
+
+/* Expects failure with a message containing `needle`. */
+#define CHECK_FAILS(expr, err, needle)                                                       \
+    do {                                                                                     \
+        (err).msg[0] = '\0';                                                                 \
+        int check_st_ = (int)(expr);                                                         \
+        CHECK(check_st_ != 0, "%s unexpectedly succeeded", #expr);                           \
+        CHECK(strstr((err).msg, (needle)) != NULL, "%s: message \"%s\" lacks \"%s\"", #expr, \
+              (err).msg, (needle));                                                          \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                \
+    do {                                                                                     \
+        double check_a_ = (a), check_b_ = (b);                                               \
+        CHECK(fabs(check_a_ - check_b_) <= (tol), "%s = %.9g, %s = %.9g, tolerance %g", #a,   \
+              check_a_, #b, check_b_, (double)(tol));                                        \
+    } while (0)
+
+#define RUN(fn)                                                                              \
+    do {                                                                                     \
+        int before_ = check_failures;                                                        \
+        fn();                                                                                \
+        printf("  %-44s %s\n", #fn, check_failures == before_ ? "ok" : "FAILED");            \
+        fflush(stdout);                                                                      \
+    } while (0)
+
+static inline int check_summary(void) {
+    printf("  %d checks, %d failed\n", check_count, check_failures);
+    return check_failures ? 1 : 0;
+}
+
+/* ../shared (or $QCALIB_SHARED) joined with rel; a static buffer per call site is enough. */
+static inline const char *shared_path(const char *rel) {
+    static char buf[8][1024];
+    static int next;
+    const char *root = getenv("QCALIB_SHARED");
+    char *out = buf[next++ % 8];
+    snprintf(out, sizeof buf[0], "%s/%s", root && *root ? root : "../shared", rel);
+    return out;
+}
+
+/* A scratch folder for this test binary ($QCALIB_TMP, made by tests/run.sh). */
+static inline const char *tmp_path(const char *rel) {
+    static char buf[8][1024];
+    static int next;
+    const char *root = getenv("QCALIB_TMP");
+    char *out = buf[next++ % 8];
+    snprintf(out, sizeof buf[0], "%s/%s", root && *root ? root : "/tmp", rel);
+    return out;
+}
+
+#endif

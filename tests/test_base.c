@@ -1,0 +1,132 @@
+/* test_base.c — base/: half-precision conversion, the CPython-compatible generator,
+ * atomic output files and folders, checked sizes. */
+#include "base/base.h"
+#include "tests/check.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Every one of the 65536 halves survives half -> float -> half; and float -> half rounds to
+ * the nearest half (ties to even), checked against the neighbours of each representable
+ * value. */
+static void test_f16_exhaustive(void) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = qc_f16_to_f32((uint16_t)h);
+        if (isnan(f)) { bad += !isnan(qc_f16_to_f32(qc_f32_to_f16(f))); continue; }
+        bad += qc_f32_to_f16(f) != h;
+    }
+    CHECK(bad == 0, "%d halves did not round-trip", bad);
+    /* midpoints between consecutive positive finite halves round to the even one */
+    int badmid = 0;
+    for (uint32_t h = 0; h < 0x7bff; h++) {
+        double a = qc_f16_to_f32((uint16_t)h), b = qc_f16_to_f32((uint16_t)(h + 1));
+        float mid = (float)((a + b) / 2);
+        if ((double)mid != (a + b) / 2) continue; /* not representable in float */
+        uint16_t want = (h & 1) ? (uint16_t)(h + 1) : (uint16_t)h;
+        badmid += qc_f32_to_f16(mid) != want;
+    }
+    CHECK(badmid == 0, "%d midpoints not rounded to even", badmid);
+    CHECK(qc_f32_to_f16(65520.0f) == 0x7c00, "65520 -> inf");
+    CHECK(qc_f32_to_f16(65519.0f) == 0x7bff, "65519 -> 65504");
+    CHECK(qc_f32_to_f16(-1e-10f) == 0x8000, "tiny negative -> -0");
+}
+
+static void test_bf16(void) {
+    CHECK(qc_f32_to_bf16(1.0f) == 0x3f80, "1.0");
+    CHECK(qc_bf16_to_f32(0x3f80) == 1.0f, "1.0 back");
+    /* 1 + 2^-8 is the midpoint between 1 and 1+2^-7: ties to even -> 1.0 */
+    CHECK(qc_f32_to_bf16(1.0f + 0x1p-8f) == 0x3f80, "tie to even");
+    CHECK(qc_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f) == 0x3f81, "above tie rounds up");
+    CHECK(isnan(qc_bf16_to_f32(qc_f32_to_bf16(NAN))), "NaN stays NaN");
+}
+
+/* Expected values printed by CPython 3.11:
+ *   python3 -c "import random; random.seed(0); print([random.randint(0, 100000) for _ in range(5)])"
+ *   python3 -c "import random; random.seed(0); print([random.getrandbits(32) for _ in range(3)])"
+ *   python3 -c "import random; random.seed(12345678901); print([random.randint(0, 10**9) for _ in range(3)])"
+ *   python3 -c "import random; random.seed(7); print(repr(random.random()))" */
+static void test_pyrandom(void) {
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, 0);
+    int64_t want[5] = { 50494, 99346, 55125, 5306, 33936 };
+    for (int i = 0; i < 5; i++) {
+        int64_t v = qc_pyrandom_randint(&r, 0, 100000);
+        CHECK(v == want[i], "randint #%d = %lld, CPython gives %lld", i, (long long)v, (long long)want[i]);
+    }
+    qc_pyrandom_seed(&r, 0);
+    uint32_t bits[3] = { 3626764237u, 1654615998u, 3255389356u };
+    for (int i = 0; i < 3; i++) CHECK(qc_pyrandom_getrandbits(&r, 32) == bits[i], "getrandbits #%d", i);
+    qc_pyrandom_seed(&r, 12345678901ull); /* a seed of two 32-bit words */
+    int64_t big[3] = { 640578233, 352187268, 932153255 };
+    for (int i = 0; i < 3; i++) CHECK(qc_pyrandom_randint(&r, 0, 1000000000) == big[i], "randint big seed #%d", i);
+    qc_pyrandom_seed(&r, 7);
+    CHECK(qc_pyrandom_random(&r) == 0.32383276483316237, "random()");
+}
+
+static void test_sizes(void) {
+    size_t out;
+    CHECK(!qc_mul_size(SIZE_MAX / 2 + 1, 2, &out), "overflow detected");
+    CHECK(qc_mul_size(1000, 1000, &out) && out == 1000000, "product");
+    qc_err e = { "" };
+    void *p = qc_malloc(SIZE_MAX / 4, 8, &e, "huge tensor");
+    CHECK(p == NULL && strstr(e.msg, "huge tensor"), "overflowing allocation refused: %s", e.msg);
+    p = qc_malloc((size_t)1 << 30, (size_t)1 << 20, &e, "1 PiB");
+    CHECK(p == NULL && strstr(e.msg, "beyond limits"), "beyond QC_MAX_ALLOC refused: %s", e.msg);
+}
+
+static void test_outfile(void) {
+    qc_err e = { "" };
+    const char *path = tmp_path("out.bin");
+    unlink(path);
+    qc_outfile o;
+    CHECK_OK(qc_out_open(&o, path, &e), e);
+    CHECK_OK(qc_out_write(&o, "abc", 3, &e), e);
+    CHECK(!qc_path_exists(path), "nothing at the final path before commit");
+    qc_out_abort(&o);
+    CHECK(!qc_path_exists(path), "nothing at the final path after abort");
+    CHECK_OK(qc_out_open(&o, path, &e), e);
+    CHECK_OK(qc_out_printf(&o, &e, "%d", 42), e);
+    CHECK_OK(qc_out_commit(&o, &e), e);
+    char *buf;
+    size_t len;
+    CHECK_OK(qc_read_file(path, 100, &buf, &len, &e), e);
+    CHECK(len == 2 && memcmp(buf, "42", 2) == 0, "committed contents");
+    free(buf);
+    CHECK_FAILS(qc_read_file(path, 1, &buf, &len, &e), e, "allowed");
+    CHECK_FAILS(qc_out_open(&o, tmp_path("no/such/dir/x"), &e), e, "cannot create");
+    /* only the committed file is left in the folder */
+    CHECK(system("test $(ls \"$QCALIB_TMP\" | wc -l) -eq 1") == 0, "no temporaries left behind");
+}
+
+static void test_outdir(void) {
+    qc_err e = { "" };
+    const char *dir = tmp_path("outdir");
+    qc_outdir d;
+    CHECK_OK(qc_outdir_open(&d, dir, false, &e), e);
+    char *f = qc_outdir_file(&d, "a.txt");
+    FILE *fp = fopen(f, "w");
+    fputs("one", fp);
+    fclose(fp);
+    free(f);
+    CHECK(!qc_path_exists(dir), "folder absent before commit");
+    CHECK_OK(qc_outdir_commit(&d, &e), e);
+    CHECK(qc_path_is_dir(dir), "folder present after commit");
+    CHECK_FAILS(qc_outdir_open(&d, dir, false, &e), e, "already exists");
+    CHECK_OK(qc_outdir_open(&d, dir, true, &e), e);
+    qc_outdir_abort(&d);
+    CHECK(qc_path_exists(tmp_path("outdir/a.txt")), "abort leaves the old folder alone");
+    CHECK_OK(qc_outdir_open(&d, dir, true, &e), e);
+    CHECK_OK(qc_outdir_commit(&d, &e), e);
+    CHECK(qc_path_is_dir(dir) && !qc_path_exists(tmp_path("outdir/a.txt")), "replaced by the new folder");
+}
+
+int main(void) {
+    RUN(test_f16_exhaustive);
+    RUN(test_bf16);
+    RUN(test_pyrandom);
+    RUN(test_sizes);
+    RUN(test_outfile);
+    RUN(test_outdir);
+    return check_summary();
+}
