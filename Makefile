@@ -9,7 +9,7 @@ BUILD   ?= build
 ifeq ($(origin CC),default)
 CC      := gcc
 endif
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fopenmp -D_GNU_SOURCE -I. $(SAN)
 LDLIBS  += -lopenblas -llapacke -lcjson -lz -lm

@@ -173,8 +173,12 @@ void qc_progress(const qc_log *log, const char *stage, int64_t done, int64_t tot
                  const char *detail);
 
 double qc_now(void); /* monotonic seconds */
-/* Threads for OpenBLAS and qcalib's OpenMP loops; n <= 0 means every core. Returns n used. */
+/* Threads for qcalib's OpenMP loops (n <= 0: every core); OpenBLAS is set single-threaded,
+ * so the two runtimes never compete for cores. Returns n. */
 int qc_set_threads(int n);
 int qc_get_threads(void);
+/* Lets OpenBLAS use qc_get_threads() threads (true) for work done inside one large BLAS or
+ * LAPACK call, outside any OpenMP region; false returns it to one thread. */
+void qc_blas_threads(bool parallel);
 
 #endif

@@ -33,7 +33,7 @@ static qc_status open_regular(const char *path, int *fd, size_t *size, qc_err *e
 qc_status qc_map_open(qc_map *m, const char *path, qc_err *e) {
     memset(m, 0, sizeof *m);
     int fd;
-    size_t size;
+    size_t size = 0;
     qc_status st = open_regular(path, &fd, &size, e);
     if (st) return st;
     m->path = qc_strdup(path, e);
@@ -64,7 +64,7 @@ qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *le
     *buf = NULL;
     *len = 0;
     int fd;
-    size_t size;
+    size_t size = 0;
     qc_status st = open_regular(path, &fd, &size, e);
     if (st) return st;
     if (size > max_size) {

@@ -30,6 +30,11 @@ double qc_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* One threading runtime at a time: qcalib's loops (and the forward pass's matrix products,
+ * split across threads) use OpenMP, so OpenBLAS is kept single-threaded; its own pthreads
+ * spin between calls and, sharing the cores with OpenMP's, made two threads three times
+ * slower than one on small models. Code whose work is inside OpenBLAS/LAPACK (a large
+ * Cholesky, say) asks for its threads with qc_blas_threads. */
 static int threads_used;
 
 int qc_set_threads(int n) {
@@ -37,7 +42,7 @@ int qc_set_threads(int n) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
     }
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
@@ -45,4 +50,6 @@ int qc_set_threads(int n) {
     return n;
 }
 
-int qc_get_threads(void) { return threads_used ? threads_used : openblas_get_num_threads(); }
+int qc_get_threads(void) { return threads_used ? threads_used : 1; }
+
+void qc_blas_threads(bool parallel) { openblas_set_num_threads(parallel ? qc_get_threads() : 1); }

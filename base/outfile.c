@@ -116,24 +116,27 @@ qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
     char *old = NULL;
     if (qc_path_exists(d->path)) {
         if (!d->replace) {
+            qc_status st = qc_fail(e, QC_ERR_IO, "%s: appeared while writing; not replaced", d->path);
             qc_outdir_abort(d);
-            return qc_fail(e, QC_ERR_IO, "%s: appeared while writing; not replaced", d->path);
+            return st;
         }
         old = qc_strdupf("%s.old.XXXXXX", d->path);
         if (!old || !mkdtemp(old) || rename(d->path, old) != 0) {
             int err = errno;
             if (old) rmdir(old);
             free(old);
+            qc_status st = qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(err));
             qc_outdir_abort(d);
-            return qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(err));
+            return st;
         }
     }
     if (rename(d->tmp, d->path) != 0) {
         int err = errno;
         if (old) rename(old, d->path);
         free(old);
+        qc_status st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(err));
         qc_outdir_abort(d);
-        return qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(err));
+        return st;
     }
     if (old) remove_tree(old);
     free(old);

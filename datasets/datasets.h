@@ -52,18 +52,25 @@ typedef struct qc_tokenizer {
 qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, qc_err *e);
 void qc_tokenizer_free(qc_tokenizer *t);
 
+/* The id whose piece is exactly s[0..len), or -1. Where a vocabulary repeats a piece, the
+ * lowest id. */
+int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);
+
 /* run.c's encode: optional BOS; a leading " " token when the text is non-empty (the
  * dummy prefix); one token per UTF-8 code point found in the vocabulary, else one token
  * per byte (id = byte + 3); then repeatedly the adjacent pair whose concatenation has the
  * highest score is merged (leftmost on ties) until none is in the vocabulary; optional
  * EOS. Runs in O(n log n), so whole corpora can be encoded at once. *ids is newly
- * allocated. */
+ * allocated. The text may contain NUL bytes (byte-fallback token 3). Fails, rather than emit
+ * an id outside the vocabulary, when it lacks a piece this needs (" " for non-empty text,
+ * a byte-fallback id, BOS/EOS), and for texts over 4 GiB. */
 qc_status qc_tokenizer_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos,
                               bool eos, int32_t **ids, size_t *n, qc_err *e);
 
 /* run.c's decode of one token given the one before it: a piece following BOS loses its
  * leading space; a "<0xXX>" piece is that raw byte. Returns a pointer into the tokenizer
- * (or into `byte`, a caller buffer of 2 bytes) and its length. */
+ * (or into `byte`, a caller buffer of 2 bytes) and its length; NULL (and *len = 0) for a
+ * token outside the vocabulary. */
 const char *qc_tokenizer_piece(const qc_tokenizer *t, int32_t prev, int32_t token, char byte[2],
                                size_t *len);
 

@@ -85,7 +85,7 @@ bool qc_dtype_parse(const char *name, qc_dtype *t);
 /* Converts n elements of a float type (F32/F16/BF16/F64) at src (little endian, any
  * alignment) to fp32. */
 void qc_convert_to_f32(qc_dtype t, const void *src, size_t n, float *dst);
-/* Converts n fp32 values to F32/F16/BF16 (round to nearest even), little endian. */
+/* Converts n fp32 values to F32/F16/BF16 (round to nearest even) or F64, little endian. */
 void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
 
 /* ---- checkpoints ---------------------------------------------------------------------------------- */

@@ -39,6 +39,10 @@ typedef struct qc_block {
     float *w[QC_LIN_COUNT]; /* (rows, cols) as qc_weight_shape of qc_linear_weight(l) */
 } qc_block;
 
+/* Reads one weight into a new buffer (*out, rows*cols floats) and rejects NaN/Inf values,
+ * naming the tensor and position. */
+qc_status qc_weight_load(const qc_checkpoint *ck, qc_weight w, int layer, float **out, qc_err *e);
+
 /* Reads block `layer` from ck; rejects NaN/Inf weights naming the tensor and block. */
 qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err *e);
 void qc_block_free(qc_block *b); /* NULL or zeroed: no-op */

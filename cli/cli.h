@@ -1,0 +1,70 @@
+/* cli.h — internal to cli/: the option parser, the terminal log, input helpers and the
+ * subcommands. Only cli/ prints or exits; everything it calls returns a status and a
+ * message, which cli/ prints as "qcalib: <message>" before exiting non-zero.
+ *
+ * Exit codes: 0 success, 1 failure (bad input, I/O, numerical trouble), 2 usage error. */
+#ifndef QC_CLI_H
+#define QC_CLI_H
+
+#include "base/base.h"
+#include "datasets/datasets.h"
+#include "eval/eval.h"
+#include "io/io.h"
+#include "model/model.h"
+
+#define EXIT_USAGE 2
+
+/* ---- options ---- */
+
+typedef enum cli_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_FLOAT } cli_kind;
+
+typedef struct cli_opt {
+    const char *name;    /* without the leading "--" */
+    cli_kind kind;
+    void *dest;          /* bool*, const char**, long*, double* */
+    const char *metavar; /* shown in help, e.g. "N" */
+    const char *help;
+    double min, max;     /* accepted range of OPT_INT / OPT_FLOAT */
+} cli_opt;
+
+typedef struct cli_cmd {
+    const char *name;
+    const char *usage;   /* one line after "qcalib NAME " */
+    const char *about;   /* paragraph(s) printed before the options */
+    const cli_opt *opts; /* terminated by a zeroed entry */
+    const char *notes;   /* printed after the options, or NULL */
+} cli_cmd;
+
+/* Parses argv[first..] (--name value or --name=value); on a bad option prints the error
+ * with a pointer to --help and returns EXIT_USAGE; on --help prints help and returns -1;
+ * else 0. */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, int first);
+void cli_help(const cli_cmd *cmd, FILE *f);
+/* Usage error naming the command: prints and returns EXIT_USAGE. */
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "qcalib: msg" and returns 1. */
+int cli_fail(const qc_err *e);
+
+/* ---- the terminal log: one updating progress line on a terminal, plain lines
+ * otherwise, nothing but warnings with --quiet ---- */
+qc_log cli_log(bool quiet);
+void cli_log_done(void); /* ends an updating line */
+
+/* ---- inputs shared by the commands ---- */
+
+/* The tokenizer: `path` if given, else tokenizer.bin or tok<vocab>.bin beside the model. */
+qc_status cli_tokenizer(const char *path, const char *model_path, int vocab, qc_tokenizer *t, qc_err *e);
+/* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
+ * BOS at the start. *docs and *bytes describe what was read. */
+qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
+                          size_t *docs, size_t *bytes, qc_err *e);
+/* Applies --threads (0 = every core); returns the count used. */
+int cli_threads(long n);
+
+/* ---- subcommands: each returns the process exit code ---- */
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,67 @@
+/* cmd_convert.c — `qcalib convert`: a checkpoint rewritten in full precision as a Hugging
+ * Face folder or a llama2.c .bin, atomically. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+static const char *model_path, *out_path, *to = "hf", *dtype_name = "f32";
+static long shard_mb, threads;
+static bool force, quiet;
+
+static const cli_opt opts[] = {
+    { "model", OPT_STR, &model_path, "PATH", "input: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
+    { "out", OPT_STR, &out_path, "PATH", "output folder (hf) or file (llama2c) (required)", 0, 0 },
+    { "to", OPT_STR, &to, "FORMAT", "hf (default) or llama2c", 0, 0 },
+    { "dtype", OPT_STR, &dtype_name, "TYPE", "hf tensor type: f32 (default), f16 or bf16", 0, 0 },
+    { "shard-size", OPT_INT, &shard_mb, "MB", "hf: split into shards of at most MB megabytes, with an index", 1, 1 << 24 },
+    { "force", OPT_FLAG, &force, NULL, "replace an existing output", 0, 0 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
+    { 0 },
+};
+
+static const cli_cmd cmd = {
+    "convert", "--model PATH --out PATH [--to hf|llama2c] [--dtype f32|f16|bf16]",
+    "Rewrites a checkpoint in full precision. hf writes config.json and model.safetensors (or\n"
+    "shards with model.safetensors.index.json) with Q/K rows in Hugging Face's rotate-half\n"
+    "layout; llama2c writes llama2.c's legacy fp32 .bin. The output appears only when complete.",
+    opts,
+    "example:\n  qcalib convert --model stories260K.bin --out stories260K-hf --dtype f16",
+};
+
+int cmd_convert(int argc, char **argv) {
+    int rc = cli_parse(&cmd, argc, argv, 2);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model_path) return cli_usage_error(&cmd, "--model is required");
+    if (!out_path) return cli_usage_error(&cmd, "--out is required");
+    bool hf = strcmp(to, "hf") == 0;
+    if (!hf && strcmp(to, "llama2c") != 0) return cli_usage_error(&cmd, "--to '%s': expected hf or llama2c", to);
+    qc_dtype dt;
+    if (strcmp(dtype_name, "f32") == 0) dt = QC_DT_F32;
+    else if (strcmp(dtype_name, "f16") == 0) dt = QC_DT_F16;
+    else if (strcmp(dtype_name, "bf16") == 0) dt = QC_DT_BF16;
+    else return cli_usage_error(&cmd, "--dtype '%s': expected f32, f16 or bf16", dtype_name);
+    if (!hf && (dt != QC_DT_F32 || shard_mb))
+        return cli_usage_error(&cmd, "--to llama2c writes one fp32 file: --dtype and --shard-size do not apply");
+    if (!hf && qc_path_exists(out_path) && !force)
+        return cli_usage_error(&cmd, "%s already exists (pass --force to replace it)", out_path);
+    cli_threads(threads);
+    qc_log log = cli_log(quiet);
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL;
+    qc_status st = qc_checkpoint_open(&ck, model_path, &e);
+    if (!st) {
+        qc_weight_source src = qc_checkpoint_source(ck);
+        if (hf) {
+            qc_hf_export_opts o = { dt, (size_t)shard_mb << 20 };
+            st = qc_export_hf(&src, out_path, &o, force, &log, &e);
+        } else {
+            st = qc_export_llama2c(&src, out_path, &log, &e);
+        }
+    }
+    qc_checkpoint_close(ck);
+    if (st) return cli_fail(&e);
+    cli_log_done();
+    if (!quiet) fprintf(stderr, "wrote %s\n", out_path);
+    return 0;
+}

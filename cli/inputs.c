@@ -1,0 +1,48 @@
+/* inputs.c — what several commands need: the tokenizer that belongs to a model, a text
+ * file as token ids, the thread count. */
+#include "cli/cli.h"
+
+#include <stdlib.h>
+
+qc_status cli_tokenizer(const char *path, const char *model_path, int vocab, qc_tokenizer *t, qc_err *e) {
+    if (path) return qc_tokenizer_load(t, path, vocab, e);
+    char *dir = qc_path_is_dir(model_path) ? qc_strdup(model_path, e) : qc_path_dirname(model_path);
+    if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    char name[32];
+    snprintf(name, sizeof name, "tok%d.bin", vocab);
+    const char *candidates[2] = { "tokenizer.bin", name };
+    for (int i = 0; i < 2; i++) {
+        char *p = qc_path_join(dir, candidates[i]);
+        if (p && qc_path_exists(p)) {
+            qc_status st = qc_tokenizer_load(t, p, vocab, e);
+            free(p);
+            free(dir);
+            return st;
+        }
+        free(p);
+    }
+    qc_status st = qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for %s/tokenizer.bin and %s/%s); pass --tokenizer FILE",
+                           model_path, dir, dir, name);
+    free(dir);
+    return st;
+}
+
+qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
+                          size_t *docs, size_t *bytes, qc_err *e) {
+    qc_corpus c;
+    qc_status st = qc_corpus_load(&c, path, e);
+    if (st) return st;
+    char *text;
+    size_t len;
+    st = qc_corpus_joined(&c, &text, &len, e);
+    *docs = c.ndocs;
+    qc_corpus_free(&c);
+    if (st) return st;
+    *bytes = len;
+    st = qc_tokenizer_encode(t, text, len, true, false, ids, n, e);
+    free(text);
+    if (st) qc_fail_prefix(e, st, "%s", path);
+    return st;
+}
+
+int cli_threads(long n) { return qc_set_threads((int)n); }

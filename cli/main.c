@@ -1,0 +1,49 @@
+/* main.c — qcalib's entry point: dispatches to a subcommand, prints the overview. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+#define QCALIB_VERSION "0.1.0"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    { "eval", cmd_eval, "perplexity of a model on a text; KL divergence against saved log-probabilities" },
+    { "generate", cmd_generate, "greedy decoding from BOS (or a prompt): the exactness check against llama2.c" },
+    { "convert", cmd_convert, "rewrite a checkpoint as a Hugging Face folder (f32/f16/bf16) or llama2.c .bin" },
+    { "tokenize", cmd_tokenize, "print the token ids of a text" },
+};
+
+static void overview(FILE *f) {
+    fprintf(f,
+            "qcalib %s — offline calibration and quantization of Llama-family models, on a CPU\n\n"
+            "usage: qcalib COMMAND [options]     (qcalib COMMAND --help for each)\n\ncommands:\n",
+            QCALIB_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nmodels: a llama2.c checkpoint (.bin), or a Hugging Face Llama folder (config.json +\n"
+            "model.safetensors or a sharded model.safetensors.index.json; F32, F16 or BF16).\n"
+            "texts: plain text, JSON lines with a \"text\" field (.jsonl/.json), or gzip'd JSON lines\n"
+            "(.json.gz, the shape of C4 shards).\n\n"
+            "exit status: 0 success, 1 failure (the message names the file, tensor or option), 2 usage error.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        overview(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("qcalib %s\n", QCALIB_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
+    fprintf(stderr, "qcalib: unknown command '%s' (see 'qcalib --help')\n", argv[1]);
+    return EXIT_USAGE;
+}

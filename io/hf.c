@@ -1,0 +1,187 @@
+/* hf.c — the Hugging Face checkpoint reader: a folder with config.json and either
+ * model.safetensors or model.safetensors.index.json plus its shards, or a single
+ * .safetensors file with config.json beside it.
+ *
+ * model.safetensors.index.json:
+ *   {"metadata": {"total_size": N}, "weight_map": {"tensor name": "shard file name", ...}}
+ * Shard names must be plain file names in the same folder (no '/', no ".."); each shard
+ * is opened (mapped and its header validated) once, and every tensor the map names must be
+ * in the shard it is mapped to.
+ *
+ * Tensor names (L = layer): model.embed_tokens.weight, model.norm.weight, lm_head.weight
+ * (absent when tie_word_embeddings), model.layers.L.{input_layernorm,
+ * post_attention_layernorm}.weight, model.layers.L.self_attn.{q,k,v,o}_proj.weight,
+ * model.layers.L.mlp.{gate,up,down}_proj.weight. At open every one the config implies must
+ * exist as F32, F16 or BF16 with exactly the shape the config implies ([out, in] for
+ * matrices, [dim] for norms); other tensors are ignored. Q and K rows are in HF's
+ * rotate-half order, which the read path un-permutes (checkpoint.c). */
+#include "io/internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INDEX_MAX_BYTES ((size_t)64 << 20)
+
+/* Where the tensors are: one file, or the index's weight_map over sorted shard names. */
+typedef struct hf_files {
+    const char *source;       /* the file to name when a tensor is missing */
+    const cJSON *weight_map;  /* NULL: every tensor is in shard 0 */
+    char **names;             /* (nshards) sorted shard file names; NULL for one file */
+} hf_files;
+
+/* The index in ck->shards of a shard file name taken from the weight map. */
+static int shard_index(const hf_files *f, int nshards, const char *name) {
+    char *const *p = bsearch(&name, f->names, (size_t)nshards, sizeof *f->names, qc_cmp_str_ptr);
+    QC_ASSERT(p != NULL); /* every name in the weight map was opened */
+    return (int)(p - f->names);
+}
+
+/* Opens the next shard (ck->shards has room for it). */
+static qc_status open_shard(qc_checkpoint *ck, const char *path, qc_err *e) {
+    qc_status st = qc_st_open(&ck->shards[ck->nshards], path, e);
+    if (!st) ck->nshards++;
+    return st;
+}
+
+/* Validates the index, opens every shard it names once, and checks each mapped tensor is
+ * in its shard. */
+static qc_status open_index(qc_checkpoint *ck, const char *dir, const char *index, cJSON **root,
+                            hf_files *f, qc_err *e) {
+    qc_status st = qc_json_load(index, INDEX_MAX_BYTES, root, e);
+    if (st) return st;
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(*root, "weight_map");
+    if (!cJSON_IsObject(*root) || !cJSON_IsObject(map))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: no \"weight_map\" object", index);
+    int n = cJSON_GetArraySize(map);
+    f->weight_map = map;
+    f->names = qc_malloc((size_t)n, sizeof *f->names, e, index);
+    if (!f->names) return QC_ERR_NOMEM;
+    int k = 0;
+    for (const cJSON *t = map->child; t; t = t->next) {
+        if (!cJSON_IsString(t))
+            return qc_fail(e, QC_ERR_FORMAT, "%s: weight_map entry '%s' is not a string", index, t->string);
+        const char *s = t->valuestring;
+        if (!*s || strchr(s, '/') || strchr(s, '\\') || strstr(s, ".."))
+            return qc_fail(e, QC_ERR_FORMAT,
+                           "%s: weight_map entry '%s': shard \"%s\" is not a plain file name in the same folder",
+                           index, t->string, s);
+        f->names[k++] = t->valuestring;
+    }
+    qsort(f->names, (size_t)n, sizeof *f->names, qc_cmp_str_ptr);
+    int u = 0; /* unique names */
+    for (int i = 0; i < n; i++)
+        if (u == 0 || strcmp(f->names[u - 1], f->names[i]) != 0) f->names[u++] = f->names[i];
+    ck->shards = qc_calloc((size_t)u, sizeof *ck->shards, e, index);
+    if (!ck->shards) return QC_ERR_NOMEM;
+    for (int i = 0; i < u && !st; i++) {
+        char *p = qc_path_join(dir, f->names[i]);
+        st = p ? open_shard(ck, p, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        free(p);
+    }
+    if (st) return qc_fail_prefix(e, st, "%s", index);
+    for (const cJSON *t = map->child; t; t = t->next) {
+        const qc_st_file *sh = &ck->shards[shard_index(f, u, t->valuestring)];
+        if (!qc_st_find(sh, t->string))
+            return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s' is mapped to %s, which does not contain it",
+                           index, t->string, t->valuestring);
+    }
+    return QC_OK;
+}
+
+/* A safetensors tensor name ending in .qweight: a GPTQ/AWQ checkpoint. */
+static qc_status refuse_quantized(const qc_checkpoint *ck, qc_err *e) {
+    for (int s = 0; s < ck->nshards; s++)
+        for (int i = 0; i < ck->shards[s].ntensors; i++) {
+            const qc_st_tensor *t = &ck->shards[s].tensors[i];
+            if (qc_str_ends_with(t->name, ".qweight"))
+                return qc_fail(e, QC_ERR_UNSUPPORTED,
+                               "%s: tensor '%s' (%s): quantized (GPTQ/AWQ) checkpoints are not supported yet as input",
+                               ck->shards[s].map.path, t->name, qc_dtype_name(t->dtype));
+        }
+    return QC_OK;
+}
+
+/* Finds weight (w, layer), checks its dtype and shape, and records where it is. */
+static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, qc_err *e) {
+    char name[128];
+    qc_weight_hf_name(w, layer, name, sizeof name);
+    const qc_st_file *sh = &ck->shards[0];
+    if (f->weight_map) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
+        if (!m) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s' (not in weight_map)", f->source, name);
+        sh = &ck->shards[shard_index(f, ck->nshards, m->valuestring)];
+    }
+    const qc_st_tensor *t = qc_st_find(sh, name);
+    if (!t) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s'", sh->map.path, name);
+    if (t->dtype != QC_DT_F32 && t->dtype != QC_DT_F16 && t->dtype != QC_DT_BF16)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported yet (F32, F16 or BF16 expected)%s",
+                       sh->map.path, name, qc_dtype_name(t->dtype),
+                       t->dtype == QC_DT_I32 ? "; a quantized checkpoint?" : "");
+    int rows, cols;
+    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    bool vec = w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM;
+    bool ok = vec ? t->ndim == 1 && t->shape[0] == rows
+                  : t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols;
+    if (!ok) {
+        char got[160] = "";
+        size_t n = 0;
+        for (int i = 0; i < t->ndim && n < sizeof got; i++)
+            n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        char want[48];
+        if (vec) snprintf(want, sizeof want, "[%d]", rows);
+        else snprintf(want, sizeof want, "[%d, %d]", rows, cols);
+        return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': shape [%s], but config.json implies %s",
+                       sh->map.path, name, got, want);
+    }
+    int heads = w == QC_W_Q ? ck->cfg.n_heads : w == QC_W_K ? ck->cfg.n_kv_heads : 0;
+    ck->locs[qc_ck_slot(w, layer)] = (qc_ck_loc){ .data = t->data, .dtype = t->dtype, .hf_rope_heads = heads };
+    return QC_OK;
+}
+
+static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, qc_err *e) {
+    qc_status st = qc_ck_alloc_locs(ck, e);
+    if (!st) st = refuse_quantized(ck, e);
+    for (int w = 0; w < QC_W_COUNT && !st; w++) {
+        if (w == QC_W_CLASSIFIER && ck->cfg.tied_classifier) continue;
+        int nl = qc_weight_is_global(w) ? 1 : ck->cfg.n_layers;
+        for (int l = 0; l < nl && !st; l++) st = locate(ck, f, (qc_weight)w, l, e);
+    }
+    if (!st && ck->cfg.tied_classifier) ck->locs[QC_W_CLASSIFIER] = ck->locs[QC_W_EMBED];
+    return st;
+}
+
+qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
+    ck->format = "hf-safetensors";
+    bool is_dir = qc_path_is_dir(path);
+    char *dir = is_dir ? qc_strdupf("%s", path) : qc_path_dirname(path);
+    char *config = dir ? qc_path_join(dir, "config.json") : NULL;
+    char *single = dir ? (is_dir ? qc_path_join(dir, "model.safetensors") : qc_strdupf("%s", path)) : NULL;
+    char *index = dir ? qc_path_join(dir, "model.safetensors.index.json") : NULL;
+    cJSON *root = NULL;
+    hf_files f = { 0 };
+    qc_status st = QC_OK;
+    if (!dir || !config || !single || !index) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st && !is_dir && !qc_path_exists(path)) st = qc_fail(e, QC_ERR_IO, "%s: no such file", path);
+    if (!st) st = qc_hf_config_load(config, &ck->cfg, e);
+    if (!st) {
+        if (!is_dir || qc_path_exists(single)) {
+            f.source = single;
+            ck->shards = qc_calloc(1, sizeof *ck->shards, e, single);
+            st = ck->shards ? open_shard(ck, single, e) : QC_ERR_NOMEM;
+        } else if (qc_path_exists(index)) {
+            f.source = index;
+            st = open_index(ck, dir, index, &root, &f, e);
+        } else {
+            st = qc_fail(e, QC_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json is there", dir);
+        }
+    }
+    if (!st) st = locate_all(ck, &f, e);
+    cJSON_Delete(root);
+    free(f.names);
+    free(dir);
+    free(config);
+    free(single);
+    free(index);
+    return st;
+}

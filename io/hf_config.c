@@ -1,0 +1,143 @@
+/* hf_config.c — reading a Hugging Face config.json into a qc_config.
+ *
+ * Accepted: model_type "llama" (or "mistral" without a sliding window shorter than the
+ * context). Fields, with defaults as transformers' LlamaConfig has them:
+ *   hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, vocab_size
+ *                                         required integers
+ *   num_key_value_heads                   default num_attention_heads
+ *   head_dim                              default hidden_size / num_attention_heads
+ *   max_position_embeddings               default 2048
+ *   rms_norm_eps                          default 1e-6
+ *   rope_theta                            default 10000
+ *   tie_word_embeddings                   default false
+ *   hidden_act                            "silu" if present
+ * Refused as unsupported: a non-null rope_scaling, attention_bias or mlp_bias true, a
+ * quantization_config. A null value counts as absent. Every message names the file and
+ * the field. */
+#include "io/internal.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES ((size_t)16 << 20)
+
+/* The member `key` of o, or NULL when absent or null. */
+static const cJSON *field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
+static const char *json_type(const cJSON *v) {
+    return cJSON_IsString(v) ? "a string" : cJSON_IsBool(v) ? "a boolean" : cJSON_IsNumber(v) ? "a number"
+           : cJSON_IsArray(v) ? "an array" : cJSON_IsObject(v) ? "an object" : "null";
+}
+
+/* An integer field (def when absent unless required). Range checks are left to
+ * qc_config_check. */
+static qc_status get_int(const char *path, const cJSON *o, const char *key, bool required, int def, int *out,
+                         qc_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) {
+        if (required) return qc_fail(e, QC_ERR_FORMAT, "%s: required field %s is missing", path, key);
+        *out = def;
+        return QC_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be an integer, not %s", path, key, json_type(v));
+    double d = v->valuedouble;
+    if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be an integer, not %g", path, key, d);
+    *out = (int)d;
+    return QC_OK;
+}
+
+static qc_status get_float(const char *path, const cJSON *o, const char *key, float def, float *out, qc_err *e) {
+    const cJSON *v = field(o, key);
+    if (!v) {
+        *out = def;
+        return QC_OK;
+    }
+    if (!cJSON_IsNumber(v))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be a number, not %s", path, key, json_type(v));
+    *out = (float)v->valuedouble;
+    return QC_OK;
+}
+
+static qc_status get_bool(const char *path, const cJSON *o, const char *key, bool *out, qc_err *e) {
+    const cJSON *v = field(o, key);
+    *out = false;
+    if (!v) return QC_OK;
+    if (!cJSON_IsBool(v))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be true or false, not %s", path, key, json_type(v));
+    *out = cJSON_IsTrue(v);
+    return QC_OK;
+}
+
+static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_err *e) {
+    if (!cJSON_IsObject(root)) return qc_fail(e, QC_ERR_FORMAT, "%s: not a JSON object", path);
+    const cJSON *mt = field(root, "model_type");
+    if (!mt) return qc_fail(e, QC_ERR_FORMAT, "%s: required field model_type is missing", path);
+    if (!cJSON_IsString(mt))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: model_type must be a string, not %s", path, json_type(mt));
+    bool mistral = strcmp(mt->valuestring, "mistral") == 0;
+    if (!mistral && strcmp(mt->valuestring, "llama") != 0)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (only llama)", path,
+                       mt->valuestring);
+    if (field(root, "quantization_config"))
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: quantization_config: quantized checkpoints are not supported yet as input", path);
+    if (field(root, "rope_scaling"))
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rope_scaling is not supported yet", path);
+    const cJSON *act = field(root, "hidden_act");
+    if (act && !cJSON_IsString(act))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: hidden_act must be a string, not %s", path, json_type(act));
+    if (act && strcmp(act->valuestring, "silu") != 0)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", path,
+                       act->valuestring);
+    qc_status st;
+    bool bias;
+    static const char *const bias_fields[] = { "attention_bias", "mlp_bias" };
+    for (int i = 0; i < 2; i++) {
+        if ((st = get_bool(path, root, bias_fields[i], &bias, e))) return st;
+        if (bias) return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s true is not supported yet", path, bias_fields[i]);
+    }
+
+    memset(c, 0, sizeof *c);
+    if ((st = get_int(path, root, "hidden_size", true, 0, &c->dim, e)) ||
+        (st = get_int(path, root, "intermediate_size", true, 0, &c->hidden_dim, e)) ||
+        (st = get_int(path, root, "num_hidden_layers", true, 0, &c->n_layers, e)) ||
+        (st = get_int(path, root, "num_attention_heads", true, 0, &c->n_heads, e)) ||
+        (st = get_int(path, root, "vocab_size", true, 0, &c->vocab_size, e)) ||
+        (st = get_int(path, root, "num_key_value_heads", false, c->n_heads, &c->n_kv_heads, e)) ||
+        (st = get_int(path, root, "max_position_embeddings", false, 2048, &c->seq_len, e)) ||
+        (st = get_float(path, root, "rms_norm_eps", 1e-6f, &c->norm_eps, e)) ||
+        (st = get_float(path, root, "rope_theta", 10000.0f, &c->rope_theta, e)) ||
+        (st = get_bool(path, root, "tie_word_embeddings", &c->tied_classifier, e)))
+        return st;
+    if (c->n_heads > 0 && c->dim > 0 && !field(root, "head_dim") && c->dim % c->n_heads != 0)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d "
+                       "(and no head_dim is given)", path, c->dim, c->n_heads);
+    if ((st = get_int(path, root, "head_dim", false, c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, e)))
+        return st;
+    if ((st = qc_config_check(c, path, &qc_config_names_hf, e))) return st;
+    if (mistral) {
+        int window;
+        if ((st = get_int(path, root, "sliding_window", false, INT32_MAX, &window, e))) return st;
+        if (window < c->seq_len)
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: sliding_window %d (shorter than max_position_embeddings %d) is not supported",
+                           path, window, c->seq_len);
+    }
+    return QC_OK;
+}
+
+qc_status qc_hf_config_load(const char *path, qc_config *c, qc_err *e) {
+    cJSON *root;
+    qc_status st = qc_json_load(path, CONFIG_MAX_BYTES, &root, e);
+    if (st) return st;
+    st = parse(path, root, c, e);
+    cJSON_Delete(root);
+    return st;
+}

@@ -1,0 +1,62 @@
+/* block.c — one transformer block's weights: which linears a block has, where their
+ * inputs come from, and loading them from a checkpoint (rejecting NaN/Inf on the way). */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const qc_weight linear_weight[QC_LIN_COUNT] = {
+    QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_GATE, QC_W_UP, QC_W_DOWN,
+};
+static const qc_site linear_site[QC_LIN_COUNT] = {
+    QC_SITE_QKV, QC_SITE_QKV, QC_SITE_QKV, QC_SITE_O, QC_SITE_GATE_UP, QC_SITE_GATE_UP, QC_SITE_DOWN,
+};
+
+qc_weight qc_linear_weight(qc_linear l) { return linear_weight[l]; }
+qc_site qc_linear_site(qc_linear l) { return linear_site[l]; }
+
+const char *qc_site_name(qc_site s) {
+    static const char *names[QC_SITE_COUNT] = { "qkv", "o", "gate_up", "down" };
+    return names[s];
+}
+
+qc_status qc_weight_load(const qc_checkpoint *ck, qc_weight w, int layer, float **out, qc_err *e) {
+    int rows, cols;
+    qc_weight_shape(qc_checkpoint_config(ck), w, &rows, &cols);
+    size_t n = (size_t)rows * (size_t)cols;
+    float *buf = qc_malloc(n, sizeof(float), e, qc_weight_short_name(w));
+    if (!buf) return QC_ERR_NOMEM;
+    qc_status st = qc_checkpoint_read(ck, w, layer, buf, e);
+    if (st) { free(buf); return st; }
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(buf[i])) {
+            char name[128];
+            qc_weight_hf_name(w, layer, name, sizeof name);
+            double bad = buf[i];
+            free(buf);
+            return qc_fail(e, QC_ERR_NUMERIC, "%s: weight %s has a non-finite value (%g) at row %zu, column %zu",
+                           qc_checkpoint_path(ck), name, bad, i / (size_t)cols, i % (size_t)cols);
+        }
+    }
+    *out = buf;
+    return QC_OK;
+}
+
+qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err *e) {
+    memset(b, 0, sizeof *b);
+    qc_status st = qc_weight_load(ck, QC_W_ATTN_NORM, layer, &b->attn_norm, e);
+    if (!st) st = qc_weight_load(ck, QC_W_FFN_NORM, layer, &b->ffn_norm, e);
+    for (int l = 0; l < QC_LIN_COUNT && !st; l++)
+        st = qc_weight_load(ck, linear_weight[l], layer, &b->w[l], e);
+    if (st) qc_block_free(b);
+    return st;
+}
+
+void qc_block_free(qc_block *b) {
+    if (!b) return;
+    free(b->attn_norm);
+    free(b->ffn_norm);
+    for (int l = 0; l < QC_LIN_COUNT; l++) free(b->w[l]);
+    memset(b, 0, sizeof *b);
+}

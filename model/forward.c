@@ -1,0 +1,203 @@
+/* forward.c — one Llama block in fp32 over a chunk of tokens, the operations llama2.c's
+ * run.c performs per token, here over all tokens at once: every matrix product is one
+ * cblas_sgemm, and the element-wise steps (RMSNorm, RoPE, softmax, SwiGLU) are OpenMP
+ * loops over rows. The float expressions of the element-wise steps are run.c's own, so
+ * the pass reproduces its greedy decoding token for token. */
+#include "model/internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+/* Below this many element operations a loop runs on one thread: waking the others costs more. */
+#define PAR_MIN_WORK (1 << 15)
+
+/* Below this many multiply-adds a product runs on one thread. */
+#define PAR_MIN_GEMM (1 << 20)
+
+/* The output features are split across the OpenMP threads, each slice one single-threaded
+ * sgemm (the forward pass runs OpenBLAS single-threaded, see qc_set_threads). Slices are
+ * multiples of 16 rows, the width of the sgemm kernels. */
+void qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y) {
+    int nt = omp_get_max_threads();
+    if (nt == 1 || omp_in_parallel() || (int64_t)ntok * rows * cols < PAR_MIN_GEMM) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ntok, rows, cols, 1.0f, x, cols, w, cols,
+                    0.0f, y, rows);
+        return;
+    }
+    int per = (rows + nt - 1) / nt;
+    per = (per + 15) / 16 * 16;
+#pragma omp parallel num_threads(nt)
+    {
+        int r0 = omp_get_thread_num() * per, r1 = r0 + per < rows ? r0 + per : rows;
+        if (r0 < r1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ntok, r1 - r0, cols, 1.0f, x, cols,
+                        w + (size_t)r0 * cols, cols, 0.0f, y + r0, rows);
+    }
+}
+
+void qc_rmsnorm(const float *x, const float *weight, int ntok, int dim, float eps, float *out) {
+#pragma omp parallel for schedule(static) if ((int64_t)ntok * dim > PAR_MIN_WORK)
+    for (int t = 0; t < ntok; t++) {
+        const float *xr = x + (size_t)t * dim;
+        float *o = out + (size_t)t * dim;
+        float ss = 0.0f;
+        for (int j = 0; j < dim; j++) ss += xr[j] * xr[j];
+        ss /= (float)dim;
+        ss += eps;
+        ss = 1.0f / sqrtf(ss);
+        for (int j = 0; j < dim; j++) o[j] = weight[j] * (ss * xr[j]);
+    }
+}
+
+/* Rotates interleaved pairs of every head of v (ntok, nheads*head_dim); token t sits at
+ * position pos0 + t % seqlen. */
+static void rope(float *v, int ntok, int nheads, int head_dim, int pos0, int seqlen,
+                 const float *cos_t, const float *sin_t) {
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static) if ((int64_t)ntok * nheads * head_dim > PAR_MIN_WORK)
+    for (int t = 0; t < ntok; t++) {
+        int pos = pos0 + t % seqlen;
+        const float *fc = cos_t + (size_t)pos * half, *fs = sin_t + (size_t)pos * half;
+        float *row = v + (size_t)t * nheads * head_dim;
+        for (int h = 0; h < nheads; h++) {
+            float *p = row + (size_t)h * head_dim;
+            for (int i = 0; i < half; i++) {
+                float v0 = p[2 * i], v1 = p[2 * i + 1];
+                p[2 * i] = v0 * fc[i] - v1 * fs[i];
+                p[2 * i + 1] = v0 * fs[i] + v1 * fc[i];
+            }
+        }
+    }
+}
+
+/* One row of attention weights: the first len scores divided by scale and softmax'ed (as
+ * run.c does per position), the masked rest zeroed. Separate loops so each vectorizes. */
+static void softmax_causal(float *s, int len, int n, float scale) {
+    for (int j = 0; j < len; j++) s[j] /= scale;
+    float max = s[0];
+    for (int j = 1; j < len; j++) max = s[j] > max ? s[j] : max;
+    float sum = 0.0f;
+    for (int j = 0; j < len; j++) {
+        s[j] = expf(s[j] - max);
+        sum += s[j];
+    }
+    for (int j = 0; j < len; j++) s[j] /= sum;
+    memset(s + len, 0, (size_t)(n - len) * sizeof(float));
+}
+
+/* Causal attention of nq queries at positions pos0..pos0+nq-1 over keys/values at
+ * positions 0..pos0+nq-1. q, out: (nq, n_heads*hd); k, v: (pos0+nq, n_kv_heads*hd). Each
+ * query head h reads key/value head h / (n_heads / n_kv_heads). Heads run in parallel, each
+ * thread with its own (nq, nk) block of scores. */
+static void attend(const qc_config *c, const float *q, const float *k, const float *v, int nq,
+                   int pos0, float *out, float *scores) {
+    int hd = c->head_dim, nk = pos0 + nq, group = c->n_heads / c->n_kv_heads;
+    int qdim = c->n_heads * hd, kvdim = c->n_kv_heads * hd;
+    float scale = sqrtf((float)hd);
+#pragma omp parallel for schedule(dynamic) if ((int64_t)nq * nk * c->n_heads > PAR_MIN_WORK)
+    for (int h = 0; h < c->n_heads; h++) {
+        int kvh = h / group;
+        float *sc = scores + (size_t)omp_get_thread_num() * nq * nk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, q + (size_t)h * hd,
+                    qdim, k + (size_t)kvh * hd, kvdim, 0.0f, sc, nk);
+        for (int i = 0; i < nq; i++) softmax_causal(sc + (size_t)i * nk, pos0 + i + 1, nk, scale);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, sc, nk,
+                    v + (size_t)kvh * hd, kvdim, 0.0f, out + (size_t)h * hd, qdim);
+    }
+}
+
+static void add_into(float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* h1 = silu(h1) * h3 */
+static void swiglu(float *h1, const float *h3, size_t n) {
+#pragma omp parallel for schedule(static) if (n > PAR_MIN_WORK)
+    for (size_t i = 0; i < n; i++) {
+        float g = h1[i];
+        g *= 1.0f / (1.0f + expf(-g));
+        h1[i] = g * h3[i];
+    }
+}
+
+/* Calls the hook for a site; *stop tells the caller to end the block. */
+static qc_status hook(const qc_hooks *hooks, int layer, qc_site site, float *x, int ntok, int cols,
+                      int nwin, int seqlen, bool *stop, qc_err *e) {
+    *stop = false;
+    if (!hooks || !hooks->fn) return QC_OK;
+    qc_hook_call call = { layer, site, x, ntok, cols, nwin, seqlen, false };
+    qc_status st = hooks->fn(hooks->ctx, &call, e);
+    *stop = call.stop;
+    return st;
+}
+
+/* The block over nwin windows of seqlen tokens. With kv (then nwin == 1), the tokens sit at
+ * positions kv->len.. and their keys/values go into the cache, attention spanning it. */
+static qc_status run_block(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
+                           int seqlen, qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws,
+                           qc_err *e) {
+    int ntok = nwin * seqlen, pos0 = kv ? kv->len : 0;
+    int dim = c->dim, hidden = c->hidden_dim;
+    int qdim = c->n_heads * c->head_dim, kvdim = c->n_kv_heads * c->head_dim;
+    if (ntok > ws->max_tokens || pos0 + seqlen > ws->max_ctx)
+        return qc_fail(e, QC_ERR_ARG, "block %d: %d tokens at position %d exceed the workspace (%d tokens, context %d)",
+                       layer, ntok, pos0, ws->max_tokens, ws->max_ctx);
+    if (kv && pos0 + ntok > kv->max_len)
+        return qc_fail(e, QC_ERR_ARG, "block %d: position %d beyond the cache (%d)", layer, pos0 + ntok, kv->max_len);
+    bool stop;
+    qc_status st;
+
+    /* attention */
+    qc_rmsnorm(x, b->attn_norm, ntok, dim, c->norm_eps, ws->xb);
+    if ((st = hook(hooks, layer, QC_SITE_QKV, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
+    float *k = ws->k, *v = ws->v;
+    if (kv) { /* this layer's cache rows from pos0 on */
+        size_t base = ((size_t)layer * kv->max_len) * kvdim;
+        k = kv->k + base + (size_t)pos0 * kvdim;
+        v = kv->v + base + (size_t)pos0 * kvdim;
+    }
+    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_Q], qdim, dim, ws->q);
+    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_K], kvdim, dim, k);
+    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_V], kvdim, dim, v);
+    rope(ws->q, ntok, c->n_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
+    rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
+    if (kv) {
+        size_t base = ((size_t)layer * kv->max_len) * kvdim;
+        attend(c, ws->q, kv->k + base, kv->v + base, ntok, pos0, ws->att, ws->scores);
+    } else {
+        for (int w = 0; w < nwin; w++) {
+            size_t r = (size_t)w * seqlen;
+            attend(c, ws->q + r * qdim, k + r * kvdim, v + r * kvdim, seqlen, 0, ws->att + r * qdim,
+                   ws->scores);
+        }
+    }
+    if ((st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, &stop, e)) || stop) return st;
+    qc_matmul_xwt(ws->att, ntok, b->w[QC_LIN_O], dim, qdim, ws->out);
+    add_into(x, ws->out, (size_t)ntok * dim);
+
+    /* feed-forward */
+    qc_rmsnorm(x, b->ffn_norm, ntok, dim, c->norm_eps, ws->xb);
+    if ((st = hook(hooks, layer, QC_SITE_GATE_UP, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
+    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1);
+    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3);
+    swiglu(ws->h1, ws->h3, (size_t)ntok * hidden);
+    if ((st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, &stop, e)) || stop) return st;
+    qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, ws->out);
+    add_into(x, ws->out, (size_t)ntok * dim);
+    return QC_OK;
+}
+
+qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
+                           int seqlen, const qc_hooks *hooks, qc_workspace *ws, qc_err *e) {
+    if (nwin < 1 || seqlen < 1) return qc_fail(e, QC_ERR_ARG, "block %d: %d windows of %d tokens", layer, nwin, seqlen);
+    return run_block(c, b, layer, x, nwin, seqlen, NULL, hooks, ws, e);
+}
+
+qc_status qc_block_forward_cached(const qc_config *c, const qc_block *b, int layer, float *x,
+                                  int ntok, qc_kvcache *kv, qc_workspace *ws, qc_err *e) {
+    if (ntok < 1) return qc_fail(e, QC_ERR_ARG, "block %d: no tokens", layer);
+    return run_block(c, b, layer, x, 1, ntok, kv, NULL, ws, e);
+}

@@ -1,0 +1,85 @@
+/* model.c — a model as the rest of qcalib sees it: a checkpoint, the weights brought into
+ * memory so far, and the embedding → blocks → head pipeline over windows of tokens.
+ * Blocks are loaded on first use; the embedding stays in the mapped file and is read row
+ * by row; the classifier is loaded on the first call of the head. */
+#include "model/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+qc_status qc_model_open(qc_model **out, const char *path, qc_err *e) {
+    *out = NULL;
+    qc_model *m = qc_calloc(1, sizeof *m, e, "model");
+    if (!m) return QC_ERR_NOMEM;
+    qc_status st = qc_checkpoint_open(&m->ck, path, e);
+    if (st) { free(m); return st; }
+    m->cfg = *qc_checkpoint_config(m->ck);
+    m->blocks = qc_calloc((size_t)m->cfg.n_layers, sizeof *m->blocks, e, "blocks");
+    if (!m->blocks) { qc_model_free(m); return QC_ERR_NOMEM; }
+    st = qc_weight_load(m->ck, QC_W_FINAL_NORM, 0, &m->final_norm, e);
+    if (st) { qc_model_free(m); return st; }
+    *out = m;
+    return QC_OK;
+}
+
+void qc_model_free(qc_model *m) {
+    if (!m) return;
+    if (m->blocks)
+        for (int i = 0; i < m->cfg.n_layers; i++) qc_block_free(&m->blocks[i]);
+    free(m->blocks);
+    free(m->final_norm);
+    free(m->classifier);
+    qc_checkpoint_close(m->ck);
+    free(m);
+}
+
+qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) {
+    QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
+    qc_block *blk = &m->blocks[layer];
+    if (!blk->w[0]) {
+        qc_status st = qc_block_load(m->ck, layer, blk, e);
+        if (st) return st;
+    }
+    *b = blk;
+    return QC_OK;
+}
+
+void qc_model_release_block(qc_model *m, int layer) { qc_block_free(&m->blocks[layer]); }
+
+qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e) {
+    for (int t = 0; t < ntok; t++) {
+        if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
+            return qc_fail(e, QC_ERR_ARG, "token id %d at position %d is outside the vocabulary (0..%d)",
+                           tokens[t], t, m->cfg.vocab_size - 1);
+        qc_status st = qc_checkpoint_read_rows(m->ck, QC_W_EMBED, tokens[t], 1, x + (size_t)t * m->cfg.dim, e);
+        if (st) return st;
+    }
+    return QC_OK;
+}
+
+qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *e) {
+    const qc_config *c = &m->cfg;
+    if (!m->classifier) {
+        qc_status st = qc_weight_load(m->ck, QC_W_CLASSIFIER, 0, &m->classifier, e);
+        if (st) return st;
+    }
+    qc_rmsnorm(x, m->final_norm, ntok, c->dim, c->norm_eps, x);
+    qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits);
+    return QC_OK;
+}
+
+qc_status qc_model_forward(qc_model *m, const int32_t *tokens, int nwin, int seqlen, float *logits,
+                           qc_workspace *ws, qc_err *e) {
+    int ntok = nwin * seqlen;
+    float *x = qc_malloc((size_t)ntok, (size_t)m->cfg.dim * sizeof(float), e, "residual stream");
+    if (!x) return QC_ERR_NOMEM;
+    qc_status st = qc_model_embed(m, tokens, ntok, x, e);
+    for (int l = 0; l < m->cfg.n_layers && !st; l++) {
+        const qc_block *b;
+        st = qc_model_block(m, l, &b, e);
+        if (!st) st = qc_block_forward(&m->cfg, b, l, x, nwin, seqlen, NULL, ws, e);
+    }
+    if (!st) st = qc_model_head(m, x, ntok, logits, e);
+    free(x);
+    return st;
+}

@@ -1,0 +1,84 @@
+/* workspace.c — the scratch buffers of the forward pass, its RoPE table, and the key/value
+ * cache of incremental decoding. Sized once for the largest chunk so the pass itself never
+ * allocates. */
+#include "model/internal.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e) {
+    if (max_tokens < 1 || max_ctx < 1) {
+        qc_fail(e, QC_ERR_ARG, "workspace: %d tokens, context %d", max_tokens, max_ctx);
+        return NULL;
+    }
+    qc_workspace *ws = qc_calloc(1, sizeof *ws, e, "workspace");
+    if (!ws) return NULL;
+    size_t t = (size_t)max_tokens, qdim = (size_t)c->n_heads * c->head_dim;
+    size_t kvdim = (size_t)c->n_kv_heads * c->head_dim, half = (size_t)c->head_dim / 2;
+    ws->max_tokens = max_tokens;
+    ws->max_ctx = max_ctx;
+    ws->xb = qc_malloc(t, (size_t)c->dim * sizeof(float), e, "activations");
+    ws->out = ws->xb ? qc_malloc(t, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
+    ws->q = ws->out ? qc_malloc(t, qdim * sizeof(float), e, "queries") : NULL;
+    ws->k = ws->q ? qc_malloc(t, kvdim * sizeof(float), e, "keys") : NULL;
+    ws->v = ws->k ? qc_malloc(t, kvdim * sizeof(float), e, "values") : NULL;
+    ws->att = ws->v ? qc_malloc(t, qdim * sizeof(float), e, "attention output") : NULL;
+    ws->h1 = ws->att ? qc_malloc(t, (size_t)c->hidden_dim * sizeof(float), e, "FFN activations") : NULL;
+    ws->h3 = ws->h1 ? qc_malloc(t, (size_t)c->hidden_dim * sizeof(float), e, "FFN activations") : NULL;
+    size_t per_thread = t * (size_t)max_ctx; /* attention runs one head per thread */
+    ws->scores = ws->h3 ? qc_malloc((size_t)omp_get_max_threads(), per_thread * sizeof(float), e, "attention scores") : NULL;
+    ws->rope_cos = ws->scores ? qc_malloc((size_t)max_ctx, half * sizeof(float), e, "RoPE table") : NULL;
+    ws->rope_sin = ws->rope_cos ? qc_malloc((size_t)max_ctx, half * sizeof(float), e, "RoPE table") : NULL;
+    if (!ws->rope_sin) {
+        qc_workspace_free(ws);
+        return NULL;
+    }
+    /* llama2.c's run.c computes exactly these float expressions per position. */
+    for (int pos = 0; pos < max_ctx; pos++) {
+        for (size_t i = 0; i < half; i++) {
+            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            float val = (float)pos * freq;
+            ws->rope_cos[(size_t)pos * half + i] = cosf(val);
+            ws->rope_sin[(size_t)pos * half + i] = sinf(val);
+        }
+    }
+    return ws;
+}
+
+void qc_workspace_free(qc_workspace *ws) {
+    if (!ws) return;
+    free(ws->xb);
+    free(ws->out);
+    free(ws->q);
+    free(ws->k);
+    free(ws->v);
+    free(ws->att);
+    free(ws->h1);
+    free(ws->h3);
+    free(ws->scores);
+    free(ws->rope_cos);
+    free(ws->rope_sin);
+    free(ws);
+}
+
+qc_status qc_kvcache_init(qc_kvcache *kv, const qc_config *c, int max_len, qc_err *e) {
+    memset(kv, 0, sizeof *kv);
+    size_t n = (size_t)c->n_layers * (size_t)max_len * (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    kv->k = qc_calloc(n, sizeof(float), e, "key cache");
+    kv->v = kv->k ? qc_calloc(n, sizeof(float), e, "value cache") : NULL;
+    if (!kv->v) {
+        qc_kvcache_free(kv);
+        return QC_ERR_NOMEM;
+    }
+    kv->max_len = max_len;
+    return QC_OK;
+}
+
+void qc_kvcache_free(qc_kvcache *kv) {
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    memset(kv, 0, sizeof *kv);
+}
