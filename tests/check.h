@@ -60,24 +60,37 @@ static inline int check_summary(void) {
     return check_failures ? 1 : 0;
 }
 
-/* ../shared (or $QCALIB_SHARED) joined with rel; a static buffer per call site is enough. */
-static inline const char *shared_path(const char *rel) {
+/* $var (or fallback when unset) joined with rel, in one of 8 rotating static buffers: enough
+ * for the paths a single expression uses. */
+static inline const char *env_path(const char *var, const char *fallback, const char *rel) {
     static char buf[8][1024];
     static int next;
-    const char *root = getenv("QCALIB_SHARED");
+    const char *root = getenv(var);
     char *out = buf[next++ % 8];
-    snprintf(out, sizeof buf[0], "%s/%s", root && *root ? root : "../shared", rel);
+    snprintf(out, sizeof buf[0], "%s/%s", root && *root ? root : fallback, rel);
     return out;
 }
 
-/* A scratch folder for this test binary ($QCALIB_TMP, made by tests/run.sh). */
-static inline const char *tmp_path(const char *rel) {
-    static char buf[8][1024];
-    static int next;
-    const char *root = getenv("QCALIB_TMP");
-    char *out = buf[next++ % 8];
-    snprintf(out, sizeof buf[0], "%s/%s", root && *root ? root : "/tmp", rel);
-    return out;
+/* A file of the real material in ../shared ($QCALIB_SHARED). */
+static inline const char *shared_path(const char *rel) { return env_path("QCALIB_SHARED", "../shared", rel); }
+
+/* A file in this test binary's scratch folder ($QCALIB_TMP, made by tests/run.sh). */
+static inline const char *tmp_path(const char *rel) { return env_path("QCALIB_TMP", "/tmp", rel); }
+
+/* Expects failure with a message naming both the file and the problem. */
+#define CHECK_FAILS_AT(expr, err, path, needle)                                                  \
+    do {                                                                                         \
+        CHECK_FAILS(expr, err, needle);                                                          \
+        CHECK(strstr((err).msg, (path)) != NULL, "%s: message \"%s\" does not name %s", #expr,   \
+              (err).msg, (path));                                                                \
+    } while (0)
+
+/* Writes a fixture file (bytes, or a C string). */
+static inline void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(data, 1, n, f) == n && fclose(f) == 0, "writing %s", path);
 }
+
+static inline void write_str(const char *path, const char *s) { write_file(path, s, strlen(s)); }
 
 #endif

@@ -7,24 +7,6 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-/* Expects failure with a message naming both the file and the problem. */
-#define CHECK_FAILS_AT(expr, err, path, needle)                                                  \
-    do {                                                                                         \
-        CHECK_FAILS(expr, err, needle);                                                          \
-        CHECK(strstr((err).msg, (path)) != NULL, "%s: message \"%s\" does not name %s", #expr,   \
-              (err).msg, (path));                                                                \
-    } while (0)
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL, "cannot create %s", path);
-    if (!f) return;
-    CHECK(fwrite(data, 1, n, f) == n, "short write to %s", path);
-    CHECK(fclose(f) == 0, "close %s", path);
-}
-
-static void write_str(const char *path, const char *s) { write_file(path, s, strlen(s)); }
-
 /* Writes s as one gzip member, appended to path when `append`. */
 static void write_gz(const char *path, const char *s, size_t n, bool append) {
     gzFile g = gzopen(path, append ? "ab" : "wb");

@@ -9,21 +9,6 @@
 
 #define TOK512 "models/stories260K/tok512.bin"
 
-#define CHECK_FAILS_AT(expr, err, path, needle)                                                  \
-    do {                                                                                         \
-        CHECK_FAILS(expr, err, needle);                                                          \
-        CHECK(strstr((err).msg, (path)) != NULL, "%s: message \"%s\" does not name %s", #expr,   \
-              (err).msg, (path));                                                                \
-    } while (0)
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL, "cannot create %s", path);
-    if (!f) return;
-    CHECK(fwrite(data, 1, n, f) == n, "short write to %s", path);
-    CHECK(fclose(f) == 0, "close %s", path);
-}
-
 /* ---- tokenizer files built here ---------------------------------------------------------- */
 
 /* A vocabulary being built: llama2.c's fixed first 259 pieces, then extras. */

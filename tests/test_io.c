@@ -27,11 +27,6 @@ static size_t weight_len(const qc_config *c, qc_weight w) {
     return (size_t)rows * cols;
 }
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f && fwrite(data, 1, n, f) == n && fclose(f) == 0, "writing %s", path);
-}
-
 static uint8_t *slurp(const char *path, size_t *n) {
     char *buf = NULL;
     qc_err e = { "" };
@@ -364,7 +359,7 @@ static void test_llama2c_separate_classifier(void) {
     float *wcls = (float *)(buf + n);
     for (int i = 0; i < 512 * 64; i++) wcls[i] = (float)i * 0.001f - 3.0f;
     const char *path = tmp_path("untied.bin");
-    write_bytes(path, buf, n + cls_bytes);
+    write_file(path, buf, n + cls_bytes);
     qc_checkpoint *ck = NULL;
     CHECK_OK(qc_checkpoint_open(&ck, path, &e), e);
     if (ck) {
@@ -731,7 +726,7 @@ static void test_export_failures(void) {
                 "reading model.layers.1.mlp.down_proj.weight: NaN in the weight");
     CHECK(!qc_path_exists(tmp_path("hf_fail")), "nothing at the target");
     /* an unwritable location: the parent is a regular file */
-    write_bytes(tmp_path("plainfile"), "x", 1);
+    write_file(tmp_path("plainfile"), "x", 1);
     src.read = synth_read;
     CHECK_FAILS(qc_export_hf(&src, tmp_path("plainfile/out"), &o, false, NULL, &e), e, "plainfile/out");
     CHECK(!qc_path_exists(tmp_path("plainfile/out")), "nothing at the target");

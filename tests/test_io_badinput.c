@@ -13,13 +13,6 @@
 #define STORIES "models/stories260K/stories260K.bin"
 #define STORIES_BYTES 1056540
 
-static void write_bytes(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    CHECK(f && fwrite(data, 1, n, f) == n && fclose(f) == 0, "writing %s", path);
-}
-
-static void write_text(const char *path, const char *text) { write_bytes(path, text, strlen(text)); }
-
 /* Opening path fails with a message containing both the file's name and `what`. */
 static void expect_open_fails(const char *path, const char *name, const char *what) {
     qc_err e = { "" };
@@ -40,14 +33,14 @@ static void test_missing(void) {
     mkdir(tmp_path("empty_dir"), 0755);
     expect_open_fails(tmp_path("empty_dir"), "empty_dir/config.json", "cannot open");
     mkdir(tmp_path("config_only"), 0755);
-    write_text(tmp_path("config_only/config.json"),
+    write_str(tmp_path("config_only/config.json"),
                "{\"model_type\": \"llama\", \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
                " \"num_attention_heads\": 2, \"vocab_size\": 10}");
     expect_open_fails(tmp_path("config_only"), "config_only", "neither model.safetensors nor model.safetensors.index.json");
-    write_bytes(tmp_path("config_only/lonely.safetensors"), "", 0);
+    write_file(tmp_path("config_only/lonely.safetensors"), "", 0);
     expect_open_fails(tmp_path("config_only/lonely.safetensors"), "lonely.safetensors", "too short");
     mkdir(tmp_path("no_config"), 0755);
-    write_bytes(tmp_path("no_config/model.safetensors"), "", 0);
+    write_file(tmp_path("no_config/model.safetensors"), "", 0);
     expect_open_fails(tmp_path("no_config/model.safetensors"), "no_config/config.json", "cannot open");
 }
 
@@ -68,15 +61,15 @@ static void test_llama2c_truncated(void) {
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "cut%zu.bin", cuts[i]);
-        write_bytes(tmp_path(name), raw, cuts[i]);
+        write_file(tmp_path(name), raw, cuts[i]);
         expect_open_fails(tmp_path(name), name, "truncated");
         if (cuts[i] >= 28) expect_open_fails(tmp_path(name), name, "the header implies 1056540 bytes");
     }
     uint8_t *more = calloc(n + 8, 1);
     memcpy(more, raw, n);
-    write_bytes(tmp_path("extra1.bin"), more, n + 1);
+    write_file(tmp_path("extra1.bin"), more, n + 1);
     expect_open_fails(tmp_path("extra1.bin"), "extra1.bin", "1 extra bytes after the weights");
-    write_bytes(tmp_path("extra8.bin"), more, n + 8);
+    write_file(tmp_path("extra8.bin"), more, n + 8);
     expect_open_fails(tmp_path("extra8.bin"), "extra8.bin", "8 extra bytes");
     free(more);
     free(raw);
@@ -89,7 +82,7 @@ static void bad_header(uint8_t *raw, size_t n, int field, int32_t v, const char 
     int32_t old;
     memcpy(&old, raw + 4 * field, 4);
     memcpy(raw + 4 * field, &v, 4);
-    write_bytes(tmp_path(name), raw, n);
+    write_file(tmp_path(name), raw, n);
     memcpy(raw + 4 * field, &old, 4);
     expect_open_fails(tmp_path(name), name, what);
 }
@@ -117,7 +110,7 @@ static void test_llama2c_header(void) {
     bad_header(raw, n, 2, 4, "extra bytes");   /* one layer fewer */
     bad_header(raw, n, 6, 1 << 22, "truncated");
     uint8_t magic[64] = { '2', '4', 'k', 'a', 2, 0, 0, 0 };
-    write_bytes(tmp_path("v2.bin"), magic, sizeof magic);
+    write_file(tmp_path("v2.bin"), magic, sizeof magic);
     expect_open_fails(tmp_path("v2.bin"), "v2.bin", "llama2.c version 2 export (magic \"ak42\") is not supported yet");
     free(raw);
 }
@@ -132,7 +125,7 @@ static void write_st(const char *path, uint64_t len, const char *header, size_t 
     uint8_t *buf = calloc(8 + h + data, 1);
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(len >> 8 * i);
     memcpy(buf + 8, header, h);
-    write_bytes(path, buf, 8 + h + data);
+    write_file(path, buf, 8 + h + data);
     free(buf);
 }
 
@@ -157,7 +150,7 @@ static void test_safetensors_header(void) {
     CHECK_OK(qc_st_open(&f, tmp_path("ok.safetensors"), &e), e);
     qc_st_close(&f);
 
-    write_bytes(tmp_path("short.safetensors"), "abc", 3);
+    write_file(tmp_path("short.safetensors"), "abc", 3);
     CHECK_FAILS(qc_st_open(&f, tmp_path("short.safetensors"), &e), e, "short.safetensors: 3 bytes, too short");
     CHECK_FAILS(qc_st_open(&f, tmp_path("nothere.safetensors"), &e), e, "nothere.safetensors: cannot open");
     CHECK_FAILS(qc_st_open(&f, tmp_path(""), &e), e, "is a directory");
@@ -235,7 +228,7 @@ static void tiny_config(const char *dir, const char *key, const char *value) {
     strcat(text, "}\n");
     char path[1100];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    write_text(path, text);
+    write_str(path, text);
 }
 
 /* How a tiny safetensors file departs from the good one. */
@@ -350,17 +343,17 @@ static void test_hf_config(void) {
     qc_checkpoint_close(ck);
     char path[1100];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    write_text(path, "{\"model_type\": \"mistral\", \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
+    write_str(path, "{\"model_type\": \"mistral\", \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
                      " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"vocab_size\": 10,"
                      " \"max_position_embeddings\": 16, \"sliding_window\": 4}");
     expect_open_fails(dir, "cfg/config.json", "sliding_window 4 (shorter than max_position_embeddings 16) is not supported");
-    write_text(path, "{\"model_type\": \"llama\", \"hidden_size\": 8,");
+    write_str(path, "{\"model_type\": \"llama\", \"hidden_size\": 8,");
     expect_open_fails(dir, "cfg/config.json", "not valid JSON");
-    write_text(path, "{\"model_type\": \"llama\"} trailing");
+    write_str(path, "{\"model_type\": \"llama\"} trailing");
     expect_open_fails(dir, "cfg/config.json", "not valid JSON");
-    write_text(path, "[\"llama\"]");
+    write_str(path, "[\"llama\"]");
     expect_open_fails(dir, "cfg/config.json", "not a JSON object");
-    write_text(path, "");
+    write_str(path, "");
     expect_open_fails(dir, "cfg/config.json", "not valid JSON");
 }
 
@@ -426,7 +419,7 @@ static const char *sharded_dir(const char *name, const char *map) {
     }
     strcat(text, "}");
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    write_text(path, text);
+    write_str(path, text);
     return dir;
 }
 
