@@ -59,6 +59,13 @@ static int set_value(const cli_cmd *cmd, const cli_opt *o, const char *v) {
         *(double *)o->dest = x;
         return 0;
     }
+    case OPT_LIST: {
+        cli_list *l = o->dest;
+        if (!*v) return cli_usage_error(cmd, "--%s needs a non-empty value", o->name);
+        if (l->n == CLI_LIST_MAX) return cli_usage_error(cmd, "--%s given more than %d times", o->name, CLI_LIST_MAX);
+        l->v[l->n++] = v;
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -94,7 +101,8 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, int first) {
 static void print_opt(const cli_opt *o, FILE *f) {
     char left[64];
     if (o->kind == OPT_FLAG) snprintf(left, sizeof left, "--%s", o->name);
-    else snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "VALUE");
+    else snprintf(left, sizeof left, "--%s %s%s", o->name, o->metavar ? o->metavar : "VALUE",
+                  o->kind == OPT_LIST ? " ..." : "");
     fprintf(f, "  %-24s %s\n", left, o->help);
 }
 

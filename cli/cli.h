@@ -16,12 +16,19 @@
 
 /* ---- options ---- */
 
-typedef enum cli_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_FLOAT } cli_kind;
+typedef enum cli_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_FLOAT, OPT_LIST } cli_kind;
+
+/* The values of a repeatable option, in command-line order. */
+#define CLI_LIST_MAX 32
+typedef struct cli_list {
+    const char *v[CLI_LIST_MAX];
+    int n;
+} cli_list;
 
 typedef struct cli_opt {
     const char *name;    /* without the leading "--" */
     cli_kind kind;
-    void *dest;          /* bool*, const char**, long*, double* */
+    void *dest;          /* bool*, const char**, long*, double*, cli_list* */
     const char *metavar; /* shown in help, e.g. "N" */
     const char *help;
     double min, max;     /* accepted range of OPT_INT / OPT_FLOAT */
@@ -66,5 +73,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_quantize(int argc, char **argv, int first);
 
 #endif

@@ -11,7 +11,10 @@ typedef struct command {
     const char *summary;
 } command;
 
+static int quantize(int argc, char **argv) { return cmd_quantize(argc, argv, 2); }
+
 static const command commands[] = {
+    { "quantize", quantize, "calibrate and quantize a model (GPTQ, round-to-nearest); also `qcalib --method ...`" },
     { "eval", cmd_eval, "perplexity of a model on a text; KL divergence against saved log-probabilities" },
     { "generate", cmd_generate, "greedy decoding from BOS (or a prompt): the exactness check against llama2.c" },
     { "convert", cmd_convert, "rewrite a checkpoint as a Hugging Face folder (f32/f16/bf16) or llama2.c .bin" },
@@ -21,7 +24,8 @@ static const command commands[] = {
 static void overview(FILE *f) {
     fprintf(f,
             "qcalib %s — offline calibration and quantization of Llama-family models, on a CPU\n\n"
-            "usage: qcalib COMMAND [options]     (qcalib COMMAND --help for each)\n\ncommands:\n",
+            "usage: qcalib COMMAND [options]     (qcalib COMMAND --help for each)\n"
+            "       qcalib --method gptq --wbits 4 --groupsize 128 --model M --calib TEXT --out DIR\n\ncommands:\n",
             QCALIB_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
@@ -44,6 +48,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc, argv);
+    if (strncmp(argv[1], "--", 2) == 0) return cmd_quantize(argc, argv, 1); /* qcalib --method gptq ... */
     fprintf(stderr, "qcalib: unknown command '%s' (see 'qcalib --help')\n", argv[1]);
     return EXIT_USAGE;
 }

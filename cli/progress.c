@@ -9,6 +9,7 @@
 typedef struct term {
     bool quiet, tty, line_open;
     double start, last;
+    int64_t done;
     char stage[64];
 } term;
 
@@ -37,12 +38,13 @@ static void progress(void *ctx, const char *stage, int64_t done, int64_t total, 
     (void)ctx;
     if (T.quiet) return;
     double now = qc_now();
-    if (strcmp(stage, T.stage) != 0) { /* a new stage restarts the clock */
+    if (strcmp(stage, T.stage) != 0 || done < T.done) { /* a new stage (or a rerun) restarts the clock */
         end_line();
         snprintf(T.stage, sizeof T.stage, "%s", stage);
         T.start = now;
         T.last = 0;
     }
+    T.done = done;
     bool finished = done >= total;
     if (!finished && now - T.last < (T.tty ? 0.1 : 5.0)) return;
     T.last = now;

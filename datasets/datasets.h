@@ -100,4 +100,14 @@ qc_status qc_windows_sequential(const int32_t *ids, size_t n, int seqlen, qc_win
 qc_status qc_windows_random(const int32_t *ids, size_t n, int nsamples, int seqlen, uint64_t seed,
                             qc_windows *w, qc_err *e);
 
+/* Calibration windows from one or more text sources (plain, JSONL, .json.gz), drawn as the
+ * GPTQ reference's data loaders draw them (layout and recipes in calib_set.c); nsamples are
+ * shared evenly between the sources. */
+qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                           uint64_t seed, qc_windows *w, qc_err *e);
+
+/* Windows saved as a NumPy int32/int64 array (nsamples, seqlen), used as they are. Token ids
+ * are checked against the vocabulary when the model embeds them. */
+qc_status qc_windows_load_npy(const char *path, qc_windows *w, qc_err *e);
+
 #endif

@@ -18,10 +18,17 @@ qc_status qc_checkpoint_open(qc_checkpoint **out, const char *path, qc_err *e) {
         return QC_ERR_NOMEM;
     }
     qc_status st;
-    if (qc_path_is_dir(path) || qc_str_ends_with(path, ".safetensors"))
+    char *config = qc_path_join(path, "config.json"), *bin = qc_path_join(path, "model.bin");
+    if (!config || !bin)
+        st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    else if (qc_path_is_dir(path) && !qc_path_exists(config) && qc_path_exists(bin))
+        st = qc_llama2c_open(ck, bin, e); /* a folder qcalib wrote for a llama2.c model */
+    else if (qc_path_is_dir(path) || qc_str_ends_with(path, ".safetensors"))
         st = qc_hf_open(ck, path, e);
     else
         st = qc_llama2c_open(ck, path, e);
+    free(config);
+    free(bin);
     if (st) {
         qc_checkpoint_close(ck);
         return st;

@@ -187,9 +187,10 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
     return st;
 }
 
-qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
-                       bool replace, const qc_log *log, qc_err *e) {
+qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
+                            const qc_log *log, qc_err *e) {
     const qc_config *c = src->cfg;
+    const char *dir = d->path;
     qc_dtype dt = o->dtype;
     if (dt != QC_DT_F32 && dt != QC_DT_F16 && dt != QC_DT_BF16)
         return qc_fail(e, QC_ERR_ARG, "%s: cannot export as %s (F32, F16 or BF16)", dir, qc_dtype_name(dt));
@@ -211,30 +212,36 @@ qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf
         .perm = qc_malloc((size_t)rows_q * (size_t)cols_q, sizeof(float), e, "export buffer"),
         .bytes = qc_malloc(most, qc_dtype_size(dt), e, "export buffer"),
     };
-    qc_outdir d = { 0 };
     if (!s.f32 || !s.perm || !s.bytes) st = QC_ERR_NOMEM;
-    if (!st) st = qc_outdir_open(&d, dir, replace, e);
     if (!st)
-        qc_logf(log, QC_LOG_INFO, "writing %s: %d tensors as %s in %d file%s", dir, n, qc_dtype_name(dt),
+        qc_logf(log, QC_LOG_DEBUG, "writing %s: %d tensors as %s in %d file%s", dir, n, qc_dtype_name(dt),
                 nshards, nshards == 1 ? "" : "s");
     qc_sb text = { 0 };
     if (!st) {
         config_json(c, dt, &text);
-        st = write_text(&d, "config.json", &text, e);
+        st = write_text(d, "config.json", &text, e);
     }
     int done = 0;
-    for (int k = 0; k < nshards && !st; k++) st = write_shard(src, &d, dt, t, n, k, nshards, &s, &done, log, e);
+    for (int k = 0; k < nshards && !st; k++) st = write_shard(src, d, dt, t, n, k, nshards, &s, &done, log, e);
     if (!st && nshards > 1) {
         text.len = 0;
         if (!(st = index_json(t, n, nshards, &text, e)))
-            st = write_text(&d, "model.safetensors.index.json", &text, e);
+            st = write_text(d, "model.safetensors.index.json", &text, e);
     }
-    if (!st) st = qc_outdir_commit(&d, e);
-    else qc_outdir_abort(&d);
     qc_sb_free(&text);
     free(s.f32);
     free(s.perm);
     free(s.bytes);
     free(t);
+    return st;
+}
+
+qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
+                       bool replace, const qc_log *log, qc_err *e) {
+    qc_outdir d;
+    qc_status st = qc_outdir_open(&d, dir, replace, e);
+    if (!st) st = qc_export_hf_into(src, &d, o, log, e);
+    if (!st) st = qc_outdir_commit(&d, e);
+    else qc_outdir_abort(&d);
     return st;
 }

@@ -100,7 +100,7 @@ qc_status qc_export_llama2c(const qc_weight_source *src, const char *path, const
     }
     if (!st) st = qc_out_commit(&o, e);
     else qc_out_abort(&o);
-    if (!st) qc_logf(log, QC_LOG_INFO, "wrote %s (llama2.c legacy fp32)", path);
+    if (!st) qc_logf(log, QC_LOG_DEBUG, "wrote %s (llama2.c legacy fp32)", path);
     free(buf);
     free(bytes);
     return st;

@@ -94,7 +94,8 @@ void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
  * read converts one tensor (or some rows of it) to fp32 in a caller buffer. */
 typedef struct qc_checkpoint qc_checkpoint;
 
-/* path: a llama2.c .bin checkpoint; a folder with config.json and model.safetensors or
+/* path: a llama2.c .bin checkpoint (or a folder holding one as model.bin and no
+ * config.json, as qcalib writes them); a folder with config.json and model.safetensors or
  * model.safetensors.index.json (+ shards); or a .safetensors file with config.json beside
  * it. Every header, offset, shape and dtype is validated here, before any read; every
  * weight the config implies must be present with the right shape. */
@@ -182,6 +183,10 @@ typedef struct qc_hf_export_opts {
  * only when complete; an existing one is replaced only if `replace`. */
 qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
                        bool replace, const qc_log *log, qc_err *e);
+
+/* The same files, written into an output folder being built (e.g. beside logs). */
+qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
+                            const qc_log *log, qc_err *e);
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages qcalib builds against, if any is missing: as root directly,
-# otherwise through sudo; where neither works, says exactly what to install.
+# otherwise through sudo; where neither works, says exactly what to install. gnuplot-nox
+# renders the error plots (scripts/plot-quant-log), which the tests render too.
 set -u
-PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev"
+PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev gnuplot-nox"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in $PKGS; do

@@ -1,0 +1,49 @@
+/* quant_log.c — the per-layer error log, one row per quantized linear in the order solved,
+ * as CSV (for plotting: scripts/plot_quant_log.sh) and as JSON lines (for programs).
+ * Columns: block, module (q k v o gate up down), name (the Hugging Face tensor), rows, cols,
+ * method, bits, groupsize (-1: one group per row), sym, loss (GPTQ's; 0 for RTN), rel_err
+ * (‖XWᵀ − XQᵀ‖² / ‖XWᵀ‖² on the calibration inputs), damp (relative damping used), retries,
+ * fallback (yes: GPTQ fell back to round-to-nearest), dead (inputs never active), seconds.
+ * Every column but `seconds` is reproducible bit for bit. */
+#include "calib/calib.h"
+
+#include <string.h>
+
+static qc_status write_row(qc_outfile *csv, qc_outfile *jl, const qc_layer_report *r, const qc_calib_opts *o,
+                           qc_err *e) {
+    char name[128];
+    qc_weight w = qc_linear_weight(r->linear);
+    qc_weight_hf_name(w, r->block, name, sizeof name);
+    const char *mod = qc_weight_short_name(w), *method = qc_method_name(o->method);
+    int gs = o->spec.groupsize > 0 ? o->spec.groupsize : -1;
+    qc_status st = qc_out_printf(csv, e, "%d,%s,%s,%d,%d,%s,%d,%d,%d,%.9g,%.9g,%.6g,%d,%s,%d,%.6f\n", r->block, mod,
+                                 name, r->rows, r->cols, method, o->spec.bits, gs, o->spec.sym, r->loss, r->rel_err,
+                                 r->damp, r->retries, r->fallback ? "yes" : "no", r->dead, r->seconds);
+    if (!st)
+        st = qc_out_printf(jl, e,
+                           "{\"block\":%d,\"module\":\"%s\",\"name\":\"%s\",\"rows\":%d,\"cols\":%d,\"method\":\"%s\","
+                           "\"bits\":%d,\"groupsize\":%d,\"sym\":%s,\"loss\":%.9g,\"rel_err\":%.9g,\"damp\":%.6g,"
+                           "\"retries\":%d,\"fallback\":%s,\"dead\":%d,\"seconds\":%.6f}\n",
+                           r->block, mod, name, r->rows, r->cols, method, o->spec.bits, gs, o->spec.sym ? "true" : "false",
+                           r->loss, r->rel_err, r->damp, r->retries, r->fallback ? "true" : "false", r->dead, r->seconds);
+    return st;
+}
+
+qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
+                             const char *jsonl_path, qc_err *e) {
+    qc_outfile csv, jl;
+    qc_status st = qc_out_open(&csv, csv_path, e);
+    if (st) return st;
+    if ((st = qc_out_open(&jl, jsonl_path, e))) {
+        qc_out_abort(&csv);
+        return st;
+    }
+    st = qc_out_printf(&csv, e, "block,module,name,rows,cols,method,bits,groupsize,sym,loss,rel_err,damp,retries,"
+                                "fallback,dead,seconds\n");
+    for (int i = 0; i < q->nreports && !st; i++) st = write_row(&csv, &jl, &q->reports[i], o, e);
+    if (!st) st = qc_out_commit(&csv, e);
+    if (!st) st = qc_out_commit(&jl, e);
+    qc_out_abort(&csv);
+    qc_out_abort(&jl);
+    return st;
+}

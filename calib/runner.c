@@ -1,0 +1,205 @@
+/* runner.c — calibration block by block (DESIGN.md's data flow). For each block: for each
+ * true-sequential subset of its input sites, run the block over every window with hooks that
+ * accumulate the subset's statistics (stopping after its last site), solve each linear of
+ * the subset and put its dequantized weights into the block, so later subsets see them;
+ * then run the quantized block to produce the next block's inputs, and release it. The
+ * residual stream of all windows is the only large state. */
+#include "calib/calib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *qc_method_name(qc_method m) { return m == QC_METHOD_GPTQ ? "gptq" : "rtn"; }
+
+/* The hook's state: which sites it records into, and where to stop. */
+typedef struct collect {
+    qc_stats *stats[QC_SITE_COUNT]; /* NULL: not recorded in this pass */
+    qc_site last;
+} collect;
+
+static qc_status on_input(void *ctx, qc_hook_call *call, qc_err *e) {
+    collect *k = ctx;
+    if (k->stats[call->site]) {
+        char what[64];
+        snprintf(what, sizeof what, "block %d, input of %s", call->layer, qc_site_name(call->site));
+        qc_status st = qc_stats_add(k->stats[call->site], call->x, call->ntok, what, e);
+        if (st) return st;
+    }
+    call->stop = call->site == k->last;
+    return QC_OK;
+}
+
+/* Everything a pass over the windows needs. */
+typedef struct runner {
+    const qc_config *cfg;
+    const qc_windows *w;
+    const qc_calib_opts *o;
+    float *x;          /* (windows*seqlen, dim) the residual stream entering the current block */
+    float *tmp;        /* (chunk tokens, dim) scratch for passes that must not advance x */
+    int per_chunk;     /* windows per forward chunk */
+    qc_workspace *ws;
+} runner;
+
+/* Runs block b over all windows. With hooks, on a copy of each chunk (x is kept); without,
+ * in place (x becomes the next block's input). */
+static qc_status pass(runner *r, const qc_block *b, int layer, const qc_hooks *hooks, qc_err *e) {
+    int seqlen = r->w->seqlen, dim = r->cfg->dim;
+    for (int w0 = 0; w0 < r->w->n; w0 += r->per_chunk) {
+        int nw = r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk;
+        float *x = r->x + (size_t)w0 * seqlen * dim;
+        if (hooks) {
+            memcpy(r->tmp, x, (size_t)nw * seqlen * dim * sizeof(float));
+            x = r->tmp;
+        }
+        qc_status st = qc_block_forward(r->cfg, b, layer, x, nw, seqlen, hooks, r->ws, e);
+        if (st) return st;
+    }
+    return QC_OK;
+}
+
+static int site_width(const qc_config *c, qc_site s) {
+    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
+}
+
+/* Solves one linear of block b from its input statistics and replaces its weights by the
+ * dequantized result. */
+static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const qc_stats *st,
+                       qc_quant_result *res, qc_layer_report *rep, qc_err *e) {
+    const qc_calib_opts *o = r->o;
+    int rows, cols;
+    qc_weight_shape(r->cfg, qc_linear_weight(lin), &rows, &cols);
+    size_t nw = (size_t)rows * cols;
+    double t0 = qc_now();
+    *rep = (qc_layer_report){ .block = layer, .linear = lin, .rows = rows, .cols = cols };
+    for (int i = 0; i < cols; i++) rep->dead += st->xtx[(size_t)i * cols + i] == 0.0f;
+    float *w = qc_malloc(nw, sizeof(float), e, "weights");
+    float *h = w ? qc_malloc((size_t)cols * cols, sizeof(float), e, "Hessian") : NULL;
+    if (!h) {
+        free(w);
+        return QC_ERR_NOMEM;
+    }
+    qc_status s;
+    if (o->method == QC_METHOD_GPTQ) {
+        memcpy(w, b->w[lin], nw * sizeof(float));
+        memcpy(h, st->xtx, (size_t)cols * cols * sizeof(float));
+        qc_gptq_info info;
+        s = qc_gptq_quantize(w, h, rows, cols, &o->spec, &o->gptq, res, &info, e);
+        rep->loss = info.loss;
+        rep->damp = info.damp;
+        rep->retries = info.retries;
+        rep->fallback = info.fallback;
+    } else {
+        s = qc_quant_rtn(b->w[lin], rows, cols, &o->spec, res, e);
+    }
+    if (s) {
+        free(w), free(h);
+        return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
+    }
+    qc_quant_dequantize(res, w);
+    rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
+    memcpy(b->w[lin], w, nw * sizeof(float));
+    free(w), free(h);
+    rep->seconds = qc_now() - t0;
+    const char *name = qc_weight_short_name(qc_linear_weight(lin));
+    if (rep->fallback)
+        qc_logf(o->log, QC_LOG_WARN,
+                "block %d %s: the Hessian could not be factorized even with damping %.3g; used round-to-nearest",
+                layer, name, rep->damp);
+    else if (rep->retries)
+        qc_logf(o->log, QC_LOG_INFO, "block %d %s: Hessian factorized after raising the damping to %.3g", layer,
+                name, rep->damp);
+    return QC_OK;
+}
+
+/* One block: the subsets of sites [s0, s1) in order (one site each when true-sequential,
+ * all four at once otherwise), then the quantized pass. */
+static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_quantized *out, qc_err *e) {
+    qc_block b;
+    qc_status st = qc_block_load(ck, layer, &b, e);
+    if (st) return st;
+    for (int s0 = 0, s1; s0 < QC_SITE_COUNT && !st; s0 = s1) {
+        s1 = r->o->true_sequential ? s0 + 1 : QC_SITE_COUNT;
+        qc_stats stats[QC_SITE_COUNT] = { 0 };
+        collect k = { { 0 }, (qc_site)(s1 - 1) };
+        for (int s = s0; s < s1 && !st; s++) {
+            st = qc_stats_init(&stats[s], site_width(r->cfg, s), e);
+            k.stats[s] = &stats[s];
+        }
+        qc_hooks hooks = { on_input, &k };
+        if (!st) st = pass(r, &b, layer, &hooks, e);
+        for (int s = s0; s < s1 && !st; s++) {
+            qc_stats_finish(&stats[s]);
+            if (r->o->observe) st = r->o->observe(r->o->observe_ctx, layer, (qc_site)s, &stats[s], e);
+        }
+        for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
+            int s = (int)qc_linear_site(lin);
+            if (s < s0 || s >= s1) continue;
+            char detail[64];
+            snprintf(detail, sizeof detail, "block %d/%d %s", layer + 1, r->cfg->n_layers,
+                     qc_weight_short_name(qc_linear_weight(lin)));
+            qc_progress(r->o->log, "quantize", (int64_t)out->nreports, (int64_t)r->cfg->n_layers * QC_LIN_COUNT, detail);
+            st = solve(r, &b, layer, lin, &stats[s], &out->res[(size_t)layer * QC_LIN_COUNT + lin],
+                       &out->reports[out->nreports], e);
+            if (!st) out->nreports++;
+        }
+        for (int s = s0; s < s1; s++) qc_stats_free(&stats[s]);
+    }
+    if (!st) st = pass(r, &b, layer, NULL, e); /* the next block's inputs, through the quantized block */
+    qc_block_free(&b);
+    return st;
+}
+
+qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_quantized *out,
+                       qc_err *e) {
+    memset(out, 0, sizeof *out);
+    const qc_config *c = &m->cfg;
+    qc_status st = qc_quant_spec_check(&o->spec, e);
+    if (st) return st;
+    double t0 = qc_now();
+    size_t nlin = (size_t)c->n_layers * QC_LIN_COUNT, ntok = (size_t)w->n * w->seqlen;
+    int batch = o->batch_tokens > 0 ? o->batch_tokens : 2048;
+    runner r = { c, w, o, NULL, NULL, batch / w->seqlen < 1 ? 1 : batch / w->seqlen, NULL };
+    if (r.per_chunk > w->n) r.per_chunk = w->n;
+    out->n_layers = c->n_layers;
+    out->ck = m->ck;
+    out->res = qc_calloc(nlin, sizeof *out->res, e, "results");
+    out->reports = out->res ? qc_calloc(nlin, sizeof *out->reports, e, "reports") : NULL;
+    r.x = out->reports ? qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "calibration activations") : NULL;
+    r.tmp = r.x ? qc_malloc((size_t)r.per_chunk * w->seqlen, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
+    r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
+    st = r.ws ? qc_model_embed(m, w->tokens, (int)ntok, r.x, e) : QC_ERR_NOMEM;
+    for (int l = 0; l < c->n_layers && !st; l++) st = run_block(&r, m->ck, l, out, e);
+    if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
+    free(r.x);
+    free(r.tmp);
+    qc_workspace_free(r.ws);
+    out->seconds = qc_now() - t0;
+    if (st) qc_quantized_free(out);
+    return st;
+}
+
+void qc_quantized_free(qc_quantized *q) {
+    if (!q) return;
+    if (q->res)
+        for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_quant_result_free(&q->res[i]);
+    free(q->res);
+    free(q->reports);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---- the quantized model as a weight source ---- */
+
+static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
+    const qc_quantized *q = ctx;
+    for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+        if (qc_linear_weight(lin) == w) {
+            qc_quant_dequantize(&q->res[(size_t)layer * QC_LIN_COUNT + lin], out);
+            return QC_OK;
+        }
+    }
+    return qc_checkpoint_read(q->ck, w, layer, out, e);
+}
+
+qc_weight_source qc_quantized_source(const qc_quantized *q) {
+    return (qc_weight_source){ qc_checkpoint_config(q->ck), read_quantized, (void *)q };
+}

@@ -1,0 +1,59 @@
+/* stats.c — the statistics a site's hook accumulates (QUANT-SPEC §2): Σ xᵀx by SYRK in
+ * fp32, the token count, and per input channel max|x|, Σ|x| and Σx² in double. */
+#include "calib/calib.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+qc_status qc_stats_init(qc_stats *s, int n, qc_err *e) {
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->xtx = qc_calloc((size_t)n * n, sizeof(float), e, "Hessian statistics");
+    s->absmax = s->xtx ? qc_calloc((size_t)n, sizeof(float), e, "statistics") : NULL;
+    s->sum_abs = s->absmax ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
+    s->sum_sq = s->sum_abs ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
+    if (!s->sum_sq) {
+        qc_stats_free(s);
+        return QC_ERR_NOMEM;
+    }
+    return QC_OK;
+}
+
+qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, qc_err *e) {
+    int n = s->n;
+    for (int t = 0; t < ntok; t++) {
+        const float *r = x + (size_t)t * n;
+        for (int j = 0; j < n; j++) {
+            float v = r[j];
+            if (!isfinite(v))
+                return qc_fail(e, QC_ERR_NUMERIC, "%s: non-finite activation (%g) at token %lld, channel %d", what,
+                               (double)v, (long long)(s->count + t), j);
+            float a = fabsf(v);
+            if (a > s->absmax[j]) s->absmax[j] = a;
+            s->sum_abs[j] += a;
+            s->sum_sq[j] += (double)v * v;
+        }
+    }
+    /* one large BLAS call outside any OpenMP region: let OpenBLAS thread it */
+    qc_blas_threads(true);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, x, n, 1.0f, s->xtx, n);
+    qc_blas_threads(false);
+    s->count += ntok;
+    return QC_OK;
+}
+
+void qc_stats_finish(qc_stats *s) {
+    for (int i = 0; i < s->n; i++)
+        for (int j = 0; j < i; j++) s->xtx[(size_t)i * s->n + j] = s->xtx[(size_t)j * s->n + i];
+}
+
+void qc_stats_free(qc_stats *s) {
+    if (!s) return;
+    free(s->xtx);
+    free(s->absmax);
+    free(s->sum_abs);
+    free(s->sum_sq);
+    memset(s, 0, sizeof *s);
+}

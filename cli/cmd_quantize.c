@@ -1,0 +1,283 @@
+/* cmd_quantize.c — `qcalib quantize` (also `qcalib --method ...`): calibrate a model on
+ * text, quantize every linear layer with GPTQ or round-to-nearest, write the quantized
+ * model with its logs into an output folder, and optionally evaluate it against fp32. */
+#include "calib/calib.h"
+#include "cli/cli.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *model_path, *out_path, *method_name = "gptq", *tok_path, *tokens_path;
+static cli_list calib, evals;
+static long wbits = 4, groupsize = 128, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed, eval_seqlen, threads;
+static double percdamp = 0.01;
+static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force;
+
+static const cli_opt opts[] = {
+    { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
+    { "calib", OPT_LIST, &calib, "FILE", "calibration text: plain, .jsonl or .json.gz; repeat to mix sources", 0, 0 },
+    { "calib-tokens", OPT_STR, &tokens_path, "FILE", "calibration windows as a NumPy int32/int64 array (nsamples, seqlen), used as they are", 0, 0 },
+    { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
+    { "method", OPT_STR, &method_name, "NAME", "gptq (default) or rtn (round-to-nearest, the baseline)", 0, 0 },
+    { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4)", 2, 8 },
+    { "groupsize", OPT_INT, &groupsize, "N", "columns per quantization group; -1 or 0: one group per row (default 128)", -1, 1 << 20 },
+    { "sym", OPT_FLAG, &sym, NULL, "symmetric quantization (default asymmetric, as the GPTQ reference)", 0, 0 },
+    { "mse", OPT_FLAG, &mse, NULL, "search each group's clipping range for the least error (norm 2.4)", 0, 0 },
+    { "percdamp", OPT_FLOAT, &percdamp, "F", "GPTQ damping, relative to mean(diag H) (default 0.01)", 0, 1e6 },
+    { "damp-retries", OPT_INT, &damp_retries, "N", "GPTQ: when the Hessian will not factorize, raise the damping x10 up to N times, then use round-to-nearest (default 4)", 0, 12 },
+    { "blocksize", OPT_INT, &blocksize, "N", "GPTQ columns per lazy-update block (default 128)", 1, 1 << 20 },
+    { "act-order", OPT_FLAG, &act_order, NULL, "GPTQ: quantize columns by decreasing Hessian diagonal", 0, 0 },
+    { "static-groups", OPT_FLAG, &static_groups, NULL, "GPTQ: group parameters from the unmodified weights", 0, 0 },
+    { "true-sequential", OPT_FLAG, &true_seq, NULL, "quantize {q,k,v}, {o}, {gate,up}, {down} in turn (the default)", 0, 0 },
+    { "no-true-sequential", OPT_FLAG, &no_true_seq, NULL, "calibrate all linears of a block on fp32 block inputs at once", 0, 0 },
+    { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
+    { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
+    { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
+    { "eval", OPT_LIST, &evals, "FILE", "after quantizing, print fp32 and quantized perplexity on this text; repeatable", 0, 0 },
+    { "eval-seqlen", OPT_INT, &eval_seqlen, "N", "window length for --eval (default: --seqlen)", 2, 1 << 20 },
+    { "json", OPT_FLAG, &json, NULL, "print the summary as JSON (as written to DIR/summary.json)", 0, 0 },
+    { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
+    { 0 },
+};
+
+static const cli_cmd cmd = {
+    "quantize", "--model PATH --calib TEXT --out DIR [--method gptq|rtn] [--wbits 4] [--groupsize 128] [options]",
+    "Calibrates the model on --nsamples random windows of --seqlen tokens from the --calib texts\n"
+    "(drawn as the GPTQ reference's data loaders draw them, with Python's random and --seed),\n"
+    "block by block: each block runs in fp32 with hooks recording every linear layer's input\n"
+    "statistics, its linears are quantized, and the quantized block produces the next block's\n"
+    "inputs. `qcalib --method ...` is the same command.",
+    opts,
+    "DIR receives: the quantized model with dequantized weights, in the input's own format\n"
+    "(model.bin + tokenizer.bin for llama2.c inputs; config.json + model.safetensors in F32 for\n"
+    "Hugging Face inputs), which `qcalib eval --model DIR` evaluates; quant_log.csv and\n"
+    "quant_log.jsonl (one row per linear: error, damping, fallback, time); summary.json. The\n"
+    "folder appears only when complete. Same command, same bytes (except measured times).\n\n"
+    "example:\n"
+    "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
+    "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
+};
+
+/* fp32 and quantized perplexity of one --eval text. */
+typedef struct eval_row {
+    const char *text;
+    qc_eval_result fp32, quant;
+} eval_row;
+
+static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text, int sl, qc_eval_result *r,
+                           const qc_log *log, qc_err *e) {
+    int32_t *ids = NULL;
+    size_t n, docs, bytes;
+    qc_windows w = { 0 };
+    qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
+    if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) qc_fail_prefix(e, st, "%s", text);
+    qc_eval_opts o = { 0, NULL, NULL, log };
+    if (!st) st = qc_eval_perplexity(m, &w, &o, r, e);
+    qc_windows_free(&w);
+    free(ids);
+    return st;
+}
+
+static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quantized *q,
+                           const eval_row *rows, int nrows) {
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "model", model_path);
+    cJSON_AddStringToObject(s, "format", qc_checkpoint_format(m->ck));
+    cJSON_AddStringToObject(s, "method", qc_method_name(o->method));
+    cJSON_AddNumberToObject(s, "wbits", o->spec.bits);
+    cJSON_AddNumberToObject(s, "groupsize", o->spec.groupsize > 0 ? o->spec.groupsize : -1);
+    cJSON_AddBoolToObject(s, "sym", o->spec.sym);
+    cJSON_AddBoolToObject(s, "mse", o->spec.mse);
+    if (o->method == QC_METHOD_GPTQ) {
+        cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
+        cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
+        cJSON_AddBoolToObject(s, "act_order", o->gptq.act_order);
+        cJSON_AddBoolToObject(s, "static_groups", o->gptq.static_groups);
+    }
+    cJSON_AddBoolToObject(s, "true_sequential", o->true_sequential);
+    cJSON *cal = cJSON_AddArrayToObject(s, "calib");
+    for (int i = 0; i < calib.n; i++) cJSON_AddItemToArray(cal, cJSON_CreateString(calib.v[i]));
+    if (tokens_path) cJSON_AddStringToObject(s, "calib_tokens", tokens_path);
+    cJSON_AddNumberToObject(s, "nsamples", w->n);
+    cJSON_AddNumberToObject(s, "seqlen", w->seqlen);
+    cJSON_AddNumberToObject(s, "seed", (double)seed);
+    double sum = 0, max = 0;
+    int fallbacks = 0, retried = 0;
+    for (int i = 0; i < q->nreports; i++) {
+        sum += q->reports[i].rel_err;
+        max = q->reports[i].rel_err > max ? q->reports[i].rel_err : max;
+        fallbacks += q->reports[i].fallback;
+        retried += q->reports[i].retries > 0;
+    }
+    cJSON_AddNumberToObject(s, "modules", q->nreports);
+    cJSON_AddNumberToObject(s, "mean_rel_err", q->nreports ? sum / q->nreports : 0);
+    cJSON_AddNumberToObject(s, "max_rel_err", max);
+    cJSON_AddNumberToObject(s, "damping_raised", retried);
+    cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
+    cJSON_AddNumberToObject(s, "seconds", q->seconds);
+    cJSON *ev = cJSON_AddArrayToObject(s, "eval");
+    for (int i = 0; i < nrows; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "text", rows[i].text);
+        cJSON_AddNumberToObject(r, "seqlen", rows[i].fp32.seqlen);
+        cJSON_AddNumberToObject(r, "windows", rows[i].fp32.windows);
+        cJSON_AddNumberToObject(r, "fp32_ppl", rows[i].fp32.ppl);
+        cJSON_AddNumberToObject(r, "quant_ppl", rows[i].quant.ppl);
+        cJSON_AddItemToArray(ev, r);
+    }
+    return s;
+}
+
+static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_err *e) {
+    char *path = qc_outdir_file(d, name), *text = cJSON_Print(j);
+    qc_outfile f;
+    qc_status st = path && text ? qc_out_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st) st = qc_out_printf(&f, e, "%s\n", text);
+    if (!st) st = qc_out_commit(&f, e);
+    free(path);
+    free(text);
+    return st;
+}
+
+/* The model files, the tokenizer copy and the logs, into the folder being built. */
+static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
+                               const char *tok_file, const qc_log *log, qc_err *e) {
+    qc_weight_source src = qc_quantized_source(q);
+    qc_status st;
+    if (strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0) {
+        char *bin = qc_outdir_file(d, "model.bin");
+        st = bin ? qc_export_llama2c(&src, bin, log, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        free(bin);
+    } else {
+        qc_hf_export_opts ho = { QC_DT_F32, 0 }; /* F32 keeps the dequantized weights exact */
+        st = qc_export_hf_into(&src, d, &ho, log, e);
+    }
+    if (!st && tok_file) { /* so that `qcalib eval --model DIR` finds it */
+        char *buf = NULL, *dst = qc_outdir_file(d, "tokenizer.bin");
+        size_t len;
+        qc_outfile f;
+        st = qc_read_file(tok_file, (size_t)1 << 30, &buf, &len, e);
+        if (!st && !(st = qc_out_open(&f, dst, e))) {
+            st = qc_out_write(&f, buf, len, e);
+            st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
+        }
+        free(buf);
+        free(dst);
+    }
+    char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
+    if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
+    free(csv);
+    free(jl);
+    return st;
+}
+
+static int check_options(qc_calib_opts *o) {
+    if (!model_path) return cli_usage_error(&cmd, "--model is required");
+    if (!out_path) return cli_usage_error(&cmd, "--out is required");
+    if (!calib.n && !tokens_path) return cli_usage_error(&cmd, "give calibration text with --calib FILE (or --calib-tokens FILE.npy)");
+    if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
+    if (strcmp(method_name, "gptq") == 0) o->method = QC_METHOD_GPTQ;
+    else if (strcmp(method_name, "rtn") == 0) o->method = QC_METHOD_RTN;
+    else return cli_usage_error(&cmd, "--method '%s': expected gptq or rtn (awq and smoothquant are not implemented yet)", method_name);
+    if (o->method == QC_METHOD_RTN && (act_order || static_groups))
+        return cli_usage_error(&cmd, "--act-order and --static-groups are GPTQ options; --method rtn has no column order");
+    if (true_seq && no_true_seq) return cli_usage_error(&cmd, "--true-sequential and --no-true-sequential exclude each other");
+    if (qc_path_exists(out_path) && !force)
+        return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
+    o->spec = (qc_quant_spec){ (int)wbits, groupsize > 0 ? (int)groupsize : 0, sym, mse, false };
+    o->gptq = qc_gptq_defaults();
+    o->gptq.percdamp = (float)percdamp;
+    o->gptq.blocksize = (int)blocksize;
+    o->gptq.max_retries = (int)damp_retries;
+    o->gptq.act_order = act_order;
+    o->gptq.static_groups = static_groups;
+    o->true_sequential = !no_true_seq;
+    return 0;
+}
+
+static void print_report(const qc_quantized *q, const qc_calib_opts *o, const eval_row *rows, int nrows) {
+    double sum = 0;
+    int fb = 0;
+    for (int i = 0; i < q->nreports; i++) sum += q->reports[i].rel_err, fb += q->reports[i].fallback;
+    char tag[64];
+    if (o->spec.groupsize > 0) snprintf(tag, sizeof tag, "%s w%dg%d", qc_method_name(o->method), o->spec.bits, o->spec.groupsize);
+    else snprintf(tag, sizeof tag, "%s w%d per-row", qc_method_name(o->method), o->spec.bits);
+    printf("quantized %d linear layers (%s%s) in %.1f s: mean relative output error %.4g, %d fallback%s\n",
+           q->nreports, tag, o->spec.sym ? " sym" : "", q->seconds, q->nreports ? sum / q->nreports : 0, fb,
+           fb == 1 ? "" : "s");
+    printf("wrote %s/\n", out_path);
+    if (!nrows) return;
+    printf("\n%-40s %7s %12s %12s %9s\n", "perplexity", "seqlen", "fp32", tag, "change");
+    for (int i = 0; i < nrows; i++)
+        printf("%-40s %7d %12.4f %12.4f %+8.2f%%\n", rows[i].text, rows[i].fp32.seqlen, rows[i].fp32.ppl,
+               rows[i].quant.ppl, 100 * (rows[i].quant.ppl - rows[i].fp32.ppl) / rows[i].fp32.ppl);
+}
+
+int cmd_quantize(int argc, char **argv, int first) {
+    int rc = cli_parse(&cmd, argc, argv, first);
+    if (rc) return rc < 0 ? 0 : rc;
+    qc_calib_opts o = { 0 };
+    if ((rc = check_options(&o))) return rc;
+    cli_threads(threads);
+    qc_log log = cli_log(quiet || json);
+    o.log = &log;
+    qc_err e = { "" };
+    qc_model *m = NULL, *qm = NULL;
+    qc_tokenizer tok = { 0 };
+    qc_windows w = { 0 };
+    qc_quantized q = { 0 };
+    qc_outdir d = { 0 };
+    eval_row rows[CLI_LIST_MAX] = { 0 };
+    cJSON *summary = NULL;
+    char *tok_file = NULL;
+    qc_status st = qc_model_open(&m, model_path, &e);
+    bool need_tok = calib.n || evals.n || tok_path;
+    if (!st && need_tok) st = cli_tokenizer(tok_path, model_path, m->cfg.vocab_size, &tok, &e);
+    if (!st && need_tok) tok_file = tok.path;
+    if (!st) {
+        int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
+        st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
+                         : qc_calib_windows(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, &w, &e);
+    }
+    if (!st)
+        qc_logf(&log, QC_LOG_INFO, "calibrating %s on %d windows of %d tokens; %s w%d, groupsize %d%s", model_path,
+                w.n, w.seqlen, qc_method_name(o.method), o.spec.bits, o.spec.groupsize > 0 ? o.spec.groupsize : -1,
+                o.spec.sym ? ", symmetric" : "");
+    if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
+    if (!st) st = qc_outdir_open(&d, out_path, force, &e);
+    if (!st) st = write_outputs(&d, m, &q, &o, tok_file, &log, &e);
+    int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
+    if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
+    for (int i = 0; i < evals.n && !st; i++) {
+        rows[i].text = evals.v[i];
+        st = eval_text(m, &tok, evals.v[i], sl_eval, &rows[i].fp32, &log, &e);
+        if (!st) st = eval_text(qm, &tok, evals.v[i], sl_eval, &rows[i].quant, &log, &e);
+    }
+    if (!st) {
+        summary = summary_json(m, &w, &o, &q, rows, evals.n);
+        st = write_json(&d, "summary.json", summary, &e);
+    }
+    if (!st) st = qc_outdir_commit(&d, &e);
+    else qc_outdir_abort(&d);
+    if (!st) {
+        cli_log_done();
+        if (json) {
+            char *s = cJSON_Print(summary);
+            printf("%s\n", s);
+            free(s);
+        } else {
+            print_report(&q, &o, rows, evals.n);
+        }
+    }
+    cJSON_Delete(summary);
+    qc_model_free(qm);
+    qc_quantized_free(&q);
+    qc_windows_free(&w);
+    qc_tokenizer_free(&tok);
+    qc_model_free(m);
+    return st ? cli_fail(&e) : 0;
+}

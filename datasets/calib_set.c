@@ -1,0 +1,98 @@
+/* calib_set.c — calibration windows from text sources, drawn as the GPTQ reference's data
+ * loaders draw them (datautils.py), with CPython's generator:
+ *   one document (a plain text): the text is tokenized once with BOS and each sample is
+ *     ids[i : i+seqlen], i = randint(0, n − seqlen − 1)          (its WikiText recipe);
+ *   several documents (JSON lines, C4): each sample draws documents with
+ *     randint(0, ndocs − 1) until one tokenizes (with BOS) to more than seqlen tokens, then
+ *     a window inside it with randint(0, len − seqlen − 1)        (its C4 recipe).
+ * The reference accepts a document of exactly seqlen tokens and then fails in
+ * randint(0, −1); qcalib requires more, which draws the same windows wherever the
+ * reference runs. Several sources share nsamples evenly (the first get the remainder),
+ * each drawn with random.seed(seed) as its own reference run would be. */
+#include "datasets/datasets.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Token ids of each document, encoded on first draw. */
+typedef struct doc_cache {
+    int32_t **ids;
+    size_t *n;
+    bool *short_doc;
+    size_t nshort;
+} doc_cache;
+
+static qc_status draw_from_docs(const qc_tokenizer *t, const qc_corpus *c, int nsamples, int seqlen,
+                                uint64_t seed, int32_t *out, qc_err *e) {
+    doc_cache k = { qc_calloc(c->ndocs, sizeof(int32_t *), e, "documents"), qc_calloc(c->ndocs, sizeof(size_t), e, "documents"),
+                    qc_calloc(c->ndocs, sizeof(bool), e, "documents"), 0 };
+    qc_status st = k.ids && k.n && k.short_doc ? QC_OK : QC_ERR_NOMEM;
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, seed);
+    for (int s = 0; s < nsamples && !st; s++) {
+        size_t d;
+        for (;;) {
+            d = (size_t)qc_pyrandom_randint(&r, 0, (int64_t)c->ndocs - 1);
+            if (!k.ids[d] && (st = qc_tokenizer_encode(t, c->text + c->doc_off[d], c->doc_len[d], true, false,
+                                                        &k.ids[d], &k.n[d], e)))
+                break;
+            if (k.n[d] > (size_t)seqlen) break;
+            if (!k.short_doc[d]) k.short_doc[d] = true, k.nshort++;
+            if (k.nshort == c->ndocs) {
+                st = qc_fail(e, QC_ERR_ARG, "%s: no document has more than %d tokens (use a smaller --seqlen)",
+                             c->path, seqlen);
+                break;
+            }
+        }
+        if (st) break;
+        size_t i = (size_t)qc_pyrandom_randint(&r, 0, (int64_t)(k.n[d] - (size_t)seqlen - 1));
+        memcpy(out + (size_t)s * seqlen, k.ids[d] + i, (size_t)seqlen * sizeof(int32_t));
+    }
+    for (size_t d = 0; k.ids && d < c->ndocs; d++) free(k.ids[d]);
+    free(k.ids), free(k.n), free(k.short_doc);
+    return st;
+}
+
+/* nsamples windows of one source into out. */
+static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int nsamples, int seqlen, uint64_t seed,
+                                  int32_t *out, qc_err *e) {
+    qc_corpus c;
+    qc_status st = qc_corpus_load(&c, path, e);
+    if (st) return st;
+    if (c.ndocs > 1) {
+        st = draw_from_docs(t, &c, nsamples, seqlen, seed, out, e);
+    } else {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        qc_windows w = { 0 };
+        st = qc_tokenizer_encode(t, c.text, c.len, true, false, &ids, &n, e);
+        if (!st) st = qc_windows_random(ids, n, nsamples, seqlen, seed, &w, e);
+        if (st) qc_fail_prefix(e, st, "%s", path);
+        else memcpy(out, w.tokens, (size_t)nsamples * seqlen * sizeof(int32_t));
+        qc_windows_free(&w);
+        free(ids);
+    }
+    qc_corpus_free(&c);
+    return st;
+}
+
+qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                           uint64_t seed, qc_windows *w, qc_err *e) {
+    memset(w, 0, sizeof *w);
+    if (npaths < 1) return qc_fail(e, QC_ERR_ARG, "no calibration text given");
+    if (nsamples < npaths)
+        return qc_fail(e, QC_ERR_ARG, "--nsamples %d is fewer than the %d calibration sources", nsamples, npaths);
+    if (seqlen < 1) return qc_fail(e, QC_ERR_ARG, "--seqlen %d is not positive", seqlen);
+    w->tokens = qc_malloc((size_t)nsamples * (size_t)seqlen, sizeof(int32_t), e, "calibration windows");
+    if (!w->tokens) return QC_ERR_NOMEM;
+    w->n = nsamples;
+    w->seqlen = seqlen;
+    qc_status st = QC_OK;
+    for (int k = 0, done = 0; k < npaths && !st; k++) {
+        int share = nsamples / npaths + (k < nsamples % npaths);
+        st = draw_from_source(t, paths[k], share, seqlen, seed, w->tokens + (size_t)done * seqlen, e);
+        done += share;
+    }
+    if (st) qc_windows_free(w);
+    return st;
+}

@@ -1,0 +1,201 @@
+/* quant.c — the shared quantizer (QUANT-SPEC §1): group parameters the way the GPTQ
+ * reference's Quantizer.find_params finds them (with its optional MSE clip search),
+ * round-to-nearest, the result every solver fills, its dequantization, and the relative
+ * output error used in the per-layer logs.
+ *
+ * Exactness: every expression that decides a code is the reference's fp32 expression in
+ * the same order (a real division x / scale, round half to even — qc_round_half_even, which
+ * equals nearbyintf in the default rounding mode — the shrink factor p rounded to fp32
+ * before it multiplies the range, as torch does with a Python scalar), so that codes agree
+ * bit for bit with the reference's. Only the MSE search's error sum differs in summation
+ * order (it is accumulated in double here, torch sums fp32), which can matter only when two
+ * candidates are within rounding of each other; the search costs 80 powf per weight.
+ *
+ * fp16 scales (qcalib's addition): each candidate scale is rounded to fp16 as soon as it
+ * is computed, the zero point is computed from the rounded scale, and the MSE search
+ * compares candidates with their rounded scales, so the parameters chosen are the best the
+ * fp16 file can hold and exactly what the solver compensates for. */
+#include "quant/quant.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Below this many weights a loop runs on one thread: waking the others costs more. */
+#define PAR_MIN_WORK (1 << 15)
+
+qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
+    if (!s) return qc_fail(e, QC_ERR_ARG, "no quantization spec");
+    if (s->bits < 2 || s->bits > 8)
+        return qc_fail(e, QC_ERR_ARG, "--wbits %d: supported widths are 2 to 8 bits", s->bits);
+    if (s->groupsize < -1)
+        return qc_fail(e, QC_ERR_ARG, "--groupsize %d: expected a positive number of columns, or -1 (or 0) for one group per row",
+                       s->groupsize);
+    return QC_OK;
+}
+
+int qc_quant_maxq(const qc_quant_spec *s) { return (1 << s->bits) - 1; }
+
+int qc_quant_ngroups(const qc_quant_spec *s, int cols) {
+    if (s->groupsize <= 0 || cols <= 0) return 1;
+    return (int)(((int64_t)cols + s->groupsize - 1) / s->groupsize);
+}
+
+/* The scale as a file of fp16 scales stores it. A scale that fp16 cannot hold is clamped to
+ * its range (the smallest subnormal, the largest finite) rather than becoming 0 or Inf. */
+static float f16_round(float scale) {
+    float r = qc_f16_to_f32(qc_f32_to_f16(scale));
+    if (r == 0.0f) return 0x1p-24f;
+    if (isinf(r)) return 65504.0f;
+    return r;
+}
+
+/* scale and zero for the range [xmin, xmax] (already containing 0, not both 0). */
+static void range_params(const qc_quant_spec *s, float xmin, float xmax, float maxq, float *scale,
+                         float *zero) {
+    float sc = (xmax - xmin) / maxq;
+    if (s->f16_scales) sc = f16_round(sc);
+    *scale = sc;
+    *zero = s->sym ? (maxq + 1.0f) / 2.0f : qc_round_half_even(-xmin / sc);
+}
+
+void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int stride, float *scale,
+                          float *zero) {
+    int maxq_i = qc_quant_maxq(s);
+    float maxq = (float)maxq_i;
+    float xmin = 0.0f, xmax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float v = x[(size_t)i * stride];
+        xmin = v < xmin ? v : xmin;
+        xmax = v > xmax ? v : xmax;
+    }
+    if (s->sym) {
+        float a = fabsf(xmin);
+        xmax = a > xmax ? a : xmax;
+        if (xmin < 0.0f) xmin = -xmax;
+    }
+    if (xmin == 0.0f && xmax == 0.0f) xmin = -1.0f, xmax = 1.0f;
+    range_params(s, xmin, xmax, maxq, scale, zero);
+    if (!s->mse) return;
+
+    /* The reference's grid search: norm 2.4, grid 100, maxshrink 0.8; strict improvements
+     * only, so the first of equal candidates stays. |q - x|^2.4 is computed in fp32 with the
+     * exponent rounded to fp32 (2.4f), as torch's vectorized pow does. */
+    double best = INFINITY;
+    for (int i = 0; i < 80; i++) {
+        float p = (float)(1.0 - i / 100.0);
+        float sc, zp;
+        range_params(s, p * xmin, p * xmax, maxq, &sc, &zp);
+        double err = 0.0;
+        for (int j = 0; j < n; j++) {
+            float v = x[(size_t)j * stride];
+            float d = qc_quant_value(qc_quant_code(v, sc, zp, maxq_i), sc, zp) - v;
+            err += (double)powf(fabsf(d), 2.4f);
+        }
+        if (err < best) best = err, *scale = sc, *zero = zp;
+    }
+}
+
+qc_status qc_quant_result_init(qc_quant_result *r, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
+    memset(r, 0, sizeof *r);
+    qc_status st = qc_quant_spec_check(s, e);
+    if (st) return st;
+    if (rows <= 0 || cols <= 0) return qc_fail(e, QC_ERR_ARG, "weight shape (%d, %d): both must be positive", rows, cols);
+    r->rows = rows, r->cols = cols, r->spec = *s;
+    r->ngroups = qc_quant_ngroups(s, cols);
+    size_t n = (size_t)rows * cols, ng = (size_t)rows * r->ngroups;
+    r->codes = qc_calloc(n, 1, e, "quantized codes");
+    r->scales = r->codes ? qc_calloc(ng, sizeof(float), e, "quantization scales") : NULL;
+    r->zeros = r->scales ? qc_calloc(ng, sizeof(float), e, "quantization zero points") : NULL;
+    r->g_idx = r->zeros ? qc_calloc((size_t)cols, sizeof(int32_t), e, "g_idx") : NULL;
+    r->perm = r->g_idx ? qc_calloc((size_t)cols, sizeof(int32_t), e, "column order") : NULL;
+    if (!r->perm) {
+        qc_quant_result_free(r);
+        return QC_ERR_NOMEM;
+    }
+    for (int c = 0; c < cols; c++) {
+        r->g_idx[c] = s->groupsize > 0 ? c / s->groupsize : 0;
+        r->perm[c] = c;
+    }
+    return QC_OK;
+}
+
+void qc_quant_result_free(qc_quant_result *r) {
+    if (!r) return;
+    free(r->codes);
+    free(r->scales);
+    free(r->zeros);
+    free(r->g_idx);
+    free(r->perm);
+    memset(r, 0, sizeof *r);
+}
+
+void qc_quant_dequantize(const qc_quant_result *r, float *w) {
+    int cols = r->cols, ng = r->ngroups;
+#pragma omp parallel for schedule(static) if ((int64_t)r->rows * cols > PAR_MIN_WORK)
+    for (int i = 0; i < r->rows; i++) {
+        const uint8_t *q = r->codes + (size_t)i * cols;
+        const float *sc = r->scales + (size_t)i * ng, *zp = r->zeros + (size_t)i * ng;
+        float *o = w + (size_t)i * cols;
+        for (int c = 0; c < cols; c++) {
+            int g = r->g_idx[c];
+            o[c] = qc_quant_value((float)q[c], sc[g], zp[g]);
+        }
+    }
+}
+
+qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_quant_result *r,
+                       qc_err *e) {
+    qc_status st = qc_quant_result_init(r, rows, cols, s, e);
+    if (st) return st;
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        if (!isfinite(w[i])) {
+            qc_quant_result_free(r);
+            return qc_fail(e, QC_ERR_NUMERIC, "round-to-nearest: the weight has a non-finite value (%g) at [%zu, %zu]",
+                           (double)w[i], i / (size_t)cols, i % (size_t)cols);
+        }
+    int gs = s->groupsize > 0 ? s->groupsize : cols, ng = r->ngroups, maxq = qc_quant_maxq(s);
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN_WORK)
+    for (int i = 0; i < rows; i++) {
+        const float *x = w + (size_t)i * cols;
+        uint8_t *q = r->codes + (size_t)i * cols;
+        for (int g = 0; g < ng; g++) {
+            int c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols;
+            float sc, zp;
+            qc_quant_find_params(s, x + c0, c1 - c0, 1, &sc, &zp);
+            r->scales[(size_t)i * ng + g] = sc;
+            r->zeros[(size_t)i * ng + g] = zp;
+            for (int c = c0; c < c1; c++) q[c] = (uint8_t)qc_quant_code(x[c], sc, zp, maxq);
+        }
+    }
+    return QC_OK;
+}
+
+/* Rows per chunk of the output error: [W; W−Q] of one chunk times H is one sgemm. */
+#define ERR_CHUNK 256
+
+double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h) {
+    int chunk = rows < ERR_CHUNK ? rows : ERR_CHUNK;
+    float *a = malloc((size_t)2 * chunk * cols * sizeof(float));
+    float *b = malloc((size_t)2 * chunk * cols * sizeof(float));
+    if (!a || !b) {
+        free(a), free(b);
+        return NAN;
+    }
+    double num = 0.0, den = 0.0;
+    qc_blas_threads(true);
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        int m = rows - r0 < chunk ? rows - r0 : chunk;
+        size_t n = (size_t)m * cols;
+        memcpy(a, w + (size_t)r0 * cols, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) a[n + i] = w[(size_t)r0 * cols + i] - q[(size_t)r0 * cols + i];
+        /* b = [W; D] · H; then tr(W H Wᵀ) = Σ W ∘ (W H), tr(D H Dᵀ) = Σ D ∘ (D H) */
+        cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, 2 * m, cols, 1.0f, h, cols, a, cols, 0.0f, b, cols);
+        for (size_t i = 0; i < n; i++) den += (double)a[i] * b[i];
+        for (size_t i = 0; i < n; i++) num += (double)a[n + i] * b[n + i];
+    }
+    qc_blas_threads(false);
+    free(a), free(b);
+    return den > 0.0 ? num / den : (num == 0.0 ? 0.0 : INFINITY);
+}

@@ -1,0 +1,87 @@
+/* quant.h — what every solver shares (QUANT-SPEC §1): the quantization spec, group
+ * parameters the way the GPTQ reference finds them (optionally with its MSE clip search),
+ * round-to-nearest, the result every solver produces, and its dequantization.
+ *
+ * A weight W is (rows, cols) = [out, in]; groups are runs of `groupsize` consecutive input
+ * columns of one row (the last may be shorter), or the whole row when groupsize <= 0. */
+#ifndef QC_QUANT_H
+#define QC_QUANT_H
+
+#include "base/base.h"
+
+typedef struct qc_quant_spec {
+    int bits;        /* 2..8 */
+    int groupsize;   /* columns per group; <= 0: one group per row */
+    bool sym;        /* symmetric: zero = (maxq + 1) / 2 */
+    bool mse;        /* the reference's clip search (norm 2.4, grid 100, maxshrink 0.8) */
+    bool f16_scales; /* round each scale to fp16 before use, so a file storing fp16 scales
+                        holds exactly the weights the solver compensated for */
+} qc_quant_spec;
+
+/* Checks bits (2..8) and groupsize (-1, 0 or positive; other negatives are refused as
+ * likely typos); the message names the option (--wbits, --groupsize). */
+qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e);
+int qc_quant_maxq(const qc_quant_spec *s);            /* 2^bits - 1 */
+int qc_quant_ngroups(const qc_quant_spec *s, int cols); /* ceil(cols / groupsize), or 1 */
+
+/* GPTQ-style parameters of one group: x[0..n) with stride `stride` between elements
+ * (1 for a row's contiguous group). The range always contains 0; an all-zero group gets
+ * [-1, 1]; with s->mse the clip search of QUANT-SPEC §1. */
+void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int stride, float *scale,
+                          float *zero);
+
+/* v rounded to the nearest integer, ties to even: nearbyintf in the default rounding mode,
+ * signed zeros included, but inline and vectorizable (baseline x86-64 has no rounding
+ * instruction, so nearbyintf is a library call). Adding and removing 2^23 leaves the
+ * nearest integer for |v| < 2^23; larger floats are integers already. */
+static inline float qc_round_half_even(float v) {
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ == 0 && !defined(__FAST_MATH__)
+    float t = __builtin_copysignf(0x1p23f, v);
+    float r = __builtin_copysignf((v + t) - t, v);
+    return __builtin_fabsf(v) < 0x1p23f ? r : v;
+#else
+    return __builtin_nearbyintf(v);
+#endif
+}
+
+/* The code of x: clamp(round_half_even(x / scale) + zero, 0, maxq) (a real division). */
+static inline float qc_quant_code(float x, float scale, float zero, int maxq) {
+    float q = qc_round_half_even(x / scale) + zero;
+    return q < 0.0f ? 0.0f : q > (float)maxq ? (float)maxq : q;
+}
+/* The value of code q: scale * (q - zero). */
+static inline float qc_quant_value(float q, float scale, float zero) { return scale * (q - zero); }
+
+/* What a solver produces for one linear layer; all arrays owned, in ORIGINAL column order.
+ * Solvers (qc_quant_rtn, qc_gptq_quantize) initialise the result themselves: pass an
+ * unused (or freed) one; on failure it is left zeroed. */
+typedef struct qc_quant_result {
+    int rows, cols, ngroups;
+    qc_quant_spec spec;
+    uint8_t *codes;  /* (rows, cols) 0..maxq */
+    float *scales;   /* (rows, ngroups) */
+    float *zeros;    /* (rows, ngroups) zero points, integral values stored as float */
+    int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
+    int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
+} qc_quant_result;
+
+/* Allocates zeroed codes, scales and zeros, g_idx[c] = c / groupsize (0 per row), perm the
+ * identity. */
+qc_status qc_quant_result_init(qc_quant_result *r, int rows, int cols, const qc_quant_spec *s, qc_err *e);
+void qc_quant_result_free(qc_quant_result *r); /* NULL or zeroed: no-op */
+
+/* w (rows, cols) = scales[r, g_idx[c]] * (codes[r, c] - zeros[r, g_idx[c]]), in fp32. */
+void qc_quant_dequantize(const qc_quant_result *r, float *w);
+
+/* Round-to-nearest, the baseline: every group's parameters from w itself, each weight
+ * rounded on its own. NaN/Inf in w is an error (QC_ERR_NUMERIC). */
+qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_quant_result *r,
+                       qc_err *e);
+
+/* Relative output error of replacing w by q on inputs whose Σ xᵀx is h (cols, cols):
+ * ‖X(W−Q)ᵀ‖² / ‖XWᵀ‖² = tr((W−Q) H (W−Q)ᵀ) / tr(W H Wᵀ), accumulated in double (the
+ * products by H are fp32 sgemm, chunks of 256 rows). Only h's upper triangle is read.
+ * Uses OpenBLAS's threads: call it outside OpenMP regions. NaN if memory runs out. */
+double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h);
+
+#endif

@@ -1,0 +1,97 @@
+#!/bin/sh
+# test_quantize.sh — `qcalib quantize` end to end on the real stories260K, as a user runs it:
+# the output folder and its logs; the quantized model evaluates as the summary says; GPTQ
+# beats round-to-nearest on held-out text; the same command writes the same bytes; a Hessian
+# that cannot be factorized does not stop the run; the plot script renders a PNG from real
+# logs; Hugging Face input and .npy windows; bad options and inputs.
+set -u
+Q=${QCALIB:-build/qcalib}
+S=${QCALIB_SHARED:-../shared}
+T=${QCALIB_TMP:-$(mktemp -d)}
+M=$S/models/stories260K/stories260K.bin
+CAL=$S/data/tinystories/tinystories_calib.txt
+EVAL=$S/data/tinystories/tinystories_eval.txt
+fails=0
+ok() { echo "  ok   $1"; }
+bad() { echo "  FAIL $1"; fails=$((fails + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+expect_fail() {
+    name=$1 want=$2 needle=$3; shift 3
+    "$@" >"$T/out" 2>"$T/err"; rc=$?
+    if [ "$rc" -eq "$want" ] && grep -qF -- "$needle" "$T/err"; then ok "$name"
+    else bad "$name (exit $rc, wanted $want with '$needle'): $(head -c 300 "$T/err")"; fi
+}
+json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1; }
+# A small calibration set keeps the suite fast; the README's table uses the full 128 x 512.
+SMALL="--nsamples 32 --seqlen 256 --quiet"
+
+# -- GPTQ w4 g32 into a folder; evaluated on held-out text
+$Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq" --eval "$EVAL" >"$T/gptq.txt" 2>"$T/err"
+check "quantize exits 0 and reports" "grep -q 'quantized 35 linear layers' '$T/gptq.txt'"
+check "output folder holds model, tokenizer, logs, summary" \
+    "for f in model.bin tokenizer.bin quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
+check "quant_log.csv: header + 35 rows, every module of every block" \
+    "[ \$(wc -l <'$T/gptq/quant_log.csv') -eq 36 ] && [ \$(grep -c ',down,' '$T/gptq/quant_log.csv') -eq 5 ]"
+check "quant_log.jsonl: 35 objects with rel_err" "[ \$(grep -c '\"rel_err\":' '$T/gptq/quant_log.jsonl') -eq 35 ]"
+qppl=$(json_num "$T/gptq/summary.json" quant_ppl)
+$Q eval --model "$T/gptq" --text "$EVAL" --seqlen 256 --json >"$T/evalq.json" 2>"$T/err"
+eppl=$(json_num "$T/evalq.json" ppl)
+check "qcalib eval --model DIR gives the summary's perplexity ($eppl = $qppl)" "[ -n '$eppl' ] && [ '$eppl' = '$qppl' ]"
+
+# -- RTN baseline with the same settings: GPTQ must do better
+$Q --method rtn --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/rtn" --eval "$EVAL" >/dev/null 2>"$T/err"
+rppl=$(json_num "$T/rtn/summary.json" quant_ppl)
+fppl=$(json_num "$T/gptq/summary.json" fp32_ppl)
+check "perplexity fp32 $fppl < GPTQ $qppl < RTN $rppl" "awk 'BEGIN{exit !($fppl < $qppl && $qppl < $rppl)}'"
+
+# -- the same command twice: the same bytes (measured times aside)
+$Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq2" --eval "$EVAL" >/dev/null 2>&1
+check "same command, byte-identical model" "cmp -s '$T/gptq/model.bin' '$T/gptq2/model.bin'"
+check "same command, identical logs but for the seconds column" \
+    "cut -d, -f1-15 '$T/gptq/quant_log.csv' >'$T/a' && cut -d, -f1-15 '$T/gptq2/quant_log.csv' >'$T/b' && cmp -s '$T/a' '$T/b'"
+check "same command, identical summary but for seconds" \
+    "grep -v '\"seconds\"' '$T/gptq/summary.json' >'$T/a' && grep -v '\"seconds\"' '$T/gptq2/summary.json' >'$T/b' && cmp -s '$T/a' '$T/b'"
+
+# -- a Hessian from 8 tokens (rank <= 8 < 64 inputs) with no damping cannot be factorized:
+#    the damping is raised and the run goes on; with no retries allowed, round-to-nearest
+$Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --out "$T/tiny" >"$T/tiny.txt" 2>"$T/tiny.err"
+rc=$?
+check "an unfactorizable Hessian does not stop the run (exit $rc)" "[ $rc -eq 0 ] && [ -s '$T/tiny/model.bin' ]"
+check "damping escalation shows in the log (retries > 0, damping raised)" \
+    "awk -F, 'NR > 1 && \$13 > 0 && \$12 > 0 {found = 1} END {exit !found}' '$T/tiny/quant_log.csv' && grep -q 'raising the damping' '$T/tiny.err'"
+$Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --damp-retries 0 --out "$T/tiny0" >"$T/tiny0.txt" 2>"$T/tiny0.err"
+rc=$?
+check "no retries: the run goes on (exit $rc) and falls back to round-to-nearest, in the log and on the console" \
+    "[ $rc -eq 0 ] && grep -q ',yes,' '$T/tiny0/quant_log.csv' && grep -q 'round-to-nearest' '$T/tiny0.err'"
+check "the summary counts the fallbacks" "[ \"\$(json_num '$T/tiny0/summary.json' fallbacks)\" -gt 0 ]"
+
+# -- plots from real logs: one log, and RTN vs GPTQ on one figure
+scripts/plot-quant-log -o "$T/cmp.png" "$T/rtn/quant_log.csv:RTN" "$T/gptq/quant_log.csv:GPTQ" 2>"$T/err"
+check "plot of RTN vs GPTQ is a valid PNG" "[ \"\$(head -c 8 '$T/cmp.png' | od -An -c | tr -d ' \n')\" = '211PNG\r\n032\n' ] && [ \$(wc -c <'$T/cmp.png') -gt 10000 ]"
+expect_fail "plot refuses a file that is not a quant log" 1 "not a qcalib quant log" scripts/plot-quant-log -o "$T/x.png" "$EVAL"
+
+# -- Hugging Face input (F16): output in HF layout, evaluated through the same path
+$Q convert --model "$M" --out "$T/hf16" --dtype f16 --quiet
+$Q quantize --method rtn --model "$T/hf16" --tokenizer "$S/models/stories260K/tok512.bin" --calib "$CAL" $SMALL --out "$T/hfq" >/dev/null 2>"$T/err"
+check "HF input gives an HF output folder" "[ -s '$T/hfq/config.json' ] && [ -s '$T/hfq/model.safetensors' ]"
+$Q eval --model "$T/hfq" --text "$EVAL" --seqlen 256 --json >"$T/hfq.json" 2>"$T/err"
+check "the HF output evaluates" "grep -q '\"ppl\":' '$T/hfq.json'"
+
+# -- calibration windows from a .npy file (int32, 2 x 8), used as they are
+{ printf '\223NUMPY\001\000v\000'; printf "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 8), }"; printf '%*s\n' 58 ''; } >"$T/w.npy"
+for i in 1 403 407 261 378 432 383 286 1 261 376 298 315 421 395 317; do printf "$(printf '\\%03o\\%03o\\000\\000' $((i % 256)) $((i / 256)))"; done >>"$T/w.npy"
+$Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$T/npyq" --json >"$T/npy.json" 2>"$T/err"
+check "--calib-tokens: 2 windows of 8 tokens from the .npy" "[ \"\$(json_num '$T/npy.json' nsamples)\" = 2 ] && [ \"\$(json_num '$T/npy.json' seqlen)\" = 8 ]"
+
+# -- bad options and inputs: clear message, no output folder
+expect_fail "--wbits 9 is refused" 2 "--wbits 9 is out of range" $Q --model "$M" --calib "$CAL" --out "$T/x" --wbits 9
+expect_fail "unknown method" 2 "--method 'awq'" $Q --method awq --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "no calibration text" 2 "--calib" $Q --method gptq --model "$M" --out "$T/x"
+expect_fail "existing output folder" 2 "already exists" $Q --model "$M" --calib "$CAL" --out "$T/gptq"
+expect_fail "act-order with rtn" 2 "GPTQ options" $Q --method rtn --act-order --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "missing calibration file" 1 "nothere.txt" $Q --model "$M" --calib "$T/nothere.txt" --out "$T/x"
+expect_fail "seqlen longer than the calibration text" 1 "tokens" $Q --model "$M" --calib "$S/models/stories260K/greedy_from_bos_200.txt" --seqlen 512 --out "$T/x"
+check "no output folder and no temporaries after failures" "[ ! -e '$T/x' ] && ! ls '$T' | grep -q 'tmp\.'"
+
+[ $fails -eq 0 ] || { echo "  $fails quantize checks failed"; exit 1; }
+echo "  all quantize checks passed"
