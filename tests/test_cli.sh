@@ -4,24 +4,7 @@
 # errors; KL divergence of a model against itself is zero; the HF copy evaluates the same;
 # bad input of every kind ends with a message naming the file and exit status 1, never a
 # crash, and leaves no output behind.
-set -u
-Q=${QCALIB:-build/qcalib}
-S=${QCALIB_SHARED:-../shared}
-T=${QCALIB_TMP:-$(mktemp -d)}
-M=$S/models/stories260K/stories260K.bin
-EVAL=$S/data/tinystories/tinystories_eval.txt
-fails=0
-ok() { echo "  ok   $1"; }
-bad() { echo "  FAIL $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-
-# expect_fail NAME EXIT NEEDLE CMD...: exits with EXIT (not a signal) and stderr has NEEDLE
-expect_fail() {
-    name=$1 want=$2 needle=$3; shift 3
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    if [ "$rc" -eq "$want" ] && grep -qF -- "$needle" "$T/err"; then ok "$name"
-    else bad "$name (exit $rc, wanted $want with '$needle'): $(head -c 300 "$T/err")"; fi
-}
+. tests/lib.sh
 
 # -- exactness against llama2.c's run.c
 $Q generate --model "$M" --steps 200 --ids >"$T/ids" 2>"$T/err"
@@ -96,5 +79,4 @@ chmod 755 "$T"
 expect_fail "no output left by a failed convert" 1 "short.bin" $Q convert --model "$T/short.bin" --out "$T/never"
 check "nothing at the failed output path, no temporaries" "[ ! -e '$T/never' ] && ! ls '$T' | grep -q 'tmp\.'"
 
-[ $fails -eq 0 ] || { echo "  $fails CLI checks failed"; exit 1; }
-echo "  all CLI checks passed"
+finish CLI

@@ -4,24 +4,7 @@
 # beats round-to-nearest on held-out text; the same command writes the same bytes; a Hessian
 # that cannot be factorized does not stop the run; the plot script renders a PNG from real
 # logs; Hugging Face input and .npy windows; bad options and inputs.
-set -u
-Q=${QCALIB:-build/qcalib}
-S=${QCALIB_SHARED:-../shared}
-T=${QCALIB_TMP:-$(mktemp -d)}
-M=$S/models/stories260K/stories260K.bin
-CAL=$S/data/tinystories/tinystories_calib.txt
-EVAL=$S/data/tinystories/tinystories_eval.txt
-fails=0
-ok() { echo "  ok   $1"; }
-bad() { echo "  FAIL $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-expect_fail() {
-    name=$1 want=$2 needle=$3; shift 3
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    if [ "$rc" -eq "$want" ] && grep -qF -- "$needle" "$T/err"; then ok "$name"
-    else bad "$name (exit $rc, wanted $want with '$needle'): $(head -c 300 "$T/err")"; fi
-}
-json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1; }
+. tests/lib.sh
 # A small calibration set keeps the suite fast; the README's table uses the full 128 x 512.
 SMALL="--nsamples 32 --seqlen 256 --quiet"
 
@@ -93,5 +76,4 @@ expect_fail "missing calibration file" 1 "nothere.txt" $Q --model "$M" --calib "
 expect_fail "seqlen longer than the calibration text" 1 "tokens" $Q --model "$M" --calib "$S/models/stories260K/greedy_from_bos_200.txt" --seqlen 512 --out "$T/x"
 check "no output folder and no temporaries after failures" "[ ! -e '$T/x' ] && ! ls '$T' | grep -q 'tmp\.'"
 
-[ $fails -eq 0 ] || { echo "  $fails quantize checks failed"; exit 1; }
-echo "  all quantize checks passed"
+finish quantize

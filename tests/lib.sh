@@ -1,0 +1,28 @@
+# lib.sh — sourced by the shell tests (tests/test_*.sh): where things are, and the checks.
+# Q: the qcalib binary; S: the shared folder; T: this test's scratch folder; M: stories260K.
+set -u
+Q=${QCALIB:-build/qcalib}
+S=${QCALIB_SHARED:-../shared}
+T=${QCALIB_TMP:-$(mktemp -d)}
+M=$S/models/stories260K/stories260K.bin
+CAL=$S/data/tinystories/tinystories_calib.txt
+EVAL=$S/data/tinystories/tinystories_eval.txt
+fails=0
+ok() { echo "  ok   $1"; }
+bad() { echo "  FAIL $1"; fails=$((fails + 1)); }
+# check NAME SHELL-CONDITION
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+# expect_fail NAME EXIT NEEDLE CMD...: exits with EXIT (not a signal) and stderr has NEEDLE
+expect_fail() {
+    name=$1 want=$2 needle=$3; shift 3
+    "$@" >"$T/out" 2>"$T/err"; rc=$?
+    if [ "$rc" -eq "$want" ] && grep -qF -- "$needle" "$T/err"; then ok "$name"
+    else bad "$name (exit $rc, wanted $want with '$needle'): $(head -c 300 "$T/err")"; fi
+}
+# json_num FILE KEY: the first number stored under "KEY" in a JSON file
+json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1; }
+# finish NAME: the test's exit status
+finish() {
+    [ $fails -eq 0 ] || { echo "  $fails $1 checks failed"; exit 1; }
+    echo "  all $1 checks passed"
+}
