@@ -100,7 +100,7 @@ static int bench_shape(row *out, const float *h, int rows, int cols, int reps, u
     for (int r = 0; r < reps; r++) {
         memcpy(w, w0, nw * sizeof(float));
         memcpy(hs, h, nh * sizeof(float));
-        qc_quant_result res;
+        qc_qweight res;
         qc_gptq_info info;
         qc_err e = { "" };
         double t0 = qc_now();
@@ -112,7 +112,7 @@ static int bench_shape(row *out, const float *h, int rows, int cols, int reps, u
             return 1;
         }
         out->loss = info.loss;
-        qc_quant_result_free(&res);
+        qc_qweight_free(&res);
     }
     free(w0), free(w), free(hs);
     out->rows = rows, out->cols = cols;

@@ -73,7 +73,7 @@ typedef struct qc_layer_report {
 typedef struct qc_quantized {
     int n_layers;
     const qc_checkpoint *ck;   /* borrowed: the model's other weights */
-    qc_quant_result *res;      /* (n_layers, QC_LIN_COUNT) */
+    qc_qweight *res;      /* (n_layers, QC_LIN_COUNT) */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;
     double seconds;

@@ -64,7 +64,7 @@ static int site_width(const qc_config *c, qc_site s) {
 /* Solves one linear of block b from its input statistics and replaces its weights by the
  * dequantized result. */
 static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const qc_stats *st,
-                       qc_quant_result *res, qc_layer_report *rep, qc_err *e) {
+                       qc_qweight *res, qc_layer_report *rep, qc_err *e) {
     const qc_calib_opts *o = r->o;
     int rows, cols;
     qc_weight_shape(r->cfg, qc_linear_weight(lin), &rows, &cols);
@@ -95,7 +95,7 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         free(w), free(h);
         return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     }
-    qc_quant_dequantize(res, w);
+    qc_qweight_dequantize(res, w);
     rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
     memcpy(b->w[lin], w, nw * sizeof(float));
     free(w), free(h);
@@ -181,7 +181,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
 void qc_quantized_free(qc_quantized *q) {
     if (!q) return;
     if (q->res)
-        for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_quant_result_free(&q->res[i]);
+        for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_qweight_free(&q->res[i]);
     free(q->res);
     free(q->reports);
     memset(q, 0, sizeof *q);
@@ -193,7 +193,7 @@ static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, q
     const qc_quantized *q = ctx;
     for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
         if (qc_linear_weight(lin) == w) {
-            qc_quant_dequantize(&q->res[(size_t)layer * QC_LIN_COUNT + lin], out);
+            qc_qweight_dequantize(&q->res[(size_t)layer * QC_LIN_COUNT + lin], out);
             return QC_OK;
         }
     }

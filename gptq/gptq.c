@@ -227,7 +227,7 @@ typedef struct solver {
     int gs;              /* groupsize, 0: one group per row */
     bool static_groups;
     const int32_t *perm; /* processing order, NULL: identity */
-    qc_quant_result *out;
+    qc_qweight *out;
     double *row_loss;    /* (rows) */
 } solver;
 
@@ -349,7 +349,7 @@ static void permute_rows(void *a, size_t size, int rows, int n, const int32_t *p
 }
 
 qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quant_spec *s,
-                           const qc_gptq_opts *o, qc_quant_result *out, qc_gptq_info *info, qc_err *e) {
+                           const qc_gptq_opts *o, qc_qweight *out, qc_gptq_info *info, qc_err *e) {
     qc_gptq_info unused;
     if (!info) info = &unused;
     memset(info, 0, sizeof *info);
@@ -426,7 +426,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         return qc_quant_rtn(w, rows, cols, s, out, e); /* info->loss stays 0: no U to weigh it */
     }
 
-    st = qc_quant_result_init(out, rows, cols, s, e);
+    st = qc_quant_alloc(out, rows, cols, s, e);
     const int bs = o->blocksize < n ? o->blocksize : n, chunk = chunk_rows(rows), nchunks = (rows + chunk - 1) / chunk;
     /* per thread, each part 64-byte aligned: a tile of weights and one of codes (bs, TILE)
      * each, U's diagonal block (bs, bs), the block's errors (chunk, bs) */
@@ -441,7 +441,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     uint8_t *tmp = scratch ? qc_malloc((size_t)max_threads() * n, sizeof(float), e, "gptq: row buffers") : NULL;
     if (!tmp) {
         free(dead), free(perm), free(a), free(row_loss), free(scratch);
-        qc_quant_result_free(out);
+        qc_qweight_free(out);
         return st ? st : QC_ERR_NOMEM;
     }
     const int gs = s->groupsize > 0 ? s->groupsize : 0, ng = out->ngroups;

@@ -29,7 +29,7 @@ typedef struct qc_gptq_info {
 
 /* Quantizes w (rows, cols) given h (cols, cols), the inputs' Σ xᵀx in any positive scale
  * (damping is relative). w and h are used as scratch and overwritten; only h's upper
- * triangle is read. On success out (initialised here, as by qc_quant_result_init) holds
+ * triangle is read. On success out (initialised here, as by qc_qweight_init) holds
  * codes, scales, zeros, g_idx and perm in original column order. A Hessian that cannot be
  * factorized even after max_retries is not an error: info->fallback is set and out holds
  * round-to-nearest of the original w. NaN/Inf in w or h is an error (QC_ERR_NUMERIC).
@@ -38,6 +38,6 @@ typedef struct qc_gptq_info {
  * threaded factorizations may change last bits with the thread count. Uses OpenMP and
  * OpenBLAS threads: call it outside OpenMP regions. */
 qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quant_spec *s,
-                           const qc_gptq_opts *o, qc_quant_result *out, qc_gptq_info *info, qc_err *e);
+                           const qc_gptq_opts *o, qc_qweight *out, qc_gptq_info *info, qc_err *e);
 
 #endif

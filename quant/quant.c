@@ -90,68 +90,26 @@ void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int str
         double err = 0.0;
         for (int j = 0; j < n; j++) {
             float v = x[(size_t)j * stride];
-            float d = qc_quant_value(qc_quant_code(v, sc, zp, maxq_i), sc, zp) - v;
+            float d = qc_qvalue(qc_quant_code(v, sc, zp, maxq_i), sc, zp) - v;
             err += (double)powf(fabsf(d), 2.4f);
         }
         if (err < best) best = err, *scale = sc, *zero = zp;
     }
 }
 
-qc_status qc_quant_result_init(qc_quant_result *r, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
+qc_status qc_quant_alloc(qc_qweight *r, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
     memset(r, 0, sizeof *r);
     qc_status st = qc_quant_spec_check(s, e);
-    if (st) return st;
-    if (rows <= 0 || cols <= 0) return qc_fail(e, QC_ERR_ARG, "weight shape (%d, %d): both must be positive", rows, cols);
-    r->rows = rows, r->cols = cols, r->spec = *s;
-    r->ngroups = qc_quant_ngroups(s, cols);
-    size_t n = (size_t)rows * cols, ng = (size_t)rows * r->ngroups;
-    r->codes = qc_calloc(n, 1, e, "quantized codes");
-    r->scales = r->codes ? qc_calloc(ng, sizeof(float), e, "quantization scales") : NULL;
-    r->zeros = r->scales ? qc_calloc(ng, sizeof(float), e, "quantization zero points") : NULL;
-    r->g_idx = r->zeros ? qc_calloc((size_t)cols, sizeof(int32_t), e, "g_idx") : NULL;
-    r->perm = r->g_idx ? qc_calloc((size_t)cols, sizeof(int32_t), e, "column order") : NULL;
-    if (!r->perm) {
-        qc_quant_result_free(r);
-        return QC_ERR_NOMEM;
-    }
-    for (int c = 0; c < cols; c++) {
-        r->g_idx[c] = s->groupsize > 0 ? c / s->groupsize : 0;
-        r->perm[c] = c;
-    }
-    return QC_OK;
+    return st ? st : qc_qweight_init(r, rows, cols, s->bits, s->groupsize, s->sym, e);
 }
 
-void qc_quant_result_free(qc_quant_result *r) {
-    if (!r) return;
-    free(r->codes);
-    free(r->scales);
-    free(r->zeros);
-    free(r->g_idx);
-    free(r->perm);
-    memset(r, 0, sizeof *r);
-}
-
-void qc_quant_dequantize(const qc_quant_result *r, float *w) {
-    int cols = r->cols, ng = r->ngroups;
-#pragma omp parallel for schedule(static) if ((int64_t)r->rows * cols > PAR_MIN_WORK)
-    for (int i = 0; i < r->rows; i++) {
-        const uint8_t *q = r->codes + (size_t)i * cols;
-        const float *sc = r->scales + (size_t)i * ng, *zp = r->zeros + (size_t)i * ng;
-        float *o = w + (size_t)i * cols;
-        for (int c = 0; c < cols; c++) {
-            int g = r->g_idx[c];
-            o[c] = qc_quant_value((float)q[c], sc[g], zp[g]);
-        }
-    }
-}
-
-qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_quant_result *r,
+qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_qweight *r,
                        qc_err *e) {
-    qc_status st = qc_quant_result_init(r, rows, cols, s, e);
+    qc_status st = qc_quant_alloc(r, rows, cols, s, e);
     if (st) return st;
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         if (!isfinite(w[i])) {
-            qc_quant_result_free(r);
+            qc_qweight_free(r);
             return qc_fail(e, QC_ERR_NUMERIC, "round-to-nearest: the weight has a non-finite value (%g) at [%zu, %zu]",
                            (double)w[i], i / (size_t)cols, i % (size_t)cols);
         }

@@ -8,6 +8,7 @@
 #define QC_QUANT_H
 
 #include "base/base.h"
+#include "io/io.h"
 
 typedef struct qc_quant_spec {
     int bits;        /* 2..8 */
@@ -49,33 +50,16 @@ static inline float qc_quant_code(float x, float scale, float zero, int maxq) {
     float q = qc_round_half_even(x / scale) + zero;
     return q < 0.0f ? 0.0f : q > (float)maxq ? (float)maxq : q;
 }
-/* The value of code q: scale * (q - zero). */
-static inline float qc_quant_value(float q, float scale, float zero) { return scale * (q - zero); }
 
-/* What a solver produces for one linear layer; all arrays owned, in ORIGINAL column order.
- * Solvers (qc_quant_rtn, qc_gptq_quantize) initialise the result themselves: pass an
- * unused (or freed) one; on failure it is left zeroed. */
-typedef struct qc_quant_result {
-    int rows, cols, ngroups;
-    qc_quant_spec spec;
-    uint8_t *codes;  /* (rows, cols) 0..maxq */
-    float *scales;   /* (rows, ngroups) */
-    float *zeros;    /* (rows, ngroups) zero points, integral values stored as float */
-    int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
-    int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
-} qc_quant_result;
-
-/* Allocates zeroed codes, scales and zeros, g_idx[c] = c / groupsize (0 per row), perm the
- * identity. */
-qc_status qc_quant_result_init(qc_quant_result *r, int rows, int cols, const qc_quant_spec *s, qc_err *e);
-void qc_quant_result_free(qc_quant_result *r); /* NULL or zeroed: no-op */
-
-/* w (rows, cols) = scales[r, g_idx[c]] * (codes[r, c] - zeros[r, g_idx[c]]), in fp32. */
-void qc_quant_dequantize(const qc_quant_result *r, float *w);
+/* Allocates r (io/'s qc_qweight, what every solver produces) for a (rows, cols) weight
+ * quantized by spec s, after checking s. Solvers (qc_quant_rtn, qc_gptq_quantize)
+ * initialise their result this way themselves: pass an unused (or freed) one; on failure it
+ * is left zeroed. */
+qc_status qc_quant_alloc(qc_qweight *r, int rows, int cols, const qc_quant_spec *s, qc_err *e);
 
 /* Round-to-nearest, the baseline: every group's parameters from w itself, each weight
  * rounded on its own. NaN/Inf in w is an error (QC_ERR_NUMERIC). */
-qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_quant_result *r,
+qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_qweight *r,
                        qc_err *e);
 
 /* Relative output error of replacing w by q on inputs whose Σ xᵀx is h (cols, cols):

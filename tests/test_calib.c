@@ -141,7 +141,7 @@ static qc_status compare_hessian(void *ctx, int layer, qc_site site, const qc_st
 }
 
 /* Codes that differ from the reference run's, per linear (in solve order). */
-static size_t count_code_diffs(const char *config, const qc_quant_result *r, int layer, qc_linear lin) {
+static size_t count_code_diffs(const char *config, const qc_qweight *r, int layer, qc_linear lin) {
     static const char *names[QC_LIN_COUNT] = { "wq", "wk", "wv", "wo", "w1", "w3", "w2" };
     char path[1024];
     snprintf(path, sizeof path, "%s/gptq/%s/L%d.%s/codes.u8", tv_root(), config, layer, names[lin]);
@@ -185,7 +185,7 @@ static void test_pipeline_matches_reference_run(void) {
         size_t diffs = 0, total = 0;
         for (int l = 0; l < L; l++)
             for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-                const qc_quant_result *r = &q.res[(size_t)l * QC_LIN_COUNT + lin];
+                const qc_qweight *r = &q.res[(size_t)l * QC_LIN_COUNT + lin];
                 size_t d = count_code_diffs(cfgs[i].name, r, l, lin);
                 if (d && l * QC_LIN_COUNT + lin < first) first = l * QC_LIN_COUNT + lin;
                 diffs += d, total += (size_t)r->rows * r->cols;

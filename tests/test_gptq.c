@@ -118,7 +118,7 @@ static void run_case(const char *name, bool verbose, agreement *agg) {
                   nh == (size_t)cols * cols && nc == nw && ns == (size_t)rows * ng && nz == ns && ngi == (size_t)cols &&
                   np == (size_t)cols && cJSON_IsNumber(error);
     CHECK(loaded, "%s: arrays loaded with consistent shapes", name);
-    qc_quant_result r = { 0 };
+    qc_qweight r = { 0 };
     qc_gptq_info info;
     if (loaded) CHECK_OK(qc_gptq_quantize(w, h, rows, cols, &s, &o, &r, &info, &e), e);
     if (loaded && r.codes) {
@@ -156,7 +156,7 @@ static void run_case(const char *name, bool verbose, agreement *agg) {
         agg->max_zero = ez > agg->max_zero ? ez : agg->max_zero;
         agg->max_loss = el > agg->max_loss ? el : agg->max_loss;
     }
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
     free(w), free(h), free(codes), free(scales), free(zeros), free(g_idx), free(perm);
     cJSON_Delete(c);
 }
@@ -216,7 +216,7 @@ static void make_layer(float *w, float *h, int rows, int cols, int tokens) {
     free(x);
 }
 
-static bool same_result(const qc_quant_result *a, const qc_quant_result *b) {
+static bool same_result(const qc_qweight *a, const qc_qweight *b) {
     if (a->rows != b->rows || a->cols != b->cols || a->ngroups != b->ngroups) return false;
     size_t n = (size_t)a->rows * a->cols, ng = (size_t)a->rows * a->ngroups;
     return memcmp(a->codes, b->codes, n) == 0 && memcmp(a->scales, b->scales, ng * 4) == 0 &&
@@ -235,7 +235,7 @@ static void test_escalation(void) {
     h0[0 * C + 1] = h0[1 * C + 0] = 1.5f;
     qc_quant_spec s = { 4, 16, false, false, false };
     qc_gptq_opts o = qc_gptq_defaults();
-    qc_quant_result r = { 0 }, r2 = { 0 };
+    qc_qweight r = { 0 }, r2 = { 0 };
     qc_gptq_info info, info2;
     qc_err e = { "" };
     memcpy(w, w0, sizeof w), memcpy(h, h0, sizeof h);
@@ -246,7 +246,7 @@ static void test_escalation(void) {
     memcpy(w, w0, sizeof w), memcpy(h, h0, sizeof h);
     CHECK_OK(qc_gptq_quantize(w, h, R, C, &s, &o, &r2, &info2, &e), e);
     CHECK(info2.retries == 0 && same_result(&r, &r2) && info.loss == info2.loss, "escalated run equals a run at damping 1");
-    qc_quant_result_free(&r), qc_quant_result_free(&r2);
+    qc_qweight_free(&r), qc_qweight_free(&r2);
 }
 
 /* SYNTHETIC. An H no damping within 0.01·10^4 can fix: round-to-nearest, exactly. */
@@ -261,7 +261,7 @@ static void test_fallback(void) {
     qc_quant_spec s = { 3, 16, false, false, false };
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
-    qc_quant_result r = { 0 }, rtn = { 0 };
+    qc_qweight r = { 0 }, rtn = { 0 };
     qc_gptq_info info;
     qc_err e = { "" };
     CHECK_OK(qc_gptq_quantize(w, h, R, C, &s, &o, &r, &info, &e), e);
@@ -269,7 +269,7 @@ static void test_fallback(void) {
     CHECK_NEAR(info.damp, 100.0, 1e-4);
     CHECK_OK(qc_quant_rtn(w0, R, C, &s, &rtn, &e), e);
     CHECK(same_result(&r, &rtn), "the fallback is round-to-nearest");
-    qc_quant_result_free(&r), qc_quant_result_free(&rtn);
+    qc_qweight_free(&r), qc_qweight_free(&rtn);
 }
 
 /* Real activations: H from only 8 tokens of layer 1's gate/up input (rank 8 of 64), no
@@ -293,7 +293,7 @@ static void test_rank_deficient(void) {
         qc_quant_spec s = { 4, 32, false, false, false };
         qc_gptq_opts o = qc_gptq_defaults();
         o.percdamp = 0.0f;
-        qc_quant_result r = { 0 }, rtn = { 0 };
+        qc_qweight r = { 0 }, rtn = { 0 };
         qc_gptq_info info;
         CHECK_OK(qc_gptq_quantize(w, h, 172, 64, &s, &o, &r, &info, &e), e);
         printf("    8 tokens, percdamp 0: retries %d, damping %g, fallback %s\n", info.retries, info.damp,
@@ -305,7 +305,7 @@ static void test_rank_deficient(void) {
         } else {
             CHECK(info.damp > 0.0, "damping raised to %g", info.damp);
         }
-        qc_quant_result_free(&r), qc_quant_result_free(&rtn);
+        qc_qweight_free(&r), qc_qweight_free(&rtn);
         free(h), free(w);
     }
     free(xb), free(wb);
@@ -319,7 +319,7 @@ static void test_refusals(void) {
     for (int i = 0; i < C * C; i++) h[i] = i % (C + 1) == 0 ? 2.0f : 0.1f;
     qc_quant_spec s = { 4, -1, false, false, false };
     qc_gptq_opts o = qc_gptq_defaults();
-    qc_quant_result r;
+    qc_qweight r;
     qc_gptq_info info;
     qc_err e = { "" };
     w[5 * C + 3] = NAN;
@@ -341,7 +341,7 @@ static void test_refusals(void) {
     o = qc_gptq_defaults();
     CHECK_FAILS(qc_gptq_quantize(w, h, 0, C, &s, &o, &r, &info, &e), e, "shape");
     CHECK_OK(qc_gptq_quantize(w, h, R, C, &s, NULL, &r, NULL, &e), e); /* NULL options and info: the defaults */
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
 }
 
 /* SYNTHETIC. Static groups: every group's parameters from the weights after the dead
@@ -356,7 +356,7 @@ static void test_groups(void) {
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
     o.static_groups = true;
-    qc_quant_result r = { 0 };
+    qc_qweight r = { 0 };
     qc_gptq_info info;
     qc_err e = { "" };
     memcpy(w, w0, sizeof w), memcpy(h, h0, sizeof h);
@@ -380,7 +380,7 @@ static void test_groups(void) {
     for (int k = 1; k < C; k++) bad += KEY(r.perm[k - 1]) < KEY(r.perm[k]);
 #undef KEY
     CHECK(bad == 0, "act-order by decreasing diagonal");
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
 
     o.static_groups = false;
     memcpy(w, w0, sizeof w), memcpy(h, h0, sizeof h);
@@ -389,7 +389,7 @@ static void test_groups(void) {
     for (int k = 0; k < C; k++) bad += r.g_idx[r.perm[k]] != k / G;
     for (size_t i = 0; i < (size_t)R * C; i++) bad += r.codes[i] > 15;
     CHECK(bad == 0, "dynamic groups in processing order");
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
 }
 
 /* SYNTHETIC. The result does not depend on the thread count (several row chunks, blocks
@@ -402,7 +402,7 @@ static void test_threads(void) {
     qc_quant_spec s = { 3, 64, true, false, false };
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
-    qc_quant_result r[3] = { { 0 } };
+    qc_qweight r[3] = { { 0 } };
     qc_gptq_info info[3];
     qc_err e = { "" };
     int threads[3] = { 1, 2, 3 }, prev = qc_get_threads();
@@ -414,7 +414,7 @@ static void test_threads(void) {
     qc_set_threads(prev);
     CHECK(same_result(&r[0], &r[1]) && same_result(&r[0], &r[2]), "1, 2 and 3 threads give the same result");
     CHECK(info[0].loss == info[1].loss && info[0].loss == info[2].loss, "and the same loss");
-    for (int k = 0; k < 3; k++) qc_quant_result_free(&r[k]);
+    for (int k = 0; k < 3; k++) qc_qweight_free(&r[k]);
     free(w0), free(h0), free(w), free(h);
 }
 
@@ -433,7 +433,7 @@ static void test_against_rtn(void) {
         qc_quant_spec s = { 4, 32, false, false, false };
         qc_gptq_opts o = qc_gptq_defaults();
         o.act_order = true;
-        qc_quant_result g = { 0 }, f = { 0 }, rtn = { 0 };
+        qc_qweight g = { 0 }, f = { 0 }, rtn = { 0 };
         qc_gptq_info info;
         memcpy(w, w0, wl), memcpy(h, h0, hl);
         CHECK_OK(qc_gptq_quantize(w, h, R, C, &s, &o, &g, &info, &e), e);
@@ -443,16 +443,16 @@ static void test_against_rtn(void) {
         qc_gptq_set_fast_route_min(old);
         CHECK_OK(qc_quant_rtn(w0, R, C, &s, &rtn, &e), e);
         double err[3];
-        qc_quant_result *res[3] = { &g, &f, &rtn };
+        qc_qweight *res[3] = { &g, &f, &rtn };
         for (int k = 0; k < 3; k++) {
-            qc_quant_dequantize(res[k], q);
+            qc_qweight_dequantize(res[k], q);
             err[k] = qc_quant_output_error(w0, q, R, C, h0);
         }
         printf("    L2.w2 w4 g32 act-order: relative output error GPTQ %.5f (fast route %.5f), RTN %.5f\n", err[0], err[1],
                err[2]);
         CHECK(err[0] < 0.8 * err[2], "GPTQ %.4g is clearly below RTN %.4g", err[0], err[2]);
         CHECK(fabs(err[1] - err[0]) <= 1e-3 * err[0], "the routes agree: %.6g vs %.6g", err[1], err[0]);
-        qc_quant_result_free(&g), qc_quant_result_free(&f), qc_quant_result_free(&rtn);
+        qc_qweight_free(&g), qc_qweight_free(&f), qc_qweight_free(&rtn);
         free(w), free(h), free(q);
     }
     free(wb), free(hb);
@@ -474,21 +474,21 @@ static void test_options(void) {
                                    { 3, -1, false, true, false }, { 3, -1, false, false, false } };
         double err[4], rtn_err[4];
         for (int k = 0; k < 4; k++) {
-            qc_quant_result r = { 0 }, rtn = { 0 };
+            qc_qweight r = { 0 }, rtn = { 0 };
             qc_gptq_info info;
             memcpy(w, w0, wl), memcpy(h, h0, hl);
             CHECK_OK(qc_gptq_quantize(w, h, R, C, &specs[k], NULL, &r, &info, &e), e);
             CHECK_OK(qc_quant_rtn(w0, R, C, &specs[k], &rtn, &e), e);
-            qc_quant_dequantize(&r, q);
+            qc_qweight_dequantize(&r, q);
             err[k] = qc_quant_output_error(w0, q, R, C, h0);
-            qc_quant_dequantize(&rtn, q);
+            qc_qweight_dequantize(&rtn, q);
             rtn_err[k] = qc_quant_output_error(w0, q, R, C, h0);
             int bad = 0;
             for (int i = 0; specs[k].f16_scales && i < R * r.ngroups; i++)
                 bad += qc_f16_to_f32(qc_f32_to_f16(r.scales[i])) != r.scales[i];
             CHECK(bad == 0, "%d scales not fp16", bad);
             CHECK(err[k] < rtn_err[k], "spec %d: GPTQ %.4g below RTN %.4g", k, err[k], rtn_err[k]);
-            qc_quant_result_free(&r), qc_quant_result_free(&rtn);
+            qc_qweight_free(&r), qc_qweight_free(&rtn);
         }
         printf("    L2.w2 output error: w4 g32 %.5f, with fp16 scales %.5f; w3 per row %.5f, with MSE %.5f\n", err[0],
                err[1], err[3], err[2]);

@@ -140,11 +140,11 @@ static void test_find_params(void) {
                     float m = fmaxf(-lo, hi);
                     bad += sc != ((lo < 0 ? m : hi) - (lo < 0 ? -m : 0.0f)) / (float)maxq || zp != (float)(maxq + 1) / 2;
                     if (lo < 0)
-                        for (int i = 0; i < 40; i++) bad += fabsf(qc_quant_value(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]) > sc / 2 * 1.0001f;
+                        for (int i = 0; i < 40; i++) bad += fabsf(qc_qvalue(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]) > sc / 2 * 1.0001f;
                 } else {
                     bad += sc != (hi - lo) / (float)maxq || zp != nearbyintf(-lo / sc) || zp < 0 || zp > maxq;
                     for (int i = 0; i < 40; i++)
-                        bad += fabsf(qc_quant_value(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]) > sc / 2 * 1.0001f + 1e-7f;
+                        bad += fabsf(qc_qvalue(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]) > sc / 2 * 1.0001f + 1e-7f;
                 }
             }
         }
@@ -153,7 +153,7 @@ static void test_find_params(void) {
 
 static double norm24(const float *x, int n, float sc, float zp, int maxq) {
     double e = 0;
-    for (int i = 0; i < n; i++) e += pow(fabs((double)qc_quant_value(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]), 2.4);
+    for (int i = 0; i < n; i++) e += pow(fabs((double)qc_qvalue(qc_quant_code(x[i], sc, zp, maxq), sc, zp) - x[i]), 2.4);
     return e;
 }
 
@@ -216,7 +216,7 @@ static void test_rtn(void) {
     for (int i = 0; i < R * C; i++) w[i] = 0.1f * frand();
     w[3 * C + 171] = 5.0f; /* an outlier in the short last group of row 3 */
     qc_quant_spec s = { 4, 32, false, false, false };
-    qc_quant_result r;
+    qc_qweight r;
     qc_err e = { "" };
     CHECK_OK(qc_quant_rtn(w, R, C, &s, &r, &e), e);
     CHECK(r.ngroups == 6, "6 groups");
@@ -230,7 +230,7 @@ static void test_rtn(void) {
         }
     CHECK(bad == 0, "%d group parameters or indices differ", bad);
     CHECK(r.scales[3 * 6 + 5] > 0.3f && r.scales[3 * 6 + 4] < 0.02f, "the outlier widens its own group only");
-    qc_quant_dequantize(&r, q);
+    qc_qweight_dequantize(&r, q);
     bad = 0;
     for (int i = 0; i < R; i++)
         for (int c = 0; c < C; c++) {
@@ -239,31 +239,31 @@ static void test_rtn(void) {
             bad += q[i * C + c] != sc * ((float)r.codes[i * C + c] - r.zeros[i * 6 + c / 32]);
         }
     CHECK(bad == 0, "%d dequantized weights off by more than scale/2", bad);
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
     /* per row: -1 and 0 alike; symmetric data within scale/2 too */
     qc_quant_spec p1 = { 3, -1, true, false, false }, p0 = { 3, 0, true, false, false };
-    qc_quant_result r1, r0;
+    qc_qweight r1, r0;
     CHECK_OK(qc_quant_rtn(w, R, C, &p1, &r1, &e), e);
     CHECK_OK(qc_quant_rtn(w, R, C, &p0, &r0, &e), e);
     CHECK(r1.ngroups == 1 && memcmp(r1.codes, r0.codes, R * C) == 0 && memcmp(r1.scales, r0.scales, R * 4) == 0, "-1 == 0");
-    qc_quant_dequantize(&r1, q);
+    qc_qweight_dequantize(&r1, q);
     bad = 0;
     for (int i = 0; i < R * C; i++) bad += fabsf(q[i] - w[i]) > r1.scales[i / C] / 2 * 1.0001f;
     CHECK(bad == 0, "symmetric per-row: %d off by more than scale/2", bad);
-    qc_quant_result_free(&r1), qc_quant_result_free(&r0);
+    qc_qweight_free(&r1), qc_qweight_free(&r0);
 }
 
 static void test_result_lifecycle(void) {
-    qc_quant_result r;
+    qc_qweight r;
     qc_err e = { "" };
     qc_quant_spec s = { 4, 16, false, false, false };
-    CHECK_OK(qc_quant_result_init(&r, 3, 40, &s, &e), e);
+    CHECK_OK(qc_quant_alloc(&r, 3, 40, &s, &e), e);
     CHECK(r.ngroups == 3 && r.g_idx[39] == 2 && r.perm[39] == 39 && r.codes[0] == 0, "defaults");
-    qc_quant_result_free(&r);
+    qc_qweight_free(&r);
     CHECK(r.codes == NULL, "freed and zeroed");
-    qc_quant_result_free(&r); /* zeroed: no-op */
-    qc_quant_result_free(NULL);
-    CHECK_FAILS(qc_quant_result_init(&r, 0, 40, &s, &e), e, "shape");
+    qc_qweight_free(&r); /* zeroed: no-op */
+    qc_qweight_free(NULL);
+    CHECK_FAILS(qc_quant_alloc(&r, 0, 40, &s, &e), e, "shape");
     s.bits = 12;
     CHECK_FAILS(qc_quant_rtn(NULL, 3, 40, &s, &r, &e), e, "--wbits");
     CHECK(r.codes == NULL, "nothing allocated on failure");
