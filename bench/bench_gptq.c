@@ -94,7 +94,7 @@ static int bench_shape(row *out, const float *h, int rows, int cols, int reps, u
         return 1;
     }
     fill_random(w0, nw, 0.02f, s);
-    qc_quant_spec spec = { 4, 128, false, false, false };
+    qc_quant_spec spec = { .bits = 4, .groupsize = 128 };
     qc_gptq_opts o = qc_gptq_defaults();
     double t[8];
     for (int r = 0; r < reps; r++) {

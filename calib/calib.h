@@ -47,6 +47,8 @@ typedef struct qc_calib_opts {
     qc_gptq_opts gptq;
     bool true_sequential; /* {q,k,v} → {o} → {gate,up} → {down}, each on inputs computed
                              with the earlier subsets quantized */
+    bool keep_f16[QC_LIN_COUNT]; /* linears left unquantized, their weights rounded to fp16
+                                    (what a file storing them as F16 holds) */
     int batch_tokens;     /* tokens per forward chunk (0: 2048, at least one window) */
     const qc_log *log;
     /* Optional: sees each site's finished statistics before its linears are solved (tests
@@ -65,6 +67,7 @@ typedef struct qc_layer_report {
     double damp;      /* relative damping used (GPTQ) */
     int retries;      /* damping escalations (GPTQ) */
     bool fallback;    /* GPTQ fell back to round-to-nearest */
+    bool kept_f16;    /* not quantized: weights rounded to fp16 (keep_f16) */
     int dead;         /* inputs never active in calibration */
     double seconds;
 } qc_layer_report;
@@ -73,7 +76,7 @@ typedef struct qc_layer_report {
 typedef struct qc_quantized {
     int n_layers;
     const qc_checkpoint *ck;   /* borrowed: the model's other weights */
-    qc_qweight *res;      /* (n_layers, QC_LIN_COUNT) */
+    qc_qweight *res;      /* (n_layers, QC_LIN_COUNT); zeroed for keep_f16 linears */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;
     double seconds;

@@ -1,7 +1,7 @@
 /* quant_log.c — the per-layer error log, one row per quantized linear in the order solved,
  * as CSV (for plotting: scripts/plot_quant_log.sh) and as JSON lines (for programs).
  * Columns: block, module (q k v o gate up down), name (the Hugging Face tensor), rows, cols,
- * method, bits, groupsize (-1: one group per row), sym, loss (GPTQ's; 0 for RTN), rel_err
+ * method (gptq, rtn; f16 for a linear left unquantized), bits, groupsize (-1: one group per row), sym, loss (GPTQ's; 0 for RTN), rel_err
  * (‖XWᵀ − XQᵀ‖² / ‖XWᵀ‖² on the calibration inputs), damp (relative damping used), retries,
  * fallback (yes: GPTQ fell back to round-to-nearest), dead (inputs never active), seconds.
  * Every column but `seconds` is reproducible bit for bit. */
@@ -14,7 +14,7 @@ static qc_status write_row(qc_outfile *csv, qc_outfile *jl, const qc_layer_repor
     char name[128];
     qc_weight w = qc_linear_weight(r->linear);
     qc_weight_hf_name(w, r->block, name, sizeof name);
-    const char *mod = qc_weight_short_name(w), *method = qc_method_name(o->method);
+    const char *mod = qc_weight_short_name(w), *method = r->kept_f16 ? "f16" : qc_method_name(o->method);
     int gs = o->spec.groupsize > 0 ? o->spec.groupsize : -1;
     qc_status st = qc_out_printf(csv, e, "%d,%s,%s,%d,%d,%s,%d,%d,%d,%.9g,%.9g,%.6g,%d,%s,%d,%.6f\n", r->block, mod,
                                  name, r->rows, r->cols, method, o->spec.bits, gs, o->spec.sym, r->loss, r->rel_err,

@@ -79,6 +79,15 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         return QC_ERR_NOMEM;
     }
     qc_status s;
+    if (o->keep_f16[lin]) { /* no solver: the weights a file storing F16 holds */
+        for (size_t i = 0; i < nw; i++) w[i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
+        rep->kept_f16 = true;
+        rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
+        memcpy(b->w[lin], w, nw * sizeof(float));
+        free(w), free(h);
+        rep->seconds = qc_now() - t0;
+        return QC_OK;
+    }
     if (o->method == QC_METHOD_GPTQ) {
         memcpy(w, b->w[lin], nw * sizeof(float));
         memcpy(h, st->xtx, (size_t)cols * cols * sizeof(float));
@@ -189,17 +198,33 @@ void qc_quantized_free(qc_quantized *q) {
 
 /* ---- the quantized model as a weight source ---- */
 
+static const qc_qweight *quantized_weight(void *ctx, qc_weight w, int layer);
+
 static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
     const qc_quantized *q = ctx;
-    for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-        if (qc_linear_weight(lin) == w) {
-            qc_qweight_dequantize(&q->res[(size_t)layer * QC_LIN_COUNT + lin], out);
-            return QC_OK;
-        }
+    const qc_qweight *qw = quantized_weight(ctx, w, layer);
+    if (qw) {
+        qc_qweight_dequantize(qw, out);
+        return QC_OK;
     }
-    return qc_checkpoint_read(q->ck, w, layer, out, e);
+    qc_status st = qc_checkpoint_read(q->ck, w, layer, out, e);
+    int rows, cols;
+    qc_weight_shape(qc_checkpoint_config(q->ck), w, &rows, &cols);
+    for (int lin = 0; !st && lin < QC_LIN_COUNT; lin++) /* a kept linear: as solved, fp16-rounded */
+        if (qc_linear_weight(lin) == w)
+            for (size_t i = 0; i < (size_t)rows * cols; i++) out[i] = qc_f16_to_f32(qc_f32_to_f16(out[i]));
+    return st;
+}
+
+static const qc_qweight *quantized_weight(void *ctx, qc_weight w, int layer) {
+    const qc_quantized *q = ctx;
+    for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+        const qc_qweight *r = &q->res[(size_t)layer * QC_LIN_COUNT + lin];
+        if (qc_linear_weight(lin) == w) return r->codes ? r : NULL; /* NULL: kept as fp16 */
+    }
+    return NULL;
 }
 
 qc_weight_source qc_quantized_source(const qc_quantized *q) {
-    return (qc_weight_source){ qc_checkpoint_config(q->ck), read_quantized, (void *)q };
+    return (qc_weight_source){ qc_checkpoint_config(q->ck), read_quantized, quantized_weight, (void *)q };
 }

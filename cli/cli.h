@@ -59,8 +59,9 @@ void cli_log_done(void); /* ends an updating line */
 
 /* ---- inputs shared by the commands ---- */
 
-/* The tokenizer: `path` if given, else tokenizer.bin or tok<vocab>.bin beside the model. */
-qc_status cli_tokenizer(const char *path, const char *model_path, int vocab, qc_tokenizer *t, qc_err *e);
+/* The tokenizer: `path` if given, else the one the checkpoint carries (GGUF), else
+ * tokenizer.bin or tok<vocab>.bin beside the model. */
+qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
 /* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
  * BOS at the start. *docs and *bytes describe what was read. */
 qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
@@ -73,6 +74,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 int cmd_quantize(int argc, char **argv, int first);
 
 #endif

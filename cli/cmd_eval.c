@@ -98,7 +98,7 @@ int cmd_eval(int argc, char **argv) {
     size_t n = 0, docs = 0, bytes = 0;
     qc_eval_result r;
     qc_status st = qc_model_open(&m, model_path, &e);
-    if (!st) st = cli_tokenizer(tok_path, model_path, m->cfg.vocab_size, &tok, &e);
+    if (!st) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
     if (!st) st = cli_text_tokens(&tok, text_path, &ids, &n, &docs, &bytes, &e);
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);

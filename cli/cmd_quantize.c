@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *model_path, *out_path, *method_name = "gptq", *tok_path, *tokens_path;
+static const char *model_path, *out_path, *method_name = "gptq", *tok_path, *tokens_path, *format_name;
+static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
 static cli_list calib, evals;
-static long wbits = 4, groupsize = 128, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed, eval_seqlen, threads;
+#define UNSET (-1000) /* wbits, groupsize: not given on the command line */
+static long wbits = UNSET, groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
+            eval_seqlen, threads;
 static double percdamp = 0.01;
-static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force;
+static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
@@ -20,8 +23,9 @@ static const cli_opt opts[] = {
     { "calib-tokens", OPT_STR, &tokens_path, "FILE", "calibration windows as a NumPy int32/int64 array (nsamples, seqlen), used as they are", 0, 0 },
     { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
     { "method", OPT_STR, &method_name, "NAME", "gptq (default) or rtn (round-to-nearest, the baseline)", 0, 0 },
-    { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4)", 2, 8 },
-    { "groupsize", OPT_INT, &groupsize, "N", "columns per quantization group; -1 or 0: one group per row (default 128)", -1, 1 << 20 },
+    { "format", OPT_STR, &format_name, "F", "output: gptq (default for HF inputs), gguf (default for llama2.c inputs), awq, llama2c (int8), fake (dequantized)", 0, 0 },
+    { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4; set by --format gguf/llama2c)", 2, 8 },
+    { "groupsize", OPT_INT, &groupsize, "N", "columns per quantization group; -1 or 0: one group per row (default 128; gguf: 32; llama2c: 64)", -1, 1 << 20 },
     { "sym", OPT_FLAG, &sym, NULL, "symmetric quantization (default asymmetric, as the GPTQ reference)", 0, 0 },
     { "mse", OPT_FLAG, &mse, NULL, "search each group's clipping range for the least error (norm 2.4)", 0, 0 },
     { "percdamp", OPT_FLOAT, &percdamp, "F", "GPTQ damping, relative to mean(diag H) (default 0.01)", 0, 1e6 },
@@ -31,12 +35,18 @@ static const cli_opt opts[] = {
     { "static-groups", OPT_FLAG, &static_groups, NULL, "GPTQ: group parameters from the unmodified weights", 0, 0 },
     { "true-sequential", OPT_FLAG, &true_seq, NULL, "quantize {q,k,v}, {o}, {gate,up}, {down} in turn (the default)", 0, 0 },
     { "no-true-sequential", OPT_FLAG, &no_true_seq, NULL, "calibrate all linears of a block on fp32 block inputs at once", 0, 0 },
+    { "checkpoint-format", OPT_STR, &ckpt_format, "V", "gptq: v1 (qzeros hold zero - 1, what most loaders read; default) or v2", 0, 0 },
+    { "gguf-type", OPT_STR, &gguf_type, "T", "gguf: block type of the linears, q4_0 (default), q4_1 or q8_0", 0, 0 },
+    { "gguf-embed-type", OPT_STR, &gguf_embed, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 f16 f32 (default: --gguf-type)", 0, 0 },
+    { "gguf-output-type", OPT_STR, &gguf_output, "T", "gguf: output (classifier) type (default q8_0)", 0, 0 },
+    { "gguf-no-pad", OPT_FLAG, &gguf_no_pad, NULL, "gguf: do not pad the FFN to a multiple of 32; linears that cannot be blocked stay F16", 0, 0 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
     { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
     { "eval", OPT_LIST, &evals, "FILE", "after quantizing, print fp32 and quantized perplexity on this text; repeatable", 0, 0 },
     { "eval-seqlen", OPT_INT, &eval_seqlen, "N", "window length for --eval (default: --seqlen)", 2, 1 << 20 },
+    { "verify", OPT_FLAG, &verify, NULL, "with --eval: also evaluate the solver's linears from memory (the file's other tensors as written); fail unless the file gives the same perplexity", 0, 0 },
     { "json", OPT_FLAG, &json, NULL, "print the summary as JSON (as written to DIR/summary.json)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
@@ -52,20 +62,34 @@ static const cli_cmd cmd = {
     "statistics, its linears are quantized, and the quantized block produces the next block's\n"
     "inputs. `qcalib --method ...` is the same command.",
     opts,
-    "DIR receives: the quantized model with dequantized weights, in the input's own format\n"
-    "(model.bin + tokenizer.bin for llama2.c inputs; config.json + model.safetensors in F32 for\n"
-    "Hugging Face inputs), which `qcalib eval --model DIR` evaluates; quant_log.csv and\n"
-    "quant_log.jsonl (one row per linear: error, damping, fallback, time); summary.json. The\n"
-    "folder appears only when complete. Same command, same bytes (except measured times).\n\n"
+    "DIR receives the quantized model in --format:\n"
+    "  gptq     config.json (with quantization_config), model.safetensors (qweight, qzeros, scales,\n"
+    "           g_idx per linear), quantize_config.json: for transformers, vLLM, AutoGPTQ, GPTQModel\n"
+    "  awq      AutoAWQ's GEMM layout (4-bit, no act-order)\n"
+    "  gguf     model.gguf for llama.cpp: --gguf-type q4_0 (= --wbits 4 --groupsize 32 --sym),\n"
+    "           q4_1 (asymmetric, fp16 d and m) or q8_0; the FFN is padded with zeros to a multiple\n"
+    "           of 32 first (exact) so every linear is blocks\n"
+    "  llama2c  model.bin, llama2.c's int8 \"version 2\" for runq.c (8-bit symmetric groups)\n"
+    "  fake     the dequantized weights in the input's own format\n"
+    "plus tokenizer.bin (for llama2.c tokenizers), quant_log.csv and quant_log.jsonl (one row per\n"
+    "linear: error, damping, fallback, time) and summary.json. Scales are rounded to what the file\n"
+    "stores before the solver uses them, so `qcalib eval --model DIR` sees exactly the weights\n"
+    "the solver compensated for. The folder appears only when complete. Same command, same bytes\n"
+    "(except measured times).\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
 };
 
+typedef enum out_format { FMT_FAKE, FMT_GPTQ, FMT_AWQ, FMT_GGUF, FMT_LLAMA2C } out_format;
+
+static out_format format;
+static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
+
 /* fp32 and quantized perplexity of one --eval text. */
 typedef struct eval_row {
     const char *text;
-    qc_eval_result fp32, quant;
+    qc_eval_result fp32, quant, memory; /* memory: the in-memory model (--verify) */
 } eval_row;
 
 static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text, int sl, qc_eval_result *r,
@@ -87,6 +111,15 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "model", model_path);
     cJSON_AddStringToObject(s, "format", qc_checkpoint_format(m->ck));
+    static const char *formats[] = { "fake", "gptq", "awq", "gguf", "llama2c" };
+    cJSON_AddStringToObject(s, "format", formats[format]);
+    if (format == FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", ckpt_format);
+    if (format == FMT_GGUF) {
+        cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(gguf_linear));
+        cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(gguf_embed_t));
+        cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(gguf_output_t));
+    }
+    cJSON_AddNumberToObject(s, "ffn_width", m->cfg.hidden_dim);
     cJSON_AddStringToObject(s, "method", qc_method_name(o->method));
     cJSON_AddNumberToObject(s, "wbits", o->spec.bits);
     cJSON_AddNumberToObject(s, "groupsize", o->spec.groupsize > 0 ? o->spec.groupsize : -1);
@@ -127,6 +160,7 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         cJSON_AddNumberToObject(r, "windows", rows[i].fp32.windows);
         cJSON_AddNumberToObject(r, "fp32_ppl", rows[i].fp32.ppl);
         cJSON_AddNumberToObject(r, "quant_ppl", rows[i].quant.ppl);
+        if (verify) cJSON_AddNumberToObject(r, "memory_ppl", rows[i].memory.ppl);
         cJSON_AddItemToArray(ev, r);
     }
     return s;
@@ -145,22 +179,41 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
 
 /* The model files, the tokenizer copy and the logs, into the folder being built. */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
-                               const char *tok_file, const qc_log *log, qc_err *e) {
+                               const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_quantized_source(q);
-    qc_status st;
-    if (strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0) {
-        char *bin = qc_outdir_file(d, "model.bin");
-        st = bin ? qc_export_llama2c(&src, bin, log, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-        free(bin);
-    } else {
-        qc_hf_export_opts ho = { QC_DT_F32, 0 }; /* F32 keeps the dequantized weights exact */
-        st = qc_export_hf_into(&src, d, &ho, log, e);
+    bool llama2c_in = strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0;
+    char *bin = qc_outdir_file(d, format == FMT_GGUF ? "model.gguf" : "model.bin");
+    qc_status st = bin ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (st) return st;
+    switch (format) {
+    case FMT_GPTQ: {
+        qc_gptq_export_opts go = { strcmp(ckpt_format, "v2") == 0 ? 2 : 1, o->gptq.percdamp, o->gptq.act_order,
+                                   o->gptq.static_groups, o->true_sequential };
+        st = qc_export_gptq_into(&src, d, &go, log, e);
+        break;
     }
-    if (!st && tok_file) { /* so that `qcalib eval --model DIR` finds it */
+    case FMT_AWQ: st = qc_export_awq_into(&src, d, log, e); break;
+    case FMT_GGUF: {
+        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, model_path };
+        st = qc_export_gguf(&src, bin, &go, log, e);
+        break;
+    }
+    case FMT_LLAMA2C: st = qc_export_llama2c_q8(&src, bin, o->spec.groupsize, log, e); break;
+    case FMT_FAKE:
+        if (llama2c_in) {
+            st = qc_export_llama2c(&src, bin, log, e);
+        } else {
+            qc_hf_export_opts ho = { QC_DT_F32, 0 }; /* F32 keeps the dequantized weights exact */
+            st = qc_export_hf_into(&src, d, &ho, log, e);
+        }
+        break;
+    }
+    free(bin);
+    if (!st && tok && format != FMT_GGUF) { /* GGUF carries its vocabulary; the others get a copy */
         char *buf = NULL, *dst = qc_outdir_file(d, "tokenizer.bin");
         size_t len;
         qc_outfile f;
-        st = qc_read_file(tok_file, (size_t)1 << 30, &buf, &len, e);
+        st = qc_read_file(tok->path, (size_t)1 << 30, &buf, &len, e);
         if (!st && !(st = qc_out_open(&f, dst, e))) {
             st = qc_out_write(&f, buf, len, e);
             st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
@@ -175,6 +228,48 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     return st;
 }
 
+/* The solver settings a format implies; explicit options that contradict it are refused. */
+static int format_spec(qc_quant_spec *sp) {
+    bool given_bits = wbits != UNSET, given_gs = groupsize != UNSET;
+    if (format == FMT_GGUF) {
+        if (!qc_gguf_type_parse(gguf_type, &gguf_linear) ||
+            (gguf_linear != QC_GGUF_Q4_0 && gguf_linear != QC_GGUF_Q4_1 && gguf_linear != QC_GGUF_Q8_0))
+            return cli_usage_error(&cmd, "--gguf-type '%s': expected q4_0, q4_1 or q8_0 (for f16/f32 files: qcalib convert --to gguf)", gguf_type);
+        if (!qc_gguf_type_parse(gguf_embed ? gguf_embed : gguf_type, &gguf_embed_t))
+            return cli_usage_error(&cmd, "--gguf-embed-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_embed);
+        if (!qc_gguf_type_parse(gguf_output, &gguf_output_t))
+            return cli_usage_error(&cmd, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_output);
+        int bits = gguf_linear == QC_GGUF_Q8_0 ? 8 : 4;
+        bool want_sym = gguf_linear != QC_GGUF_Q4_1;
+        if ((given_bits && wbits != bits) || (given_gs && groupsize != 32) || (sym && !want_sym))
+            return cli_usage_error(&cmd, "--gguf-type %s means --wbits %d --groupsize 32%s; drop the options that contradict it",
+                                   gguf_type, bits, want_sym ? " --sym" : " (asymmetric)");
+        if (act_order && !static_groups)
+            return cli_usage_error(&cmd, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
+        *sp = (qc_quant_spec){ .bits = bits, .groupsize = 32, .sym = want_sym, .mse = mse, .f16_scales = true, .store_min = gguf_linear == QC_GGUF_Q4_1 };
+        return 0;
+    }
+    if (format == FMT_LLAMA2C) {
+        if (given_bits && wbits != 8) return cli_usage_error(&cmd, "--format llama2c is 8-bit: --wbits %ld contradicts it", wbits);
+        if (given_gs && groupsize < 1) return cli_usage_error(&cmd, "--format llama2c needs groups: --groupsize N > 0");
+        if (act_order && !static_groups)
+            return cli_usage_error(&cmd, "--format llama2c stores contiguous groups: --act-order needs --static-groups");
+        *sp = (qc_quant_spec){ .bits = 8, .groupsize = given_gs ? (int)groupsize : 64, .sym = true, .mse = mse };
+        return 0;
+    }
+    int gs = !given_gs ? 128 : groupsize > 0 ? (int)groupsize : 0;
+    *sp = (qc_quant_spec){ .bits = given_bits ? (int)wbits : 4, .groupsize = gs, .sym = sym, .mse = mse,
+                           .f16_scales = format != FMT_FAKE,
+                           .zero_from_one = format == FMT_GPTQ && strcmp(ckpt_format, "v1") == 0 };
+    if (format == FMT_AWQ) {
+        if (sp->bits != 4) return cli_usage_error(&cmd, "--format awq is 4-bit only (AutoAWQ's GEMM layout)");
+        if (act_order) return cli_usage_error(&cmd, "--format awq has no g_idx: --act-order results cannot be stored");
+    }
+    if (format == FMT_GPTQ && sp->bits != 2 && sp->bits != 3 && sp->bits != 4 && sp->bits != 8)
+        return cli_usage_error(&cmd, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
+    return 0;
+}
+
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!out_path) return cli_usage_error(&cmd, "--out is required");
@@ -186,9 +281,26 @@ static int check_options(qc_calib_opts *o) {
     if (o->method == QC_METHOD_RTN && (act_order || static_groups))
         return cli_usage_error(&cmd, "--act-order and --static-groups are GPTQ options; --method rtn has no column order");
     if (true_seq && no_true_seq) return cli_usage_error(&cmd, "--true-sequential and --no-true-sequential exclude each other");
+    if (strcmp(ckpt_format, "v1") != 0 && strcmp(ckpt_format, "v2") != 0)
+        return cli_usage_error(&cmd, "--checkpoint-format '%s': expected v1 or v2", ckpt_format);
+    if (format_name) {
+        static const char *names[] = { "fake", "gptq", "awq", "gguf", "llama2c" };
+        int k = 0;
+        while (k < 5 && strcmp(format_name, names[k]) != 0) k++;
+        if (k == 5) return cli_usage_error(&cmd, "--format '%s': expected gptq, awq, gguf, llama2c or fake", format_name);
+        format = (out_format)k;
+    } else { /* the input's natural runtime: llama.cpp for llama2.c files, transformers for HF */
+        char *cfg = qc_path_join(model_path, "config.json");
+        bool hf = qc_str_ends_with(model_path, ".safetensors") || (cfg && qc_path_exists(cfg));
+        free(cfg);
+        format = hf ? FMT_GPTQ : FMT_GGUF;
+    }
+    if (gguf_no_pad && format != FMT_GGUF) return cli_usage_error(&cmd, "--gguf-no-pad applies to --format gguf");
+    if (verify && !evals.n) return cli_usage_error(&cmd, "--verify compares perplexities: give --eval FILE");
     if (qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
-    o->spec = (qc_quant_spec){ (int)wbits, groupsize > 0 ? (int)groupsize : 0, sym, mse, false };
+    int rc = format_spec(&o->spec);
+    if (rc) return rc;
     o->gptq = qc_gptq_defaults();
     o->gptq.percdamp = (float)percdamp;
     o->gptq.blocksize = (int)blocksize;
@@ -226,18 +338,33 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_log log = cli_log(quiet || json);
     o.log = &log;
     qc_err e = { "" };
-    qc_model *m = NULL, *qm = NULL;
+    qc_model *m = NULL, *qm = NULL, *mm = NULL;
     qc_tokenizer tok = { 0 };
     qc_windows w = { 0 };
     qc_quantized q = { 0 };
     qc_outdir d = { 0 };
     eval_row rows[CLI_LIST_MAX] = { 0 };
     cJSON *summary = NULL;
-    char *tok_file = NULL;
     qc_status st = qc_model_open(&m, model_path, &e);
-    bool need_tok = calib.n || evals.n || tok_path;
-    if (!st && need_tok) st = cli_tokenizer(tok_path, model_path, m->cfg.vocab_size, &tok, &e);
-    if (!st && need_tok) tok_file = tok.path;
+    bool need_tok = calib.n || evals.n || tok_path || format == FMT_GGUF;
+    if (!st && need_tok) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+    if (!st && (format == FMT_GGUF || format == FMT_LLAMA2C || format == FMT_AWQ)) { /* groups must tile rows */
+        int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
+        int before = m->cfg.hidden_dim, multiple = format == FMT_GGUF ? 32 : format == FMT_AWQ && g % 8 ? g * 8 : g;
+        if (format == FMT_GGUF && gguf_no_pad) {
+            for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+                int nrows, cols;
+                qc_weight_shape(&m->cfg, qc_linear_weight(lin), &nrows, &cols);
+                o.keep_f16[lin] = cols % 32 != 0;
+                if (o.keep_f16[lin])
+                    qc_logf(&log, QC_LOG_WARN, "%s rows of %d are not whole 32-blocks: kept as F16 (--gguf-no-pad)",
+                            qc_weight_short_name(qc_linear_weight(lin)), cols);
+            }
+        } else if (!(st = qc_model_pad_ffn(m, multiple, &e)) && m->cfg.hidden_dim != before) {
+            qc_logf(&log, QC_LOG_INFO, "FFN width %d padded with zeros to %d (an exact change) so groups of %d tile every row",
+                    before, m->cfg.hidden_dim, multiple);
+        }
+    }
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
@@ -249,13 +376,22 @@ int cmd_quantize(int argc, char **argv, int first) {
                 o.spec.sym ? ", symmetric" : "");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
-    if (!st) st = write_outputs(&d, m, &q, &o, tok_file, &log, &e);
+    if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
+    qc_weight_source qsrc = qc_quantized_source(&q);
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
+    if (!st && verify) { /* the written file with its linears replaced by the solver's, from memory */
+        st = qc_model_open(&mm, d.tmp, &e);
+        if (!st) qc_model_set_linears(mm, &qsrc);
+    }
     for (int i = 0; i < evals.n && !st; i++) {
         rows[i].text = evals.v[i];
         st = eval_text(m, &tok, evals.v[i], sl_eval, &rows[i].fp32, &log, &e);
         if (!st) st = eval_text(qm, &tok, evals.v[i], sl_eval, &rows[i].quant, &log, &e);
+        if (!st && verify) st = eval_text(mm, &tok, evals.v[i], sl_eval, &rows[i].memory, &log, &e);
+        if (!st && verify && rows[i].memory.nll != rows[i].quant.nll)
+            st = qc_fail(&e, QC_ERR_NUMERIC, "--verify: on %s the written model's mean NLL %.17g differs from the in-memory model's %.17g",
+                         evals.v[i], rows[i].quant.nll, rows[i].memory.nll);
     }
     if (!st) {
         summary = summary_json(m, &w, &o, &q, rows, evals.n);
@@ -275,6 +411,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     }
     cJSON_Delete(summary);
     qc_model_free(qm);
+    qc_model_free(mm);
     qc_quantized_free(&q);
     qc_windows_free(&w);
     qc_tokenizer_free(&tok);

@@ -4,8 +4,11 @@
 
 #include <stdlib.h>
 
-qc_status cli_tokenizer(const char *path, const char *model_path, int vocab, qc_tokenizer *t, qc_err *e) {
+qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
+    const char *model_path = qc_checkpoint_path(ck);
+    int vocab = qc_checkpoint_config(ck)->vocab_size;
     if (path) return qc_tokenizer_load(t, path, vocab, e);
+    if (qc_checkpoint_tokenizer(ck, t, e) == QC_OK) return QC_OK; /* carried by the file (GGUF) */
     char *dir = qc_path_is_dir(model_path) ? qc_strdup(model_path, e) : qc_path_dirname(model_path);
     if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
     char name[32];

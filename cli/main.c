@@ -18,6 +18,7 @@ static const command commands[] = {
     { "eval", cmd_eval, "perplexity of a model on a text; KL divergence against saved log-probabilities" },
     { "generate", cmd_generate, "greedy decoding from BOS (or a prompt): the exactness check against llama2.c" },
     { "convert", cmd_convert, "rewrite a checkpoint as a Hugging Face folder (f32/f16/bf16) or llama2.c .bin" },
+    { "inspect", cmd_inspect, "list a checkpoint's format, configuration and tensors (any format qcalib reads)" },
     { "tokenize", cmd_tokenize, "print the token ids of a text" },
 };
 

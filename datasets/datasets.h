@@ -52,6 +52,14 @@ typedef struct qc_tokenizer {
 qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, qc_err *e);
 void qc_tokenizer_free(qc_tokenizer *t);
 
+/* The same tokenizer from a vocabulary in memory (e.g. a GGUF file's tokenizer.ggml.tokens and
+ * scores): piece i is pieces[i][0..lens[i]) (copied; no terminator needed), scores may be NULL
+ * (all 0). max_token_length becomes the longest piece. The checks of the file format apply
+ * (1 <= length <= 65536, no NUL byte), and BOS/EOS must be in the vocabulary. `source` names
+ * the vocabulary in messages and becomes t->path. */
+qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *const *pieces, const int *lens,
+                                  const float *scores, int bos_id, int eos_id, const char *source, qc_err *e);
+
 /* The id whose piece is exactly s[0..len), or -1. Where a vocabulary repeats a piece, the
  * lowest id. */
 int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);

@@ -1,5 +1,6 @@
-/* tokenizer.c — qc_tokenizer's lifecycle: reading a llama2.c tokenizer file and the
- * string -> id lookup that encoding relies on.
+/* tokenizer.c — qc_tokenizer's lifecycle: reading a llama2.c tokenizer file (or taking a
+ * vocabulary from memory, as a GGUF file carries it) and the string -> id lookup that encoding
+ * relies on.
  *
  * Byte layout (little endian, no vocabulary size stored; the model supplies it):
  *     int32 max_token_length
@@ -137,6 +138,51 @@ qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, q
     if (!st) st = parse(t, ix, m.data, m.size, e);
     if (!st) st = build_index(t, ix, e);
     qc_map_close(&m);
+    if (st) qc_tokenizer_free(t);
+    return st;
+}
+
+qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *const *pieces, const int *lens,
+                                  const float *scores, int bos_id, int eos_id, const char *source, qc_err *e) {
+    memset(t, 0, sizeof *t);
+    if (vocab_size < 1 || vocab_size > VOCAB_SIZE_LIMIT)
+        return qc_fail(e, QC_ERR_ARG, "%s: vocab_size %d is outside 1..%d", source, vocab_size, VOCAB_SIZE_LIMIT);
+    if (bos_id < 0 || bos_id >= vocab_size || eos_id < 0 || eos_id >= vocab_size)
+        return qc_fail(e, QC_ERR_ARG, "%s: BOS id %d or EOS id %d is outside the vocabulary of %d", source, bos_id,
+                       eos_id, vocab_size);
+    size_t total = 0;
+    int mtl = 0;
+    for (int i = 0; i < vocab_size; i++) {
+        if (lens[i] < 1 || lens[i] > MAX_TOKEN_LENGTH_LIMIT)
+            return qc_fail(e, QC_ERR_FORMAT, "%s: token %d: length %d is not in 1..%d", source, i, lens[i],
+                           MAX_TOKEN_LENGTH_LIMIT);
+        if (memchr(pieces[i], 0, (size_t)lens[i]))
+            return qc_fail(e, QC_ERR_FORMAT, "%s: token %d: its text contains a NUL byte", source, i);
+        total += (size_t)lens[i] + 1;
+        if (lens[i] > mtl) mtl = lens[i];
+    }
+    t->vocab_size = vocab_size;
+    t->max_token_length = mtl;
+    t->bos_id = bos_id;
+    t->eos_id = eos_id;
+    tok_index *ix = qc_calloc(1, sizeof *ix, e, source);
+    t->index = ix;
+    t->path = qc_strdup(source, e);
+    t->pieces = qc_calloc((size_t)vocab_size, sizeof *t->pieces, e, source);
+    t->piece_len = qc_calloc((size_t)vocab_size, sizeof *t->piece_len, e, source);
+    t->scores = qc_calloc((size_t)vocab_size, sizeof *t->scores, e, source);
+    if (ix) ix->arena = qc_malloc(total, 1, e, source);
+    qc_status st = QC_OK;
+    if (!ix || !ix->arena || !t->path || !t->pieces || !t->piece_len || !t->scores) st = QC_ERR_NOMEM;
+    for (size_t i = 0, used = 0; !st && i < (size_t)vocab_size; i++) {
+        memcpy(ix->arena + used, pieces[i], (size_t)lens[i]);
+        ix->arena[used + (size_t)lens[i]] = '\0';
+        t->pieces[i] = ix->arena + used;
+        t->piece_len[i] = lens[i];
+        t->scores[i] = scores ? scores[i] : 0.0f;
+        used += (size_t)lens[i] + 1;
+    }
+    if (!st) st = build_index(t, ix, e);
     if (st) qc_tokenizer_free(t);
     return st;
 }

@@ -251,7 +251,8 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
     const int n = sv->n, ng = sv->out->ngroups, gs = sv->gs;
     const vtile zero = { 0 }, big = zero + 0x1p23f, top = zero + (float)qc_quant_maxq(sv->s);
     const vmask signbit = (vmask){ 0 } + INT32_MIN;
-    vtile sc = zero + 1.0f, zp = zero;
+    vtile sc = zero + 1.0f, zp = zero, mn = zero;
+    float *const mins = sv->out->mins; /* GGUF Q4_1's fp16 m, or NULL */
     vloss loss = { 0 };
     for (int i = 0; i < count; i++) {
         const int k = i1 + i;
@@ -265,7 +266,8 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
             /* from the full W: the lazy updates of earlier blocks, none of this one's */
             for (int r = 0; r < nr; r++)
                 qc_quant_find_params(sv->s, sv->w + (size_t)(r0 + r) * n + k, n - k < gs ? n - k : gs, 1,
-                                     &sv->out->scales[(size_t)(r0 + r) * ng + g], &sv->out->zeros[(size_t)(r0 + r) * ng + g]);
+                                     &sv->out->scales[(size_t)(r0 + r) * ng + g], &sv->out->zeros[(size_t)(r0 + r) * ng + g],
+                                     mins ? &mins[(size_t)(r0 + r) * ng + g] : NULL);
         } else if (i == 0) {
             g = k / gs;
         }
@@ -273,17 +275,19 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
             for (int r = 0; r < nr; r++) {
                 sc[r] = sv->out->scales[(size_t)(r0 + r) * ng + g];
                 zp[r] = sv->out->zeros[(size_t)(r0 + r) * ng + g];
+                if (mins) mn[r] = mins[(size_t)(r0 + r) * ng + g];
             }
         const float d = ub[(size_t)i * count + i], dd = d * d;
         vtile xi = x[i];
-        /* qc_quant_code lane by lane: clamp(round_half_even(x / scale) + zero, 0, maxq) */
-        vtile v = xi / sc;
+        /* qc_quant_code lane by lane: clamp(round_half_even(x / scale) + zero, 0, maxq); with
+         * mins, qc_quant_code_min: clamp(round_half_even((x − m) / d), 0, maxq) */
+        vtile v = mins ? (xi - mn) / sc : xi / sc;
         vtile t = (vtile)((vmask)big | ((vmask)v & signbit)); /* copysign(2^23, v) */
         vtile mag = (vtile)((vmask)v & ~signbit);            /* |v| */
-        vtile q = VSELECT(mag < big, (v + t) - t, v) + zp;
+        vtile q = VSELECT(mag < big, (v + t) - t, v) + (mins ? zero : zp);
         q = VSELECT(q < zero, zero, q);
         q = VSELECT(q > top, top, q);
-        vtile diff = xi - sc * (q - zp);
+        vtile diff = xi - (mins ? sc * q + mn : sc * (q - zp));
         codes[i] = q;
         loss += __builtin_convertvector(diff * diff / dd / 2.0f, vloss); /* the reference's fp32 (w − q)² / d² / 2 */
         xi = diff / d;
@@ -450,7 +454,8 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     if (!gs) {
 #pragma omp parallel for schedule(static) if ((int64_t)nw > PAR_MIN_WORK)
         for (int r = 0; r < rows; r++)
-            qc_quant_find_params(s, w + (size_t)r * cols, cols, 1, &out->scales[r], &out->zeros[r]);
+            qc_quant_find_params(s, w + (size_t)r * cols, cols, 1, &out->scales[r], &out->zeros[r],
+                                 out->mins ? &out->mins[r] : NULL);
     }
     /* Step 2, the weight's half. */
     if (info->dead) {
@@ -466,7 +471,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
             for (int g = 0; g < ng; g++) {
                 int c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols;
                 qc_quant_find_params(s, w + (size_t)r * cols + c0, c1 - c0, 1, &out->scales[(size_t)r * ng + g],
-                                     &out->zeros[(size_t)r * ng + g]);
+                                     &out->zeros[(size_t)r * ng + g], out->mins ? &out->mins[(size_t)r * ng + g] : NULL);
             }
     }
     /* Step 4, the weight's half. */

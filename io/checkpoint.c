@@ -19,16 +19,23 @@ qc_status qc_checkpoint_open(qc_checkpoint **out, const char *path, qc_err *e) {
     }
     qc_status st;
     char *config = qc_path_join(path, "config.json"), *bin = qc_path_join(path, "model.bin");
-    if (!config || !bin)
+    char *gguf = qc_path_join(path, "model.gguf");
+    bool dir = qc_path_is_dir(path);
+    if (!config || !bin || !gguf)
         st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    else if (qc_path_is_dir(path) && !qc_path_exists(config) && qc_path_exists(bin))
-        st = qc_llama2c_open(ck, bin, e); /* a folder qcalib wrote for a llama2.c model */
+    else if (dir && !qc_path_exists(config) && qc_path_exists(bin))
+        st = qc_llama2c_open(ck, bin, e); /* folders qcalib writes: model.bin or model.gguf */
+    else if (dir && !qc_path_exists(config) && qc_path_exists(gguf))
+        st = qc_gguf_open(ck, gguf, e);
+    else if (qc_str_ends_with(path, ".gguf"))
+        st = qc_gguf_open(ck, path, e);
     else if (qc_path_is_dir(path) || qc_str_ends_with(path, ".safetensors"))
         st = qc_hf_open(ck, path, e);
     else
         st = qc_llama2c_open(ck, path, e);
     free(config);
     free(bin);
+    free(gguf);
     if (st) {
         qc_checkpoint_close(ck);
         return st;
@@ -43,6 +50,8 @@ void qc_checkpoint_close(qc_checkpoint *ck) {
     free(ck->shards);
     qc_map_close(&ck->bin);
     free(ck->locs);
+    for (int i = 0; i < ck->nowned; i++) free(ck->owned[i]);
+    free(ck->owned);
     free(ck->path);
     free(ck);
 }
@@ -71,22 +80,50 @@ qc_dtype qc_checkpoint_dtype(const qc_checkpoint *ck, qc_weight w, int layer) {
     return ck->locs[qc_ck_slot(w, layer)].dtype;
 }
 
-/* Rows [row0, row0+nrows) of the weight at loc, converted to fp32. */
-static void read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
-                      int nrows, float *out) {
+qc_status qc_ck_own(qc_checkpoint *ck, void *p, qc_err *e) {
+    void **grown = realloc(ck->owned, (size_t)(ck->nowned + 1) * sizeof *grown);
+    if (!grown) {
+        free(p);
+        return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", ck->path);
+    }
+    ck->owned = grown;
+    ck->owned[ck->nowned++] = p;
+    return QC_OK;
+}
+
+/* Rows [row0, row0+nrows) of the weight at loc, converted to fp32: each row from its file
+ * position (HF Q/K rows are un-permuted), decoded when quantized, and zero-padded when the
+ * FFN width was padded (gate/up rows past the file's width, down columns past it). */
+static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
+                           int nrows, float *out, qc_err *e) {
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    size_t row_bytes = (size_t)cols * qc_dtype_size(loc->dtype);
+    int fcols = ck->ffn_file && w == QC_W_DOWN ? ck->ffn_file : cols;
+    int64_t frows = ck->ffn_file && (w == QC_W_GATE || w == QC_W_UP) ? ck->ffn_file : rows;
+    size_t row_bytes = (size_t)fcols * qc_dtype_size(loc->dtype);
     int half = ck->cfg.head_dim / 2;
+    if (loc->decode && !loc->hf_rope_heads && fcols == cols && row0 + nrows <= frows)
+        return loc->decode(ck, loc, row0, nrows, cols, out, e); /* all at once */
     for (int r = 0; r < nrows; r++) {
         int64_t src = row0 + r;
+        float *o = out + (size_t)r * cols;
+        if (src >= frows) { /* a padding row */
+            memset(o, 0, (size_t)cols * sizeof(float));
+            continue;
+        }
         if (loc->hf_rope_heads) { /* interleaved row 2i+j of a head is HF row j*half + i */
             int64_t h = src / ck->cfg.head_dim, k = src % ck->cfg.head_dim;
             src = h * ck->cfg.head_dim + (k % 2) * half + k / 2;
         }
-        qc_convert_to_f32(loc->dtype, loc->data + (size_t)src * row_bytes, (size_t)cols,
-                          out + (size_t)r * cols);
+        if (loc->decode) {
+            qc_status st = loc->decode(ck, loc, src, 1, fcols, o, e);
+            if (st) return st;
+        } else {
+            qc_convert_to_f32(loc->dtype, loc->data + (size_t)src * row_bytes, (size_t)fcols, o);
+        }
+        memset(o + fcols, 0, (size_t)(cols - fcols) * sizeof(float));
     }
+    return QC_OK;
 }
 
 qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, float *out, qc_err *e) {
@@ -94,8 +131,7 @@ qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, fl
     if (st) return st;
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, 0, rows, out);
-    return QC_OK;
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, 0, rows, out, e);
 }
 
 qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
@@ -110,8 +146,25 @@ qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t 
     if (row0 < 0 || nrows < 0 || row0 > rows - (int64_t)nrows)
         return qc_fail(e, QC_ERR_ARG, "%s: %s rows [%lld, %lld) asked for; it has %d rows", ck->path,
                        qc_weight_short_name(w), (long long)row0, (long long)row0 + nrows, rows);
-    read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, row0, nrows, out);
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, row0, nrows, out, e);
+}
+
+qc_status qc_checkpoint_pad_ffn(qc_checkpoint *ck, int multiple, qc_err *e) {
+    if (multiple < 1) return qc_fail(e, QC_ERR_ARG, "FFN padding to a multiple of %d", multiple);
+    int hidden = ck->ffn_file ? ck->ffn_file : ck->cfg.hidden_dim;
+    int padded = (hidden + multiple - 1) / multiple * multiple;
+    for (int l = 0; l < ck->cfg.n_layers && padded != hidden; l++)
+        for (qc_weight w = QC_W_GATE; w <= QC_W_DOWN; w++)
+            if (ck->locs[qc_ck_slot(w, l)].decode)
+                return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: a quantized checkpoint cannot be padded", ck->path);
+    ck->ffn_file = padded != hidden ? hidden : 0;
+    ck->cfg.hidden_dim = padded;
     return QC_OK;
+}
+
+const char *qc_checkpoint_qtype(const qc_checkpoint *ck, qc_weight w, int layer) {
+    QC_ASSERT(check_weight(ck, w, layer, NULL) == QC_OK);
+    return ck->locs[qc_ck_slot(w, layer)].qtype;
 }
 
 static qc_status source_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {

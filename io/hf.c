@@ -14,8 +14,15 @@
  * model.layers.L.mlp.{gate,up,down}_proj.weight. At open every one the config implies must
  * exist as F32, F16 or BF16 with exactly the shape the config implies ([out, in] for
  * matrices, [dim] for norms); other tensors are ignored. Q and K rows are in HF's
- * rotate-half order, which the read path un-permutes (checkpoint.c). */
-#include "io/internal.h"
+ * rotate-half order, which the read path un-permutes (checkpoint.c).
+ *
+ * Quantized checkpoints: when config.json has a quantization_config (GPTQ or AWQ, see
+ * hf_config.c), a linear (the seven per layer, and lm_head) whose PREFIX.qweight exists is
+ * read from PREFIX.{qweight, qzeros, scales[, g_idx]} (validated by gptq_format.c /
+ * awq_format.c, dequantized on read, row ranges decoding only the rows asked for); one
+ * without stays a plain PREFIX.weight (modules_to_not_convert). A .qweight tensor without a
+ * quantization_config is refused. */
+#include "io/qformat.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -89,31 +96,63 @@ static qc_status open_index(qc_checkpoint *ck, const char *dir, const char *inde
     return QC_OK;
 }
 
-/* A safetensors tensor name ending in .qweight: a GPTQ/AWQ checkpoint. */
+/* A safetensors tensor name ending in .qweight in a checkpoint whose config.json has no
+ * quantization_config. */
 static qc_status refuse_quantized(const qc_checkpoint *ck, qc_err *e) {
     for (int s = 0; s < ck->nshards; s++)
         for (int i = 0; i < ck->shards[s].ntensors; i++) {
             const qc_st_tensor *t = &ck->shards[s].tensors[i];
             if (qc_str_ends_with(t->name, ".qweight"))
-                return qc_fail(e, QC_ERR_UNSUPPORTED,
-                               "%s: tensor '%s' (%s): quantized (GPTQ/AWQ) checkpoints are not supported yet as input",
+                return qc_fail(e, QC_ERR_FORMAT,
+                               "%s: tensor '%s' (%s) is quantized, but config.json has no quantization_config",
                                ck->shards[s].map.path, t->name, qc_dtype_name(t->dtype));
         }
     return QC_OK;
 }
 
+/* Tensor `name` wherever the files put it, or NULL; *where: its shard, or the file that
+ * should hold it (the index when there is one, else the single file). */
+static const qc_st_tensor *find_tensor(const void *files, const qc_checkpoint *ck, const char *name,
+                                       const char **where) {
+    const hf_files *f = files;
+    const qc_st_file *sh = &ck->shards[0];
+    *where = f->source;
+    if (f->weight_map) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
+        if (!m) return NULL;
+        sh = &ck->shards[shard_index(f, ck->nshards, m->valuestring)];
+    }
+    *where = sh->map.path;
+    return qc_st_find(sh, name);
+}
+
+/* A quantized (w, layer): PREFIX.qweight exists and the config says how it is stored. */
+static bool is_quantized(const qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_weight w, int layer,
+                         char *prefix, size_t size) {
+    if (q->method == QC_HFQ_NONE || w == QC_W_EMBED || w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM ||
+        w == QC_W_FFN_NORM)
+        return false;
+    qc_weight_hf_name(w, layer, prefix, size);
+    prefix[strlen(prefix) - strlen(".weight")] = '\0';
+    char name[160];
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    const char *where;
+    return find_tensor(f, ck, name, &where) != NULL;
+}
+
 /* Finds weight (w, layer), checks its dtype and shape, and records where it is. */
-static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, qc_err *e) {
+static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, const char *hint, qc_err *e) {
     char name[128];
     qc_weight_hf_name(w, layer, name, sizeof name);
     const qc_st_file *sh = &ck->shards[0];
     if (f->weight_map) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
-        if (!m) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s' (not in weight_map)", f->source, name);
+        if (!m)
+            return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s' (not in weight_map)%s", f->source, name, hint);
         sh = &ck->shards[shard_index(f, ck->nshards, m->valuestring)];
     }
     const qc_st_tensor *t = qc_st_find(sh, name);
-    if (!t) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s'", sh->map.path, name);
+    if (!t) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s'%s", sh->map.path, name, hint);
     if (t->dtype != QC_DT_F32 && t->dtype != QC_DT_F16 && t->dtype != QC_DT_BF16)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported yet (F32, F16 or BF16 expected)%s",
                        sh->map.path, name, qc_dtype_name(t->dtype),
@@ -139,13 +178,36 @@ static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int l
     return QC_OK;
 }
 
-static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, qc_err *e) {
+/* Locates a quantized weight through its format's reader. */
+static qc_status locate_quantized(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_weight w,
+                                  int layer, const char *prefix, qc_err *e) {
+    int rows, cols;
+    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    qc_ck_loc *loc = &ck->locs[qc_ck_slot(w, layer)];
+    qc_status st = q->method == QC_HFQ_GPTQ ? qc_gptq_locate(ck, q, prefix, rows, cols, find_tensor, f, loc, e)
+                                            : qc_awq_locate(ck, q, prefix, rows, cols, find_tensor, f, loc, e);
+    if (!st) loc->hf_rope_heads = w == QC_W_Q ? ck->cfg.n_heads : w == QC_W_K ? ck->cfg.n_kv_heads : 0;
+    return st;
+}
+
+static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_err *e) {
     qc_status st = qc_ck_alloc_locs(ck, e);
-    if (!st) st = refuse_quantized(ck, e);
+    if (!st && q->method == QC_HFQ_NONE) st = refuse_quantized(ck, e);
     for (int w = 0; w < QC_W_COUNT && !st; w++) {
         if (w == QC_W_CLASSIFIER && ck->cfg.tied_classifier) continue;
         int nl = qc_weight_is_global(w) ? 1 : ck->cfg.n_layers;
-        for (int l = 0; l < nl && !st; l++) st = locate(ck, f, (qc_weight)w, l, e);
+        for (int l = 0; l < nl && !st; l++) {
+            char prefix[128];
+            if (is_quantized(ck, f, q, (qc_weight)w, l, prefix, sizeof prefix))
+                st = locate_quantized(ck, f, q, (qc_weight)w, l, prefix, e);
+            else
+                st = locate(ck, f, (qc_weight)w, l,
+                            q->method != QC_HFQ_NONE && w != QC_W_EMBED && w != QC_W_FINAL_NORM &&
+                                    w != QC_W_ATTN_NORM && w != QC_W_FFN_NORM
+                                ? " (and no quantized .qweight either)"
+                                : "",
+                            e);
+        }
     }
     if (!st && ck->cfg.tied_classifier) ck->locs[QC_W_CLASSIFIER] = ck->locs[QC_W_EMBED];
     return st;
@@ -160,10 +222,11 @@ qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     char *index = dir ? qc_path_join(dir, "model.safetensors.index.json") : NULL;
     cJSON *root = NULL;
     hf_files f = { 0 };
+    qc_hf_quant q = { 0 };
     qc_status st = QC_OK;
     if (!dir || !config || !single || !index) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     if (!st && !is_dir && !qc_path_exists(path)) st = qc_fail(e, QC_ERR_IO, "%s: no such file", path);
-    if (!st) st = qc_hf_config_load(config, &ck->cfg, e);
+    if (!st) st = qc_hf_config_load_quant(config, &ck->cfg, &q, e);
     if (!st) {
         if (!is_dir || qc_path_exists(single)) {
             f.source = single;
@@ -176,7 +239,7 @@ qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
             st = qc_fail(e, QC_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json is there", dir);
         }
     }
-    if (!st) st = locate_all(ck, &f, e);
+    if (!st) st = locate_all(ck, &f, &q, e);
     cJSON_Delete(root);
     free(f.names);
     free(dir);

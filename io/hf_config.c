@@ -11,15 +11,26 @@
  *   rope_theta                            default 10000
  *   tie_word_embeddings                   default false
  *   hidden_act                            "silu" if present
- * Refused as unsupported: a non-null rope_scaling, attention_bias or mlp_bias true, a
- * quantization_config. A null value counts as absent. Every message names the file and
- * the field. */
-#include "io/internal.h"
+ * Refused as unsupported: a non-null rope_scaling, attention_bias or mlp_bias true. A
+ * null value counts as absent. Every message names the file and the field.
+ *
+ * quantization_config (read by qc_hf_config_load_quant; qc_hf_config_load refuses it), as
+ * transformers, AutoGPTQ/GPTQModel and AutoAWQ write it:
+ *   quant_method "gptq": bits (2, 3, 4, 8) and group_size (> 0 or −1) required; sym (default
+ *       true, as AutoGPTQ), desc_act (default false, as transformers' GPTQConfig);
+ *       checkpoint_format "gptq" (default: qzeros hold zero − 1) or "gptq_v2" (the zero);
+ *       other formats ("marlin", "bitblas", ...) are refused. Other fields are ignored.
+ *   quant_method "awq": bits (or AutoAWQ's w_bit) = 4, group_size (or q_group_size) > 0 or
+ *       −1, zero_point true (default), version "gemm" (any case; default "gemm"); GEMV and
+ *       the other kernels' layouts are refused.
+ *   Any other quant_method is refused, naming it. */
+#include "io/qformat.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CONFIG_MAX_BYTES ((size_t)16 << 20)
 
@@ -75,7 +86,109 @@ static qc_status get_bool(const char *path, const cJSON *o, const char *key, boo
     return QC_OK;
 }
 
-static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_err *e) {
+/* The first present member of o among keys (synonyms), or NULL; *used gets its name. */
+static const cJSON *field_any(const cJSON *o, const char *const *keys, int n, const char **used) {
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = field(o, keys[i]);
+        if (v) {
+            *used = keys[i];
+            return v;
+        }
+    }
+    *used = keys[0];
+    return NULL;
+}
+
+/* quantization_config.<key> (or a synonym) as an integer; required. */
+static qc_status quant_int(const char *path, const cJSON *qc, const char *const *keys, int nkeys, int *out,
+                           qc_err *e) {
+    const char *key;
+    const cJSON *v = field_any(qc, keys, nkeys, &key);
+    if (!v) return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s is missing", path, keys[0]);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s must be an integer", path, key);
+    *out = (int)v->valuedouble;
+    return QC_OK;
+}
+
+static qc_status quant_bool(const char *path, const cJSON *qc, const char *key, bool def, bool *out, qc_err *e) {
+    const cJSON *v = field(qc, key);
+    *out = def;
+    if (!v) return QC_OK;
+    if (!cJSON_IsBool(v))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s must be true or false, not %s", path, key,
+                       json_type(v));
+    *out = cJSON_IsTrue(v);
+    return QC_OK;
+}
+
+static qc_status quant_str(const char *path, const cJSON *qc, const char *key, const char *def, const char **out,
+                           qc_err *e) {
+    const cJSON *v = field(qc, key);
+    *out = def;
+    if (!v) return QC_OK;
+    if (!cJSON_IsString(v))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s must be a string, not %s", path, key,
+                       json_type(v));
+    *out = v->valuestring;
+    return QC_OK;
+}
+
+static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, qc_err *e) {
+    memset(q, 0, sizeof *q);
+    if (!cJSON_IsObject(qc))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config must be an object, not %s", path, json_type(qc));
+    const char *method;
+    qc_status st = quant_str(path, qc, "quant_method", NULL, &method, e);
+    if (st) return st;
+    if (!method) return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.quant_method is missing", path);
+    static const char *const bits_keys[] = { "bits", "w_bit" }, *const gs_keys[] = { "group_size", "q_group_size" };
+    bool gptq = strcasecmp(method, "gptq") == 0, awq = strcasecmp(method, "awq") == 0;
+    if (!gptq && !awq)
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: quantization_config.quant_method \"%s\" is not supported (gptq or awq)", path, method);
+    if ((st = quant_int(path, qc, bits_keys, awq ? 2 : 1, &q->bits, e)) ||
+        (st = quant_int(path, qc, gs_keys, awq ? 2 : 1, &q->group_size, e)))
+        return st;
+    if (q->group_size == 0 || q->group_size < -1 || q->group_size > QC_MAX_DIM)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.group_size %d (a positive size or -1)", path,
+                       q->group_size);
+    if (gptq) {
+        q->method = QC_HFQ_GPTQ;
+        if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8)
+            return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: quantization_config.bits %d (GPTQ: 2, 3, 4 or 8)", path,
+                           q->bits);
+        const char *fmt;
+        if ((st = quant_bool(path, qc, "sym", true, &q->sym, e)) ||
+            (st = quant_bool(path, qc, "desc_act", false, &q->desc_act, e)) ||
+            (st = quant_str(path, qc, "checkpoint_format", "gptq", &fmt, e)))
+            return st;
+        if (strcasecmp(fmt, "gptq") == 0) q->checkpoint_format = 1;
+        else if (strcasecmp(fmt, "gptq_v2") == 0) q->checkpoint_format = 2;
+        else
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: quantization_config.checkpoint_format \"%s\" is not supported (gptq or gptq_v2)",
+                           path, fmt);
+        return QC_OK;
+    }
+    q->method = QC_HFQ_AWQ;
+    if (q->bits != 4)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: quantization_config.bits %d (AWQ: 4)", path, q->bits);
+    bool zp;
+    const char *version;
+    if ((st = quant_bool(path, qc, "zero_point", true, &zp, e)) ||
+        (st = quant_str(path, qc, "version", "gemm", &version, e)))
+        return st;
+    if (!zp)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: quantization_config.zero_point false is not supported", path);
+    if (strcasecmp(version, "gemm") != 0)
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: quantization_config.version \"%s\" is not supported (AWQ: gemm only)", path, version);
+    q->sym = false;
+    return QC_OK;
+}
+
+static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_quant *q, qc_err *e) {
     if (!cJSON_IsObject(root)) return qc_fail(e, QC_ERR_FORMAT, "%s: not a JSON object", path);
     const cJSON *mt = field(root, "model_type");
     if (!mt) return qc_fail(e, QC_ERR_FORMAT, "%s: required field model_type is missing", path);
@@ -85,9 +198,17 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_err
     if (!mistral && strcmp(mt->valuestring, "llama") != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (only llama)", path,
                        mt->valuestring);
-    if (field(root, "quantization_config"))
+    const cJSON *quant = field(root, "quantization_config");
+    if (quant && !q)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
-                       "%s: quantization_config: quantized checkpoints are not supported yet as input", path);
+                       "%s: quantization_config: a quantized checkpoint is not expected here", path);
+    if (q) {
+        if (!quant) memset(q, 0, sizeof *q);
+        else {
+            qc_status qst = parse_quant(path, quant, q, e);
+            if (qst) return qst;
+        }
+    }
     if (field(root, "rope_scaling"))
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rope_scaling is not supported yet", path);
     const cJSON *act = field(root, "hidden_act");
@@ -133,11 +254,15 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_err
     return QC_OK;
 }
 
-qc_status qc_hf_config_load(const char *path, qc_config *c, qc_err *e) {
+qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, qc_err *e) {
     cJSON *root;
     qc_status st = qc_json_load(path, CONFIG_MAX_BYTES, &root, e);
     if (st) return st;
-    st = parse(path, root, c, e);
+    st = parse(path, root, c, q, e);
     cJSON_Delete(root);
     return st;
+}
+
+qc_status qc_hf_config_load(const char *path, qc_config *c, qc_err *e) {
+    return qc_hf_config_load_quant(path, c, NULL, e);
 }

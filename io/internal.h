@@ -16,11 +16,21 @@
 /* Where one weight's bytes are: rows*cols elements of `dtype`, row-major, little endian, in
  * a mapping the checkpoint owns. hf_rope_heads > 0: the rows are in HF's rotate-half order
  * for that many heads (Q/K of an HF file) and are un-permuted on read. */
-typedef struct qc_ck_loc {
+typedef struct qc_ck_loc qc_ck_loc;
+
+/* Dequantizes rows [row0, row0+nrows) (file order) of a quantized weight of `cols` columns
+ * into out; the format's reader sets it, with aux describing the weight. */
+typedef qc_status (*qc_ck_decode)(const qc_checkpoint *ck, const qc_ck_loc *loc, int64_t row0, int nrows,
+                                  int cols, float *out, qc_err *e);
+
+struct qc_ck_loc {
     const uint8_t *data; /* borrowed from the checkpoint's mapping */
     qc_dtype dtype;
     int hf_rope_heads;
-} qc_ck_loc;
+    qc_ck_decode decode; /* non-NULL: a quantized weight, read through it */
+    const void *aux;     /* the format's description of that weight; owned by the checkpoint */
+    const char *qtype;   /* a quantized weight's storage type for listings, e.g. "gptq-4bit" */
+};
 
 struct qc_checkpoint {
     qc_config cfg;
@@ -30,7 +40,13 @@ struct qc_checkpoint {
     qc_map bin;          /* llama2.c: the whole file */
     qc_st_file *shards;  /* HF: (nshards) the opened safetensors files */
     int nshards;
+    void **owned;        /* (nowned) allocations freed at close, e.g. the locs' aux */
+    int nowned;
+    int ffn_file;        /* > 0: the FFN width in the file, padded to cfg.hidden_dim with zeros */
 };
+
+/* Hands p (from malloc) to the checkpoint, which frees it at close; frees it on failure. */
+qc_status qc_ck_own(qc_checkpoint *ck, void *p, qc_err *e);
 
 #define QC_CK_NGLOBAL 3                            /* EMBED, FINAL_NORM, CLASSIFIER */
 #define QC_CK_NLAYER (QC_W_COUNT - QC_CK_NGLOBAL)  /* ATTN_NORM .. DOWN */
@@ -48,6 +64,7 @@ qc_status qc_ck_alloc_locs(qc_checkpoint *ck, qc_err *e);
  * failure ck may hold partial state; the caller closes it. */
 qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e);
 qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e);
+qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e);
 
 /* llama2.c legacy files (layout in llama2c.c): the 28-byte header, then the weights in this
  * order, each per-layer one for all layers back to back; then freq_cis_real/imag, then the

@@ -11,6 +11,7 @@
 #define QC_IO_H
 
 #include "base/base.h"
+#include "datasets/datasets.h"
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
@@ -122,10 +123,10 @@ void qc_qweight_dequantize(const qc_qweight *q, float *w);
  * read converts one tensor (or some rows of it) to fp32 in a caller buffer. */
 typedef struct qc_checkpoint qc_checkpoint;
 
-/* path: a llama2.c .bin checkpoint (or a folder holding one as model.bin and no
- * config.json, as qcalib writes them); a folder with config.json and model.safetensors or
- * model.safetensors.index.json (+ shards); or a .safetensors file with config.json beside
- * it. Every header, offset, shape and dtype is validated here, before any read; every
+/* path: a llama2.c .bin checkpoint; a .gguf file; a folder holding one of them as
+ * model.bin or model.gguf and no config.json, as qcalib writes them; a folder with
+ * config.json and model.safetensors or model.safetensors.index.json (+ shards), plain or
+ * GPTQ/AWQ-quantized; or a .safetensors file with config.json beside it. Every header, offset, shape and dtype is validated here, before any read; every
  * weight the config implies must be present with the right shape. */
 qc_status qc_checkpoint_open(qc_checkpoint **ck, const char *path, qc_err *e);
 void qc_checkpoint_close(qc_checkpoint *ck); /* NULL: no-op */
@@ -133,8 +134,17 @@ void qc_checkpoint_close(qc_checkpoint *ck); /* NULL: no-op */
 const qc_config *qc_checkpoint_config(const qc_checkpoint *ck);
 const char *qc_checkpoint_format(const qc_checkpoint *ck); /* "llama2.c", "hf-safetensors" */
 const char *qc_checkpoint_path(const qc_checkpoint *ck);
-/* The storage type of a weight in the file (F32 for llama2.c). */
+/* The storage type of a weight in the file (F32 for legacy llama2.c, I8 for its int8 v2
+ * matrices; see qc_checkpoint_qtype for quantized layouts). */
 qc_dtype qc_checkpoint_dtype(const qc_checkpoint *ck, qc_weight w, int layer);
+
+/* For a quantized weight, its storage type (e.g. "gptq-4bit", "Q4_0"); NULL for float ones. */
+const char *qc_checkpoint_qtype(const qc_checkpoint *ck, qc_weight w, int layer);
+
+/* Pads the FFN width to the next multiple of `multiple` with zeros (zero rows in gate and up,
+ * zero columns in down): an exact transformation (silu(0)·0 = 0) after which every read and
+ * the config see the padded width. Used so that GGUF's 32-wide blocks tile every row. */
+qc_status qc_checkpoint_pad_ffn(qc_checkpoint *ck, int multiple, qc_err *e);
 
 /* Reads a whole weight (layer ignored for globals) into out, which holds rows*cols floats. */
 qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, float *out, qc_err *e);
@@ -191,11 +201,14 @@ void qc_st_writer_free(qc_st_writer *w); /* aborts an unfinished file; NULL: no-
 
 /* ---- full-precision export --------------------------------------------------------------------------- */
 
-/* Where an exporter gets weights from: a checkpoint, or (later) a model whose linears were
- * replaced by quantized ones. read() fills out with the weight in fp32, interleaved RoPE rows. */
+/* Where an exporter gets weights from: a checkpoint, or a model whose linears were
+ * quantized. read() fills out with the weight in fp32, interleaved RoPE rows. */
 typedef struct qc_weight_source {
     const qc_config *cfg;
     qc_status (*read)(void *ctx, qc_weight w, int layer, float *out, qc_err *e);
+    /* Optional: the quantized form of a weight, or NULL for one that is not quantized.
+     * Quantized formats write these as they are; read() gives their dequantized values. */
+    const qc_qweight *(*qweight)(void *ctx, qc_weight w, int layer);
     void *ctx;
 } qc_weight_source;
 
@@ -215,6 +228,61 @@ qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf
 /* The same files, written into an output folder being built (e.g. beside logs). */
 qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
                             const qc_log *log, qc_err *e);
+
+/* ---- quantized formats ----------------------------------------------------------------------------- */
+
+/* GPTQ safetensors (AutoGPTQ / GPTQModel / transformers / vLLM; QUANT-SPEC §7): per linear
+ * PREFIX.{qweight, qzeros, scales, g_idx}, every other tensor F16, config.json with a
+ * quantization_config and quantize_config.json. Every linear of src must be quantized (its
+ * qweight() non-NULL) with the same bits (2, 3, 4 or 8), group size and symmetry. */
+typedef struct qc_gptq_export_opts {
+    int checkpoint_format; /* 1: qzeros hold zero − 1 (the widely loaded "gptq"); 2: the zero ("gptq_v2") */
+    float damp_percent;
+    bool desc_act, static_groups, true_sequential;
+} qc_gptq_export_opts;
+
+qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
+                              const qc_log *log, qc_err *e);
+
+/* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
+ * points stored. Refuses quantized weights it cannot hold, saying why. */
+qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
+
+/* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
+typedef enum qc_gguf_type {
+    QC_GGUF_F32 = 0, QC_GGUF_F16 = 1, QC_GGUF_Q4_0 = 2, QC_GGUF_Q4_1 = 3, QC_GGUF_Q8_0 = 8,
+} qc_gguf_type;
+
+const char *qc_gguf_type_name(qc_gguf_type t); /* "Q4_0", ... */
+bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "f16", ... */
+
+typedef struct qc_gguf_export_opts {
+    qc_gguf_type float_type;   /* for linears src holds unquantized (F32 or F16) */
+    qc_gguf_type embed_type;   /* token_embd.weight */
+    qc_gguf_type output_type;  /* output.weight, written even when the classifier is tied */
+    const qc_tokenizer *tok;       /* the vocabulary, for the tokenizer metadata (required) */
+    const char *name;          /* general.name */
+} qc_gguf_export_opts;
+
+/* A quantized linear becomes blocks of its own type: 4-bit symmetric groups of 32 with
+ * zero 8 are Q4_0 (d = scale), 4-bit groups with mins are Q4_1 (d = scale, m = min), 8-bit
+ * symmetric groups of 32 are Q8_0; its scales (and mins) must already be fp16 values, so
+ * that the file holds exactly the weights the solver compensated for. */
+qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
+                         const qc_log *log, qc_err *e);
+
+/* llama2.c's "version 2" int8 checkpoint, which its runq.c loads (export.py's
+ * version2_export): norms in fp32, every matrix as Q8_0 in groups of `groupsize` consecutive
+ * values (int8 codes, fp32 scales). A weight whose qweight() is 8-bit, symmetric (zero 128),
+ * in groups of exactly `groupsize` columns is stored as it is; every other matrix gets
+ * export.py's quantizer (scale = max|w| / 127). groupsize must divide dim and hidden_dim
+ * (runq.c's matmul works in whole groups of a row). Atomic. */
+qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
+                               qc_err *e);
+
+/* The tokenizer a checkpoint carries (GGUF's tokenizer metadata); QC_ERR_UNSUPPORTED when it
+ * carries none. */
+qc_status qc_checkpoint_tokenizer(const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */

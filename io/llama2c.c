@@ -1,5 +1,7 @@
 /* llama2c.c — the llama2.c legacy ("version 0") checkpoint reader. The file is mapped and
- * each weight addressed in place; nothing is copied at open time.
+ * each weight addressed in place; nothing is copied at open time. A file that begins with
+ * the magic number "ak42" is one of export.py's later versions (1: fp32, 2: Q8_0 int8) and
+ * goes to llama2c_q8.c, which has its layout.
  *
  * Layout (little endian; L = n_layers, hd = head_dim = dim / n_heads, kv = n_kv_heads):
  *   int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len   (28 bytes)
@@ -24,33 +26,26 @@
  * The header is validated (ranges, divisibility) before any size is computed from it; sizes
  * are computed with overflow checks; the file must be exactly the size the header implies. */
 #include "io/internal.h"
+#include "io/llama2c.h"
 
 #include <limits.h>
 #include <string.h>
-
-#define L2C_MAGIC 0x616b3432u /* "ak42": llama2.c's later (version >= 1) exports */
 
 const qc_weight qc_llama2c_order[QC_LLAMA2C_NORDER] = {
     QC_W_EMBED, QC_W_ATTN_NORM, QC_W_Q, QC_W_K,    QC_W_V,  QC_W_O,
     QC_W_FFN_NORM, QC_W_GATE,   QC_W_DOWN, QC_W_UP, QC_W_FINAL_NORM,
 };
 
-static qc_status parse_header(const char *path, const uint8_t *p, qc_config *c, qc_err *e) {
-    if (qc_le32(p) == L2C_MAGIC)
-        return qc_fail(e, QC_ERR_UNSUPPORTED,
-                       "%s: llama2.c version %u export (magic \"ak42\") is not supported yet; only the legacy fp32 format is",
-                       path, qc_le32(p + 4));
-    int32_t h[7];
-    for (int i = 0; i < 7; i++) h[i] = (int32_t)qc_le32(p + 4 * i);
+qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_config *c, qc_err *e) {
     memset(c, 0, sizeof *c);
     c->dim = h[0];
     c->hidden_dim = h[1];
     c->n_layers = h[2];
     c->n_heads = h[3];
     c->n_kv_heads = h[4];
-    c->tied_classifier = h[5] > 0;
-    c->vocab_size = h[5] < 0 && h[5] != INT32_MIN ? -h[5] : h[5]; /* INT32_MIN: refused below */
+    c->vocab_size = h[5];
     c->seq_len = h[6];
+    c->tied_classifier = tied;
     c->norm_eps = 1e-5f;     /* run.c's constants */
     c->rope_theta = 10000.0f;
     if (c->dim > 0 && c->n_heads > 0 && c->dim % c->n_heads != 0)
@@ -58,6 +53,14 @@ static qc_status parse_header(const char *path, const uint8_t *p, qc_config *c, 
                        c->n_heads);
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     return qc_config_validate(c, path, e);
+}
+
+static qc_status parse_header(const char *path, const uint8_t *p, qc_config *c, qc_err *e) {
+    int32_t h[7];
+    for (int i = 0; i < 7; i++) h[i] = (int32_t)qc_le32(p + 4 * i);
+    bool tied = h[5] > 0;
+    if (h[5] < 0 && h[5] != INT32_MIN) h[5] = -h[5]; /* INT32_MIN: refused as out of range */
+    return qc_llama2c_config(path, h, tied, c, e);
 }
 
 /* Lays the weights out in file order: the total size the header implies into *size (false
@@ -96,10 +99,18 @@ qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     qc_status st = qc_map_open(&ck->bin, path, e);
     if (st) return st;
     const qc_map *m = &ck->bin;
+    if (m->size >= 4 && qc_le32(m->data) == QC_AK42_MAGIC) return qc_llama2c_ak42_open(ck, path, e);
     if (m->size < QC_LLAMA2C_HEADER_BYTES)
         return qc_fail(e, QC_ERR_FORMAT, "%s: truncated: %zu bytes, the llama2.c header alone needs %d",
                        path, m->size, QC_LLAMA2C_HEADER_BYTES);
-    if ((st = parse_header(path, m->data, &ck->cfg, e))) return st;
+    if ((st = parse_header(path, m->data, &ck->cfg, e))) {
+        if (e) { /* say how the bytes were read: a damaged magic number lands here */
+            size_t len = strlen(e->msg);
+            snprintf(e->msg + len, sizeof e->msg - len,
+                     " (read as a legacy header: the file does not begin with the \"ak42\" magic of llama2.c's later exports)");
+        }
+        return st;
+    }
     size_t want;
     if (!layout(&ck->cfg, NULL, NULL, &want))
         return qc_fail(e, QC_ERR_FORMAT, "%s: the sizes in the header overflow", path);

@@ -33,12 +33,29 @@ void qc_model_free(qc_model *m) {
     free(m);
 }
 
+qc_status qc_model_pad_ffn(qc_model *m, int multiple, qc_err *e) {
+    for (int l = 0; l < m->cfg.n_layers; l++) QC_ASSERT(!m->blocks[l].w[0]);
+    qc_status st = qc_checkpoint_pad_ffn(m->ck, multiple, e);
+    if (!st) m->cfg = *qc_checkpoint_config(m->ck);
+    return st;
+}
+
+void qc_model_set_linears(qc_model *m, const qc_weight_source *src) {
+    for (int l = 0; l < m->cfg.n_layers; l++) QC_ASSERT(!m->blocks[l].w[0]);
+    m->linears = src;
+}
+
 qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) {
     QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
     qc_block *blk = &m->blocks[layer];
     if (!blk->w[0]) {
         qc_status st = qc_block_load(m->ck, layer, blk, e);
-        if (st) return st;
+        for (int l = 0; !st && m->linears && l < QC_LIN_COUNT; l++)
+            st = m->linears->read(m->linears->ctx, qc_linear_weight(l), layer, blk->w[l], e);
+        if (st) {
+            qc_block_free(blk);
+            return st;
+        }
     }
     *b = blk;
     return QC_OK;

@@ -110,10 +110,19 @@ typedef struct qc_model {
     float *final_norm;   /* (dim) */
     float *classifier;   /* (vocab, dim); NULL until the first qc_model_head */
     qc_block *blocks;    /* (n_layers) zeroed until loaded */
+    const qc_weight_source *linears; /* borrowed; if set, the linears come from it, not ck */
 } qc_model;
 
 qc_status qc_model_open(qc_model **m, const char *path, qc_err *e);
 void qc_model_free(qc_model *m);
+
+/* Pads the FFN width to a multiple of `multiple` with zeros (qc_checkpoint_pad_ffn): the
+ * same function, wider matrices. Only before any block is loaded. */
+qc_status qc_model_pad_ffn(qc_model *m, int multiple, qc_err *e);
+
+/* From now on the blocks' linear layers are read from src (e.g. a quantized model held in
+ * memory); everything else still from the checkpoint. Only before any block is loaded. */
+void qc_model_set_linears(qc_model *m, const qc_weight_source *src);
 
 /* The block's weights, loading them on first use. */
 qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e);

@@ -14,7 +14,9 @@
  * fp16 scales (qcalib's addition): each candidate scale is rounded to fp16 as soon as it
  * is computed, the zero point is computed from the rounded scale, and the MSE search
  * compares candidates with their rounded scales, so the parameters chosen are the best the
- * fp16 file can hold and exactly what the solver compensates for. */
+ * fp16 file can hold and exactly what the solver compensates for. GGUF's Q4_1 stores d and
+ * m = −d·zero in fp16 instead of a zero point (store_min): the same search, then codes and
+ * values in that form. */
 #include "quant/quant.h"
 
 #include <cblas.h>
@@ -27,6 +29,8 @@
 
 qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
     if (!s) return qc_fail(e, QC_ERR_ARG, "no quantization spec");
+    if (s->store_min && (s->sym || !s->f16_scales))
+        return qc_fail(e, QC_ERR_ARG, "parameters stored as fp16 d and m need asymmetric groups and fp16 scales");
     if (s->bits < 2 || s->bits > 8)
         return qc_fail(e, QC_ERR_ARG, "--wbits %d: supported widths are 2 to 8 bits", s->bits);
     if (s->groupsize < -1)
@@ -51,17 +55,25 @@ static float f16_round(float scale) {
     return r;
 }
 
-/* scale and zero for the range [xmin, xmax] (already containing 0, not both 0). */
+/* m = −scale·zero as an fp16 file stores it (beyond fp16's range: its largest finite). */
+static float f16_min(float scale, float zero) {
+    float m = qc_f16_to_f32(qc_f32_to_f16(-scale * zero));
+    return isinf(m) ? copysignf(65504.0f, m) : m;
+}
+
+/* scale, zero (and with store_min, m) for the range [xmin, xmax] (containing 0, not both 0). */
 static void range_params(const qc_quant_spec *s, float xmin, float xmax, float maxq, float *scale,
-                         float *zero) {
+                         float *zero, float *min) {
     float sc = (xmax - xmin) / maxq;
     if (s->f16_scales) sc = f16_round(sc);
     *scale = sc;
     *zero = s->sym ? (maxq + 1.0f) / 2.0f : qc_round_half_even(-xmin / sc);
+    if (s->zero_from_one && *zero < 1.0f) *zero = 1.0f;
+    if (s->store_min) *min = f16_min(sc, *zero);
 }
 
 void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int stride, float *scale,
-                          float *zero) {
+                          float *zero, float *min) {
     int maxq_i = qc_quant_maxq(s);
     float maxq = (float)maxq_i;
     float xmin = 0.0f, xmax = 0.0f;
@@ -76,7 +88,7 @@ void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int str
         if (xmin < 0.0f) xmin = -xmax;
     }
     if (xmin == 0.0f && xmax == 0.0f) xmin = -1.0f, xmax = 1.0f;
-    range_params(s, xmin, xmax, maxq, scale, zero);
+    range_params(s, xmin, xmax, maxq, scale, zero, min);
     if (!s->mse) return;
 
     /* The reference's grid search: norm 2.4, grid 100, maxshrink 0.8; strict improvements
@@ -85,22 +97,31 @@ void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int str
     double best = INFINITY;
     for (int i = 0; i < 80; i++) {
         float p = (float)(1.0 - i / 100.0);
-        float sc, zp;
-        range_params(s, p * xmin, p * xmax, maxq, &sc, &zp);
+        float sc, zp, mn = 0.0f;
+        range_params(s, p * xmin, p * xmax, maxq, &sc, &zp, &mn);
         double err = 0.0;
         for (int j = 0; j < n; j++) {
             float v = x[(size_t)j * stride];
-            float d = qc_qvalue(qc_quant_code(v, sc, zp, maxq_i), sc, zp) - v;
+            float d = (s->store_min ? sc * qc_quant_code_min(v, sc, mn, maxq_i) + mn
+                                    : qc_qvalue(qc_quant_code(v, sc, zp, maxq_i), sc, zp)) - v;
             err += (double)powf(fabsf(d), 2.4f);
         }
-        if (err < best) best = err, *scale = sc, *zero = zp;
+        if (err < best) {
+            best = err, *scale = sc, *zero = zp;
+            if (s->store_min) *min = mn;
+        }
     }
 }
 
 qc_status qc_quant_alloc(qc_qweight *r, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
     memset(r, 0, sizeof *r);
     qc_status st = qc_quant_spec_check(s, e);
-    return st ? st : qc_qweight_init(r, rows, cols, s->bits, s->groupsize, s->sym, e);
+    if (!st) st = qc_qweight_init(r, rows, cols, s->bits, s->groupsize, s->sym, e);
+    if (!st && s->store_min && !(r->mins = qc_calloc((size_t)rows * r->ngroups, sizeof(float), e, "group minima"))) {
+        qc_qweight_free(r);
+        st = QC_ERR_NOMEM;
+    }
+    return st;
 }
 
 qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_qweight *r,
@@ -120,11 +141,16 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
         uint8_t *q = r->codes + (size_t)i * cols;
         for (int g = 0; g < ng; g++) {
             int c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols;
-            float sc, zp;
-            qc_quant_find_params(s, x + c0, c1 - c0, 1, &sc, &zp);
+            float sc, zp, mn = 0.0f;
+            qc_quant_find_params(s, x + c0, c1 - c0, 1, &sc, &zp, &mn);
             r->scales[(size_t)i * ng + g] = sc;
             r->zeros[(size_t)i * ng + g] = zp;
-            for (int c = c0; c < c1; c++) q[c] = (uint8_t)qc_quant_code(x[c], sc, zp, maxq);
+            if (s->store_min) {
+                r->mins[(size_t)i * ng + g] = mn;
+                for (int c = c0; c < c1; c++) q[c] = (uint8_t)qc_quant_code_min(x[c], sc, mn, maxq);
+            } else {
+                for (int c = c0; c < c1; c++) q[c] = (uint8_t)qc_quant_code(x[c], sc, zp, maxq);
+            }
         }
     }
     return QC_OK;

@@ -17,6 +17,12 @@ typedef struct qc_quant_spec {
     bool mse;        /* the reference's clip search (norm 2.4, grid 100, maxshrink 0.8) */
     bool f16_scales; /* round each scale to fp16 before use, so a file storing fp16 scales
                         holds exactly the weights the solver compensated for */
+    bool store_min;  /* parameters stored as fp16 d and m, value = d·q + m (GGUF Q4_1):
+                        m = fp16(−scale·zero), codes clamp(round((x − m) / d)); needs
+                        f16_scales and asymmetric groups */
+    bool zero_from_one; /* zero points >= 1 (GPTQ "v1" files store zero − 1 and loaders add 1
+                           back unsigned: a zero of 0 cannot be stored); costs an all-positive
+                           group its top level, and nothing otherwise */
 } qc_quant_spec;
 
 /* Checks bits (2..8) and groupsize (-1, 0 or positive; other negatives are refused as
@@ -27,9 +33,10 @@ int qc_quant_ngroups(const qc_quant_spec *s, int cols); /* ceil(cols / groupsize
 
 /* GPTQ-style parameters of one group: x[0..n) with stride `stride` between elements
  * (1 for a row's contiguous group). The range always contains 0; an all-zero group gets
- * [-1, 1]; with s->mse the clip search of QUANT-SPEC §1. */
+ * [-1, 1]; with s->mse the clip search of QUANT-SPEC §1. With s->store_min, *min receives
+ * the group's m (else min may be NULL). */
 void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int stride, float *scale,
-                          float *zero);
+                          float *zero, float *min);
 
 /* v rounded to the nearest integer, ties to even: nearbyintf in the default rounding mode,
  * signed zeros included, but inline and vectorizable (baseline x86-64 has no rounding
@@ -48,6 +55,13 @@ static inline float qc_round_half_even(float v) {
 /* The code of x: clamp(round_half_even(x / scale) + zero, 0, maxq) (a real division). */
 static inline float qc_quant_code(float x, float scale, float zero, int maxq) {
     float q = qc_round_half_even(x / scale) + zero;
+    return q < 0.0f ? 0.0f : q > (float)maxq ? (float)maxq : q;
+}
+
+/* The code of x under fp16 d and m (store_min): clamp(round_half_even((x − m) / d), 0, maxq);
+ * its value is d·q + m. */
+static inline float qc_quant_code_min(float x, float d, float m, int maxq) {
+    float q = qc_round_half_even((x - m) / d);
     return q < 0.0f ? 0.0f : q > (float)maxq ? (float)maxq : q;
 }
 

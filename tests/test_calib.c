@@ -164,10 +164,10 @@ static size_t count_code_diffs(const char *config, const qc_qweight *r, int laye
  * the first differing code must agree to 1e-5; after it, to 10%; and 99% of all codes. */
 static void test_pipeline_matches_reference_run(void) {
     struct { const char *name; qc_quant_spec spec; bool act_order; } cfgs[] = {
-        { "w4_g32", { 4, 32, false, false, false }, false },
-        { "w4_g32_act", { 4, 32, false, false, false }, true },
-        { "w4_g32_sym", { 4, 32, true, false, false }, false },
-        { "w4_gch", { 4, 0, false, false, false }, false },
+        { "w4_g32", { .bits = 4, .groupsize = 32 }, false },
+        { "w4_g32_act", { .bits = 4, .groupsize = 32 }, true },
+        { "w4_g32_sym", { .bits = 4, .groupsize = 32, .sym = true }, false },
+        { "w4_gch", { .bits = 4 }, false },
     };
     qc_err e = { "" };
     qc_windows w = calib_windows();

@@ -96,7 +96,7 @@ static void run_case(const char *name, bool verbose, agreement *agg) {
     const cJSON *arrays = cJSON_GetObjectItemCaseSensitive(c, "arrays");
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "scalars"), "error");
     CHECK(cJSON_IsNumber(error), "%s: scalar error", name);
-    qc_quant_spec s = { json_int(opt, "wbits"), json_int(opt, "groupsize"), json_bool(opt, "sym"), json_bool(opt, "mse"), false };
+    qc_quant_spec s = { .bits = json_int(opt, "wbits"), .groupsize = json_int(opt, "groupsize"), .sym = json_bool(opt, "sym"), .mse = json_bool(opt, "mse") };
     qc_gptq_opts o = qc_gptq_defaults();
     const cJSON *pd = cJSON_GetObjectItemCaseSensitive(opt, "percdamp");
     CHECK(cJSON_IsNumber(pd), "%s: percdamp", name);
@@ -233,7 +233,7 @@ static void test_escalation(void) {
     memset(h0, 0, sizeof h0);
     for (int i = 0; i < C; i++) h0[i * C + i] = 1.0f;
     h0[0 * C + 1] = h0[1 * C + 0] = 1.5f;
-    qc_quant_spec s = { 4, 16, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = 16 };
     qc_gptq_opts o = qc_gptq_defaults();
     qc_qweight r = { 0 }, r2 = { 0 };
     qc_gptq_info info, info2;
@@ -258,7 +258,7 @@ static void test_fallback(void) {
     for (int i = 0; i < C; i++) h[i * C + i] = 1.0f;
     h[3 * C + 5] = h[5 * C + 3] = 1e6f;
     memcpy(w, w0, sizeof w);
-    qc_quant_spec s = { 3, 16, false, false, false };
+    qc_quant_spec s = { .bits = 3, .groupsize = 16 };
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
     qc_qweight r = { 0 }, rtn = { 0 };
@@ -290,7 +290,7 @@ static void test_rank_deficient(void) {
             for (int j = 0; j < 64; j++)
                 for (int t = 0; t < 8; t++) h[i * 64 + j] += 2.0f * x[t * 64 + i] * x[t * 64 + j];
         memcpy(w, w0, wl);
-        qc_quant_spec s = { 4, 32, false, false, false };
+        qc_quant_spec s = { .bits = 4, .groupsize = 32 };
         qc_gptq_opts o = qc_gptq_defaults();
         o.percdamp = 0.0f;
         qc_qweight r = { 0 }, rtn = { 0 };
@@ -317,7 +317,7 @@ static void test_refusals(void) {
     float w[R * C], h[C * C];
     for (int i = 0; i < R * C; i++) w[i] = frand();
     for (int i = 0; i < C * C; i++) h[i] = i % (C + 1) == 0 ? 2.0f : 0.1f;
-    qc_quant_spec s = { 4, -1, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = -1 };
     qc_gptq_opts o = qc_gptq_defaults();
     qc_qweight r;
     qc_gptq_info info;
@@ -352,7 +352,7 @@ static void test_groups(void) {
     static float w[R * C], w0[R * C], h[C * C], h0[C * C];
     make_layer(w0, h0, R, C, 150);
     for (int i = 0; i < C; i++) h0[i * C + 17] = h0[17 * C + i] = 0.0f; /* column 17 is dead */
-    qc_quant_spec s = { 4, G, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = G };
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
     o.static_groups = true;
@@ -370,7 +370,7 @@ static void test_groups(void) {
         wz[17] = 0.0f;
         for (int g = 0; g < 4; g++) {
             float sc, zp;
-            qc_quant_find_params(&s, wz + g * G, g < 3 ? G : C - 3 * G, 1, &sc, &zp);
+            qc_quant_find_params(&s, wz + g * G, g < 3 ? G : C - 3 * G, 1, &sc, &zp, NULL);
             bad += sc != r.scales[i * 4 + g] || zp != r.zeros[i * 4 + g];
         }
     }
@@ -399,7 +399,7 @@ static void test_threads(void) {
     float *w0 = malloc((size_t)R * C * 4), *h0 = malloc((size_t)C * C * 4), *w = malloc((size_t)R * C * 4),
           *h = malloc((size_t)C * C * 4);
     make_layer(w0, h0, R, C, 400);
-    qc_quant_spec s = { 3, 64, true, false, false };
+    qc_quant_spec s = { .bits = 3, .groupsize = 64, .sym = true };
     qc_gptq_opts o = qc_gptq_defaults();
     o.act_order = true;
     qc_qweight r[3] = { { 0 } };
@@ -430,7 +430,7 @@ static void test_against_rtn(void) {
     if (wl == (size_t)R * C * 4 && hl == (size_t)C * C * 4) {
         const float *w0 = (const float *)wb, *h0 = (const float *)hb;
         float *w = malloc(wl), *h = malloc(hl), *q = malloc(wl);
-        qc_quant_spec s = { 4, 32, false, false, false };
+        qc_quant_spec s = { .bits = 4, .groupsize = 32 };
         qc_gptq_opts o = qc_gptq_defaults();
         o.act_order = true;
         qc_qweight g = { 0 }, f = { 0 }, rtn = { 0 };
@@ -458,6 +458,56 @@ static void test_against_rtn(void) {
     free(wb), free(hb);
 }
 
+static bool is_f16(float v) { return qc_f16_to_f32(qc_f32_to_f16(v)) == v; }
+
+/* GGUF Q4_1's form (store_min), on a real layer (L2 q_proj, 64 columns = two 32-blocks):
+ * scales and mins are fp16 values, every dequantized weight is exactly d·q + m as
+ * llama.cpp computes it, mins are −d·zero rounded, and GPTQ in this form stays well below
+ * RTN in the same form. */
+static void test_store_min(void) {
+    char *wb = NULL, *hb = NULL;
+    size_t wl = 0, hl = 0;
+    qc_err e = { "" };
+    CHECK_OK(qc_read_file(shared_path("testvectors/inputs/stories260K/L2.wq.f32"), 1 << 24, &wb, &wl, &e), e);
+    CHECK_OK(qc_read_file(shared_path("testvectors/gptq/w4_g32/H/L2.qkv.f32"), 1 << 24, &hb, &hl, &e), e);
+    enum { R = 64, C = 64 };
+    if (wl == (size_t)R * C * 4 && hl == (size_t)C * C * 4) {
+        const float *w0 = (const float *)wb, *h0 = (const float *)hb;
+        float *w = malloc(wl), *h = malloc(hl), *q = malloc(wl);
+        qc_quant_spec s = { .bits = 4, .groupsize = 32, .f16_scales = true, .store_min = true };
+        qc_qweight g = { 0 }, rtn = { 0 };
+        qc_gptq_info info;
+        memcpy(w, w0, wl), memcpy(h, h0, hl);
+        CHECK_OK(qc_gptq_quantize(w, h, R, C, &s, NULL, &g, &info, &e), e);
+        CHECK_OK(qc_quant_rtn(w0, R, C, &s, &rtn, &e), e);
+        CHECK(g.mins && rtn.mins, "mins filled");
+        int bad_f16 = 0, bad_min = 0, bad_val = 0;
+        qc_qweight_dequantize(&g, q);
+        for (int i = 0; g.mins && i < R * 2; i++) {
+            bad_f16 += !is_f16(g.scales[i]) || !is_f16(g.mins[i]);
+            bad_min += g.mins[i] != qc_f16_to_f32(qc_f32_to_f16(-g.scales[i] * g.zeros[i]));
+        }
+        for (int r = 0; g.mins && r < R; r++)
+            for (int c = 0; c < C; c++) {
+                int k = r * 2 + c / 32;
+                bad_val += q[r * C + c] != g.scales[k] * (float)g.codes[r * C + c] + g.mins[k];
+            }
+        CHECK(bad_f16 == 0 && bad_min == 0 && bad_val == 0, "fp16 parameters %d, mins %d, values %d wrong", bad_f16,
+              bad_min, bad_val);
+        double eg = qc_quant_output_error(w0, q, R, C, h0);
+        qc_qweight_dequantize(&rtn, q);
+        double er = qc_quant_output_error(w0, q, R, C, h0);
+        printf("    L2.wq as GGUF Q4_1 (fp16 d, m): relative output error GPTQ %.5f, RTN %.5f\n", eg, er);
+        CHECK(eg < 0.8 * er, "GPTQ %.4g is clearly below RTN %.4g", eg, er);
+        qc_quant_spec bad = s;
+        bad.sym = true;
+        CHECK_FAILS(qc_quant_rtn(w0, R, C, &bad, &rtn, &e), e, "asymmetric");
+        qc_qweight_free(&g), qc_qweight_free(&rtn);
+        free(w), free(h), free(q);
+    }
+    free(wb), free(hb);
+}
+
 /* Real layer (L2 down_proj): fp16 scales are fp16 values and cost little; the MSE clip
  * search runs inside GPTQ (the initial per-row parameters too) and stays below RTN. */
 static void test_options(void) {
@@ -470,8 +520,8 @@ static void test_options(void) {
     if (wl == (size_t)R * C * 4 && hl == (size_t)C * C * 4) {
         const float *w0 = (const float *)wb, *h0 = (const float *)hb;
         float *w = malloc(wl), *h = malloc(hl), *q = malloc(wl);
-        qc_quant_spec specs[4] = { { 4, 32, false, false, false }, { 4, 32, false, false, true },
-                                   { 3, -1, false, true, false }, { 3, -1, false, false, false } };
+        qc_quant_spec specs[4] = { { .bits = 4, .groupsize = 32 }, { .bits = 4, .groupsize = 32, .f16_scales = true },
+                                   { .bits = 3, .groupsize = -1, .mse = true }, { .bits = 3, .groupsize = -1 } };
         double err[4], rtn_err[4];
         for (int k = 0; k < 4; k++) {
             qc_qweight r = { 0 }, rtn = { 0 };
@@ -509,6 +559,7 @@ int main(void) {
     RUN(test_groups);
     RUN(test_threads);
     RUN(test_against_rtn);
+    RUN(test_store_min);
     RUN(test_options);
     return check_summary();
 }

@@ -342,7 +342,7 @@ static void test_hf_matches_llama2c(void) {
         float *rounded = NULL;
         if (cases[i].dt != QC_DT_F32) { /* the same rounding, through the llama2.c path */
             rounding rd = { ck, cases[i].dt };
-            qc_weight_source rsrc = { qc_checkpoint_config(ck), read_rounded, &rd };
+            qc_weight_source rsrc = { .cfg = qc_checkpoint_config(ck), .read = read_rounded, .ctx = &rd };
             const char *bin = tmp_path("rounded.bin");
             CHECK_OK(qc_export_llama2c(&rsrc, bin, NULL, &e), e);
             want = rounded = logits_of(bin, 0, nwin, seqlen);
@@ -360,6 +360,31 @@ static void test_hf_matches_llama2c(void) {
     }
     free(base);
     qc_checkpoint_close(ck);
+}
+
+/* Padding the FFN from 172 to 192 with zeros changes nothing: the logits are the same. */
+static void test_ffn_padding_is_exact(void) {
+    qc_err e = { "" };
+    qc_model *m;
+    CHECK_OK(qc_model_open(&m, model_file(), &e), e);
+    CHECK_OK(qc_model_pad_ffn(m, 32, &e), e);
+    CHECK(m->cfg.hidden_dim == 192, "hidden %d", m->cfg.hidden_dim);
+    const qc_block *b;
+    CHECK_OK(qc_model_block(m, 1, &b, &e), e);
+    float *w2 = NULL;
+    CHECK_OK(qc_weight_load(m->ck, QC_W_DOWN, 1, &w2, &e), e);
+    CHECK(w2 && w2[191] == 0 && w2[172] == 0 && b->w[QC_LIN_GATE][(size_t)180 * 64 + 5] == 0, "padding is zeros");
+    free(w2);
+    int seqlen = 128, nwin = 2;
+    qc_workspace *ws = qc_workspace_new(&m->cfg, nwin * seqlen, seqlen, &e);
+    float *lg = malloc((size_t)nwin * seqlen * 512 * sizeof(float));
+    CHECK_OK(qc_model_forward(m, eval_ids, nwin, seqlen, lg, ws, &e), e);
+    float *base = logits_of(model_file(), 0, nwin, seqlen);
+    double d = max_abs_diff(lg, base, (size_t)nwin * seqlen * 512);
+    CHECK(d < 1e-5, "padded vs unpadded logits differ by %g", d);
+    free(lg), free(base);
+    qc_workspace_free(ws);
+    qc_model_free(m);
 }
 
 static void test_nan_weight_rejected(void) {
@@ -393,6 +418,7 @@ int main(void) {
     RUN(test_cached_equals_windowed);
     RUN(test_hooks);
     RUN(test_hf_matches_llama2c);
+    RUN(test_ffn_padding_is_exact);
     RUN(test_nan_weight_rejected);
     free(eval_ids);
     return check_summary();

@@ -16,7 +16,7 @@ static float frand(void) { /* uniform in [-1, 1) */
 
 static void test_spec_check(void) {
     qc_err e = { "" };
-    qc_quant_spec s = { 4, 128, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = 128 };
     for (int b = 2; b <= 8; b++) {
         s.bits = b;
         CHECK_OK(qc_quant_spec_check(&s, &e), e);
@@ -69,64 +69,64 @@ static void test_rounding(void) {
 
 /* Hand-computed parameters (QUANT-SPEC §1), fp32 expressions written out. */
 static void test_find_params(void) {
-    qc_quant_spec a2 = { 2, -1, false, false, false }, a4 = { 4, -1, false, false, false };
-    qc_quant_spec s4 = { 4, -1, true, false, false }, a3 = { 3, -1, false, false, false };
+    qc_quant_spec a2 = { .bits = 2, .groupsize = -1 }, a4 = { .bits = 4, .groupsize = -1 };
+    qc_quant_spec s4 = { .bits = 4, .groupsize = -1, .sym = true }, a3 = { .bits = 3, .groupsize = -1 };
     float sc, zp;
     /* asymmetric: range [-1, 2], 2 bits: scale 3/3 = 1, zero round(1/1) = 1 */
     float x1[] = { -1.0f, 0.5f, 2.0f };
-    qc_quant_find_params(&a2, x1, 3, 1, &sc, &zp);
+    qc_quant_find_params(&a2, x1, 3, 1, &sc, &zp, NULL);
     CHECK(sc == 1.0f && zp == 1.0f, "asym 2-bit: scale %g zero %g", sc, zp);
     /* asymmetric: [-0.3, 0.9], 4 bits: scale 1.2/15 = 0.08, zero round(3.75) = 4 */
     float x2[] = { 0.9f, -0.3f, 0.1f };
-    qc_quant_find_params(&a4, x2, 3, 1, &sc, &zp);
+    qc_quant_find_params(&a4, x2, 3, 1, &sc, &zp, NULL);
     CHECK(sc == (0.9f - -0.3f) / 15.0f && fabsf(sc - 0.08f) < 1e-7f && zp == 4.0f, "asym 4-bit: scale %.9g zero %g", sc, zp);
     /* symmetric: [-2, 1] becomes [-2, 2]: scale 4/15, zero (15+1)/2 = 8 */
     float x3[] = { -2.0f, 1.0f };
-    qc_quant_find_params(&s4, x3, 2, 1, &sc, &zp);
+    qc_quant_find_params(&s4, x3, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 4.0f / 15.0f && zp == 8.0f, "sym: scale %.9g zero %g", sc, zp);
     /* symmetric, positive only: xmin stays 0, so [0, 1.5]: scale 0.1, zero 8 (the
      * reference's quirk: half the grid unused, values above 7·scale clipped) */
     float x4[] = { 0.5f, 1.5f };
-    qc_quant_find_params(&s4, x4, 2, 1, &sc, &zp);
+    qc_quant_find_params(&s4, x4, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 1.5f / 15.0f && zp == 8.0f, "sym positive-only: scale %.9g zero %g", sc, zp);
     CHECK(qc_quant_code(1.5f, sc, zp, 15) == 15.0f, "1.5 clipped to the top code");
     /* symmetric, negative only: [-3, 0] becomes [-3, 3] */
     float x5[] = { -3.0f, -1.0f };
-    qc_quant_find_params(&s4, x5, 2, 1, &sc, &zp);
+    qc_quant_find_params(&s4, x5, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 6.0f / 15.0f && zp == 8.0f, "sym negative-only: scale %.9g zero %g", sc, zp);
     /* asymmetric, negative only: [-3, 0], 3 bits: scale 3/7, zero round(3/(3/7)) = 7 */
-    qc_quant_find_params(&a3, x5, 2, 1, &sc, &zp);
+    qc_quant_find_params(&a3, x5, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 3.0f / 7.0f && zp == 7.0f, "asym negative-only: scale %.9g zero %g", sc, zp);
     CHECK(qc_quant_code(-3.0f, sc, zp, 7) == 0.0f && qc_quant_code(-1e-9f, sc, zp, 7) == 7.0f, "ends of the range");
     /* asymmetric, positive only: [0, 2]: zero 0 */
     float x6[] = { 1.0f, 2.0f };
-    qc_quant_find_params(&a3, x6, 2, 1, &sc, &zp);
+    qc_quant_find_params(&a3, x6, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 2.0f / 7.0f && zp == 0.0f, "asym positive-only: scale %.9g zero %g", sc, zp);
     /* all zero: [-1, 1]; scale 2/15 rounds up in fp32 (0.13333334), so 1/scale is
      * 7.4999996 and the zero 7, as in the reference's fp32 */
     float x7[] = { 0.0f, 0.0f, -0.0f };
-    qc_quant_find_params(&a4, x7, 3, 1, &sc, &zp);
+    qc_quant_find_params(&a4, x7, 3, 1, &sc, &zp, NULL);
     CHECK(sc == 2.0f / 15.0f && zp == 7.0f, "all-zero asym: scale %.9g zero %g", sc, zp);
     /* a tie: [-1.5, 0], 2 bits: scale 0.5, -xmin/scale = 3 exactly; [-0.75, 1.25], 3 bits:
      * scale 2/7, 0.75/scale = 2.625 -> 3; [-1.25, 0.75], 2 bits: scale 2/3, 1.875 -> 2 */
     float x8[] = { -1.25f, 0.75f };
-    qc_quant_find_params(&a2, x8, 2, 1, &sc, &zp);
+    qc_quant_find_params(&a2, x8, 2, 1, &sc, &zp, NULL);
     CHECK(sc == 2.0f / 3.0f && zp == 2.0f, "asym 2-bit: scale %.9g zero %g", sc, zp);
-    qc_quant_find_params(&s4, x7, 3, 1, &sc, &zp);
+    qc_quant_find_params(&s4, x7, 3, 1, &sc, &zp, NULL);
     CHECK(sc == 2.0f / 15.0f && zp == 8.0f, "all-zero sym: scale %.9g zero %g", sc, zp);
     /* a strided group equals the contiguous one */
     float inter[30], cont[10];
     for (int i = 0; i < 10; i++) cont[i] = inter[3 * i + 1] = frand(), inter[3 * i] = 100.0f, inter[3 * i + 2] = -100.0f;
     float sc2, zp2;
-    qc_quant_find_params(&a4, cont, 10, 1, &sc, &zp);
-    qc_quant_find_params(&a4, inter + 1, 10, 3, &sc2, &zp2);
+    qc_quant_find_params(&a4, cont, 10, 1, &sc, &zp, NULL);
+    qc_quant_find_params(&a4, inter + 1, 10, 3, &sc2, &zp2, NULL);
     CHECK(sc == sc2 && zp == zp2, "stride 3");
     /* every width, both kinds: the formula, the zero on the grid, every value within
      * scale/2 of its dequantized code */
     int bad = 0;
     for (int b = 2; b <= 8; b++)
         for (int sym = 0; sym < 2; sym++) {
-            qc_quant_spec s = { b, -1, sym, false, false };
+            qc_quant_spec s = { .bits = b, .groupsize = -1, .sym = sym };
             int maxq = (1 << b) - 1;
             for (int t = 0; t < 50; t++) {
                 float x[40], lo = 0, hi = 0;
@@ -135,7 +135,7 @@ static void test_find_params(void) {
                     x[i] = frand() + (t % 2 ? off : -off);
                     lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
                 }
-                qc_quant_find_params(&s, x, 40, 1, &sc, &zp);
+                qc_quant_find_params(&s, x, 40, 1, &sc, &zp, NULL);
                 if (sym) {
                     float m = fmaxf(-lo, hi);
                     bad += sc != ((lo < 0 ? m : hi) - (lo < 0 ? -m : 0.0f)) / (float)maxq || zp != (float)(maxq + 1) / 2;
@@ -164,12 +164,12 @@ static void test_mse(void) {
     for (int b = 2; b <= 8; b++)
         for (int sym = 0; sym < 2; sym++)
             for (int t = 0; t < 30; t++) {
-                qc_quant_spec plain = { b, -1, sym, false, false }, mse = { b, -1, sym, true, false };
+                qc_quant_spec plain = { .bits = b, .groupsize = -1, .sym = sym }, mse = { .bits = b, .groupsize = -1, .sym = sym, .mse = true };
                 float x[64];
                 for (int i = 0; i < 64; i++) x[i] = frand() * (i == t ? 6.0f : 1.0f);
                 float s0, z0, s1, z1;
-                qc_quant_find_params(&plain, x, 64, 1, &s0, &z0);
-                qc_quant_find_params(&mse, x, 64, 1, &s1, &z1);
+                qc_quant_find_params(&plain, x, 64, 1, &s0, &z0, NULL);
+                qc_quant_find_params(&mse, x, 64, 1, &s1, &z1, NULL);
                 int maxq = (1 << b) - 1;
                 double e0 = norm24(x, 64, s0, z0, maxq), e1 = norm24(x, 64, s1, z1, maxq);
                 worse += e1 > e0 * (1 + 1e-6);
@@ -189,11 +189,11 @@ static void test_f16_scales(void) {
     int bad = 0;
     for (int mse = 0; mse < 2; mse++)
         for (int t = 0; t < 200; t++) {
-            qc_quant_spec s = { 2 + t % 7, -1, t % 2, mse, true };
+            qc_quant_spec s = { .bits = 2 + t % 7, .groupsize = -1, .sym = t % 2, .mse = mse, .f16_scales = true };
             float x[32], sc, zp;
             float mag = t % 10 == 0 ? 1e-6f : 0.05f;
             for (int i = 0; i < 32; i++) x[i] = mag * frand();
-            qc_quant_find_params(&s, x, 32, 1, &sc, &zp);
+            qc_quant_find_params(&s, x, 32, 1, &sc, &zp, NULL);
             bad += qc_f16_to_f32(qc_f32_to_f16(sc)) != sc || !(sc > 0);
             if (!s.sym && !mse) {
                 float lo = 0;
@@ -203,8 +203,8 @@ static void test_f16_scales(void) {
         }
     CHECK(bad == 0, "%d scales not fp16 or zero points not from the rounded scale", bad);
     float tiny[4] = { 1e-12f, -1e-12f, 0, 2e-12f }, sc, zp;
-    qc_quant_spec s = { 4, -1, false, false, true };
-    qc_quant_find_params(&s, tiny, 4, 1, &sc, &zp);
+    qc_quant_spec s = { .bits = 4, .groupsize = -1, .f16_scales = true };
+    qc_quant_find_params(&s, tiny, 4, 1, &sc, &zp, NULL);
     CHECK(sc == 0x1p-24f && zp >= 0 && zp <= 15, "a range below fp16's: scale %g (the smallest subnormal)", sc);
 }
 
@@ -215,7 +215,7 @@ static void test_rtn(void) {
     float w[R * C], q[R * C];
     for (int i = 0; i < R * C; i++) w[i] = 0.1f * frand();
     w[3 * C + 171] = 5.0f; /* an outlier in the short last group of row 3 */
-    qc_quant_spec s = { 4, 32, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = 32 };
     qc_qweight r;
     qc_err e = { "" };
     CHECK_OK(qc_quant_rtn(w, R, C, &s, &r, &e), e);
@@ -225,7 +225,7 @@ static void test_rtn(void) {
     for (int i = 0; i < R; i++)
         for (int g = 0; g < 6; g++) {
             float sc, zp;
-            qc_quant_find_params(&s, w + i * C + g * 32, g < 5 ? 32 : 12, 1, &sc, &zp);
+            qc_quant_find_params(&s, w + i * C + g * 32, g < 5 ? 32 : 12, 1, &sc, &zp, NULL);
             bad += sc != r.scales[i * 6 + g] || zp != r.zeros[i * 6 + g];
         }
     CHECK(bad == 0, "%d group parameters or indices differ", bad);
@@ -241,7 +241,7 @@ static void test_rtn(void) {
     CHECK(bad == 0, "%d dequantized weights off by more than scale/2", bad);
     qc_qweight_free(&r);
     /* per row: -1 and 0 alike; symmetric data within scale/2 too */
-    qc_quant_spec p1 = { 3, -1, true, false, false }, p0 = { 3, 0, true, false, false };
+    qc_quant_spec p1 = { .bits = 3, .groupsize = -1, .sym = true }, p0 = { .bits = 3, .sym = true };
     qc_qweight r1, r0;
     CHECK_OK(qc_quant_rtn(w, R, C, &p1, &r1, &e), e);
     CHECK_OK(qc_quant_rtn(w, R, C, &p0, &r0, &e), e);
@@ -256,7 +256,7 @@ static void test_rtn(void) {
 static void test_result_lifecycle(void) {
     qc_qweight r;
     qc_err e = { "" };
-    qc_quant_spec s = { 4, 16, false, false, false };
+    qc_quant_spec s = { .bits = 4, .groupsize = 16 };
     CHECK_OK(qc_quant_alloc(&r, 3, 40, &s, &e), e);
     CHECK(r.ngroups == 3 && r.g_idx[39] == 2 && r.perm[39] == 39 && r.codes[0] == 0, "defaults");
     qc_qweight_free(&r);
@@ -304,6 +304,21 @@ static void test_output_error(void) {
     free(x), free(w), free(q), free(h);
 }
 
+/* SYNTHETIC: an all-positive group has zero point 0, which GPTQ v1 files cannot store;
+ * zero_from_one moves it to 1 and leaves groups containing negatives alone. */
+static void test_zero_from_one(void) {
+    float pos[4] = { 0.5f, 1.0f, 2.0f, 3.0f }, mixed[4] = { -1.0f, 0.5f, 2.0f, 3.0f };
+    qc_quant_spec s = { .bits = 4, .groupsize = -1 }, v1 = s;
+    v1.zero_from_one = true;
+    float sc, zp, sc1, zp1;
+    qc_quant_find_params(&s, pos, 4, 1, &sc, &zp, NULL);
+    qc_quant_find_params(&v1, pos, 4, 1, &sc1, &zp1, NULL);
+    CHECK(zp == 0.0f && zp1 == 1.0f && sc1 == sc, "all-positive group: zero %g -> %g, scale kept", zp, zp1);
+    qc_quant_find_params(&s, mixed, 4, 1, &sc, &zp, NULL);
+    qc_quant_find_params(&v1, mixed, 4, 1, &sc1, &zp1, NULL);
+    CHECK(zp == zp1 && sc == sc1 && zp >= 1.0f, "a group with negatives is unchanged (zero %g)", zp);
+}
+
 int main(void) {
     qc_set_threads(0);
     RUN(test_spec_check);
@@ -314,5 +329,6 @@ int main(void) {
     RUN(test_rtn);
     RUN(test_result_lifecycle);
     RUN(test_output_error);
+    RUN(test_zero_from_one);
     return check_summary();
 }

@@ -3,7 +3,9 @@
 # the output folder and its logs; the quantized model evaluates as the summary says; GPTQ
 # beats round-to-nearest on held-out text; the same command writes the same bytes; a Hessian
 # that cannot be factorized does not stop the run; the plot script renders a PNG from real
-# logs; Hugging Face input and .npy windows; bad options and inputs.
+# logs; every output format evaluates exactly as the solver's weights held in memory
+# (--verify) and lists as it should (inspect); Hugging Face input and .npy windows; bad
+# options and inputs.
 . tests/lib.sh
 # A small calibration set keeps the suite fast; the README's table uses the full 128 x 512.
 SMALL="--nsamples 32 --seqlen 256 --quiet"
@@ -11,8 +13,8 @@ SMALL="--nsamples 32 --seqlen 256 --quiet"
 # -- GPTQ w4 g32 into a folder; evaluated on held-out text
 $Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq" --eval "$EVAL" >"$T/gptq.txt" 2>"$T/err"
 check "quantize exits 0 and reports" "grep -q 'quantized 35 linear layers' '$T/gptq.txt'"
-check "output folder holds model, tokenizer, logs, summary" \
-    "for f in model.bin tokenizer.bin quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
+check "output folder holds model.gguf (the default for llama2.c inputs), logs, summary" \
+    "for f in model.gguf quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
 check "quant_log.csv: header + 35 rows, every module of every block" \
     "[ \$(wc -l <'$T/gptq/quant_log.csv') -eq 36 ] && [ \$(grep -c ',down,' '$T/gptq/quant_log.csv') -eq 5 ]"
 check "quant_log.jsonl: 35 objects with rel_err" "[ \$(grep -c '\"rel_err\":' '$T/gptq/quant_log.jsonl') -eq 35 ]"
@@ -29,7 +31,7 @@ check "perplexity fp32 $fppl < GPTQ $qppl < RTN $rppl" "awk 'BEGIN{exit !($fppl 
 
 # -- the same command twice: the same bytes (measured times aside)
 $Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq2" --eval "$EVAL" >/dev/null 2>&1
-check "same command, byte-identical model" "cmp -s '$T/gptq/model.bin' '$T/gptq2/model.bin'"
+check "same command, byte-identical model" "cmp -s '$T/gptq/model.gguf' '$T/gptq2/model.gguf'"
 check "same command, identical logs but for the seconds column" \
     "cut -d, -f1-15 '$T/gptq/quant_log.csv' >'$T/a' && cut -d, -f1-15 '$T/gptq2/quant_log.csv' >'$T/b' && cmp -s '$T/a' '$T/b'"
 check "same command, identical summary but for seconds" \
@@ -39,7 +41,7 @@ check "same command, identical summary but for seconds" \
 #    the damping is raised and the run goes on; with no retries allowed, round-to-nearest
 $Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --out "$T/tiny" >"$T/tiny.txt" 2>"$T/tiny.err"
 rc=$?
-check "an unfactorizable Hessian does not stop the run (exit $rc)" "[ $rc -eq 0 ] && [ -s '$T/tiny/model.bin' ]"
+check "an unfactorizable Hessian does not stop the run (exit $rc)" "[ $rc -eq 0 ] && [ -s '$T/tiny/model.gguf' ]"
 check "damping escalation shows in the log (retries > 0, damping raised)" \
     "awk -F, 'NR > 1 && \$13 > 0 && \$12 > 0 {found = 1} END {exit !found}' '$T/tiny/quant_log.csv' && grep -q 'raising the damping' '$T/tiny.err'"
 $Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --damp-retries 0 --out "$T/tiny0" >"$T/tiny0.txt" 2>"$T/tiny0.err"
@@ -53,10 +55,31 @@ scripts/plot-quant-log -o "$T/cmp.png" "$T/rtn/quant_log.csv:RTN" "$T/gptq/quant
 check "plot of RTN vs GPTQ is a valid PNG" "[ \"\$(head -c 8 '$T/cmp.png' | od -An -c | tr -d ' \n')\" = '211PNG\r\n032\n' ] && [ \$(wc -c <'$T/cmp.png') -gt 10000 ]"
 expect_fail "plot refuses a file that is not a quant log" 1 "not a qcalib quant log" scripts/plot-quant-log -o "$T/x.png" "$EVAL"
 
-# -- Hugging Face input (F16): output in HF layout, evaluated through the same path
+# -- every format: the file evaluates exactly as the solver's linears held in memory
+head -c 30000 "$EVAL" >"$T/eval_small.txt"
+TINY="--nsamples 16 --seqlen 128 --quiet --json --eval $T/eval_small.txt --verify"
+for spec in "gguf:Q4_0" "gguf --gguf-type q4_1:Q4_1" "gguf --gguf-type q8_0:Q8_0" "gptq --groupsize 32:gptq-4bit-g32" \
+            "gptq --wbits 3 --groupsize 32 --checkpoint-format v2:gptq-3bit-g32" "gptq --wbits 2 --groupsize 16:gptq-2bit-g16" \
+            "gptq --wbits 8 --groupsize -1 --act-order:gptq-8bit-gch" "awq --groupsize 32:awq-4bit-g32" "llama2c:q8_0-g64" \
+            "gguf --gguf-no-pad:F16" "fake:F32"; do
+    f=${spec%%:*} want=${spec#*:} dir="$T/fmt_$(printf %s "$f" | tr -c 'a-z0-9' _)"
+    # shellcheck disable=SC2086
+    $Q --method gptq --format $f --model "$M" --calib "$CAL" $TINY --out "$dir" >"$dir.json" 2>"$dir.err"
+    check "--format $f: written file = in-memory solver (ppl $(json_num "$dir.json" quant_ppl))" \
+        "grep -q '\"memory_ppl\"' '$dir.json' && [ \"\$(json_num '$dir.json' quant_ppl)\" = \"\$(json_num '$dir.json' memory_ppl)\" ]"
+    $Q inspect --model "$dir" >"$dir.ls" 2>&1
+    check "inspect --format $f lists down_proj as $want" "grep 'layers.4.mlp.down_proj' '$dir.ls' | grep -q ' $want\$'"
+done
+check "GPTQ folder has quantize_config.json and quantization_config" \
+    "[ -s '$T/fmt_gptq___groupsize_32/quantize_config.json' ] && grep -q quantization_config '$T/fmt_gptq___groupsize_32/config.json'"
+check "--gguf-no-pad keeps down_proj F16, said in the log and on the console" \
+    "grep -q ',down,.*,f16,' '$T/fmt_gguf___gguf_no_pad/quant_log.csv' && grep -q 'kept as F16' '$T/fmt_gguf___gguf_no_pad.err'"
+check "the GGUF generates text with its own vocabulary" "$Q generate --model '$T/gptq' --steps 40 | grep -q 'Once upon a time'"
+
+# -- Hugging Face input (F16): GPTQ safetensors out, evaluated through the same path
 $Q convert --model "$M" --out "$T/hf16" --dtype f16 --quiet
 $Q quantize --method rtn --model "$T/hf16" --tokenizer "$S/models/stories260K/tok512.bin" --calib "$CAL" $SMALL --out "$T/hfq" >/dev/null 2>"$T/err"
-check "HF input gives an HF output folder" "[ -s '$T/hfq/config.json' ] && [ -s '$T/hfq/model.safetensors' ]"
+check "HF input gives GPTQ safetensors by default" "[ -s '$T/hfq/config.json' ] && [ -s '$T/hfq/model.safetensors' ] && grep -q '\"quant_method\"' '$T/hfq/config.json'"
 $Q eval --model "$T/hfq" --text "$EVAL" --seqlen 256 --json >"$T/hfq.json" 2>"$T/err"
 check "the HF output evaluates" "grep -q '\"ppl\":' '$T/hfq.json'"
 
@@ -72,6 +95,11 @@ expect_fail "unknown method" 2 "--method 'awq'" $Q --method awq --model "$M" --c
 expect_fail "no calibration text" 2 "--calib" $Q --method gptq --model "$M" --out "$T/x"
 expect_fail "existing output folder" 2 "already exists" $Q --model "$M" --calib "$CAL" --out "$T/gptq"
 expect_fail "act-order with rtn" 2 "GPTQ options" $Q --method rtn --act-order --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "gguf q4_0 with 3 bits" 2 "--gguf-type q4_0 means --wbits 4" $Q --format gguf --wbits 3 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "gguf with act-order alone" 2 "--act-order needs --static-groups" $Q --format gguf --act-order --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "awq with act-order" 2 "no g_idx" $Q --format awq --act-order --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "gguf f16 is not a quantized type" 2 "qcalib convert" $Q --format gguf --gguf-type f16 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "unknown format" 2 "--format 'onnx'" $Q --format onnx --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "missing calibration file" 1 "nothere.txt" $Q --model "$M" --calib "$T/nothere.txt" --out "$T/x"
 expect_fail "seqlen longer than the calibration text" 1 "tokens" $Q --model "$M" --calib "$S/models/stories260K/greedy_from_bos_200.txt" --seqlen 512 --out "$T/x"
 check "no output folder and no temporaries after failures" "[ ! -e '$T/x' ] && ! ls '$T' | grep -q 'tmp\.'"

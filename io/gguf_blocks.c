@@ -1,0 +1,259 @@
+/* gguf_blocks.c — ggml's element types as qcalib reads and writes them: the table indexed by
+ * ggml type id (name, block size, bytes per block, decoder, reference quantizer), the scalar
+ * reference paths for Q4_0, Q4_1 and Q8_0 (layouts and bits per weight in gguf.h), encoding a
+ * solver's quantized weight into blocks exactly as it is, and the public type names.
+ *
+ * Decoding follows ggml-quants.c's dequantize_row_q*: the value is computed in fp32 as
+ * (float)q·d (+ m), the same expression qc_qweight_dequantize evaluates for the same code,
+ * scale and min, so a weight written from a qc_qweight reads back bit-exactly equal to its
+ * dequantized form. The reference quantizers follow quantize_row_q*_ref to the operation:
+ * they multiply by the fp32 reciprocal of the fp32 scale (not the fp16 one stored) and
+ * convert with ggml's casts, so their blocks are byte-identical to llama-quantize's for the
+ * same input. fp16 conversion is round to nearest even, as ggml's. */
+#include "io/gguf.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+/* fp16 fields, stored little endian whatever the host. */
+static void put_f16(uint16_t *field, float f) {
+    uint16_t h = qc_f32_to_f16(f);
+    uint8_t *p = (uint8_t *)field;
+    p[0] = (uint8_t)(h & 0xff);
+    p[1] = (uint8_t)(h >> 8);
+}
+
+static float get_f16(const uint16_t *field) {
+    const uint8_t *p = (const uint8_t *)field;
+    return qc_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
+
+/* ---- one block ------------------------------------------------------------------------------- */
+
+void qc_gguf_q4_0_to_float(const qc_block_q4_0 *b, float out[QC_QK4_0]) {
+    float d = get_f16(&b->d);
+    for (int j = 0; j < QC_QK4_0 / 2; j++) {
+        out[j] = (float)((b->qs[j] & 0x0f) - 8) * d;
+        out[j + QC_QK4_0 / 2] = (float)((b->qs[j] >> 4) - 8) * d;
+    }
+}
+
+void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]) {
+    float d = get_f16(&b->d), m = get_f16(&b->m);
+    for (int j = 0; j < QC_QK4_1 / 2; j++) {
+        out[j] = (float)(b->qs[j] & 0x0f) * d + m;
+        out[j + QC_QK4_1 / 2] = (float)(b->qs[j] >> 4) * d + m;
+    }
+}
+
+void qc_gguf_q8_0_to_float(const qc_block_q8_0 *b, float out[QC_QK8_0]) {
+    float d = get_f16(&b->d);
+    for (int j = 0; j < QC_QK8_0; j++) out[j] = (float)b->qs[j] * d;
+}
+
+void qc_gguf_q4_0_from_codes(const uint8_t codes[QC_QK4_0], float d, qc_block_q4_0 *b) {
+    put_f16(&b->d, d);
+    for (int j = 0; j < QC_QK4_0 / 2; j++)
+        b->qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + QC_QK4_0 / 2] & 0x0f) << 4);
+}
+
+void qc_gguf_q4_1_from_codes(const uint8_t codes[QC_QK4_1], float d, float m, qc_block_q4_1 *b) {
+    put_f16(&b->d, d);
+    put_f16(&b->m, m);
+    for (int j = 0; j < QC_QK4_1 / 2; j++)
+        b->qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + QC_QK4_1 / 2] & 0x0f) << 4);
+}
+
+void qc_gguf_q8_0_from_codes(const uint8_t codes[QC_QK8_0], float d, qc_block_q8_0 *b) {
+    put_f16(&b->d, d);
+    for (int j = 0; j < QC_QK8_0; j++) b->qs[j] = (int8_t)((int)codes[j] - 128);
+}
+
+/* quantize_row_q4_0_ref: d = (signed value of largest magnitude) / −8, q = min(15, (int8)(x/d + 8.5)). */
+void qc_gguf_q4_0_ref(const float x[QC_QK4_0], qc_block_q4_0 *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QC_QK4_0; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    const float d = max / -8;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(&b->d, d);
+    for (int j = 0; j < QC_QK4_0 / 2; j++) {
+        int8_t q0 = (int8_t)(x[j] * id + 8.5f), q1 = (int8_t)(x[j + QC_QK4_0 / 2] * id + 8.5f);
+        uint8_t c0 = (uint8_t)(q0 < 15 ? q0 : 15), c1 = (uint8_t)(q1 < 15 ? q1 : 15);
+        b->qs[j] = (uint8_t)(c0 | c1 << 4);
+    }
+}
+
+/* quantize_row_q4_1_ref: d = (max − min) / 15, m = min, q = min(15, (int8)((x − min)/d + 0.5)). */
+void qc_gguf_q4_1_ref(const float x[QC_QK4_1], qc_block_q4_1 *b) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < QC_QK4_1; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / ((1 << 4) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(&b->d, d);
+    put_f16(&b->m, min);
+    for (int j = 0; j < QC_QK4_1 / 2; j++) {
+        int8_t q0 = (int8_t)((x[j] - min) * id + 0.5f), q1 = (int8_t)((x[j + QC_QK4_1 / 2] - min) * id + 0.5f);
+        uint8_t c0 = (uint8_t)(q0 < 15 ? q0 : 15), c1 = (uint8_t)(q1 < 15 ? q1 : 15);
+        b->qs[j] = (uint8_t)(c0 | c1 << 4);
+    }
+}
+
+/* quantize_row_q8_0_ref: d = max|x| / 127, q = round(x/d) (roundf: halves away from zero). */
+void qc_gguf_q8_0_ref(const float x[QC_QK8_0], qc_block_q8_0 *b) {
+    float amax = 0.0f;
+    for (int j = 0; j < QC_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / ((1 << 7) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    put_f16(&b->d, d);
+    for (int j = 0; j < QC_QK8_0; j++) b->qs[j] = (int8_t)roundf(x[j] * id);
+}
+
+/* ---- rows, and the table ------------------------------------------------------------------------ */
+
+static void f32_to_float(const void *src, float *out, int64_t n) { qc_convert_to_f32(QC_DT_F32, src, (size_t)n, out); }
+static void f16_to_float(const void *src, float *out, int64_t n) { qc_convert_to_f32(QC_DT_F16, src, (size_t)n, out); }
+static void bf16_to_float(const void *src, float *out, int64_t n) {
+    qc_convert_to_f32(QC_DT_BF16, src, (size_t)n, out);
+}
+static void f32_from_float(const float *x, void *dst, int64_t n) { qc_convert_from_f32(QC_DT_F32, x, (size_t)n, dst); }
+static void f16_from_float(const float *x, void *dst, int64_t n) { qc_convert_from_f32(QC_DT_F16, x, (size_t)n, dst); }
+static void bf16_from_float(const float *x, void *dst, int64_t n) {
+    qc_convert_from_f32(QC_DT_BF16, x, (size_t)n, dst);
+}
+
+#define ROW_FUNCS(T, QK)                                                                            \
+    static void T##_row_to_float(const void *src, float *out, int64_t n) {                         \
+        const qc_block_##T *b = src;                                                                \
+        for (int64_t i = 0; i < n / QK; i++) qc_gguf_##T##_to_float(&b[i], out + i * QK);          \
+    }                                                                                               \
+    static void T##_row_from_float(const float *x, void *dst, int64_t n) {                         \
+        qc_block_##T *b = dst;                                                                      \
+        for (int64_t i = 0; i < n / QK; i++) qc_gguf_##T##_ref(x + i * QK, &b[i]);                 \
+    }
+ROW_FUNCS(q4_0, QC_QK4_0)
+ROW_FUNCS(q4_1, QC_QK4_1)
+ROW_FUNCS(q8_0, QC_QK8_0)
+
+/* id, name, block, bytes per block, general.file_type, dtype, quantized, to_float, from_float */
+static const qc_gguf_type_info type_table[] = {
+    { QC_GGUF_F32, "F32", 1, 4, 0, QC_DT_F32, false, f32_to_float, f32_from_float },
+    { QC_GGUF_F16, "F16", 1, 2, 1, QC_DT_F16, false, f16_to_float, f16_from_float },
+    { QC_GGUF_Q4_0, "Q4_0", QC_QK4_0, sizeof(qc_block_q4_0), 2, QC_DT_U8, true, q4_0_row_to_float,
+      q4_0_row_from_float },
+    { QC_GGUF_Q4_1, "Q4_1", QC_QK4_1, sizeof(qc_block_q4_1), 3, QC_DT_U8, true, q4_1_row_to_float,
+      q4_1_row_from_float },
+    { QC_GGUF_Q8_0, "Q8_0", QC_QK8_0, sizeof(qc_block_q8_0), 7, QC_DT_U8, true, q8_0_row_to_float,
+      q8_0_row_from_float },
+    { QC_GGUF_BF16, "BF16", 1, 2, 32, QC_DT_BF16, false, bf16_to_float, bf16_from_float },
+};
+
+const qc_gguf_type_info *qc_gguf_type_info_of(uint32_t t) {
+    for (size_t i = 0; i < sizeof type_table / sizeof type_table[0]; i++)
+        if (type_table[i].id == t) return &type_table[i];
+    return NULL;
+}
+
+const char *qc_gguf_ggml_type_name(uint32_t t) {
+    static const char *const names[] = {
+        "F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K",
+        "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S",
+        "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16", NULL, NULL, NULL,
+        "TQ1_0", "TQ2_0",
+    };
+    return t < sizeof names / sizeof names[0] ? names[t] : NULL;
+}
+
+/* The five types the writer produces (qc_gguf_type). */
+static bool is_writer_type(int t) {
+    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0;
+}
+
+const char *qc_gguf_type_name(qc_gguf_type t) {
+    return is_writer_type((int)t) ? qc_gguf_type_info_of((uint32_t)t)->name : "?";
+}
+
+bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
+    static const qc_gguf_type all[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (strcasecmp(name, qc_gguf_type_name(all[i])) == 0) {
+            *t = all[i];
+            return true;
+        }
+    return false;
+}
+
+/* ---- a solver's quantized weight as blocks ------------------------------------------------------- */
+
+static bool fp16_exact(float v) { return isfinite(v) && qc_f16_to_f32(qc_f32_to_f16(v)) == v; }
+
+qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e) {
+    if (q->bits == 4 && q->mins) *t = QC_GGUF_Q4_1;
+    else if (q->bits == 4) *t = QC_GGUF_Q4_0;
+    else if (q->bits == 8 && !q->mins) *t = QC_GGUF_Q8_0;
+    else
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: %d-bit groups%s have no GGUF block type qcalib writes (Q4_0: 4-bit, zero 8; "
+                       "Q4_1: 4-bit with mins; Q8_0: 8-bit, zero 128)", what, q->bits, q->mins ? " with mins" : "");
+    const char *tn = qc_gguf_type_name(*t);
+    if (q->groupsize != 32 || q->cols % 32 != 0 || q->ngroups != q->cols / 32)
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: %s blocks are groups of 32 columns; this weight has groupsize %d and %d columns%s",
+                       what, tn, q->groupsize, q->cols,
+                       q->cols % 32 ? " (pad the FFN to a multiple of 32 before quantizing)" : "");
+    for (int c = 0; c < q->cols; c++)
+        if (q->g_idx[c] != c / 32)
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: column %d is in group %d; %s blocks need contiguous groups (g_idx = column / 32: "
+                           "act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
+    int maxq = (1 << q->bits) - 1;
+    float zero = *t == QC_GGUF_Q4_0 ? 8.0f : 128.0f;
+    size_t ng = (size_t)q->rows * q->ngroups;
+    for (size_t g = 0; g < ng; g++) {
+        int r = (int)(g / q->ngroups), gi = (int)(g % q->ngroups);
+        if (!fp16_exact(q->scales[g]))
+            return qc_fail(e, QC_ERR_ARG,
+                           "%s: row %d, group %d: scale %.9g is not an fp16 value; %s stores d in fp16, so the solver "
+                           "must quantize with fp16-rounded scales", what, r, gi, (double)q->scales[g], tn);
+        if (q->mins && !fp16_exact(q->mins[g]))
+            return qc_fail(e, QC_ERR_ARG,
+                           "%s: row %d, group %d: min %.9g is not an fp16 value; Q4_1 stores m in fp16", what, r, gi,
+                           (double)q->mins[g]);
+        if (!q->mins && q->zeros[g] != zero)
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: row %d, group %d: zero point %g; %s blocks have zero %g (symmetric groups)%s", what, r,
+                           gi, (double)q->zeros[g], tn, (double)zero,
+                           q->bits == 4 ? "; asymmetric 4-bit groups are Q4_1 and need mins (value = scale·q + min)"
+                                        : "");
+    }
+    size_t n = (size_t)q->rows * q->cols;
+    for (size_t i = 0; i < n; i++)
+        if (q->codes[i] > maxq)
+            return qc_fail(e, QC_ERR_ARG, "%s: row %zu, column %zu: code %d is beyond %d bits", what,
+                           i / q->cols, i % q->cols, q->codes[i], q->bits);
+    return QC_OK;
+}
+
+void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void *blocks) {
+    const uint8_t *codes = q->codes + (size_t)r * q->cols;
+    const float *sc = q->scales + (size_t)r * q->ngroups;
+    for (int g = 0; g < q->ngroups; g++) {
+        const uint8_t *c = codes + (size_t)g * 32;
+        switch (t) {
+        case QC_GGUF_Q4_0: qc_gguf_q4_0_from_codes(c, sc[g], (qc_block_q4_0 *)blocks + g); break;
+        case QC_GGUF_Q4_1:
+            qc_gguf_q4_1_from_codes(c, sc[g], q->mins[(size_t)r * q->ngroups + g], (qc_block_q4_1 *)blocks + g);
+            break;
+        case QC_GGUF_Q8_0: qc_gguf_q8_0_from_codes(c, sc[g], (qc_block_q8_0 *)blocks + g); break;
+        default: QC_ASSERT(!"not a block type");
+        }
+    }
+}

@@ -1,0 +1,389 @@
+/* gguf_write.c — qc_export_gguf: a Llama model as a GGUF v3 file that llama.cpp loads
+ * (container layout in gguf.h; metadata and tensor names in ../shared/docs/GGUF.md).
+ *
+ * Metadata, as llama.cpp's converters write it and with the value types its loader insists
+ * on (u32 integers, f32 floats): general.{architecture "llama", name, file_type (the type of
+ * most linear weights), quantization_version 2, alignment 32}; llama.{context_length,
+ * embedding_length, block_count, feed_forward_length (src's width, after any FFN padding),
+ * rope.dimension_count = head_dim, attention.head_count, head_count_kv,
+ * layer_norm_rms_epsilon, rope.freq_base, vocab_size} (+ attention.key_length and
+ * value_length when head_dim is not dim / n_heads); the vocabulary as tokenizer.ggml.{model
+ * "llama", tokens, scores, token_type, bos/eos/unknown_token_id, add_bos_token,
+ * add_eos_token}. Pieces are written with spaces as U+2581 ("▁"), as SentencePiece stores
+ * them and llama.cpp's tokenizer looks them up; token types for a llama2.c vocabulary: id 0
+ * unknown, BOS and EOS control, "<0xXX>" pieces byte, the rest normal (llama.cpp's
+ * convert-llama2c-to-ggml does the same; it also renames pieces 0..2, which qcalib does not,
+ * so that the vocabulary reads back exactly). llama.cpp refuses a vocabulary that repeats a
+ * piece, so such a vocabulary is refused here.
+ *
+ * Tensors, ggml order ne = [in, out], the same bytes as a row-major [out, in] weight:
+ * token_embd.weight (opts->embed_type), output_norm.weight (F32), output.weight
+ * (opts->output_type; written even for a tied classifier, as llama.cpp's converters do), and
+ * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down. A linear that src
+ * holds quantized (qweight()) is written as its own blocks (gguf_blocks.c checks it can be);
+ * others as opts->float_type of read(). The embedding and classifier, which qcalib does not
+ * calibrate, go through ggml's reference quantizers when a block type is asked for. Q and K
+ * rows stay interleaved (llama.cpp's RoPE layout).
+ *
+ * Everything that can be refused is checked before the file is opened; then the header is
+ * built in memory from the shapes and types alone, and the tensors are streamed one at a
+ * time through an atomic output file (nothing appears at `path` unless all of it was
+ * written). */
+#include "io/gguf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a growable byte buffer for the header ---------------------------------------------------------- */
+
+typedef struct bytes {
+    uint8_t *p;
+    size_t len, cap;
+    bool failed;
+    uint64_t nkv; /* metadata entries begun in it */
+} bytes;
+
+static void put(bytes *b, const void *data, size_t n) {
+    if (b->failed) return;
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n) cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void put_u32(bytes *b, uint32_t v) {
+    uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+    put(b, x, 4);
+}
+
+static void put_u64(bytes *b, uint64_t v) {
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_f32(bytes *b, float f) {
+    union { float f; uint32_t u; } x = { f };
+    put_u32(b, x.u);
+}
+
+static void put_str(bytes *b, const char *s, size_t n) {
+    put_u64(b, n);
+    put(b, s, n);
+}
+
+static void key(bytes *b, const char *k, uint32_t type) {
+    b->nkv++;
+    put_str(b, k, strlen(k));
+    put_u32(b, type);
+}
+
+static void kv_u32(bytes *b, const char *k, uint32_t v) { key(b, k, QC_GGUF_V_U32), put_u32(b, v); }
+static void kv_f32(bytes *b, const char *k, float v) { key(b, k, QC_GGUF_V_F32), put_f32(b, v); }
+static void kv_bool(bytes *b, const char *k, bool v) { uint8_t x = v; key(b, k, QC_GGUF_V_BOOL), put(b, &x, 1); }
+static void kv_str(bytes *b, const char *k, const char *v) { key(b, k, QC_GGUF_V_STRING), put_str(b, v, strlen(v)); }
+
+static void array(bytes *b, const char *k, uint32_t elem_type, uint64_t n) {
+    key(b, k, QC_GGUF_V_ARRAY);
+    put_u32(b, elem_type);
+    put_u64(b, n);
+}
+
+/* ---- the vocabulary -------------------------------------------------------------------------------- */
+
+static const char spm_space[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's visible space */
+
+static bool is_byte_piece(const char *s, int len) {
+    static const char hex[] = "0123456789ABCDEF";
+    return len == 6 && memcmp(s, "<0x", 3) == 0 && s[3] && strchr(hex, s[3]) && s[4] && strchr(hex, s[4]) &&
+           s[5] == '>';
+}
+
+static int token_type(const qc_tokenizer *t, int i) {
+    if (i == 0) return QC_GGUF_TOKEN_UNKNOWN; /* <unk> in llama2.c (SentencePiece) vocabularies */
+    if (i == t->bos_id || i == t->eos_id) return QC_GGUF_TOKEN_CONTROL;
+    if (is_byte_piece(t->pieces[i], t->piece_len[i])) return QC_GGUF_TOKEN_BYTE;
+    return QC_GGUF_TOKEN_NORMAL;
+}
+
+/* What llama.cpp needs of a vocabulary, checked before anything is written. */
+static qc_status check_vocab(const qc_tokenizer *t, const qc_config *c, const char *path, qc_err *e) {
+    if (!t)
+        return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs the model's tokenizer (its vocabulary goes in the file)",
+                       path);
+    if (t->vocab_size != c->vocab_size)
+        return qc_fail(e, QC_ERR_ARG, "%s: the tokenizer has %d tokens, the model %d", path, t->vocab_size,
+                       c->vocab_size);
+    for (int i = 0; i < t->vocab_size; i++) {
+        if (memmem(t->pieces[i], (size_t)t->piece_len[i], spm_space, 3))
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: token %d contains U+2581, which a GGUF 'llama' vocabulary uses to stand for a space",
+                           path, i);
+        int other = qc_tokenizer_lookup(t, t->pieces[i], (size_t)t->piece_len[i]);
+        if (other != i)
+            return qc_fail(e, QC_ERR_UNSUPPORTED,
+                           "%s: tokens %d and %d are the same piece; llama.cpp refuses a vocabulary with repeated "
+                           "pieces", path, other, i);
+    }
+    return QC_OK;
+}
+
+static void put_vocab(bytes *b, const qc_tokenizer *t) {
+    kv_str(b, "tokenizer.ggml.model", "llama");
+    array(b, "tokenizer.ggml.tokens", QC_GGUF_V_STRING, (uint64_t)t->vocab_size);
+    for (int i = 0; i < t->vocab_size; i++) {
+        const char *s = t->pieces[i];
+        int n = t->piece_len[i], spaces = 0;
+        for (int k = 0; k < n; k++) spaces += s[k] == ' ';
+        put_u64(b, (uint64_t)n + 2 * (uint64_t)spaces);
+        for (int k = 0; k < n; k++) {
+            if (s[k] == ' ') put(b, spm_space, 3);
+            else put(b, &s[k], 1);
+        }
+    }
+    array(b, "tokenizer.ggml.scores", QC_GGUF_V_F32, (uint64_t)t->vocab_size);
+    for (int i = 0; i < t->vocab_size; i++) put_f32(b, t->scores[i]);
+    array(b, "tokenizer.ggml.token_type", QC_GGUF_V_I32, (uint64_t)t->vocab_size);
+    for (int i = 0; i < t->vocab_size; i++) put_u32(b, (uint32_t)token_type(t, i));
+    kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
+    kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
+    kv_u32(b, "tokenizer.ggml.unknown_token_id", 0);
+    kv_bool(b, "tokenizer.ggml.add_bos_token", true);
+    kv_bool(b, "tokenizer.ggml.add_eos_token", false);
+}
+
+/* ---- the tensors ------------------------------------------------------------------------------------- */
+
+typedef struct tensor {
+    char name[QC_GGUF_MAX_NAME];
+    qc_weight w;
+    int layer;
+    int rows, cols;                 /* ne = [cols, rows]; rows = 1 for a vector (n_dims 1) */
+    const qc_gguf_type_info *type;
+    const qc_qweight *qw;           /* the solver's blocks, or NULL: from read() */
+    uint64_t offset;                /* relative to the data start */
+    size_t nbytes;
+} tensor;
+
+static void gguf_name(qc_weight w, int layer, char *buf, size_t size) {
+    static const char *const names[QC_W_COUNT] = {
+        [QC_W_EMBED] = "token_embd", [QC_W_FINAL_NORM] = "output_norm", [QC_W_CLASSIFIER] = "output",
+        [QC_W_ATTN_NORM] = "attn_norm", [QC_W_Q] = "attn_q", [QC_W_K] = "attn_k", [QC_W_V] = "attn_v",
+        [QC_W_O] = "attn_output", [QC_W_FFN_NORM] = "ffn_norm", [QC_W_GATE] = "ffn_gate", [QC_W_UP] = "ffn_up",
+        [QC_W_DOWN] = "ffn_down",
+    };
+    if (qc_weight_is_global(w)) snprintf(buf, size, "%s.weight", names[w]);
+    else snprintf(buf, size, "blk.%d.%s.weight", layer, names[w]);
+}
+
+static bool is_linear(qc_weight w) {
+    return w == QC_W_Q || w == QC_W_K || w == QC_W_V || w == QC_W_O || w >= QC_W_GATE;
+}
+
+static qc_status check_type(qc_gguf_type t, bool blocks_ok, const char *opt, const qc_config *c, const char *path,
+                            qc_err *e) {
+    const qc_gguf_type_info *ti = qc_gguf_type_info_of((uint32_t)t);
+    bool writer = t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0;
+    if (!ti || !writer || (!blocks_ok && ti->quantized))
+        return qc_fail(e, QC_ERR_ARG, "%s: %s %d is not one of %s", path, opt, (int)t,
+                       blocks_ok ? "F32, F16, Q4_0, Q4_1, Q8_0" : "F32, F16 (quantized linears come from the solver)");
+    if (c->dim % ti->block != 0)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s %s needs rows that are whole blocks of %d; dim is %d", path, opt,
+                       ti->name, ti->block, c->dim);
+    return QC_OK;
+}
+
+/* The tensor list in file order, every type decided and every quantized weight checked. */
+static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o, const char *path, tensor *ts, int *nt,
+                      qc_err *e) {
+    const qc_config *c = src->cfg;
+    static const qc_weight order[] = { QC_W_ATTN_NORM, QC_W_Q, QC_W_K, QC_W_V, QC_W_O,
+                                       QC_W_FFN_NORM, QC_W_GATE, QC_W_UP, QC_W_DOWN };
+    int n = 0;
+    const qc_weight globals[] = { QC_W_EMBED, QC_W_FINAL_NORM, QC_W_CLASSIFIER };
+    for (int i = 0; i < 3; i++) ts[n++] = (tensor){ .w = globals[i] };
+    for (int l = 0; l < c->n_layers; l++)
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) ts[n++] = (tensor){ .w = order[i], .layer = l };
+    *nt = n;
+    for (int i = 0; i < n; i++) {
+        tensor *t = &ts[i];
+        gguf_name(t->w, t->layer, t->name, sizeof t->name);
+        qc_weight_shape(c, t->w, &t->rows, &t->cols);
+        if (t->cols == 1) t->cols = t->rows, t->rows = 1;
+        qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32
+                        : t->w == QC_W_EMBED ? o->embed_type
+                        : t->w == QC_W_CLASSIFIER ? o->output_type : o->float_type;
+        t->qw = is_linear(t->w) && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
+        if (t->qw) {
+            char what[QC_GGUF_MAX_NAME + 300];
+            snprintf(what, sizeof what, "%s: %s", path, t->name);
+            if (t->qw->rows != t->rows || t->qw->cols != t->cols)
+                return qc_fail(e, QC_ERR_ARG, "%s: the quantized weight is (%d, %d); the model needs (%d, %d)", what,
+                               t->qw->rows, t->qw->cols, t->rows, t->cols);
+            qc_status st = qc_gguf_qweight_type(t->qw, what, &ty, e);
+            if (st) return st;
+        }
+        t->type = qc_gguf_type_info_of((uint32_t)ty);
+        t->nbytes = qc_gguf_row_bytes(t->type, t->cols) * (size_t)t->rows;
+    }
+    return QC_OK;
+}
+
+/* general.file_type: the llama_ftype of the type most linear weights have. */
+static uint32_t file_type(const tensor *ts, int nt) {
+    int64_t count[64] = { 0 };
+    const qc_gguf_type_info *best = ts[0].type;
+    for (int i = 0; i < nt; i++)
+        if (is_linear(ts[i].w)) count[ts[i].type->id % 64] += (int64_t)ts[i].rows * ts[i].cols;
+    for (int i = 0; i < nt; i++)
+        if (is_linear(ts[i].w) && count[ts[i].type->id % 64] > count[best->id % 64]) best = ts[i].type;
+    return (uint32_t)best->file_type;
+}
+
+/* The whole header, padded to the alignment; sets every tensor's offset. */
+static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_export_opts *o, tensor *ts, int nt) {
+    const qc_config *c = src->cfg;
+    bytes kv = { 0 };
+    kv_str(&kv, "general.architecture", "llama");
+    kv_str(&kv, "general.name", o->name && *o->name ? o->name : "llama");
+    kv_u32(&kv, "general.file_type", file_type(ts, nt));
+    kv_u32(&kv, "general.quantization_version", 2);
+    kv_u32(&kv, "general.alignment", QC_GGUF_ALIGNMENT);
+    kv_u32(&kv, "llama.vocab_size", (uint32_t)c->vocab_size);
+    kv_u32(&kv, "llama.context_length", (uint32_t)c->seq_len);
+    kv_u32(&kv, "llama.embedding_length", (uint32_t)c->dim);
+    kv_u32(&kv, "llama.block_count", (uint32_t)c->n_layers);
+    kv_u32(&kv, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    kv_u32(&kv, "llama.rope.dimension_count", (uint32_t)c->head_dim);
+    kv_u32(&kv, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(&kv, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    if (c->head_dim * c->n_heads != c->dim) { /* llama.cpp's default is dim / n_heads */
+        kv_u32(&kv, "llama.attention.key_length", (uint32_t)c->head_dim);
+        kv_u32(&kv, "llama.attention.value_length", (uint32_t)c->head_dim);
+    }
+    kv_f32(&kv, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    kv_f32(&kv, "llama.rope.freq_base", c->rope_theta);
+    put_vocab(&kv, o->tok);
+
+    put(b, QC_GGUF_MAGIC, 4);
+    put_u32(b, QC_GGUF_VERSION);
+    put_u64(b, (uint64_t)nt);
+    put_u64(b, kv.nkv);
+    if (kv.failed) b->failed = true;
+    else put(b, kv.p, kv.len);
+    free(kv.p);
+    uint64_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        tensor *t = &ts[i];
+        put_str(b, t->name, strlen(t->name));
+        put_u32(b, t->rows == 1 ? 1 : 2);
+        put_u64(b, (uint64_t)t->cols);
+        if (t->rows != 1) put_u64(b, (uint64_t)t->rows);
+        put_u32(b, t->type->id);
+        t->offset = off;
+        put_u64(b, off);
+        off += (t->nbytes + QC_GGUF_ALIGNMENT - 1) / QC_GGUF_ALIGNMENT * QC_GGUF_ALIGNMENT;
+    }
+    static const uint8_t zeros[QC_GGUF_ALIGNMENT];
+    put(b, zeros, (QC_GGUF_ALIGNMENT - b->len % QC_GGUF_ALIGNMENT) % QC_GGUF_ALIGNMENT);
+}
+
+/* One tensor's bytes (t->nbytes) into out: the solver's blocks as they are, or read() converted
+ * (or, for the embedding and classifier, quantized by ggml's reference quantizer). */
+static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, float *buf, uint8_t *out, const char *path,
+                              qc_err *e) {
+    size_t rb = qc_gguf_row_bytes(t->type, t->cols);
+    if (t->qw) {
+#pragma omp parallel for schedule(static) if ((int64_t)t->rows * t->cols > (1 << 16))
+        for (int r = 0; r < t->rows; r++)
+            qc_gguf_encode_qweight_row(t->qw, (qc_gguf_type)t->type->id, r, out + (size_t)r * rb);
+        return QC_OK;
+    }
+    qc_status st = src->read(src->ctx, t->w, t->layer, buf, e);
+    if (st) return qc_fail_prefix(e, st, "%s: reading %s", path, t->name);
+    size_t n = (size_t)t->rows * t->cols;
+    if (t->type->quantized)
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(buf[i]))
+                return qc_fail(e, QC_ERR_NUMERIC, "%s: %s: row %zu, column %zu is %g; it cannot be quantized to %s",
+                               path, t->name, i / t->cols, i % t->cols, (double)buf[i], t->type->name);
+#pragma omp parallel for schedule(static) if ((int64_t)n > (1 << 16))
+    for (int r = 0; r < t->rows; r++) t->type->from_float(buf + (size_t)r * t->cols, out + (size_t)r * rb, t->cols);
+    return QC_OK;
+}
+
+qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
+                         const qc_log *log, qc_err *e) {
+    const qc_config *c = src->cfg;
+    qc_status st = qc_config_validate(c, path, e);
+    if (st) return st;
+    if (!o) return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs its options", path);
+    if ((st = check_type(o->float_type, false, "float_type", c, path, e)) ||
+        (st = check_type(o->embed_type, true, "embed_type", c, path, e)) ||
+        (st = check_type(o->output_type, true, "output_type", c, path, e)) || (st = check_vocab(o->tok, c, path, e)))
+        return st;
+    int nt = QC_CK_NGLOBAL + c->n_layers * QC_CK_NLAYER;
+    tensor *ts = qc_calloc((size_t)nt, sizeof *ts, e, path);
+    if (!ts) return QC_ERR_NOMEM;
+    bytes hdr = { 0 };
+    float *buf = NULL;
+    uint8_t *out = NULL;
+    qc_outfile of = { 0 };
+    if (!(st = plan(src, o, path, ts, &nt, e))) {
+        put_header(&hdr, src, o, ts, nt);
+        size_t most = 1, most_bytes = 1;
+        for (int i = 0; i < nt; i++) {
+            size_t n = (size_t)ts[i].rows * ts[i].cols;
+            if (!ts[i].qw && n > most) most = n;
+            if (ts[i].nbytes > most_bytes) most_bytes = ts[i].nbytes;
+        }
+        buf = qc_malloc(most, sizeof *buf, e, "GGUF export buffer");
+        out = buf ? qc_malloc(most_bytes + QC_GGUF_ALIGNMENT, 1, e, "GGUF export buffer") : NULL;
+        if (hdr.failed) st = qc_fail(e, QC_ERR_NOMEM, "%s: out of memory for the GGUF header", path);
+        else if (!out) st = QC_ERR_NOMEM;
+    }
+    if (!st) st = qc_out_open(&of, path, e);
+    if (!st) st = qc_out_write(&of, hdr.p, hdr.len, e);
+    size_t total = hdr.len;
+    for (int i = 0; i < nt && !st; i++) {
+        const tensor *t = &ts[i];
+        size_t padded = (t->nbytes + QC_GGUF_ALIGNMENT - 1) / QC_GGUF_ALIGNMENT * QC_GGUF_ALIGNMENT;
+        QC_ASSERT(total - hdr.len == t->offset);
+        if ((st = tensor_bytes(src, t, buf, out, path, e))) break;
+        memset(out + t->nbytes, 0, padded - t->nbytes);
+        st = qc_out_write(&of, out, padded, e);
+        total += padded;
+        qc_progress(log, "export", i + 1, nt, t->name);
+    }
+    if (!st) st = qc_out_commit(&of, e);
+    else qc_out_abort(&of);
+    if (!st) { /* e.g. "linears 30 Q4_0 + 5 F32" */
+        static const qc_gguf_type kinds[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
+        char lin[160] = "";
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            int cnt = 0, nq = 0;
+            for (int i = 0; i < nt; i++)
+                if (is_linear(ts[i].w) && ts[i].type->id == (uint32_t)kinds[k]) cnt++, nq += ts[i].qw != NULL;
+            if (cnt)
+                snprintf(lin + strlen(lin), sizeof lin - strlen(lin), "%s%d %s%s", *lin ? " + " : "", cnt,
+                         qc_gguf_type_name(kinds[k]), nq ? " (the quantized weights' own blocks)" : "");
+        }
+        qc_logf(log, QC_LOG_INFO, "wrote %s: GGUF v3, %d tensors, %.2f MiB; linears %s; token_embd %s, output %s",
+                path, nt, (double)total / (1 << 20), lin, qc_gguf_type_name(o->embed_type),
+                qc_gguf_type_name(o->output_type));
+    }
+    free(hdr.p);
+    free(buf);
+    free(out);
+    free(ts);
+    return st;
+}
