@@ -4,15 +4,16 @@
 
 #include <string.h>
 
-static const char *model_path, *out_path, *to = "hf", *dtype_name = "f32";
+static const char *model_path, *out_path, *to = "hf", *dtype_name = "f32", *tok_path;
 static long shard_mb, threads;
 static bool force, quiet;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "input: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
     { "out", OPT_STR, &out_path, "PATH", "output folder (hf) or file (llama2c) (required)", 0, 0 },
-    { "to", OPT_STR, &to, "FORMAT", "hf (default) or llama2c", 0, 0 },
-    { "dtype", OPT_STR, &dtype_name, "TYPE", "hf tensor type: f32 (default), f16 or bf16", 0, 0 },
+    { "to", OPT_STR, &to, "FORMAT", "hf (default), gguf or llama2c", 0, 0 },
+    { "dtype", OPT_STR, &dtype_name, "TYPE", "hf: f32 (default), f16 or bf16; gguf: f32 or f16", 0, 0 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "gguf: the vocabulary to embed (default: beside the model)", 0, 0 },
     { "shard-size", OPT_INT, &shard_mb, "MB", "hf: split into shards of at most MB megabytes, with an index", 1, 1 << 24 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
@@ -21,10 +22,12 @@ static const cli_opt opts[] = {
 };
 
 static const cli_cmd cmd = {
-    "convert", "--model PATH --out PATH [--to hf|llama2c] [--dtype f32|f16|bf16]",
+    "convert", "--model PATH --out PATH [--to hf|gguf|llama2c] [--dtype f32|f16|bf16]",
     "Rewrites a checkpoint in full precision. hf writes config.json and model.safetensors (or\n"
     "shards with model.safetensors.index.json) with Q/K rows in Hugging Face's rotate-half\n"
-    "layout; llama2c writes llama2.c's legacy fp32 .bin. The output appears only when complete.",
+    "layout; gguf writes one .gguf file for llama.cpp (tensors F32 or F16, norms F32, the\n"
+    "vocabulary embedded); llama2c writes llama2.c's legacy fp32 .bin. Any format qcalib reads,\n"
+    "quantized ones included, can be the input. The output appears only when complete.",
     opts,
     "example:\n  qcalib convert --model stories260K.bin --out stories260K-hf --dtype f16",
 };
@@ -34,15 +37,15 @@ int cmd_convert(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!out_path) return cli_usage_error(&cmd, "--out is required");
-    bool hf = strcmp(to, "hf") == 0;
-    if (!hf && strcmp(to, "llama2c") != 0) return cli_usage_error(&cmd, "--to '%s': expected hf or llama2c", to);
+    bool hf = strcmp(to, "hf") == 0, gguf = strcmp(to, "gguf") == 0;
+    if (!hf && !gguf && strcmp(to, "llama2c") != 0) return cli_usage_error(&cmd, "--to '%s': expected hf, gguf or llama2c", to);
     qc_dtype dt;
     if (strcmp(dtype_name, "f32") == 0) dt = QC_DT_F32;
     else if (strcmp(dtype_name, "f16") == 0) dt = QC_DT_F16;
-    else if (strcmp(dtype_name, "bf16") == 0) dt = QC_DT_BF16;
-    else return cli_usage_error(&cmd, "--dtype '%s': expected f32, f16 or bf16", dtype_name);
-    if (!hf && (dt != QC_DT_F32 || shard_mb))
-        return cli_usage_error(&cmd, "--to llama2c writes one fp32 file: --dtype and --shard-size do not apply");
+    else if (strcmp(dtype_name, "bf16") == 0 && hf) dt = QC_DT_BF16;
+    else return cli_usage_error(&cmd, "--dtype '%s': expected f32 or f16%s", dtype_name, hf ? " or bf16" : "");
+    if (!hf && shard_mb) return cli_usage_error(&cmd, "--shard-size applies to --to hf");
+    if (!hf && !gguf && dt != QC_DT_F32) return cli_usage_error(&cmd, "--to llama2c writes fp32: --dtype does not apply");
     if (!hf && qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (pass --force to replace it)", out_path);
     cli_threads(threads);
@@ -55,6 +58,13 @@ int cmd_convert(int argc, char **argv) {
         if (hf) {
             qc_hf_export_opts o = { dt, (size_t)shard_mb << 20 };
             st = qc_export_hf(&src, out_path, &o, force, &log, &e);
+        } else if (gguf) {
+            qc_tokenizer tok = { 0 };
+            qc_gguf_type t = dt == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;
+            st = cli_tokenizer(tok_path, ck, &tok, &e);
+            qc_gguf_export_opts o = { t, t, t, &tok, model_path };
+            if (!st) st = qc_export_gguf(&src, out_path, &o, &log, &e);
+            qc_tokenizer_free(&tok);
         } else {
             st = qc_export_llama2c(&src, out_path, &log, &e);
         }

@@ -246,7 +246,8 @@ static int format_spec(qc_quant_spec *sp) {
                                    gguf_type, bits, want_sym ? " --sym" : " (asymmetric)");
         if (act_order && !static_groups)
             return cli_usage_error(&cmd, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
-        *sp = (qc_quant_spec){ .bits = bits, .groupsize = 32, .sym = want_sym, .mse = mse, .f16_scales = true, .store_min = gguf_linear == QC_GGUF_Q4_1 };
+        *sp = (qc_quant_spec){ .bits = bits, .groupsize = 32, .sym = want_sym, .mse = mse, .f16_scales = true,
+                               .store_min = gguf_linear == QC_GGUF_Q4_1, .signed_scale = gguf_linear == QC_GGUF_Q4_0 };
         return 0;
     }
     if (format == FMT_LLAMA2C) {
@@ -378,9 +379,10 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
-    qc_weight_source qsrc = qc_quantized_source(&q);
+    qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
     if (!st && verify) { /* the written file with its linears replaced by the solver's, from memory */
+        qsrc = qc_quantized_source(&q);
         st = qc_model_open(&mm, d.tmp, &e);
         if (!st) qc_model_set_linears(mm, &qsrc);
     }

@@ -17,9 +17,15 @@ typedef struct qc_quant_spec {
     bool mse;        /* the reference's clip search (norm 2.4, grid 100, maxshrink 0.8) */
     bool f16_scales; /* round each scale to fp16 before use, so a file storing fp16 scales
                         holds exactly the weights the solver compensated for */
-    bool store_min;  /* parameters stored as fp16 d and m, value = d·q + m (GGUF Q4_1):
-                        m = fp16(−scale·zero), codes clamp(round((x − m) / d)); needs
-                        f16_scales and asymmetric groups */
+    bool store_min;  /* parameters stored as fp16 d and m, value = d·q + m (GGUF Q4_1): the
+                        group's true range (0 need not be in it: there is no integer zero
+                        point to keep on the grid), m = fp16(min), codes
+                        clamp(round((x − m) / d)); zeros then hold −m/d, for logs only;
+                        needs f16_scales and asymmetric groups */
+    bool signed_scale;  /* symmetric groups whose scale carries the sign of the value of
+                           largest magnitude, m: scale = −m / ((maxq + 1) / 2), so m lands
+                           exactly on the extra level (llama.cpp's Q4_0 choice; GPTQ's
+                           symmetric grid clips the positive extreme instead) */
     bool zero_from_one; /* zero points >= 1 (GPTQ "v1" files store zero − 1 and loaders add 1
                            back unsigned: a zero of 0 cannot be stored); costs an all-positive
                            group its top level, and nothing otherwise */

@@ -462,8 +462,8 @@ static bool is_f16(float v) { return qc_f16_to_f32(qc_f32_to_f16(v)) == v; }
 
 /* GGUF Q4_1's form (store_min), on a real layer (L2 q_proj, 64 columns = two 32-blocks):
  * scales and mins are fp16 values, every dequantized weight is exactly d·q + m as
- * llama.cpp computes it, mins are −d·zero rounded, and GPTQ in this form stays well below
- * RTN in the same form. */
+ * llama.cpp computes it, RTN's m is the group's minimum rounded to fp16 (its own range), and
+ * GPTQ in this form stays well below RTN in the same form. */
 static void test_store_min(void) {
     char *wb = NULL, *hb = NULL;
     size_t wl = 0, hl = 0;
@@ -483,9 +483,11 @@ static void test_store_min(void) {
         CHECK(g.mins && rtn.mins, "mins filled");
         int bad_f16 = 0, bad_min = 0, bad_val = 0;
         qc_qweight_dequantize(&g, q);
-        for (int i = 0; g.mins && i < R * 2; i++) {
-            bad_f16 += !is_f16(g.scales[i]) || !is_f16(g.mins[i]);
-            bad_min += g.mins[i] != qc_f16_to_f32(qc_f32_to_f16(-g.scales[i] * g.zeros[i]));
+        for (int i = 0; g.mins && i < R * 2; i++) bad_f16 += !is_f16(g.scales[i]) || !is_f16(g.mins[i]);
+        for (int i = 0; rtn.mins && i < R * 2; i++) {
+            float lo = w0[(i / 2) * C + (i % 2) * 32];
+            for (int c = 1; c < 32; c++) lo = fminf(lo, w0[(i / 2) * C + (i % 2) * 32 + c]);
+            bad_min += rtn.mins[i] != qc_f16_to_f32(qc_f32_to_f16(lo));
         }
         for (int r = 0; g.mins && r < R; r++)
             for (int c = 0; c < C; c++) {
@@ -501,8 +503,9 @@ static void test_store_min(void) {
         CHECK(eg < 0.8 * er, "GPTQ %.4g is clearly below RTN %.4g", eg, er);
         qc_quant_spec bad = s;
         bad.sym = true;
+        qc_qweight_free(&rtn);
         CHECK_FAILS(qc_quant_rtn(w0, R, C, &bad, &rtn, &e), e, "asymmetric");
-        qc_qweight_free(&g), qc_qweight_free(&rtn);
+        qc_qweight_free(&g);
         free(w), free(h), free(q);
     }
     free(wb), free(hb);

@@ -319,6 +319,23 @@ static void test_zero_from_one(void) {
     CHECK(zp == zp1 && sc == sc1 && zp >= 1.0f, "a group with negatives is unchanged (zero %g)", zp);
 }
 
+/* SYNTHETIC: a signed scale puts the extreme value on the extra level exactly, whichever
+ * its sign (llama.cpp's Q4_0), where GPTQ's symmetric grid clips a positive extreme. */
+static void test_signed_scale(void) {
+    float pos[4] = { 0.1f, -0.5f, 0.3f, 1.6f }, neg[4] = { 0.1f, -1.6f, 0.3f, 0.5f };
+    qc_quant_spec s = { .bits = 4, .groupsize = -1, .sym = true, .signed_scale = true }, g = s;
+    g.signed_scale = false;
+    float sc, zp;
+    for (int k = 0; k < 2; k++) {
+        float *x = k ? neg : pos, ext = k ? -1.6f : 1.6f;
+        qc_quant_find_params(&s, x, 4, 1, &sc, &zp, NULL);
+        float q = qc_quant_code(ext, sc, zp, 15);
+        CHECK(zp == 8 && q == 0 && qc_qvalue(q, sc, zp) == ext, "extreme %g on level 0 (scale %g)", ext, sc);
+    }
+    qc_quant_find_params(&g, pos, 4, 1, &sc, &zp, NULL);
+    CHECK(qc_qvalue(qc_quant_code(1.6f, sc, zp, 15), sc, zp) < 1.55f, "GPTQ's symmetric grid clips the positive extreme");
+}
+
 int main(void) {
     qc_set_threads(0);
     RUN(test_spec_check);
@@ -330,5 +347,6 @@ int main(void) {
     RUN(test_result_lifecycle);
     RUN(test_output_error);
     RUN(test_zero_from_one);
+    RUN(test_signed_scale);
     return check_summary();
 }
