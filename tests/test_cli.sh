@@ -40,6 +40,14 @@ ppl_hf=$(sed 's/.*"ppl":\([0-9.e+-]*\).*/\1/' "$T/hf.json")
 check "HF F32 copy: same perplexity ($ppl_hf vs $ppl)" "awk 'BEGIN{d=$ppl_hf-$ppl; exit !(d < 1e-4 && d > -1e-4)}'"
 expect_fail "convert refuses to overwrite" 1 "already exists" $Q convert --model "$M" --out "$T/hf"
 
+# -- an F32 GGUF evaluates exactly as the original, with the vocabulary it carries
+$Q convert --model "$M" --to gguf --out "$T/m.gguf" --quiet
+$Q eval --model "$T/m.gguf" --text "$EVAL" --seqlen 128 --json >"$T/gguf.json" 2>"$T/err"
+ppl_gguf=$(json_num "$T/gguf.json" ppl)
+check "F32 GGUF: same perplexity, no --tokenizer needed ($ppl_gguf)" "[ '$ppl_gguf' = '$ppl' ]"
+$Q inspect --model "$T/m.gguf" >"$T/inspect.txt" 2>&1
+check "inspect lists the GGUF's format and tensors" "grep -q '^$T/m.gguf: gguf, 260032 parameters' '$T/inspect.txt' && grep -q 'model.layers.4.mlp.down_proj.weight  *\[64, 172\] *F32' '$T/inspect.txt'"
+
 # -- help and usage
 for c in eval generate convert tokenize; do
     check "qcalib $c --help" "$Q $c --help | grep -q 'usage: qcalib $c'"
