@@ -193,9 +193,22 @@ static qc_status write_linear(qc_st_writer *w, const qc_config *c, qc_weight wt,
 
     size_t n = (size_t)s.in_words * rows * 4; /* qweight: column o (file order) is a stream along in */
     memset(buf, 0, n);
-    for (int o = 0; o < rows; o++) {
-        const uint8_t *codes = q->codes + (size_t)qc_qfmt_src_row(o, heads, c->head_dim) * cols;
-        for (int k = 0; k < cols; k++) qc_qpack_put(buf + (size_t)o * 4, (size_t)rows * 4, bits, k, codes[k]);
+    if (32 % bits == 0) { /* whole words, written in file order (the general path is strided) */
+        int per = 32 / bits;
+        for (int64_t wd = 0; wd < s.in_words; wd++) {
+            uint8_t *out = buf + (size_t)wd * rows * 4;
+            for (int o = 0; o < rows; o++) {
+                const uint8_t *codes = q->codes + (size_t)qc_qfmt_src_row(o, heads, c->head_dim) * cols;
+                uint32_t v = 0;
+                for (int j = 0; j < per && wd * per + j < cols; j++) v |= (uint32_t)codes[wd * per + j] << (j * bits);
+                for (int i = 0; i < 4; i++) out[(size_t)o * 4 + i] = (uint8_t)(v >> 8 * i);
+            }
+        }
+    } else {
+        for (int o = 0; o < rows; o++) {
+            const uint8_t *codes = q->codes + (size_t)qc_qfmt_src_row(o, heads, c->head_dim) * cols;
+            for (int k = 0; k < cols; k++) qc_qpack_put(buf + (size_t)o * 4, (size_t)rows * 4, bits, k, codes[k]);
+        }
     }
     snprintf(name, sizeof name, "%s.qweight", p);
     qc_status st = qc_st_writer_write(w, name, buf, n, e);
