@@ -1,6 +1,7 @@
 /* main.c — qcalib's entry point: dispatches to a subcommand, prints the overview. */
 #include "cli/cli.h"
 
+#include <signal.h>
 #include <string.h>
 
 #define QCALIB_VERSION "0.1.0"
@@ -39,6 +40,9 @@ static void overview(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A write past a file-size limit then fails with EFBIG, reported and cleaned up like a
+     * full disk, instead of the signal killing qcalib with a temporary file left behind. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         overview(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

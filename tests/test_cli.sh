@@ -85,6 +85,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 chmod 755 "$T"
 expect_fail "no output left by a failed convert" 1 "short.bin" $Q convert --model "$T/short.bin" --out "$T/never"
+# a full disk, simulated by a file-size limit (64 KiB): every writer fails cleanly
+expect_fail "full disk: GGUF" 1 "File too large" sh -c "ulimit -f 64; exec $Q convert --model '$M' --to gguf --out '$T/never.gguf' --quiet"
+expect_fail "full disk: HF folder" 1 "File too large" sh -c "ulimit -f 64; exec $Q convert --model '$M' --out '$T/never_hf' --quiet"
+expect_fail "full disk: quantize output" 1 "File too large" \
+    sh -c "ulimit -f 64; exec $Q --method rtn --model '$M' --calib '$S/data/tinystories/tinystories_calib.txt' --nsamples 2 --seqlen 64 --out '$T/never_q' --quiet"
+check "full disk: no output and no temporaries left" "[ ! -e '$T/never.gguf' ] && [ ! -e '$T/never_hf' ] && [ ! -e '$T/never_q' ]"
 check "nothing at the failed output path, no temporaries" "[ ! -e '$T/never' ] && ! ls '$T' | grep -q 'tmp\.'"
 
 finish CLI
