@@ -86,7 +86,7 @@ static const char *torch_dtype(qc_dtype dt) {
     return dt == QC_DT_F16 ? "float16" : dt == QC_DT_BF16 ? "bfloat16" : "float32";
 }
 
-static void config_json(const qc_config *c, qc_dtype dt, qc_sb *b) {
+void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b) {
     qc_sb_printf(b, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n");
     qc_sb_printf(b, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n",
                  c->dim, c->hidden_dim, c->n_layers);
@@ -100,8 +100,9 @@ static void config_json(const qc_config *c, qc_dtype dt, qc_sb *b) {
     qc_sb_json_float(b, c->rope_theta);
     qc_sb_printf(b, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n",
                  c->tied_classifier ? "true" : "false");
-    qc_sb_printf(b, "  \"torch_dtype\": \"%s\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n",
-                 torch_dtype(dt));
+    qc_sb_printf(b, "  \"torch_dtype\": \"%s\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2", torch_dtype(dt));
+    if (quant_json) qc_sb_printf(b, ",\n  \"quantization_config\": %s", quant_json);
+    qc_sb_printf(b, "\n}\n");
 }
 
 static int cmp_name(const void *a, const void *b) {
@@ -128,19 +129,6 @@ static qc_status index_json(const hf_out_tensor *t, int n, int nshards, qc_sb *b
     qc_sb_printf(b, "  }\n}\n");
     free(sorted);
     return QC_OK;
-}
-
-/* Writes text to name inside the folder being built. */
-static qc_status write_text(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e) {
-    if (b->failed) return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", name);
-    char *path = qc_outdir_file(d, name);
-    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    qc_outfile o;
-    qc_status st = qc_out_open(&o, path, e);
-    if (!st && (st = qc_out_write(&o, b->s, b->len, e))) qc_out_abort(&o);
-    if (!st) st = qc_out_commit(&o, e);
-    free(path);
-    return st;
 }
 
 /* Scratch for one weight: fp32, its HF-permuted copy (Q/K), and its bytes in the dtype. */
@@ -218,15 +206,15 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
                 nshards, nshards == 1 ? "" : "s");
     qc_sb text = { 0 };
     if (!st) {
-        config_json(c, dt, &text);
-        st = write_text(d, "config.json", &text, e);
+        qc_hf_config_json(c, dt, NULL, &text);
+        st = qc_sb_write_file(d, "config.json", &text, e);
     }
     int done = 0;
     for (int k = 0; k < nshards && !st; k++) st = write_shard(src, d, dt, t, n, k, nshards, &s, &done, log, e);
     if (!st && nshards > 1) {
         text.len = 0;
         if (!(st = index_json(t, n, nshards, &text, e)))
-            st = write_text(d, "model.safetensors.index.json", &text, e);
+            st = qc_sb_write_file(d, "model.safetensors.index.json", &text, e);
     }
     qc_sb_free(&text);
     free(s.f32);

@@ -10,25 +10,10 @@
  * cos/sin differ from that in the last bit for about 5% of stories260K's values, so those
  * two arrays are not byte-identical to a file written by export.py. */
 #include "io/internal.h"
+#include "io/llama2c.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-static qc_status check_representable(const qc_config *c, const char *path, qc_err *e) {
-    qc_status st = qc_config_validate(c, path, e);
-    if (st) return st;
-    if (c->head_dim * c->n_heads != c->dim)
-        return qc_fail(e, QC_ERR_UNSUPPORTED,
-                       "%s: llama2.c requires head_dim = dim / n_heads; this model has head_dim %d, dim %d, n_heads %d",
-                       path, c->head_dim, c->dim, c->n_heads);
-    if (c->rope_theta != 10000.0f)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's run.c hard-codes rope_theta 10000; this model has %g",
-                       path, (double)c->rope_theta);
-    if (c->norm_eps != 1e-5f)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's run.c hard-codes norm_eps 1e-5; this model has %g",
-                       path, (double)c->norm_eps);
-    return QC_OK;
-}
 
 static qc_status write_f32(qc_outfile *o, const float *x, size_t n, uint8_t *bytes, qc_err *e) {
     qc_convert_from_f32(QC_DT_F32, x, n, bytes);
@@ -52,7 +37,7 @@ static void freq_cis(const qc_config *c, float *buf) {
 qc_status qc_export_llama2c(const qc_weight_source *src, const char *path, const qc_log *log,
                             qc_err *e) {
     const qc_config *c = src->cfg;
-    qc_status st = check_representable(c, path, e);
+    qc_status st = qc_llama2c_check_config(c, path, "run.c", e);
     if (st) return st;
     size_t most = (size_t)c->seq_len * (size_t)c->head_dim; /* the freq_cis pair */
     for (int w = 0; w < QC_W_COUNT; w++) {

@@ -41,6 +41,9 @@ typedef enum qc_gguf_vtype {
 size_t qc_gguf_vtype_size(uint32_t t);
 const char *qc_gguf_vtype_name(uint32_t t); /* "u32", "str", ...; "?" when unknown */
 
+/* llama.cpp's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
+void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size);
+
 /* Token types (llama.h's llama_token_type), for tokenizer.ggml.token_type. */
 enum { QC_GGUF_TOKEN_NORMAL = 1, QC_GGUF_TOKEN_UNKNOWN = 2, QC_GGUF_TOKEN_CONTROL = 3, QC_GGUF_TOKEN_BYTE = 6 };
 

@@ -625,18 +625,6 @@ static qc_status read_config(const qc_gguf_file *f, qc_config *c, qc_err *e) {
     return qc_config_check(c, path, &gguf_names, e);
 }
 
-/* GGUF's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
-static void tensor_name(qc_weight w, int layer, char *buf, size_t size) {
-    static const char *const names[QC_W_COUNT] = {
-        [QC_W_EMBED] = "token_embd", [QC_W_FINAL_NORM] = "output_norm", [QC_W_CLASSIFIER] = "output",
-        [QC_W_ATTN_NORM] = "attn_norm", [QC_W_Q] = "attn_q", [QC_W_K] = "attn_k", [QC_W_V] = "attn_v",
-        [QC_W_O] = "attn_output", [QC_W_FFN_NORM] = "ffn_norm", [QC_W_GATE] = "ffn_gate", [QC_W_UP] = "ffn_up",
-        [QC_W_DOWN] = "ffn_down",
-    };
-    if (qc_weight_is_global(w)) snprintf(buf, size, "%s.weight", names[w]);
-    else snprintf(buf, size, "blk.%d.%s.weight", layer, names[w]);
-}
-
 /* Dequantizes rows [row0, row0+nrows) of a block tensor, and nothing else. */
 static qc_status decode_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, int64_t row0, int nrows, int cols,
                              float *out, qc_err *e) {
@@ -682,7 +670,7 @@ qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
         for (int l = 0; l < nl && !st; l++) {
             char name[QC_GGUF_MAX_NAME + 16];
             int rows, cols;
-            tensor_name((qc_weight)w, l, name, sizeof name);
+            qc_gguf_tensor_name((qc_weight)w, l, name, sizeof name);
             qc_weight_shape(&ck->cfg, (qc_weight)w, &rows, &cols);
             const qc_gguf_tensor *t = qc_gguf_find_tensor(f, name);
             if (!t && w == QC_W_CLASSIFIER) continue; /* tied to the embedding */

@@ -174,7 +174,7 @@ typedef struct tensor {
     size_t nbytes;
 } tensor;
 
-static void gguf_name(qc_weight w, int layer, char *buf, size_t size) {
+void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size) {
     static const char *const names[QC_W_COUNT] = {
         [QC_W_EMBED] = "token_embd", [QC_W_FINAL_NORM] = "output_norm", [QC_W_CLASSIFIER] = "output",
         [QC_W_ATTN_NORM] = "attn_norm", [QC_W_Q] = "attn_q", [QC_W_K] = "attn_k", [QC_W_V] = "attn_v",
@@ -216,7 +216,7 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
     *nt = n;
     for (int i = 0; i < n; i++) {
         tensor *t = &ts[i];
-        gguf_name(t->w, t->layer, t->name, sizeof t->name);
+        qc_gguf_tensor_name(t->w, t->layer, t->name, sizeof t->name);
         qc_weight_shape(c, t->w, &t->rows, &t->cols);
         if (t->cols == 1) t->cols = t->rows, t->rows = 1;
         qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32

@@ -120,5 +120,13 @@ void qc_sb_json_string(qc_sb *b, const char *s);
 /* Appends the shortest decimal that reads back as exactly the float f ("1e-05", "10000.0"). */
 void qc_sb_json_float(qc_sb *b, float f);
 void qc_sb_free(qc_sb *b);
+/* Writes b's text to file `name` inside the folder being built (atomically); a buffer whose
+ * appends failed is an out-of-memory error naming the file. */
+qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e);
+
+/* config.json of a Hugging Face Llama folder (the fields are listed in export_hf.c), with the
+ * torch_dtype of dt (F32, F16, BF16) and, unless quant_json is NULL, "quantization_config":
+ * quant_json (an object's JSON text) as the last field. */
+void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b);
 
 #endif

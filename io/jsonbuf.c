@@ -1,6 +1,7 @@
 /* jsonbuf.c — JSON files in (whole-file parse with a size limit) and out: a growable string
  * buffer and the JSON pieces the writers need, escaped string literals and floats printed as the shortest decimal that reads back as the same
- * float (so config.json says 1e-05, not 9.99999974737875e-06). */
+ * float (so config.json says 1e-05, not 9.99999974737875e-06), and a buffer written as a file
+ * of an output folder. */
 #include "io/internal.h"
 
 #include <cjson/cJSON.h>
@@ -90,6 +91,18 @@ void qc_sb_free(qc_sb *b) {
     if (!b) return;
     free(b->s);
     memset(b, 0, sizeof *b);
+}
+
+qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e) {
+    if (b->failed) return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", name);
+    char *path = qc_outdir_file(d, name);
+    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_outfile o;
+    qc_status st = qc_out_open(&o, path, e);
+    if (!st && (st = qc_out_write(&o, b->s, b->len, e))) qc_out_abort(&o);
+    if (!st) st = qc_out_commit(&o, e);
+    free(path);
+    return st;
 }
 
 qc_status qc_json_load(const char *path, size_t max_bytes, cJSON **root, qc_err *e) {

@@ -55,6 +55,22 @@ qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_
     return qc_config_validate(c, path, e);
 }
 
+qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const char *runtime, qc_err *e) {
+    qc_status st = qc_config_validate(c, path, e);
+    if (st) return st;
+    if (c->head_dim * c->n_heads != c->dim)
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: llama2.c requires head_dim = dim / n_heads; this model has head_dim %d, dim %d, n_heads %d",
+                       path, c->head_dim, c->dim, c->n_heads);
+    if (c->rope_theta != 10000.0f)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's %s hard-codes rope_theta 10000; this model has %g",
+                       path, runtime, (double)c->rope_theta);
+    if (c->norm_eps != 1e-5f)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's %s hard-codes norm_eps 1e-5; this model has %g",
+                       path, runtime, (double)c->norm_eps);
+    return QC_OK;
+}
+
 static qc_status parse_header(const char *path, const uint8_t *p, qc_config *c, qc_err *e) {
     int32_t h[7];
     for (int i = 0; i < 7; i++) h[i] = (int32_t)qc_le32(p + 4 * i);

@@ -18,6 +18,12 @@
  * it like every other config (qc_config_validate). Messages name `path`. */
 qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_config *c, qc_err *e);
 
+/* What a writer checks before it writes c for llama2.c's `runtime` ("run.c", "runq.c"): the
+ * config is valid (qc_config_validate) and has the values that runtime fixes (head_dim =
+ * dim / n_heads, rope_theta 10000, norm_eps 1e-5); a model that differs is refused with a
+ * message naming `path` and the runtime. */
+qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const char *runtime, qc_err *e);
+
 /* Fills a zeroed checkpoint from an "ak42" file of version 1 or 2 that qc_llama2c_open has
  * already mapped into ck->bin (it dispatches here on the magic number). Validates the
  * header (version, params, shared_classifier flag, group_size) and the exact file size

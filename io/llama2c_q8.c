@@ -216,18 +216,8 @@ qc_status qc_llama2c_ak42_open(qc_checkpoint *ck, const char *path, qc_err *e) {
 /* ---- writing ------------------------------------------------------------------------------------ */
 
 static qc_status check_representable(const qc_config *c, const char *path, int gs, qc_err *e) {
-    qc_status st = qc_config_validate(c, path, e);
+    qc_status st = qc_llama2c_check_config(c, path, "runq.c", e);
     if (st) return st;
-    if (c->head_dim * c->n_heads != c->dim)
-        return qc_fail(e, QC_ERR_UNSUPPORTED,
-                       "%s: llama2.c requires head_dim = dim / n_heads; this model has head_dim %d, dim %d, n_heads %d",
-                       path, c->head_dim, c->dim, c->n_heads);
-    if (c->rope_theta != 10000.0f)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's runq.c hard-codes rope_theta 10000; this model has %g",
-                       path, (double)c->rope_theta);
-    if (c->norm_eps != 1e-5f)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's runq.c hard-codes norm_eps 1e-5; this model has %g",
-                       path, (double)c->norm_eps);
     if (gs <= 0) return qc_fail(e, QC_ERR_ARG, "%s: group size %d: it must be positive", path, gs);
     if (c->dim % gs != 0 || c->hidden_dim % gs != 0) {
         int a = c->dim, b = c->hidden_dim; /* the largest group size that would do: gcd */

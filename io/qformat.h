@@ -49,6 +49,36 @@ qc_status qc_gptq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pr
 qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *prefix, int rows, int cols,
                         qc_hfq_find find, const void *files, qc_ck_loc *loc, qc_err *e);
 
+/* Looks PREFIX.suffix up with find and checks it: dtype I32, or F16, BF16 or F32 when is_float;
+ * shape [r, c] with r in [r_lo, r_hi] and c in [c_lo, c_hi], or [r] when c_hi < 0. Missing is
+ * an error unless optional (then *out is NULL). Messages name the file, the tensor, the shape
+ * expected (r_lo, c_lo) and `why` (what implies it). (qfmt_read.c) */
+qc_status qc_qfmt_find_tensor(qc_hfq_find find, const void *files, const qc_checkpoint *ck, const char *prefix,
+                              const char *suffix, bool optional, bool is_float, int64_t r_lo, int64_t r_hi,
+                              int64_t c_lo, int64_t c_hi, const char *why, const qc_st_tensor **out, qc_err *e);
+
+/* A scale of a packed scales tensor of dtype dt (F16, BF16 or F32), at p. */
+static inline float qc_qfmt_scale(const uint8_t *p, qc_dtype dt) {
+    if (dt == QC_DT_F16) return qc_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+    float f;
+    qc_convert_to_f32(dt, p, 1, &f);
+    return f;
+}
+
+/* Rows of a quantized linear are decoded QC_QFMT_TILE at a time. */
+#define QC_QFMT_TILE 32
+
+/* A format's tile decoder: rows [row0, row0+n) (file order, n <= QC_QFMT_TILE) of the weight
+ * aux describes into out (n rows of its width); scratch is the thread's scratch (NULL when the
+ * format asked for none). */
+typedef void (*qc_qfmt_tile)(const void *aux, int64_t row0, int n, float *scratch, float *out);
+
+/* Decodes rows [row0, row0+nrows) of a weight `cols` wide into out, tile by tile, in parallel
+ * when large; each thread gets scratch_floats floats of scratch (0: none). Out of memory is an
+ * error naming ck's path and qtype. (qfmt_read.c) */
+qc_status qc_qfmt_decode(const qc_checkpoint *ck, const void *aux, const char *qtype, qc_qfmt_tile tile,
+                         size_t scratch_floats, int64_t row0, int nrows, int cols, float *out, qc_err *e);
+
 /* ---- bit packing (qpack.c) ------------------------------------------------------------------- */
 
 /* A stream of `bits`-bit codes in 32-bit little-endian words that sit `stride` bytes apart:
@@ -79,13 +109,6 @@ extern const int qc_awq_nibble[8];
  * themselves (heads = 0). */
 int qc_qfmt_src_row(int hf_row, int heads, int head_dim);
 
-/* config.json of a quantized export: the fields qc_export_hf writes with torch_dtype
- * "float16", plus "quantization_config": quant_json (an object's JSON text). */
-void qc_qfmt_config_json(const qc_config *c, const char *quant_json, qc_sb *b);
-
-/* Writes text to file `name` inside the folder being built. */
-qc_status qc_qfmt_write_text(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e);
-
 /* True when every scale of q (rows × ngroups) is finite and exactly an fp16 value; else
  * *row and *group say where the first one that is not sits. */
 bool qc_qfmt_scales_fp16(const qc_qweight *q, int *row, int *group);
@@ -100,9 +123,54 @@ qc_status qc_qfmt_check_qweight(const qc_qweight *q, const char *name, int rows,
 /* True when g_idx[c] == c / groupsize for every column (0 for one group per row). */
 bool qc_qfmt_gidx_trivial(const qc_qweight *q);
 
-/* A float (non-quantized) tensor written as F16 from src->read (Q/K never go this way: they
- * are linears). buf holds rows*cols floats and as many F16 bytes. */
-qc_status qc_qfmt_write_f16(const qc_weight_source *src, qc_st_writer *w, qc_weight wt, int layer,
-                            const char *name, size_t n, float *f32, uint8_t *bytes, qc_err *e);
+/* ---- the writer both formats share (qfmt_write.c) ------------------------------------------ */
+
+/* One linear being written: the solver's weight, the order of its HF rows, the options. */
+typedef struct qc_qfmt_linear {
+    const qc_qweight *q;  /* rows (out) × cols (in), rows in the source's (interleaved) order */
+    int heads, head_dim;  /* HF row o is source row qc_qfmt_src_row(o, heads, head_dim) */
+    const void *opts;     /* the format's export options, as passed to qc_qfmt_export */
+} qc_qfmt_linear;
+
+/* One tensor PREFIX.suffix of a linear, and how it is filled. */
+typedef struct qc_qfmt_tensor qc_qfmt_tensor;
+struct qc_qfmt_tensor {
+    const char *suffix;   /* "qweight", "qzeros", "scales", "g_idx" */
+    qc_dtype dtype;       /* I32 or F16 */
+    int ndim;             /* 1 or 2 */
+    int64_t shape[2];
+    /* Packs linear l into buf: this tensor's bytes, zeroed beforehand. */
+    void (*pack)(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8_t *buf);
+};
+
+#define QC_QFMT_MAX_TENSORS 4
+
+/* A quantized safetensors format as the writer sees it (one static const per format file).
+ * opts is what the format's export was given (NULL when it has no options); f is the first
+ * linear, whose bits and group size every linear has once checked. */
+typedef struct qc_qfmt {
+    const char *name;         /* "GPTQ", "AWQ": in messages */
+    const char *extra_file;   /* the format's own JSON file beside config.json */
+    /* Checks linear `name` (rows × cols, as the config says) against the format and against
+     * f (q itself for the first linear); a refusal names `name`. */
+    qc_status (*check)(const void *opts, const qc_qweight *q, const qc_qweight *f, const char *name, int rows,
+                       int cols, qc_err *e);
+    /* The tensors of a linear of rows × cols into t, in file order; returns how many. */
+    int (*tensors)(int rows, int cols, const qc_qweight *f, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]);
+    /* config.json's "quantization_config" object; the extra file's text. */
+    void (*quant_config)(const void *opts, const qc_qweight *f, qc_sb *b);
+    void (*extra_json)(const void *opts, const qc_qweight *f, qc_sb *b);
+    /* What the debug log says is written, e.g. "AWQ GEMM 4-bit, group size 128". */
+    void (*describe)(const void *opts, const qc_qweight *f, char *buf, size_t size);
+} qc_qfmt;
+
+/* Writes src into the folder d in format fmt (layout in qfmt_write.c): every linear is
+ * checked before anything is written; then config.json, fmt->extra_file and
+ * model.safetensors. Errors are prefixed with d's path. */
+qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src, const qc_outdir *d,
+                         const qc_log *log, qc_err *e);
+
+/* The pack function of scales, F16 [ngroups, out], which both formats store. */
+void qc_qfmt_pack_scales(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8_t *buf);
 
 #endif

@@ -1,6 +1,6 @@
 /* qpack.c — what the GPTQ and AWQ safetensors formats share: packing integer codes into
- * 32-bit little-endian words, the HF row order of Q/K, the config.json they write, and the
- * checks every quantized linear must pass before it is written.
+ * 32-bit little-endian words, the HF row order of Q/K, and the checks every quantized linear
+ * must pass before it is written.
  *
  * Packing (qc_qpack_get/put): a packed tensor is viewed as a stream of bits per column (GPTQ
  * qweight, packed along the input dimension: consecutive words are one row of the tensor
@@ -56,37 +56,6 @@ int qc_qfmt_src_row(int hf_row, int heads, int head_dim) {
     if (heads <= 0) return hf_row;
     int half = head_dim / 2, h = hf_row / head_dim, k = hf_row % head_dim;
     return h * head_dim + 2 * (k % half) + k / half; /* HF j*half + i <- interleaved 2i + j */
-}
-
-/* The same fields, in the same order, as export_hf.c's config.json. */
-void qc_qfmt_config_json(const qc_config *c, const char *quant_json, qc_sb *b) {
-    qc_sb_printf(b, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n");
-    qc_sb_printf(b, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n",
-                 c->dim, c->hidden_dim, c->n_layers);
-    qc_sb_printf(b, "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n", c->n_heads,
-                 c->n_kv_heads);
-    if (c->head_dim * c->n_heads != c->dim) qc_sb_printf(b, "  \"head_dim\": %d,\n", c->head_dim);
-    qc_sb_printf(b, "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n", c->vocab_size, c->seq_len);
-    qc_sb_printf(b, "  \"rms_norm_eps\": ");
-    qc_sb_json_float(b, c->norm_eps);
-    qc_sb_printf(b, ",\n  \"rope_theta\": ");
-    qc_sb_json_float(b, c->rope_theta);
-    qc_sb_printf(b, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n",
-                 c->tied_classifier ? "true" : "false");
-    qc_sb_printf(b, "  \"torch_dtype\": \"float16\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2,\n");
-    qc_sb_printf(b, "  \"quantization_config\": %s\n}\n", quant_json);
-}
-
-qc_status qc_qfmt_write_text(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e) {
-    if (b->failed) return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", name);
-    char *path = qc_outdir_file(d, name);
-    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    qc_outfile o;
-    qc_status st = qc_out_open(&o, path, e);
-    if (!st && (st = qc_out_write(&o, b->s, b->len, e))) qc_out_abort(&o);
-    if (!st) st = qc_out_commit(&o, e);
-    free(path);
-    return st;
 }
 
 bool qc_qfmt_scales_fp16(const qc_qweight *q, int *row, int *group) {
@@ -147,12 +116,4 @@ qc_status qc_qfmt_check_qweight(const qc_qweight *q, const char *name, int rows,
                            (double)zmax);
     }
     return QC_OK;
-}
-
-qc_status qc_qfmt_write_f16(const qc_weight_source *src, qc_st_writer *w, qc_weight wt, int layer,
-                            const char *name, size_t n, float *f32, uint8_t *bytes, qc_err *e) {
-    qc_status st = src->read(src->ctx, wt, layer, f32, e);
-    if (st) return qc_fail_prefix(e, st, "reading %s", name);
-    qc_convert_from_f32(QC_DT_F16, f32, n, bytes);
-    return qc_st_writer_write(w, name, bytes, n * 2, e);
 }

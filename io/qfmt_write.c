@@ -1,0 +1,238 @@
+/* qfmt_write.c — the writer the quantized Hugging Face formats share (GPTQ: gptq_format.c,
+ * AWQ: awq_format.c). Each format describes itself in a qc_qfmt (qformat.h): what it refuses,
+ * which tensors a linear becomes and how each is packed, and its JSON; this file walks the
+ * model and writes the folder.
+ *
+ * Folder written (inside a qc_outdir):
+ *   config.json        export_hf.c's fields (torch_dtype "float16") + "quantization_config":
+ *                      the format's object
+ *   fmt->extra_file    the format's own JSON (quantize_config.json, quant_config.json)
+ *   model.safetensors  in model order: model.embed_tokens.weight; per layer input_layernorm,
+ *                      the q, k, v, o linears, post_attention_layernorm, the gate, up, down
+ *                      linears; model.norm.weight; lm_head.weight unless tied. A linear
+ *                      PREFIX is stored as the format's tensors PREFIX.qweight, ...; every
+ *                      other weight as F16 from the source's read().
+ *
+ * Every linear is checked (quantized, fmt->check) before anything is written. The same walk
+ * over the model first declares the safetensors header and then writes the data, so the two
+ * orders cannot differ.
+ *
+ * Memory: the largest float weight (fp32 and F16) and the largest packed tensor, one tensor at
+ * a time. */
+#include "io/qformat.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A layer's weights in file order, and how many of them are linears. */
+static const qc_weight layer_order[] = {
+    QC_W_ATTN_NORM, QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_FFN_NORM, QC_W_GATE, QC_W_UP, QC_W_DOWN,
+};
+#define NLAYER_W ((int)(sizeof layer_order / sizeof layer_order[0]))
+#define NLINEAR 7
+
+static bool is_norm(qc_weight w) {
+    return w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM || w == QC_W_FINAL_NORM;
+}
+
+static bool is_linear(qc_weight w) { return !qc_weight_is_global(w) && !is_norm(w); }
+
+/* "model.layers.L.self_attn.q_proj": the HF name without ".weight". */
+static void linear_prefix(qc_weight w, int layer, char *buf, size_t size) {
+    qc_weight_hf_name(w, layer, buf, size);
+    QC_ASSERT(qc_str_ends_with(buf, ".weight"));
+    buf[strlen(buf) - strlen(".weight")] = '\0';
+}
+
+static size_t tensor_bytes(const qc_qfmt_tensor *t) {
+    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1) * qc_dtype_size(t->dtype);
+}
+
+void qc_qfmt_pack_scales(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8_t *buf) {
+    const qc_qweight *q = l->q;
+    int rows = q->rows, ng = q->ngroups;
+    for (int o = 0; o < rows; o++) {
+        const float *sc = q->scales + (size_t)qc_qfmt_src_row(o, l->heads, l->head_dim) * ng;
+        for (int g = 0; g < ng; g++) {
+            uint16_t h = qc_f32_to_f16(sc[g]);
+            uint8_t *d = buf + ((size_t)g * rows + o) * 2;
+            d[0] = (uint8_t)h, d[1] = (uint8_t)(h >> 8);
+        }
+    }
+}
+
+/* Validates every linear of src: quantized, and what fmt->check asks against the first
+ * linear, which *first gets. */
+static qc_status check_source(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src,
+                              const qc_qweight **first, qc_err *e) {
+    const qc_config *c = src->cfg;
+    *first = NULL;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < NLAYER_W; k++) {
+            qc_weight wt = layer_order[k];
+            if (!is_linear(wt)) continue;
+            char name[96];
+            linear_prefix(wt, l, name, sizeof name);
+            const qc_qweight *q = src->qweight ? src->qweight(src->ctx, wt, l) : NULL;
+            if (!q)
+                return qc_fail(e, QC_ERR_ARG, "%s: not quantized; the %s format needs every linear quantized", name,
+                               fmt->name);
+            int rows, cols;
+            qc_weight_shape(c, wt, &rows, &cols);
+            const qc_qweight *f = *first ? *first : q;
+            qc_status st = fmt->check(opts, q, f, name, rows, cols, e);
+            if (st) return st;
+            *first = f;
+        }
+    return QC_OK;
+}
+
+/* config.json, then the format's own JSON file. */
+static qc_status write_json(const qc_qfmt *fmt, const void *opts, const qc_config *c, const qc_qweight *f,
+                            const qc_outdir *d, qc_err *e) {
+    qc_sb text = { 0 }, qc = { 0 };
+    fmt->quant_config(opts, f, &qc);
+    qc_hf_config_json(c, QC_DT_F16, qc.failed ? "{}" : qc.s, &text);
+    if (qc.failed) text.failed = true;
+    qc_status st = qc_sb_write_file(d, "config.json", &text, e);
+    if (!st) {
+        text.len = 0;
+        fmt->extra_json(opts, f, &text);
+        st = qc_sb_write_file(d, fmt->extra_file, &text, e);
+    }
+    qc_sb_free(&text);
+    qc_sb_free(&qc);
+    return st;
+}
+
+/* model.safetensors being declared (writing false) or written. */
+typedef struct qfmt_writer {
+    const qc_qfmt *fmt;
+    const void *opts;
+    const qc_weight_source *src;
+    const qc_qweight *first; /* its bits and group size are every linear's */
+    qc_st_writer *w;
+    bool writing;
+    float *f32;              /* scratch: the largest float weight */
+    uint8_t *buf;            /* scratch: its F16 bytes, or the largest packed tensor */
+    const qc_log *log;
+    qc_err *e;
+} qfmt_writer;
+
+/* A weight that is not a linear: F16, rounded from src->read. */
+static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
+    char name[128];
+    int rows, cols;
+    qc_weight_hf_name(wt, layer, name, sizeof name);
+    qc_weight_shape(x->src->cfg, wt, &rows, &cols);
+    int64_t shape[2] = { rows, cols };
+    if (!x->writing) return qc_st_writer_add(x->w, name, QC_DT_F16, is_norm(wt) ? 1 : 2, shape, x->e);
+    size_t n = (size_t)rows * cols;
+    qc_status st = x->src->read(x->src->ctx, wt, layer, x->f32, x->e);
+    if (st) return qc_fail_prefix(x->e, st, "reading %s", name);
+    qc_convert_from_f32(QC_DT_F16, x->f32, n, x->buf);
+    return qc_st_writer_write(x->w, name, x->buf, n * 2, x->e);
+}
+
+/* A linear: the format's tensors, each packed in buf. */
+static qc_status put_linear(const qfmt_writer *x, qc_weight wt, int layer) {
+    const qc_config *c = x->src->cfg;
+    int rows, cols;
+    qc_weight_shape(c, wt, &rows, &cols);
+    qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
+    int nt = x->fmt->tensors(rows, cols, x->first, t);
+    qc_qfmt_linear l = { .q = x->writing ? x->src->qweight(x->src->ctx, wt, layer) : NULL,
+                         .heads = wt == QC_W_Q ? c->n_heads : wt == QC_W_K ? c->n_kv_heads : 0,
+                         .head_dim = c->head_dim,
+                         .opts = x->opts };
+    char p[96], name[128];
+    linear_prefix(wt, layer, p, sizeof p);
+    qc_status st = QC_OK;
+    for (int i = 0; i < nt && !st; i++) {
+        snprintf(name, sizeof name, "%s.%s", p, t[i].suffix);
+        if (!x->writing) {
+            st = qc_st_writer_add(x->w, name, t[i].dtype, t[i].ndim, t[i].shape, x->e);
+            continue;
+        }
+        size_t n = tensor_bytes(&t[i]);
+        memset(x->buf, 0, n);
+        t[i].pack(&l, &t[i], x->buf);
+        st = qc_st_writer_write(x->w, name, x->buf, n, x->e);
+    }
+    return st;
+}
+
+/* Every tensor in model order; progress is reported per linear written. */
+static qc_status walk(const qfmt_writer *x) {
+    const qc_config *c = x->src->cfg;
+    int done = 0;
+    qc_status st = put_float(x, QC_W_EMBED, 0);
+    for (int l = 0; l < c->n_layers && !st; l++)
+        for (int k = 0; k < NLAYER_W && !st; k++) {
+            qc_weight wt = layer_order[k];
+            if (!is_linear(wt)) {
+                st = put_float(x, wt, l);
+                continue;
+            }
+            st = put_linear(x, wt, l);
+            if (x->writing) {
+                char name[96];
+                linear_prefix(wt, l, name, sizeof name);
+                qc_progress(x->log, "export", ++done, NLINEAR * c->n_layers, name);
+            }
+        }
+    if (!st) st = put_float(x, QC_W_FINAL_NORM, 0);
+    if (!st && !c->tied_classifier) st = put_float(x, QC_W_CLASSIFIER, 0);
+    return st;
+}
+
+qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src, const qc_outdir *d,
+                         const qc_log *log, qc_err *e) {
+    const qc_config *c = src->cfg;
+    const char *dir = d->path;
+    qc_status st = qc_config_validate(c, dir, e);
+    if (st) return st;
+    const qc_qweight *f;
+    if ((st = check_source(fmt, opts, src, &f, e))) return qc_fail_prefix(e, st, "%s", dir);
+
+    /* Scratch: the largest float tensor (fp32 and F16) and the largest packed tensor. */
+    size_t most_f = (size_t)c->vocab_size * c->dim, most_b = most_f * 2;
+    for (int k = 0; k < NLAYER_W; k++) {
+        if (!is_linear(layer_order[k])) continue;
+        int rows, cols;
+        qc_weight_shape(c, layer_order[k], &rows, &cols);
+        qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
+        int nt = fmt->tensors(rows, cols, f, t);
+        for (int i = 0; i < nt; i++)
+            if (tensor_bytes(&t[i]) > most_b) most_b = tensor_bytes(&t[i]);
+    }
+    char what[32];
+    snprintf(what, sizeof what, "%s export buffer", fmt->name);
+    float *f32 = qc_malloc(most_f, sizeof(float), e, what);
+    uint8_t *buf = f32 ? qc_malloc(most_b, 1, e, what) : NULL;
+    char *path = buf ? qc_outdir_file(d, "model.safetensors") : NULL;
+    qc_st_writer *w = path ? qc_st_writer_new(e) : NULL;
+    if (!w) {
+        if (buf && !path) qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        free(f32), free(buf), free(path);
+        return QC_ERR_NOMEM;
+    }
+    char desc[128];
+    fmt->describe(opts, f, desc, sizeof desc);
+    qc_logf(log, QC_LOG_DEBUG, "writing %s: %s", dir, desc);
+
+    qfmt_writer x = { .fmt = fmt, .opts = opts, .src = src, .first = f, .w = w, .f32 = f32, .buf = buf, .log = log,
+                      .e = e };
+    st = write_json(fmt, opts, c, f, d, e);
+    if (!st) st = qc_st_writer_meta(w, "format", "pt", e);
+    if (!st) st = walk(&x);
+    if (!st) st = qc_st_writer_begin(w, path, e);
+    x.writing = true;
+    if (!st) st = walk(&x);
+    if (!st) st = qc_st_writer_finish(w, e);
+    qc_st_writer_free(w);
+    free(path);
+    free(f32);
+    free(buf);
+    return st ? qc_fail_prefix(e, st, "%s", dir) : QC_OK;
+}
