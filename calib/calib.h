@@ -22,13 +22,20 @@ typedef struct qc_stats {
     int n;            /* input features */
     int64_t count;    /* tokens seen */
     float *xtx;       /* (n, n) Σ xᵀx in fp32 (as the reference accumulates H); upper
-                         triangle until qc_stats_finish, then full */
+                         triangle until qc_stats_finish, then full; NULL for channels only */
     float *absmax;    /* (n) max |x| (SmoothQuant) */
+    float *max, *min; /* (n) largest and smallest x (±INFINITY before any token) */
     double *sum_abs;  /* (n) Σ |x| (AWQ's mean|x|) */
+    double *sum;      /* (n) Σ x */
     double *sum_sq;   /* (n) Σ x² (llama.cpp's importance matrix) */
 } qc_stats;
 
+/* The input width of a site's linears (dim, the attention width, or the FFN width). */
+int qc_site_width(const qc_config *c, qc_site s);
+
 qc_status qc_stats_init(qc_stats *s, int n, qc_err *e);
+/* The per-channel figures only, without Σ xᵀx (what analysis needs; n² memory spared). */
+qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e);
 /* Adds ntok rows of x (ntok, n). Rejects NaN/Inf, naming `what`. */
 qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, qc_err *e);
 /* Mirrors the upper triangle of xtx into the lower one. */
@@ -90,6 +97,45 @@ void qc_quantized_free(qc_quantized *q);
 /* The quantized model as a weight source for io/'s writers: linears dequantized from q,
  * everything else read from q->ck. */
 qc_weight_source qc_quantized_source(const qc_quantized *q);
+
+/* ---- analysis: what `qcalib stats` reports (analysis.c) ---- */
+
+/* Histogram of a weight's standardized values (w − mean) / σ: bins of 0.25 over [−10, 10);
+ * the two end bins also hold everything beyond. */
+#define QC_WSTATS_BINS 80
+#define QC_WSTATS_SPAN 10.0
+
+/* Statistics of one weight (rows = output channels, cols = inputs), summed in double. */
+typedef struct qc_wstats {
+    qc_weight weight;
+    int layer;                    /* -1 for a global weight */
+    int rows, cols;
+    double min, max, mean, std;   /* std: population (÷ n) */
+    double kurtosis;              /* E[(w − mean)⁴] / σ⁴: 3 for a normal distribution */
+    float row_absmax_min, row_absmax_median, row_absmax_max; /* max|w| of each output row */
+    int64_t beyond3, beyond6;     /* weights with |w − mean| > 3σ, > 6σ */
+    int64_t hist[QC_WSTATS_BINS];
+} qc_wstats;
+
+/* Fills s from w (rows × cols); s->weight and s->layer are kept as they are. */
+qc_status qc_wstats_compute(const float *w, int rows, int cols, qc_wstats *s, qc_err *e);
+
+/* Statistics of every matrix of ck: the token embedding, the classifier unless tied, and
+ * each block's seven linears in block order; *out (newly allocated) has *n entries. */
+qc_status qc_model_wstats(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e);
+
+/* The per-channel statistics (qc_stats_init_channels) of every site's input in the fp32
+ * model over the windows w, block by block, nothing quantized: out has n_layers ×
+ * QC_SITE_COUNT entries, [layer * QC_SITE_COUNT + site]; free each with qc_stats_free. */
+qc_status qc_activation_stats(qc_model *m, const qc_windows *w, int batch_tokens, const qc_log *log, qc_stats *out,
+                              qc_err *e);
+
+/* Writes what `qcalib stats` found into the folder d (report.c): weight_stats.csv (one row per
+ * weight), weight_hist.csv (the standardized histograms summed per module type), and with
+ * act (n_layers × QC_SITE_COUNT, as qc_activation_stats fills it; may be NULL)
+ * act_stats.csv (one row per block, site and input channel); stats.json holds all of it. */
+qc_status qc_stats_report_write(const qc_outdir *d, const qc_config *c, const qc_wstats *ws, int n,
+                                const qc_stats *act, qc_err *e);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */
 qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,

@@ -57,10 +57,6 @@ static qc_status pass(runner *r, const qc_block *b, int layer, const qc_hooks *h
     return QC_OK;
 }
 
-static int site_width(const qc_config *c, qc_site s) {
-    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 /* Solves one linear of block b from its input statistics and replaces its weights by the
  * dequantized result. */
 static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const qc_stats *st,
@@ -131,7 +127,7 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
         qc_stats stats[QC_SITE_COUNT] = { 0 };
         collect k = { { 0 }, (qc_site)(s1 - 1) };
         for (int s = s0; s < s1 && !st; s++) {
-            st = qc_stats_init(&stats[s], site_width(r->cfg, s), e);
+            st = qc_stats_init(&stats[s], qc_site_width(r->cfg, s), e);
             k.stats[s] = &stats[s];
         }
         qc_hooks hooks = { on_input, &k };

@@ -1,5 +1,6 @@
 /* stats.c — the statistics a site's hook accumulates (QUANT-SPEC §2): Σ xᵀx by SYRK in
- * fp32, the token count, and per input channel max|x|, Σ|x| and Σx² in double. */
+ * fp32 (unless channels only), the token count, and per input channel max|x|, max, min in
+ * fp32 and Σ|x|, Σx, Σx² in double. */
 #include "calib/calib.h"
 
 #include <cblas.h>
@@ -7,19 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-qc_status qc_stats_init(qc_stats *s, int n, qc_err *e) {
+int qc_site_width(const qc_config *c, qc_site s) {
+    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
+}
+
+static qc_status init(qc_stats *s, int n, bool hessian, qc_err *e) {
     memset(s, 0, sizeof *s);
     s->n = n;
-    s->xtx = qc_calloc((size_t)n * n, sizeof(float), e, "Hessian statistics");
-    s->absmax = s->xtx ? qc_calloc((size_t)n, sizeof(float), e, "statistics") : NULL;
-    s->sum_abs = s->absmax ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
-    s->sum_sq = s->sum_abs ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
+    if (hessian && !(s->xtx = qc_calloc((size_t)n * n, sizeof(float), e, "Hessian statistics"))) return QC_ERR_NOMEM;
+    s->absmax = qc_calloc((size_t)n, sizeof(float), e, "statistics");
+    s->max = s->absmax ? qc_malloc((size_t)n, sizeof(float), e, "statistics") : NULL;
+    s->min = s->max ? qc_malloc((size_t)n, sizeof(float), e, "statistics") : NULL;
+    s->sum_abs = s->min ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
+    s->sum = s->sum_abs ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
+    s->sum_sq = s->sum ? qc_calloc((size_t)n, sizeof(double), e, "statistics") : NULL;
     if (!s->sum_sq) {
         qc_stats_free(s);
         return QC_ERR_NOMEM;
     }
+    for (int j = 0; j < n; j++) s->max[j] = -INFINITY, s->min[j] = INFINITY;
     return QC_OK;
 }
+
+qc_status qc_stats_init(qc_stats *s, int n, qc_err *e) { return init(s, n, true, e); }
+qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e) { return init(s, n, false, e); }
 
 qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, qc_err *e) {
     int n = s->n;
@@ -32,20 +44,25 @@ qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, 
                                (double)v, (long long)(s->count + t), j);
             float a = fabsf(v);
             if (a > s->absmax[j]) s->absmax[j] = a;
+            if (v > s->max[j]) s->max[j] = v;
+            if (v < s->min[j]) s->min[j] = v;
             s->sum_abs[j] += a;
+            s->sum[j] += v;
             s->sum_sq[j] += (double)v * v;
         }
     }
-    /* one large BLAS call outside any OpenMP region: let OpenBLAS thread it */
-    qc_blas_threads(true);
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, x, n, 1.0f, s->xtx, n);
-    qc_blas_threads(false);
+    if (s->xtx) { /* one large BLAS call outside any OpenMP region: let OpenBLAS thread it */
+        qc_blas_threads(true);
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, x, n, 1.0f, s->xtx, n);
+        qc_blas_threads(false);
+    }
     s->count += ntok;
     return QC_OK;
 }
 
 void qc_stats_finish(qc_stats *s) {
-    for (int i = 0; i < s->n; i++)
+    if (s->xtx)
+        for (int i = 0; i < s->n; i++)
         for (int j = 0; j < i; j++) s->xtx[(size_t)i * s->n + j] = s->xtx[(size_t)j * s->n + i];
 }
 
@@ -53,7 +70,10 @@ void qc_stats_free(qc_stats *s) {
     if (!s) return;
     free(s->xtx);
     free(s->absmax);
+    free(s->max);
+    free(s->min);
     free(s->sum_abs);
+    free(s->sum);
     free(s->sum_sq);
     memset(s, 0, sizeof *s);
 }

@@ -75,6 +75,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 int cmd_quantize(int argc, char **argv, int first);
 
 #endif
