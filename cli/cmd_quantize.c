@@ -370,6 +370,7 @@ int cmd_quantize(int argc, char **argv, int first) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
                          : qc_calib_windows(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, &w, &e);
+        if (!st && tokens_path) st = qc_windows_check_vocab(&w, m->cfg.vocab_size, tokens_path, &e);
     }
     if (!st)
         qc_logf(&log, QC_LOG_INFO, "calibrating %s on %d windows of %d tokens; %s w%d, groupsize %d%s", model_path,
