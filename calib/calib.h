@@ -120,7 +120,8 @@ qc_status qc_resume_open(qc_resume **r, const char *out, const qc_model *m, cons
 /* The hooks to put in qc_calib_opts.checkpoint (valid until qc_resume_close). */
 const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r);
 /* After the run: on success the work folder is removed; on failure it is kept when it holds
- * finished blocks (and e's message says so), else removed. NULL: no-op. */
+ * finished blocks (and e's message says so) or was there before the run, else removed.
+ * NULL: no-op. */
 void qc_resume_close(qc_resume *r, bool success, qc_err *e);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */

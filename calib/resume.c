@@ -33,7 +33,8 @@ struct qc_resume {
     const qc_config *cfg;
     const qc_calib_opts *o;
     bool resume;
-    int blocks; /* finished blocks the folder holds */
+    bool existed; /* the folder was there before this run: never removed on failure */
+    int blocks;   /* finished blocks the folder holds */
     qc_calib_checkpoint cp;
 };
 
@@ -406,6 +407,7 @@ qc_status qc_resume_open(qc_resume **rp, const char *out, const qc_model *m, con
     r->cp = (qc_calib_checkpoint){ restore, save, r };
     qc_status st = r->dir && r->fingerprint ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     bool exists = !st && qc_path_exists(r->dir);
+    r->existed = exists;
     if (exists && !resume)
         st = qc_fail(e, QC_ERR_ARG,
                      "%s holds the checkpoints of an interrupted run: pass --resume to continue it, or remove the "
@@ -428,9 +430,9 @@ const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r) { return &r->cp; }
 
 void qc_resume_close(qc_resume *r, bool success, qc_err *e) {
     if (!r) return;
-    if (success || r->blocks == 0) {
+    if (success || (r->blocks == 0 && !r->existed)) {
         remove_folder(r->dir);
-    } else if (e) {
+    } else if (e && r->blocks > 0) {
         size_t len = strlen(e->msg);
         snprintf(e->msg + len, sizeof e->msg - len,
                  " (the %d finished blocks are kept in %s: rerun with --resume to continue)", r->blocks, r->dir);

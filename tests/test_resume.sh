@@ -50,4 +50,5 @@ kill -9 $pid 2>/dev/null
 wait $pid
 head -c 1000 dmg.work/block-0000 >cut && mv cut dmg.work/block-0000
 expect_fail "a truncated block checkpoint is refused" 1 "block-0000: truncated" run --out dmg --quiet --resume
+check "the damaged checkpoints are left as they were" "[ \$(wc -c <dmg.work/block-0000) -eq 1000 ] && [ ! -e dmg ]"
 finish "resume"
