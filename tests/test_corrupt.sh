@@ -36,6 +36,7 @@ quiet $Q --method rtn --wbits 4 --groupsize 32 --format gptq --model "$M" --cali
     --seqlen 32 --out "$T/gptq" --quiet
 quiet $Q --method rtn --format llama2c --groupsize 32 --model "$M" --calib "$TINY" --nsamples 2 --seqlen 32 \
     --out "$T/q8" --quiet
+quiet $Q eval --model "$M" --text "$TINY" --seqlen 64 --save-logits "$T/base.lp" --quiet
 gunzip -c "$S/data/c4/c4-validation-2k.json.gz" | head -n 4 >"$T/c4.jsonl"
 gzip -9 -c "$T/c4.jsonl" >"$T/c4.json.gz"
 # .npy windows: 2 × 32 int32 token ids of the evaluation text
@@ -115,8 +116,9 @@ cp "$TOK" "$W/tok512.bin"
 corrupt "tokenizer" "$W/tok512.bin" $Q tokenize --tokenizer "$W/tok512.bin" --vocab 512 --text "$TINY"
 corrupt "JSONL corpus" "$T/c4.jsonl" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.jsonl"
 corrupt "gzip'd JSONL corpus" "$T/c4.json.gz" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.json.gz"
+corrupt "log-probability file (--kld-base)" "$T/base.lp" $Q eval --model "$M" --text "$TINY" --seqlen 64 --kld-base "$T/base.lp" --quiet
 corrupt ".npy windows" "$T/w.npy" $Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$O/q" --quiet
 
 echo "  $cases cases in all ($valid left their file valid)"
-check "every kind was corrupted ($cases cases)" "[ $cases -ge $((12 * 2 * N)) ]"
+check "every kind was corrupted ($cases cases)" "[ $cases -ge $((13 * 2 * N)) ]"
 finish "corrupt-input"
