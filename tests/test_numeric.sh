@@ -7,6 +7,9 @@
 # (Rank-deficient Hessians: test_gptq.c and test_quantize.sh; all-zero, constant and
 # fp16-overflowing groups: test_numeric.c.)
 . "$(dirname "$0")/lib.sh"
+# this test works inside its scratch folder: the paths it is given made absolute first
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
 cd "$T" || exit 1
 TOK=$S/models/stories260K/tok512.bin
 # put_f32 FILE FLOAT-INDEX BYTES: overwrite the float at that index of a llama2.c file

@@ -5,6 +5,9 @@
 # windows is refused naming the difference; a run without --resume will not overwrite the
 # checkpoints; the work folder is gone after success.
 . "$(dirname "$0")/lib.sh"
+# this test works inside its scratch folder: the paths it is given made absolute first
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
 cd "$T" || exit 1
 ARGS="--method gptq --wbits 4 --groupsize 32 --sym --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 2"
 run() { $Q $ARGS "$@"; }
