@@ -21,7 +21,7 @@ $Q $ARGS --out part --quiet >/dev/null 2>&1 & # directly: $! must be qcalib itse
 pid=$!
 while kill -0 $pid 2>/dev/null && [ "$(done_blocks part.work)" -lt 2 ]; do sleep 0.01; done
 kill -9 $pid 2>/dev/null
-wait $pid
+{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
 rc=$?
 at=$(done_blocks part.work)
 echo "  killed (exit $rc) with $at of 5 blocks checkpointed"
@@ -50,7 +50,7 @@ $Q $ARGS --out dmg --quiet >/dev/null 2>&1 &
 pid=$!
 while kill -0 $pid 2>/dev/null && [ "$(done_blocks dmg.work)" -lt 1 ]; do sleep 0.01; done
 kill -9 $pid 2>/dev/null
-wait $pid
+{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
 head -c 1000 dmg.work/block-0000 >cut && mv cut dmg.work/block-0000
 expect_fail "a truncated block checkpoint is refused" 1 "block-0000: truncated" run --out dmg --quiet --resume
 check "the damaged checkpoints are left as they were" "[ \$(wc -c <dmg.work/block-0000) -eq 1000 ] && [ ! -e dmg ]"
