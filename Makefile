@@ -4,6 +4,7 @@
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo     evaluate / quantize the real model in ../shared and print perplexity
 #   make bench    benchmarks: measured figures and ratios, never assertions
+#   make fuzz     every libFuzzer target (fuzz/) for FUZZ_SECONDS each, clang + ASan + UBSan
 SHARED  ?= ../shared
 BUILD   ?= build
 ifeq ($(origin CC),default)
@@ -30,7 +31,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test asan demo bench deps clean
+.PHONY: all test asan demo bench deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
 
 deps: $(DEPS_OK)
@@ -69,8 +70,27 @@ demo: $(BUILD)/qcalib
 bench: $(BUILD)/qcalib $(BENCH_BIN)
 	@QCALIB_SHARED=$(SHARED) bench/run.sh $(BUILD)
 
-clean:
-	rm -rf build build-asan
+# Fuzzing: a separate clang build tree; the library instrumented for libFuzzer's coverage,
+# each fuzz/fuzz_*.c linked with libFuzzer's main (fuzz/run.sh builds the seeds and runs them).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst %.c,%,$(wildcard fuzz/fuzz_*.c))
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-run BUILD=build-fuzz CC=clang OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -fsanitize=fuzzer-no-link"
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d) $(BENCH_BIN:=.d)
+fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/%) $(BUILD)/fuzz/seeds
+	@QCALIB_SHARED=$(SHARED) fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(notdir $(FUZZ_TARGETS))
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/common.o $(BUILD)/libqcalib.a
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+
+$(BUILD)/fuzz/seeds: $(BUILD)/fuzz/seeds.o $(BUILD)/libqcalib.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d) $(BENCH_BIN:=.d) \
+         $(wildcard $(BUILD)/fuzz/*.d)
 .SECONDARY:

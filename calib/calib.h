@@ -46,6 +46,18 @@ void qc_stats_free(qc_stats *s);
 
 typedef enum qc_method { QC_METHOD_RTN, QC_METHOD_GPTQ } qc_method;
 
+struct qc_quantized;
+/* How qc_calibrate checkpoints its work and continues an interrupted run (resume.c
+ * implements it in a work folder). */
+typedef struct qc_calib_checkpoint {
+    /* Before the first block: may fill out's results and log rows of blocks [0, *first) and
+     * x, the activations entering block *first (nx floats); *first stays 0 otherwise. */
+    qc_status (*restore)(void *ctx, struct qc_quantized *out, float *x, size_t nx, int *first, qc_err *e);
+    /* After block `layer` is finished: x holds the activations entering block layer + 1. */
+    qc_status (*save)(void *ctx, int layer, const struct qc_quantized *out, const float *x, size_t nx, qc_err *e);
+    void *ctx;
+} qc_calib_checkpoint;
+
 const char *qc_method_name(qc_method m);
 
 typedef struct qc_calib_opts {
@@ -62,6 +74,7 @@ typedef struct qc_calib_opts {
      * compare them with the reference's Hessians; analysis tools record them). */
     qc_status (*observe)(void *ctx, int layer, qc_site site, const qc_stats *s, qc_err *e);
     void *observe_ctx;
+    const qc_calib_checkpoint *checkpoint; /* optional: checkpoints, resume */
 } qc_calib_opts;
 
 /* One row of the quant log: what happened to one linear layer. */
@@ -136,6 +149,26 @@ qc_status qc_activation_stats(qc_model *m, const qc_windows *w, int batch_tokens
  * act_stats.csv (one row per block, site and input channel); stats.json holds all of it. */
 qc_status qc_stats_report_write(const qc_outdir *d, const qc_config *c, const qc_wstats *ws, int n,
                                 const qc_stats *act, qc_err *e);
+
+/* ---- checkpoints and resume (resume.c) ---- */
+
+/* A work folder "<out>.work" beside the output folder `out`, where a run checkpoints each
+ * block as it finishes (its quantized linears and log rows, then the activations entering
+ * the next block, each file written atomically), and from which a run with `resume`
+ * continues after the last finished block. The folder holds a fingerprint of the model
+ * files, the calibration windows, the options (o, threads, and `extra`: anything else the
+ * output depends on); a resume whose fingerprint differs is refused, naming the difference,
+ * and so is a run without `resume` when the folder exists. */
+typedef struct qc_resume qc_resume;
+
+qc_status qc_resume_open(qc_resume **r, const char *out, const qc_model *m, const qc_windows *w,
+                         const qc_calib_opts *o, const char *extra, bool resume, qc_err *e);
+/* The hooks to put in qc_calib_opts.checkpoint (valid until qc_resume_close). */
+const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r);
+/* After the run: on success the work folder is removed; on failure it is kept when it holds
+ * finished blocks (and e's message says so) or was there before the run, else removed.
+ * NULL: no-op. */
+void qc_resume_close(qc_resume *r, bool success, qc_err *e);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */
 qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,

@@ -172,8 +172,15 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     r.x = out->reports ? qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "calibration activations") : NULL;
     r.tmp = r.x ? qc_malloc((size_t)r.per_chunk * w->seqlen, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
     r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
-    st = r.ws ? qc_model_embed(m, w->tokens, (int)ntok, r.x, e) : QC_ERR_NOMEM;
-    for (int l = 0; l < c->n_layers && !st; l++) st = run_block(&r, m->ck, l, out, e);
+    const qc_calib_checkpoint *cp = o->checkpoint;
+    int first = 0; /* blocks before it were finished by an interrupted run */
+    st = r.ws ? QC_OK : QC_ERR_NOMEM;
+    if (!st && cp) st = cp->restore(cp->ctx, out, r.x, ntok * (size_t)c->dim, &first, e);
+    if (!st && first == 0) st = qc_model_embed(m, w->tokens, (int)ntok, r.x, e);
+    for (int l = first; l < c->n_layers && !st; l++) {
+        st = run_block(&r, m->ck, l, out, e);
+        if (!st && cp) st = cp->save(cp->ctx, l, out, r.x, ntok * (size_t)c->dim, e);
+    }
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     free(r.x);
     free(r.tmp);

@@ -15,7 +15,7 @@ static cli_list calib, evals;
 static long wbits = UNSET, groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
             eval_seqlen, threads;
 static double percdamp = 0.01;
-static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify;
+static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify, resume;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
@@ -49,6 +49,7 @@ static const cli_opt opts[] = {
     { "verify", OPT_FLAG, &verify, NULL, "with --eval: also evaluate the solver's linears from memory (the file's other tensors as written); fail unless the file gives the same perplexity", 0, 0 },
     { "json", OPT_FLAG, &json, NULL, "print the summary as JSON (as written to DIR/summary.json)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
+    { "resume", OPT_FLAG, &resume, NULL, "continue an interrupted run after its last finished block (checkpointed in DIR.work; same options and inputs)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
@@ -75,7 +76,8 @@ static const cli_cmd cmd = {
     "linear: error, damping, fallback, time) and summary.json. Scales are rounded to what the file\n"
     "stores before the solver uses them, so `qcalib eval --model DIR` sees exactly the weights\n"
     "the solver compensated for. The folder appears only when complete. Same command, same bytes\n"
-    "(except measured times).\n\n"
+    "(except measured times). Each finished block is checkpointed in DIR.work (removed at the end):\n"
+    "after a crash or a kill, the same command with --resume continues after the last one.\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
@@ -370,11 +372,16 @@ int cmd_quantize(int argc, char **argv, int first) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
                          : qc_calib_windows(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, &w, &e);
+        if (!st && tokens_path) st = qc_windows_check_vocab(&w, m->cfg.vocab_size, tokens_path, &e);
     }
     if (!st)
         qc_logf(&log, QC_LOG_INFO, "calibrating %s on %d windows of %d tokens; %s w%d, groupsize %d%s", model_path,
                 w.n, w.seqlen, qc_method_name(o.method), o.spec.bits, o.spec.groupsize > 0 ? o.spec.groupsize : -1,
                 o.spec.sym ? ", symmetric" : "");
+    qc_resume *rs = NULL;
+    char extra[64];
+    snprintf(extra, sizeof extra, "format: %d", (int)format);
+    if (!st && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e))) o.checkpoint = qc_resume_checkpoint(rs);
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
@@ -401,6 +408,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     }
     if (!st) st = qc_outdir_commit(&d, &e);
     else qc_outdir_abort(&d);
+    qc_resume_close(rs, !st, &e);
     if (!st) {
         cli_log_done();
         if (json) {

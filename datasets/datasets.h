@@ -115,7 +115,11 @@ qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int 
                            uint64_t seed, qc_windows *w, qc_err *e);
 
 /* Windows saved as a NumPy int32/int64 array (nsamples, seqlen), used as they are. Token ids
- * are checked against the vocabulary when the model embeds them. */
+ * are checked against a model's vocabulary by qc_windows_check_vocab. */
 qc_status qc_windows_load_npy(const char *path, qc_windows *w, qc_err *e);
+
+/* Every token id of w within 0..vocab-1, else an error naming `source`, the window and the
+ * position (a check before hours of work, where the model's own one names no file). */
+qc_status qc_windows_check_vocab(const qc_windows *w, int vocab, const char *source, qc_err *e);
 
 #endif

@@ -124,6 +124,14 @@ qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, q
     qc_map m;
     qc_status st = qc_map_open(&m, path, e);
     if (st) return st;
+    /* each token takes at least 9 bytes (score, length, one byte): a file too short for the
+     * vocabulary is refused before anything is allocated for it */
+    if (m.size < 4 || (m.size - 4) / 9 < (size_t)vocab_size) {
+        st = qc_fail(e, QC_ERR_FORMAT, "%s: truncated: %zu bytes, too short for %d tokens (they need at least %zu; is "
+                     "the vocabulary size right?)", path, m.size, vocab_size, 4 + (size_t)vocab_size * 9);
+        qc_map_close(&m);
+        return st;
+    }
     t->vocab_size = vocab_size;
     t->bos_id = 1; /* fixed in llama2.c's vocabularies: 0 <unk>, 1 <s>, 2 </s> */
     t->eos_id = 2;

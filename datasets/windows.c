@@ -62,3 +62,11 @@ qc_status qc_windows_random(const int32_t *ids, size_t n, int nsamples, int seql
     }
     return QC_OK;
 }
+
+qc_status qc_windows_check_vocab(const qc_windows *w, int vocab, const char *source, qc_err *e) {
+    for (size_t i = 0; i < (size_t)w->n * (size_t)w->seqlen; i++)
+        if (w->tokens[i] < 0 || w->tokens[i] >= vocab)
+            return qc_fail(e, QC_ERR_ARG, "%s: token id %d (window %zu, position %zu) is outside the model's vocabulary "
+                           "(0..%d)", source, w->tokens[i], i / (size_t)w->seqlen, i % (size_t)w->seqlen, vocab - 1);
+    return QC_OK;
+}

@@ -4,6 +4,7 @@
  * through base's half-precision functions (round to nearest even). */
 #include "io/internal.h"
 
+#include <math.h>
 #include <string.h>
 
 static const struct {
@@ -94,4 +95,20 @@ void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst) {
         break;
     default: QC_ASSERT(!"qc_convert_from_f32: not a float type");
     }
+}
+
+qc_status qc_check_dtype_range(qc_dtype t, const float *src, size_t n, size_t cols, const char *file,
+                               const char *tensor, qc_err *e) {
+    if (t != QC_DT_F16 && t != QC_DT_BF16) return QC_OK;
+    for (size_t i = 0; i < n; i++) {
+        float r = t == QC_DT_F16 ? qc_f16_to_f32(qc_f32_to_f16(src[i])) : qc_bf16_to_f32(qc_f32_to_bf16(src[i]));
+        if (!isfinite(r)) {
+            char at[64];
+            if (cols > 1) snprintf(at, sizeof at, "row %zu, column %zu", i / cols, i % cols);
+            else snprintf(at, sizeof at, "element %zu", i);
+            return qc_fail(e, QC_ERR_NUMERIC, "%s: %s: %g at %s %s %s (store it as F32)", file, tensor, (double)src[i],
+                           at, isfinite(src[i]) ? "is beyond the range of" : "cannot be stored as", qc_dtype_name(t));
+        }
+    }
+    return QC_OK;
 }

@@ -165,7 +165,9 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
             qc_rope_rows_to_hf(s->f32, s->perm, heads, c->head_dim, c->dim);
             rows = s->perm;
         }
-        qc_convert_from_f32(dt, rows, (size_t)(t[i].shape[0] * t[i].shape[1]), s->bytes);
+        size_t count = (size_t)(t[i].shape[0] * t[i].shape[1]);
+        if ((st = qc_check_dtype_range(dt, rows, count, (size_t)t[i].shape[1], d->path, t[i].name, e))) break;
+        qc_convert_from_f32(dt, rows, count, s->bytes);
         st = qc_st_writer_write(w, t[i].name, s->bytes, t[i].nbytes, e);
         qc_progress(log, "export", ++*done, n, t[i].name);
     }

@@ -316,6 +316,8 @@ static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, floa
             if (!isfinite(buf[i]))
                 return qc_fail(e, QC_ERR_NUMERIC, "%s: %s: row %zu, column %zu is %g; it cannot be quantized to %s",
                                path, t->name, i / t->cols, i % t->cols, (double)buf[i], t->type->name);
+    if (!t->type->quantized && (st = qc_check_dtype_range(t->type->dtype, buf, n, (size_t)t->cols, path, t->name, e)))
+        return st;
 #pragma omp parallel for schedule(static) if ((int64_t)n > (1 << 16))
     for (int r = 0; r < t->rows; r++) t->type->from_float(buf + (size_t)r * t->cols, out + (size_t)r * rb, t->cols);
     return QC_OK;

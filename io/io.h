@@ -88,6 +88,12 @@ bool qc_dtype_parse(const char *name, qc_dtype *t);
 void qc_convert_to_f32(qc_dtype t, const void *src, size_t n, float *dst);
 /* Converts n fp32 values to F32/F16/BF16 (round to nearest even) or F64, little endian. */
 void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
+/* Checks that type t (F16 or BF16; others always pass) holds each of src[0..n), a matrix of
+ * `cols` columns: a value beyond its largest finite one would become ±Inf (a weight over
+ * 65504 in F16), a NaN or Inf stays one; either is an error naming `file`, `tensor`, the
+ * row and column (the element for a vector, cols = 1). */
+qc_status qc_check_dtype_range(qc_dtype t, const float *src, size_t n, size_t cols, const char *file,
+                               const char *tensor, qc_err *e);
 
 /* ---- quantized weights ---------------------------------------------------------------------------- */
 

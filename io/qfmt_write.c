@@ -130,6 +130,7 @@ static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     size_t n = (size_t)rows * cols;
     qc_status st = x->src->read(x->src->ctx, wt, layer, x->f32, x->e);
     if (st) return qc_fail_prefix(x->e, st, "reading %s", name);
+    if ((st = qc_check_dtype_range(QC_DT_F16, x->f32, n, (size_t)cols, "model.safetensors", name, x->e))) return st;
     qc_convert_from_f32(QC_DT_F16, x->f32, n, x->buf);
     return qc_st_writer_write(x->w, name, x->buf, n * 2, x->e);
 }

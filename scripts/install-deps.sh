@@ -2,8 +2,11 @@
 # Installs the Debian packages qcalib builds against, if any is missing: as root directly,
 # otherwise through sudo; where neither works, says exactly what to install. gnuplot-nox
 # renders the error plots (scripts/plot-quant-log), which the tests render too.
+# `install-deps.sh fuzz` adds what `make fuzz` builds with: clang, its libFuzzer and sanitizer
+# runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev).
 set -u
 PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev gnuplot-nox"
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in $PKGS; do

@@ -1,0 +1,26 @@
+/* fuzz_safetensors.c — a safetensors file: its header (length, JSON, dtypes, shapes, offsets)
+ * through qc_st_open, whose every tensor's bytes are then touched; then the same file as
+ * the model of a Hugging Face folder (a real config.json beside it, from fuzz/seeds), read in
+ * full. */
+#include "fuzz/fuzz.h"
+
+#include <stdlib.h>
+
+static volatile uint8_t sink; /* keeps the reads of every tensor byte */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static char dir[1024];
+    if (!dir[0]) snprintf(dir, sizeof dir, "%s", fuzz_dir_with_fixture("st", "hf", "model.safetensors"));
+    const char *path = fuzz_write("st/model.safetensors", data, size);
+    qc_st_file f;
+    qc_err e;
+    if (qc_st_open(&f, path, &e) == QC_OK) {
+        for (int i = 0; i < f.ntensors; i++)
+            for (size_t b = 0; b < f.tensors[i].nbytes; b++) sink += f.tensors[i].data[b];
+        if (f.ntensors) (void)qc_st_find(&f, f.tensors[0].name);
+        qc_st_close(&f);
+    }
+    fuzz_checkpoint(dir);
+    return 0;
+}

@@ -1,0 +1,398 @@
+/* seeds.c — builds the fuzz targets' seed corpora and fixture folders from the real files in
+ * the shared folder, at fuzz time (nothing of the shared data is committed):
+ *     seeds SHARED OUT
+ * writes OUT/seeds/<target>/ (the starting corpus of each fuzz_<target>) and OUT/fixtures/
+ * (complete Hugging Face folders whose one file a target replaces by its input).
+ *
+ * Real files are used as they are (stories260K.bin, tok512.bin) or cut down (the first lines
+ * of the C4 sample, the first paragraphs of TinyStories). Small model files come from a
+ * "tiny" model: stories260K's own weights cut to 1 layer, dim 32, FFN 64, 4 heads (2 KV
+ * heads), vocabulary 64 (the first 64 pieces of tok512), written by qcalib's own writers in
+ * every format it reads — small enough that libFuzzer's mutations stay fast. */
+#include "datasets/datasets.h"
+#include "io/io.h"
+#include "quant/quant.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#define NLIN 7
+static const qc_weight lin[NLIN] = { QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_GATE, QC_W_UP, QC_W_DOWN };
+
+static const char *out_root;
+
+static _Noreturn void fail(const char *what, const qc_err *e) {
+    fprintf(stderr, "fuzz/seeds: %s%s%s\n", what, e ? ": " : "", e ? e->msg : "");
+    exit(1);
+}
+
+static void ok(qc_status st, const char *what, const qc_err *e) {
+    if (st) fail(what, e);
+}
+
+/* OUT/sub, created; returned in a static buffer of its own per slot. */
+static const char *out_path(const char *sub) {
+    static char bufs[8][1024];
+    static int next;
+    char *p = bufs[next++ % 8];
+    snprintf(p, 1024, "%s/%s", out_root, sub);
+    return p;
+}
+
+static void mkdirs(const char *path) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *s = tmp + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            mkdir(tmp, 0755);
+            *s = '/';
+        }
+    mkdir(tmp, 0755);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f)) fail(path, NULL);
+}
+
+static void copy_file(const char *from, const char *to) {
+    char *buf;
+    size_t n;
+    qc_err e;
+    ok(qc_read_file(from, (size_t)64 << 20, &buf, &n, &e), from, &e);
+    write_bytes(to, buf, n);
+    free(buf);
+}
+
+/* ---- the tiny model ---------------------------------------------------------------------- */
+
+typedef struct tiny {
+    const qc_checkpoint *ck; /* stories260K */
+    qc_config cfg;
+    qc_qweight *q;           /* (n_layers * NLIN) or NULL: unquantized */
+} tiny;
+
+static int lin_index(qc_weight w) {
+    for (int k = 0; k < NLIN; k++)
+        if (lin[k] == w) return k;
+    return -1;
+}
+
+/* The top-left (rows, cols) corner of stories260K's weight, layer for layer. */
+static qc_status tiny_float(const tiny *t, qc_weight w, int layer, float *out, qc_err *e) {
+    const qc_config *big = qc_checkpoint_config(t->ck);
+    int br, bc, r, c;
+    qc_weight_shape(big, w, &br, &bc);
+    qc_weight_shape(&t->cfg, w, &r, &c);
+    float *full = qc_malloc((size_t)br * bc, sizeof *full, e, "seeds");
+    if (!full) return QC_ERR_NOMEM;
+    qc_status st = qc_checkpoint_read(t->ck, w, layer, full, e);
+    for (int i = 0; !st && i < r; i++) memcpy(out + (size_t)i * c, full + (size_t)i * bc, (size_t)c * sizeof *out);
+    free(full);
+    return st;
+}
+
+static qc_status tiny_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
+    const tiny *t = ctx;
+    int k = lin_index(w);
+    if (t->q && k >= 0) {
+        qc_qweight_dequantize(&t->q[layer * NLIN + k], out);
+        return QC_OK;
+    }
+    return tiny_float(t, w, layer, out, e);
+}
+
+static const qc_qweight *tiny_qweight(void *ctx, qc_weight w, int layer) {
+    const tiny *t = ctx;
+    int k = lin_index(w);
+    return t->q && k >= 0 ? &t->q[layer * NLIN + k] : NULL;
+}
+
+static qc_weight_source tiny_source(tiny *t) {
+    return (qc_weight_source){ .cfg = &t->cfg, .read = tiny_read, .qweight = tiny_qweight, .ctx = t };
+}
+
+/* Quantizes the tiny model's linears by round-to-nearest with spec s. */
+static void tiny_quantize(tiny *t, const qc_quant_spec *s) {
+    qc_err e;
+    t->q = calloc((size_t)t->cfg.n_layers * NLIN, sizeof *t->q);
+    if (!t->q) fail("out of memory", NULL);
+    for (int l = 0; l < t->cfg.n_layers; l++)
+        for (int k = 0; k < NLIN; k++) {
+            int r, c;
+            qc_weight_shape(&t->cfg, lin[k], &r, &c);
+            float *w = malloc((size_t)r * c * sizeof *w);
+            if (!w) fail("out of memory", NULL);
+            ok(tiny_float(t, lin[k], l, w, &e), "reading a weight", &e);
+            ok(qc_quant_rtn(w, r, c, s, &t->q[l * NLIN + k], &e), "quantizing", &e);
+            free(w);
+        }
+}
+
+static void tiny_unquantize(tiny *t) {
+    for (int i = 0; t->q && i < t->cfg.n_layers * NLIN; i++) qc_qweight_free(&t->q[i]);
+    free(t->q);
+    t->q = NULL;
+}
+
+/* ---- model files --------------------------------------------------------------------------- */
+
+/* llama2.c's export.py version 1 (fp32, 256-byte header; layout in io/llama2c_q8.c): there is
+ * no writer for it in qcalib, so it is laid out here. */
+static void write_ak42_v1(tiny *t, const char *path) {
+    const qc_config *c = &t->cfg;
+    qc_err e;
+    FILE *f = fopen(path, "wb");
+    if (!f) fail(path, NULL);
+    uint8_t h[256] = { 0 };
+    int32_t v[9] = { 0x616b3432, 1, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+                     c->seq_len };
+    memcpy(h, v, sizeof v);
+    h[36] = c->tied_classifier;
+    fwrite(h, 1, sizeof h, f);
+    const qc_weight order[] = { QC_W_ATTN_NORM, QC_W_FFN_NORM, QC_W_FINAL_NORM, QC_W_EMBED, QC_W_Q,   QC_W_K,
+                                QC_W_V,         QC_W_O,        QC_W_GATE,       QC_W_DOWN,  QC_W_UP, QC_W_CLASSIFIER };
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        qc_weight w = order[i];
+        if (w == QC_W_CLASSIFIER && c->tied_classifier) continue;
+        int r, cols;
+        qc_weight_shape(c, w, &r, &cols);
+        float *buf = malloc((size_t)r * cols * sizeof *buf);
+        for (int l = 0; l < (qc_weight_is_global(w) ? 1 : c->n_layers); l++) {
+            ok(tiny_read(t, w, l, buf, &e), "reading a weight", &e);
+            fwrite(buf, sizeof *buf, (size_t)r * cols, f);
+        }
+        free(buf);
+    }
+    if (fclose(f)) fail(path, NULL);
+}
+
+static qc_status outdir_export(tiny *t, const char *dir, int kind, qc_err *e) {
+    qc_outdir d;
+    qc_weight_source src = tiny_source(t);
+    qc_status st = qc_outdir_open(&d, dir, true, e);
+    if (st) return st;
+    if (kind == 'g') {
+        qc_gptq_export_opts o = { .checkpoint_format = 1, .damp_percent = 0.01f, .true_sequential = true };
+        st = qc_export_gptq_into(&src, &d, &o, NULL, e);
+    } else {
+        st = qc_export_awq_into(&src, &d, NULL, e);
+    }
+    if (!st) st = qc_outdir_commit(&d, e);
+    else qc_outdir_abort(&d);
+    return st;
+}
+
+static void model_files(tiny *t, const qc_tokenizer *tok) {
+    qc_err e;
+    qc_weight_source src = tiny_source(t);
+    /* llama2.c: legacy tied and untied, version 1, version 2 */
+    ok(qc_export_llama2c(&src, out_path("seeds/llama2c/tiny_tied.bin"), NULL, &e), "legacy", &e);
+    write_ak42_v1(t, out_path("seeds/llama2c/tiny_v1.bin"));
+    ok(qc_export_llama2c_q8(&src, out_path("seeds/llama2c/tiny_v2.bin"), 32, NULL, &e), "version 2", &e);
+    t->cfg.tied_classifier = false;
+    ok(qc_export_llama2c(&src, out_path("seeds/llama2c/tiny_untied.bin"), NULL, &e), "legacy untied", &e);
+    write_ak42_v1(t, out_path("seeds/llama2c/tiny_v1_untied.bin"));
+    t->cfg.tied_classifier = true;
+
+    /* GGUF: every block type through the embedding and classifier types */
+    qc_gguf_export_opts g = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
+                              .tok = tok, .name = "tiny" };
+    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f32.gguf"), &g, NULL, &e), "gguf f32", &e);
+    g = (qc_gguf_export_opts){ QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q8_0, tok, "tiny" };
+    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f16_q4_0.gguf"), &g, NULL, &e), "gguf f16", &e);
+    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_Q4_1, QC_GGUF_Q4_0, tok, "tiny" };
+    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_q4_1.gguf"), &g, NULL, &e), "gguf q4_1", &e);
+
+    /* Hugging Face folders: plain (F32, F16, BF16), sharded, GPTQ, AWQ */
+    qc_hf_export_opts h = { .dtype = QC_DT_F32 };
+    ok(qc_export_hf(&src, out_path("fixtures/hf"), &h, true, NULL, &e), "hf", &e);
+    h.dtype = QC_DT_BF16;
+    ok(qc_export_hf(&src, out_path("fixtures/hf_bf16"), &h, true, NULL, &e), "hf bf16", &e);
+    h = (qc_hf_export_opts){ .dtype = QC_DT_F16, .shard_bytes = 8 << 10 };
+    ok(qc_export_hf(&src, out_path("fixtures/sharded"), &h, true, NULL, &e), "hf sharded", &e);
+    qc_quant_spec s = { .bits = 4, .groupsize = 32, .f16_scales = true, .zero_from_one = true };
+    tiny_quantize(t, &s);
+    ok(outdir_export(t, out_path("fixtures/gptq"), 'g', &e), "gptq", &e);
+    ok(outdir_export(t, out_path("fixtures/awq"), 'a', &e), "awq", &e);
+    tiny_unquantize(t);
+    s = (qc_quant_spec){ .bits = 3, .groupsize = -1, .sym = true, .f16_scales = true, .zero_from_one = true };
+    tiny_quantize(t, &s);
+    ok(outdir_export(t, out_path("fixtures/gptq3"), 'g', &e), "gptq 3-bit", &e);
+    tiny_unquantize(t);
+
+    const char *dirs[] = { "hf", "hf_bf16", "gptq", "gptq3", "awq" };
+    char from[1024], to[1024];
+    for (int i = 0; i < 5; i++) {
+        snprintf(from, sizeof from, "%s/fixtures/%s/model.safetensors", out_root, dirs[i]);
+        snprintf(to, sizeof to, "%s/seeds/safetensors/%s.safetensors", out_root, dirs[i]);
+        copy_file(from, to);
+        snprintf(from, sizeof from, "%s/fixtures/%s/config.json", out_root, dirs[i]);
+        snprintf(to, sizeof to, "%s/seeds/hf_config/%s.json", out_root, dirs[i]);
+        copy_file(from, to);
+    }
+    copy_file(out_path("fixtures/sharded/model.safetensors.index.json"), out_path("seeds/hf_index/index.json"));
+    snprintf(from, sizeof from, "%s/fixtures/sharded", out_root);
+    DIR *d = opendir(from);
+    if (!d) fail(from, NULL);
+    for (struct dirent *de; (de = readdir(d));) /* the first shard */
+        if (strstr(de->d_name, "-00001-of-")) {
+            snprintf(from, sizeof from, "%s/fixtures/sharded/%s", out_root, de->d_name);
+            copy_file(from, out_path("seeds/safetensors/shard.safetensors"));
+        }
+    closedir(d);
+}
+
+/* ---- tokenizers, texts, windows ----------------------------------------------------------- */
+
+/* llama2.c's tokenizer format for the first n pieces of tok. */
+static void write_tokenizer(const qc_tokenizer *tok, int n, const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail(path, NULL);
+    int32_t maxlen = 0;
+    for (int i = 0; i < n; i++) maxlen = tok->piece_len[i] > maxlen ? tok->piece_len[i] : maxlen;
+    fwrite(&maxlen, 4, 1, f);
+    for (int i = 0; i < n; i++) {
+        int32_t len = tok->piece_len[i];
+        fwrite(&tok->scores[i], 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(tok->pieces[i], 1, (size_t)len, f);
+    }
+    if (fclose(f)) fail(path, NULL);
+}
+
+/* The first `lines` lines of text (all of it if it has fewer). */
+static size_t head_lines(const char *text, size_t len, int lines) {
+    size_t at = 0;
+    for (int i = 0; i < lines && at < len; i++) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        at = nl ? (size_t)(nl - text) + 1 : len;
+    }
+    return at;
+}
+
+static void write_gzip(const char *path, const char *data, size_t n) {
+    gzFile g = gzopen(path, "wb9");
+    if (!g || gzwrite(g, data, (unsigned)n) != (int)n || gzclose(g) != Z_OK) fail(path, NULL);
+}
+
+static void texts(const char *shared, const qc_tokenizer *tok) {
+    char path[1024];
+    qc_err e;
+    /* C4: the first lines of the real sample, as JSONL and gzip'd */
+    snprintf(path, sizeof path, "%s/data/c4/c4-validation-2k.json.gz", shared);
+    qc_corpus c4;
+    ok(qc_corpus_load(&c4, path, &e), "C4", &e);
+    char *raw;
+    size_t raw_len;
+    gzFile g = gzopen(path, "rb");
+    raw = malloc((size_t)64 << 20);
+    int got = g ? gzread(g, raw, (unsigned)(64 << 20)) : -1;
+    if (!g || got <= 0) fail(path, NULL);
+    gzclose(g);
+    raw_len = (size_t)got;
+    const int lines[] = { 1, 3, 12 };
+    for (int i = 0; i < 3; i++) {
+        size_t n = head_lines(raw, raw_len, lines[i]);
+        char name[64];
+        snprintf(name, sizeof name, "seeds/jsonl/c4_%d.jsonl", lines[i]);
+        write_bytes(out_path(name), raw, n);
+        snprintf(name, sizeof name, "seeds/json_gz/c4_%d.json.gz", lines[i]);
+        write_gzip(out_path(name), raw, n);
+    }
+    /* two gzip members back to back, as gzip -d reads them */
+    const char *m1 = out_path("seeds/json_gz/c4_1.json.gz"), *m2 = out_path("seeds/json_gz/c4_3.json.gz");
+    char *b1, *b2;
+    size_t n1, n2;
+    ok(qc_read_file(m1, (size_t)1 << 24, &b1, &n1, &e), m1, &e);
+    ok(qc_read_file(m2, (size_t)1 << 24, &b2, &n2, &e), m2, &e);
+    char *both = malloc(n1 + n2);
+    if (!both) fail("out of memory", NULL);
+    memcpy(both, b1, n1);
+    memcpy(both + n1, b2, n2);
+    write_bytes(out_path("seeds/json_gz/c4_two_members.json.gz"), both, n1 + n2);
+    free(both), free(b1), free(b2);
+    free(raw);
+    qc_corpus_free(&c4);
+
+    /* windows: the first tokens of TinyStories' calibration text, int32 and int64 */
+    snprintf(path, sizeof path, "%s/data/tinystories/tinystories_calib.txt", shared);
+    qc_corpus ts;
+    ok(qc_corpus_load(&ts, path, &e), "TinyStories", &e);
+    int32_t *ids;
+    size_t n;
+    ok(qc_tokenizer_encode(tok, ts.text, ts.len < 4096 ? ts.len : 4096, true, false, &ids, &n, &e), "encode", &e);
+    for (int item = 4; item <= 8; item += 4) {
+        char hdr[128];
+        int hl = snprintf(hdr, sizeof hdr, "{'descr': '<i%d', 'fortran_order': False, 'shape': (4, 16), }", item);
+        while ((10 + hl + 1) % 64) hdr[hl++] = ' ';
+        hdr[hl++] = '\n';
+        uint8_t buf[10 + 128 + 64 * 8];
+        memcpy(buf, "\x93NUMPY\x01\x00", 8);
+        buf[8] = (uint8_t)hl, buf[9] = 0;
+        memcpy(buf + 10, hdr, (size_t)hl);
+        size_t at = 10 + (size_t)hl;
+        for (int i = 0; i < 64; i++) {
+            int64_t v = ids[i];
+            memcpy(buf + at, &v, (size_t)item); /* little endian */
+            at += (size_t)item;
+        }
+        write_bytes(out_path(item == 4 ? "seeds/npy/ts_i4.npy" : "seeds/npy/ts_i8.npy"), buf, at);
+    }
+    free(ids);
+    /* a plain-text seed for the JSONL target too: a JSON line holding TinyStories' start */
+    size_t cut = head_lines(ts.text, ts.len, 4);
+    FILE *f = fopen(out_path("seeds/jsonl/tinystories.jsonl"), "wb");
+    if (!f) fail("jsonl", NULL);
+    fputs("{\"text\": \"", f);
+    for (size_t i = 0; i < cut; i++) {
+        char ch = ts.text[i];
+        if (ch == '\n') fputs("\\n", f);
+        else if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else fputc(ch, f);
+    }
+    fputs("\"}\n", f);
+    fclose(f);
+    qc_corpus_free(&ts);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: seeds SHARED OUT\n");
+        return 2;
+    }
+    const char *shared = argv[1];
+    out_root = argv[2];
+    const char *dirs[] = { "seeds/llama2c", "seeds/gguf", "seeds/safetensors", "seeds/hf_config", "seeds/hf_index",
+                           "seeds/tokenizer", "seeds/jsonl", "seeds/json_gz", "seeds/npy", "fixtures" };
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) mkdirs(out_path(dirs[i]));
+
+    char path[1024];
+    qc_err e;
+    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", shared);
+    qc_checkpoint *ck;
+    ok(qc_checkpoint_open(&ck, path, &e), "stories260K", &e);
+    copy_file(path, out_path("seeds/llama2c/stories260K.bin"));
+    snprintf(path, sizeof path, "%s/models/stories260K/tok512.bin", shared);
+    qc_tokenizer tok512, tok64;
+    ok(qc_tokenizer_load(&tok512, path, 512, &e), "tok512", &e);
+    copy_file(path, out_path("seeds/tokenizer/tok512.bin"));
+    write_tokenizer(&tok512, 64, out_path("seeds/tokenizer/tok64.bin"));
+    ok(qc_tokenizer_load(&tok64, out_path("seeds/tokenizer/tok64.bin"), 64, &e), "tok64", &e);
+
+    tiny t = { .ck = ck };
+    t.cfg = (qc_config){ .dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,
+                         .vocab_size = 64, .seq_len = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                         .tied_classifier = true };
+    model_files(&t, &tok64);
+    texts(shared, &tok512);
+    qc_tokenizer_free(&tok64);
+    qc_tokenizer_free(&tok512);
+    qc_checkpoint_close(ck);
+    return 0;
+}

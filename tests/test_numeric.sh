@@ -1,0 +1,62 @@
+# test_numeric.sh — numerical robustness through the real CLI, on copies of stories260K with
+# one thing broken: an Inf in the embedding makes the activations non-finite (reported with
+# the block and the input site, nothing written); a NaN weight is reported with the file,
+# the tensor and its position; a weight beyond fp16's range is refused by every writer that
+# would store it as F16 (it would become Inf) and written fine as F32; the dead input
+# channels GGUF's FFN padding creates are counted in the log and solved without fallback.
+# (Rank-deficient Hessians: test_gptq.c and test_quantize.sh; all-zero, constant and
+# fp16-overflowing groups: test_numeric.c.)
+. "$(dirname "$0")/lib.sh"
+# this test works inside its scratch folder: the paths it is given made absolute first
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
+cd "$T" || exit 1
+TOK=$S/models/stories260K/tok512.bin
+# put_f32 FILE FLOAT-INDEX BYTES: overwrite the float at that index of a llama2.c file
+put_f32() { printf "$3" | dd of="$1" bs=1 seek=$((28 + 4 * $2)) conv=notrunc 2>/dev/null; }
+EMBED=0 RMS_ATT=$((512 * 64)) WQ=$((512 * 64 + 5 * 64))
+QUANT="--method gptq --calib $CAL --nsamples 8 --seqlen 64 --tokenizer $TOK --quiet"
+
+# -- Inf in the activations: the embedding row of every token carries an Inf
+cp "$M" inf_embed.bin && chmod u+w inf_embed.bin
+for r in $(seq 0 511); do put_f32 inf_embed.bin $((EMBED + r * 64 + 3)) '\000\000\200\177'; done
+expect_fail "non-finite activations reported with block and site" 1 "block 0, input of qkv: non-finite activation" \
+    $Q $QUANT --model inf_embed.bin --out q_inf
+check "nothing written after non-finite activations" "[ ! -e q_inf ] && [ ! -e q_inf.work ]"
+
+# -- a NaN weight: block 2's q projection, row 0, column 5
+cp "$M" nan_w.bin && chmod u+w nan_w.bin
+put_f32 nan_w.bin $((WQ + 2 * 64 * 64 + 5)) '\000\000\300\177'
+expect_fail "NaN weight reported with file, tensor and position" 1 \
+    "nan_w.bin: weight model.layers.2.self_attn.q_proj.weight has a non-finite value (nan) at row 0, column 5" \
+    $Q $QUANT --model nan_w.bin --out q_nan
+check "nothing written after a NaN weight" "[ ! -e q_nan ]"
+
+# -- fp16 overflow: 100000 in block 0's q projection, and in block 1's attention norm
+cp "$M" big.bin && chmod u+w big.bin
+put_f32 big.bin $((WQ + 7)) '\000\120\303\107'
+expect_fail "HF F16 export refuses a weight beyond fp16" 1 "q_proj.weight: 100000 at row 0, column 7 is beyond the range of F16" \
+    $Q convert --model big.bin --out hf16 --dtype f16 --quiet
+expect_fail "GGUF F16 export refuses it" 1 "blk.0.attn_q.weight: 100000 at row 0, column 7 is beyond the range of F16" \
+    $Q convert --model big.bin --to gguf --dtype f16 --tokenizer "$TOK" --out f16.gguf --quiet
+check "nothing written by the refused exports" "[ ! -e hf16 ] && [ ! -e f16.gguf ] && [ -z \"\$(ls | grep tmp)\" ]"
+$Q convert --model big.bin --out hf32 --quiet 2>err.txt
+check "the same model exports as F32" "[ -f hf32/model.safetensors ]"
+cp "$M" bignorm.bin && chmod u+w bignorm.bin
+put_f32 bignorm.bin $((RMS_ATT + 64 + 2)) '\000\120\303\107'
+expect_fail "GPTQ files (norms in F16) refuse it" 1 "model.layers.1.input_layernorm.weight: 100000 at element 2 is beyond the range of F16" \
+    $Q $QUANT --wbits 4 --groupsize 32 --format gptq --model bignorm.bin --out q_big
+check "no output, the calibrated blocks kept for a resume" \
+    "[ ! -e q_big ] && grep -q 'the 5 finished blocks are kept in q_big.work' '$T/err' && [ -f q_big.work/block-0004 ]"
+
+# -- dead input channels: GGUF pads the FFN from 172 to 192 with zeros, so the down
+#    projection's 20 last inputs are never active; logged per block, solved without fallback
+$Q $QUANT --model "$M" --format gguf --out q_pad 2>err.txt
+check "padded model quantized" "[ -f q_pad/model.gguf ]"
+# columns: block,module,name,rows,cols,method,bits,groupsize,sym,loss,rel_err,damp,retries,fallback,dead,seconds
+check "every block's down projection has 20 dead inputs" \
+    "[ \$(awk -F, '\$2 == \"down\" && \$5 == 192 && \$15 == 20' q_pad/quant_log.csv | wc -l) -eq 5 ]"
+check "no other linear has a dead input" "[ \$(awk -F, 'NR > 1 && \$2 != \"down\" && \$15 != 0' q_pad/quant_log.csv | wc -l) -eq 0 ]"
+check "no fallback and finite errors" \
+    "[ \$(awk -F, 'NR > 1 && (\$14 != \"no\" || \$11 !~ /^[0-9.e+-]+\$/ || \$11 + 0 >= 0.05)' q_pad/quant_log.csv | wc -l) -eq 0 ]"
+finish "numeric"

@@ -1,0 +1,57 @@
+# test_resume.sh — checkpoints and resume: a GPTQ run on stories260K (5 blocks) is killed
+# with SIGKILL once its work folder says 2 blocks are finished, then resumed with --resume;
+# the model it writes is byte-identical to an uninterrupted run's, and its logs and summary
+# are identical but for measured times. A resume with other options or other calibration
+# windows is refused naming the difference; a run without --resume will not overwrite the
+# checkpoints; the work folder is gone after success.
+. "$(dirname "$0")/lib.sh"
+# this test works inside its scratch folder: the paths it is given made absolute first
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
+cd "$T" || exit 1
+ARGS="--method gptq --wbits 4 --groupsize 32 --sym --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 2"
+run() { $Q $ARGS "$@"; }
+# the number of finished blocks recorded in a work folder's state (0 if none yet)
+done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
+
+run --out full --quiet >/dev/null 2>"$T/full.err" || { cat "$T/full.err"; exit 1; }
+check "an uninterrupted run leaves no work folder" "[ -d full ] && [ ! -e full.work ]"
+
+$Q $ARGS --out part --quiet >/dev/null 2>&1 & # directly: $! must be qcalib itself
+pid=$!
+while kill -0 $pid 2>/dev/null && [ "$(done_blocks part.work)" -lt 2 ]; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
+rc=$?
+at=$(done_blocks part.work)
+echo "  killed (exit $rc) with $at of 5 blocks checkpointed"
+check "SIGKILL in the middle of the run (exit 137, 2..4 blocks done)" "[ $rc -eq 137 ] && [ $at -ge 2 ] && [ $at -le 4 ]"
+check "nothing at the output path after the kill" "[ ! -e part ]"
+
+expect_fail "without --resume the checkpoints are not overwritten" 1 "pass --resume to continue it" run --out part --quiet
+expect_fail "resume with another quantizer refused" 1 "it had \"quantizer: bits 4, groupsize 32, sym 1, mse 0" \
+    run --out part --quiet --resume --mse
+expect_fail "resume with other calibration windows refused" 1 "it had \"windows: 24 of 128 tokens" \
+    run --out part --quiet --resume --seed 1
+check "refusals keep the checkpoints" "[ \"\$(done_blocks part.work)\" -eq $at ]"
+
+run --out part --resume >"$T/resume.out" 2>"$T/resume.err"
+check "the resumed run succeeds" "[ $? -eq 0 ]"
+check "it continues after block $at" "grep -q 'blocks 1..$at of 5 were finished' '$T/resume.err'"
+check "resumed model byte-identical to the uninterrupted run's" "cmp -s full/model.gguf part/model.gguf"
+check "resumed log identical but for the seconds column" \
+    "cut -d, -f1-15 full/quant_log.csv >a && cut -d, -f1-15 part/quant_log.csv >b && cmp -s a b && [ \$(wc -l <a) -eq 36 ]"
+check "resumed summary identical but for seconds" \
+    "grep -v '\"seconds\"' full/summary.json >a && grep -v '\"seconds\"' part/summary.json >b && cmp -s a b"
+check "work folder removed after the resumed run" "[ ! -e part.work ]"
+
+# a damaged checkpoint is an error naming it, not a crash
+$Q $ARGS --out dmg --quiet >/dev/null 2>&1 &
+pid=$!
+while kill -0 $pid 2>/dev/null && [ "$(done_blocks dmg.work)" -lt 1 ]; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
+head -c 1000 dmg.work/block-0000 >cut && mv cut dmg.work/block-0000
+expect_fail "a truncated block checkpoint is refused" 1 "block-0000: truncated" run --out dmg --quiet --resume
+check "the damaged checkpoints are left as they were" "[ \$(wc -c <dmg.work/block-0000) -eq 1000 ] && [ ! -e dmg ]"
+finish "resume"
