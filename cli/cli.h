@@ -60,10 +60,10 @@ void cli_log_done(void); /* ends an updating line */
 /* ---- inputs shared by the commands ---- */
 
 /* The tokenizer: `path` if given, else the one the checkpoint carries (GGUF), else
- * tokenizer.bin or tok<vocab>.bin beside the model. */
+ * tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. */
 qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
 /* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
- * BOS at the start. *docs and *bytes describe what was read. */
+ * BOS at the start when the tokenizer adds one (t->add_bos). *docs and *bytes describe what was read. */
 qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
                           size_t *docs, size_t *bytes, qc_err *e);
 /* Applies --threads (0 = every core); returns the count used. */

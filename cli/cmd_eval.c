@@ -12,7 +12,7 @@ static bool json, quiet;
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
     { "text", OPT_STR, &text_path, "FILE", "text to evaluate: plain, .jsonl or .json.gz (required)", 0, 0 },
-    { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "tokenizer.json or llama2.c tokenizer (default: tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
     { "seqlen", OPT_INT, &seqlen, "N", "window length (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "save-logits", OPT_STR, &save_path, "FILE", "save this model's log-probabilities (the base for --kld-base)", 0, 0 },
     { "kld-base", OPT_STR, &kld_path, "FILE", "report KL divergence and top-1 agreement against saved log-probabilities", 0, 0 },

@@ -12,7 +12,7 @@ static bool print_ids;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
-    { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "tokenizer.json or llama2.c tokenizer (default: tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
     { "steps", OPT_INT, &steps, "N", "positions to run, BOS included, as run.c's -n (default 256; at most the model's context)", 1, 1 << 20 },
     { "prompt", OPT_STR, &prompt, "TEXT", "start from this text instead of BOS alone", 0, 0 },
     { "ids", OPT_FLAG, &print_ids, NULL, "print the token ids (space separated) instead of the text", 0, 0 },

@@ -43,7 +43,7 @@ static const cli_opt opts[] = {
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
-    { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "tokenizer.json or llama2.c tokenizer (default: tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model)", 0, 0 },
     { "eval", OPT_LIST, &evals, "FILE", "after quantizing, print fp32 and quantized perplexity on this text; repeatable", 0, 0 },
     { "eval-seqlen", OPT_INT, &eval_seqlen, "N", "window length for --eval (default: --seqlen)", 2, 1 << 20 },
     { "verify", OPT_FLAG, &verify, NULL, "with --eval: also evaluate the solver's linears from memory (the file's other tensors as written); fail unless the file gives the same perplexity", 0, 0 },
@@ -72,8 +72,8 @@ static const cli_cmd cmd = {
     "           of 32 first (exact) so every linear is blocks\n"
     "  llama2c  model.bin, llama2.c's int8 \"version 2\" for runq.c (8-bit symmetric groups)\n"
     "  fake     the dequantized weights in the input's own format\n"
-    "plus tokenizer.bin (for llama2.c tokenizers), quant_log.csv and quant_log.jsonl (one row per\n"
-    "linear: error, damping, fallback, time) and summary.json. Scales are rounded to what the file\n"
+    "plus the tokenizer (tokenizer.bin, or tokenizer.json and tokenizer_config.json), quant_log.csv\n"
+    "and quant_log.jsonl (one row per linear: error, damping, fallback, time) and summary.json. Scales are rounded to what the file\n"
     "stores before the solver uses them, so `qcalib eval --model DIR` sees exactly the weights\n"
     "the solver compensated for. The folder appears only when complete. Same command, same bytes\n"
     "(except measured times). Each finished block is checkpointed in DIR.work (removed at the end):\n"
@@ -179,6 +179,21 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
     return st;
 }
 
+/* A copy of the file src as `name` in the folder being built. */
+static qc_status copy_into(const qc_outdir *d, const char *src, const char *name, qc_err *e) {
+    char *buf = NULL, *dst = qc_outdir_file(d, name);
+    size_t len;
+    qc_outfile f;
+    qc_status st = dst ? qc_read_file(src, (size_t)1 << 30, &buf, &len, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st && !(st = qc_out_open(&f, dst, e))) {
+        st = qc_out_write(&f, buf, len, e);
+        st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
+    }
+    free(buf);
+    free(dst);
+    return st;
+}
+
 /* The model files, the tokenizer copy and the logs, into the folder being built. */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
                                const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
@@ -212,16 +227,11 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     }
     free(bin);
     if (!st && tok && format != FMT_GGUF) { /* GGUF carries its vocabulary; the others get a copy */
-        char *buf = NULL, *dst = qc_outdir_file(d, "tokenizer.bin");
-        size_t len;
-        qc_outfile f;
-        st = qc_read_file(tok->path, (size_t)1 << 30, &buf, &len, e);
-        if (!st && !(st = qc_out_open(&f, dst, e))) {
-            st = qc_out_write(&f, buf, len, e);
-            st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
-        }
-        free(buf);
-        free(dst);
+        st = copy_into(d, tok->path, tok->hf ? "tokenizer.json" : "tokenizer.bin", e);
+        char *dir = tok->hf ? qc_path_dirname(tok->path) : NULL, *cfg = dir ? qc_path_join(dir, "tokenizer_config.json") : NULL;
+        if (!st && cfg && qc_path_exists(cfg)) st = copy_into(d, cfg, "tokenizer_config.json", e); /* BOS/EOS */
+        free(cfg);
+        free(dir);
     }
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);

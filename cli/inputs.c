@@ -13,8 +13,8 @@ qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer 
     if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
     char name[32];
     snprintf(name, sizeof name, "tok%d.bin", vocab);
-    const char *candidates[2] = { "tokenizer.bin", name };
-    for (int i = 0; i < 2; i++) {
+    const char *candidates[3] = { "tokenizer.json", "tokenizer.bin", name }; /* a Hugging Face folder's first */
+    for (int i = 0; i < 3; i++) {
         char *p = qc_path_join(dir, candidates[i]);
         if (p && qc_path_exists(p)) {
             qc_status st = qc_tokenizer_load(t, p, vocab, e);
@@ -24,8 +24,8 @@ qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer 
         }
         free(p);
     }
-    qc_status st = qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for %s/tokenizer.bin and %s/%s); pass --tokenizer FILE",
-                           model_path, dir, dir, name);
+    qc_status st = qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for tokenizer.json, tokenizer.bin and %s in %s); pass --tokenizer FILE",
+                           model_path, name, dir);
     free(dir);
     return st;
 }
@@ -42,7 +42,7 @@ qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids
     qc_corpus_free(&c);
     if (st) return st;
     *bytes = len;
-    st = qc_tokenizer_encode(t, text, len, true, false, ids, n, e);
+    st = qc_tokenizer_encode(t, text, len, t->add_bos, false, ids, n, e);
     free(text);
     if (st) qc_fail_prefix(e, st, "%s", path);
     return st;

@@ -1,6 +1,7 @@
 /* calib_set.c — calibration windows from text sources, drawn as the GPTQ reference's data
  * loaders draw them (datautils.py), with CPython's generator:
- *   one document (a plain text): the text is tokenized once with BOS and each sample is
+ *   one document (a plain text): the text is tokenized once with BOS (when the tokenizer adds
+ *     one: t->add_bos, as everywhere here) and each sample is
  *     ids[i : i+seqlen], i = randint(0, n − seqlen − 1)          (its WikiText recipe);
  *   several documents (JSON lines, C4): each sample draws documents with
  *     randint(0, ndocs − 1) until one tokenizes (with BOS) to more than seqlen tokens, then
@@ -33,7 +34,7 @@ static qc_status draw_from_docs(const qc_tokenizer *t, const qc_corpus *c, int n
         size_t d;
         for (;;) {
             d = (size_t)qc_pyrandom_randint(&r, 0, (int64_t)c->ndocs - 1);
-            if (!k.ids[d] && (st = qc_tokenizer_encode(t, c->text + c->doc_off[d], c->doc_len[d], true, false,
+            if (!k.ids[d] && (st = qc_tokenizer_encode(t, c->text + c->doc_off[d], c->doc_len[d], t->add_bos, false,
                                                         &k.ids[d], &k.n[d], e)))
                 break;
             if (k.n[d] > (size_t)seqlen) break;
@@ -65,7 +66,7 @@ static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int n
         int32_t *ids = NULL;
         size_t n = 0;
         qc_windows w = { 0 };
-        st = qc_tokenizer_encode(t, c.text, c.len, true, false, &ids, &n, e);
+        st = qc_tokenizer_encode(t, c.text, c.len, t->add_bos, false, &ids, &n, e);
         if (!st) st = qc_windows_random(ids, n, nsamples, seqlen, seed, &w, e);
         if (st) qc_fail_prefix(e, st, "%s", path);
         else memcpy(out, w.tokens, (size_t)nsamples * seqlen * sizeof(int32_t));

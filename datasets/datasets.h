@@ -44,12 +44,24 @@ typedef struct qc_tokenizer {
     char **pieces;          /* (vocab_size) NUL-terminated token strings; owned */
     int *piece_len;         /* (vocab_size) their byte lengths */
     float *scores;          /* (vocab_size) merge priority: higher merges first */
-    int bos_id, eos_id;     /* 1, 2 in llama2.c vocabularies */
+    int bos_id, eos_id;     /* 1, 2 in llama2.c vocabularies; -1 when a tokenizer.json has none */
+    bool add_bos;           /* a model's text starts with BOS (eval, calibration): llama2.c always */
     void *index;            /* internal lookup from string to id */
+    void *hf;               /* non-NULL: a Hugging Face tokenizer.json (datasets/hf_internal.h) */
     char *path;
 } qc_tokenizer;
 
+/* A path ending in ".json" is a Hugging Face tokenizer.json (qc_tokenizer_load_json), whose
+ * ids must then fit in vocab_size (a model's embedding may have more rows than the tokenizer
+ * has ids); anything else a llama2.c file of exactly vocab_size pieces. */
 qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, qc_err *e);
+
+/* A Hugging Face tokenizer.json, with tokenizer_config.json and config.json beside it when
+ * present (BOS/EOS and add_bos; details in tokenizer_json.c): the BPE model of SentencePiece-
+ * style files (Llama 2, Mistral, TinyLlama: "▁", byte fallback) and of byte-level ones
+ * (Llama 3, Qwen2/3, GPT-2), encoding exactly as Hugging Face's tokenizers. vocab_size is the
+ * highest id + 1. Refuses what it does not support, naming the field. */
+qc_status qc_tokenizer_load_json(qc_tokenizer *t, const char *path, qc_err *e);
 void qc_tokenizer_free(qc_tokenizer *t);
 
 /* The same tokenizer from a vocabulary in memory (e.g. a GGUF file's tokenizer.ggml.tokens and
@@ -64,7 +76,8 @@ qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *c
  * lowest id. */
 int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);
 
-/* run.c's encode: optional BOS; a leading " " token when the text is non-empty (the
+/* A tokenizer.json tokenizer encodes as Hugging Face's tokenizers do (with BOS/EOS only when
+ * asked; the text must be valid UTF-8). A llama2.c one as run.c's encode: optional BOS; a leading " " token when the text is non-empty (the
  * dummy prefix); one token per UTF-8 code point found in the vocabulary, else one token
  * per byte (id = byte + 3); then repeatedly the adjacent pair whose concatenation has the
  * highest score is merged (leftmost on ties) until none is in the vocabulary; optional
@@ -75,7 +88,9 @@ int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);
 qc_status qc_tokenizer_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos,
                               bool eos, int32_t **ids, size_t *n, qc_err *e);
 
-/* run.c's decode of one token given the one before it: a piece following BOS loses its
+/* The text of one token given the one before it. tokenizer.json: the bytes the file's decoder
+ * makes of it (the first token after BOS loses a leading space where the decoder strips one).
+ * llama2.c: run.c's decode: a piece following BOS loses its
  * leading space; a "<0xXX>" piece is that raw byte. Returns a pointer into the tokenizer
  * (or into `byte`, a caller buffer of 2 bytes) and its length; NULL (and *len = 0) for a
  * token outside the vocabulary. */
@@ -86,6 +101,29 @@ const char *qc_tokenizer_piece(const qc_tokenizer *t, int32_t prev, int32_t toke
  * allocated NUL-terminated buffer. Ids outside the vocabulary are an error. */
 qc_status qc_tokenizer_decode(const qc_tokenizer *t, int32_t prev, const int32_t *ids, size_t n,
                               char **text, size_t *len, qc_err *e);
+
+/* ---- the vocabulary as GGUF describes it (llama.cpp's conventions) ---------------------------- */
+
+/* Token types, numbered as llama.h's llama_token_type. */
+enum { QC_TOKEN_NORMAL = 1, QC_TOKEN_UNKNOWN = 2, QC_TOKEN_CONTROL = 3, QC_TOKEN_USER_DEFINED = 4,
+       QC_TOKEN_UNUSED = 5, QC_TOKEN_BYTE = 6 };
+
+/* A byte-level BPE tokenizer.json (GGUF tokenizer.ggml.model "gpt2", pieces and merges);
+ * otherwise SentencePiece-style ("llama": pieces and scores; a tokenizer.json's scores are
+ * minus the rank of the first merge producing the piece, 0 for the others). */
+bool qc_tokenizer_byte_level(const qc_tokenizer *t);
+/* Type of token id: special added tokens control, other added tokens user-defined, unk,
+ * "<0xXX>" byte-fallback pieces, ids the file leaves out unused; llama2.c: 0 unknown, BOS/EOS
+ * control, "<0xXX>" bytes. */
+int qc_tokenizer_token_type(const qc_tokenizer *t, int id);
+/* A tokenizer.json's merges in file order, as (left, right) ids; 0 for llama2.c. */
+int qc_tokenizer_merge_count(const qc_tokenizer *t);
+void qc_tokenizer_merge(const qc_tokenizer *t, int i, int32_t *left, int32_t *right);
+/* llama.cpp's name for the pre-tokenizer's split regex (tokenizer.ggml.pre: "llama-bpe", "qwen2",
+ * "gpt-2"), NULL when it is not one llama.cpp knows or there is none. */
+const char *qc_tokenizer_pre_name(const qc_tokenizer *t);
+/* The unk id (-1: none); 0 for llama2.c. */
+int qc_tokenizer_unk_id(const qc_tokenizer *t);
 
 /* ---- windows ----------------------------------------------------------------------------------- */
 

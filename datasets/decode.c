@@ -8,7 +8,7 @@
  * without '>') decode as run.c decodes them; only pieces starting "<0x" reach sscanf.
  * Unlike run.c's printf of a C string, a decoded NUL byte is kept (length-counted output),
  * so encode -> decode round-trips text containing NULs. */
-#include "datasets/datasets.h"
+#include "datasets/hf_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +18,13 @@ const char *qc_tokenizer_piece(const qc_tokenizer *t, int32_t prev, int32_t toke
     if (token < 0 || token >= t->vocab_size) {
         *len = 0;
         return NULL;
+    }
+    const hf_tok *h = t->hf;
+    if (h) {
+        const char *d = h->decoded[token];
+        *len = (size_t)h->decoded_len[token];
+        if (prev == t->bos_id && h->strip_first_space && *len && d[0] == ' ') d++, (*len)--;
+        return d;
     }
     const char *p = t->pieces[token];
     size_t n = (size_t)t->piece_len[token];

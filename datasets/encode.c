@@ -30,7 +30,7 @@
  *
  * Memory: about 28 bytes per input byte (a 12-byte list node and up to two 8-byte heap keys
  * per token); node indices are 32-bit, so one call encodes at most about 4 GiB of text. */
-#include "datasets/datasets.h"
+#include "datasets/hf_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +233,7 @@ static void merge_all(bpe *b) {
 
 qc_status qc_tokenizer_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos,
                               bool eos, int32_t **ids, size_t *n, qc_err *e) {
+    if (t->hf) return hf_encode(t, text, len, bos, eos, ids, n, e);
     *ids = NULL;
     *n = 0;
     if ((bos && t->bos_id >= t->vocab_size) || (eos && t->eos_id >= t->vocab_size))

@@ -15,7 +15,7 @@
  * index; t->pieces[i] point into it. The index is an open-addressing hash table (linear
  * probing, FNV-1a) from piece bytes to id, at most half full, so lookups cost O(piece
  * length). */
-#include "datasets/datasets.h"
+#include "datasets/hf_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +117,15 @@ static qc_status parse(qc_tokenizer *t, tok_index *ix, const uint8_t *data, size
 }
 
 qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, qc_err *e) {
+    if (qc_str_ends_with(path, ".json")) {
+        qc_status st = qc_tokenizer_load_json(t, path, e);
+        if (!st && t->vocab_size > vocab_size) {
+            st = qc_fail(e, QC_ERR_ARG, "%s: the tokenizer has ids up to %d; the model's vocabulary has %d", path,
+                         t->vocab_size - 1, vocab_size);
+            qc_tokenizer_free(t);
+        }
+        return st;
+    }
     memset(t, 0, sizeof *t);
     if (vocab_size < 1 || vocab_size > VOCAB_SIZE_LIMIT)
         return qc_fail(e, QC_ERR_ARG, "%s: vocab_size %d is outside 1..%d", path, vocab_size,
@@ -135,6 +144,7 @@ qc_status qc_tokenizer_load(qc_tokenizer *t, const char *path, int vocab_size, q
     t->vocab_size = vocab_size;
     t->bos_id = 1; /* fixed in llama2.c's vocabularies: 0 <unk>, 1 <s>, 2 </s> */
     t->eos_id = 2;
+    t->add_bos = true;
     tok_index *ix = qc_calloc(1, sizeof *ix, e, path);
     t->index = ix;
     t->path = qc_strdup(path, e);
@@ -173,6 +183,7 @@ qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *c
     t->max_token_length = mtl;
     t->bos_id = bos_id;
     t->eos_id = eos_id;
+    t->add_bos = true;
     tok_index *ix = qc_calloc(1, sizeof *ix, e, source);
     t->index = ix;
     t->path = qc_strdup(source, e);
@@ -207,5 +218,6 @@ void qc_tokenizer_free(qc_tokenizer *t) {
     free(t->piece_len);
     free(t->scores);
     free(t->path);
+    hf_tok_free(t->hf);
     memset(t, 0, sizeof *t);
 }

@@ -98,6 +98,15 @@ void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, 
     qc_sb_json_float(b, c->norm_eps);
     qc_sb_printf(b, ",\n  \"rope_theta\": ");
     qc_sb_json_float(b, c->rope_theta);
+    if (c->rope_factor > 0) {
+        qc_sb_printf(b, ",\n  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": ");
+        qc_sb_json_float(b, c->rope_factor);
+        qc_sb_printf(b, ", \"low_freq_factor\": ");
+        qc_sb_json_float(b, c->rope_low_freq_factor);
+        qc_sb_printf(b, ", \"high_freq_factor\": ");
+        qc_sb_json_float(b, c->rope_high_freq_factor);
+        qc_sb_printf(b, ", \"original_max_position_embeddings\": %d}", c->rope_original_ctx);
+    }
     qc_sb_printf(b, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n",
                  c->tied_classifier ? "true" : "false");
     qc_sb_printf(b, "  \"torch_dtype\": \"%s\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2", torch_dtype(dt));

@@ -44,8 +44,6 @@ const char *qc_gguf_vtype_name(uint32_t t); /* "u32", "str", ...; "?" when unkno
 /* llama.cpp's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
 void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size);
 
-/* Token types (llama.h's llama_token_type), for tokenizer.ggml.token_type. */
-enum { QC_GGUF_TOKEN_NORMAL = 1, QC_GGUF_TOKEN_UNKNOWN = 2, QC_GGUF_TOKEN_CONTROL = 3, QC_GGUF_TOKEN_BYTE = 6 };
 
 /* ---- block formats ---------------------------------------------------------------------------
  * Each as ggml-common.h declares it: 32 weights per block, fp16 fields little endian (the

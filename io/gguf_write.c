@@ -102,29 +102,18 @@ static void array(bytes *b, const char *k, uint32_t elem_type, uint64_t n) {
 
 static const char spm_space[] = "\xe2\x96\x81"; /* U+2581, SentencePiece's visible space */
 
-static bool is_byte_piece(const char *s, int len) {
-    static const char hex[] = "0123456789ABCDEF";
-    return len == 6 && memcmp(s, "<0x", 3) == 0 && s[3] && strchr(hex, s[3]) && s[4] && strchr(hex, s[4]) &&
-           s[5] == '>';
-}
-
-static int token_type(const qc_tokenizer *t, int i) {
-    if (i == 0) return QC_GGUF_TOKEN_UNKNOWN; /* <unk> in llama2.c (SentencePiece) vocabularies */
-    if (i == t->bos_id || i == t->eos_id) return QC_GGUF_TOKEN_CONTROL;
-    if (is_byte_piece(t->pieces[i], t->piece_len[i])) return QC_GGUF_TOKEN_BYTE;
-    return QC_GGUF_TOKEN_NORMAL;
-}
-
-/* What llama.cpp needs of a vocabulary, checked before anything is written. */
+/* What llama.cpp needs of a vocabulary, checked before anything is written. A tokenizer.json
+ * vocabulary may be shorter than the embedding (padded rows): the rest become unused
+ * "[PAD<id>]" tokens, as llama.cpp's converter writes them. */
 static qc_status check_vocab(const qc_tokenizer *t, const qc_config *c, const char *path, qc_err *e) {
     if (!t)
         return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs the model's tokenizer (its vocabulary goes in the file)",
                        path);
-    if (t->vocab_size != c->vocab_size)
+    if (t->hf ? t->vocab_size > c->vocab_size : t->vocab_size != c->vocab_size)
         return qc_fail(e, QC_ERR_ARG, "%s: the tokenizer has %d tokens, the model %d", path, t->vocab_size,
                        c->vocab_size);
     for (int i = 0; i < t->vocab_size; i++) {
-        if (memmem(t->pieces[i], (size_t)t->piece_len[i], spm_space, 3))
+        if (!t->hf && memmem(t->pieces[i], (size_t)t->piece_len[i], spm_space, 3))
             return qc_fail(e, QC_ERR_UNSUPPORTED,
                            "%s: token %d contains U+2581, which a GGUF 'llama' vocabulary uses to stand for a space",
                            path, i);
@@ -137,27 +126,55 @@ static qc_status check_vocab(const qc_tokenizer *t, const qc_config *c, const ch
     return QC_OK;
 }
 
-static void put_vocab(bytes *b, const qc_tokenizer *t) {
-    kv_str(b, "tokenizer.ggml.model", "llama");
-    array(b, "tokenizer.ggml.tokens", QC_GGUF_V_STRING, (uint64_t)t->vocab_size);
-    for (int i = 0; i < t->vocab_size; i++) {
+/* tokenizer.ggml.*: a llama2.c vocabulary with its spaces written as U+2581; a tokenizer.json
+ * one with its pieces as they are, "gpt2" (merges) or "llama" (scores) by its family. */
+static void put_vocab(bytes *b, const qc_tokenizer *t, int n) {
+    bool gpt2 = qc_tokenizer_byte_level(t);
+    char pad[32];
+    kv_str(b, "tokenizer.ggml.model", gpt2 ? "gpt2" : "llama");
+    if (qc_tokenizer_pre_name(t)) kv_str(b, "tokenizer.ggml.pre", qc_tokenizer_pre_name(t));
+    array(b, "tokenizer.ggml.tokens", QC_GGUF_V_STRING, (uint64_t)n);
+    for (int i = 0; i < n; i++) {
+        if (i >= t->vocab_size) {
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            put_str(b, pad, strlen(pad));
+            continue;
+        }
         const char *s = t->pieces[i];
-        int n = t->piece_len[i], spaces = 0;
-        for (int k = 0; k < n; k++) spaces += s[k] == ' ';
-        put_u64(b, (uint64_t)n + 2 * (uint64_t)spaces);
-        for (int k = 0; k < n; k++) {
+        int len = t->piece_len[i], spaces = 0;
+        if (t->hf) {
+            put_str(b, s, (size_t)len);
+            continue;
+        }
+        for (int k = 0; k < len; k++) spaces += s[k] == ' ';
+        put_u64(b, (uint64_t)len + 2 * (uint64_t)spaces);
+        for (int k = 0; k < len; k++) {
             if (s[k] == ' ') put(b, spm_space, 3);
             else put(b, &s[k], 1);
         }
     }
-    array(b, "tokenizer.ggml.scores", QC_GGUF_V_F32, (uint64_t)t->vocab_size);
-    for (int i = 0; i < t->vocab_size; i++) put_f32(b, t->scores[i]);
-    array(b, "tokenizer.ggml.token_type", QC_GGUF_V_I32, (uint64_t)t->vocab_size);
-    for (int i = 0; i < t->vocab_size; i++) put_u32(b, (uint32_t)token_type(t, i));
-    kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
-    kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
-    kv_u32(b, "tokenizer.ggml.unknown_token_id", 0);
-    kv_bool(b, "tokenizer.ggml.add_bos_token", true);
+    if (!gpt2) {
+        array(b, "tokenizer.ggml.scores", QC_GGUF_V_F32, (uint64_t)n);
+        for (int i = 0; i < n; i++) put_f32(b, i < t->vocab_size ? t->scores[i] : 0.0f);
+    }
+    array(b, "tokenizer.ggml.token_type", QC_GGUF_V_I32, (uint64_t)n);
+    for (int i = 0; i < n; i++) put_u32(b, (uint32_t)(i < t->vocab_size ? qc_tokenizer_token_type(t, i) : QC_TOKEN_UNUSED));
+    if (gpt2) {
+        int nm = qc_tokenizer_merge_count(t);
+        array(b, "tokenizer.ggml.merges", QC_GGUF_V_STRING, (uint64_t)nm);
+        for (int i = 0; i < nm; i++) {
+            int32_t l, r;
+            qc_tokenizer_merge(t, i, &l, &r);
+            put_u64(b, (uint64_t)t->piece_len[l] + 1 + (uint64_t)t->piece_len[r]);
+            put(b, t->pieces[l], (size_t)t->piece_len[l]);
+            put(b, " ", 1);
+            put(b, t->pieces[r], (size_t)t->piece_len[r]);
+        }
+    }
+    if (t->bos_id >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
+    if (t->eos_id >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
+    if (qc_tokenizer_unk_id(t) >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)qc_tokenizer_unk_id(t));
+    kv_bool(b, "tokenizer.ggml.add_bos_token", t->add_bos);
     kv_bool(b, "tokenizer.ggml.add_eos_token", false);
 }
 
@@ -272,7 +289,7 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
     }
     kv_f32(&kv, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
     kv_f32(&kv, "llama.rope.freq_base", c->rope_theta);
-    put_vocab(&kv, o->tok);
+    put_vocab(&kv, o->tok, c->vocab_size);
 
     put(b, QC_GGUF_MAGIC, 4);
     put_u32(b, QC_GGUF_VERSION);
@@ -329,6 +346,8 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
     qc_status st = qc_config_validate(c, path, e);
     if (st) return st;
     if (!o) return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs its options", path);
+    if (c->rope_factor > 0) /* llama.cpp takes it as a rope_freqs tensor, which is not written yet */
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: GGUF export of a model with rope_scaling (Llama 3) is not supported yet", path);
     if ((st = check_type(o->float_type, false, "float_type", c, path, e)) ||
         (st = check_type(o->embed_type, true, "embed_type", c, path, e)) ||
         (st = check_type(o->output_type, true, "output_type", c, path, e)) || (st = check_vocab(o->tok, c, path, e)))

@@ -11,7 +11,10 @@
  *   rope_theta                            default 10000
  *   tie_word_embeddings                   default false
  *   hidden_act                            "silu" if present
- * Refused as unsupported: a non-null rope_scaling, attention_bias or mlp_bias true. A
+ *   rope_scaling                          null, {"rope_type": "default"}, or Llama 3's
+ *       {"rope_type" (or "type"): "llama3", factor, low_freq_factor, high_freq_factor,
+ *        original_max_position_embeddings}, all required
+ * Refused as unsupported: other rope_scaling types, attention_bias or mlp_bias true. A
  * null value counts as absent. Every message names the file and the field.
  *
  * quantization_config (read by qc_hf_config_load_quant; qc_hf_config_load refuses it), as
@@ -188,6 +191,35 @@ static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, 
     return QC_OK;
 }
 
+/* rope_scaling into c: Llama 3's, or none ("default"). */
+static qc_status parse_rope_scaling(const char *path, const cJSON *rs, qc_config *c, qc_err *e) {
+    if (!cJSON_IsObject(rs)) return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling must be an object, not %s", path, json_type(rs));
+    const cJSON *type = field(rs, "rope_type");
+    if (!type) type = field(rs, "type");
+    if (!cJSON_IsString(type))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling.rope_type must be a string", path);
+    if (strcmp(type->valuestring, "default") == 0) return QC_OK;
+    if (strcmp(type->valuestring, "llama3") != 0)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rope_scaling.rope_type \"%s\" is not supported (llama3 only)", path,
+                       type->valuestring);
+    static const char *const keys[4] = { "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings" };
+    double v[4];
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = field(rs, keys[i]);
+        if (!cJSON_IsNumber(x)) return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling.%s must be a number", path, keys[i]);
+        v[i] = x->valuedouble;
+    }
+    if (!(v[0] >= 1 && v[0] <= 1e6) || !(v[1] > 0) || !(v[2] > v[1]) || !(v[3] >= 1 && v[3] <= QC_MAX_SEQ_LEN) ||
+        v[3] != (double)(int)v[3])
+        return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling: need factor >= 1, 0 < low_freq_factor < high_freq_factor and an "
+                       "integer original_max_position_embeddings >= 1 (got %g, %g, %g, %g)", path, v[0], v[1], v[2], v[3]);
+    c->rope_factor = (float)v[0];
+    c->rope_low_freq_factor = (float)v[1];
+    c->rope_high_freq_factor = (float)v[2];
+    c->rope_original_ctx = (int)v[3];
+    return QC_OK;
+}
+
 static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_quant *q, qc_err *e) {
     if (!cJSON_IsObject(root)) return qc_fail(e, QC_ERR_FORMAT, "%s: not a JSON object", path);
     const cJSON *mt = field(root, "model_type");
@@ -209,8 +241,6 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
             if (qst) return qst;
         }
     }
-    if (field(root, "rope_scaling"))
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rope_scaling is not supported yet", path);
     const cJSON *act = field(root, "hidden_act");
     if (act && !cJSON_IsString(act))
         return qc_fail(e, QC_ERR_FORMAT, "%s: hidden_act must be a string, not %s", path, json_type(act));
@@ -242,6 +272,7 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
                        "(and no head_dim is given)", path, c->dim, c->n_heads);
     if ((st = get_int(path, root, "head_dim", false, c->n_heads > 0 ? c->dim / c->n_heads : 0, &c->head_dim, e)))
         return st;
+    if (field(root, "rope_scaling") && (st = parse_rope_scaling(path, field(root, "rope_scaling"), c, e))) return st;
     if ((st = qc_config_check(c, path, &qc_config_names_hf, e))) return st;
     if (mistral) {
         int window;

@@ -34,6 +34,11 @@ typedef struct qc_config {
     float norm_eps;   /* RMSNorm epsilon */
     float rope_theta; /* RoPE base */
     bool tied_classifier; /* classifier shares the token embedding */
+    /* Llama 3's rope_scaling (rope_type "llama3"); rope_factor 0 = none. Frequencies whose
+     * wavelength exceeds rope_original_ctx / low_freq_factor are divided by rope_factor, those
+     * below rope_original_ctx / high_freq_factor kept, the band between interpolated. */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_ctx;
 } qc_config;
 
 /* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message

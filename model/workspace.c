@@ -8,6 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The rotation frequency of pair i of a head: run.c's float expression, then Llama 3's
+ * rope_scaling as transformers' _compute_llama3_parameters applies it (float arithmetic). */
+static float rope_freq(const qc_config *c, size_t i) {
+    float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+    if (c->rope_factor <= 0) return freq;
+    float wavelen = 2.0f * (float)M_PI / freq, ctx = (float)c->rope_original_ctx;
+    if (wavelen < ctx / c->rope_high_freq_factor) return freq;
+    if (wavelen > ctx / c->rope_low_freq_factor) return freq / c->rope_factor;
+    float smooth = (ctx / wavelen - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
+    return (1.0f - smooth) * freq / c->rope_factor + smooth * freq;
+}
+
 qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e) {
     if (max_tokens < 1 || max_ctx < 1) {
         qc_fail(e, QC_ERR_ARG, "workspace: %d tokens, context %d", max_tokens, max_ctx);
@@ -35,10 +47,10 @@ qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, 
         qc_workspace_free(ws);
         return NULL;
     }
-    /* llama2.c's run.c computes exactly these float expressions per position. */
+    /* llama2.c's run.c computes exactly these float expressions per position (without rope_scaling). */
     for (int pos = 0; pos < max_ctx; pos++) {
         for (size_t i = 0; i < half; i++) {
-            float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+            float freq = rope_freq(c, i);
             float val = (float)pos * freq;
             ws->rope_cos[(size_t)pos * half + i] = cosf(val);
             ws->rope_sin[(size_t)pos * half + i] = sinf(val);

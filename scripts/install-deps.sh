@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages qcalib builds against, if any is missing: as root directly,
 # otherwise through sudo; where neither works, says exactly what to install. gnuplot-nox
-# renders the error plots (scripts/plot-quant-log), which the tests render too.
+# renders the error plots (scripts/plot-quant-log), which the tests render too. PCRE2 runs the
+# split regexes of Hugging Face tokenizer.json files, utf8proc their Unicode normalization.
 # `install-deps.sh fuzz` adds what `make fuzz` builds with: clang, its libFuzzer and sanitizer
 # runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev).
 set -u
-PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev gnuplot-nox"
+PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -14,9 +15,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
     done
 else
     # Not Debian: trust the compiler to find the headers.
-    printf '#include <cblas.h>\n#include <lapacke.h>\n#include <zlib.h>\n#include <cjson/cJSON.h>\nint main(void){return 0;}\n' \
-        | ${CC:-cc} -x c - -o /dev/null -lopenblas -llapacke -lz -lcjson 2>/dev/null && exit 0
-    echo "qcalib needs OpenBLAS, LAPACKE, zlib and cJSON development files (Debian: $PKGS)." >&2
+    printf '#include <cblas.h>\n#include <lapacke.h>\n#include <zlib.h>\n#include <cjson/cJSON.h>\n#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n#include <utf8proc.h>\nint main(void){return 0;}\n' \
+        | ${CC:-cc} -x c - -o /dev/null -lopenblas -llapacke -lz -lcjson -lpcre2-8 -lutf8proc 2>/dev/null && exit 0
+    echo "qcalib needs OpenBLAS, LAPACKE, zlib, cJSON, PCRE2 and utf8proc development files (Debian: $PKGS)." >&2
     exit 1
 fi
 [ -z "$missing" ] && exit 0

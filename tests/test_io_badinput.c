@@ -321,7 +321,7 @@ static void test_hf_config(void) {
         { "model_type", "\"gpt2\"", "config.json: model_type \"gpt2\" is not supported" },
         { "model_type", "7", "model_type must be a string" },
         { "hidden_act", "\"gelu\"", "config.json: hidden_act \"gelu\" is not supported" },
-        { "rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}", "config.json: rope_scaling is not supported yet" },
+        { "rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}", "config.json: rope_scaling.rope_type \"linear\" is not supported (llama3 only)" },
         { "attention_bias", "true", "config.json: attention_bias true is not supported yet" },
         { "mlp_bias", "true", "config.json: mlp_bias true is not supported yet" },
         { "attention_bias", "\"no\"", "attention_bias must be true or false" },
