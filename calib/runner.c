@@ -3,7 +3,10 @@
  * accumulate the subset's statistics (stopping after its last site), solve each linear of
  * the subset and put its dequantized weights into the block, so later subsets see them;
  * then run the quantized block to produce the next block's inputs, and release it. The
- * residual stream of all windows is the only large state. */
+ * residual stream of all windows is the only large state. With SmoothQuant or AWQ, a
+ * pre-step (prestep.c) first rescales the loaded block, function unchanged; the scales are
+ * kept with the result so writers fold them into the norms; with fp32 propagation the next
+ * block's inputs are the pre-step's fp32 outputs instead of the quantized block's. */
 #include "calib/internal.h"
 
 #include <stdlib.h>

@@ -183,7 +183,107 @@ static void test_reference_cases(void) {
     cJSON_Delete(root);
 }
 
+/* A small synthetic block without grouped-query attention, so all four sites can be scaled. */
+static qc_config small_config(void) {
+    return (qc_config){ .dim = 16, .hidden_dim = 24, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2, .head_dim = 8,
+                        .vocab_size = 32, .seq_len = 16, .norm_eps = 1e-5f, .rope_theta = 10000.0f };
+}
+
+static float urand(uint64_t *st) { /* in [-1, 1) */
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*st >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
+}
+
+static void random_block(const qc_config *c, qc_block *b, uint64_t *st) {
+    b->attn_norm = malloc((size_t)c->dim * sizeof(float));
+    b->ffn_norm = malloc((size_t)c->dim * sizeof(float));
+    for (int j = 0; j < c->dim; j++) b->attn_norm[j] = 1.0f + 0.5f * urand(st), b->ffn_norm[j] = 1.0f + 0.5f * urand(st);
+    for (int l = 0; l < QC_LIN_COUNT; l++) {
+        int rows, cols;
+        qc_weight_shape(c, qc_linear_weight(l), &rows, &cols);
+        b->w[l] = malloc((size_t)rows * cols * sizeof(float));
+        for (int i = 0; i < rows * cols; i++) b->w[l][i] = 0.3f * urand(st);
+    }
+}
+
+/* Hooks that copy the norm outputs (qkv, gate_up inputs) and, at gate_up, the residual. */
+typedef struct probe {
+    float *xn[QC_SITE_COUNT];
+} probe;
+
+static qc_status on_probe(void *ctx, qc_hook_call *call, qc_err *e) {
+    probe *p = ctx;
+    if (p->xn[call->site]) memcpy(p->xn[call->site], call->x, (size_t)call->ntok * call->cols * sizeof(float));
+    return QC_OK;
+}
+
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+    return d / m;
+}
+
+/* Folding scales at all four sites leaves the block's function unchanged; the sub-block
+ * forward is the block's own attention and MLP. */
+static void test_scale_and_subblock(void) {
+    qc_config c = small_config();
+    uint64_t st = 7;
+    qc_block b = { 0 };
+    random_block(&c, &b, &st);
+    int nwin = 2, seqlen = 16, ntok = nwin * seqlen, dim = c.dim;
+    float *x0 = malloc((size_t)ntok * dim * sizeof(float)), *x = malloc((size_t)ntok * dim * sizeof(float));
+    float *xs = malloc((size_t)ntok * dim * sizeof(float)), *sub = malloc((size_t)ntok * dim * sizeof(float));
+    for (int i = 0; i < ntok * dim; i++) x0[i] = urand(&st);
+    qc_err e = { "" };
+    qc_workspace *ws = qc_workspace_new(&c, ntok, seqlen, &e);
+    probe p = { { 0 } };
+    p.xn[QC_SITE_QKV] = malloc((size_t)ntok * dim * sizeof(float));
+    p.xn[QC_SITE_GATE_UP] = malloc((size_t)ntok * dim * sizeof(float));
+    qc_hooks hooks = { on_probe, &p };
+    memcpy(x, x0, (size_t)ntok * dim * sizeof(float));
+    CHECK_OK(qc_block_forward(&c, &b, 0, x, nwin, seqlen, &hooks, ws, &e), e);
+    /* x = x0 + attention(xn_qkv) + mlp(xn_gate_up), where x0 + attention(...) is the MLP's residual */
+    CHECK_OK(qc_subblock_forward(&c, &b, 0, QC_SUB_ATTENTION, p.xn[QC_SITE_QKV], nwin, seqlen, sub, ws, &e), e);
+    for (int i = 0; i < ntok * dim; i++) xs[i] = x0[i] + sub[i];
+    CHECK_OK(qc_subblock_forward(&c, &b, 0, QC_SUB_MLP, p.xn[QC_SITE_GATE_UP], nwin, seqlen, sub, ws, &e), e);
+    for (int i = 0; i < ntok * dim; i++) xs[i] += sub[i];
+    CHECK(max_rel_diff(xs, x, (size_t)ntok * dim) == 0.0, "attention + MLP sub-blocks = the block: %.3g",
+          max_rel_diff(xs, x, (size_t)ntok * dim));
+    float *s[QC_SITE_COUNT];
+    for (int k = 0; k < QC_SITE_COUNT; k++) {
+        int n = k == QC_SITE_DOWN ? c.hidden_dim : dim;
+        s[k] = malloc((size_t)n * sizeof(float));
+        for (int j = 0; j < n; j++) s[k][j] = expf(2.0f * urand(&st)); /* 0.14 .. 7.4 */
+    }
+    qc_block_scale(&c, &b, (const float *const *)s);
+    memcpy(xs, x0, (size_t)ntok * dim * sizeof(float));
+    CHECK_OK(qc_block_forward(&c, &b, 0, xs, nwin, seqlen, NULL, ws, &e), e);
+    CHECK(max_rel_diff(xs, x, (size_t)ntok * dim) < 1e-5, "scaled block = block: %.3g", max_rel_diff(xs, x, (size_t)ntok * dim));
+    for (int k = 0; k < QC_SITE_COUNT; k++) free(s[k]);
+    qc_workspace_free(ws);
+    qc_block_free(&b);
+    free(x0), free(x), free(xs), free(sub), free(p.xn[QC_SITE_QKV]), free(p.xn[QC_SITE_GATE_UP]);
+}
+
+/* Grid point 0 is the unscaled candidate; the normalisation makes max·min = 1; channels never
+ * active (FFN padding) neither change the others' scales nor get more than 1e-4 of them. */
+static void test_candidate_scales(void) {
+    float xm[5] = { 0.5f, 2.0f, 0.01f, 1.0f, 0.0f }, s4[4], s5[5], one[4];
+    qc_awq_candidate(xm, NULL, 4, 0, false, one);
+    CHECK(one[0] == 1 && one[1] == 1 && one[2] == 1 && one[3] == 1, "r = 0: s = 1");
+    qc_awq_candidate(xm, NULL, 4, 10, false, s4);
+    float mx = 0, mn = 1e9f;
+    for (int j = 0; j < 4; j++) mx = fmaxf(mx, s4[j]), mn = fminf(mn, s4[j]);
+    CHECK_NEAR(mx * mn, 1.0, 1e-6);
+    CHECK_NEAR(s4[1] / s4[0], 2.0, 1e-6); /* sqrt(2 / 0.5) */
+    qc_awq_candidate(xm, NULL, 5, 10, false, s5);
+    CHECK(memcmp(s4, s5, sizeof s4) == 0, "a zero channel leaves the others' scales as they were");
+    CHECK(s5[4] < 1e-3f, "the zero channel's scale is the floor: %g", s5[4]);
+}
+
 int main(void) {
     RUN(test_reference_cases);
+    RUN(test_scale_and_subblock);
+    RUN(test_candidate_scales);
     return check_summary();
 }

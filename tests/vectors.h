@@ -9,7 +9,7 @@
 
 #include <cjson/cJSON.h>
 
-static const char *vectors_dir(void) {
+static inline const char *vectors_dir(void) {
     const char *d = getenv("QCALIB_TESTVECTORS");
     return d && *d ? d : shared_path("testvectors");
 }
@@ -21,7 +21,7 @@ typedef struct tv_case {
 } tv_case;
 
 /* Opens case `name` (e.g. "awq/L0.mlp_w4_g32"); false (with a failed CHECK) if it cannot. */
-static bool tv_open(tv_case *c, const char *name) {
+static inline bool tv_open(tv_case *c, const char *name) {
     memset(c, 0, sizeof *c);
     snprintf(c->dir, sizeof c->dir, "%s/%s", vectors_dir(), name);
     char *path = qc_path_join(c->dir, "case.json"), *text = NULL;
@@ -39,10 +39,10 @@ static bool tv_open(tv_case *c, const char *name) {
     return c->arrays != NULL;
 }
 
-static void tv_close(tv_case *c) { cJSON_Delete(c->json); }
+static inline void tv_close(tv_case *c) { cJSON_Delete(c->json); }
 
 /* Dimension k of array `name`'s shape (0 if absent). */
-static int tv_dim(const tv_case *c, const char *name, int k) {
+static inline int tv_dim(const tv_case *c, const char *name, int k) {
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->arrays, name), "shape");
     const cJSON *d = cJSON_GetArrayItem(sh, k);
     return cJSON_IsNumber(d) ? d->valueint : 0;
@@ -50,7 +50,7 @@ static int tv_dim(const tv_case *c, const char *name, int k) {
 
 /* Array `name` (dtype "f32" or "u8"), its element count in *count; NULL (a failed CHECK)
  * when absent or when the file's size is not the shape's. */
-static void *tv_array(const tv_case *c, const char *name, const char *dtype, size_t *count) {
+static inline void *tv_array(const tv_case *c, const char *name, const char *dtype, size_t *count) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(c->arrays, name);
     const cJSON *file = cJSON_GetObjectItemCaseSensitive(a, "file"), *dt = cJSON_GetObjectItemCaseSensitive(a, "dtype");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(a, "shape"), *d;
@@ -73,14 +73,14 @@ static void *tv_array(const tv_case *c, const char *name, const char *dtype, siz
     return buf;
 }
 
-static double tv_scalar(const tv_case *c, const char *name) {
+static inline double tv_scalar(const tv_case *c, const char *name) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(c->scalars, name);
     CHECK(cJSON_IsNumber(v), "%s: scalar %s", c->dir, name);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
 /* The names of a family's cases from manifest.json, in a cJSON array (owned by *root). */
-static const cJSON *tv_cases(const char *family, cJSON **root) {
+static inline const cJSON *tv_cases(const char *family, cJSON **root) {
     char *path = qc_path_join(vectors_dir(), "manifest.json"), *text = NULL;
     size_t len;
     qc_err e = { "" };
@@ -94,7 +94,7 @@ static const cJSON *tv_cases(const char *family, cJSON **root) {
 }
 
 /* max |a − b| / max(|b|, tiny) over n values. */
-static double tv_max_rel(const float *a, const float *b, size_t n) {
+static inline double tv_max_rel(const float *a, const float *b, size_t n) {
     double m = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]) / (fabs((double)b[i]) > 1e-30 ? fabs((double)b[i]) : 1.0);
