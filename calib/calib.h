@@ -10,6 +10,7 @@
 #ifndef QC_CALIB_H
 #define QC_CALIB_H
 
+#include "awq/awq.h"
 #include "base/base.h"
 #include "datasets/datasets.h"
 #include "gptq/gptq.h"
@@ -44,7 +45,13 @@ void qc_stats_free(qc_stats *s);
 
 /* ---- the runner ---- */
 
-typedef enum qc_method { QC_METHOD_RTN, QC_METHOD_GPTQ } qc_method;
+/* The solvers, and the function-preserving rescaling that may come first (QUANT-SPEC §4–5):
+ * awq = AWQ's scales and clipping, then round-to-nearest (AWQ-style parameters when the
+ * spec says awq_range); awq+gptq = the same, then GPTQ; smoothquant = SmoothQuant's smoothing
+ * (smooth_alpha), then round-to-nearest, or nothing (no_quant). */
+typedef enum qc_method {
+    QC_METHOD_RTN, QC_METHOD_GPTQ, QC_METHOD_AWQ, QC_METHOD_AWQ_GPTQ, QC_METHOD_SMOOTHQUANT
+} qc_method;
 
 struct qc_quantized;
 /* How qc_calibrate checkpoints its work and continues an interrupted run (resume.c
@@ -69,6 +76,11 @@ typedef struct qc_calib_opts {
     bool keep_f16[QC_LIN_COUNT]; /* linears left unquantized, their weights rounded to fp16
                                     (what a file storing them as F16 holds) */
     int batch_tokens;     /* tokens per forward chunk (0: 2048, at least one window) */
+    float smooth_alpha;   /* > 0: SmoothQuant smoothing with this α, before anything else */
+    qc_awq_opts awq;      /* awq, awq+gptq: duo scaling, clipping (chunk_windows: set here) */
+    bool propagate_fp32;  /* the next block's inputs from the fp32 (rescaled) block, as AWQ's
+                             reference; else from the quantized block, as GPTQ's */
+    bool no_quant;        /* smoothquant without weight quantization: linears stay fp32 */
     const qc_log *log;
     /* Optional: sees each site's finished statistics before its linears are solved (tests
      * compare them with the reference's Hessians; analysis tools record them). */
@@ -90,7 +102,16 @@ typedef struct qc_layer_report {
     bool kept_f16;    /* not quantized: weights rounded to fp16 (keep_f16) */
     int dead;         /* inputs never active in calibration */
     double seconds;
+    int awq_grid;     /* AWQ: the grid point chosen for the group of the linear's input (the
+                         exponent awq_grid / 20); -1: the input has no scaling group */
+    double awq_loss, awq_loss0; /* that group's loss, and the unscaled candidate's (s = 1) */
+    double clip_mean, clip_min; /* AWQ: clip range / max|w| over the linear's groups; 1: unclipped */
+    double smooth_min, smooth_max; /* SmoothQuant: the range of the scales of the linear's input
+                                      norm; 0: not smoothed */
 } qc_layer_report;
+
+/* Rescalings applied to a block before its linears are solved, in this order. */
+enum { QC_STAGE_SMOOTH, QC_STAGE_AWQ, QC_SCALE_STAGES };
 
 /* What calibration produced for a whole model. */
 typedef struct qc_quantized {
@@ -99,6 +120,10 @@ typedef struct qc_quantized {
     qc_qweight *res;      /* (n_layers, QC_LIN_COUNT); zeroed for keep_f16 linears */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;
+    float **scales;       /* (n_layers, QC_SCALE_STAGES, QC_SITE_COUNT) the scales of each stage
+                             (qc_block_scale) folded into each block, NULL where none; writers
+                             read norms and unquantized linears through them. NULL: none at all */
+    bool fp32_linears;    /* unquantized linears are kept fp32 (no_quant), not fp16-rounded */
     double seconds;
 } qc_quantized;
 

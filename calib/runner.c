@@ -3,13 +3,19 @@
  * accumulate the subset's statistics (stopping after its last site), solve each linear of
  * the subset and put its dequantized weights into the block, so later subsets see them;
  * then run the quantized block to produce the next block's inputs, and release it. The
- * residual stream of all windows is the only large state. */
-#include "calib/calib.h"
+ * residual stream of all windows is the only large state. With SmoothQuant or AWQ, a
+ * pre-step (prestep.c) first rescales the loaded block, function unchanged; the scales are
+ * kept with the result so writers fold them into the norms; with fp32 propagation the next
+ * block's inputs are the pre-step's fp32 outputs instead of the quantized block's. */
+#include "calib/internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-const char *qc_method_name(qc_method m) { return m == QC_METHOD_GPTQ ? "gptq" : "rtn"; }
+const char *qc_method_name(qc_method m) {
+    static const char *names[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
+    return names[m];
+}
 
 /* The hook's state: which sites it records into, and where to stop. */
 typedef struct collect {
@@ -75,6 +81,12 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         return QC_ERR_NOMEM;
     }
     qc_status s;
+    if (o->no_quant) { /* smoothing only: the linear stays as it is */
+        rep->kept_f16 = true;
+        free(w), free(h);
+        rep->seconds = qc_now() - t0;
+        return QC_OK;
+    }
     if (o->keep_f16[lin]) { /* no solver: the weights a file storing F16 holds */
         for (size_t i = 0; i < nw; i++) w[i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
         rep->kept_f16 = true;
@@ -84,7 +96,7 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
-    if (o->method == QC_METHOD_GPTQ) {
+    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         memcpy(w, b->w[lin], nw * sizeof(float));
         memcpy(h, st->xtx, (size_t)cols * cols * sizeof(float));
         qc_gptq_info info;
@@ -122,6 +134,19 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
     qc_block b;
     qc_status st = qc_block_load(ck, layer, &b, e);
     if (st) return st;
+    /* the rescaling pre-step (SmoothQuant, AWQ), and the fp32 outputs when they propagate */
+    qc_prestep pre = { 0 };
+    float *x_fp32 = NULL;
+    const qc_calib_opts *o = r->o;
+    size_t ntok = (size_t)r->w->n * r->w->seqlen;
+    if (o->propagate_fp32 && !(x_fp32 = qc_malloc(ntok, (size_t)r->cfg->dim * sizeof(float), e, "fp32 activations")))
+        st = QC_ERR_NOMEM;
+    if (!st && (x_fp32 || o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ))
+        st = qc_prestep_block(r->cfg, &b, layer, r->x, r->w->n, r->w->seqlen, r->per_chunk, o, r->ws, x_fp32, &pre, e);
+    if (!st && out->scales)
+        for (int t = 0; t < QC_SCALE_STAGES; t++)
+            for (int s = 0; s < QC_SITE_COUNT; s++)
+                out->scales[((size_t)layer * QC_SCALE_STAGES + t) * QC_SITE_COUNT + s] = pre.s[t][s], pre.s[t][s] = NULL;
     for (int s0 = 0, s1; s0 < QC_SITE_COUNT && !st; s0 = s1) {
         s1 = r->o->true_sequential ? s0 + 1 : QC_SITE_COUNT;
         qc_stats stats[QC_SITE_COUNT] = { 0 };
@@ -145,11 +170,14 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
             qc_progress(r->o->log, "quantize", (int64_t)out->nreports, (int64_t)r->cfg->n_layers * QC_LIN_COUNT, detail);
             st = solve(r, &b, layer, lin, &stats[s], &out->res[(size_t)layer * QC_LIN_COUNT + lin],
                        &out->reports[out->nreports], e);
-            if (!st) out->nreports++;
+            if (!st) qc_prestep_report(&pre, lin, &out->reports[out->nreports++]);
         }
         for (int s = s0; s < s1; s++) qc_stats_free(&stats[s]);
     }
-    if (!st) st = pass(r, &b, layer, NULL, e); /* the next block's inputs, through the quantized block */
+    if (!st && x_fp32) memcpy(r->x, x_fp32, ntok * (size_t)r->cfg->dim * sizeof(float));
+    else if (!st) st = pass(r, &b, layer, NULL, e); /* the next block's inputs, through the quantized block */
+    free(x_fp32);
+    qc_prestep_free(&pre);
     qc_block_free(&b);
     return st;
 }
@@ -169,6 +197,15 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     out->ck = m->ck;
     out->res = qc_calloc(nlin, sizeof *out->res, e, "results");
     out->reports = out->res ? qc_calloc(nlin, sizeof *out->reports, e, "reports") : NULL;
+    out->fp32_linears = o->no_quant;
+    bool scaled = o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    if (scaled && out->reports)
+        out->scales = qc_calloc(nlin / QC_LIN_COUNT * QC_SCALE_STAGES * QC_SITE_COUNT, sizeof *out->scales, e, "scales");
+    if (scaled && !out->scales) {
+        free(out->res), free(out->reports);
+        memset(out, 0, sizeof *out);
+        return QC_ERR_NOMEM;
+    }
     r.x = out->reports ? qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "calibration activations") : NULL;
     r.tmp = r.x ? qc_malloc((size_t)r.per_chunk * w->seqlen, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
     r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
@@ -196,6 +233,9 @@ void qc_quantized_free(qc_quantized *q) {
         for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_qweight_free(&q->res[i]);
     free(q->res);
     free(q->reports);
+    if (q->scales)
+        for (size_t i = 0; i < (size_t)q->n_layers * QC_SCALE_STAGES * QC_SITE_COUNT; i++) free(q->scales[i]);
+    free(q->scales);
     memset(q, 0, sizeof *q);
 }
 
@@ -212,8 +252,11 @@ static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, q
     }
     qc_status st = qc_checkpoint_read(q->ck, w, layer, out, e);
     int rows, cols;
-    qc_weight_shape(qc_checkpoint_config(q->ck), w, &rows, &cols);
-    for (int lin = 0; !st && lin < QC_LIN_COUNT; lin++) /* a kept linear: as solved, fp16-rounded */
+    const qc_config *cfg = qc_checkpoint_config(q->ck);
+    qc_weight_shape(cfg, w, &rows, &cols);
+    for (int t = 0; !st && q->scales && !qc_weight_is_global(w) && t < QC_SCALE_STAGES; t++) /* as rescaled */
+        qc_weight_scale(cfg, w, (const float *const *)q->scales + ((size_t)layer * QC_SCALE_STAGES + t) * QC_SITE_COUNT, out);
+    for (int lin = 0; !st && !q->fp32_linears && lin < QC_LIN_COUNT; lin++) /* a kept linear: as solved, fp16-rounded */
         if (qc_linear_weight(lin) == w)
             for (size_t i = 0; i < (size_t)rows * cols; i++) out[i] = qc_f16_to_f32(qc_f32_to_f16(out[i]));
     return st;

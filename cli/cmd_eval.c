@@ -4,8 +4,9 @@
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
-static const char *model_path, *text_path, *tok_path, *save_path, *kld_path;
+static const char *model_path, *text_path, *tok_path, *save_path, *kld_path, *act_quant;
 static long seqlen, batch_tokens, threads;
 static bool json, quiet;
 
@@ -16,6 +17,7 @@ static const cli_opt opts[] = {
     { "seqlen", OPT_INT, &seqlen, "N", "window length (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "save-logits", OPT_STR, &save_path, "FILE", "save this model's log-probabilities (the base for --kld-base)", 0, 0 },
     { "kld-base", OPT_STR, &kld_path, "FILE", "report KL divergence and top-1 agreement against saved log-probabilities", 0, 0 },
+    { "act-quant", OPT_STR, &act_quant, "aN", "simulate N-bit activations: every block linear's input quantized per token, symmetric, dynamic (a8: W8A8)", 0, 0 },
     { "batch-tokens", OPT_INT, &batch_tokens, "N", "tokens per forward chunk (default 2048)", 1, 1 << 24 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
     { "json", OPT_FLAG, &json, NULL, "print one JSON object instead of text", 0, 0 },
@@ -42,6 +44,7 @@ static void print_json(const qc_config *c, size_t ntok, size_t docs, size_t byte
     cJSON_AddStringToObject(o, "model", model_path);
     cJSON_AddStringToObject(o, "text", text_path);
     cJSON_AddNumberToObject(o, "ppl", r->ppl);
+    if (act_quant) cJSON_AddStringToObject(o, "act_quant", act_quant);
     cJSON_AddNumberToObject(o, "nll", r->nll);
     cJSON_AddNumberToObject(o, "tokens", (double)ntok);
     cJSON_AddNumberToObject(o, "windows", r->windows);
@@ -73,6 +76,7 @@ static void print_text(qc_model *m, size_t ntok, size_t docs, size_t bytes, cons
            docs == 1 ? "" : "s", ntok);
     printf("protocol    seqlen %d, %d windows, %lld predicted tokens (tail of %zu tokens dropped)\n", r->seqlen,
            r->windows, (long long)r->scored, ntok - (size_t)r->windows * (size_t)r->seqlen);
+    if (act_quant) printf("activations %s: every block linear's input quantized per token (symmetric, dynamic)\n", act_quant);
     printf("perplexity  %.4f   (mean NLL %.6f nats; %.1f tokens/s)\n", r->ppl, r->nll,
            (double)r->windows * r->seqlen / (r->seconds > 0 ? r->seconds : 1e-9));
     if (r->has_kld) {
@@ -88,6 +92,10 @@ int cmd_eval(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!text_path) return cli_usage_error(&cmd, "--text is required");
+    int act_bits = 0;
+    if (act_quant && (sscanf(act_quant, "a%d", &act_bits) != 1 || act_bits < 2 || act_bits > 16 ||
+                      snprintf(NULL, 0, "a%d", act_bits) != (int)strlen(act_quant)))
+        return cli_usage_error(&cmd, "--act-quant '%s': expected aN, N bits from 2 to 16 (a8: W8A8's int8 activations)", act_quant);
     cli_threads(threads);
     qc_log log = cli_log(quiet || json);
     qc_err e = { "" };
@@ -106,7 +114,7 @@ int cmd_eval(int argc, char **argv) {
         if (st) qc_fail_prefix(&e, st, "%s", text_path);
     }
     if (!st) {
-        qc_eval_opts o = { (int)batch_tokens, save_path, kld_path, &log };
+        qc_eval_opts o = { (int)batch_tokens, save_path, kld_path, &log, act_bits };
         st = qc_eval_perplexity(m, &w, &o, &r, &e);
     }
     if (!st) {

@@ -9,6 +9,9 @@
 #include <string.h>
 
 static const char *model_path, *out_path, *method_name = "gptq", *tok_path, *tokens_path, *format_name;
+static const char *propagate;
+static double alpha = 0.5, smooth_alpha;
+static bool awq_duo, awq_clip, no_awq_clip;
 static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
 static cli_list calib, evals;
 #define UNSET (-1000) /* wbits, groupsize: not given on the command line */
@@ -22,7 +25,13 @@ static const cli_opt opts[] = {
     { "calib", OPT_LIST, &calib, "FILE", "calibration text: plain, .jsonl or .json.gz; repeat to mix sources", 0, 0 },
     { "calib-tokens", OPT_STR, &tokens_path, "FILE", "calibration windows as a NumPy int32/int64 array (nsamples, seqlen), used as they are", 0, 0 },
     { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
-    { "method", OPT_STR, &method_name, "NAME", "gptq (default) or rtn (round-to-nearest, the baseline)", 0, 0 },
+    { "method", OPT_STR, &method_name, "NAME", "gptq (default), rtn (round-to-nearest, the baseline), awq, awq+gptq (AWQ's scales and clipping, then GPTQ) or smoothquant (smoothing, then round-to-nearest with --wbits, else an fp32 checkpoint)", 0, 0 },
+    { "alpha", OPT_FLOAT, &alpha, "A", "smoothquant: migration strength α (default 0.5)", 0, 1 },
+    { "smooth", OPT_FLOAT, &smooth_alpha, "A", "SmoothQuant smoothing with α = A before --method gptq, rtn, awq or awq+gptq", 1e-6, 1 },
+    { "awq-duo-scaling", OPT_FLAG, &awq_duo, NULL, "awq: AutoAWQ's scales that also use the weights' magnitudes", 0, 0 },
+    { "awq-clip", OPT_FLAG, &awq_clip, NULL, "awq: search each group's clipping range (the default; not for q, k)", 0, 0 },
+    { "no-awq-clip", OPT_FLAG, &no_awq_clip, NULL, "awq: no clipping search", 0, 0 },
+    { "propagate", OPT_STR, &propagate, "P", "the next block's inputs: fp32 (from the unquantized, rescaled block; default for awq) or quantized (default otherwise)", 0, 0 },
     { "format", OPT_STR, &format_name, "F", "output: gptq (default for HF inputs), gguf (default for llama2.c inputs), awq, llama2c (int8), fake (dequantized)", 0, 0 },
     { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4; set by --format gguf/llama2c)", 2, 8 },
     { "groupsize", OPT_INT, &groupsize, "N", "columns per quantization group; -1 or 0: one group per row (default 128; gguf: 32; llama2c: 64)", -1, 1 << 20 },
@@ -56,12 +65,18 @@ static const cli_opt opts[] = {
 };
 
 static const cli_cmd cmd = {
-    "quantize", "--model PATH --calib TEXT --out DIR [--method gptq|rtn] [--wbits 4] [--groupsize 128] [options]",
+    "quantize", "--model PATH --calib TEXT --out DIR [--method gptq|rtn|awq|awq+gptq|smoothquant] [--wbits 4] [--groupsize 128] [options]",
     "Calibrates the model on --nsamples random windows of --seqlen tokens from the --calib texts\n"
     "(drawn as the GPTQ reference's data loaders draw them, with Python's random and --seed),\n"
     "block by block: each block runs in fp32 with hooks recording every linear layer's input\n"
     "statistics, its linears are quantized, and the quantized block produces the next block's\n"
-    "inputs. `qcalib --method ...` is the same command.",
+    "inputs. `qcalib --method ...` is the same command.\n\n"
+    "awq first rescales each block (AWQ's scales searched on a grid of 20 exponents per group of\n"
+    "linears sharing an input, folded into the RMSNorm or linear that produces it; then the\n"
+    "clipping search) and quantizes with AWQ-style parameters; awq+gptq runs GPTQ on the rescaled\n"
+    "block instead. smoothquant folds SmoothQuant's scales (--alpha) into the norms and q/k/v,\n"
+    "gate/up columns; --smooth A does the same before any other method. Evaluate W8A8 with\n"
+    "`qcalib eval --act-quant a8`.",
     opts,
     "DIR receives the quantized model in --format:\n"
     "  gptq     config.json (with quantization_config), model.safetensors (qweight, qzeros, scales,\n"
@@ -101,7 +116,7 @@ static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text,
     qc_windows w = { 0 };
     qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
     if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) qc_fail_prefix(e, st, "%s", text);
-    qc_eval_opts o = { 0, NULL, NULL, log };
+    qc_eval_opts o = { 0, NULL, NULL, log, 0 };
     if (!st) st = qc_eval_perplexity(m, &w, &o, r, e);
     qc_windows_free(&w);
     free(ids);
@@ -127,13 +142,20 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON_AddNumberToObject(s, "groupsize", o->spec.groupsize > 0 ? o->spec.groupsize : -1);
     cJSON_AddBoolToObject(s, "sym", o->spec.sym);
     cJSON_AddBoolToObject(s, "mse", o->spec.mse);
-    if (o->method == QC_METHOD_GPTQ) {
+    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
         cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
         cJSON_AddBoolToObject(s, "act_order", o->gptq.act_order);
         cJSON_AddBoolToObject(s, "static_groups", o->gptq.static_groups);
     }
     cJSON_AddBoolToObject(s, "true_sequential", o->true_sequential);
+    if (o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ) {
+        cJSON_AddBoolToObject(s, "awq_duo_scaling", o->awq.duo_scaling);
+        cJSON_AddBoolToObject(s, "awq_clip", o->awq.clip);
+    }
+    if (o->smooth_alpha > 0) cJSON_AddNumberToObject(s, "smooth_alpha", o->smooth_alpha);
+    cJSON_AddBoolToObject(s, "weights_quantized", !o->no_quant);
+    cJSON_AddStringToObject(s, "propagate", o->propagate_fp32 ? "fp32" : "quantized");
     cJSON *cal = cJSON_AddArrayToObject(s, "calib");
     for (int i = 0; i < calib.n; i++) cJSON_AddItemToArray(cal, cJSON_CreateString(calib.v[i]));
     if (tokens_path) cJSON_AddStringToObject(s, "calib_tokens", tokens_path);
@@ -288,11 +310,33 @@ static int check_options(qc_calib_opts *o) {
     if (!out_path) return cli_usage_error(&cmd, "--out is required");
     if (!calib.n && !tokens_path) return cli_usage_error(&cmd, "give calibration text with --calib FILE (or --calib-tokens FILE.npy)");
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
-    if (strcmp(method_name, "gptq") == 0) o->method = QC_METHOD_GPTQ;
-    else if (strcmp(method_name, "rtn") == 0) o->method = QC_METHOD_RTN;
-    else return cli_usage_error(&cmd, "--method '%s': expected gptq or rtn (awq and smoothquant are not implemented yet)", method_name);
-    if (o->method == QC_METHOD_RTN && (act_order || static_groups))
-        return cli_usage_error(&cmd, "--act-order and --static-groups are GPTQ options; --method rtn has no column order");
+    static const char *methods[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
+    int mi = 0;
+    while (mi < 5 && strcmp(method_name, methods[mi]) != 0) mi++;
+    if (mi == 5) return cli_usage_error(&cmd, "--method '%s': expected gptq, rtn, awq, awq+gptq or smoothquant", method_name);
+    o->method = (qc_method)mi;
+    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
+    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    if (!gptq && (act_order || static_groups))
+        return cli_usage_error(&cmd, "--act-order and --static-groups are GPTQ options; --method %s has no column order", method_name);
+    if (!awq && (awq_duo || awq_clip || no_awq_clip))
+        return cli_usage_error(&cmd, "--awq-duo-scaling, --awq-clip and --no-awq-clip are options of --method awq and awq+gptq");
+    if (awq_clip && no_awq_clip) return cli_usage_error(&cmd, "--awq-clip and --no-awq-clip exclude each other");
+    if (awq && mse) return cli_usage_error(&cmd, "--mse is GPTQ's clip search; AWQ has its own (--awq-clip, the default)");
+    if (o->method == QC_METHOD_SMOOTHQUANT && smooth_alpha > 0)
+        return cli_usage_error(&cmd, "--method smoothquant takes its α from --alpha; --smooth is the pre-step of the other methods");
+    if (o->method != QC_METHOD_SMOOTHQUANT && alpha != 0.5)
+        return cli_usage_error(&cmd, "--alpha is --method smoothquant's; smooth before %s with --smooth A", method_name);
+    o->smooth_alpha = o->method == QC_METHOD_SMOOTHQUANT ? (float)alpha : (float)smooth_alpha;
+    if (o->method == QC_METHOD_SMOOTHQUANT && !(o->smooth_alpha > 0))
+        return cli_usage_error(&cmd, "--alpha must be above 0 for --method smoothquant");
+    o->no_quant = o->method == QC_METHOD_SMOOTHQUANT && wbits == UNSET;
+    if (resume && (awq || o->smooth_alpha > 0))
+        return cli_usage_error(&cmd, "--resume covers --method gptq and rtn; AWQ and SmoothQuant runs are not checkpointed yet (their per-block scales would be lost)");
+    o->awq = (qc_awq_opts){ .duo_scaling = awq_duo, .clip = !no_awq_clip };
+    if (propagate && strcmp(propagate, "fp32") != 0 && strcmp(propagate, "quantized") != 0)
+        return cli_usage_error(&cmd, "--propagate '%s': expected fp32 or quantized", propagate);
+    o->propagate_fp32 = propagate ? strcmp(propagate, "fp32") == 0 : o->method == QC_METHOD_AWQ;
     if (true_seq && no_true_seq) return cli_usage_error(&cmd, "--true-sequential and --no-true-sequential exclude each other");
     if (strcmp(ckpt_format, "v1") != 0 && strcmp(ckpt_format, "v2") != 0)
         return cli_usage_error(&cmd, "--checkpoint-format '%s': expected v1 or v2", ckpt_format);
@@ -306,14 +350,18 @@ static int check_options(qc_calib_opts *o) {
         char *cfg = qc_path_join(model_path, "config.json");
         bool hf = qc_str_ends_with(model_path, ".safetensors") || (cfg && qc_path_exists(cfg));
         free(cfg);
-        format = hf ? FMT_GPTQ : FMT_GGUF;
+        format = o->no_quant ? FMT_FAKE : hf ? FMT_GPTQ : FMT_GGUF;
     }
+    if (o->no_quant && format != FMT_FAKE)
+        return cli_usage_error(&cmd, "--method smoothquant without --wbits writes fp32 weights: --format fake (the default), or give --wbits to quantize");
     if (gguf_no_pad && format != FMT_GGUF) return cli_usage_error(&cmd, "--gguf-no-pad applies to --format gguf");
     if (verify && !evals.n) return cli_usage_error(&cmd, "--verify compares perplexities: give --eval FILE");
     if (qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
     int rc = format_spec(&o->spec);
     if (rc) return rc;
+    /* AWQ quantizes with its own parameters where the format has zero points to hold them */
+    o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
     o->gptq = qc_gptq_defaults();
     o->gptq.percdamp = (float)percdamp;
     o->gptq.blocksize = (int)blocksize;
@@ -329,9 +377,11 @@ static void print_report(const qc_quantized *q, const qc_calib_opts *o, const ev
     int fb = 0;
     for (int i = 0; i < q->nreports; i++) sum += q->reports[i].rel_err, fb += q->reports[i].fallback;
     char tag[64];
-    if (o->spec.groupsize > 0) snprintf(tag, sizeof tag, "%s w%dg%d", qc_method_name(o->method), o->spec.bits, o->spec.groupsize);
+    if (o->no_quant) snprintf(tag, sizeof tag, "smoothquant a%.2g", o->smooth_alpha);
+    else if (o->spec.groupsize > 0) snprintf(tag, sizeof tag, "%s w%dg%d", qc_method_name(o->method), o->spec.bits, o->spec.groupsize);
     else snprintf(tag, sizeof tag, "%s w%d per-row", qc_method_name(o->method), o->spec.bits);
-    printf("quantized %d linear layers (%s%s) in %.1f s: mean relative output error %.4g, %d fallback%s\n",
+    if (o->no_quant) printf("smoothed %d blocks (α %g), weights kept fp32, in %.1f s\n", q->n_layers, o->smooth_alpha, q->seconds);
+    else printf("quantized %d linear layers (%s%s) in %.1f s: mean relative output error %.4g, %d fallback%s\n",
            q->nreports, tag, o->spec.sym ? " sym" : "", q->seconds, q->nreports ? sum / q->nreports : 0, fb,
            fb == 1 ? "" : "s");
     printf("wrote %s/\n", out_path);
@@ -391,7 +441,9 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_resume *rs = NULL;
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
-    if (!st && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e))) o.checkpoint = qc_resume_checkpoint(rs);
+    bool scaled = o.smooth_alpha > 0 || o.method == QC_METHOD_AWQ || o.method == QC_METHOD_AWQ_GPTQ;
+    if (!st && !scaled && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
+        o.checkpoint = qc_resume_checkpoint(rs);
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);

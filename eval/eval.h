@@ -14,6 +14,9 @@ typedef struct qc_eval_opts {
     const char *save_logprobs;  /* if set: write this model's log-probabilities there */
     const char *kld_base;       /* if set: compare with the log-probabilities saved there */
     const qc_log *log;
+    int act_bits;               /* > 0: the input of every linear of every block quantized per
+                                   token, symmetric and dynamic, to this many bits (8: W8A8's
+                                   activations, QUANT-SPEC §5); 0: fp32 */
 } qc_eval_opts;
 
 typedef struct qc_eval_result {

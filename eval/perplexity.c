@@ -3,6 +3,7 @@
  * agreement). Windows are run in chunks of about batch_tokens tokens through the whole
  * model; log-softmax is taken in double so the figures do not depend on summation order. */
 #include "eval/internal.h"
+#include "quant/quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -52,6 +53,12 @@ static void compare_row(kld_acc *k, const float *base, const float *lp, int voca
     k->base_nll -= base[target];
 }
 
+/* The activation-quantization hook: every site's input, per token. */
+static qc_status quantize_input(void *ctx, qc_hook_call *call, qc_err *e) {
+    qc_quant_act_per_token(call->x, call->ntok, call->cols, *(const int *)ctx);
+    return QC_OK;
+}
+
 qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opts *o,
                              qc_eval_result *r, qc_err *e) {
     memset(r, 0, sizeof *r);
@@ -87,6 +94,9 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
     if (o->save_logprobs && (st = qc_logprobs_create(&lw, o->save_logprobs, w, vocab, e))) goto done;
 
     double t0 = qc_now(), nll = 0.0;
+    qc_hooks act = { quantize_input, (void *)&o->act_bits };
+    const qc_hooks *saved = m->hooks;
+    if (o->act_bits > 0) m->hooks = &act;
     for (int w0 = 0; w0 < w->n && !st; w0 += per_chunk) {
         int nw = w->n - w0 < per_chunk ? w->n - w0 : per_chunk;
         const int32_t *tok = w->tokens + (size_t)w0 * seqlen;
@@ -106,6 +116,7 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
         }
         qc_progress(o->log, "eval", w0 + nw, w->n, NULL);
     }
+    m->hooks = saved;
     if (st) goto done;
     if (o->save_logprobs && (st = qc_out_commit(&lw.out, e))) goto done;
 

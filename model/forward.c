@@ -134,34 +134,24 @@ static qc_status hook(const qc_hooks *hooks, int layer, qc_site site, float *x, 
     return st;
 }
 
-/* The block over nwin windows of seqlen tokens. With kv (then nwin == 1), the tokens sit at
- * positions kv->len.. and their keys/values go into the cache, attention spanning it. */
-static qc_status run_block(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
-                           int seqlen, qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws,
+/* Attention on xn, the output of the attention RMSNorm (ntok, dim): q, k, v, RoPE, causal
+ * attention, o; the result (before the residual add) into out. With kv (then nwin == 1),
+ * the tokens sit at positions kv->len.. and their keys/values go into the cache, attention
+ * spanning it. The hook sees o's input. */
+static qc_status attention(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
+                           qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop,
                            qc_err *e) {
-    int ntok = nwin * seqlen, pos0 = kv ? kv->len : 0;
-    int dim = c->dim, hidden = c->hidden_dim;
+    int ntok = nwin * seqlen, pos0 = kv ? kv->len : 0, dim = c->dim;
     int qdim = c->n_heads * c->head_dim, kvdim = c->n_kv_heads * c->head_dim;
-    if (ntok > ws->max_tokens || pos0 + seqlen > ws->max_ctx)
-        return qc_fail(e, QC_ERR_ARG, "block %d: %d tokens at position %d exceed the workspace (%d tokens, context %d)",
-                       layer, ntok, pos0, ws->max_tokens, ws->max_ctx);
-    if (kv && pos0 + ntok > kv->max_len)
-        return qc_fail(e, QC_ERR_ARG, "block %d: position %d beyond the cache (%d)", layer, pos0 + ntok, kv->max_len);
-    bool stop;
-    qc_status st;
-
-    /* attention */
-    qc_rmsnorm(x, b->attn_norm, ntok, dim, c->norm_eps, ws->xb);
-    if ((st = hook(hooks, layer, QC_SITE_QKV, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
     float *k = ws->k, *v = ws->v;
     if (kv) { /* this layer's cache rows from pos0 on */
         size_t base = ((size_t)layer * kv->max_len) * kvdim;
         k = kv->k + base + (size_t)pos0 * kvdim;
         v = kv->v + base + (size_t)pos0 * kvdim;
     }
-    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_Q], qdim, dim, ws->q);
-    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_K], kvdim, dim, k);
-    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_V], kvdim, dim, v);
+    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_Q], qdim, dim, ws->q);
+    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_K], kvdim, dim, k);
+    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_V], kvdim, dim, v);
     rope(ws->q, ntok, c->n_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     if (kv) {
@@ -174,20 +164,65 @@ static qc_status run_block(const qc_config *c, const qc_block *b, int layer, flo
                    ws->scores);
         }
     }
-    if ((st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, &stop, e)) || stop) return st;
-    qc_matmul_xwt(ws->att, ntok, b->w[QC_LIN_O], dim, qdim, ws->out);
+    qc_status st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
+    if (st || *stop) return st;
+    qc_matmul_xwt(ws->att, ntok, b->w[QC_LIN_O], dim, qdim, out);
+    return QC_OK;
+}
+
+/* The feed-forward network on xn, the output of the FFN RMSNorm (ntok, dim): gate, up,
+ * SwiGLU, down; the result (before the residual add) into out. The hook sees down's input. */
+static qc_status mlp(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
+                     const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop, qc_err *e) {
+    int ntok = nwin * seqlen, dim = c->dim, hidden = c->hidden_dim;
+    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1);
+    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3);
+    swiglu(ws->h1, ws->h3, (size_t)ntok * hidden);
+    qc_status st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
+    if (st || *stop) return st;
+    qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, out);
+    return QC_OK;
+}
+
+static qc_status check_fits(const qc_workspace *ws, int layer, int ntok, int pos0, int seqlen, qc_err *e) {
+    if (ntok > ws->max_tokens || pos0 + seqlen > ws->max_ctx)
+        return qc_fail(e, QC_ERR_ARG, "block %d: %d tokens at position %d exceed the workspace (%d tokens, context %d)",
+                       layer, ntok, pos0, ws->max_tokens, ws->max_ctx);
+    return QC_OK;
+}
+
+/* The block over nwin windows of seqlen tokens. With kv (then nwin == 1), the tokens sit at
+ * positions kv->len.. and their keys/values go into the cache, attention spanning it. */
+static qc_status run_block(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
+                           int seqlen, qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws,
+                           qc_err *e) {
+    int ntok = nwin * seqlen, pos0 = kv ? kv->len : 0, dim = c->dim;
+    qc_status st = check_fits(ws, layer, ntok, pos0, seqlen, e);
+    if (st) return st;
+    if (kv && pos0 + ntok > kv->max_len)
+        return qc_fail(e, QC_ERR_ARG, "block %d: position %d beyond the cache (%d)", layer, pos0 + ntok, kv->max_len);
+    bool stop;
+
+    qc_rmsnorm(x, b->attn_norm, ntok, dim, c->norm_eps, ws->xb);
+    if ((st = hook(hooks, layer, QC_SITE_QKV, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
+    if ((st = attention(c, b, layer, ws->xb, nwin, seqlen, kv, hooks, ws, ws->out, &stop, e)) || stop) return st;
     add_into(x, ws->out, (size_t)ntok * dim);
 
-    /* feed-forward */
     qc_rmsnorm(x, b->ffn_norm, ntok, dim, c->norm_eps, ws->xb);
     if ((st = hook(hooks, layer, QC_SITE_GATE_UP, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
-    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1);
-    qc_matmul_xwt(ws->xb, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3);
-    swiglu(ws->h1, ws->h3, (size_t)ntok * hidden);
-    if ((st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, &stop, e)) || stop) return st;
-    qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, ws->out);
+    if ((st = mlp(c, b, layer, ws->xb, nwin, seqlen, hooks, ws, ws->out, &stop, e)) || stop) return st;
     add_into(x, ws->out, (size_t)ntok * dim);
     return QC_OK;
+}
+
+qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *xn,
+                              int nwin, int seqlen, float *out, qc_workspace *ws, qc_err *e) {
+    if (nwin < 1 || seqlen < 1) return qc_fail(e, QC_ERR_ARG, "block %d: %d windows of %d tokens", layer, nwin, seqlen);
+    qc_status st = check_fits(ws, layer, nwin * seqlen, 0, seqlen, e);
+    bool stop;
+    if (st) return st;
+    return part == QC_SUB_ATTENTION ? attention(c, b, layer, xn, nwin, seqlen, NULL, NULL, ws, out, &stop, e)
+                                    : mlp(c, b, layer, xn, nwin, seqlen, NULL, ws, out, &stop, e);
 }
 
 qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,

@@ -94,7 +94,7 @@ qc_status qc_model_forward(qc_model *m, const int32_t *tokens, int nwin, int seq
     for (int l = 0; l < m->cfg.n_layers && !st; l++) {
         const qc_block *b;
         st = qc_model_block(m, l, &b, e);
-        if (!st) st = qc_block_forward(&m->cfg, b, l, x, nwin, seqlen, NULL, ws, e);
+        if (!st) st = qc_block_forward(&m->cfg, b, l, x, nwin, seqlen, m->hooks, ws, e);
     }
     if (!st) st = qc_model_head(m, x, ntok, logits, e);
     free(x);

@@ -94,10 +94,36 @@ void qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols,
 qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
                            int seqlen, const qc_hooks *hooks, qc_workspace *ws, qc_err *e);
 
+/* The two halves of a block, each from its RMSNorm's output to its output before the
+ * residual add: attention (q, k, v, RoPE, attention, o) and the MLP (gate, up, SwiGLU, down). */
+typedef enum qc_subblock { QC_SUB_ATTENTION, QC_SUB_MLP } qc_subblock;
+
+/* out (nwin*seqlen, dim) = the sub-block `part` of block b on xn (nwin*seqlen, dim), its
+ * RMSNorm's output; what AWQ's scale search compares candidate weights on. out must not be
+ * xn. nwin*seqlen must fit the workspace. */
+qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *xn,
+                              int nwin, int seqlen, float *out, qc_workspace *ws, qc_err *e);
+
 /* Runs block `layer` on ntok new tokens at positions kv->len .. kv->len+ntok-1, attending to
  * the cached positions as well; stores their keys and values in kv (kv->len is unchanged). */
 qc_status qc_block_forward_cached(const qc_config *c, const qc_block *b, int layer, float *x,
                                   int ntok, qc_kvcache *kv, qc_workspace *ws, qc_err *e);
+
+/* ---- function-preserving rescaling (SmoothQuant, AWQ) ---------------------------------------------- */
+
+/* Per-site scales s (NULL: the site is not scaled), each of the site's input width: the
+ * site's input is divided by s and its linears' input columns multiplied by s, folding 1/s
+ * into what produces the input, so the block computes the same function (up to rounding):
+ *   qkv:     attn_norm /= s;   q, k, v columns *= s
+ *   o:       v rows /= s;      o columns *= s   (only when v's rows are o's columns: no GQA)
+ *   gate_up: ffn_norm /= s;    gate, up columns *= s
+ *   down:    up rows /= s;     down columns *= s
+ * Applies to weight w (rows, cols as qc_weight_shape) every scale that touches it, columns
+ * before rows; w read from a file and then scaled equals the same weight of a block scaled by
+ * qc_block_scale, bit for bit. */
+void qc_weight_scale(const qc_config *c, qc_weight w, const float *const s[QC_SITE_COUNT], float *buf);
+/* Scales every weight of block b (norms and linears) by s. */
+void qc_block_scale(const qc_config *c, qc_block *b, const float *const s[QC_SITE_COUNT]);
 
 /* ---- the model ------------------------------------------------------------------------------------ */
 
@@ -111,6 +137,8 @@ typedef struct qc_model {
     float *classifier;   /* (vocab, dim); NULL until the first qc_model_head */
     qc_block *blocks;    /* (n_layers) zeroed until loaded */
     const qc_weight_source *linears; /* borrowed; if set, the linears come from it, not ck */
+    const qc_hooks *hooks; /* borrowed; if set, qc_model_forward runs every block with them
+                              (evaluation's activation quantization) */
 } qc_model;
 
 qc_status qc_model_open(qc_model **m, const char *path, qc_err *e);

@@ -36,6 +36,8 @@ qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
         return qc_fail(e, QC_ERR_ARG, "a signed scale is for symmetric groups");
     if (s->store_min && (s->sym || !s->f16_scales))
         return qc_fail(e, QC_ERR_ARG, "parameters stored as fp16 d and m need asymmetric groups and fp16 scales");
+    if (s->awq_range && (s->sym || s->mse || s->store_min || s->signed_scale))
+        return qc_fail(e, QC_ERR_ARG, "AWQ-style parameters are asymmetric, without --mse or stored minima");
     if (s->bits < 2 || s->bits > 8)
         return qc_fail(e, QC_ERR_ARG, "--wbits %d: supported widths are 2 to 8 bits", s->bits);
     if (s->groupsize < -1)
@@ -100,10 +102,32 @@ static void signed_params(const qc_quant_spec *s, const float *x, int n, int str
     }
 }
 
+/* AWQ-style parameters: the group's own range, the reference's clamp of the range at 1e-5. */
+static void awq_params(const qc_quant_spec *s, const float *x, int n, int stride, float maxq, float *scale,
+                       float *zero) {
+    float xmin = x[0], xmax = x[0];
+    for (int i = 1; i < n; i++) {
+        float v = x[(size_t)i * stride];
+        xmin = v < xmin ? v : xmin;
+        xmax = v > xmax ? v : xmax;
+    }
+    float range = xmax - xmin, sc = (range > 1e-5f ? range : 1e-5f) / maxq;
+    if (s->f16_scales) sc = f16_round(sc);
+    float z = -qc_round_half_even(xmin / sc);
+    z = z < 0.0f ? 0.0f : z > maxq ? maxq : z;
+    if (s->zero_from_one && z < 1.0f) z = 1.0f;
+    *scale = sc;
+    *zero = z;
+}
+
 void qc_quant_find_params(const qc_quant_spec *s, const float *x, int n, int stride, float *scale,
                           float *zero, float *min) {
     int maxq_i = qc_quant_maxq(s);
     float maxq = (float)maxq_i;
+    if (s->awq_range && n > 0) {
+        awq_params(s, x, n, stride, maxq, scale, zero);
+        return;
+    }
     float xmin = 0.0f, xmax = 0.0f; /* the range contains 0, except for store_min (below) */
     for (int i = 0; i < n; i++) {
         float v = x[(size_t)i * stride];
@@ -195,6 +219,34 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
         }
     }
     return QC_OK;
+}
+
+void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out) {
+    int gs = s->groupsize > 0 ? s->groupsize : cols, maxq = qc_quant_maxq(s);
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN_WORK)
+    for (int i = 0; i < rows; i++) {
+        const float *x = w + (size_t)i * cols;
+        float *o = out + (size_t)i * cols;
+        for (int c0 = 0; c0 < cols; c0 += gs) {
+            int n = cols - c0 < gs ? cols - c0 : gs;
+            float sc, zp, mn = 0.0f;
+            qc_quant_find_params(s, x + c0, n, 1, &sc, &zp, &mn);
+            for (int c = c0; c < c0 + n; c++)
+                o[c] = s->store_min ? sc * qc_quant_code_min(x[c], sc, mn, maxq) + mn
+                                    : qc_qvalue(qc_quant_code(x[c], sc, zp, maxq), sc, zp);
+        }
+    }
+}
+
+void qc_quant_act_per_token(float *x, int ntok, int cols, int bits) {
+    float qmax = (float)((1 << (bits - 1)) - 1);
+#pragma omp parallel for schedule(static) if ((int64_t)ntok * cols > PAR_MIN_WORK)
+    for (int t = 0; t < ntok; t++) {
+        float *r = x + (size_t)t * cols, amax = 0.0f;
+        for (int j = 0; j < cols; j++) amax = fabsf(r[j]) > amax ? fabsf(r[j]) : amax;
+        float d = (amax > 1e-5f ? amax : 1e-5f) / qmax;
+        for (int j = 0; j < cols; j++) r[j] = qc_round_half_even(r[j] / d) * d;
+    }
 }
 
 /* Rows per chunk of the output error: [W; W−Q] of one chunk times H is one sgemm. */

@@ -26,6 +26,9 @@ typedef struct qc_quant_spec {
                            largest magnitude, m: scale = −m / ((maxq + 1) / 2), so m lands
                            exactly on the extra level (llama.cpp's Q4_0 choice; GPTQ's
                            symmetric grid clips the positive extreme instead) */
+    bool awq_range;  /* AWQ-style parameters (llm-awq's pseudo_quantize_tensor): the group's own
+                        [min, max] (0 not forced in), scale = max(max − min, 1e−5) / maxq,
+                        zero = clamp(−round(min / scale), 0, maxq); asymmetric, no --mse */
     bool zero_from_one; /* zero points >= 1 (GPTQ "v1" files store zero − 1 and loaders add 1
                            back unsigned: a zero of 0 cannot be stored); costs an all-positive
                            group its top level, and nothing otherwise */
@@ -81,6 +84,16 @@ qc_status qc_quant_alloc(qc_qweight *r, int rows, int cols, const qc_quant_spec 
  * rounded on its own. NaN/Inf in w is an error (QC_ERR_NUMERIC). */
 qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_qweight *r,
                        qc_err *e);
+
+/* out (rows, cols) = w round-to-nearest quantized by s and dequantized (the "fake
+ * quantization" of the references' searches); out may be w. s must have passed
+ * qc_quant_spec_check and w must be finite. */
+void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out);
+
+/* Per-token symmetric dynamic activation quantization, as SmoothQuant's W8A8 simulation
+ * (quantize_activation_per_token_absmax): each row of x (ntok, cols) becomes
+ * round(x / d) · d with d = max(max|row|, 1e−5) / (2^(bits−1) − 1), in place. */
+void qc_quant_act_per_token(float *x, int ntok, int cols, int bits);
 
 /* Relative output error of replacing w by q on inputs whose Σ xᵀx is h (cols, cols):
  * ‖X(W−Q)ᵀ‖² / ‖XWᵀ‖² = tr((W−Q) H (W−Q)ᵀ) / tr(W H Wᵀ), accumulated in double (the

@@ -91,7 +91,7 @@ check "--calib-tokens: 2 windows of 8 tokens from the .npy" "[ \"\$(json_num '$T
 
 # -- bad options and inputs: clear message, no output folder
 expect_fail "--wbits 9 is refused" 2 "--wbits 9 is out of range" $Q --model "$M" --calib "$CAL" --out "$T/x" --wbits 9
-expect_fail "unknown method" 2 "--method 'awq'" $Q --method awq --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "unknown method" 2 "--method 'hqq'" $Q --method hqq --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "no calibration text" 2 "--calib" $Q --method gptq --model "$M" --out "$T/x"
 expect_fail "existing output folder" 2 "already exists" $Q --model "$M" --calib "$CAL" --out "$T/gptq"
 expect_fail "act-order with rtn" 2 "GPTQ options" $Q --method rtn --act-order --model "$M" --calib "$CAL" --out "$T/x"

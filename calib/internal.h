@@ -1,0 +1,27 @@
+/* internal.h — internal to calib/: the rescaling pre-step of a block (prestep.c), which the
+ * runner calls before solving the block's linears. */
+#ifndef QC_CALIB_INTERNAL_H
+#define QC_CALIB_INTERNAL_H
+
+#include "calib/calib.h"
+
+/* What the pre-step did to one block. */
+typedef struct qc_prestep {
+    float *s[QC_SCALE_STAGES][QC_SITE_COUNT]; /* owned until moved into a qc_quantized */
+    qc_awq_block_result awq;                  /* its s entries moved to s[QC_STAGE_AWQ] */
+    bool awq_site[QC_SITE_COUNT];             /* the sites AWQ scaled */
+    float smooth_min[QC_SITE_COUNT], smooth_max[QC_SITE_COUNT]; /* 0: not smoothed */
+} qc_prestep;
+
+/* Runs block b (fp32, as loaded) over the nwin windows of x (nwin*seqlen, dim; unchanged), in
+ * chunks of `chunk` windows, capturing every site's input; with x_out, writes the block's
+ * output there (the next block's fp32 inputs). Then, as o says: smooths b (SmoothQuant, α),
+ * and runs AWQ on it (scales, clipping); b is rescaled in place, function unchanged but for
+ * rounding and clipping. */
+qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, int nwin, int seqlen, int chunk,
+                           const qc_calib_opts *o, qc_workspace *ws, float *x_out, qc_prestep *p, qc_err *e);
+/* The pre-step's figures for one linear's log row. */
+void qc_prestep_report(const qc_prestep *p, qc_linear lin, qc_layer_report *rep);
+void qc_prestep_free(qc_prestep *p); /* NULL or zeroed: no-op */
+
+#endif
