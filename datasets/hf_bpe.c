@@ -76,7 +76,7 @@ void hf_bpe_cache_free(void *cache) {
     free(c);
 }
 
-static bool push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
+bool hf_push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 256;
         int32_t *p = realloc(*ids, nc * sizeof *p);
@@ -170,7 +170,7 @@ static qc_status merge_word(const qc_tokenizer *t, bpe_cache *c, const char *w, 
     bool ok = true, last_unk = false;
     for (uint32_t i = nsyms ? 0 : NONE; i != NONE && ok; i = s[i].next) {
         if (s[i].tok >= 0) {
-            ok = push_id(ids, count, cap, s[i].tok);
+            ok = hf_push_id(ids, count, cap, s[i].tok);
             last_unk = false;
             continue;
         }
@@ -178,10 +178,10 @@ static qc_status merge_word(const qc_tokenizer *t, bpe_cache *c, const char *w, 
         bool all = h->byte_fallback;
         for (size_t b = b0; all && b < b1; b++) all = h->byte_ids[(unsigned char)w[b]] >= 0;
         if (all) {
-            for (size_t b = b0; ok && b < b1; b++) ok = push_id(ids, count, cap, h->byte_ids[(unsigned char)w[b]]);
+            for (size_t b = b0; ok && b < b1; b++) ok = hf_push_id(ids, count, cap, h->byte_ids[(unsigned char)w[b]]);
             last_unk = false;
         } else if (h->unk_id >= 0) {
-            if (!(h->fuse_unk && last_unk)) ok = push_id(ids, count, cap, h->unk_id);
+            if (!(h->fuse_unk && last_unk)) ok = hf_push_id(ids, count, cap, h->unk_id);
             last_unk = true;
         }
     }
@@ -194,7 +194,7 @@ qc_status hf_bpe_word(const qc_tokenizer *t, const char *w, size_t n, int32_t **
     if (n == 0) return QC_OK;
     if (h->ignore_merges) {
         int32_t id = qc_tokenizer_lookup(t, w, n);
-        if (id >= 0) return push_id(ids, count, cap, id) ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        if (id >= 0) return hf_push_id(ids, count, cap, id) ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     }
     bpe_cache *c = h->cache;
     if (!c) {
@@ -209,7 +209,7 @@ qc_status hf_bpe_word(const qc_tokenizer *t, const char *w, size_t n, int32_t **
         cache_slot *cs = &c->slots[slot];
         if (cs->hash == hash && cs->key_len == n && memcmp(c->keys.p + cs->key_off, w, n) == 0) {
             for (uint32_t i = 0; i < cs->ids_n; i++)
-                if (!push_id(ids, count, cap, c->ids[cs->ids_off + i])) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+                if (!hf_push_id(ids, count, cap, c->ids[cs->ids_off + i])) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
             return QC_OK;
         }
     }
@@ -223,7 +223,7 @@ qc_status hf_bpe_word(const qc_tokenizer *t, const char *w, size_t n, int32_t **
     }
     cache_slot cs = { hash, (uint32_t)c->keys.len, (uint32_t)n, (uint32_t)c->nids, (uint32_t)(*count - first) };
     for (size_t i = first; i < *count; i++)
-        if (!push_id(&c->ids, &c->nids, &c->cap_ids, (*ids)[i])) return QC_OK; /* not memoised: still right */
+        if (!hf_push_id(&c->ids, &c->nids, &c->cap_ids, (*ids)[i])) return QC_OK; /* not memoised: still right */
     if (!hf_buf_put(&c->keys, w, n)) {
         c->nids = cs.ids_off;
         return QC_OK;

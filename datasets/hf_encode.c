@@ -314,18 +314,6 @@ static qc_status cut(const hf_tok *h, const char *s, size_t n, bool normalized, 
     return QC_OK;
 }
 
-static bool push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        int32_t *p = realloc(*ids, nc * sizeof *p);
-        if (!p) return false;
-        *ids = p;
-        *cap = nc;
-    }
-    (*ids)[(*n)++] = id;
-    return true;
-}
-
 qc_status hf_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos, bool eos, int32_t **ids,
                     size_t *n, qc_err *e) {
     const hf_tok *h = t->hf;
@@ -343,11 +331,11 @@ qc_status hf_encode(const qc_tokenizer *t, const char *text, size_t len, bool bo
     seg *top = NULL, *sub = NULL;
     size_t ntop = 0, nsub = 0;
     hf_buf norm = { 0 };
-    qc_status st = bos && !push(&out, &count, &cap, t->bos_id) ? qc_fail(e, QC_ERR_NOMEM, "out of memory") : QC_OK;
+    qc_status st = bos && !hf_push_id(&out, &count, &cap, t->bos_id) ? qc_fail(e, QC_ERR_NOMEM, "out of memory") : QC_OK;
     if (!st) st = cut(h, text, len, false, &top, &ntop, e);
     for (size_t i = 0; !st && i < ntop; i++) {
         if (top[i].added >= 0) {
-            if (!push(&out, &count, &cap, h->added[top[i].added].id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+            if (!hf_push_id(&out, &count, &cap, h->added[top[i].added].id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
             continue;
         }
         if (top[i].len == 0) continue;
@@ -356,7 +344,7 @@ qc_status hf_encode(const qc_tokenizer *t, const char *text, size_t len, bool bo
         if ((st = cut(h, norm.p, norm.len, true, &sub, &nsub, e))) break;
         for (size_t j = 0; !st && j < nsub; j++) {
             if (sub[j].added >= 0) {
-                if (!push(&out, &count, &cap, h->added[sub[j].added].id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+                if (!hf_push_id(&out, &count, &cap, h->added[sub[j].added].id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
             } else if (sub[j].len) {
                 st = model_section(t, norm.p + sub[j].off, sub[j].len, (int)i, &out, &count, &cap, e);
             }
@@ -364,7 +352,7 @@ qc_status hf_encode(const qc_tokenizer *t, const char *text, size_t len, bool bo
         free(sub);
         sub = NULL;
     }
-    if (!st && eos && !push(&out, &count, &cap, t->eos_id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st && eos && !hf_push_id(&out, &count, &cap, t->eos_id)) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     free(top);
     free(norm.p);
     if (st) {

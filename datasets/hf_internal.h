@@ -89,6 +89,8 @@ typedef struct hf_buf {
     size_t len, cap;
 } hf_buf;
 bool hf_buf_put(hf_buf *b, const void *s, size_t n);
+/* Appends id to the growing array *ids (*n used of *cap); false when out of memory (hf_bpe.c). */
+bool hf_push_id(int32_t **ids, size_t *n, size_t *cap, int32_t id);
 
 /* Words produced by pre-tokenization: byte ranges of one buffer. */
 typedef struct hf_words {
