@@ -4,6 +4,7 @@
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo     evaluate / quantize the real model in ../shared and print perplexity
 #   make bench    benchmarks: measured figures and ratios, never assertions
+#   make bench-7b the SYNTHETIC 7b model (13.5 GB on disk) quantized end to end; not in CI
 SHARED  ?= ../shared
 BUILD   ?= build
 ifeq ($(origin CC),default)
@@ -30,7 +31,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test asan demo bench deps clean
+.PHONY: all test asan demo bench bench-7b deps clean
 all: $(BUILD)/qcalib
 
 deps: $(DEPS_OK)
@@ -68,6 +69,10 @@ demo: $(BUILD)/qcalib
 
 bench: $(BUILD)/qcalib $(BENCH_BIN)
 	@QCALIB_SHARED=$(SHARED) bench/run.sh $(BUILD)
+
+bench-7b: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
+	@QCALIB=$(BUILD)/qcalib QCALIB_SHARED=$(SHARED) BENCH_DATA=$${BENCH_DATA:-$(BUILD)/bench-data} \
+	    $(BUILD)/bench/bench_e2e bench/last-7b.json 7b 16
 
 clean:
 	rm -rf build build-asan

@@ -21,6 +21,7 @@ static const command commands[] = {
     { "convert", cmd_convert, "rewrite a checkpoint as a Hugging Face folder (f32/f16/bf16) or llama2.c .bin" },
     { "inspect", cmd_inspect, "list a checkpoint's format, configuration and tensors (any format qcalib reads)" },
     { "tokenize", cmd_tokenize, "print the token ids of a text" },
+    { "synth", cmd_synth, "write a SYNTHETIC Llama (random weights, real shapes) for benchmarks" },
 };
 
 static void overview(FILE *f) {
