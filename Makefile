@@ -5,6 +5,7 @@
 #   make demo     evaluate / quantize the real model in ../shared and print perplexity
 #   make bench    benchmarks: measured figures and ratios, never assertions
 #   make fuzz     every libFuzzer target (fuzz/) for FUZZ_SECONDS each, clang + ASan + UBSan
+#   make bench-7b the SYNTHETIC 7b model (13.5 GB on disk) quantized end to end; not in CI
 SHARED  ?= ../shared
 BUILD   ?= build
 ifeq ($(origin CC),default)
@@ -31,7 +32,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test asan demo bench deps clean fuzz fuzz-run
+.PHONY: all test asan demo bench bench-7b deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
 
 deps: $(DEPS_OK)
@@ -69,6 +70,10 @@ demo: $(BUILD)/qcalib
 
 bench: $(BUILD)/qcalib $(BENCH_BIN)
 	@QCALIB_SHARED=$(SHARED) bench/run.sh $(BUILD)
+
+bench-7b: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
+	@QCALIB=$(BUILD)/qcalib QCALIB_SHARED=$(SHARED) BENCH_DATA=$${BENCH_DATA:-$(BUILD)/bench-data} \
+	    $(BUILD)/bench/bench_e2e bench/last-7b.json 7b 16
 
 # Fuzzing: a separate clang build tree; the library instrumented for libFuzzer's coverage,
 # each fuzz/fuzz_*.c linked with libFuzzer's main (fuzz/run.sh builds the seeds and runs them).

@@ -73,6 +73,11 @@ typedef struct qc_map {
 
 qc_status qc_map_open(qc_map *m, const char *path, qc_err *e);
 void qc_map_close(qc_map *m); /* NULL or zeroed map: no-op */
+/* Drops the pages holding p[0..n) of a read-only file mapping from this process's memory
+ * (they stay valid: a later access reads them from the file again). Whole pages around the
+ * range are dropped too. Readers call it after converting a tensor, so that a model read
+ * once, block by block, never becomes resident as a whole. */
+void qc_map_release(const void *p, size_t n);
 
 /* Reads a whole file (at most max_size bytes, else an error) into a NUL-terminated buffer. */
 qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *len, qc_err *e);

@@ -60,6 +60,13 @@ void qc_map_close(qc_map *m) {
     memset(m, 0, sizeof *m);
 }
 
+void qc_map_release(const void *p, size_t n) {
+    if (!p || !n) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p / page * page, end = ((uintptr_t)p + n + page - 1) / page * page;
+    madvise((void *)a, end - a, MADV_DONTNEED); /* advice: a failure only leaves the pages resident */
+}
+
 qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *len, qc_err *e) {
     *buf = NULL;
     *len = 0;

@@ -4,6 +4,8 @@
 # Benchmarks measure and report; they never fail on a figure.
 set -eu
 BUILD=${1:-build}
+# bench_e2e runs qcalib itself and keeps the SYNTHETIC model it makes in BENCH_DATA
+export QCALIB="$BUILD/qcalib" BENCH_DATA="${BENCH_DATA:-$BUILD/bench-data}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for b in "$BUILD"/bench/bench_*; do

@@ -58,10 +58,11 @@ struct qc_quantized;
  * implements it in a work folder). */
 typedef struct qc_calib_checkpoint {
     /* Before the first block: may fill out's results and log rows of blocks [0, *first) and
-     * x, the activations entering block *first (nx floats); *first stays 0 otherwise. */
-    qc_status (*restore)(void *ctx, struct qc_quantized *out, float *x, size_t nx, int *first, qc_err *e);
+     * x, the activations entering block *first (nbytes, in the run's act_dtype); *first
+     * stays 0 otherwise. */
+    qc_status (*restore)(void *ctx, struct qc_quantized *out, void *x, size_t nbytes, int *first, qc_err *e);
     /* After block `layer` is finished: x holds the activations entering block layer + 1. */
-    qc_status (*save)(void *ctx, int layer, const struct qc_quantized *out, const float *x, size_t nx, qc_err *e);
+    qc_status (*save)(void *ctx, int layer, const struct qc_quantized *out, const void *x, size_t nbytes, qc_err *e);
     void *ctx;
 } qc_calib_checkpoint;
 
@@ -81,6 +82,11 @@ typedef struct qc_calib_opts {
     bool propagate_fp32;  /* the next block's inputs from the fp32 (rescaled) block, as AWQ's
                              reference; else from the quantized block, as GPTQ's */
     bool no_quant;        /* smoothquant without weight quantization: linears stay fp32 */
+    qc_dtype act_dtype;   /* how the residual stream of all windows is held between blocks:
+                             F32 (0, the default), F16 or BF16 (half the memory, rounded once
+                             per block); each chunk is computed in fp32 */
+    const char *spill_dir; /* non-NULL: each result goes to a scratch file in this folder as
+                              soon as it is solved (spill.c), instead of staying in memory */
     const qc_log *log;
     /* Optional: sees each site's finished statistics before its linears are solved (tests
      * compare them with the reference's Hessians; analysis tools record them). */
@@ -112,12 +118,27 @@ typedef struct qc_layer_report {
 
 /* Rescalings applied to a block before its linears are solved, in this order. */
 enum { QC_STAGE_SMOOTH, QC_STAGE_AWQ, QC_SCALE_STAGES };
+/* ---- quantized results waiting for the writer (spill.c) ---- */
+
+typedef struct qc_spill qc_spill;
+
+/* A scratch file for n results in folder dir, unlinked at once (never seen in dir). */
+qc_status qc_spill_open(qc_spill **s, const char *dir, size_t n, qc_err *e);
+/* Appends result i's arrays to the file and frees them (q keeps its shape, arrays NULL). */
+qc_status qc_spill_put(qc_spill *s, size_t i, qc_qweight *q, qc_err *e);
+/* Maps the file: the arrays of every result put are pointed into it (read-only). */
+qc_status qc_spill_map(qc_spill *s, qc_qweight *res, qc_err *e);
+bool qc_spill_mapped(const qc_spill *s); /* NULL: false */
+/* A writer is reading q: drops the pages of the result read before it. s NULL: no-op. */
+void qc_spill_touch(qc_spill *s, const qc_qweight *q);
+void qc_spill_close(qc_spill *s); /* NULL: no-op */
 
 /* What calibration produced for a whole model. */
 typedef struct qc_quantized {
     int n_layers;
     const qc_checkpoint *ck;   /* borrowed: the model's other weights */
     qc_qweight *res;      /* (n_layers, QC_LIN_COUNT); zeroed for keep_f16 linears */
+    qc_spill *spill;      /* with opts.spill_dir: the arrays of res live in its mapping */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;
     float **scales;       /* (n_layers, QC_SCALE_STAGES, QC_SITE_COUNT) the scales of each stage
@@ -126,6 +147,9 @@ typedef struct qc_quantized {
     bool fp32_linears;    /* unquantized linears are kept fp32 (no_quant), not fp16-rounded */
     double seconds;
 } qc_quantized;
+
+/* Windows per forward chunk of the runner (o->batch_tokens). */
+int qc_calib_chunk_windows(const qc_calib_opts *o, int nwin, int seqlen);
 
 /* Calibrates and quantizes every linear layer of m on the windows w. */
 qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_quantized *out,
@@ -194,6 +218,35 @@ const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r);
  * finished blocks (and e's message says so) or was there before the run, else removed.
  * NULL: no-op. */
 void qc_resume_close(qc_resume *r, bool success, qc_err *e);
+/* ---- the memory plan (plan.c) ---- */
+
+/* Bytes each large buffer of a quantize run takes (see plan.c for what each one holds). */
+typedef struct qc_mem_plan {
+    size_t model_file;      /* the model's tensors on disk (mapped; never resident as a whole) */
+    size_t activations;     /* the residual stream of all windows (act_dtype) + one fp32 chunk */
+    size_t workspace;       /* the forward pass's scratch for one chunk */
+    size_t block_weights;   /* one block in fp32 */
+    size_t statistics;      /* the site statistics held at once (true-sequential: one site) */
+    size_t largest_hessian; /* the largest site's statistics */
+    int largest_hessian_cols;
+    size_t solver;          /* the largest solve: weight and Hessian copies, factorization, scratch */
+    size_t prestep;         /* SmoothQuant/AWQ: the captured site inputs of all windows (not at
+                               the same time as statistics + solver) */
+    size_t fp32_outputs;    /* fp32 propagation: the block's fp32 outputs of all windows */
+    size_t results_calibrating, results_exporting; /* quantized results resident */
+    size_t exporter;        /* the writer's buffers (an upper bound over every format) */
+    size_t runtime;         /* code, libraries, thread buffers: a fixed allowance */
+    size_t calibration, export_phase, peak;
+} qc_mem_plan;
+
+/* The plan of calibrating the model of ck (already padded, if it is to be) on nwin windows
+ * of seqlen tokens with o (o->spill_dir decides whether results are held) on threads. */
+void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int threads,
+                      qc_mem_plan *p);
+/* One line: every figure in MB, the phases and the peak. */
+void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size);
+/* Bytes of one quantized result of (rows, cols) under spec (codes, parameters, g_idx, perm). */
+size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */
 qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,

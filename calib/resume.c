@@ -6,7 +6,7 @@
  *                   calibration windows, every calibration option, the thread count
  *     block-NNNN    a finished block: its log rows, then each linear's quantized weight
  *     state         the number of finished blocks, then the activations entering the next
- *                   block (windows × seqlen × dim fp32)
+ *                   block (windows × seqlen × dim, in the run's activation type)
  * Each file is written under a temporary name and renamed (base/'s qc_outfile), a block's
  * file before the state that counts it, so a kill at any moment leaves the old state or the
  * new one, never a torn one. Integers are 8 bytes little endian, floats as in memory (the
@@ -108,7 +108,8 @@ static char *fingerprint(const qc_model *m, const qc_windows *w, const qc_calib_
             o->gptq.blocksize, o->gptq.act_order, o->gptq.static_groups, o->gptq.max_retries);
     fprintf(f, "true sequential: %d\nkept f16:", o->true_sequential);
     for (int l = 0; l < QC_LIN_COUNT; l++) fprintf(f, " %d", o->keep_f16[l]);
-    fprintf(f, "\nbatch tokens: %d\nthreads: %d\n%s\n", o->batch_tokens, qc_get_threads(), extra ? extra : "");
+    fprintf(f, "\nbatch tokens: %d\nactivations: %s\nthreads: %d\n%s\n", o->batch_tokens, qc_dtype_name(o->act_dtype),
+            qc_get_threads(), extra ? extra : "");
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -208,7 +209,7 @@ static void put_qweight(qc_outfile *f, const qc_qweight *q, qc_status *st, qc_er
     putbytes(f, q->perm, (size_t)q->cols * sizeof(int32_t), st, e);
 }
 
-static qc_status save(void *ctx, int layer, const qc_quantized *out, const float *x, size_t nx, qc_err *e) {
+static qc_status save(void *ctx, int layer, const qc_quantized *out, const void *x, size_t nbytes, qc_err *e) {
     qc_resume *r = ctx;
     int first = out->nreports; /* this block's log rows are the last ones */
     while (first > 0 && out->reports[first - 1].block == layer) first--;
@@ -244,8 +245,8 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const float
     if (!st && !(st = qc_out_open(&f, path, e))) {
         putbytes(&f, STATE_MAGIC, 8, &st, e);
         put64(&f, (uint64_t)layer + 1, &st, e);
-        put64(&f, nx, &st, e);
-        putbytes(&f, x, nx * sizeof *x, &st, e);
+        put64(&f, nbytes, &st, e);
+        putbytes(&f, x, nbytes, &st, e);
         if (!st) st = qc_out_commit(&f, e);
         else qc_out_abort(&f);
     }
@@ -321,7 +322,7 @@ static qc_status restore_block(qc_resume *r, int layer, qc_quantized *out, qc_er
     return st;
 }
 
-static qc_status restore(void *ctx, qc_quantized *out, float *x, size_t nx, int *first, qc_err *e) {
+static qc_status restore(void *ctx, qc_quantized *out, void *x, size_t nbytes, int *first, qc_err *e) {
     qc_resume *r = ctx;
     *first = 0;
     char *path = work_file(r, "state");
@@ -336,9 +337,9 @@ static qc_status restore(void *ctx, qc_quantized *out, float *x, size_t nx, int 
     const uint8_t *magic = st ? NULL : take(&c, 8);
     uint64_t next = st ? 0 : get64(&c), n = st ? 0 : get64(&c);
     if (!st && (!magic || memcmp(magic, STATE_MAGIC, 8) != 0 || next < 1 || next > (uint64_t)r->cfg->n_layers ||
-                n != nx || c.left != nx * sizeof *x))
+                n != nbytes || c.left != nbytes))
         st = qc_fail(e, QC_ERR_FORMAT, "%s: not a checkpoint of this run (damaged, or for other windows)", path);
-    if (!st) memcpy(x, c.p, nx * sizeof *x);
+    if (!st) memcpy(x, c.p, nbytes);
     qc_map_close(&m);
     free(path);
     for (int l = 0; l < (int)next && !st; l++) st = restore_block(r, l, out, e);

@@ -40,32 +40,45 @@ typedef struct runner {
     const qc_config *cfg;
     const qc_windows *w;
     const qc_calib_opts *o;
-    float *x;          /* (windows*seqlen, dim) the residual stream entering the current block */
+    uint8_t *x;        /* (windows*seqlen, dim) the residual stream entering the current block,
+                          in o->act_dtype */
     float *tmp;        /* (chunk tokens, dim) scratch for passes that must not advance x */
     int per_chunk;     /* windows per forward chunk */
     qc_workspace *ws;
 } runner;
 
-/* Runs block b over all windows. With hooks, on a copy of each chunk (x is kept); without,
- * in place (x becomes the next block's input). */
-static qc_status pass(runner *r, const qc_block *b, int layer, const qc_hooks *hooks, qc_err *e) {
+/* The chunk of windows [w0, w0 + nw) of x, where it is stored. */
+static uint8_t *chunk_of(const runner *r, int w0) {
+    return r->x + (size_t)w0 * r->w->seqlen * r->cfg->dim * qc_dtype_size(r->o->act_dtype);
+}
+
+/* Runs block b (NULL: the embedding) over all windows. With hooks, on an fp32 copy of each
+ * chunk (x is kept); without, x becomes the next block's input: in place in fp32, through
+ * the fp32 chunk and rounded back when x is held in half precision. */
+static qc_status pass(runner *r, const qc_model *m, const qc_block *b, int layer, const qc_hooks *hooks, qc_err *e) {
     int seqlen = r->w->seqlen, dim = r->cfg->dim;
+    qc_dtype dt = r->o->act_dtype;
     for (int w0 = 0; w0 < r->w->n; w0 += r->per_chunk) {
         int nw = r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk;
-        float *x = r->x + (size_t)w0 * seqlen * dim;
-        if (hooks) {
-            memcpy(r->tmp, x, (size_t)nw * seqlen * dim * sizeof(float));
-            x = r->tmp;
+        size_t n = (size_t)nw * seqlen * dim;
+        uint8_t *xs = chunk_of(r, w0);
+        float *x = dt == QC_DT_F32 && !hooks ? (float *)(void *)xs : r->tmp;
+        qc_status st;
+        if (!b) {
+            st = qc_model_embed(m, r->w->tokens + (size_t)w0 * seqlen, nw * seqlen, x, e);
+        } else {
+            if (x == r->tmp) qc_convert_to_f32(dt, xs, n, x); /* F32: a copy */
+            st = qc_block_forward(r->cfg, b, layer, x, nw, seqlen, hooks, r->ws, e);
         }
-        qc_status st = qc_block_forward(r->cfg, b, layer, x, nw, seqlen, hooks, r->ws, e);
         if (st) return st;
+        if (!hooks && x == r->tmp) qc_convert_from_f32(dt, x, n, xs);
     }
     return QC_OK;
 }
 
 /* Solves one linear of block b from its input statistics and replaces its weights by the
  * dequantized result. */
-static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const qc_stats *st,
+static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stats *st,
                        qc_qweight *res, qc_layer_report *rep, qc_err *e) {
     const qc_calib_opts *o = r->o;
     int rows, cols;
@@ -75,15 +88,15 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
     *rep = (qc_layer_report){ .block = layer, .linear = lin, .rows = rows, .cols = cols };
     for (int i = 0; i < cols; i++) rep->dead += st->xtx[(size_t)i * cols + i] == 0.0f;
     float *w = qc_malloc(nw, sizeof(float), e, "weights");
-    float *h = w ? qc_malloc((size_t)cols * cols, sizeof(float), e, "Hessian") : NULL;
-    if (!h) {
+    float *diag = w ? qc_malloc((size_t)cols, sizeof(float), e, "Hessian diagonal") : NULL;
+    if (!diag) {
         free(w);
         return QC_ERR_NOMEM;
     }
     qc_status s;
     if (o->no_quant) { /* smoothing only: the linear stays as it is */
         rep->kept_f16 = true;
-        free(w), free(h);
+        free(w), free(diag);
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
@@ -92,15 +105,20 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         rep->kept_f16 = true;
         rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
         memcpy(b->w[lin], w, nw * sizeof(float));
-        free(w), free(h);
+        free(w), free(diag);
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
     if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         memcpy(w, b->w[lin], nw * sizeof(float));
-        memcpy(h, st->xtx, (size_t)cols * cols * sizeof(float));
+        /* GPTQ writes only H's diagonal (a dead input's 0 becomes 1) and, with act-order, the
+         * lower triangle from the upper one, which finished statistics already mirror; so it
+         * works on the statistics themselves, without an n² copy, and the diagonal is put
+         * back for the site's other linears and the output error. */
+        for (int i = 0; i < cols; i++) diag[i] = st->xtx[(size_t)i * cols + i];
         qc_gptq_info info;
-        s = qc_gptq_quantize(w, h, rows, cols, &o->spec, &o->gptq, res, &info, e);
+        s = qc_gptq_quantize(w, st->xtx, rows, cols, &o->spec, &o->gptq, res, &info, e);
+        for (int i = 0; i < cols; i++) st->xtx[(size_t)i * cols + i] = diag[i];
         rep->loss = info.loss;
         rep->damp = info.damp;
         rep->retries = info.retries;
@@ -109,13 +127,13 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, const q
         s = qc_quant_rtn(b->w[lin], rows, cols, &o->spec, res, e);
     }
     if (s) {
-        free(w), free(h);
+        free(w), free(diag);
         return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     }
     qc_qweight_dequantize(res, w);
     rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
     memcpy(b->w[lin], w, nw * sizeof(float));
-    free(w), free(h);
+    free(w), free(diag);
     rep->seconds = qc_now() - t0;
     const char *name = qc_weight_short_name(qc_linear_weight(lin));
     if (rep->fallback)
@@ -142,7 +160,7 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
     if (o->propagate_fp32 && !(x_fp32 = qc_malloc(ntok, (size_t)r->cfg->dim * sizeof(float), e, "fp32 activations")))
         st = QC_ERR_NOMEM;
     if (!st && (x_fp32 || o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ))
-        st = qc_prestep_block(r->cfg, &b, layer, r->x, r->w->n, r->w->seqlen, r->per_chunk, o, r->ws, x_fp32, &pre, e);
+        st = qc_prestep_block(r->cfg, &b, layer, (float *)(void *)r->x, r->w->n, r->w->seqlen, r->per_chunk, o, r->ws, x_fp32, &pre, e);
     if (!st && out->scales)
         for (int t = 0; t < QC_SCALE_STAGES; t++)
             for (int s = 0; s < QC_SITE_COUNT; s++)
@@ -156,7 +174,7 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
             k.stats[s] = &stats[s];
         }
         qc_hooks hooks = { on_input, &k };
-        if (!st) st = pass(r, &b, layer, &hooks, e);
+        if (!st) st = pass(r, NULL, &b, layer, &hooks, e);
         for (int s = s0; s < s1 && !st; s++) {
             qc_stats_finish(&stats[s]);
             if (r->o->observe) st = r->o->observe(r->o->observe_ctx, layer, (qc_site)s, &stats[s], e);
@@ -174,12 +192,23 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
         }
         for (int s = s0; s < s1; s++) qc_stats_free(&stats[s]);
     }
+    /* the next block's inputs: the pre-step's fp32 outputs, or through the quantized block */
     if (!st && x_fp32) memcpy(r->x, x_fp32, ntok * (size_t)r->cfg->dim * sizeof(float));
-    else if (!st) st = pass(r, &b, layer, NULL, e); /* the next block's inputs, through the quantized block */
+    else if (!st) st = pass(r, NULL, &b, layer, NULL, e);
     free(x_fp32);
     qc_prestep_free(&pre);
     qc_block_free(&b);
     return st;
+}
+
+/* With a scratch file: block l's results go to it and leave memory. */
+static qc_status spill_block(qc_quantized *out, int l, qc_err *e) {
+    for (size_t i = (size_t)l * QC_LIN_COUNT; out->spill && i < (size_t)(l + 1) * QC_LIN_COUNT; i++) {
+        if (!out->res[i].codes) continue; /* kept in fp16: nothing to hold */
+        qc_status st = qc_spill_put(out->spill, i, &out->res[i], e);
+        if (st) return st;
+    }
+    return QC_OK;
 }
 
 qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_quantized *out,
@@ -188,17 +217,21 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     const qc_config *c = &m->cfg;
     qc_status st = qc_quant_spec_check(&o->spec, e);
     if (st) return st;
+    if (o->act_dtype != QC_DT_F32 && o->act_dtype != QC_DT_F16 && o->act_dtype != QC_DT_BF16)
+        return qc_fail(e, QC_ERR_ARG, "calibration activations as %s: F32, F16 or BF16", qc_dtype_name(o->act_dtype));
+    bool scaled = o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    /* the pre-step searches and propagates on fp32 inputs of all windows at once */
+    if (o->act_dtype != QC_DT_F32 && (scaled || o->propagate_fp32))
+        return qc_fail(e, QC_ERR_ARG, "activations held as %s are for gptq and rtn only: AWQ and SmoothQuant work "
+                       "on fp32 activations", qc_dtype_name(o->act_dtype));
     double t0 = qc_now();
     size_t nlin = (size_t)c->n_layers * QC_LIN_COUNT, ntok = (size_t)w->n * w->seqlen;
-    int batch = o->batch_tokens > 0 ? o->batch_tokens : 2048;
-    runner r = { c, w, o, NULL, NULL, batch / w->seqlen < 1 ? 1 : batch / w->seqlen, NULL };
-    if (r.per_chunk > w->n) r.per_chunk = w->n;
+    runner r = { c, w, o, NULL, NULL, qc_calib_chunk_windows(o, w->n, w->seqlen), NULL };
     out->n_layers = c->n_layers;
     out->ck = m->ck;
     out->res = qc_calloc(nlin, sizeof *out->res, e, "results");
     out->reports = out->res ? qc_calloc(nlin, sizeof *out->reports, e, "reports") : NULL;
     out->fp32_linears = o->no_quant;
-    bool scaled = o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
     if (scaled && out->reports)
         out->scales = qc_calloc(nlin / QC_LIN_COUNT * QC_SCALE_STAGES * QC_SITE_COUNT, sizeof *out->scales, e, "scales");
     if (scaled && !out->scales) {
@@ -206,18 +239,24 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         memset(out, 0, sizeof *out);
         return QC_ERR_NOMEM;
     }
-    r.x = out->reports ? qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "calibration activations") : NULL;
+    size_t xbytes = ntok * (size_t)c->dim * qc_dtype_size(o->act_dtype);
+    st = !out->reports ? QC_ERR_NOMEM : o->spill_dir ? qc_spill_open(&out->spill, o->spill_dir, nlin, e) : QC_OK;
+    r.x = st ? NULL : qc_malloc(xbytes, 1, e, "calibration activations");
     r.tmp = r.x ? qc_malloc((size_t)r.per_chunk * w->seqlen, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
     r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
     const qc_calib_checkpoint *cp = o->checkpoint;
     int first = 0; /* blocks before it were finished by an interrupted run */
-    st = r.ws ? QC_OK : QC_ERR_NOMEM;
-    if (!st && cp) st = cp->restore(cp->ctx, out, r.x, ntok * (size_t)c->dim, &first, e);
-    if (!st && first == 0) st = qc_model_embed(m, w->tokens, (int)ntok, r.x, e);
+    if (!st) st = r.ws ? QC_OK : QC_ERR_NOMEM;
+    if (!st && cp) st = cp->restore(cp->ctx, out, r.x, xbytes, &first, e);
+    for (int l = 0; l < first && !st; l++) st = spill_block(out, l, e);
+    if (!st && first == 0) st = pass(&r, m, NULL, 0, NULL, e); /* the embedding */
     for (int l = first; l < c->n_layers && !st; l++) {
         st = run_block(&r, m->ck, l, out, e);
-        if (!st && cp) st = cp->save(cp->ctx, l, out, r.x, ntok * (size_t)c->dim, e);
+        /* the block's results go to the checkpoint before the scratch file takes them */
+        if (!st && cp) st = cp->save(cp->ctx, l, out, r.x, xbytes, e);
+        if (!st) st = spill_block(out, l, e);
     }
+    if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     free(r.x);
     free(r.tmp);
@@ -227,10 +266,17 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     return st;
 }
 
+int qc_calib_chunk_windows(const qc_calib_opts *o, int nwin, int seqlen) {
+    int batch = o->batch_tokens > 0 ? o->batch_tokens : 2048;
+    int per = batch / seqlen < 1 ? 1 : batch / seqlen;
+    return per > nwin ? nwin : per;
+}
+
 void qc_quantized_free(qc_quantized *q) {
     if (!q) return;
-    if (q->res)
+    if (q->res && !qc_spill_mapped(q->spill)) /* else the arrays are the mapping's */
         for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_qweight_free(&q->res[i]);
+    qc_spill_close(q->spill);
     free(q->res);
     free(q->reports);
     if (q->scales)
@@ -266,7 +312,10 @@ static const qc_qweight *quantized_weight(void *ctx, qc_weight w, int layer) {
     const qc_quantized *q = ctx;
     for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
         const qc_qweight *r = &q->res[(size_t)layer * QC_LIN_COUNT + lin];
-        if (qc_linear_weight(lin) == w) return r->codes ? r : NULL; /* NULL: kept as fp16 */
+        if (qc_linear_weight(lin) != w) continue;
+        if (!r->codes) return NULL; /* kept as fp16 */
+        qc_spill_touch(q->spill, r);
+        return r;
     }
     return NULL;
 }

@@ -1,6 +1,6 @@
 /* stats.c — the statistics a site's hook accumulates (QUANT-SPEC §2): Σ xᵀx by SYRK in
- * fp32 (unless channels only), the token count, and per input channel max|x|, max, min in
- * fp32 and Σ|x|, Σx, Σx² in double. */
+ * fp32 (OpenBLAS's threads; unless channels only), the token count, and per input channel
+ * max|x|, max, min in fp32 and Σ|x|, Σx, Σx² in double (OpenMP over blocks of channels). */
 #include "calib/calib.h"
 
 #include <cblas.h>
@@ -33,24 +33,38 @@ static qc_status init(qc_stats *s, int n, bool hessian, qc_err *e) {
 qc_status qc_stats_init(qc_stats *s, int n, qc_err *e) { return init(s, n, true, e); }
 qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e) { return init(s, n, false, e); }
 
+/* Columns per unit of work of the per-channel loop: each thread owns whole channels, so
+ * every sum adds its tokens in order and the result does not depend on the thread count. */
+#define CHANNEL_BLOCK 64
+
 qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, qc_err *e) {
     int n = s->n;
-    for (int t = 0; t < ntok; t++) {
-        const float *r = x + (size_t)t * n;
-        for (int j = 0; j < n; j++) {
-            float v = r[j];
-            if (!isfinite(v))
-                return qc_fail(e, QC_ERR_NUMERIC, "%s: non-finite activation (%g) at token %lld, channel %d", what,
-                               (double)v, (long long)(s->count + t), j);
-            float a = fabsf(v);
-            if (a > s->absmax[j]) s->absmax[j] = a;
-            if (v > s->max[j]) s->max[j] = v;
-            if (v < s->min[j]) s->min[j] = v;
-            s->sum_abs[j] += a;
-            s->sum[j] += v;
-            s->sum_sq[j] += (double)v * v;
+    int64_t first_bad = INT64_MAX; /* token * n + channel of the first non-finite value */
+#pragma omp parallel for schedule(static) reduction(min : first_bad) if ((int64_t)ntok * n > (1 << 16))
+    for (int j0 = 0; j0 < n; j0 += CHANNEL_BLOCK) {
+        int j1 = j0 + CHANNEL_BLOCK < n ? j0 + CHANNEL_BLOCK : n;
+        for (int t = 0; t < ntok; t++) {
+            const float *r = x + (size_t)t * n;
+            for (int j = j0; j < j1; j++) {
+                float v = r[j];
+                if (!isfinite(v)) {
+                    int64_t at = (int64_t)t * n + j;
+                    first_bad = at < first_bad ? at : first_bad;
+                    continue;
+                }
+                float a = fabsf(v);
+                if (a > s->absmax[j]) s->absmax[j] = a;
+                if (v > s->max[j]) s->max[j] = v;
+                if (v < s->min[j]) s->min[j] = v;
+                s->sum_abs[j] += a;
+                s->sum[j] += v;
+                s->sum_sq[j] += (double)v * v;
+            }
         }
     }
+    if (first_bad != INT64_MAX)
+        return qc_fail(e, QC_ERR_NUMERIC, "%s: non-finite activation (%g) at token %lld, channel %d", what,
+                       (double)x[first_bad], (long long)(s->count + first_bad / n), (int)(first_bad % n));
     if (s->xtx) { /* one large BLAS call outside any OpenMP region: let OpenBLAS thread it */
         qc_blas_threads(true);
         cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, x, n, 1.0f, s->xtx, n);

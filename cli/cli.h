@@ -69,6 +69,12 @@ qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids
 /* Applies --threads (0 = every core); returns the count used. */
 int cli_threads(long n);
 
+/* A size such as 12G, 512M, 1.5GiB or 4096 (bytes; K/M/G/T are powers of 1024): false when
+ * it is not one. */
+bool cli_parse_size(const char *s, uint64_t *bytes);
+/* The kernel's MemAvailable (/proc/meminfo); false when unknown. */
+bool cli_mem_available(uint64_t *bytes);
+
 /* ---- subcommands: each returns the process exit code ---- */
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
@@ -77,5 +83,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_quantize(int argc, char **argv, int first);
+int cmd_synth(int argc, char **argv);
 
 #endif

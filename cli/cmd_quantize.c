@@ -13,6 +13,7 @@ static const char *propagate;
 static double alpha = 0.5, smooth_alpha;
 static bool awq_duo, awq_clip, no_awq_clip;
 static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
+static const char *max_memory, *act_dtype = "f32";
 static cli_list calib, evals;
 #define UNSET (-1000) /* wbits, groupsize: not given on the command line */
 static long wbits = UNSET, groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
@@ -59,6 +60,8 @@ static const cli_opt opts[] = {
     { "json", OPT_FLAG, &json, NULL, "print the summary as JSON (as written to DIR/summary.json)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
     { "resume", OPT_FLAG, &resume, NULL, "continue an interrupted run after its last finished block (checkpointed in DIR.work; same options and inputs)", 0, 0 },
+    { "max-memory", OPT_STR, &max_memory, "SIZE", "refuse to start when the memory plan needs more than SIZE (e.g. 8G, 512M; default: the kernel's MemAvailable)", 0, 0 },
+    { "act-dtype", OPT_STR, &act_dtype, "T", "calibration activations between blocks: f32 (default), f16 or bf16 (half the memory, rounded once per block)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
@@ -93,6 +96,10 @@ static const cli_cmd cmd = {
     "the solver compensated for. The folder appears only when complete. Same command, same bytes\n"
     "(except measured times). Each finished block is checkpointed in DIR.work (removed at the end):\n"
     "after a crash or a kill, the same command with --resume continues after the last one.\n\n"
+    "memory: the plan (residual stream, one block's weights, statistics, the largest solve, the\n"
+    "writer's buffers) is printed first and checked against --max-memory; the model is read one\n"
+    "block at a time from the mapped file and quantized results go to a scratch file (unlinked)\n"
+    "beside DIR as they are solved, so memory does not grow with the model's depth.\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
@@ -101,6 +108,8 @@ static const cli_cmd cmd = {
 typedef enum out_format { FMT_FAKE, FMT_GPTQ, FMT_AWQ, FMT_GGUF, FMT_LLAMA2C } out_format;
 
 static out_format format;
+static uint64_t budget; /* --max-memory in bytes; 0: MemAvailable */
+static qc_mem_plan plan;
 static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
 
 /* fp32 and quantized perplexity of one --eval text. */
@@ -176,6 +185,18 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON_AddNumberToObject(s, "damping_raised", retried);
     cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
+    cJSON_AddStringToObject(s, "act_dtype", act_dtype);
+    cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
+    const struct { const char *name; size_t bytes; } parts[] = {
+        { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
+        { "block_weights", plan.block_weights }, { "statistics", plan.statistics },
+        { "largest_hessian", plan.largest_hessian }, { "solver", plan.solver },
+        { "results_calibrating", plan.results_calibrating }, { "results_exporting", plan.results_exporting },
+        { "exporter", plan.exporter }, { "runtime", plan.runtime }, { "calibration", plan.calibration },
+        { "export", plan.export_phase }, { "peak", plan.peak },
+    };
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        cJSON_AddNumberToObject(mp, parts[i].name, (double)parts[i].bytes / (1 << 20));
     cJSON *ev = cJSON_AddArrayToObject(s, "eval");
     for (int i = 0; i < nrows; i++) {
         cJSON *r = cJSON_CreateObject();
@@ -356,6 +377,14 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--method smoothquant without --wbits writes fp32 weights: --format fake (the default), or give --wbits to quantize");
     if (gguf_no_pad && format != FMT_GGUF) return cli_usage_error(&cmd, "--gguf-no-pad applies to --format gguf");
     if (verify && !evals.n) return cli_usage_error(&cmd, "--verify compares perplexities: give --eval FILE");
+    if (strcmp(act_dtype, "f32") == 0) o->act_dtype = QC_DT_F32;
+    else if (strcmp(act_dtype, "f16") == 0) o->act_dtype = QC_DT_F16;
+    else if (strcmp(act_dtype, "bf16") == 0) o->act_dtype = QC_DT_BF16;
+    else return cli_usage_error(&cmd, "--act-dtype '%s': expected f32, f16 or bf16", act_dtype);
+    if (o->act_dtype != QC_DT_F32 && (o->smooth_alpha > 0 || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ || o->propagate_fp32))
+        return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
+    if (max_memory && !cli_parse_size(max_memory, &budget))
+        return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
     if (qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
     int rc = format_spec(&o->spec);
@@ -370,6 +399,26 @@ static int check_options(qc_calib_opts *o) {
     o->gptq.static_groups = static_groups;
     o->true_sequential = !no_true_seq;
     return 0;
+}
+
+/* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
+static qc_status check_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log,
+                            qc_err *e) {
+    qc_mem_plan_make(m->ck, w->n, w->seqlen, o, qc_get_threads(), &plan);
+    char text[1024];
+    qc_mem_plan_describe(&plan, o, text, sizeof text);
+    qc_logf(log, QC_LOG_INFO, "%s", text);
+    uint64_t limit = budget;
+    const char *source = "--max-memory";
+    if (!limit) {
+        source = "MemAvailable (--max-memory not given)";
+        if (!cli_mem_available(&limit)) return QC_OK; /* no /proc/meminfo: nothing to check against */
+    }
+    if ((uint64_t)plan.peak <= limit) return QC_OK;
+    return qc_fail(e, QC_ERR_NOMEM,
+                   "the memory plan needs %.0f MB but %s allows %.0f MB; %s. Fewer --nsamples or a shorter --seqlen, "
+                   "--act-dtype f16, or a larger --max-memory",
+                   (double)plan.peak / (1 << 20), source, (double)limit / (1 << 20), text);
 }
 
 static void print_report(const qc_quantized *q, const qc_calib_opts *o, const eval_row *rows, int nrows) {
@@ -444,6 +493,11 @@ int cmd_quantize(int argc, char **argv, int first) {
     bool scaled = o.smooth_alpha > 0 || o.method == QC_METHOD_AWQ || o.method == QC_METHOD_AWQ_GPTQ;
     if (!st && !scaled && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
         o.checkpoint = qc_resume_checkpoint(rs);
+    /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
+    char *spill_dir = qc_path_dirname(out_path);
+    if (!st && !spill_dir) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
+    o.spill_dir = spill_dir;
+    if (!st) st = check_plan(m, &w, &o, &log, &e);
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
@@ -488,5 +542,6 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_windows_free(&w);
     qc_tokenizer_free(&tok);
     qc_model_free(m);
+    free(spill_dir);
     return st ? cli_fail(&e) : 0;
 }

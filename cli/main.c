@@ -22,6 +22,7 @@ static const command commands[] = {
     { "inspect", cmd_inspect, "list a checkpoint's format, configuration and tensors (any format qcalib reads)" },
     { "tokenize", cmd_tokenize, "print the token ids of a text" },
     { "stats", cmd_stats, "weight and activation statistics per module (CSV, JSON): outliers, kurtosis, channel ranges" },
+    { "synth", cmd_synth, "write a SYNTHETIC Llama (random weights, real shapes) for benchmarks" },
 };
 
 static void overview(FILE *f) {

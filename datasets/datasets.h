@@ -72,6 +72,10 @@ void qc_tokenizer_free(qc_tokenizer *t);
 qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *const *pieces, const int *lens,
                                   const float *scores, int bos_id, int eos_id, const char *source, qc_err *e);
 
+/* Writes a SYNTHETIC llama2.c tokenizer of vocab_size pieces (specials, byte tokens,
+ * ASCII, then letter strings; tok_synth.c), atomically: for synthetic benchmark models. */
+qc_status qc_tokenizer_write_synthetic(const char *path, int vocab_size, qc_err *e);
+
 /* The id whose piece is exactly s[0..len), or -1. Where a vocabulary repeats a piece, the
  * lowest id. */
 int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);

@@ -123,6 +123,9 @@ static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_wei
         }
         memset(o + fcols, 0, (size_t)(cols - fcols) * sizeof(float));
     }
+    if (!loc->decode && row0 < frows) /* read once: the mapped rows need not stay resident */
+        qc_map_release(loc->data + (size_t)row0 * row_bytes,
+                       (size_t)((row0 + nrows < frows ? row0 + nrows : frows) - row0) * row_bytes);
     return QC_OK;
 }
 

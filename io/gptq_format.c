@@ -97,6 +97,7 @@ static void pack_qweight(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8
     int rows = q->rows, cols = q->cols, bits = q->bits;
     if (32 % bits == 0) { /* whole words, written in file order (the general path is strided) */
         int per = 32 / bits;
+#pragma omp parallel for schedule(static) if (t->shape[0] * rows > (1 << 16))
         for (int64_t wd = 0; wd < t->shape[0]; wd++) {
             uint8_t *out = buf + (size_t)wd * rows * 4;
             for (int o = 0; o < rows; o++) {

@@ -282,6 +282,24 @@ typedef struct qc_gguf_export_opts {
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
 
+/* ---- synthetic models (benchmarks and unit tests only; synth.c) --------------------------------------- */
+
+/* A Llama of random weights: the shape's config and a seed fix every value. */
+typedef struct qc_synth {
+    qc_config cfg;
+    uint64_t seed;
+} qc_synth;
+
+/* The config of a named shape: "tiny" (128 wide, 2 blocks, tests), "1b" (2048 wide, 16 blocks,
+ * FFN 5632, vocab 32000) or "7b" (Llama-2-7B); false for another name. */
+bool qc_synth_shape(const char *name, qc_config *c);
+/* Weights generated on read, one tensor at a time (deterministic, thread-count independent). */
+qc_weight_source qc_synth_source(const qc_synth *s);
+/* The model as a Hugging Face folder in dt (F32, F16, BF16), config.json labelled
+ * "qcalib_synthetic": true with the shape's name. */
+qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_outdir *d, qc_dtype dt,
+                               const qc_log *log, qc_err *e);
+
 /* llama2.c's "version 2" int8 checkpoint, which its runq.c loads (export.py's
  * version2_export): norms in fp32, every matrix as Q8_0 in groups of `groupsize` consecutive
  * values (int8 codes, fp32 scales). A weight whose qweight() is 8-bit, symmetric (zero 128),

@@ -81,6 +81,8 @@ check "--act-quant a8 changes perplexity a little ($p32 -> $p8), a4 much more ($
 
 # -- bad options: clear message, no output folder
 expect_fail "duo scaling belongs to AWQ" 2 "--awq-duo-scaling" $Q --method gptq --awq-duo-scaling --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "--act-dtype f16 with AWQ" 2 "--act-dtype f16 is for gptq and rtn" $Q --method awq --act-dtype f16 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "--act-dtype bf16 with --smooth" 2 "--act-dtype bf16 is for gptq and rtn" $Q --method gptq --smooth 0.5 --act-dtype bf16 --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "--mse with AWQ" 2 "AWQ has its own" $Q --method awq --mse --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "--alpha is smoothquant's" 2 "--alpha is --method smoothquant's" $Q --method gptq --alpha 0.7 --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "bad --propagate" 2 "--propagate 'both'" $Q --method awq --propagate both --model "$M" --calib "$CAL" --out "$T/x"

@@ -3,7 +3,8 @@
 # the model it writes is byte-identical to an uninterrupted run's, and its logs and summary
 # are identical but for measured times. A resume with other options or other calibration
 # windows is refused naming the difference; a run without --resume will not overwrite the
-# checkpoints; the work folder is gone after success.
+# checkpoints; the work folder is gone after success. The same with the residual stream held
+# in fp16 (--act-dtype f16: the state file holds it in fp16, and a resume with f32 is refused).
 . "$(dirname "$0")/lib.sh"
 # this test works inside its scratch folder: the paths it is given made absolute first
 Q=$(realpath "$Q") S=$(realpath "$S")
@@ -13,17 +14,24 @@ ARGS="--method gptq --wbits 4 --groupsize 32 --sym --model $M --calib $CAL --nsa
 run() { $Q $ARGS "$@"; }
 # the number of finished blocks recorded in a work folder's state (0 if none yet)
 done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
+# kill_after OUT N [OPTION...]: starts a run writing OUT and kills it with SIGKILL once N
+# blocks are checkpointed; sets rc (its exit status) and at (the blocks checkpointed)
+kill_after() {
+    out=$1 n=$2
+    shift 2
+    $Q $ARGS --out "$out" --quiet "$@" >/dev/null 2>&1 & # directly: $! must be qcalib itself
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ "$(done_blocks "$out.work")" -lt "$n" ]; do sleep 0.01; done
+    kill -9 $pid 2>/dev/null
+    { wait $pid; } 2>/dev/null # (no "Killed" from the shell)
+    rc=$?
+    at=$(done_blocks "$out.work")
+}
 
 run --out full --quiet >/dev/null 2>"$T/full.err" || { cat "$T/full.err"; exit 1; }
 check "an uninterrupted run leaves no work folder" "[ -d full ] && [ ! -e full.work ]"
 
-$Q $ARGS --out part --quiet >/dev/null 2>&1 & # directly: $! must be qcalib itself
-pid=$!
-while kill -0 $pid 2>/dev/null && [ "$(done_blocks part.work)" -lt 2 ]; do sleep 0.01; done
-kill -9 $pid 2>/dev/null
-{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
-rc=$?
-at=$(done_blocks part.work)
+kill_after part 2
 echo "  killed (exit $rc) with $at of 5 blocks checkpointed"
 check "SIGKILL in the middle of the run (exit 137, 2..4 blocks done)" "[ $rc -eq 137 ] && [ $at -ge 2 ] && [ $at -le 4 ]"
 check "nothing at the output path after the kill" "[ ! -e part ]"
@@ -45,12 +53,20 @@ check "resumed summary identical but for seconds" \
     "grep -v '\"seconds\"' full/summary.json >a && grep -v '\"seconds\"' part/summary.json >b && cmp -s a b"
 check "work folder removed after the resumed run" "[ ! -e part.work ]"
 
+# the residual stream in fp16: checkpointed as it is held
+run --out full16 --quiet --act-dtype f16 >/dev/null 2>"$T/full16.err" || { cat "$T/full16.err"; exit 1; }
+kill_after part16 2 --act-dtype f16
+echo "  killed (exit $rc) with $at of 5 blocks checkpointed (--act-dtype f16)"
+check "f16: killed in the middle" "[ $rc -eq 137 ] && [ $at -ge 2 ] && [ $at -le 4 ]"
+check "f16: the state holds the fp16 stream (24 x 128 x 64 x 2 bytes)" \
+    "[ \$(od -An -tu8 -j16 -N8 part16.work/state | tr -d ' ') -eq $((24 * 128 * 64 * 2)) ]"
+expect_fail "f16 checkpoints refused for an f32 resume" 1 'it had "activations: F16"' run --out part16 --quiet --resume
+check "f16: resumed run succeeds" "run --out part16 --quiet --resume --act-dtype f16 >/dev/null 2>&1"
+check "f16: resumed model byte-identical to the uninterrupted f16 run's" "cmp -s full16/model.gguf part16/model.gguf"
+check "f16 and f32 runs differ (the stream really was fp16)" "! cmp -s full/model.gguf full16/model.gguf"
+
 # a damaged checkpoint is an error naming it, not a crash
-$Q $ARGS --out dmg --quiet >/dev/null 2>&1 &
-pid=$!
-while kill -0 $pid 2>/dev/null && [ "$(done_blocks dmg.work)" -lt 1 ]; do sleep 0.01; done
-kill -9 $pid 2>/dev/null
-{ wait $pid; } 2>/dev/null # (no "Killed" from the shell)
+kill_after dmg 1
 head -c 1000 dmg.work/block-0000 >cut && mv cut dmg.work/block-0000
 expect_fail "a truncated block checkpoint is refused" 1 "block-0000: truncated" run --out dmg --quiet --resume
 check "the damaged checkpoints are left as they were" "[ \$(wc -c <dmg.work/block-0000) -eq 1000 ] && [ ! -e dmg ]"

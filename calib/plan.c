@@ -1,0 +1,139 @@
+/* plan.c — the memory plan of a quantize run: what each large buffer of the runner, the
+ * solvers and the writers takes, from the model's shapes and the options alone, so that a
+ * run that cannot fit is refused before it starts.
+ *
+ * Two phases never overlap: calibration (the residual stream, one block's weights, one
+ * site's statistics, one solve) and export (the writer's buffers, the results it reads).
+ * The peak is the larger phase plus a fixed allowance for the runtime. Each figure follows
+ * the allocation it stands for; a change to those allocations must change this file (the
+ * test computes the same figures independently for stories260K and the synthetic tiny
+ * model). Mapped model files are not counted: readers drop their pages after converting a
+ * tensor (qc_map_release), so the file's size is shown but never resident as a whole. */
+#include "calib/calib.h"
+
+#include <stdio.h>
+
+/* Code, libraries, OpenBLAS's and OpenMP's per-thread buffers and stacks, the allocator's
+ * slack, the tokenized calibration text: measured at 20–40 MB on stories260K runs, rounded
+ * up. */
+#define RUNTIME_BASE ((size_t)32 << 20)
+#define RUNTIME_PER_THREAD ((size_t)16 << 20)
+
+/* Rows per chunk of qc_quant_output_error (quant.c's ERR_CHUNK). */
+#define ERR_CHUNK 256
+/* GPTQ's column-loop tile (gptq.c's TILE). */
+#define GPTQ_TILE 16
+
+static size_t mat(const qc_config *c, qc_weight w) {
+    int rows, cols;
+    qc_weight_shape(c, w, &rows, &cols);
+    return (size_t)rows * (size_t)cols;
+}
+
+static int site_cols(const qc_config *c, qc_site s) {
+    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
+}
+
+size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s) {
+    size_t ng = s->groupsize > 0 ? (size_t)(cols + s->groupsize - 1) / (size_t)s->groupsize : 1;
+    size_t params = (size_t)rows * ng * sizeof(float) * (s->store_min ? 3 : 2);
+    return (size_t)rows * cols + params + (size_t)cols * 2 * sizeof(int32_t);
+}
+
+/* Solving one linear of (rows, cols): the runner's weight copy and saved diagonal (GPTQ
+ * works on the statistics' own Hessian), the result, the output error's buffers, and
+ * GPTQ's factorization, column-loop scratch and row losses. */
+static size_t solve_bytes(int rows, int cols, const qc_calib_opts *o, int threads) {
+    size_t n = (size_t)cols, f = sizeof(float);
+    size_t b = (size_t)rows * cols * f + n * f + qc_plan_result_bytes(rows, cols, &o->spec);
+    size_t err_rows = rows < ERR_CHUNK ? (size_t)rows : ERR_CHUNK;
+    b += 2 * (2 * err_rows * n * f);
+    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
+        size_t bs = (size_t)(o->gptq.blocksize < cols ? o->gptq.blocksize : cols);
+        size_t chunk = ((size_t)rows / 8 + GPTQ_TILE - 1) / GPTQ_TILE * GPTQ_TILE;
+        b += n * n * f + n * (sizeof(float) * 2 + 1 + sizeof(int32_t) + 8); /* factorization, diagonal, order */
+        b += (size_t)threads * ((bs * GPTQ_TILE * 2 + bs * bs + chunk * bs + 32) * f + n * f);
+        b += (size_t)rows * sizeof(double);
+    }
+    return b;
+}
+
+void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int threads,
+                      qc_mem_plan *p) {
+    const qc_config *c = qc_checkpoint_config(ck);
+    *p = (qc_mem_plan){ 0 };
+    for (int w = 0; w < QC_W_COUNT; w++) /* stored sizes (a quantized input's by its nominal dtype) */
+        for (int l = 0; l < (qc_weight_is_global(w) ? 1 : c->n_layers); l++)
+            if (w != QC_W_CLASSIFIER || !c->tied_classifier)
+                p->model_file += mat(c, w) * qc_dtype_size(qc_checkpoint_dtype(ck, w, l));
+    size_t f = sizeof(float), ntok = (size_t)nwin * seqlen;
+    size_t chunk = (size_t)qc_calib_chunk_windows(o, nwin, seqlen) * seqlen;
+    size_t qdim = (size_t)c->n_heads * c->head_dim, kvdim = (size_t)c->n_kv_heads * c->head_dim;
+
+    p->activations = ntok * c->dim * qc_dtype_size(o->act_dtype) + chunk * c->dim * f;
+    p->workspace = chunk * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim) * f +
+                   (size_t)threads * chunk * seqlen * f + (size_t)seqlen * c->head_dim * f;
+    p->block_weights = 2 * (size_t)c->dim * f;
+    for (int l = 0; l < QC_LIN_COUNT; l++) p->block_weights += mat(c, qc_linear_weight(l)) * f;
+
+    for (int s = 0; s < QC_SITE_COUNT; s++) { /* one site at a time, or all four */
+        size_t n = (size_t)site_cols(c, s), b = n * n * f + n * (sizeof(float) + 2 * sizeof(double));
+        if (b > p->largest_hessian) p->largest_hessian = b, p->largest_hessian_cols = (int)n;
+        if (o->true_sequential) p->statistics = b > p->statistics ? b : p->statistics;
+        else p->statistics += b;
+    }
+
+    /* SmoothQuant / AWQ's pre-step (prestep.c): every window's inputs of the sites it scales,
+     * captured by one fp32 pass over the block, and that pass's chunk; freed before the
+     * statistics are gathered. With fp32 propagation the pass's outputs stay for the block. */
+    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    if (awq || o->smooth_alpha > 0.0f) {
+        size_t widths = awq ? 2 * (size_t)c->dim + qdim + (size_t)c->hidden_dim : 2 * (size_t)c->dim;
+        p->prestep = ntok * widths * f + chunk * c->dim * f;
+    }
+    if (o->propagate_fp32) p->fp32_outputs = ntok * c->dim * f;
+
+    size_t all_results = 0, largest_result = 0;
+    for (int l = 0; l < QC_LIN_COUNT; l++) {
+        int rows, cols;
+        qc_weight_shape(c, qc_linear_weight(l), &rows, &cols);
+        size_t sb = solve_bytes(rows, cols, o, threads);
+        p->solver = sb > p->solver ? sb : p->solver;
+        size_t rb = o->keep_f16[l] ? 0 : qc_plan_result_bytes(rows, cols, &o->spec);
+        all_results += rb * (size_t)c->n_layers;
+        largest_result = rb > largest_result ? rb : largest_result;
+    }
+    /* spilled: none held while calibrating; the writer has about two results' pages mapped */
+    p->results_calibrating = o->spill_dir ? 0 : all_results;
+    p->results_exporting = o->spill_dir ? 2 * largest_result : all_results;
+
+    /* Every writer holds at most the largest tensor in fp32 plus its converted or packed
+     * bytes (at most 5 per weight: llama2.c int8's codes and fp32 copy), and the HF writer a
+     * permuted copy of Q. */
+    size_t largest = mat(c, QC_W_EMBED);
+    for (int l = 0; l < QC_LIN_COUNT; l++) largest = mat(c, qc_linear_weight(l)) > largest ? mat(c, qc_linear_weight(l)) : largest;
+    p->exporter = largest * (f + 5) + mat(c, QC_W_Q) * f;
+
+    p->runtime = RUNTIME_BASE + (size_t)threads * RUNTIME_PER_THREAD;
+    size_t solving = p->statistics + p->solver;
+    p->calibration = p->activations + p->workspace + p->block_weights + p->fp32_outputs +
+                     (p->prestep > solving ? p->prestep : solving) + p->results_calibrating;
+    p->export_phase = p->exporter + p->results_exporting;
+    p->peak = (p->calibration > p->export_phase ? p->calibration : p->export_phase) + p->runtime;
+}
+
+static double mb(size_t b) { return (double)b / (1 << 20); }
+
+void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size) {
+    snprintf(buf, size,
+             "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, one block's fp32 weights %.1f, "
+             "statistics %.1f (largest Hessian %.1f, %d columns), largest solve %.1f, AWQ/SmoothQuant inputs %.1f "
+             "and fp32 outputs %.1f, results held %.1f "
+             "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; runtime %.1f; peak %.1f",
+             mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), mb(p->block_weights),
+             mb(p->statistics), mb(p->largest_hessian), p->largest_hessian_cols, mb(p->solver), mb(p->prestep),
+             mb(p->fp32_outputs),
+             mb(p->results_calibrating), o->spill_dir ? "spilled beside the output as solved" : "all in memory",
+             mb(p->calibration), mb(p->exporter), mb(p->results_exporting), mb(p->export_phase), mb(p->runtime),
+             mb(p->peak));
+}
