@@ -8,11 +8,13 @@
  * of the C4 sample, the first paragraphs of TinyStories). Small model files come from a
  * "tiny" model: stories260K's own weights cut to 1 layer, dim 32, FFN 64, 4 heads (2 KV
  * heads), vocabulary 64 (the first 64 pieces of tok512), written by qcalib's own writers in
- * every format it reads — small enough that libFuzzer's mutations stay fast. */
+ * every format it reads — small enough that libFuzzer's mutations stay fast. Hugging Face
+ * tokenizer.json seeds are tok512's vocabulary restated in the two kinds qcalib reads. */
 #include "datasets/datasets.h"
 #include "io/io.h"
 #include "quant/quant.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +268,142 @@ static void write_tokenizer(const qc_tokenizer *tok, int n, const char *path) {
     if (fclose(f)) fail(path, NULL);
 }
 
+/* ---- tokenizer.json seeds -------------------------------------------------------------------- */
+
+/* GPT-2's byte-level alphabet: printable Latin-1 bytes stand for themselves, the others for
+ * U+0100 upwards in byte order; written as UTF-8 to out (at most 2 bytes), returns the length. */
+static int byte_char(int b, char *out) {
+    int cp = b, extra = 0;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+        for (int k = 0; k < b; k++) extra += !((k >= 33 && k <= 126) || (k >= 161 && k <= 172) || k >= 174);
+        cp = 256 + extra;
+    }
+    if (cp < 0x80) return out[0] = (char)cp, 1;
+    out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
+typedef struct merge {
+    char a[128], b[128];
+    float score;
+    int id;
+} merge;
+
+static int cmp_merge(const void *x, const void *y) {
+    const merge *p = x, *q = y;
+    return p->score != q->score ? (p->score < q->score ? 1 : -1) : p->id - q->id;
+}
+
+/* Piece i of tok as the tokenizer.json spells it: spaces as "▁" (SentencePiece) or every
+ * byte through the byte-level alphabet. */
+static void spell(const qc_tokenizer *tok, int i, bool byte_level, char *out, size_t cap) {
+    size_t n = 0;
+    for (int k = 0; k < tok->piece_len[i] && n + 4 < cap; k++) {
+        unsigned char c = (unsigned char)tok->pieces[i][k];
+        if (byte_level) n += (size_t)byte_char(c, out + n);
+        else if (c == ' ') memcpy(out + n, "\xe2\x96\x81", 3), n += 3;
+        else out[n++] = (char)c;
+    }
+    out[n] = '\0';
+}
+
+static cJSON *special_token(int id, const char *content) {
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddNumberToObject(t, "id", id);
+    cJSON_AddStringToObject(t, "content", content);
+    cJSON_AddBoolToObject(t, "single_word", false);
+    cJSON_AddBoolToObject(t, "lstrip", false);
+    cJSON_AddBoolToObject(t, "rstrip", false);
+    cJSON_AddBoolToObject(t, "normalized", false);
+    cJSON_AddBoolToObject(t, "special", true);
+    return t;
+}
+
+/* A tokenizer.json of tok's vocabulary, merges from every split of a piece into two pieces
+ * (ranked by the piece's score). kind 0: SentencePiece-BPE (Llama 2's normalizer and
+ * decoder, byte fallback); 1: byte-level BPE (GPT-2's ByteLevel pre-tokenizer with its own
+ * regex); 2: byte-level with Llama 3's Split regex before ByteLevel, and NFC. */
+static void write_tokenizer_json(const qc_tokenizer *tok, int kind, const char *path) {
+    bool bl = kind > 0;
+    cJSON *root = cJSON_CreateObject(), *vocab = cJSON_CreateObject(), *merges = cJSON_CreateArray();
+    cJSON *added = cJSON_CreateArray();
+    merge *m = calloc((size_t)tok->vocab_size * 8, sizeof *m);
+    int nm = 0, next = 0;
+    char sp[512];
+    if (!m) fail("out of memory", NULL);
+    if (bl)
+        for (int b = 0; b < 256; b++) {
+            char c[3] = { 0 };
+            byte_char(b, c);
+            cJSON_AddNumberToObject(vocab, c, next++);
+        }
+    for (int i = 0; i < tok->vocab_size; i++) {
+        bool byte_piece = tok->piece_len[i] == 6 && memcmp(tok->pieces[i], "<0x", 3) == 0;
+        if (bl && (i < 3 || byte_piece)) continue;
+        spell(tok, i, bl, sp, sizeof sp);
+        if (cJSON_GetObjectItemCaseSensitive(vocab, sp)) continue;
+        cJSON_AddNumberToObject(vocab, sp, bl ? next++ : i);
+        if (i < 3 || byte_piece) continue;
+        for (size_t k = 1; sp[k]; k++) { /* every split at a character boundary */
+            if (((unsigned char)sp[k] & 0xC0) == 0x80) continue;
+            merge *g = &m[nm];
+            snprintf(g->a, sizeof g->a, "%.*s", (int)k, sp);
+            snprintf(g->b, sizeof g->b, "%s", sp + k);
+            if (cJSON_GetObjectItemCaseSensitive(vocab, g->a) && cJSON_GetObjectItemCaseSensitive(vocab, g->b) &&
+                nm < tok->vocab_size * 8)
+                g->score = tok->scores[i], g->id = i, nm++;
+        }
+    }
+    qsort(m, (size_t)nm, sizeof *m, cmp_merge);
+    for (int i = 0; i < nm; i++) {
+        char pair[260];
+        snprintf(pair, sizeof pair, "%s %s", m[i].a, m[i].b);
+        cJSON_AddItemToArray(merges, cJSON_CreateString(pair));
+    }
+    free(m);
+    if (bl) {
+        cJSON_AddItemToArray(added, special_token(next, "<|endoftext|>"));
+        cJSON_AddNumberToObject(vocab, "<|endoftext|>", next);
+    } else {
+        for (int i = 0; i < 3; i++) cJSON_AddItemToArray(added, special_token(i, tok->pieces[i]));
+    }
+    cJSON_AddStringToObject(root, "version", "1.0");
+    cJSON_AddItemToObject(root, "added_tokens", added);
+    const char *rest[3] = {
+        "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\u2581\"},"
+        "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"}]},\"pre_tokenizer\":null,"
+        "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\u2581\"},"
+        "\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \","
+        "\"start\":1,\"stop\":0}]},\"byte_fallback\":true}",
+        "{\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+        "\"trim_offsets\":true,\"use_regex\":true},\"decoder\":{\"type\":\"ByteLevel\"},\"byte_fallback\":false}",
+        "{\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
+        "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|"
+        "\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+        "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+        "\"trim_offsets\":true,\"use_regex\":false}]},\"decoder\":{\"type\":\"ByteLevel\"},\"byte_fallback\":false}",
+    };
+    cJSON *parts = cJSON_Parse(rest[kind]);
+    if (!parts) fail("tokenizer.json seed template", NULL);
+    cJSON_AddItemToObject(root, "normalizer", cJSON_DetachItemFromObject(parts, "normalizer"));
+    cJSON_AddItemToObject(root, "pre_tokenizer", cJSON_DetachItemFromObject(parts, "pre_tokenizer"));
+    cJSON_AddNullToObject(root, "post_processor");
+    cJSON_AddItemToObject(root, "decoder", cJSON_DetachItemFromObject(parts, "decoder"));
+    cJSON *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    if (!bl) cJSON_AddStringToObject(model, "unk_token", tok->pieces[0]);
+    cJSON_AddBoolToObject(model, "fuse_unk", !bl);
+    cJSON_AddItemToObject(model, "byte_fallback", cJSON_DetachItemFromObject(parts, "byte_fallback"));
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON_AddItemToObject(model, "merges", merges);
+    cJSON_Delete(parts);
+    char *text = cJSON_PrintUnformatted(root);
+    if (!text) fail("out of memory", NULL);
+    write_bytes(path, text, strlen(text));
+    free(text);
+    cJSON_Delete(root);
+}
+
 /* The first `lines` lines of text (all of it if it has fewer). */
 static size_t head_lines(const char *text, size_t len, int lines) {
     size_t at = 0;
@@ -369,7 +507,7 @@ int main(int argc, char **argv) {
     const char *shared = argv[1];
     out_root = argv[2];
     const char *dirs[] = { "seeds/llama2c", "seeds/gguf", "seeds/safetensors", "seeds/hf_config", "seeds/hf_index",
-                           "seeds/tokenizer", "seeds/jsonl", "seeds/json_gz", "seeds/npy", "fixtures" };
+                           "seeds/tokenizer", "seeds/tokenizer_json", "seeds/jsonl", "seeds/json_gz", "seeds/npy", "fixtures" };
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) mkdirs(out_path(dirs[i]));
 
     char path[1024];
@@ -384,6 +522,9 @@ int main(int argc, char **argv) {
     copy_file(path, out_path("seeds/tokenizer/tok512.bin"));
     write_tokenizer(&tok512, 64, out_path("seeds/tokenizer/tok64.bin"));
     ok(qc_tokenizer_load(&tok64, out_path("seeds/tokenizer/tok64.bin"), 64, &e), "tok64", &e);
+    write_tokenizer_json(&tok512, 0, out_path("seeds/tokenizer_json/sentencepiece.json"));
+    write_tokenizer_json(&tok512, 1, out_path("seeds/tokenizer_json/byte_level.json"));
+    write_tokenizer_json(&tok512, 2, out_path("seeds/tokenizer_json/split_regex.json"));
 
     tiny t = { .ck = ck };
     t.cfg = (qc_config){ .dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,

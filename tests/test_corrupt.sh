@@ -5,7 +5,7 @@
 # real CLI. Every case must end either with exit 1 and a message naming the broken file,
 # or — a change that leaves the file valid (a weight's byte, a letter of a text) — with exit
 # 0; never with a signal or a hang (20 s), and never with anything left in the output
-# folder after a failure. Prints the number of cases per kind.
+# folder after a failure. Prints the number of cases per kind (16 kinds).
 # QCALIB_CORRUPT_CASES (default 24) is the number of cuts and of flips per kind.
 . "$(dirname "$0")/lib.sh"
 N=${QCALIB_CORRUPT_CASES:-24}
@@ -34,6 +34,10 @@ names=$(head -c 8192 "$T/sharded/$SHARD" | grep -ao '"[^"]*":{"dtype"' | sed 's/
 } >"$T/sharded/model.safetensors.index.json"
 quiet $Q --method rtn --wbits 4 --groupsize 32 --format gptq --model "$M" --calib "$TINY" --nsamples 2 \
     --seqlen 32 --out "$T/gptq" --quiet
+quiet $Q --method rtn --wbits 4 --groupsize 32 --format awq --model "$M" --calib "$TINY" --nsamples 2 \
+    --seqlen 32 --out "$T/awq" --quiet
+# a Hugging Face tokenizer.json (SentencePiece-BPE) of tok512, with its tokenizer_config.json
+quiet node "$(dirname "$0")/js/llama2c_tokenizer_json.cjs" "$TOK" 512 "$T/hftok"
 quiet $Q --method rtn --format llama2c --groupsize 32 --model "$M" --calib "$TINY" --nsamples 2 --seqlen 32 \
     --out "$T/q8" --quiet
 quiet $Q eval --model "$M" --text "$TINY" --seqlen 64 --save-logits "$T/base.lp" --quiet
@@ -111,14 +115,17 @@ corrupt "safetensors" "$T/hf/model.safetensors" $Q convert --model "$T/hf" --to 
 corrupt "config.json" "$T/hf/config.json" $Q convert --model "$T/hf" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "safetensors index" "$T/sharded/model.safetensors.index.json" $Q convert --model "$T/sharded" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "GPTQ safetensors" "$T/gptq/model.safetensors" $Q convert --model "$T/gptq" --to llama2c --out "$MODEL_OUT" --quiet
+corrupt "AWQ safetensors" "$T/awq/model.safetensors" $Q convert --model "$T/awq" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "GPTQ config.json" "$T/gptq/config.json" $Q convert --model "$T/gptq" --to llama2c --out "$MODEL_OUT" --quiet
 cp "$TOK" "$W/tok512.bin"
 corrupt "tokenizer" "$W/tok512.bin" $Q tokenize --tokenizer "$W/tok512.bin" --vocab 512 --text "$TINY"
+corrupt "tokenizer.json" "$T/hftok/tokenizer.json" $Q tokenize --tokenizer "$T/hftok/tokenizer.json" --text "$TINY"
+corrupt "tokenizer_config.json" "$T/hftok/tokenizer_config.json" $Q tokenize --tokenizer "$T/hftok/tokenizer.json" --text "$TINY"
 corrupt "JSONL corpus" "$T/c4.jsonl" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.jsonl"
 corrupt "gzip'd JSONL corpus" "$T/c4.json.gz" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.json.gz"
 corrupt "log-probability file (--kld-base)" "$T/base.lp" $Q eval --model "$M" --text "$TINY" --seqlen 64 --kld-base "$T/base.lp" --quiet
 corrupt ".npy windows" "$T/w.npy" $Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$O/q" --quiet
 
 echo "  $cases cases in all ($valid left their file valid)"
-check "every kind was corrupted ($cases cases)" "[ $cases -ge $((13 * 2 * N)) ]"
+check "every kind was corrupted ($cases cases)" "[ $cases -ge $((16 * 2 * N)) ]"
 finish "corrupt-input"
