@@ -10,7 +10,7 @@
  * Prints a table; with an argument, also writes the figures as flat JSON to that path.
  * Measures, never asserts. */
 #include "datasets/datasets.h"
-#include "model/model.h"
+#include "bench/bench.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -53,13 +53,6 @@ static double sgemm_time(const qc_config *c, int ntok, int reps) {
     return t;
 }
 
-static void fill_random(float *p, size_t n, float scale, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = scale * ((float)(*s >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
-    }
-}
-
 typedef struct row { const char *name; double tok_s, gflops, sgemm_gflops; } row;
 
 static int bench_stories(const char *shared, row *out) {
@@ -99,23 +92,17 @@ static int bench_stories(const char *shared, row *out) {
 }
 
 static int bench_7b_block(row *out) {
-    qc_config c = { .dim = 4096, .hidden_dim = 11008, .n_layers = 1, .n_heads = 32, .n_kv_heads = 32,
-                    .head_dim = 128, .vocab_size = 32000, .seq_len = 4096, .norm_eps = 1e-5f, .rope_theta = 10000 };
+    qc_config c = bench_7b_config();
     qc_err e = { "" };
-    qc_block b = { 0 };
+    qc_block b;
     uint64_t seed = 1;
-    b.attn_norm = malloc(c.dim * sizeof(float));
-    b.ffn_norm = malloc(c.dim * sizeof(float));
-    for (int j = 0; j < c.dim; j++) b.attn_norm[j] = b.ffn_norm[j] = 1.0f;
-    for (int l = 0; l < QC_LIN_COUNT; l++) {
-        int rows, cols;
-        qc_weight_shape(&c, qc_linear_weight(l), &rows, &cols);
-        b.w[l] = malloc((size_t)rows * cols * sizeof(float));
-        fill_random(b.w[l], (size_t)rows * cols, 0.02f, &seed);
+    if (bench_block(&c, &seed, &b)) {
+        qc_block_free(&b);
+        return -1;
     }
     int seqlen = 2048;
     float *x = malloc((size_t)seqlen * c.dim * sizeof(float)), *x0 = malloc((size_t)seqlen * c.dim * sizeof(float));
-    fill_random(x0, (size_t)seqlen * c.dim, 1.0f, &seed);
+    bench_fill_random(x0, (size_t)seqlen * c.dim, 1.0f, &seed);
     qc_workspace *ws = qc_workspace_new(&c, seqlen, seqlen, &e);
     if (!ws) { fprintf(stderr, "bench: %s\n", e.msg); return 1; }
     int reps = 2;

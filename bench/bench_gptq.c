@@ -12,18 +12,12 @@
  *
  * Prints a table. An argument (bench/run.sh passes a JSON path) is accepted and ignored:
  * nothing is written. Measures, never asserts. */
+#include "bench/bench.h"
 #include "gptq/gptq.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void fill_random(float *p, size_t n, float scale, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = scale * ((float)(*s >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
-    }
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -44,8 +38,8 @@ static double sgemm_time(int m, int n, int k, int reps) {
         return -1;
     }
     uint64_t s = 7;
-    fill_random(a, (size_t)m * k, 1.0f, &s);
-    fill_random(b, (size_t)k * n, 1.0f, &s);
+    bench_fill_random(a, (size_t)m * k, 1.0f, &s);
+    bench_fill_random(b, (size_t)k * n, 1.0f, &s);
     memset(c, 0, (size_t)m * n * sizeof(float));
     double t[8];
     qc_blas_threads(true);
@@ -68,7 +62,7 @@ static float *make_hessian(int n, uint64_t *s) {
         free(x), free(h);
         return NULL;
     }
-    fill_random(x, tokens * n, 1.0f, s);
+    bench_fill_random(x, tokens * n, 1.0f, s);
     qc_blas_threads(true);
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, (int)tokens, 1.0f, x, n, 0.0f, h, n);
     qc_blas_threads(false);
@@ -93,7 +87,7 @@ static int bench_shape(row *out, const float *h, int rows, int cols, int reps, u
         fprintf(stderr, "bench_gptq: out of memory for %d×%d\n", rows, cols);
         return 1;
     }
-    fill_random(w0, nw, 0.02f, s);
+    bench_fill_random(w0, nw, 0.02f, s);
     qc_quant_spec spec = { .bits = 4, .groupsize = 128 };
     qc_gptq_opts o = qc_gptq_defaults();
     double t[8];

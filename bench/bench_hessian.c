@@ -4,6 +4,7 @@
  * FLOPs: SYRK computes one triangle, tokens·n·(n+1); the reference is one (n × tokens)·
  * (tokens × n) sgemm, 2·tokens·n² FLOPs, whose GFLOP/s the ratio compares with.
  * Prints a table; with an argument, writes flat JSON. Measures, never asserts. */
+#include "bench/bench.h"
 #include "calib/calib.h"
 
 #include <cblas.h>
@@ -13,20 +14,13 @@
 #define CHUNK 2048
 #define NCHUNKS 4
 
-static void fill_random(float *p, size_t n, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = (float)(*s >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-    }
-}
-
 typedef struct row { int n; double s, gflops, sgemm_gflops; } row;
 
 static int bench_width(int n, row *out) {
     float *x = malloc((size_t)CHUNK * n * sizeof(float)), *c = malloc((size_t)n * n * sizeof(float));
     if (!x || !c) return free(x), free(c), 1;
     uint64_t seed = 3;
-    fill_random(x, (size_t)CHUNK * n, &seed);
+    bench_fill_random(x, (size_t)CHUNK * n, 1.0f, &seed);
     qc_err e = { "" };
     qc_stats st;
     if (qc_stats_init(&st, n, &e)) return free(x), free(c), fprintf(stderr, "bench_hessian: %s\n", e.msg), 1;

@@ -3,8 +3,8 @@
  * (--threads drives OpenMP and OpenBLAS alike through qc_set_threads). SYNTHETIC weights,
  * activations and Hessian (H = XᵀX of 8192 random tokens). The target: 2 threads ≥ 1.7×
  * faster. Prints a table; with an argument, writes flat JSON. Measures, never asserts. */
+#include "bench/bench.h"
 #include "gptq/gptq.h"
-#include "model/model.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -12,13 +12,6 @@
 
 #define TOKENS 512
 #define N 4096
-
-static void fill_random(float *p, size_t n, float scale, uint64_t *s) {
-    for (size_t i = 0; i < n; i++) {
-        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-        p[i] = scale * ((float)(*s >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
-    }
-}
 
 static double forward_s(const qc_config *c, const qc_block *b, const float *x0, float *x) {
     qc_err e = { "" };
@@ -52,27 +45,22 @@ static double gptq_s(const float *w0, const float *h0, float *w, float *h) {
 }
 
 int main(int argc, char **argv) {
-    qc_config c = { .dim = 4096, .hidden_dim = 11008, .n_layers = 1, .n_heads = 32, .n_kv_heads = 32,
-                    .head_dim = 128, .vocab_size = 32000, .seq_len = 4096, .norm_eps = 1e-5f, .rope_theta = 10000 };
+    qc_config c = bench_7b_config();
     uint64_t seed = 5;
-    qc_block b = { 0 };
-    b.attn_norm = malloc(c.dim * sizeof(float));
-    b.ffn_norm = malloc(c.dim * sizeof(float));
-    for (int j = 0; j < c.dim; j++) b.attn_norm[j] = b.ffn_norm[j] = 1.0f;
-    for (int l = 0; l < QC_LIN_COUNT; l++) {
-        int rows, cols;
-        qc_weight_shape(&c, qc_linear_weight(l), &rows, &cols);
-        b.w[l] = malloc((size_t)rows * cols * sizeof(float));
-        fill_random(b.w[l], (size_t)rows * cols, 0.02f, &seed);
+    qc_block b;
+    if (bench_block(&c, &seed, &b)) {
+        qc_block_free(&b);
+        fprintf(stderr, "bench_scaling: out of memory\n");
+        return 1;
     }
     float *x0 = malloc((size_t)TOKENS * c.dim * sizeof(float)), *x = malloc((size_t)TOKENS * c.dim * sizeof(float));
     float *w0 = malloc((size_t)N * N * sizeof(float)), *w = malloc((size_t)N * N * sizeof(float));
     float *h0 = malloc((size_t)N * N * sizeof(float)), *h = malloc((size_t)N * N * sizeof(float));
     float *xt = malloc((size_t)2 * N * N * sizeof(float));
     if (!x0 || !x || !w0 || !w || !h0 || !h || !xt) return fprintf(stderr, "bench_scaling: out of memory\n"), 1;
-    fill_random(x0, (size_t)TOKENS * c.dim, 1.0f, &seed);
-    fill_random(w0, (size_t)N * N, 0.02f, &seed);
-    fill_random(xt, (size_t)2 * N * N, 1.0f, &seed);
+    bench_fill_random(x0, (size_t)TOKENS * c.dim, 1.0f, &seed);
+    bench_fill_random(w0, (size_t)N * N, 0.02f, &seed);
+    bench_fill_random(xt, (size_t)2 * N * N, 1.0f, &seed);
     qc_set_threads(0);
     qc_blas_threads(true);
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, N, 2 * N, 1.0f, xt, N, 0.0f, h0, N);

@@ -93,3 +93,21 @@ void fuzz_checkpoint(const char *path) {
     }
     qc_checkpoint_close(ck);
 }
+
+void fuzz_tokenizer_use(const qc_tokenizer *t, const char *text, size_t len) {
+    int32_t *ids;
+    size_t n;
+    qc_err e;
+    if (qc_tokenizer_encode(t, text, len, true, true, &ids, &n, &e) == QC_OK) {
+        char *back;
+        size_t blen;
+        if (qc_tokenizer_decode(t, t->bos_id, ids, n, &back, &blen, &e) == QC_OK) free(back);
+        free(ids);
+    }
+    for (int32_t id = -1; id <= t->vocab_size; id++) {
+        char byte[2];
+        size_t plen;
+        (void)qc_tokenizer_piece(t, t->bos_id, id, byte, &plen);
+        if (id >= 0 && id < t->vocab_size) (void)qc_tokenizer_token_type(t, id);
+    }
+}

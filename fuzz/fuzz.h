@@ -33,4 +33,8 @@ int fuzz_read_checkpoint(const qc_checkpoint *ck);
 /* Opens path as a checkpoint and reads it all; closes it. */
 void fuzz_checkpoint(const char *path);
 
+/* Uses an opened tokenizer as qcalib does: encodes text (with BOS and EOS) and decodes it,
+ * then reads every piece (ids −1 and vocab_size too: refused, not read) and token type. */
+void fuzz_tokenizer_use(const qc_tokenizer *t, const char *text, size_t len);
+
 #endif

@@ -3,8 +3,6 @@
  * decodes a text with multi-byte characters, a NUL byte and byte-fallback pieces. */
 #include "fuzz/fuzz.h"
 
-#include <stdlib.h>
-
 static const char text[] = "Once upon a time, a caf\xc3\xa9 <0x0A> \xf0\x9f\x99\x82 had\0 \xff\xfe lots.\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -15,19 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         qc_tokenizer t;
         qc_err e;
         if (qc_tokenizer_load(&t, path, vocab[v], &e)) continue;
-        int32_t *ids;
-        size_t n;
-        if (qc_tokenizer_encode(&t, text, sizeof text - 1, true, true, &ids, &n, &e) == QC_OK) {
-            char *back;
-            size_t len;
-            if (qc_tokenizer_decode(&t, t.bos_id, ids, n, &back, &len, &e) == QC_OK) free(back);
-            free(ids);
-        }
-        for (int32_t id = -1; id <= t.vocab_size; id++) {
-            char byte[2];
-            size_t len;
-            (void)qc_tokenizer_piece(&t, t.bos_id, id, byte, &len);
-        }
+        fuzz_tokenizer_use(&t, text, sizeof text - 1);
         qc_tokenizer_free(&t);
     }
     return 0;

@@ -6,10 +6,6 @@
  * back, as the GGUF writer does. */
 #include "fuzz/fuzz.h"
 
-#include "datasets/datasets.h"
-
-#include <stdlib.h>
-
 static const char text[] = "Once upon a time, a caf\xc3\xa9 <0x0A> \xf0\x9f\x99\x82 had\0 \xff\xfe lots.\n"
                            "  It's 1234 o'clock<|endoftext|>\r\n\tdone";
 
@@ -19,20 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     qc_tokenizer t;
     qc_err e;
     if (qc_tokenizer_load_json(&t, path, &e)) return 0;
-    int32_t *ids;
-    size_t n;
-    if (qc_tokenizer_encode(&t, text, sizeof text - 1, true, true, &ids, &n, &e) == QC_OK) {
-        char *back;
-        size_t len;
-        if (qc_tokenizer_decode(&t, t.bos_id, ids, n, &back, &len, &e) == QC_OK) free(back);
-        free(ids);
-    }
-    for (int32_t id = -1; id <= t.vocab_size; id++) {
-        char byte[2];
-        size_t len;
-        (void)qc_tokenizer_piece(&t, t.bos_id, id, byte, &len);
-        if (id >= 0 && id < t.vocab_size) (void)qc_tokenizer_token_type(&t, id);
-    }
+    fuzz_tokenizer_use(&t, text, sizeof text - 1);
     for (int i = 0; i < qc_tokenizer_merge_count(&t); i++) {
         int32_t l, r;
         qc_tokenizer_merge(&t, i, &l, &r);
