@@ -64,7 +64,7 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     *p = (qc_mem_plan){ 0 };
     for (int w = 0; w < QC_W_COUNT; w++) /* stored sizes (a quantized input's by its nominal dtype) */
         for (int l = 0; l < (qc_weight_is_global(w) ? 1 : c->n_layers); l++)
-            if (w != QC_W_CLASSIFIER || !c->tied_classifier)
+            if ((w != QC_W_CLASSIFIER || !c->tied_classifier) && qc_weight_present(c, w))
                 p->model_file += mat(c, w) * qc_dtype_size(qc_checkpoint_dtype(ck, w, l));
     size_t f = sizeof(float), ntok = (size_t)nwin * seqlen;
     size_t chunk = (size_t)qc_calib_chunk_windows(o, nwin, seqlen) * seqlen;

@@ -133,7 +133,10 @@ static size_t result_bytes(const qc_qweight *q) {
 
 void qc_spill_touch(qc_spill *s, const qc_qweight *q) {
     if (!s || !s->map || s->last == q) return;
-    if (s->last) qc_map_release(s->last->codes, result_bytes(s->last)); /* the arrays are contiguous from codes */
+    if (s->last) { /* the arrays are contiguous from codes; the last result's alignment slack ends with the file */
+        size_t off = (size_t)(s->last->codes - s->map), n = result_bytes(s->last);
+        qc_map_release(s->last->codes, off + n < (size_t)s->size ? n : (size_t)s->size - off);
+    }
     s->last = q;
 }
 

@@ -41,6 +41,8 @@ static void add_config(cJSON *o, const qc_config *c) {
     cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
     cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
     cJSON_AddBoolToObject(o, "tied_classifier", c->tied_classifier);
+    cJSON_AddBoolToObject(o, "attn_qkv_bias", c->attn_qkv_bias);
+    cJSON_AddBoolToObject(o, "attn_o_bias", c->attn_o_bias);
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -58,7 +60,7 @@ int cmd_inspect(int argc, char **argv) {
     size_t params = 0;
     for (int layer = -1; layer < c->n_layers; layer++)
         for (qc_weight w = 0; w < QC_W_COUNT; w++) {
-            if (qc_weight_is_global(w) != (layer < 0)) continue;
+            if (qc_weight_is_global(w) != (layer < 0) || !qc_weight_present(c, w)) continue;
             if (w == QC_W_CLASSIFIER && c->tied_classifier) continue;
             int rows, cols;
             char name[128];
@@ -80,9 +82,10 @@ int cmd_inspect(int argc, char **argv) {
         free(s);
     } else {
         printf("%s: %s, %zu parameters\n", path, qc_checkpoint_format(ck), params);
-        printf("config: dim %d, FFN %d, %d blocks, %d heads (%d key/value) of %d, vocab %d, context %d, eps %g, rope theta %g%s\n",
+        printf("config: dim %d, FFN %d, %d blocks, %d heads (%d key/value) of %d, vocab %d, context %d, eps %g, rope theta %g%s%s\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len,
-               (double)c->norm_eps, (double)c->rope_theta, c->tied_classifier ? ", classifier tied to the embedding" : "");
+               (double)c->norm_eps, (double)c->rope_theta, c->tied_classifier ? ", classifier tied to the embedding" : "",
+               c->attn_o_bias ? ", q/k/v/o biases" : c->attn_qkv_bias ? ", q/k/v biases" : "");
         cJSON *t;
         cJSON_ArrayForEach(t, ts) {
             cJSON *shape = cJSON_GetObjectItem(t, "shape");

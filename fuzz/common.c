@@ -69,7 +69,7 @@ int fuzz_read_checkpoint(const qc_checkpoint *ck) {
     int ok = 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int w = 0; w < QC_W_COUNT; w++) {
-            if (qc_weight_is_global((qc_weight)w) && l > 0) continue;
+            if ((qc_weight_is_global((qc_weight)w) && l > 0) || !qc_weight_present(c, (qc_weight)w)) continue;
             int rows, cols;
             qc_weight_shape(c, (qc_weight)w, &rows, &cols);
             qc_err e;

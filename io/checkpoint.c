@@ -72,6 +72,8 @@ static qc_status check_weight(const qc_checkpoint *ck, qc_weight w, int layer, q
     if (!qc_weight_is_global(w) && (layer < 0 || layer >= ck->cfg.n_layers))
         return qc_fail(e, QC_ERR_ARG, "%s: %s weight of layer %d asked for; the model has %d layers",
                        ck->path, qc_weight_short_name(w), layer, ck->cfg.n_layers);
+    if (!qc_weight_present(&ck->cfg, w))
+        return qc_fail(e, QC_ERR_ARG, "%s: %s asked for; the model has no such weight", ck->path, qc_weight_short_name(w));
     return QC_OK;
 }
 

@@ -1,6 +1,6 @@
 /* config.c — the model configuration's checks, the table of weights (shape, global or per
- * layer, names), and the RoPE row permutation between the interleaved-pair layout qcalib
- * uses and Hugging Face's rotate-half layout.
+ * layer, present or not, names), and the RoPE row permutation between the interleaved-pair
+ * layout qcalib uses and Hugging Face's rotate-half layout.
  *
  * The permutation: HF's conversion script turns a Meta (interleaved) Q or K weight into
  * HF's with w.view(n_heads, head_dim/2, 2, cols).transpose(1, 2).reshape(rows, cols), so
@@ -54,6 +54,9 @@ qc_status qc_config_check(const qc_config *c, const char *source, const qc_confi
     if (!(isfinite(c->rope_theta) && c->rope_theta > 0))
         return qc_fail(e, QC_ERR_FORMAT, "%s: %s %g must be positive and finite", source,
                        n->rope_theta, (double)c->rope_theta);
+    if (c->attn_o_bias && !c->attn_qkv_bias) /* no Hugging Face config describes it */
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: an attention output (o) bias without q, k and v biases is not supported",
+                       source);
     return QC_OK;
 }
 
@@ -65,6 +68,29 @@ qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e) 
 
 bool qc_weight_is_global(qc_weight w) {
     return w == QC_W_EMBED || w == QC_W_FINAL_NORM || w == QC_W_CLASSIFIER;
+}
+
+bool qc_weight_is_bias(qc_weight w) { return w >= QC_W_Q_BIAS && w <= QC_W_O_BIAS; }
+
+bool qc_weight_present(const qc_config *c, qc_weight w) {
+    if (w == QC_W_O_BIAS) return c->attn_o_bias;
+    return !qc_weight_is_bias(w) || c->attn_qkv_bias;
+}
+
+bool qc_weight_is_vector(qc_weight w) {
+    return w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM || qc_weight_is_bias(w);
+}
+
+bool qc_weight_is_linear(qc_weight w) { return !qc_weight_is_global(w) && !qc_weight_is_vector(w); }
+
+qc_weight qc_bias_linear(qc_weight bias) {
+    QC_ASSERT(qc_weight_is_bias(bias));
+    static const qc_weight linear[] = { QC_W_Q, QC_W_K, QC_W_V, QC_W_O };
+    return linear[bias - QC_W_Q_BIAS];
+}
+
+int qc_weight_rope_heads(const qc_config *c, qc_weight w) {
+    return w == QC_W_Q || w == QC_W_Q_BIAS ? c->n_heads : w == QC_W_K || w == QC_W_K_BIAS ? c->n_kv_heads : 0;
 }
 
 void qc_weight_shape(const qc_config *c, qc_weight w, int *rows, int *cols) {
@@ -83,6 +109,10 @@ void qc_weight_shape(const qc_config *c, qc_weight w, int *rows, int *cols) {
     case QC_W_GATE:
     case QC_W_UP: r = c->hidden_dim; k = c->dim; break;
     case QC_W_DOWN: r = c->dim; k = c->hidden_dim; break;
+    case QC_W_Q_BIAS:
+    case QC_W_K_BIAS:
+    case QC_W_V_BIAS:
+    case QC_W_O_BIAS: qc_weight_shape(c, qc_bias_linear(w), &r, &k); k = 1; break;
     case QC_W_COUNT: QC_ASSERT(!"QC_W_COUNT is not a weight");
     }
     *rows = r;
@@ -102,6 +132,10 @@ void qc_weight_hf_name(qc_weight w, int layer, char *buf, size_t size) {
     case QC_W_EMBED: snprintf(buf, size, "model.embed_tokens.weight"); break;
     case QC_W_FINAL_NORM: snprintf(buf, size, "model.norm.weight"); break;
     case QC_W_CLASSIFIER: snprintf(buf, size, "lm_head.weight"); break;
+    case QC_W_Q_BIAS:
+    case QC_W_K_BIAS:
+    case QC_W_V_BIAS:
+    case QC_W_O_BIAS: snprintf(buf, size, "model.layers.%d.%s.bias", layer, per_layer[qc_bias_linear(w)]); break;
     default: snprintf(buf, size, "model.layers.%d.%s.weight", layer, per_layer[w]); break;
     }
 }
@@ -111,7 +145,8 @@ const char *qc_weight_short_name(qc_weight w) {
         [QC_W_EMBED] = "embed", [QC_W_FINAL_NORM] = "final_norm", [QC_W_CLASSIFIER] = "classifier",
         [QC_W_ATTN_NORM] = "attn_norm", [QC_W_Q] = "q", [QC_W_K] = "k", [QC_W_V] = "v",
         [QC_W_O] = "o", [QC_W_FFN_NORM] = "ffn_norm", [QC_W_GATE] = "gate", [QC_W_UP] = "up",
-        [QC_W_DOWN] = "down",
+        [QC_W_DOWN] = "down", [QC_W_Q_BIAS] = "q_bias", [QC_W_K_BIAS] = "k_bias", [QC_W_V_BIAS] = "v_bias",
+        [QC_W_O_BIAS] = "o_bias",
     };
     return (unsigned)w < QC_W_COUNT ? names[w] : "?";
 }

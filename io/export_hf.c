@@ -3,20 +3,22 @@
  * The folder (built under a temporary name by base's qc_outdir, renamed into place when
  * complete) holds:
  *   config.json   {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+ *                  (["Qwen2ForCausalLM"], "qwen2" for q/k/v biases without an o bias),
  *                  hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
  *                  num_key_value_heads, head_dim (only when != hidden_size / heads),
  *                  vocab_size, max_position_embeddings, rms_norm_eps, rope_theta,
- *                  tie_word_embeddings, hidden_act "silu", torch_dtype, bos_token_id 1,
- *                  eos_token_id 2}
+ *                  tie_word_embeddings, hidden_act "silu", attention_bias (llama: true with
+ *                  q/k/v/o biases), torch_dtype, bos_token_id 1, eos_token_id 2}
  *   model.safetensors                               when shard_bytes is 0 or all fits in one
  *   model-0000K-of-0000N.safetensors (K = 1..N)     otherwise, plus
  *   model.safetensors.index.json  {"metadata": {"total_size": bytes of tensor data},
  *                                  "weight_map": {tensor name: shard file, ...}} (sorted)
- * Tensors go in model order (embedding, each layer's input_layernorm, q, k, v, o,
- * post_attention_layernorm, gate, up, down, then the final norm and lm_head, which is left
- * out when tied). Shards are filled greedily as transformers does: a tensor that would take
- * the current shard's data past shard_bytes starts a new shard (a single tensor larger than
- * shard_bytes gets a shard of its own). Q and K rows are written in HF's rotate-half order.
+ * Tensors go in model order (embedding, each layer's input_layernorm, q, k, v, o (each followed
+ * by its bias when the model has one), post_attention_layernorm, gate, up, down, then the final
+ * norm and lm_head, which is left out when tied). Shards are filled greedily as transformers
+ * does: a tensor that would take the current shard's data past shard_bytes starts a new shard
+ * (a single tensor larger than shard_bytes gets a shard of its own). Q and K rows (and their
+ * biases') are written in HF's rotate-half order.
  * One weight at a time is in memory (fp32, its permuted copy, its converted bytes). */
 #include "io/internal.h"
 
@@ -34,7 +36,8 @@ typedef struct hf_out_tensor {
 } hf_out_tensor;
 
 static const qc_weight layer_order[] = {
-    QC_W_ATTN_NORM, QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_FFN_NORM, QC_W_GATE, QC_W_UP, QC_W_DOWN,
+    QC_W_ATTN_NORM, QC_W_Q,        QC_W_Q_BIAS, QC_W_K,    QC_W_K_BIAS, QC_W_V, QC_W_V_BIAS,
+    QC_W_O,         QC_W_O_BIAS,   QC_W_FFN_NORM, QC_W_GATE, QC_W_UP,   QC_W_DOWN,
 };
 
 static void add_tensor(const qc_config *c, qc_dtype dt, hf_out_tensor *t, qc_weight w, int layer) {
@@ -43,8 +46,7 @@ static void add_tensor(const qc_config *c, qc_dtype dt, hf_out_tensor *t, qc_wei
     t->w = w;
     t->layer = layer;
     qc_weight_hf_name(w, layer, t->name, sizeof t->name);
-    bool vec = w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM;
-    t->ndim = vec ? 1 : 2;
+    t->ndim = qc_weight_is_vector(w) ? 1 : 2;
     t->shape[0] = rows;
     t->shape[1] = cols;
     t->nbytes = (size_t)rows * (size_t)cols * qc_dtype_size(dt); /* bounded by the config's limits */
@@ -56,7 +58,7 @@ static int list_tensors(const qc_config *c, qc_dtype dt, hf_out_tensor *t) {
     add_tensor(c, dt, &t[n++], QC_W_EMBED, 0);
     for (int l = 0; l < c->n_layers; l++)
         for (size_t k = 0; k < sizeof layer_order / sizeof layer_order[0]; k++)
-            add_tensor(c, dt, &t[n++], layer_order[k], l);
+            if (qc_weight_present(c, layer_order[k])) add_tensor(c, dt, &t[n++], layer_order[k], l);
     add_tensor(c, dt, &t[n++], QC_W_FINAL_NORM, 0);
     if (!c->tied_classifier) add_tensor(c, dt, &t[n++], QC_W_CLASSIFIER, 0);
     return n;
@@ -87,7 +89,9 @@ static const char *torch_dtype(qc_dtype dt) {
 }
 
 void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b) {
-    qc_sb_printf(b, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n");
+    bool qwen2 = c->attn_qkv_bias && !c->attn_o_bias; /* Llama's attention_bias is all four or none */
+    qc_sb_printf(b, "{\n  \"architectures\": [\"%s\"],\n  \"model_type\": \"%s\",\n",
+                 qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM", qwen2 ? "qwen2" : "llama");
     qc_sb_printf(b, "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n",
                  c->dim, c->hidden_dim, c->n_layers);
     qc_sb_printf(b, "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n", c->n_heads,
@@ -109,6 +113,7 @@ void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, 
     }
     qc_sb_printf(b, ",\n  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n",
                  c->tied_classifier ? "true" : "false");
+    if (c->attn_o_bias) qc_sb_printf(b, "  \"attention_bias\": true,\n");
     qc_sb_printf(b, "  \"torch_dtype\": \"%s\",\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2", torch_dtype(dt));
     if (quant_json) qc_sb_printf(b, ",\n  \"quantization_config\": %s", quant_json);
     qc_sb_printf(b, "\n}\n");
@@ -169,9 +174,9 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
             break;
         }
         const float *rows = s->f32;
-        if (t[i].w == QC_W_Q || t[i].w == QC_W_K) {
-            int heads = t[i].w == QC_W_Q ? c->n_heads : c->n_kv_heads;
-            qc_rope_rows_to_hf(s->f32, s->perm, heads, c->head_dim, c->dim);
+        int heads = qc_weight_rope_heads(c, t[i].w);
+        if (heads) {
+            qc_rope_rows_to_hf(s->f32, s->perm, heads, c->head_dim, (int)t[i].shape[1]);
             rows = s->perm;
         }
         size_t count = (size_t)(t[i].shape[0] * t[i].shape[1]);
@@ -196,7 +201,7 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
     qc_status st = qc_config_validate(c, dir, e);
     if (st) return st;
 
-    int max = 3 + 9 * c->n_layers;
+    int max = QC_CK_NGLOBAL + QC_CK_NLAYER * c->n_layers;
     hf_out_tensor *t = qc_calloc((size_t)max, sizeof *t, e, dir);
     if (!t) return QC_ERR_NOMEM;
     int n = list_tensors(c, dt, t);

@@ -11,8 +11,9 @@
  * product fits, a type qcalib handles, rows that are whole blocks; offsets aligned, inside the
  * file with their whole size; no two tensors overlapping. Then the Llama layer: the required
  * metadata keys present with usable types and values, features qcalib cannot run refused by
- * name (MoE, RoPE scaling, partial rotary), every expected tensor present with its shape and no
- * tensor left unexplained. Every failure is a message naming the file and the problem.
+ * name (MoE, RoPE scaling, partial rotary), every expected tensor present with its shape (the
+ * attention biases when block 0 has them) and no tensor left unexplained. Every failure is a
+ * message naming the file and the problem.
  *
  * Reading: F32, F16 and BF16 tensors are read in place by checkpoint.c's dtype path; block
  * tensors (Q4_0, Q4_1, Q8_0) go through a decoder that dequantizes only the rows asked for, so
@@ -616,6 +617,9 @@ static qc_status read_config(const qc_gguf_file *f, qc_config *c, qc_err *e) {
                        "%s: token_embd.weight has %d dimensions, [%lld, %lld, ...]; [n_embd, n_vocab] with n_vocab up "
                        "to %d was expected", path, emb->n_dims, (long long)emb->ne[0], (long long)emb->ne[1],
                        QC_MAX_VOCAB);
+    /* attention biases: tensors llama.cpp loads when present; then every block must have them */
+    c->attn_qkv_bias = qc_gguf_find_tensor(f, "blk.0.attn_q.bias") != NULL;
+    c->attn_o_bias = qc_gguf_find_tensor(f, "blk.0.attn_output.bias") != NULL;
     const qc_gguf_kv *tok = qc_gguf_find_kv(f, "tokenizer.ggml.tokens");
     if (tok && (tok->type != QC_GGUF_V_ARRAY || tok->elem_type != QC_GGUF_V_STRING))
         return qc_fail(e, QC_ERR_FORMAT, "%s: tokenizer.ggml.tokens is not an array of strings", path);
@@ -667,7 +671,7 @@ qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     const qc_gguf_tensor *cls = NULL;
     for (int w = 0; w < QC_W_COUNT && !st; w++) {
         int nl = qc_weight_is_global((qc_weight)w) ? 1 : ck->cfg.n_layers;
-        for (int l = 0; l < nl && !st; l++) {
+        for (int l = 0; l < nl && !st && qc_weight_present(&ck->cfg, (qc_weight)w); l++) {
             char name[QC_GGUF_MAX_NAME + 16];
             int rows, cols;
             qc_gguf_tensor_name((qc_weight)w, l, name, sizeof name);

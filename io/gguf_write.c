@@ -19,11 +19,14 @@
  * Tensors, ggml order ne = [in, out], the same bytes as a row-major [out, in] weight:
  * token_embd.weight (opts->embed_type), output_norm.weight (F32), output.weight
  * (opts->output_type; written even for a tied classifier, as llama.cpp's converters do), and
- * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down. A linear that src
- * holds quantized (qweight()) is written as its own blocks (gguf_blocks.c checks it can be);
- * others as opts->float_type of read(). The embedding and classifier, which qcalib does not
- * calibrate, go through ggml's reference quantizers when a block type is asked for. Q and K
- * rows stay interleaved (llama.cpp's RoPE layout).
+ * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down, and the attention
+ * biases the model has as attn_q/k/v/output.bias (F32; llama.cpp's llama architecture loads
+ * them when present). A linear that src holds quantized (qweight()) is written as its own
+ * blocks (gguf_blocks.c checks it can be); others as opts->float_type of read(). The
+ * embedding and classifier, which qcalib does not calibrate, go through ggml's reference
+ * quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
+ * (llama.cpp's RoPE layout for this architecture; its converter permutes a Llama's HF biases
+ * the same way).
  *
  * Everything that can be refused is checked before the file is opened; then the header is
  * built in memory from the shapes and types alone, and the tensors are streamed one at a
@@ -199,11 +202,8 @@ void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size) {
         [QC_W_DOWN] = "ffn_down",
     };
     if (qc_weight_is_global(w)) snprintf(buf, size, "%s.weight", names[w]);
+    else if (qc_weight_is_bias(w)) snprintf(buf, size, "blk.%d.%s.bias", layer, names[qc_bias_linear(w)]);
     else snprintf(buf, size, "blk.%d.%s.weight", layer, names[w]);
-}
-
-static bool is_linear(qc_weight w) {
-    return w == QC_W_Q || w == QC_W_K || w == QC_W_V || w == QC_W_O || w >= QC_W_GATE;
 }
 
 static qc_status check_type(qc_gguf_type t, bool blocks_ok, const char *opt, const qc_config *c, const char *path,
@@ -223,13 +223,15 @@ static qc_status check_type(qc_gguf_type t, bool blocks_ok, const char *opt, con
 static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o, const char *path, tensor *ts, int *nt,
                       qc_err *e) {
     const qc_config *c = src->cfg;
-    static const qc_weight order[] = { QC_W_ATTN_NORM, QC_W_Q, QC_W_K, QC_W_V, QC_W_O,
-                                       QC_W_FFN_NORM, QC_W_GATE, QC_W_UP, QC_W_DOWN };
+    static const qc_weight order[] = { QC_W_ATTN_NORM, QC_W_Q,        QC_W_Q_BIAS, QC_W_K,    QC_W_K_BIAS,
+                                       QC_W_V,         QC_W_V_BIAS,   QC_W_O,      QC_W_O_BIAS, QC_W_FFN_NORM,
+                                       QC_W_GATE,      QC_W_UP,       QC_W_DOWN };
     int n = 0;
     const qc_weight globals[] = { QC_W_EMBED, QC_W_FINAL_NORM, QC_W_CLASSIFIER };
     for (int i = 0; i < 3; i++) ts[n++] = (tensor){ .w = globals[i] };
     for (int l = 0; l < c->n_layers; l++)
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) ts[n++] = (tensor){ .w = order[i], .layer = l };
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            if (qc_weight_present(c, order[i])) ts[n++] = (tensor){ .w = order[i], .layer = l };
     *nt = n;
     for (int i = 0; i < n; i++) {
         tensor *t = &ts[i];
@@ -239,7 +241,7 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
         qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32
                         : t->w == QC_W_EMBED ? o->embed_type
                         : t->w == QC_W_CLASSIFIER ? o->output_type : o->float_type;
-        t->qw = is_linear(t->w) && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
+        t->qw = qc_weight_is_linear(t->w) && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
         if (t->qw) {
             char what[QC_GGUF_MAX_NAME + 300];
             snprintf(what, sizeof what, "%s: %s", path, t->name);
@@ -260,9 +262,9 @@ static uint32_t file_type(const tensor *ts, int nt) {
     int64_t count[64] = { 0 };
     const qc_gguf_type_info *best = ts[0].type;
     for (int i = 0; i < nt; i++)
-        if (is_linear(ts[i].w)) count[ts[i].type->id % 64] += (int64_t)ts[i].rows * ts[i].cols;
+        if (qc_weight_is_linear(ts[i].w)) count[ts[i].type->id % 64] += (int64_t)ts[i].rows * ts[i].cols;
     for (int i = 0; i < nt; i++)
-        if (is_linear(ts[i].w) && count[ts[i].type->id % 64] > count[best->id % 64]) best = ts[i].type;
+        if (qc_weight_is_linear(ts[i].w) && count[ts[i].type->id % 64] > count[best->id % 64]) best = ts[i].type;
     return (uint32_t)best->file_type;
 }
 
@@ -393,7 +395,7 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             int cnt = 0, nq = 0;
             for (int i = 0; i < nt; i++)
-                if (is_linear(ts[i].w) && ts[i].type->id == (uint32_t)kinds[k]) cnt++, nq += ts[i].qw != NULL;
+                if (qc_weight_is_linear(ts[i].w) && ts[i].type->id == (uint32_t)kinds[k]) cnt++, nq += ts[i].qw != NULL;
             if (cnt)
                 snprintf(lin + strlen(lin), sizeof lin - strlen(lin), "%s%d %s%s", *lin ? " + " : "", cnt,
                          qc_gguf_type_name(kinds[k]), nq ? " (the quantized weights' own blocks)" : "");

@@ -11,10 +11,13 @@
  * Tensor names (L = layer): model.embed_tokens.weight, model.norm.weight, lm_head.weight
  * (absent when tie_word_embeddings), model.layers.L.{input_layernorm,
  * post_attention_layernorm}.weight, model.layers.L.self_attn.{q,k,v,o}_proj.weight,
- * model.layers.L.mlp.{gate,up,down}_proj.weight. At open every one the config implies must
- * exist as F32, F16 or BF16 with exactly the shape the config implies ([out, in] for
- * matrices, [dim] for norms); other tensors are ignored. Q and K rows are in HF's
- * rotate-half order, which the read path un-permutes (checkpoint.c).
+ * model.layers.L.mlp.{gate,up,down}_proj.weight, and with attention biases (Qwen2, Llama's
+ * attention_bias) model.layers.L.self_attn.{q,k,v[,o]}_proj.bias. At open every one the
+ * config implies must exist as F32, F16 or BF16 with exactly the shape the config implies
+ * ([out, in] for matrices, [rows] for norms and biases); an attention bias the config does
+ * not imply is refused (it would change the model's function); other tensors are ignored.
+ * Q and K rows (weights and biases) are in HF's rotate-half order, which the read path
+ * un-permutes (checkpoint.c).
  *
  * Quantized checkpoints: when config.json has a quantization_config (GPTQ or AWQ, see
  * hf_config.c), a linear (the seven per layer, and lm_head) whose PREFIX.qweight exists is
@@ -129,9 +132,7 @@ static const qc_st_tensor *find_tensor(const void *files, const qc_checkpoint *c
 /* A quantized (w, layer): PREFIX.qweight exists and the config says how it is stored. */
 static bool is_quantized(const qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_weight w, int layer,
                          char *prefix, size_t size) {
-    if (q->method == QC_HFQ_NONE || w == QC_W_EMBED || w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM ||
-        w == QC_W_FFN_NORM)
-        return false;
+    if (q->method == QC_HFQ_NONE || w == QC_W_EMBED || qc_weight_is_vector(w)) return false;
     qc_weight_hf_name(w, layer, prefix, size);
     prefix[strlen(prefix) - strlen(".weight")] = '\0';
     char name[160];
@@ -159,7 +160,7 @@ static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int l
                        t->dtype == QC_DT_I32 ? "; a quantized checkpoint?" : "");
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    bool vec = w == QC_W_FINAL_NORM || w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM;
+    bool vec = qc_weight_is_vector(w);
     bool ok = vec ? t->ndim == 1 && t->shape[0] == rows
                   : t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols;
     if (!ok) {
@@ -173,8 +174,8 @@ static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int l
         return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': shape [%s], but config.json implies %s",
                        sh->map.path, name, got, want);
     }
-    int heads = w == QC_W_Q ? ck->cfg.n_heads : w == QC_W_K ? ck->cfg.n_kv_heads : 0;
-    ck->locs[qc_ck_slot(w, layer)] = (qc_ck_loc){ .data = t->data, .dtype = t->dtype, .hf_rope_heads = heads };
+    ck->locs[qc_ck_slot(w, layer)] =
+        (qc_ck_loc){ .data = t->data, .dtype = t->dtype, .hf_rope_heads = qc_weight_rope_heads(&ck->cfg, w) };
     return QC_OK;
 }
 
@@ -186,8 +187,18 @@ static qc_status locate_quantized(qc_checkpoint *ck, const hf_files *f, const qc
     qc_ck_loc *loc = &ck->locs[qc_ck_slot(w, layer)];
     qc_status st = q->method == QC_HFQ_GPTQ ? qc_gptq_locate(ck, q, prefix, rows, cols, find_tensor, f, loc, e)
                                             : qc_awq_locate(ck, q, prefix, rows, cols, find_tensor, f, loc, e);
-    if (!st) loc->hf_rope_heads = w == QC_W_Q ? ck->cfg.n_heads : w == QC_W_K ? ck->cfg.n_kv_heads : 0;
+    if (!st) loc->hf_rope_heads = qc_weight_rope_heads(&ck->cfg, w);
     return st;
+}
+
+/* A bias the config leaves out must not be in the files: the model would compute without it. */
+static qc_status refuse_unexpected(const qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, qc_err *e) {
+    char name[128];
+    const char *where;
+    qc_weight_hf_name(w, layer, name, sizeof name);
+    if (!find_tensor(f, ck, name, &where)) return QC_OK;
+    return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s' is there, but config.json implies no %s bias", where, name,
+                   qc_weight_short_name(qc_bias_linear(w)));
 }
 
 static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_err *e) {
@@ -198,12 +209,13 @@ static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_qu
         int nl = qc_weight_is_global(w) ? 1 : ck->cfg.n_layers;
         for (int l = 0; l < nl && !st; l++) {
             char prefix[128];
-            if (is_quantized(ck, f, q, (qc_weight)w, l, prefix, sizeof prefix))
+            if (!qc_weight_present(&ck->cfg, (qc_weight)w))
+                st = refuse_unexpected(ck, f, (qc_weight)w, l, e);
+            else if (is_quantized(ck, f, q, (qc_weight)w, l, prefix, sizeof prefix))
                 st = locate_quantized(ck, f, q, (qc_weight)w, l, prefix, e);
             else
                 st = locate(ck, f, (qc_weight)w, l,
-                            q->method != QC_HFQ_NONE && w != QC_W_EMBED && w != QC_W_FINAL_NORM &&
-                                    w != QC_W_ATTN_NORM && w != QC_W_FFN_NORM
+                            q->method != QC_HFQ_NONE && w != QC_W_EMBED && !qc_weight_is_vector((qc_weight)w)
                                 ? " (and no quantized .qweight either)"
                                 : "",
                             e);

@@ -1,12 +1,14 @@
 /* hf_config.c — reading a Hugging Face config.json into a qc_config.
  *
- * Accepted: model_type "llama" (or "mistral" without a sliding window shorter than the
- * context). Fields, with defaults as transformers' LlamaConfig has them:
+ * Accepted: model_type "llama", "mistral" (without a sliding window shorter than the
+ * context) and "qwen2" (Llama's layers with q, k and v biases and no o bias, as transformers'
+ * Qwen2Attention; without use_sliding_window). Fields, with defaults as transformers'
+ * LlamaConfig has them:
  *   hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, vocab_size
  *                                         required integers
  *   num_key_value_heads                   default num_attention_heads
  *   head_dim                              default hidden_size / num_attention_heads
- *   max_position_embeddings               default 2048
+ *   max_position_embeddings               default 2048 (qwen2: 32768, as Qwen2Config)
  *   rms_norm_eps                          default 1e-6
  *   rope_theta                            default 10000
  *   tie_word_embeddings                   default false
@@ -14,8 +16,11 @@
  *   rope_scaling                          null, {"rope_type": "default"}, or Llama 3's
  *       {"rope_type" (or "type"): "llama3", factor, low_freq_factor, high_freq_factor,
  *        original_max_position_embeddings}, all required
- * Refused as unsupported: other rope_scaling types, attention_bias or mlp_bias true. A
- * null value counts as absent. Every message names the file and the field.
+ *   attention_bias                        llama only: true = q, k, v and o biases (LlamaAttention
+ *                                         gives all four bias=config.attention_bias); default false
+ * Refused as unsupported: other rope_scaling types, mlp_bias true, attention_bias true for
+ * mistral or qwen2 (not their option), use_sliding_window true. A null value counts as
+ * absent. Every message names the file and the field.
  *
  * quantization_config (read by qc_hf_config_load_quant; qc_hf_config_load refuses it), as
  * transformers, AutoGPTQ/GPTQModel and AutoAWQ write it:
@@ -226,10 +231,11 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
     if (!mt) return qc_fail(e, QC_ERR_FORMAT, "%s: required field model_type is missing", path);
     if (!cJSON_IsString(mt))
         return qc_fail(e, QC_ERR_FORMAT, "%s: model_type must be a string, not %s", path, json_type(mt));
-    bool mistral = strcmp(mt->valuestring, "mistral") == 0;
-    if (!mistral && strcmp(mt->valuestring, "llama") != 0)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (only llama)", path,
-                       mt->valuestring);
+    const char *type = mt->valuestring;
+    bool llama = strcmp(type, "llama") == 0, mistral = strcmp(type, "mistral") == 0, qwen2 = strcmp(type, "qwen2") == 0;
+    if (!llama && !mistral && !qwen2)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not supported (llama, mistral or qwen2)", path,
+                       type);
     const cJSON *quant = field(root, "quantization_config");
     if (quant && !q)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
@@ -248,21 +254,25 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", path,
                        act->valuestring);
     qc_status st;
-    bool bias;
-    static const char *const bias_fields[] = { "attention_bias", "mlp_bias" };
-    for (int i = 0; i < 2; i++) {
-        if ((st = get_bool(path, root, bias_fields[i], &bias, e))) return st;
-        if (bias) return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s true is not supported yet", path, bias_fields[i]);
-    }
+    bool attention_bias, mlp_bias;
+    if ((st = get_bool(path, root, "attention_bias", &attention_bias, e)) ||
+        (st = get_bool(path, root, "mlp_bias", &mlp_bias, e)))
+        return st;
+    if (mlp_bias) return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: mlp_bias true is not supported yet", path);
+    if (attention_bias && !llama)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: attention_bias true is not supported for model_type \"%s\" "
+                       "(a Llama option)", path, type);
 
     memset(c, 0, sizeof *c);
+    c->attn_qkv_bias = attention_bias || qwen2;
+    c->attn_o_bias = attention_bias;
     if ((st = get_int(path, root, "hidden_size", true, 0, &c->dim, e)) ||
         (st = get_int(path, root, "intermediate_size", true, 0, &c->hidden_dim, e)) ||
         (st = get_int(path, root, "num_hidden_layers", true, 0, &c->n_layers, e)) ||
         (st = get_int(path, root, "num_attention_heads", true, 0, &c->n_heads, e)) ||
         (st = get_int(path, root, "vocab_size", true, 0, &c->vocab_size, e)) ||
         (st = get_int(path, root, "num_key_value_heads", false, c->n_heads, &c->n_kv_heads, e)) ||
-        (st = get_int(path, root, "max_position_embeddings", false, 2048, &c->seq_len, e)) ||
+        (st = get_int(path, root, "max_position_embeddings", false, qwen2 ? 32768 : 2048, &c->seq_len, e)) ||
         (st = get_float(path, root, "rms_norm_eps", 1e-6f, &c->norm_eps, e)) ||
         (st = get_float(path, root, "rope_theta", 10000.0f, &c->rope_theta, e)) ||
         (st = get_bool(path, root, "tie_word_embeddings", &c->tied_classifier, e)))
@@ -281,6 +291,13 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
             return qc_fail(e, QC_ERR_UNSUPPORTED,
                            "%s: sliding_window %d (shorter than max_position_embeddings %d) is not supported",
                            path, window, c->seq_len);
+    }
+    if (qwen2) {
+        bool sliding;
+        if ((st = get_bool(path, root, "use_sliding_window", &sliding, e))) return st;
+        if (sliding)
+            return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: use_sliding_window true is not supported (attention spans the "
+                           "whole context)", path);
     }
     return QC_OK;
 }

@@ -49,7 +49,7 @@ struct qc_checkpoint {
 qc_status qc_ck_own(qc_checkpoint *ck, void *p, qc_err *e);
 
 #define QC_CK_NGLOBAL 3                            /* EMBED, FINAL_NORM, CLASSIFIER */
-#define QC_CK_NLAYER (QC_W_COUNT - QC_CK_NGLOBAL)  /* ATTN_NORM .. DOWN */
+#define QC_CK_NLAYER (QC_W_COUNT - QC_CK_NGLOBAL)  /* ATTN_NORM .. DOWN, the biases */
 
 /* Index of (w, layer) in ck->locs; layer must be valid for per-layer weights. */
 static inline size_t qc_ck_slot(qc_weight w, int layer) {

@@ -4,9 +4,10 @@
  *
  * Weights are addressed by (kind, layer) rather than by name, so the rest of qcalib never
  * sees a file's naming scheme. Every weight is returned in fp32, row-major [out, in], with
- * Q and K rows in the interleaved-pair RoPE layout of Meta's checkpoints, llama2.c and GGUF
- * (HF's "rotate-half" rows are un-permuted on read and re-permuted on write; a row
- * permutation commutes with per-row quantization, so nothing downstream cares). */
+ * Q and K rows (and their biases') in the interleaved-pair RoPE layout of Meta's
+ * checkpoints, llama2.c and GGUF (HF's "rotate-half" rows are un-permuted on read and
+ * re-permuted on write; a row permutation commutes with per-row quantization, so nothing
+ * downstream cares). */
 #ifndef QC_IO_H
 #define QC_IO_H
 
@@ -34,6 +35,9 @@ typedef struct qc_config {
     float norm_eps;   /* RMSNorm epsilon */
     float rope_theta; /* RoPE base */
     bool tied_classifier; /* classifier shares the token embedding */
+    /* Attention biases: q, k and v (Qwen2; Llama's attention_bias), o (Llama's attention_bias).
+     * attn_o_bias implies attn_qkv_bias (qc_config_validate). */
+    bool attn_qkv_bias, attn_o_bias;
     /* Llama 3's rope_scaling (rope_type "llama3"); rope_factor 0 = none. Frequencies whose
      * wavelength exceeds rope_original_ctx / low_freq_factor are divided by rope_factor, those
      * below rope_original_ctx / high_freq_factor kept, the band between interpolated. */
@@ -60,15 +64,34 @@ typedef enum qc_weight {
     QC_W_GATE,        /* (hidden_dim, dim)       w1 in llama2.c */
     QC_W_UP,          /* (hidden_dim, dim)       w3 in llama2.c */
     QC_W_DOWN,        /* (dim, hidden_dim)       w2 in llama2.c */
+    QC_W_Q_BIAS,      /* (n_heads*head_dim)      present with attn_qkv_bias; RoPE rows as QC_W_Q */
+    QC_W_K_BIAS,      /* (n_kv_heads*head_dim)   present with attn_qkv_bias; RoPE rows as QC_W_K */
+    QC_W_V_BIAS,      /* (n_kv_heads*head_dim)   present with attn_qkv_bias */
+    QC_W_O_BIAS,      /* (dim)                   present with attn_o_bias */
     QC_W_COUNT
 } qc_weight;
 
 bool qc_weight_is_global(qc_weight w);
+/* Whether the model has weight w: false only for the biases its config leaves out. Every
+ * loop over the weights skips the absent ones. */
+bool qc_weight_present(const qc_config *c, qc_weight w);
+/* Norms and biases: one-dimensional in every file format. */
+bool qc_weight_is_vector(qc_weight w);
+/* The attention biases, QC_W_Q_BIAS .. QC_W_O_BIAS. */
+bool qc_weight_is_bias(qc_weight w);
+/* The seven matrices of a block (q, k, v, o, gate, up, down): what solvers quantize. */
+bool qc_weight_is_linear(qc_weight w);
+/* The linear whose output a bias is added to (QC_W_Q for QC_W_Q_BIAS, ...). */
+qc_weight qc_bias_linear(qc_weight bias);
+/* For Q and K weights and biases, the heads whose rows are in RoPE order (n_heads for q,
+ * n_kv_heads for k); 0 for every other weight. */
+int qc_weight_rope_heads(const qc_config *c, qc_weight w);
 /* rows and cols of a weight (cols = 1 for vectors). */
 void qc_weight_shape(const qc_config *c, qc_weight w, int *rows, int *cols);
-/* The Hugging Face tensor name, e.g. "model.layers.3.self_attn.q_proj.weight". */
+/* The Hugging Face tensor name, e.g. "model.layers.3.self_attn.q_proj.weight" (".bias" for
+ * a bias). */
 void qc_weight_hf_name(qc_weight w, int layer, char *buf, size_t size);
-/* A short name for logs: "embed", "q", "k", "v", "o", "gate", "up", "down", ... */
+/* A short name for logs: "embed", "q", "k", "v", "o", "gate", "up", "down", "q_bias", ... */
 const char *qc_weight_short_name(qc_weight w);
 
 /* HF's rotate-half row order from the interleaved order (and back), for a Q or K weight of

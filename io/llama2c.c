@@ -58,6 +58,9 @@ qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_
 qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const char *runtime, qc_err *e) {
     qc_status st = qc_config_validate(c, path, e);
     if (st) return st;
+    if (c->attn_qkv_bias)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's %s has no attention biases; this model has %s biases", path,
+                       runtime, c->attn_o_bias ? "q, k, v and o" : "q, k and v");
     if (c->head_dim * c->n_heads != c->dim)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: llama2.c requires head_dim = dim / n_heads; this model has head_dim %d, dim %d, n_heads %d",

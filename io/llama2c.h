@@ -20,8 +20,8 @@ qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_
 
 /* What a writer checks before it writes c for llama2.c's `runtime` ("run.c", "runq.c"): the
  * config is valid (qc_config_validate) and has the values that runtime fixes (head_dim =
- * dim / n_heads, rope_theta 10000, norm_eps 1e-5); a model that differs is refused with a
- * message naming `path` and the runtime. */
+ * dim / n_heads, rope_theta 10000, norm_eps 1e-5, no rope_scaling, no attention biases); a model
+ * that differs is refused with a message naming `path` and the runtime. */
 qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const char *runtime, qc_err *e);
 
 /* Fills a zeroed checkpoint from an "ak42" file of version 1 or 2 that qc_llama2c_open has

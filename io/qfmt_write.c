@@ -8,10 +8,12 @@
  *                      the format's object
  *   fmt->extra_file    the format's own JSON (quantize_config.json, quant_config.json)
  *   model.safetensors  in model order: model.embed_tokens.weight; per layer input_layernorm,
- *                      the q, k, v, o linears, post_attention_layernorm, the gate, up, down
- *                      linears; model.norm.weight; lm_head.weight unless tied. A linear
- *                      PREFIX is stored as the format's tensors PREFIX.qweight, ...; every
- *                      other weight as F16 from the source's read().
+ *                      the q, k, v, o linears (each followed by its bias when the model has
+ *                      one), post_attention_layernorm, the gate, up, down linears;
+ *                      model.norm.weight; lm_head.weight unless tied. A linear PREFIX is
+ *                      stored as the format's tensors PREFIX.qweight, ...; every other weight
+ *                      as F16 from the source's read() (PREFIX.bias as AutoGPTQ and AutoAWQ
+ *                      store a Qwen2's biases, q and k rows in HF's rotate-half order).
  *
  * Every linear is checked (quantized, fmt->check) before anything is written. The same walk
  * over the model first declares the safetensors header and then writes the data, so the two
@@ -24,18 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A layer's weights in file order, and how many of them are linears. */
+/* A layer's weights in file order (the biases only when the model has them), and how many of
+ * them are linears. */
 static const qc_weight layer_order[] = {
-    QC_W_ATTN_NORM, QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_FFN_NORM, QC_W_GATE, QC_W_UP, QC_W_DOWN,
+    QC_W_ATTN_NORM, QC_W_Q,        QC_W_Q_BIAS, QC_W_K,    QC_W_K_BIAS, QC_W_V, QC_W_V_BIAS,
+    QC_W_O,         QC_W_O_BIAS,   QC_W_FFN_NORM, QC_W_GATE, QC_W_UP,   QC_W_DOWN,
 };
 #define NLAYER_W ((int)(sizeof layer_order / sizeof layer_order[0]))
 #define NLINEAR 7
-
-static bool is_norm(qc_weight w) {
-    return w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM || w == QC_W_FINAL_NORM;
-}
-
-static bool is_linear(qc_weight w) { return !qc_weight_is_global(w) && !is_norm(w); }
 
 /* "model.layers.L.self_attn.q_proj": the HF name without ".weight". */
 static void linear_prefix(qc_weight w, int layer, char *buf, size_t size) {
@@ -70,7 +68,7 @@ static qc_status check_source(const qc_qfmt *fmt, const void *opts, const qc_wei
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < NLAYER_W; k++) {
             qc_weight wt = layer_order[k];
-            if (!is_linear(wt)) continue;
+            if (!qc_weight_is_linear(wt)) continue;
             char name[96];
             linear_prefix(wt, l, name, sizeof name);
             const qc_qweight *q = src->qweight ? src->qweight(src->ctx, wt, l) : NULL;
@@ -119,19 +117,26 @@ typedef struct qfmt_writer {
     qc_err *e;
 } qfmt_writer;
 
-/* A weight that is not a linear: F16, rounded from src->read. */
+/* A weight that is not a linear: F16, rounded from src->read (q and k biases in HF's row order). */
 static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
+    const qc_config *c = x->src->cfg;
     char name[128];
     int rows, cols;
     qc_weight_hf_name(wt, layer, name, sizeof name);
-    qc_weight_shape(x->src->cfg, wt, &rows, &cols);
+    qc_weight_shape(c, wt, &rows, &cols);
     int64_t shape[2] = { rows, cols };
-    if (!x->writing) return qc_st_writer_add(x->w, name, QC_DT_F16, is_norm(wt) ? 1 : 2, shape, x->e);
+    if (!x->writing) return qc_st_writer_add(x->w, name, QC_DT_F16, qc_weight_is_vector(wt) ? 1 : 2, shape, x->e);
     size_t n = (size_t)rows * cols;
-    qc_status st = x->src->read(x->src->ctx, wt, layer, x->f32, x->e);
+    float *v = x->f32;
+    qc_status st = x->src->read(x->src->ctx, wt, layer, v, x->e);
     if (st) return qc_fail_prefix(x->e, st, "reading %s", name);
-    if ((st = qc_check_dtype_range(QC_DT_F16, x->f32, n, (size_t)cols, "model.safetensors", name, x->e))) return st;
-    qc_convert_from_f32(QC_DT_F16, x->f32, n, x->buf);
+    int heads = qc_weight_rope_heads(c, wt);
+    if (heads) { /* a bias: the permuted copy goes after it in the scratch */
+        qc_rope_rows_to_hf(v, v + n, heads, c->head_dim, 1);
+        v += n;
+    }
+    if ((st = qc_check_dtype_range(QC_DT_F16, v, n, (size_t)cols, "model.safetensors", name, x->e))) return st;
+    qc_convert_from_f32(QC_DT_F16, v, n, x->buf);
     return qc_st_writer_write(x->w, name, x->buf, n * 2, x->e);
 }
 
@@ -143,7 +148,7 @@ static qc_status put_linear(const qfmt_writer *x, qc_weight wt, int layer) {
     qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
     int nt = x->fmt->tensors(rows, cols, x->first, t);
     qc_qfmt_linear l = { .q = x->writing ? x->src->qweight(x->src->ctx, wt, layer) : NULL,
-                         .heads = wt == QC_W_Q ? c->n_heads : wt == QC_W_K ? c->n_kv_heads : 0,
+                         .heads = qc_weight_rope_heads(c, wt),
                          .head_dim = c->head_dim,
                          .opts = x->opts };
     char p[96], name[128];
@@ -171,7 +176,8 @@ static qc_status walk(const qfmt_writer *x) {
     for (int l = 0; l < c->n_layers && !st; l++)
         for (int k = 0; k < NLAYER_W && !st; k++) {
             qc_weight wt = layer_order[k];
-            if (!is_linear(wt)) {
+            if (!qc_weight_present(c, wt)) continue;
+            if (!qc_weight_is_linear(wt)) {
                 st = put_float(x, wt, l);
                 continue;
             }
@@ -197,9 +203,11 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     if ((st = check_source(fmt, opts, src, &f, e))) return qc_fail_prefix(e, st, "%s", dir);
 
     /* Scratch: the largest float tensor (fp32 and F16) and the largest packed tensor. */
-    size_t most_f = (size_t)c->vocab_size * c->dim, most_b = most_f * 2;
+    size_t most_f = (size_t)c->vocab_size * c->dim, qk_bias = 2 * (size_t)c->n_heads * c->head_dim; /* + its copy */
+    if (qk_bias > most_f) most_f = qk_bias;
+    size_t most_b = most_f * 2;
     for (int k = 0; k < NLAYER_W; k++) {
-        if (!is_linear(layer_order[k])) continue;
+        if (!qc_weight_is_linear(layer_order[k])) continue;
         int rows, cols;
         qc_weight_shape(c, layer_order[k], &rows, &cols);
         qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];

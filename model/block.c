@@ -1,5 +1,6 @@
 /* block.c — one transformer block's weights: which linears a block has, where their
- * inputs come from, and loading them from a checkpoint (rejecting NaN/Inf on the way). */
+ * inputs come from, which may have a bias, and loading them from a checkpoint (rejecting
+ * NaN/Inf on the way). */
 #include "model/model.h"
 
 #include <math.h>
@@ -9,11 +10,15 @@
 static const qc_weight linear_weight[QC_LIN_COUNT] = {
     QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_GATE, QC_W_UP, QC_W_DOWN,
 };
+static const qc_weight linear_bias[QC_LIN_COUNT] = {
+    QC_W_Q_BIAS, QC_W_K_BIAS, QC_W_V_BIAS, QC_W_O_BIAS, QC_W_COUNT, QC_W_COUNT, QC_W_COUNT,
+};
 static const qc_site linear_site[QC_LIN_COUNT] = {
     QC_SITE_QKV, QC_SITE_QKV, QC_SITE_QKV, QC_SITE_O, QC_SITE_GATE_UP, QC_SITE_GATE_UP, QC_SITE_DOWN,
 };
 
 qc_weight qc_linear_weight(qc_linear l) { return linear_weight[l]; }
+qc_weight qc_linear_bias(qc_linear l) { return linear_bias[l]; }
 qc_site qc_linear_site(qc_linear l) { return linear_site[l]; }
 
 const char *qc_site_name(qc_site s) {
@@ -47,8 +52,12 @@ qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err 
     memset(b, 0, sizeof *b);
     qc_status st = qc_weight_load(ck, QC_W_ATTN_NORM, layer, &b->attn_norm, e);
     if (!st) st = qc_weight_load(ck, QC_W_FFN_NORM, layer, &b->ffn_norm, e);
-    for (int l = 0; l < QC_LIN_COUNT && !st; l++)
+    const qc_config *c = qc_checkpoint_config(ck);
+    for (int l = 0; l < QC_LIN_COUNT && !st; l++) {
         st = qc_weight_load(ck, linear_weight[l], layer, &b->w[l], e);
+        if (!st && linear_bias[l] != QC_W_COUNT && qc_weight_present(c, linear_bias[l]))
+            st = qc_weight_load(ck, linear_bias[l], layer, &b->bias[l], e);
+    }
     if (st) qc_block_free(b);
     return st;
 }
@@ -57,6 +66,6 @@ void qc_block_free(qc_block *b) {
     if (!b) return;
     free(b->attn_norm);
     free(b->ffn_norm);
-    for (int l = 0; l < QC_LIN_COUNT; l++) free(b->w[l]);
+    for (int l = 0; l < QC_LIN_COUNT; l++) free(b->w[l]), free(b->bias[l]);
     memset(b, 0, sizeof *b);
 }

@@ -108,6 +108,15 @@ static void attend(const qc_config *c, const float *q, const float *k, const flo
     }
 }
 
+/* y (ntok, rows) = x (ntok, cols) · wᵀ + bias (NULL: no bias), as an nn.Linear computes it. */
+static void linear(const float *x, int ntok, const float *w, const float *bias, int rows, int cols, float *y) {
+    qc_matmul_xwt(x, ntok, w, rows, cols, y);
+    if (!bias) return;
+#pragma omp parallel for schedule(static) if ((int64_t)ntok * rows > PAR_MIN_WORK)
+    for (int t = 0; t < ntok; t++)
+        for (int r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
+}
+
 static void add_into(float *x, const float *y, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
@@ -134,10 +143,10 @@ static qc_status hook(const qc_hooks *hooks, int layer, qc_site site, float *x, 
     return st;
 }
 
-/* Attention on xn, the output of the attention RMSNorm (ntok, dim): q, k, v, RoPE, causal
- * attention, o; the result (before the residual add) into out. With kv (then nwin == 1),
- * the tokens sit at positions kv->len.. and their keys/values go into the cache, attention
- * spanning it. The hook sees o's input. */
+/* Attention on xn, the output of the attention RMSNorm (ntok, dim): q, k, v (with their
+ * biases), RoPE, causal attention, o (with its bias); the result (before the residual add)
+ * into out. With kv (then nwin == 1), the tokens sit at positions kv->len.. and their
+ * keys/values go into the cache, attention spanning it. The hook sees o's input. */
 static qc_status attention(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
                            qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop,
                            qc_err *e) {
@@ -149,9 +158,9 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
         k = kv->k + base + (size_t)pos0 * kvdim;
         v = kv->v + base + (size_t)pos0 * kvdim;
     }
-    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_Q], qdim, dim, ws->q);
-    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_K], kvdim, dim, k);
-    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_V], kvdim, dim, v);
+    linear(xn, ntok, b->w[QC_LIN_Q], b->bias[QC_LIN_Q], qdim, dim, ws->q); /* biases before RoPE, as transformers */
+    linear(xn, ntok, b->w[QC_LIN_K], b->bias[QC_LIN_K], kvdim, dim, k);
+    linear(xn, ntok, b->w[QC_LIN_V], b->bias[QC_LIN_V], kvdim, dim, v);
     rope(ws->q, ntok, c->n_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     if (kv) {
@@ -166,7 +175,7 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
     }
     qc_status st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    qc_matmul_xwt(ws->att, ntok, b->w[QC_LIN_O], dim, qdim, out);
+    linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], dim, qdim, out);
     return QC_OK;
 }
 

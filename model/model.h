@@ -2,8 +2,9 @@
  *
  *   tokens ─embed─▶ x ─block 0─▶ x ─block 1─▶ … ─block L-1─▶ x ─head─▶ logits
  *
- * A block is RMSNorm → Q,K,V → RoPE → causal grouped-query attention → O (+ residual),
- * RMSNorm → gate, up → SwiGLU → down (+ residual). Every matrix product goes through
+ * A block is RMSNorm → Q,K,V (+ their biases, if any) → RoPE → causal grouped-query
+ * attention → O (+ its bias, if any) (+ residual), RMSNorm → gate, up → SwiGLU → down
+ * (+ residual). Every matrix product goes through
  * cblas_sgemm over all tokens of a chunk of windows at once. Before each linear layer the
  * caller's hook sees (and may modify) that layer's input: that is how the calibration
  * runner records statistics and how evaluation simulates activation quantization.
@@ -29,14 +30,18 @@ typedef enum qc_linear {
 typedef enum qc_site { QC_SITE_QKV, QC_SITE_O, QC_SITE_GATE_UP, QC_SITE_DOWN, QC_SITE_COUNT } qc_site;
 
 qc_weight qc_linear_weight(qc_linear l);
+/* The bias of linear l's output (QC_W_Q_BIAS for q, ...), or QC_W_COUNT for a linear that
+ * never has one; whether a model has it: qc_weight_present. */
+qc_weight qc_linear_bias(qc_linear l);
 qc_site qc_linear_site(qc_linear l);
 const char *qc_site_name(qc_site s); /* "qkv", "o", "gate_up", "down" */
 
 /* One transformer block's weights in fp32; owned. */
 typedef struct qc_block {
-    float *attn_norm;       /* (dim) */
-    float *ffn_norm;        /* (dim) */
-    float *w[QC_LIN_COUNT]; /* (rows, cols) as qc_weight_shape of qc_linear_weight(l) */
+    float *attn_norm;          /* (dim) */
+    float *ffn_norm;           /* (dim) */
+    float *w[QC_LIN_COUNT];    /* (rows, cols) as qc_weight_shape of qc_linear_weight(l) */
+    float *bias[QC_LIN_COUNT]; /* (rows) added to the linear's output; NULL: it has none */
 } qc_block;
 
 /* Reads one weight into a new buffer (*out, rows*cols floats) and rejects NaN/Inf values,
@@ -115,14 +120,15 @@ qc_status qc_block_forward_cached(const qc_config *c, const qc_block *b, int lay
  * site's input is divided by s and its linears' input columns multiplied by s, folding 1/s
  * into what produces the input, so the block computes the same function (up to rounding):
  *   qkv:     attn_norm /= s;   q, k, v columns *= s
- *   o:       v rows /= s;      o columns *= s   (only when v's rows are o's columns: no GQA)
+ *   o:       v rows /= s;      o columns *= s   (only when v's rows are o's columns: no GQA;
+ *                                                v's bias /= s too)
  *   gate_up: ffn_norm /= s;    gate, up columns *= s
  *   down:    up rows /= s;     down columns *= s
  * Applies to weight w (rows, cols as qc_weight_shape) every scale that touches it, columns
  * before rows; w read from a file and then scaled equals the same weight of a block scaled by
  * qc_block_scale, bit for bit. */
 void qc_weight_scale(const qc_config *c, qc_weight w, const float *const s[QC_SITE_COUNT], float *buf);
-/* Scales every weight of block b (norms and linears) by s. */
+/* Scales every weight of block b (norms, linears and biases) by s. */
 void qc_block_scale(const qc_config *c, qc_block *b, const float *const s[QC_SITE_COUNT]);
 
 /* ---- the model ------------------------------------------------------------------------------------ */

@@ -194,6 +194,7 @@ static float urand(uint64_t *st) { /* in [-1, 1) */
     return (float)((*st >> 40) / (double)(1 << 24)) * 2.0f - 1.0f;
 }
 
+/* A block of random weights; with q, k, v and o biases when c has them. */
 static void random_block(const qc_config *c, qc_block *b, uint64_t *st) {
     b->attn_norm = malloc((size_t)c->dim * sizeof(float));
     b->ffn_norm = malloc((size_t)c->dim * sizeof(float));
@@ -203,6 +204,9 @@ static void random_block(const qc_config *c, qc_block *b, uint64_t *st) {
         qc_weight_shape(c, qc_linear_weight(l), &rows, &cols);
         b->w[l] = malloc((size_t)rows * cols * sizeof(float));
         for (int i = 0; i < rows * cols; i++) b->w[l][i] = 0.3f * urand(st);
+        if (qc_linear_bias(l) == QC_W_COUNT || !qc_weight_present(c, qc_linear_bias(l))) continue;
+        b->bias[l] = malloc((size_t)rows * sizeof(float));
+        for (int i = 0; i < rows; i++) b->bias[l][i] = 0.5f * urand(st);
     }
 }
 
@@ -223,10 +227,12 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return d / m;
 }
 
-/* Folding scales at all four sites leaves the block's function unchanged; the sub-block
- * forward is the block's own attention and MLP. */
-static void test_scale_and_subblock(void) {
+/* Folding scales at all four sites leaves the block's function unchanged (with attention
+ * biases too: v's bias is divided with v's rows); the sub-block forward is the block's own
+ * attention and MLP. */
+static void scale_and_subblock(bool biases) {
     qc_config c = small_config();
+    c.attn_qkv_bias = c.attn_o_bias = biases;
     uint64_t st = 7;
     qc_block b = { 0 };
     random_block(&c, &b, &st);
@@ -258,12 +264,16 @@ static void test_scale_and_subblock(void) {
     qc_block_scale(&c, &b, (const float *const *)s);
     memcpy(xs, x0, (size_t)ntok * dim * sizeof(float));
     CHECK_OK(qc_block_forward(&c, &b, 0, xs, nwin, seqlen, NULL, ws, &e), e);
-    CHECK(max_rel_diff(xs, x, (size_t)ntok * dim) < 1e-5, "scaled block = block: %.3g", max_rel_diff(xs, x, (size_t)ntok * dim));
+    CHECK(max_rel_diff(xs, x, (size_t)ntok * dim) < 1e-5, "scaled block = block%s: %.3g", biases ? " with biases" : "",
+          max_rel_diff(xs, x, (size_t)ntok * dim));
     for (int k = 0; k < QC_SITE_COUNT; k++) free(s[k]);
     qc_workspace_free(ws);
     qc_block_free(&b);
     free(x0), free(x), free(xs), free(sub), free(p.xn[QC_SITE_QKV]), free(p.xn[QC_SITE_GATE_UP]);
 }
+
+static void test_scale_and_subblock(void) { scale_and_subblock(false); }
+static void test_scale_and_subblock_biases(void) { scale_and_subblock(true); }
 
 /* Grid point 0 is the unscaled candidate; the normalisation makes max·min = 1; channels never
  * active (FFN padding) neither change the others' scales nor get more than 1e-4 of them. */
@@ -284,6 +294,7 @@ static void test_candidate_scales(void) {
 int main(void) {
     RUN(test_reference_cases);
     RUN(test_scale_and_subblock);
+    RUN(test_scale_and_subblock_biases);
     RUN(test_candidate_scales);
     return check_summary();
 }

@@ -22,9 +22,6 @@ static size_t nelem(const qc_config *c, qc_weight w) {
     return (size_t)rows * cols;
 }
 
-static bool is_linear(qc_weight w) {
-    return w == QC_W_Q || w == QC_W_K || w == QC_W_V || w == QC_W_O || w >= QC_W_GATE;
-}
 
 /* ---- block formats ------------------------------------------------------------------------------- */
 
@@ -223,11 +220,11 @@ static void qs_init(qsource *s, const qc_checkpoint *ck, qc_gguf_type t) {
     s->q = calloc((size_t)c->n_layers * QC_W_COUNT, sizeof *s->q);
     size_t most = 0;
     for (int w = 0; w < QC_W_COUNT; w++)
-        if (is_linear((qc_weight)w) && nelem(c, (qc_weight)w) > most) most = nelem(c, (qc_weight)w);
+        if (qc_weight_is_linear((qc_weight)w) && nelem(c, (qc_weight)w) > most) most = nelem(c, (qc_weight)w);
     float *buf = malloc(most * sizeof *buf);
     for (int l = 0; l < c->n_layers && t != QC_GGUF_F32; l++)
         for (int w = 0; w < QC_W_COUNT; w++) {
-            if (!is_linear((qc_weight)w)) continue;
+            if (!qc_weight_is_linear((qc_weight)w)) continue;
             int rows, cols;
             qc_err e = { "" };
             qc_weight_shape(c, (qc_weight)w, &rows, &cols);
@@ -401,10 +398,10 @@ static void float_roundtrip(qc_gguf_type t, bool pad, const char *name) {
         float *a = malloc(most * 4), *b = malloc(most * 4);
         int bad = 0;
         for (int w = 0; w < QC_W_COUNT; w++)
-            for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers); l++) {
+            for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers) && qc_weight_present(c, (qc_weight)w); l++) {
                 CHECK_OK(qc_checkpoint_read(ck, (qc_weight)w, l, a, &e), e);
                 CHECK_OK(qc_checkpoint_read(g, (qc_weight)w, l, b, &e), e);
-                bool vec = w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM || w == QC_W_FINAL_NORM;
+                bool vec = qc_weight_is_vector((qc_weight)w);
                 size_t n = nelem(c, (qc_weight)w);
                 for (size_t i = 0; i < n; i++) {
                     float want = t == QC_GGUF_F16 && !vec ? f16r(a[i]) : a[i];
@@ -461,7 +458,7 @@ static void quant_roundtrip(qc_gguf_type t, qc_gguf_type embed, qc_gguf_type out
         int bad = 0;
         for (int l = 0; l < c->n_layers; l++)
             for (int w = 0; w < QC_W_COUNT; w++) {
-                if (!is_linear((qc_weight)w)) continue;
+                if (!qc_weight_is_linear((qc_weight)w)) continue;
                 qc_qweight_dequantize(&qs.q[(size_t)l * QC_W_COUNT + w], a);
                 CHECK_OK(qc_checkpoint_read(g, (qc_weight)w, l, b, &e), e);
                 if (memcmp(a, b, nelem(c, (qc_weight)w) * 4) != 0) bad++;

@@ -72,6 +72,9 @@ static void test_config_validate(void) {
     c = stories_config();
     c.head_dim = 64; /* head_dim need not be dim / n_heads, but n_heads * head_dim is bounded */
     CHECK_OK(qc_config_validate(&c, "m.bin", &e), e);
+    c = stories_config();
+    c.attn_o_bias = true; /* no config.json describes an o bias alone */
+    CHECK_FAILS(qc_config_validate(&c, "m.bin", &e), e, "m.bin: an attention output (o) bias without q, k and v biases");
 }
 
 static void test_weight_table(void) {
@@ -90,6 +93,10 @@ static void test_weight_table(void) {
         { QC_W_GATE, 172, 64, false, "gate", "model.layers.3.mlp.gate_proj.weight" },
         { QC_W_UP, 172, 64, false, "up", "model.layers.3.mlp.up_proj.weight" },
         { QC_W_DOWN, 64, 172, false, "down", "model.layers.3.mlp.down_proj.weight" },
+        { QC_W_Q_BIAS, 128, 1, false, "q_bias", "model.layers.3.self_attn.q_proj.bias" },
+        { QC_W_K_BIAS, 64, 1, false, "k_bias", "model.layers.3.self_attn.k_proj.bias" },
+        { QC_W_V_BIAS, 64, 1, false, "v_bias", "model.layers.3.self_attn.v_proj.bias" },
+        { QC_W_O_BIAS, 64, 1, false, "o_bias", "model.layers.3.self_attn.o_proj.bias" },
     };
     CHECK(sizeof want / sizeof want[0] == QC_W_COUNT, "every weight listed");
     for (int i = 0; i < QC_W_COUNT; i++) {
@@ -102,6 +109,19 @@ static void test_weight_table(void) {
         qc_weight_hf_name(want[i].w, 3, name, sizeof name);
         CHECK(strcmp(name, want[i].hf) == 0, "HF name %s", name);
     }
+    /* the biases exist only as the config says: q/k/v (Qwen2), and o with them (attention_bias) */
+    CHECK(!qc_weight_present(&c, QC_W_Q_BIAS) && !qc_weight_present(&c, QC_W_O_BIAS) && qc_weight_present(&c, QC_W_Q),
+          "no biases by default");
+    c.attn_qkv_bias = true;
+    CHECK(qc_weight_present(&c, QC_W_K_BIAS) && !qc_weight_present(&c, QC_W_O_BIAS), "q/k/v biases");
+    c.attn_o_bias = true;
+    CHECK(qc_weight_present(&c, QC_W_O_BIAS), "o bias");
+    CHECK(qc_weight_rope_heads(&c, QC_W_Q_BIAS) == 8 && qc_weight_rope_heads(&c, QC_W_K_BIAS) == 4 &&
+              qc_weight_rope_heads(&c, QC_W_V_BIAS) == 0 && qc_weight_rope_heads(&c, QC_W_K) == 4,
+          "q and k biases take their weights' RoPE row order");
+    CHECK(qc_weight_is_vector(QC_W_V_BIAS) && !qc_weight_is_linear(QC_W_V_BIAS) && qc_weight_is_linear(QC_W_DOWN) &&
+              !qc_weight_is_linear(QC_W_CLASSIFIER) && qc_bias_linear(QC_W_O_BIAS) == QC_W_O,
+          "biases are vectors, not linears");
 }
 
 /* HF's permute(w, n_heads, dim1, dim2) =
@@ -407,6 +427,7 @@ static void compare_all(const qc_checkpoint *a, const qc_checkpoint *b, qc_dtype
     const qc_config *c = qc_checkpoint_config(a);
     int bad = 0, total = 0;
     for (int w = 0; w < QC_W_COUNT; w++) {
+        if (!qc_weight_present(c, (qc_weight)w)) continue;
         int nl = qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers;
         size_t len = weight_len(c, (qc_weight)w);
         float *x = alloc_weight(c, (qc_weight)w), *y = alloc_weight(c, (qc_weight)w);
@@ -661,7 +682,7 @@ static void test_synthetic_model(void) {
         CHECK(same_config(&c, qc_checkpoint_config(ck)), "config survives (head_dim 12, eps 1e-6, theta 5e5, untied)");
         int bad = 0;
         for (int w = 0; w < QC_W_COUNT; w++)
-            for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c.n_layers); l++) {
+            for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c.n_layers) && qc_weight_present(&c, (qc_weight)w); l++) {
                 size_t n = weight_len(&c, (qc_weight)w);
                 float *x = alloc_weight(&c, (qc_weight)w), *y = alloc_weight(&c, (qc_weight)w);
                 synth_read(&c, (qc_weight)w, l, x, &e);

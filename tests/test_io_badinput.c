@@ -250,7 +250,7 @@ static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
     int n = 0;
     for (int k = 0; k < QC_W_COUNT; k++) {
         qc_weight wt = (qc_weight)k;
-        if (wt == QC_W_CLASSIFIER && c->tied_classifier) continue;
+        if ((wt == QC_W_CLASSIFIER && c->tied_classifier) || !qc_weight_present(c, wt)) continue;
         bool global = qc_weight_is_global(wt);
         if ((m.part == 0 && !global) || (m.part == 1 && global)) continue;
         for (int l = 0; l < (global ? 1 : c->n_layers); l++) {
@@ -259,7 +259,7 @@ static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
             if (m.skip && strcmp(name, m.skip) == 0) continue;
             int rows, cols;
             qc_weight_shape(c, wt, &rows, &cols);
-            bool vec = cols == 1 && (wt == QC_W_FINAL_NORM || wt == QC_W_ATTN_NORM || wt == QC_W_FFN_NORM);
+            bool vec = qc_weight_is_vector(wt);
             int64_t shape[2] = { rows, cols };
             int ndim = vec ? 1 : 2;
             if (m.reshape && strcmp(name, m.reshape) == 0) {
@@ -322,7 +322,6 @@ static void test_hf_config(void) {
         { "model_type", "7", "model_type must be a string" },
         { "hidden_act", "\"gelu\"", "config.json: hidden_act \"gelu\" is not supported" },
         { "rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}", "config.json: rope_scaling.rope_type \"linear\" is not supported (llama3 only)" },
-        { "attention_bias", "true", "config.json: attention_bias true is not supported yet" },
         { "mlp_bias", "true", "config.json: mlp_bias true is not supported yet" },
         { "attention_bias", "\"no\"", "attention_bias must be true or false" },
         { "quantization_config", "{\"bits\": 4}", "config.json: quantization_config" },
@@ -347,6 +346,17 @@ static void test_hf_config(void) {
                      " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"vocab_size\": 10,"
                      " \"max_position_embeddings\": 16, \"sliding_window\": 4}");
     expect_open_fails(dir, "cfg/config.json", "sliding_window 4 (shorter than max_position_embeddings 16) is not supported");
+    write_str(path, "{\"model_type\": \"qwen2\", \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
+                     " \"num_attention_heads\": 2, \"vocab_size\": 10, \"use_sliding_window\": true}");
+    expect_open_fails(dir, "cfg/config.json", "use_sliding_window true is not supported");
+    write_str(path, "{\"model_type\": \"mistral\", \"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1,"
+                     " \"num_attention_heads\": 2, \"vocab_size\": 10, \"attention_bias\": true}");
+    expect_open_fails(dir, "cfg/config.json", "attention_bias true is not supported for model_type \"mistral\"");
+    /* biases the config implies must be there: the file and the tensor named */
+    tiny_config(dir, "attention_bias", "true");
+    expect_open_fails(dir, "cfg/model.safetensors", "missing tensor 'model.layers.0.self_attn.q_proj.bias'");
+    tiny_config(dir, "model_type", "\"qwen2\"");
+    expect_open_fails(dir, "cfg/model.safetensors", "missing tensor 'model.layers.0.self_attn.q_proj.bias'");
     write_str(path, "{\"model_type\": \"llama\", \"hidden_size\": 8,");
     expect_open_fails(dir, "cfg/config.json", "not valid JSON");
     write_str(path, "{\"model_type\": \"llama\"} trailing");
@@ -377,6 +387,10 @@ static void test_hf_tensors(void) {
                                                       .extra = "model.layers.0.self_attn.q_proj.qweight" }),
                       "t_gptq/model.safetensors",
                       "tensor 'model.layers.0.self_attn.q_proj.qweight' (I32) is quantized, but config.json has no quantization_config");
+    /* a bias the config does not imply would change the model: refused, not ignored */
+    expect_open_fails(tiny_dir("t_bias", (tiny_mod){ .part = -1, .extra = "model.layers.0.self_attn.k_proj.bias" }),
+                      "t_bias/model.safetensors",
+                      "tensor 'model.layers.0.self_attn.k_proj.bias' is there, but config.json implies no k bias");
     /* untied in config.json, but no lm_head.weight in the file */
     const char *dir = tiny_dir("t_untied", (tiny_mod){ .part = -1 });
     tiny_config(dir, "tie_word_embeddings", "false");
@@ -409,7 +423,7 @@ static const char *sharded_dir(const char *name, const char *map) {
     } else {
         strcat(text, "{");
         for (int k = 0; k < QC_W_COUNT; k++) {
-            if (k == QC_W_CLASSIFIER) continue;
+            if (k == QC_W_CLASSIFIER || !qc_weight_present(&tiny, (qc_weight)k)) continue;
             char tname[96];
             qc_weight_hf_name((qc_weight)k, 0, tname, sizeof tname);
             snprintf(text + strlen(text), sizeof text - strlen(text), "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",

@@ -180,7 +180,7 @@ static void expect_weights(const char *path, const qc_weight_source *src, int ve
     snprintf(qtype, sizeof qtype, "q8_0-g%d", gs);
     int bad = 0, badtype = 0;
     for (int w = 0; w < QC_W_COUNT; w++)
-        for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers); l++) {
+        for (int l = 0; l < (qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers) && qc_weight_present(c, (qc_weight)w); l++) {
             size_t n = numel(c, (qc_weight)w);
             bool mat = n != (size_t)c->dim, q8 = version == 2 && mat;
             const char *qt = qc_checkpoint_qtype(ck, (qc_weight)w, l);

@@ -181,7 +181,7 @@ static void check_roundtrip(const qmodel *m, const char *dir, const char *qtype)
     float *got = malloc(most * sizeof(float)), *want = malloc(most * sizeof(float));
     int bad_lin = 0, bad_float = 0, bad_qtype = 0;
     for (int w = 0; w < QC_W_COUNT; w++) {
-        int nl = qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers;
+        int nl = !qc_weight_present(c, (qc_weight)w) ? 0 : qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers;
         for (int l = 0; l < nl; l++) {
             int rows, cols;
             qc_weight_shape(c, (qc_weight)w, &rows, &cols);

@@ -23,9 +23,6 @@
 
 static float f16r(float x) { return qc_f16_to_f32(qc_f32_to_f16(x)); }
 
-static bool is_linear(qc_weight w) {
-    return w == QC_W_Q || w == QC_W_K || w == QC_W_V || w == QC_W_O || w >= QC_W_GATE;
-}
 
 /* Test-made round-to-nearest in GGUF's block shapes (Q4_0: zero 8, Q8_0: zero 128, Q4_1: mins). */
 static qc_status rtn(const float *w, int rows, int cols, qc_gguf_type t, qc_qweight *q, qc_err *e) {
@@ -97,7 +94,7 @@ static int do_export(int argc, char **argv) {
         if (!s.q || !buf) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
         for (int l = 0; l < c->n_layers && !st; l++)
             for (int w = 0; w < QC_W_COUNT && !st; w++) {
-                if (!is_linear((qc_weight)w)) continue;
+                if (!qc_weight_is_linear((qc_weight)w)) continue;
                 int rows, cols;
                 qc_weight_shape(c, (qc_weight)w, &rows, &cols);
                 if (!(st = qc_checkpoint_read(ck, (qc_weight)w, l, buf, &e)))
