@@ -460,6 +460,10 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_status st = qc_model_open(&m, model_path, &e);
     bool need_tok = calib.n || evals.n || tok_path || format == FMT_GGUF;
     if (!st && need_tok) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+    /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
+    if (!st && format == FMT_LLAMA2C && m->cfg.attn_qkv_bias)
+        st = qc_fail(&e, QC_ERR_UNSUPPORTED, "%s: the model has attention biases, which llama2.c's int8 format cannot "
+                     "hold: --format gptq, awq, gguf or fake", model_path);
     if (!st && (format == FMT_GGUF || format == FMT_LLAMA2C || format == FMT_AWQ)) { /* groups must tile rows */
         int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
         int before = m->cfg.hidden_dim, multiple = format == FMT_GGUF ? 32 : format == FMT_AWQ && g % 8 ? g * 8 : g;

@@ -1,0 +1,2 @@
+build-m/base/file.o: base/file.c base/base.h
+base/base.h:

@@ -1,0 +1,2 @@
+build-m/base/half.o: base/half.c base/base.h
+base/base.h:

@@ -1,0 +1,2 @@
+build-m/base/log.o: base/log.c base/base.h
+base/base.h:

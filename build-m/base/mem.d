@@ -1,0 +1,2 @@
+build-m/base/mem.o: base/mem.c base/base.h
+base/base.h:

@@ -1,0 +1,2 @@
+build-m/base/pyrandom.o: base/pyrandom.c base/base.h
+base/base.h:

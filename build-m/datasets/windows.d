@@ -1,0 +1,4 @@
+build-m/datasets/windows.o: datasets/windows.c datasets/datasets.h \
+ base/base.h
+datasets/datasets.h:
+base/base.h:
