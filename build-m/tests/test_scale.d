@@ -1,0 +1,12 @@
+build-m/tests/test_scale.o: tests/test_scale.c calib/calib.h awq/awq.h \
+ model/model.h base/base.h io/io.h datasets/datasets.h quant/quant.h \
+ gptq/gptq.h tests/check.h
+calib/calib.h:
+awq/awq.h:
+model/model.h:
+base/base.h:
+io/io.h:
+datasets/datasets.h:
+quant/quant.h:
+gptq/gptq.h:
+tests/check.h:
