@@ -195,13 +195,17 @@ static void reference_logits(const variant *v, const int32_t *tok, int n, double
 
 static int32_t tokens[SEQ];
 
-static float *qcalib_logits(const char *dir) {
+/* The logits of the model in dir over tokens, with its linears from src when not NULL and,
+ * with pad, its FFN padded to a multiple of 32 as for a model quantized to GGUF. */
+static float *qcalib_logits(const char *dir, const qc_weight_source *src, bool pad) {
     qc_err e = { "" };
     qc_model *m;
     if (qc_model_open(&m, dir, &e)) {
         CHECK(0, "open %s: %s", dir, e.msg);
         return NULL;
     }
+    if (pad) CHECK_OK(qc_model_pad_ffn(m, 32, &e), e);
+    if (src) qc_model_set_linears(m, src);
     qc_workspace *ws = qc_workspace_new(&m->cfg, SEQ, SEQ, &e);
     float *lg = malloc((size_t)SEQ * VOCAB * sizeof(float));
     CHECK_OK(qc_model_forward(m, tokens, 1, SEQ, lg, ws, &e), e);
@@ -214,7 +218,7 @@ static float *qcalib_logits(const char *dir) {
 static double against_reference(const char *dir, const variant *v, float **keep) {
     static double ref[SEQ * VOCAB];
     reference_logits(v, tokens, SEQ, ref);
-    float *lg = qcalib_logits(dir);
+    float *lg = qcalib_logits(dir, NULL, false);
     double d = 0;
     for (int i = 0; lg && i < SEQ * VOCAB; i++) d = fmax(d, fabs(lg[i] - ref[i]));
     if (keep) *keep = lg;
@@ -243,6 +247,16 @@ static void test_tied(void) {
     free(a), free(b);
 }
 
+/* How far logits lg (NULL: none) are from the reference logits of variant `without` (the
+ * same weights without the option under test): the option's effect. */
+static double effect_against(const variant *without, const float *lg) {
+    static double ref[SEQ * VOCAB];
+    reference_logits(without, tokens, SEQ, ref);
+    double effect = 0;
+    for (int i = 0; lg && i < SEQ * VOCAB; i++) effect = fmax(effect, fabs(lg[i] - ref[i]));
+    return effect;
+}
+
 static void test_llama3_rope_scaling(void) {
     variant v = { .theta = 10000, .factor = 8, .low = 1, .high = 4, .original = 256 };
     variant plain = v;
@@ -257,10 +271,7 @@ static void test_llama3_rope_scaling(void) {
     write_model(tmp_path("v_llama3"), &v);
     float *lg;
     double d = against_reference(tmp_path("v_llama3"), &v, &lg);
-    static double unscaled[SEQ * VOCAB];
-    reference_logits(&plain, tokens, SEQ, unscaled);
-    double effect = 0;
-    for (int i = 0; lg && i < SEQ * VOCAB; i++) effect = fmax(effect, fabs(lg[i] - unscaled[i]));
+    double effect = effect_against(&plain, lg);
     printf("    rope_scaling llama3: max |logit diff| %.2e (the scaling moves logits by up to %.2e)\n", d, effect);
     CHECK(d < LOGIT_TOL, "llama3 rope scaling: %.3g", d);
     CHECK(effect > 100 * LOGIT_TOL, "the scaling changes the logits (%.3g)", effect);
@@ -273,7 +284,7 @@ static void test_llama3_rope_scaling(void) {
     qc_hf_export_opts o = { QC_DT_F32, 0 };
     CHECK_OK(qc_export_hf(&src, tmp_path("v_llama3_out"), &o, true, NULL, &e), e);
     qc_checkpoint_close(ck);
-    float *lg2 = qcalib_logits(tmp_path("v_llama3_out"));
+    float *lg2 = qcalib_logits(tmp_path("v_llama3_out"), NULL, false);
     CHECK(lg && lg2 && memcmp(lg, lg2, (size_t)SEQ * VOCAB * sizeof(float)) == 0, "exported HF folder: same logits");
     free(lg), free(lg2);
 }
@@ -286,10 +297,7 @@ static void test_attention_biases(void) {
     double dq = against_reference(tmp_path("v_qwen2"), &qwen2, NULL);
     float *lg;
     double da = against_reference(tmp_path("v_attn_bias"), &all, &lg);
-    static double unbiased[SEQ * VOCAB];
-    reference_logits(&plain, tokens, SEQ, unbiased);
-    double effect = 0;
-    for (int i = 0; lg && i < SEQ * VOCAB; i++) effect = fmax(effect, fabs(lg[i] - unbiased[i]));
+    double effect = effect_against(&plain, lg);
     free(lg);
     printf("    qwen2 q/k/v biases: max |logit diff| %.2e; attention_bias q/k/v/o: %.2e (the biases move logits by up to %.2e)\n",
            dq, da, effect);
@@ -356,23 +364,8 @@ static void test_bias_properties(void) {
 
 /* ---- quantized, written, read back ---- */
 
-/* The logits of a model, with its linears from src when src is not NULL. */
-static float *model_logits(const char *dir, const qc_weight_source *src) {
-    qc_err e = { "" };
-    qc_model *m;
-    if (qc_model_open(&m, dir, &e)) {
-        CHECK(0, "open %s: %s", dir, e.msg);
-        return NULL;
-    }
-    CHECK_OK(qc_model_pad_ffn(m, 32, &e), e); /* as for the quantized model, whose FFN is padded for GGUF */
-    if (src) qc_model_set_linears(m, src);
-    qc_workspace *ws = qc_workspace_new(&m->cfg, SEQ, SEQ, &e);
-    float *lg = malloc((size_t)SEQ * VOCAB * sizeof(float));
-    CHECK_OK(qc_model_forward(m, tokens, 1, SEQ, lg, ws, &e), e);
-    qc_workspace_free(ws);
-    qc_model_free(m);
-    return lg;
-}
+/* The logits of a model padded as the quantized one is (its FFN padded for GGUF). */
+static float *model_logits(const char *dir, const qc_weight_source *src) { return qcalib_logits(dir, src, true); }
 
 /* Every bias of the written model equals the original's, rounded to F16 when f16. */
 static void check_biases(const char *orig, const char *written, bool f16, const char *what) {
@@ -417,6 +410,15 @@ static void test_tokenizer(qc_tokenizer *t) {
     CHECK_OK(qc_tokenizer_from_vocab(t, VOCAB, pieces, lens, NULL, 1, 2, "test vocabulary", &e), e);
 }
 
+/* The written model `out` (of the model in dir) gives exactly the in-memory logits mem. */
+static void same_logits(const char *dir, const char *out, const char *what, const float *mem) {
+    float *lg = model_logits(out, NULL);
+    double d = mem && lg ? max_diff(lg, mem, (size_t)SEQ * VOCAB) : INFINITY;
+    printf("    %s -> %s: max |logit diff| to the in-memory model %.2e\n", dir, what, d);
+    CHECK(d == 0, "%s: the file's logits differ from the in-memory model's by %.3g", what, d);
+    free(lg);
+}
+
 /* The model at dir quantized by method with spec, written in each format that can hold spec's
  * weights; each file's logits equal the in-memory model's (the original file with the solver's
  * linears) bit for bit, and its biases are the original's. */
@@ -444,11 +446,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         CHECK_OK(qc_export_gguf(&src, out, &go, NULL, &e), e);
         snprintf(what, sizeof what, "%s, GGUF", name);
         check_biases(dir, out, false, what);
-        float *lg = model_logits(out, NULL);
-        double d = mem && lg ? max_diff(lg, mem, (size_t)SEQ * VOCAB) : INFINITY;
-        printf("    %s -> %s: max |logit diff| to the in-memory model %.2e\n", dir, what, d);
-        CHECK(d == 0, "%s: the file's logits differ from the in-memory model's by %.3g", what, d);
-        free(lg);
+        same_logits(dir, out, what, mem);
         qc_tokenizer_free(&tok);
     } else {
         snprintf(out, sizeof out, "%s_%s_fake", dir, name);
@@ -456,11 +454,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         CHECK_OK(qc_export_hf(&src, out, &ho, true, NULL, &e), e);
         snprintf(what, sizeof what, "%s, fake (F32 HF)", name);
         check_biases(dir, out, false, what);
-        float *lg = model_logits(out, NULL);
-        double d = mem && lg ? max_diff(lg, mem, (size_t)SEQ * VOCAB) : INFINITY;
-        printf("    %s -> %s: max |logit diff| to the in-memory model %.2e\n", dir, what, d);
-        CHECK(d == 0, "%s: the file's logits differ from the in-memory model's by %.3g", what, d);
-        free(lg);
+        same_logits(dir, out, what, mem);
 
         /* GPTQ stores every other tensor in F16: the biases as F16, the logits as --verify checks them */
         snprintf(out, sizeof out, "%s_%s_gptq", dir, name);
@@ -472,7 +466,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         snprintf(what, sizeof what, "%s, GPTQ", name);
         check_biases(dir, out, true, what);
         float *file = model_logits(out, NULL), *linears = model_logits(out, &src);
-        d = file && linears ? max_diff(file, linears, (size_t)SEQ * VOCAB) : INFINITY;
+        double d = file && linears ? max_diff(file, linears, (size_t)SEQ * VOCAB) : INFINITY;
         double near = file && mem ? max_diff(file, mem, (size_t)SEQ * VOCAB) : INFINITY;
         printf("    %s -> %s: max |logit diff| to its own tensors with the solver's linears %.2e, to the in-memory "
                "model (F32 biases, norms, embedding) %.2e\n", dir, what, d, near);

@@ -1,2 +1,0 @@
-build-m/base/file.o: base/file.c base/base.h
-base/base.h:

@@ -1,2 +1,0 @@
-build-m/base/log.o: base/log.c base/base.h
-base/base.h:

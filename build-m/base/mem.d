@@ -1,2 +1,0 @@
-build-m/base/mem.o: base/mem.c base/base.h
-base/base.h:

@@ -1,2 +1,0 @@
-build-m/base/pyrandom.o: base/pyrandom.c base/base.h
-base/base.h:

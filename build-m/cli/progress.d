@@ -1,8 +1,0 @@
-build-m/cli/progress.o: cli/progress.c cli/cli.h base/base.h \
- datasets/datasets.h eval/eval.h model/model.h io/io.h
-cli/cli.h:
-base/base.h:
-datasets/datasets.h:
-eval/eval.h:
-model/model.h:
-io/io.h:
