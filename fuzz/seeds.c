@@ -344,13 +344,12 @@ static void write_tokenizer_json(const qc_tokenizer *tok, int kind, const char *
         if (cJSON_GetObjectItemCaseSensitive(vocab, sp)) continue;
         cJSON_AddNumberToObject(vocab, sp, bl ? next++ : i);
         if (i < 3 || byte_piece) continue;
-        for (size_t k = 1; sp[k]; k++) { /* every split at a character boundary */
+        for (size_t k = 1; sp[k] && nm < tok->vocab_size * 8; k++) { /* every split at a character boundary */
             if (((unsigned char)sp[k] & 0xC0) == 0x80) continue;
             merge *g = &m[nm];
             snprintf(g->a, sizeof g->a, "%.*s", (int)k, sp);
             snprintf(g->b, sizeof g->b, "%s", sp + k);
-            if (cJSON_GetObjectItemCaseSensitive(vocab, g->a) && cJSON_GetObjectItemCaseSensitive(vocab, g->b) &&
-                nm < tok->vocab_size * 8)
+            if (cJSON_GetObjectItemCaseSensitive(vocab, g->a) && cJSON_GetObjectItemCaseSensitive(vocab, g->b))
                 g->score = tok->scores[i], g->id = i, nm++;
         }
     }
