@@ -95,6 +95,10 @@ typedef struct qc_calib_opts {
     const qc_calib_checkpoint *checkpoint; /* optional: checkpoints, resume */
 } qc_calib_opts;
 
+/* SmoothQuant (o->smooth_alpha > 0) or AWQ rescales each block before its linears are
+ * solved (prestep.c), on fp32 inputs of every window. */
+bool qc_calib_rescales(const qc_calib_opts *o);
+
 /* One row of the quant log: what happened to one linear layer. */
 typedef struct qc_layer_report {
     int block;

@@ -87,7 +87,7 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
      * captured by one fp32 pass over the block, and that pass's chunk; freed before the
      * statistics are gathered. With fp32 propagation the pass's outputs stay for the block. */
     bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
-    if (awq || o->smooth_alpha > 0.0f) {
+    if (qc_calib_rescales(o)) {
         size_t widths = awq ? 2 * (size_t)c->dim + qdim + (size_t)c->hidden_dim : 2 * (size_t)c->dim;
         p->prestep = ntok * widths * f + chunk * c->dim * f;
     }

@@ -159,7 +159,7 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
     size_t ntok = (size_t)r->w->n * r->w->seqlen;
     if (o->propagate_fp32 && !(x_fp32 = qc_malloc(ntok, (size_t)r->cfg->dim * sizeof(float), e, "fp32 activations")))
         st = QC_ERR_NOMEM;
-    if (!st && (x_fp32 || o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ))
+    if (!st && (x_fp32 || qc_calib_rescales(o)))
         st = qc_prestep_block(r->cfg, &b, layer, (float *)(void *)r->x, r->w->n, r->w->seqlen, r->per_chunk, o, r->ws, x_fp32, &pre, e);
     if (!st && out->scales)
         for (int t = 0; t < QC_SCALE_STAGES; t++)
@@ -219,7 +219,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     if (st) return st;
     if (o->act_dtype != QC_DT_F32 && o->act_dtype != QC_DT_F16 && o->act_dtype != QC_DT_BF16)
         return qc_fail(e, QC_ERR_ARG, "calibration activations as %s: F32, F16 or BF16", qc_dtype_name(o->act_dtype));
-    bool scaled = o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    bool scaled = qc_calib_rescales(o);
     /* the pre-step searches and propagates on fp32 inputs of all windows at once */
     if (o->act_dtype != QC_DT_F32 && (scaled || o->propagate_fp32))
         return qc_fail(e, QC_ERR_ARG, "activations held as %s are for gptq and rtn only: AWQ and SmoothQuant work "
@@ -264,6 +264,10 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     out->seconds = qc_now() - t0;
     if (st) qc_quantized_free(out);
     return st;
+}
+
+bool qc_calib_rescales(const qc_calib_opts *o) {
+    return o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
 }
 
 int qc_calib_chunk_windows(const qc_calib_opts *o, int nwin, int seqlen) {

@@ -352,7 +352,7 @@ static int check_options(qc_calib_opts *o) {
     if (o->method == QC_METHOD_SMOOTHQUANT && !(o->smooth_alpha > 0))
         return cli_usage_error(&cmd, "--alpha must be above 0 for --method smoothquant");
     o->no_quant = o->method == QC_METHOD_SMOOTHQUANT && wbits == UNSET;
-    if (resume && (awq || o->smooth_alpha > 0))
+    if (resume && qc_calib_rescales(o))
         return cli_usage_error(&cmd, "--resume covers --method gptq and rtn; AWQ and SmoothQuant runs are not checkpointed yet (their per-block scales would be lost)");
     o->awq = (qc_awq_opts){ .duo_scaling = awq_duo, .clip = !no_awq_clip };
     if (propagate && strcmp(propagate, "fp32") != 0 && strcmp(propagate, "quantized") != 0)
@@ -381,7 +381,7 @@ static int check_options(qc_calib_opts *o) {
     else if (strcmp(act_dtype, "f16") == 0) o->act_dtype = QC_DT_F16;
     else if (strcmp(act_dtype, "bf16") == 0) o->act_dtype = QC_DT_BF16;
     else return cli_usage_error(&cmd, "--act-dtype '%s': expected f32, f16 or bf16", act_dtype);
-    if (o->act_dtype != QC_DT_F32 && (o->smooth_alpha > 0 || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ || o->propagate_fp32))
+    if (o->act_dtype != QC_DT_F32 && (qc_calib_rescales(o) || o->propagate_fp32))
         return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
@@ -494,8 +494,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_resume *rs = NULL;
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
-    bool scaled = o.smooth_alpha > 0 || o.method == QC_METHOD_AWQ || o.method == QC_METHOD_AWQ_GPTQ;
-    if (!st && !scaled && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
+    if (!st && !qc_calib_rescales(&o) && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
         o.checkpoint = qc_resume_checkpoint(rs);
     /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
     char *spill_dir = qc_path_dirname(out_path);

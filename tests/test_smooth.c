@@ -105,14 +105,8 @@ static void run_case(const char *name) {
 }
 
 static void test_reference_cases(void) {
-    cJSON *root = NULL;
-    const cJSON *list = tv_cases("smoothquant", &root), *it;
-    int n = 0;
-    cJSON_ArrayForEach(it, list) {
-        if (cJSON_IsString(it)) run_case(it->valuestring), n++;
-    }
+    int n = tv_run_cases("smoothquant", run_case);
     CHECK(n == 10, "%d SmoothQuant cases run (the shared set has 10)", n);
-    cJSON_Delete(root);
 }
 
 /* The inputs of the qkv and gate_up sites of one block, captured by a hook. */

@@ -79,18 +79,23 @@ static inline double tv_scalar(const tv_case *c, const char *name) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The names of a family's cases from manifest.json, in a cJSON array (owned by *root). */
-static inline const cJSON *tv_cases(const char *family, cJSON **root) {
+/* Runs run(name) for each of a family's cases listed in manifest.json; returns how many. */
+static inline int tv_run_cases(const char *family, void (*run)(const char *name)) {
     char *path = qc_path_join(vectors_dir(), "manifest.json"), *text = NULL;
     size_t len;
     qc_err e = { "" };
     CHECK_OK(qc_read_file(path, 1 << 24, &text, &len, &e), e);
     free(path);
-    *root = text ? cJSON_Parse(text) : NULL;
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(*root, "cases"), family);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "cases"), family), *it;
     CHECK(cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0, "manifest.json lists %s cases", family);
-    return list;
+    int n = 0;
+    cJSON_ArrayForEach(it, list) {
+        if (cJSON_IsString(it)) run(it->valuestring), n++;
+    }
+    cJSON_Delete(root);
+    return n;
 }
 
 /* max |a − b| / max(|b|, tiny) over n values. */
