@@ -54,6 +54,7 @@ typedef enum qc_method {
 } qc_method;
 
 struct qc_quantized;
+struct qc_observation;
 /* How qc_calibrate checkpoints its work and continues an interrupted run (resume.c
  * implements it in a work folder). */
 typedef struct qc_calib_checkpoint {
@@ -68,6 +69,14 @@ typedef struct qc_calib_checkpoint {
 
 const char *qc_method_name(qc_method m);
 
+/* One linear's own settings, in place of qc_calib_opts' spec (recipes' per-module overrides,
+ * mixed precision by measurement). */
+typedef struct qc_module_quant {
+    qc_quant_spec spec;
+    bool keep_f16;   /* not quantized: weights rounded to fp16 */
+    bool pinned;     /* set by a recipe rule: mixed precision leaves it as it is */
+} qc_module_quant;
+
 typedef struct qc_calib_opts {
     qc_method method;
     qc_quant_spec spec;
@@ -76,6 +85,11 @@ typedef struct qc_calib_opts {
                              with the earlier subsets quantized */
     bool keep_f16[QC_LIN_COUNT]; /* linears left unquantized, their weights rounded to fp16
                                     (what a file storing them as F16 holds) */
+    const qc_module_quant *modules; /* optional (n_layers × QC_LIN_COUNT, [layer * QC_LIN_COUNT
+                                       + lin]): each linear's own spec, and keep_f16 besides the
+                                       one above; NULL: spec for every linear */
+    qc_quant_spec embed;  /* bits > 0: the token embedding is quantized too, by round-to-nearest
+                             (calibration itself sees the fp32 embedding) */
     int batch_tokens;     /* tokens per forward chunk (0: 2048, at least one window) */
     float smooth_alpha;   /* > 0: SmoothQuant smoothing with this α, before anything else */
     qc_awq_opts awq;      /* awq, awq+gptq: duo scaling, clipping (chunk_windows: set here) */
@@ -88,16 +102,32 @@ typedef struct qc_calib_opts {
     const char *spill_dir; /* non-NULL: each result goes to a scratch file in this folder as
                               soon as it is solved (spill.c), instead of staying in memory */
     const qc_log *log;
-    /* Optional: sees each site's finished statistics before its linears are solved (tests
-     * compare them with the reference's Hessians; analysis tools record them). */
-    qc_status (*observe)(void *ctx, int layer, qc_site site, const qc_stats *s, qc_err *e);
+    /* Optional: sees each site before its linears are solved (tests compare the statistics
+     * with the reference's Hessians; mixed precision measures candidate settings). */
+    qc_status (*observe)(void *ctx, const struct qc_observation *ob, qc_err *e);
     void *observe_ctx;
     const qc_calib_checkpoint *checkpoint; /* optional: checkpoints, resume */
 } qc_calib_opts;
 
+/* What an observer sees of a site whose statistics are finished, before its linears are solved. */
+typedef struct qc_observation {
+    int layer;
+    qc_site site;
+    const qc_stats *stats;
+    const qc_block *block;   /* the block as it is: earlier true-sequential subsets solved */
+    const void *x;           /* the block's input, every window: (nwin*seqlen, dim) in act_dtype */
+    qc_dtype act_dtype;
+    int nwin, seqlen, chunk; /* chunk: windows per forward, what ws holds */
+    qc_workspace *ws;        /* the runner's forward scratch, free during the call */
+} qc_observation;
+
 /* SmoothQuant (o->smooth_alpha > 0) or AWQ rescales each block before its linears are
  * solved (prestep.c), on fp32 inputs of every window. */
 bool qc_calib_rescales(const qc_calib_opts *o);
+/* The spec linear lin of block `layer` is quantized with (o->modules' or o->spec). */
+const qc_quant_spec *qc_calib_spec(const qc_calib_opts *o, int layer, qc_linear lin);
+/* Whether that linear is left unquantized (o->keep_f16 or its module's keep_f16). */
+bool qc_calib_keeps(const qc_calib_opts *o, int layer, qc_linear lin);
 
 /* One row of the quant log: what happened to one linear layer. */
 typedef struct qc_layer_report {
@@ -106,6 +136,7 @@ typedef struct qc_layer_report {
     int rows, cols;
     double loss;      /* GPTQ's loss (0 for RTN) */
     double rel_err;   /* ‖XWᵀ − XQᵀ‖² / ‖XWᵀ‖² on the calibration inputs */
+    double abs_err;   /* ‖XWᵀ − XQᵀ‖² itself (what --observe and --target-bpw compare) */
     double damp;      /* relative damping used (GPTQ) */
     int retries;      /* damping escalations (GPTQ) */
     bool fallback;    /* GPTQ fell back to round-to-nearest */
@@ -142,6 +173,7 @@ typedef struct qc_quantized {
     int n_layers;
     const qc_checkpoint *ck;   /* borrowed: the model's other weights */
     qc_qweight *res;      /* (n_layers, QC_LIN_COUNT); zeroed for keep_f16 linears */
+    qc_qweight embed;     /* the token embedding, with opts.embed; zeroed otherwise */
     qc_spill *spill;      /* with opts.spill_dir: the arrays of res live in its mapping */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;
@@ -202,6 +234,84 @@ qc_status qc_activation_stats(qc_model *m, const qc_windows *w, int batch_tokens
  * act_stats.csv (one row per block, site and input channel); stats.json holds all of it. */
 qc_status qc_stats_report_write(const qc_outdir *d, const qc_config *c, const qc_wstats *ws, int n,
                                 const qc_stats *act, qc_err *e);
+
+/* ---- recipes (recipe.c) ---- */
+
+#define QC_RECIPE_UNSET (-1000000) /* an int field the recipe leaves out */
+#define QC_RECIPE_MAX_RULES 64
+
+/* A module rule: an override (fields left QC_RECIPE_UNSET keep the module's value) or a skip. */
+typedef struct qc_recipe_rule {
+    char *pattern;         /* glob over module names, e.g. "model.layers.*.mlp.down_proj" */
+    int bits, groupsize;   /* groupsize 0 or -1: one group per row */
+    int sym;               /* 0 or 1 */
+    bool skip;             /* leave the module unquantized (fp16) */
+} qc_recipe_rule;
+
+/* What a recipe says; every field may be unset (QC_RECIPE_UNSET, NAN, has_method false). */
+typedef struct qc_recipe {
+    bool has_method;
+    qc_method method;
+    char linear_key[16];       /* the "linear:..." key the weight settings came from, "" if none */
+    int bits, groupsize, sym;  /* every linear's weights */
+    int act_bits;              /* per-token dynamic activations of this many bits (a8w4dq: 8) */
+    int embed_bits, embed_groupsize; /* the token embedding; embed_bits 0: not quantized */
+    double percdamp;
+    int blocksize, act_order, static_groups, true_sequential, mse;
+    double target_bpw;         /* mixed precision under this budget */
+    int observe;               /* re-quantize this many worst modules at higher precision */
+    int nrules;
+    qc_recipe_rule rules[QC_RECIPE_MAX_RULES];
+} qc_recipe;
+
+void qc_recipe_init(qc_recipe *r);  /* everything unset */
+/* Parses the JSON text (recipe.c's header shows the keys); messages name `source`. */
+qc_status qc_recipe_parse(const char *text, size_t len, const char *source, qc_recipe *r, qc_err *e);
+/* "aN" (N = 2..16) as bits; false for anything else. */
+bool qc_recipe_act_bits(const char *s, int *bits);
+/* The recipe as JSON text that qc_recipe_parse reads back to the same recipe (malloc'd). */
+char *qc_recipe_dump(const qc_recipe *r);
+void qc_recipe_free(qc_recipe *r);
+
+/* The spec a module gets for (bits, groupsize, sym): the caller's format decides the rest
+ * (fp16 scales, zero-point conventions) and refuses what it cannot store. */
+typedef qc_status (*qc_recipe_spec_fn)(void *ctx, int bits, int groupsize, bool sym, qc_quant_spec *out, qc_err *e);
+
+/* Fills mods (n_layers × QC_LIN_COUNT) with base, then applies r's rules in order; a rule
+ * that matches no linear of the model is an error naming it. */
+qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_quant_spec *base, qc_recipe_spec_fn spec_of,
+                            void *ctx, qc_module_quant *mods, qc_err *e);
+
+/* ---- mixed precision (mixed.c) ---- */
+
+/* Bits a (rows, cols) weight quantized by s takes in a file: codes (each row padded to whole
+ * 32-code blocks, as packed formats store them), an fp16 scale per group, and per group a
+ * zero point `bits` wide, an fp16 min (store_min) or nothing (signed_scale, GGUF's Q4_0). An
+ * estimate never below what GPTQ safetensors (without g_idx) and GGUF Q4_0/Q4_1 store. */
+double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols);
+
+/* Measures every linear not kept at each of the ncand candidate specs: one calibration pass
+ * with o (its own results discarded; no checkpoint, no embedding) whose observer solves each
+ * linear at every candidate on the pass's statistics (GPTQ for gptq methods, else
+ * round-to-nearest) and runs the block with it. err (n_layers × QC_LIN_COUNT, ncand) receives
+ * how far each moves its block's output (mixed.c); NaN for kept linears. */
+qc_status qc_mixed_measure(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quant_spec *cands,
+                           int ncand, double *err, qc_err *e);
+
+typedef struct qc_mixed_result {
+    double bpw;      /* the estimated bits per weight of the choice (pinned linears included) */
+    double est_err;  /* Σ of the chosen candidates' measured errors */
+} qc_mixed_result;
+
+/* Gives every linear of mods that is neither kept nor pinned the candidate minimizing the
+ * total measured error within budget_bpw bits per weight over the quantized linears (sizes by
+ * qc_spec_storage_bits). QC_ERR_ARG when even the cheapest candidates exceed the budget. */
+qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int ncand, const double *err,
+                          double budget_bpw, qc_module_quant *mods, qc_mixed_result *res, qc_err *e);
+
+/* --observe: gives the k linears of q with the largest abs_err (neither kept nor pinned, nor
+ * at `up` already) the spec up in mods; returns how many (-1: out of memory). */
+int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, qc_module_quant *mods);
 
 /* ---- checkpoints and resume (resume.c) ---- */
 

@@ -43,9 +43,9 @@ size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s) {
 /* Solving one linear of (rows, cols): the runner's weight copy and saved diagonal (GPTQ
  * works on the statistics' own Hessian), the result, the output error's buffers, and
  * GPTQ's factorization, column-loop scratch and row losses. */
-static size_t solve_bytes(int rows, int cols, const qc_calib_opts *o, int threads) {
+static size_t solve_bytes(int rows, int cols, size_t result, const qc_calib_opts *o, int threads) {
     size_t n = (size_t)cols, f = sizeof(float);
-    size_t b = (size_t)rows * cols * f + n * f + qc_plan_result_bytes(rows, cols, &o->spec);
+    size_t b = (size_t)rows * cols * f + n * f + result;
     size_t err_rows = rows < ERR_CHUNK ? (size_t)rows : ERR_CHUNK;
     b += 2 * (2 * err_rows * n * f);
     if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
@@ -97,12 +97,16 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     for (int l = 0; l < QC_LIN_COUNT; l++) {
         int rows, cols;
         qc_weight_shape(c, qc_linear_weight(l), &rows, &cols);
-        size_t sb = solve_bytes(rows, cols, o, threads);
-        p->solver = sb > p->solver ? sb : p->solver;
-        size_t rb = o->keep_f16[l] ? 0 : qc_plan_result_bytes(rows, cols, &o->spec);
-        all_results += rb * (size_t)c->n_layers;
-        largest_result = rb > largest_result ? rb : largest_result;
+        for (int layer = 0; layer < c->n_layers; layer++) { /* each module's own spec */
+            size_t rb = qc_calib_keeps(o, layer, l) ? 0 : qc_plan_result_bytes(rows, cols, qc_calib_spec(o, layer, l));
+            size_t sb = solve_bytes(rows, cols, rb, o, threads);
+            p->solver = sb > p->solver ? sb : p->solver;
+            all_results += rb;
+            largest_result = rb > largest_result ? rb : largest_result;
+        }
     }
+    if (o->embed.bits > 0) /* quantized after calibration: the fp32 table and its result */
+        all_results += mat(c, QC_W_EMBED) * f + qc_plan_result_bytes(c->vocab_size, c->dim, &o->embed);
     /* spilled: none held while calibrating; the writer has about two results' pages mapped */
     p->results_calibrating = o->spill_dir ? 0 : all_results;
     p->results_exporting = o->spill_dir ? 2 * largest_result : all_results;

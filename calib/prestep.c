@@ -97,7 +97,9 @@ qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const flo
     if (!st && awq) {
         qc_awq_opts ao = o->awq;
         ao.chunk_windows = chunk;
-        st = qc_awq_block(c, b, layer, k.x, nwin, seqlen, &o->spec, o->keep_f16, &ao, ws, &p->awq, e);
+        bool keep[QC_LIN_COUNT];
+        for (int l = 0; l < QC_LIN_COUNT; l++) keep[l] = qc_calib_keeps(o, layer, (qc_linear)l);
+        st = qc_awq_block(c, b, layer, k.x, nwin, seqlen, &o->spec, keep, &ao, ws, &p->awq, e);
         for (int s = 0; !st && s < QC_SITE_COUNT; s++) {
             p->awq_site[s] = p->awq.s[s] != NULL;
             p->s[QC_STAGE_AWQ][s] = p->awq.s[s], p->awq.s[s] = NULL;

@@ -86,6 +86,11 @@ static void model_lines(FILE *f, const char *path) {
     free(names);
 }
 
+static void spec_line(FILE *f, const char *label, const qc_quant_spec *s) {
+    fprintf(f, "%s: bits %d, groupsize %d, sym %d, mse %d, f16 scales %d, min %d, signed scale %d, zero from one %d\n",
+            label, s->bits, s->groupsize, s->sym, s->mse, s->f16_scales, s->store_min, s->signed_scale, s->zero_from_one);
+}
+
 static char *fingerprint(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const char *extra) {
     char *text = NULL;
     size_t len = 0;
@@ -93,17 +98,23 @@ static char *fingerprint(const qc_model *m, const qc_windows *w, const qc_calib_
     if (!f) return NULL;
     const qc_config *c = &m->cfg;
     const char *path = qc_checkpoint_path(m->ck);
-    fprintf(f, "qcalib calibration checkpoint, version 1\nmodel: %s\n", path);
+    fprintf(f, "qcalib calibration checkpoint, version 2\nmodel: %s\n", path);
     model_lines(f, path);
     fprintf(f, "config: dim %d, hidden %d, layers %d, heads %d/%d of %d, vocab %d, eps %.9g, theta %.9g\n", c->dim,
             c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->norm_eps,
             c->rope_theta);
     fprintf(f, "windows: %d of %d tokens, hash %016llx\n", w->n, w->seqlen,
             (unsigned long long)fnv1a(0xcbf29ce484222325ull, w->tokens, (size_t)w->n * w->seqlen * sizeof *w->tokens));
-    const qc_quant_spec *s = &o->spec;
-    fprintf(f, "method: %s\nquantizer: bits %d, groupsize %d, sym %d, mse %d, f16 scales %d, min %d, signed scale %d, "
-            "zero from one %d\n", qc_method_name(o->method), s->bits, s->groupsize, s->sym, s->mse, s->f16_scales,
-            s->store_min, s->signed_scale, s->zero_from_one);
+    fprintf(f, "method: %s\n", qc_method_name(o->method));
+    spec_line(f, "quantizer", &o->spec);
+    for (int l = 0; l < c->n_layers && o->modules; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+            char label[64];
+            snprintf(label, sizeof label, "block %d %s%s", l, qc_weight_short_name(qc_linear_weight(lin)),
+                     o->modules[(size_t)l * QC_LIN_COUNT + lin].keep_f16 ? " kept f16" : "");
+            spec_line(f, label, &o->modules[(size_t)l * QC_LIN_COUNT + lin].spec);
+        }
+    if (o->embed.bits > 0) spec_line(f, "embedding", &o->embed);
     fprintf(f, "gptq: percdamp %.9g, blocksize %d, act order %d, static groups %d, retries %d\n", o->gptq.percdamp,
             o->gptq.blocksize, o->gptq.act_order, o->gptq.static_groups, o->gptq.max_retries);
     fprintf(f, "true sequential: %d\nkept f16:", o->true_sequential);
@@ -228,6 +239,7 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
             put64(&f, (uint64_t)p->cols, &st, e);
             putd(&f, p->loss, &st, e);
             putd(&f, p->rel_err, &st, e);
+            putd(&f, p->abs_err, &st, e);
             putd(&f, p->damp, &st, e);
             put64(&f, (uint64_t)p->retries, &st, e);
             put64(&f, p->fallback, &st, e);
@@ -257,9 +269,10 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
 
 /* ---- restoring -------------------------------------------------------------------------------- */
 
-static qc_status get_qweight(cursor *c, const qc_resume *r, int lin, qc_qweight *q, const char *path, qc_err *e) {
+static qc_status get_qweight(cursor *c, const qc_resume *r, int layer, int lin, qc_qweight *q, const char *path,
+                             qc_err *e) {
     if (!get64(c)) return QC_OK; /* a linear kept in fp16 */
-    const qc_quant_spec *s = &r->o->spec;
+    const qc_quant_spec *s = qc_calib_spec(r->o, layer, (qc_linear)lin);
     int rows, cols;
     qc_weight_shape(r->cfg, qc_linear_weight(lin), &rows, &cols);
     bool mins = get64(c) != 0;
@@ -304,6 +317,7 @@ static qc_status restore_block(qc_resume *r, int layer, qc_quantized *out, qc_er
         p->cols = (int)get64(&c);
         p->loss = getd(&c);
         p->rel_err = getd(&c);
+        p->abs_err = getd(&c);
         p->damp = getd(&c);
         p->retries = (int)get64(&c);
         p->fallback = get64(&c) != 0;
@@ -315,7 +329,7 @@ static qc_status restore_block(qc_resume *r, int layer, qc_quantized *out, qc_er
         else p->linear = (qc_linear)lin, out->nreports++;
     }
     for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++)
-        st = get_qweight(&c, r, lin, &out->res[(size_t)layer * QC_LIN_COUNT + lin], path, e);
+        st = get_qweight(&c, r, layer, lin, &out->res[(size_t)layer * QC_LIN_COUNT + lin], path, e);
     if (!st && (c.short_read || c.left != 0)) st = qc_fail(e, QC_ERR_FORMAT, "%s: damaged (size)", path);
     qc_map_close(&m);
     free(path);

@@ -9,6 +9,7 @@
  * block's inputs are the pre-step's fp32 outputs instead of the quantized block's. */
 #include "calib/internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,12 @@ static qc_status pass(runner *r, const qc_model *m, const qc_block *b, int layer
     return QC_OK;
 }
 
+static void output_error(const float *w, const float *q, int rows, int cols, const float *h, qc_layer_report *rep) {
+    double energy;
+    qc_quant_output_error_parts(w, q, rows, cols, h, &rep->abs_err, &energy);
+    rep->rel_err = isnan(rep->abs_err) ? NAN : energy > 0 ? rep->abs_err / energy : rep->abs_err == 0 ? 0 : INFINITY;
+}
+
 /* Solves one linear of block b from its input statistics and replaces its weights by the
  * dequantized result. */
 static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stats *st,
@@ -100,10 +107,11 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
-    if (o->keep_f16[lin]) { /* no solver: the weights a file storing F16 holds */
+    const qc_quant_spec *spec = qc_calib_spec(o, layer, lin);
+    if (qc_calib_keeps(o, layer, lin)) { /* no solver: the weights a file storing F16 holds */
         for (size_t i = 0; i < nw; i++) w[i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
         rep->kept_f16 = true;
-        rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
+        output_error(b->w[lin], w, rows, cols, st->xtx, rep);
         memcpy(b->w[lin], w, nw * sizeof(float));
         free(w), free(diag);
         rep->seconds = qc_now() - t0;
@@ -117,21 +125,21 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
          * back for the site's other linears and the output error. */
         for (int i = 0; i < cols; i++) diag[i] = st->xtx[(size_t)i * cols + i];
         qc_gptq_info info;
-        s = qc_gptq_quantize(w, st->xtx, rows, cols, &o->spec, &o->gptq, res, &info, e);
+        s = qc_gptq_quantize(w, st->xtx, rows, cols, spec, &o->gptq, res, &info, e);
         for (int i = 0; i < cols; i++) st->xtx[(size_t)i * cols + i] = diag[i];
         rep->loss = info.loss;
         rep->damp = info.damp;
         rep->retries = info.retries;
         rep->fallback = info.fallback;
     } else {
-        s = qc_quant_rtn(b->w[lin], rows, cols, &o->spec, res, e);
+        s = qc_quant_rtn(b->w[lin], rows, cols, spec, res, e);
     }
     if (s) {
         free(w), free(diag);
         return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     }
     qc_qweight_dequantize(res, w);
-    rep->rel_err = qc_quant_output_error(b->w[lin], w, rows, cols, st->xtx);
+    output_error(b->w[lin], w, rows, cols, st->xtx, rep);
     memcpy(b->w[lin], w, nw * sizeof(float));
     free(w), free(diag);
     rep->seconds = qc_now() - t0;
@@ -177,7 +185,9 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
         if (!st) st = pass(r, NULL, &b, layer, &hooks, e);
         for (int s = s0; s < s1 && !st; s++) {
             qc_stats_finish(&stats[s]);
-            if (r->o->observe) st = r->o->observe(r->o->observe_ctx, layer, (qc_site)s, &stats[s], e);
+            qc_observation ob = { layer, (qc_site)s, &stats[s], &b, r->x, r->o->act_dtype, r->w->n, r->w->seqlen,
+                                  r->per_chunk, r->ws };
+            if (r->o->observe) st = r->o->observe(r->o->observe_ctx, &ob, e);
         }
         for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
             int s = (int)qc_linear_site(lin);
@@ -211,11 +221,41 @@ static qc_status spill_block(qc_quantized *out, int l, qc_err *e) {
     return QC_OK;
 }
 
+/* Every spec the run uses is valid; AWQ searches its scales for the one spec of the run. */
+static qc_status check_specs(const qc_config *c, const qc_calib_opts *o, qc_err *e) {
+    qc_status st = qc_quant_spec_check(&o->spec, e);
+    if (!st && o->embed.bits > 0 && (st = qc_quant_spec_check(&o->embed, e)))
+        return qc_fail_prefix(e, st, "the token embedding");
+    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    for (int l = 0; l < c->n_layers && o->modules && !st; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
+            const qc_module_quant *mq = &o->modules[(size_t)l * QC_LIN_COUNT + lin];
+            const char *name = qc_weight_short_name(qc_linear_weight(lin));
+            if (mq->keep_f16) continue;
+            if ((st = qc_quant_spec_check(&mq->spec, e))) return qc_fail_prefix(e, st, "block %d %s", l, name);
+            if (awq && !qc_quant_spec_same(&mq->spec, &o->spec))
+                return qc_fail(e, QC_ERR_ARG, "block %d %s: per-module bits and group sizes are for gptq and rtn; "
+                               "AWQ searches its scales for one setting of the whole model", l, name);
+        }
+    return st;
+}
+
+/* The token embedding by round-to-nearest (it is a lookup table: no inputs to calibrate on). */
+static qc_status quantize_embedding(const qc_checkpoint *ck, const qc_quant_spec *s, qc_qweight *q, qc_err *e) {
+    const qc_config *c = qc_checkpoint_config(ck);
+    float *w = qc_malloc((size_t)c->vocab_size * c->dim, sizeof(float), e, "token embedding");
+    if (!w) return QC_ERR_NOMEM;
+    qc_status st = qc_checkpoint_read(ck, QC_W_EMBED, 0, w, e);
+    if (!st) st = qc_quant_rtn(w, c->vocab_size, c->dim, s, q, e);
+    free(w);
+    return st ? qc_fail_prefix(e, st, "the token embedding") : QC_OK;
+}
+
 qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_quantized *out,
                        qc_err *e) {
     memset(out, 0, sizeof *out);
     const qc_config *c = &m->cfg;
-    qc_status st = qc_quant_spec_check(&o->spec, e);
+    qc_status st = check_specs(c, o, e);
     if (st) return st;
     if (o->act_dtype != QC_DT_F32 && o->act_dtype != QC_DT_F16 && o->act_dtype != QC_DT_BF16)
         return qc_fail(e, QC_ERR_ARG, "calibration activations as %s: F32, F16 or BF16", qc_dtype_name(o->act_dtype));
@@ -256,6 +296,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         if (!st && cp) st = cp->save(cp->ctx, l, out, r.x, xbytes, e);
         if (!st) st = spill_block(out, l, e);
     }
+    if (!st && o->embed.bits > 0) st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     free(r.x);
@@ -270,6 +311,14 @@ bool qc_calib_rescales(const qc_calib_opts *o) {
     return o->smooth_alpha > 0.0f || o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
 }
 
+const qc_quant_spec *qc_calib_spec(const qc_calib_opts *o, int layer, qc_linear lin) {
+    return o->modules ? &o->modules[(size_t)layer * QC_LIN_COUNT + lin].spec : &o->spec;
+}
+
+bool qc_calib_keeps(const qc_calib_opts *o, int layer, qc_linear lin) {
+    return o->keep_f16[lin] || (o->modules && o->modules[(size_t)layer * QC_LIN_COUNT + lin].keep_f16);
+}
+
 int qc_calib_chunk_windows(const qc_calib_opts *o, int nwin, int seqlen) {
     int batch = o->batch_tokens > 0 ? o->batch_tokens : 2048;
     int per = batch / seqlen < 1 ? 1 : batch / seqlen;
@@ -281,6 +330,7 @@ void qc_quantized_free(qc_quantized *q) {
     if (q->res && !qc_spill_mapped(q->spill)) /* else the arrays are the mapping's */
         for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_qweight_free(&q->res[i]);
     qc_spill_close(q->spill);
+    qc_qweight_free(&q->embed);
     free(q->res);
     free(q->reports);
     if (q->scales)
@@ -314,6 +364,7 @@ static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, q
 
 static const qc_qweight *quantized_weight(void *ctx, qc_weight w, int layer) {
     const qc_quantized *q = ctx;
+    if (w == QC_W_EMBED) return q->embed.codes ? &q->embed : NULL;
     for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
         const qc_qweight *r = &q->res[(size_t)layer * QC_LIN_COUNT + lin];
         if (qc_linear_weight(lin) != w) continue;

@@ -26,6 +26,16 @@ int cli_fail(const qc_err *e) {
     return 1;
 }
 
+/* The options the last cli_parse saw, by destination (cli_given). */
+static const void *given[64];
+static int ngiven;
+
+bool cli_given(const void *dest) {
+    for (int i = 0; i < ngiven; i++)
+        if (given[i] == dest) return true;
+    return false;
+}
+
 static const cli_opt *find(const cli_cmd *cmd, const char *name, size_t len) {
     for (const cli_opt *o = cmd->opts; o->name; o++)
         if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) return o;
@@ -73,6 +83,7 @@ static int set_value(const cli_cmd *cmd, const cli_opt *o, const char *v) {
 }
 
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, int first) {
+    ngiven = 0;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -85,6 +96,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, int first) {
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         const cli_opt *o = find(cmd, name, len);
         if (!o) return cli_usage_error(cmd, "unknown option '--%.*s'", (int)len, name);
+        if (!cli_given(o->dest) && ngiven < (int)(sizeof given / sizeof *given)) given[ngiven++] = o->dest;
         if (o->kind == OPT_FLAG) {
             if (eq) return cli_usage_error(cmd, "--%s takes no value", o->name);
             *(bool *)o->dest = true;

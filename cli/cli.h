@@ -47,6 +47,8 @@ typedef struct cli_cmd {
  * else 0. */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, int first);
 void cli_help(const cli_cmd *cmd, FILE *f);
+/* Whether the last cli_parse set the option whose destination is dest. */
+bool cli_given(const void *dest);
 /* Usage error naming the command: prints and returns EXIT_USAGE. */
 int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "qcalib: msg" and returns 1. */

@@ -5,6 +5,7 @@
 #include "cli/cli.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,15 +15,21 @@ static double alpha = 0.5, smooth_alpha;
 static bool awq_duo, awq_clip, no_awq_clip;
 static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
 static const char *max_memory, *act_dtype = "f32";
+static const char *recipe_arg, *act_quant;
+static bool dump_recipe;
+static double target_bpw;
+static long embed_bits, observe_k;
 static cli_list calib, evals;
 #define UNSET (-1000) /* wbits, groupsize: not given on the command line */
-static long wbits = UNSET, groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
+static long wbits = UNSET, groupsize = UNSET, embed_groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
             eval_seqlen, threads;
 static double percdamp = 0.01;
 static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify, resume;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
+    { "quantize", OPT_STR, &recipe_arg, "RECIPE", "a JSON recipe, inline ('{...}') or a file: method, linear:int4 / int8 / a8w4dq, embedding, per-module overrides, skip list (see below); flags given beside it win", 0, 0 },
+    { "dump-recipe", OPT_FLAG, &dump_recipe, NULL, "print the effective recipe (the --quantize recipe, the flags and the defaults) as JSON and exit; needs only --model", 0, 0 },
     { "calib", OPT_LIST, &calib, "FILE", "calibration text: plain, .jsonl or .json.gz; repeat to mix sources", 0, 0 },
     { "calib-tokens", OPT_STR, &tokens_path, "FILE", "calibration windows as a NumPy int32/int64 array (nsamples, seqlen), used as they are", 0, 0 },
     { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
@@ -50,6 +57,11 @@ static const cli_opt opts[] = {
     { "gguf-embed-type", OPT_STR, &gguf_embed, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 f16 f32 (default: --gguf-type)", 0, 0 },
     { "gguf-output-type", OPT_STR, &gguf_output, "T", "gguf: output (classifier) type (default q8_0)", 0, 0 },
     { "gguf-no-pad", OPT_FLAG, &gguf_no_pad, NULL, "gguf: do not pad the FFN to a multiple of 32; linears that cannot be blocked stay F16", 0, 0 },
+    { "embed-bits", OPT_INT, &embed_bits, "N", "quantize the token embedding too: 4 or 8 bits, symmetric (formats gguf, llama2c, fake)", 4, 8 },
+    { "embed-groupsize", OPT_INT, &embed_groupsize, "N", "columns per group of the embedding, 0: one group per row (default 0; gguf: 32; llama2c: --groupsize)", 0, 1 << 20 },
+    { "act-quant", OPT_STR, &act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
+    { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the total output error within B bits per weight", 1, 16 },
+    { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits", 1, 1 << 20 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
@@ -100,6 +112,20 @@ static const cli_cmd cmd = {
     "writer's buffers) is printed first and checked against --max-memory; the model is read one\n"
     "block at a time from the mapped file and quantized results go to a scratch file (unlinked)\n"
     "beside DIR as they are solved, so memory does not grow with the model's depth.\n\n"
+    "recipes (--quantize; DIR/recipe.json holds the effective one, which --quantize reads back):\n"
+    "  {\"method\": \"gptq\", \"linear:int4\": {\"groupsize\": 128}}      = --method gptq --wbits 4 --groupsize 128\n"
+    "  {\"linear:int8\": {\"groupsize\": 0}}                         = --wbits 8 --groupsize 0 --sym\n"
+    "  {\"linear:a8w4dq\": {\"groupsize\": 32}}                      = --wbits 4 --groupsize 32 --sym --act-quant a8\n"
+    "  {\"embedding\": {\"bitwidth\": 8, \"groupsize\": 0}}            = --embed-bits 8 --embed-groupsize 0\n"
+    "  {\"gptq\": {\"percdamp\": 0.1, \"act_order\": true}, \"target_bpw\": 4.5, \"observe\": 4}\n"
+    "  {\"model.layers.*.mlp.down_proj\": {\"bits\": 8, \"groupsize\": 32}, \"skip\": [\"model.layers.0.*\"]}\n"
+    "  linear:intN takes groupsize (default: the run's) and sym (int8: symmetric, as torchchat's);\n"
+    "  a key holding '.' or '*' is a glob over module names ('*' spans dots); a later override wins\n"
+    "  where two match; a skipped linear stays fp16 (gptq, gguf, fake). Unknown keys are refused.\n\n"
+    "mixed precision: --target-bpw B runs a measuring pass first (each linear solved at every\n"
+    "candidate on that pass's statistics), then the run with the chosen settings: the quant log\n"
+    "shows each linear's bits and group size, DIR/mixed_precision.csv the measured errors and\n"
+    "sizes, summary.json the estimated and the written file's bits per weight.\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
@@ -112,20 +138,145 @@ static uint64_t budget; /* --max-memory in bytes; 0: MemAvailable */
 static qc_mem_plan plan;
 static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
 
+static qc_recipe recipe;       /* --quantize's recipe; then the effective one (effective_recipe) */
+static qc_quant_spec base_spec; /* the run's spec, for module_spec */
+static int act_bits;
+static qc_module_quant *mods;     /* per linear; NULL: o.spec for all */
+static qc_mixed_result mixed;     /* --target-bpw's choice */
+static char *mixed_csv;           /* its table (DIR/mixed_precision.csv) */
+static int observed;              /* --observe: linears given 8 bits */
+static double file_bpw, file_bpw_gidx; /* the written linears' bits per weight; 0: not measured */
+
+/* --quantize's JSON: inline when it starts with '{', else a file. */
+static qc_status load_recipe(qc_err *e) {
+    qc_recipe_init(&recipe);
+    if (!recipe_arg) return QC_OK;
+    const char *p = recipe_arg;
+    while (*p == ' ' || *p == '\n' || *p == '\t') p++;
+    if (*p == '{') return qc_recipe_parse(recipe_arg, strlen(recipe_arg), "--quantize", &recipe, e);
+    char *buf = NULL;
+    size_t len;
+    qc_status st = qc_read_file(recipe_arg, (size_t)1 << 20, &buf, &len, e);
+    if (!st) st = qc_recipe_parse(buf, len, recipe_arg, &recipe, e);
+    free(buf);
+    return st;
+}
+
+/* The recipe's settings become the options' values, except where a flag was given: the flags
+ * are a shorthand for a recipe, and laid over one they win. */
+static void apply_recipe(const qc_recipe *r) {
+#define FROM(field, var) if (r->field != QC_RECIPE_UNSET && !cli_given(&var)) var = r->field
+    FROM(bits, wbits);
+    FROM(groupsize, groupsize);
+    FROM(sym, sym);
+    FROM(mse, mse);
+    FROM(act_order, act_order);
+    FROM(static_groups, static_groups);
+    FROM(blocksize, blocksize);
+    FROM(embed_bits, embed_bits);
+    FROM(embed_groupsize, embed_groupsize);
+    FROM(observe, observe_k);
+#undef FROM
+    static char act[16];
+    if (r->act_bits > 0 && !cli_given(&act_quant)) snprintf(act, sizeof act, "a%d", r->act_bits), act_quant = act;
+    if (r->has_method && !cli_given(&method_name)) method_name = qc_method_name(r->method);
+    if (!isnan(r->percdamp) && !cli_given(&percdamp)) percdamp = r->percdamp;
+    if (!isnan(r->target_bpw) && !cli_given(&target_bpw)) target_bpw = r->target_bpw;
+    if (r->true_sequential != QC_RECIPE_UNSET && !cli_given(&true_seq) && !cli_given(&no_true_seq))
+        no_true_seq = !r->true_sequential;
+}
+
+/* What the run does, as a recipe (recipe.json, --dump-recipe): the rules as given, every
+ * other field from the checked options. */
+static void effective_recipe(const qc_calib_opts *o) {
+    qc_recipe *r = &recipe;
+    r->has_method = true, r->method = o->method;
+    r->linear_key[0] = 0;
+    r->bits = r->groupsize = r->sym = QC_RECIPE_UNSET;
+    if (!o->no_quant) r->bits = o->spec.bits, r->groupsize = o->spec.groupsize > 0 ? o->spec.groupsize : 0, r->sym = o->spec.sym;
+    r->act_bits = act_bits > 0 ? act_bits : QC_RECIPE_UNSET;
+    r->embed_bits = o->embed.bits > 0 ? o->embed.bits : QC_RECIPE_UNSET;
+    r->embed_groupsize = o->embed.bits > 0 ? o->embed.groupsize : QC_RECIPE_UNSET;
+    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
+    r->percdamp = gptq ? percdamp : NAN;
+    r->blocksize = gptq ? o->gptq.blocksize : QC_RECIPE_UNSET;
+    r->act_order = gptq ? o->gptq.act_order : QC_RECIPE_UNSET;
+    r->static_groups = gptq ? o->gptq.static_groups : QC_RECIPE_UNSET;
+    r->mse = o->spec.mse;
+    r->true_sequential = o->true_sequential;
+    r->target_bpw = target_bpw > 0 ? target_bpw : NAN;
+    r->observe = observe_k > 0 ? (int)observe_k : QC_RECIPE_UNSET;
+}
+
+/* A module's spec for (bits, groupsize, sym) in the output format (qc_recipe_spec_fn). */
+static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_spec *out, qc_err *e) {
+    qc_quant_spec s = base_spec;
+    s.bits = bits, s.groupsize = gs > 0 ? gs : 0, s.sym = msym;
+    if (format == FMT_GGUF) {
+        if (gs != 32 || (bits != 4 && bits != 8) || (bits == 8 && !msym))
+            return qc_fail(e, QC_ERR_ARG, "--format gguf stores blocks of 32 as q4_0 (4-bit symmetric), q4_1 (4-bit) or "
+                           "q8_0 (8-bit symmetric): %d bits in groups of %d%s cannot be stored", bits, gs,
+                           msym ? " symmetric" : "");
+        s.store_min = bits == 4 && !msym, s.signed_scale = bits == 4 && msym;
+    } else if (format == FMT_GPTQ) {
+        if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+            return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits, not %d", bits);
+    } else if (format != FMT_FAKE) {
+        return qc_fail(e, QC_ERR_ARG, "--format %s holds one setting for every linear; per-module settings need --format "
+                       "gptq, gguf or fake", format == FMT_AWQ ? "awq" : "llama2c");
+    }
+    *out = s;
+    return QC_OK;
+}
+
+/* The token embedding's spec as the format stores it (--embed-bits; bits 0: none). */
+static int embed_spec(const qc_quant_spec *lin, qc_quant_spec *es) {
+    *es = (qc_quant_spec){ 0 };
+    if (!embed_bits) {
+        if (embed_groupsize != UNSET) return cli_usage_error(&cmd, "--embed-groupsize needs --embed-bits");
+        return 0;
+    }
+    int gs = embed_groupsize == UNSET ? 0 : (int)embed_groupsize;
+    switch (format) {
+    case FMT_GPTQ: case FMT_AWQ:
+        return cli_usage_error(&cmd, "--embed-bits: %s checkpoints keep the token embedding in fp16 (transformers and vLLM "
+                               "load it so); --format gguf, llama2c or fake can hold a quantized one", format == FMT_GPTQ ? "GPTQ" : "AWQ");
+    case FMT_GGUF:
+        if (embed_bits != 4 && embed_bits != 8) return cli_usage_error(&cmd, "--format gguf: --embed-bits 4 (q4_0) or 8 (q8_0)");
+        if (embed_groupsize != UNSET && gs != 32) return cli_usage_error(&cmd, "--format gguf: the embedding is in blocks of 32 (--embed-groupsize 32)");
+        if (gguf_embed) return cli_usage_error(&cmd, "--embed-bits and --gguf-embed-type both set the embedding's type; give one");
+        gguf_embed_t = embed_bits == 4 ? QC_GGUF_Q4_0 : QC_GGUF_Q8_0;
+        *es = (qc_quant_spec){ .bits = (int)embed_bits, .groupsize = 32, .sym = true, .f16_scales = true,
+                               .signed_scale = embed_bits == 4 };
+        return 0;
+    case FMT_LLAMA2C:
+        if (embed_bits != 8) return cli_usage_error(&cmd, "--format llama2c is 8-bit: --embed-bits 8");
+        if (embed_groupsize != UNSET && gs != lin->groupsize)
+            return cli_usage_error(&cmd, "--format llama2c has one group size: --embed-groupsize must be --groupsize (%d)", lin->groupsize);
+        *es = (qc_quant_spec){ .bits = 8, .groupsize = lin->groupsize, .sym = true };
+        return 0;
+    case FMT_FAKE:
+        *es = (qc_quant_spec){ .bits = (int)embed_bits, .groupsize = gs, .sym = true };
+        return 0;
+    }
+    return 0;
+}
+
 /* fp32 and quantized perplexity of one --eval text. */
 typedef struct eval_row {
     const char *text;
     qc_eval_result fp32, quant, memory; /* memory: the in-memory model (--verify) */
+    qc_eval_result first; /* --observe: the written file with the first pass's linears */
 } eval_row;
 
-static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text, int sl, qc_eval_result *r,
+static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text, int sl, int abits, qc_eval_result *r,
                            const qc_log *log, qc_err *e) {
     int32_t *ids = NULL;
     size_t n, docs, bytes;
     qc_windows w = { 0 };
     qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
     if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) qc_fail_prefix(e, st, "%s", text);
-    qc_eval_opts o = { 0, NULL, NULL, log, 0 };
+    qc_eval_opts o = { 0, NULL, NULL, log, abits };
     if (!st) st = qc_eval_perplexity(m, &w, &o, r, e);
     qc_windows_free(&w);
     free(ids);
@@ -186,6 +337,27 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
     cJSON_AddStringToObject(s, "act_dtype", act_dtype);
+    if (act_bits) cJSON_AddNumberToObject(s, "act_quant_bits", act_bits);
+    if (o->embed.bits) {
+        cJSON *em = cJSON_AddObjectToObject(s, "embedding");
+        cJSON_AddNumberToObject(em, "bits", o->embed.bits);
+        cJSON_AddNumberToObject(em, "groupsize", o->embed.groupsize > 0 ? o->embed.groupsize : -1);
+    }
+    if (file_bpw > 0) {
+        cJSON_AddNumberToObject(s, "file_bits_per_weight", file_bpw);
+        if (format == FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
+    }
+    if (target_bpw > 0) {
+        cJSON *mx = cJSON_AddObjectToObject(s, "mixed_precision");
+        cJSON_AddNumberToObject(mx, "target_bpw", target_bpw);
+        cJSON_AddNumberToObject(mx, "estimated_bpw", mixed.bpw);
+        cJSON_AddNumberToObject(mx, "estimated_error", mixed.est_err);
+    }
+    if (observe_k) cJSON_AddNumberToObject(s, "observe_upgraded", observed);
+    cJSON *rj = NULL;
+    char *rt = qc_recipe_dump(&recipe);
+    if (rt && (rj = cJSON_Parse(rt))) cJSON_AddItemToObject(s, "recipe", rj);
+    free(rt);
     cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
     const struct { const char *name; size_t bytes; } parts[] = {
         { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
@@ -206,18 +378,26 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         cJSON_AddNumberToObject(r, "fp32_ppl", rows[i].fp32.ppl);
         cJSON_AddNumberToObject(r, "quant_ppl", rows[i].quant.ppl);
         if (verify) cJSON_AddNumberToObject(r, "memory_ppl", rows[i].memory.ppl);
+        if (observe_k) cJSON_AddNumberToObject(r, "first_pass_ppl", rows[i].first.ppl);
         cJSON_AddItemToArray(ev, r);
     }
     return s;
 }
 
-static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_err *e) {
-    char *path = qc_outdir_file(d, name), *text = cJSON_Print(j);
+/* A text file in the folder being built, ending with a newline. */
+static qc_status write_text(const qc_outdir *d, const char *name, const char *text, qc_err *e) {
+    char *path = qc_outdir_file(d, name);
     qc_outfile f;
-    qc_status st = path && text ? qc_out_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    if (!st) st = qc_out_printf(&f, e, "%s\n", text);
+    qc_status st = path ? qc_out_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st) st = qc_out_printf(&f, e, "%s%s", text, *text && text[strlen(text) - 1] == '\n' ? "" : "\n");
     if (!st) st = qc_out_commit(&f, e);
     free(path);
+    return st;
+}
+
+static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_err *e) {
+    char *text = cJSON_Print(j);
+    qc_status st = text ? write_text(d, name, text, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     free(text);
     return st;
 }
@@ -280,6 +460,11 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);
     free(jl);
+    effective_recipe(o);
+    char *r = qc_recipe_dump(&recipe);
+    if (!st) st = r ? write_text(d, "recipe.json", r, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    free(r);
+    if (!st && mixed_csv) st = write_text(d, "mixed_precision.csv", mixed_csv, e);
     return st;
 }
 
@@ -326,10 +511,11 @@ static int format_spec(qc_quant_spec *sp) {
     return 0;
 }
 
+
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
-    if (!out_path) return cli_usage_error(&cmd, "--out is required");
-    if (!calib.n && !tokens_path) return cli_usage_error(&cmd, "give calibration text with --calib FILE (or --calib-tokens FILE.npy)");
+    if (!out_path && !dump_recipe) return cli_usage_error(&cmd, "--out is required");
+    if (!calib.n && !tokens_path && !dump_recipe) return cli_usage_error(&cmd, "give calibration text with --calib FILE (or --calib-tokens FILE.npy)");
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
     static const char *methods[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
     int mi = 0;
@@ -385,7 +571,7 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
-    if (qc_path_exists(out_path) && !force)
+    if (out_path && qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
     int rc = format_spec(&o->spec);
     if (rc) return rc;
@@ -398,7 +584,173 @@ static int check_options(qc_calib_opts *o) {
     o->gptq.act_order = act_order;
     o->gptq.static_groups = static_groups;
     o->true_sequential = !no_true_seq;
+    if (act_quant && !qc_recipe_act_bits(act_quant, &act_bits))
+        return cli_usage_error(&cmd, "--act-quant '%s': expected aN, N bits from 2 to 16 (a8: 8-bit activations)", act_quant);
+    if ((rc = embed_spec(&o->spec, &o->embed))) return rc;
+    if ((target_bpw > 0 || observe_k) && resume)
+        return cli_usage_error(&cmd, "--resume covers single-pass runs; --target-bpw and --observe quantize twice");
+    if ((target_bpw > 0 || observe_k) && (o->no_quant || awq))
+        return cli_usage_error(&cmd, "--target-bpw and --observe choose bits per linear: for --method gptq and rtn");
+    if (target_bpw > 0 && observe_k) return cli_usage_error(&cmd, "--target-bpw and --observe are two ways of choosing; give one");
+    base_spec = o->spec;
     return 0;
+}
+
+/* ---- per-linear settings: recipe rules, --target-bpw, --observe ---- */
+
+
+/* The recipe's rules (and a base for the choices to come) as o->modules. */
+static qc_status resolve_modules(const qc_model *m, qc_calib_opts *o, qc_err *e) {
+    if (!recipe.nrules && !(target_bpw > 0) && !observe_k) return QC_OK;
+    size_t n = (size_t)m->cfg.n_layers * QC_LIN_COUNT;
+    if (!(mods = qc_calloc(n, sizeof *mods, e, "module settings"))) return QC_ERR_NOMEM;
+    qc_status st = qc_recipe_modules(&recipe, &m->cfg, &o->spec, module_spec, NULL, mods, e);
+    for (size_t i = 0; i < n && !st; i++)
+        if (mods[i].keep_f16 && (format == FMT_AWQ || format == FMT_LLAMA2C))
+            st = qc_fail(e, QC_ERR_ARG, "--format %s cannot hold unquantized linears: the recipe's skip list needs --format "
+                         "gptq, gguf or fake", format == FMT_AWQ ? "awq" : "llama2c");
+    o->modules = mods;
+    return st;
+}
+
+/* "w4g128", "w8", "w4g32 sym": a spec for logs. */
+static void spec_name(const qc_quant_spec *s, char *buf, size_t size) {
+    if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
+    else snprintf(buf, size, "w%d", s->bits);
+}
+
+/* The candidates the format can store: 3, 4, 8 bits × groups of 32, 128 (the run's symmetry,
+ * else the other one: GGUF's 8-bit blocks are symmetric only). */
+static int mixed_candidates(qc_quant_spec *c) {
+    static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 };
+    int n = 0;
+    for (int b = 0; b < 3; b++)
+        for (int g = 0; g < 2; g++)
+            for (int flip = 0; flip < 2; flip++) {
+                qc_err ignored;
+                if (!module_spec(NULL, bits[b], gs[g], flip ? !base_spec.sym : base_spec.sym, &c[n], &ignored)) {
+                    n++;
+                    break;
+                }
+            }
+    return n;
+}
+
+/* The table of what was measured and chosen, as CSV text. */
+static char *mixed_table(const qc_config *c, const qc_quant_spec *cands, int nc, const double *err) {
+    char *text = NULL, name[128], sn[32];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    fprintf(f, "block,module,name,rows,cols,chosen");
+    for (int j = 0; j < nc; j++) spec_name(&cands[j], sn, sizeof sn), fprintf(f, ",%s_err,%s_bits", sn, sn);
+    fprintf(f, "\n");
+    for (int l = 0; l < c->n_layers; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+            const qc_module_quant *mq = &mods[(size_t)l * QC_LIN_COUNT + lin];
+            int rows, cols;
+            qc_weight short_w = qc_linear_weight(lin);
+            qc_weight_shape(c, short_w, &rows, &cols);
+            qc_weight_hf_name(short_w, l, name, sizeof name);
+            if (mq->keep_f16) snprintf(sn, sizeof sn, "f16");
+            else spec_name(&mq->spec, sn, sizeof sn);
+            fprintf(f, "%d,%s,%s,%d,%d,%s", l, qc_weight_short_name(short_w), name, rows, cols, sn);
+            for (int j = 0; j < nc; j++)
+                fprintf(f, ",%.9g,%.0f", err[((size_t)l * QC_LIN_COUNT + lin) * nc + j],
+                        qc_spec_storage_bits(&cands[j], rows, cols));
+            fprintf(f, "\n");
+        }
+    return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
+/* --target-bpw: the measuring pass, then the choice, written into mods. */
+static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log, qc_err *e) {
+    qc_quant_spec cands[12];
+    int nc = mixed_candidates(cands);
+    if (!nc) return qc_fail(e, QC_ERR_ARG, "--target-bpw: the output format stores none of the candidate settings");
+    double *err = qc_malloc((size_t)m->cfg.n_layers * QC_LIN_COUNT * nc, sizeof(double), e, "measured errors");
+    if (!err) return QC_ERR_NOMEM;
+    qc_logf(log, QC_LOG_INFO, "mixed precision: measuring every linear at %d candidate settings", nc);
+    qc_status st = qc_mixed_measure(m, w, o, cands, nc, err, e);
+    if (!st) st = qc_mixed_choose(&m->cfg, cands, nc, err, target_bpw, mods, &mixed, e);
+    if (!st && !(mixed_csv = mixed_table(&m->cfg, cands, nc, err))) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < nc && !st; j++) {
+        int count = 0;
+        for (size_t i = 0; i < (size_t)m->cfg.n_layers * QC_LIN_COUNT; i++)
+            count += !mods[i].keep_f16 && qc_quant_spec_same(&mods[i].spec, &cands[j]);
+        char sn[32];
+        spec_name(&cands[j], sn, sizeof sn);
+        if (count) qc_logf(log, QC_LOG_INFO, "mixed precision: %d linears at %s", count, sn);
+    }
+    if (!st)
+        qc_logf(log, QC_LOG_INFO, "mixed precision: estimated %.4f bits per weight (target %g), total error %.6g",
+                mixed.bpw, target_bpw, mixed.est_err);
+    free(err);
+    return st;
+}
+
+/* Bits per weight of the written linears: their tensors' bytes in the GPTQ file (g_idx apart),
+ * or their GGUF block types; 0 for formats without packed linears. */
+static qc_status measure_file_bpw(const qc_outdir *d, const qc_config *c, qc_err *e) {
+    double weights = 0, bits = 0, gidx = 0;
+    if (format == FMT_GPTQ) {
+        char *path = qc_outdir_file(d, "model.safetensors");
+        qc_st_file f;
+        qc_status st = path ? qc_st_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        free(path);
+        if (st) return st;
+        for (int i = 0; i < f.ntensors; i++) {
+            const char *n = f.tensors[i].name;
+            if (qc_str_ends_with(n, ".qweight") || qc_str_ends_with(n, ".qzeros") || qc_str_ends_with(n, ".scales"))
+                bits += 8.0 * f.tensors[i].nbytes;
+            else if (qc_str_ends_with(n, ".g_idx")) gidx += 8.0 * f.tensors[i].nbytes;
+        }
+        qc_st_close(&f);
+    } else if (format == FMT_GGUF) {
+        char *path = qc_outdir_file(d, "model.gguf");
+        qc_checkpoint *ck = NULL;
+        qc_status st = path ? qc_checkpoint_open(&ck, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+        free(path);
+        if (st) return st;
+        for (int l = 0; l < c->n_layers; l++)
+            for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+                int rows, cols;
+                qc_weight_shape(qc_checkpoint_config(ck), qc_linear_weight(lin), &rows, &cols);
+                const char *t = qc_checkpoint_qtype(ck, qc_linear_weight(lin), l);
+                double per32 = !t ? 512 : strcmp(t, "Q4_0") == 0 ? 144 : strcmp(t, "Q4_1") == 0 ? 160 : strcmp(t, "Q8_0") == 0 ? 272 : 512;
+                if (!t && qc_checkpoint_dtype(ck, qc_linear_weight(lin), l) == QC_DT_F32) per32 = 1024;
+                if (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16) bits += per32 * rows * (cols / 32.0);
+            }
+        qc_checkpoint_close(ck);
+    } else {
+        return QC_OK;
+    }
+    for (int l = 0; l < c->n_layers; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+            int rows, cols;
+            qc_weight_shape(c, qc_linear_weight(lin), &rows, &cols);
+            if (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16) weights += (double)rows * cols;
+        }
+    file_bpw = bits / weights;
+    file_bpw_gidx = (bits + gidx) / weights;
+    return QC_OK;
+}
+
+/* --dump-recipe: the effective recipe, its rules checked against the model. */
+static int print_recipe(qc_calib_opts *o) {
+    qc_err e = { "" };
+    qc_model *m = NULL;
+    qc_status st = qc_model_open(&m, model_path, &e);
+    if (!st) st = resolve_modules(m, o, &e);
+    effective_recipe(o);
+    char *text = st ? NULL : qc_recipe_dump(&recipe);
+    if (!st && !text) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
+    if (!st) printf("%s\n", text);
+    free(text);
+    free(mods);
+    qc_model_free(m);
+    qc_recipe_free(&recipe);
+    return st ? cli_fail(&e) : 0;
 }
 
 /* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
@@ -429,28 +781,39 @@ static void print_report(const qc_quantized *q, const qc_calib_opts *o, const ev
     if (o->no_quant) snprintf(tag, sizeof tag, "smoothquant a%.2g", o->smooth_alpha);
     else if (o->spec.groupsize > 0) snprintf(tag, sizeof tag, "%s w%dg%d", qc_method_name(o->method), o->spec.bits, o->spec.groupsize);
     else snprintf(tag, sizeof tag, "%s w%d per-row", qc_method_name(o->method), o->spec.bits);
+    if (target_bpw > 0) snprintf(tag, sizeof tag, "%s %gbpw", qc_method_name(o->method), target_bpw);
+    if (observe_k) snprintf(tag + strlen(tag), sizeof tag - strlen(tag), " +obs%d", observed);
     if (o->no_quant) printf("smoothed %d blocks (α %g), weights kept fp32, in %.1f s\n", q->n_layers, o->smooth_alpha, q->seconds);
     else printf("quantized %d linear layers (%s%s) in %.1f s: mean relative output error %.4g, %d fallback%s\n",
            q->nreports, tag, o->spec.sym ? " sym" : "", q->seconds, q->nreports ? sum / q->nreports : 0, fb,
            fb == 1 ? "" : "s");
+    if (target_bpw > 0) printf("mixed precision: estimated %.4f bits per weight for a target of %g\n", mixed.bpw, target_bpw);
+    if (file_bpw > 0)
+        printf("the file's linears: %.4f bits per weight%s\n", file_bpw, format == FMT_GPTQ ? " (g_idx apart)" : "");
     printf("wrote %s/\n", out_path);
     if (!nrows) return;
-    printf("\n%-40s %7s %12s %12s %9s\n", "perplexity", "seqlen", "fp32", tag, "change");
-    for (int i = 0; i < nrows; i++)
-        printf("%-40s %7d %12.4f %12.4f %+8.2f%%\n", rows[i].text, rows[i].fp32.seqlen, rows[i].fp32.ppl,
-               rows[i].quant.ppl, 100 * (rows[i].quant.ppl - rows[i].fp32.ppl) / rows[i].fp32.ppl);
+    printf("\n%-40s %7s %12s %12s%s %9s\n", "perplexity", "seqlen", "fp32", tag, observe_k ? "   first pass" : "", "change");
+    for (int i = 0; i < nrows; i++) {
+        printf("%-40s %7d %12.4f %12.4f", rows[i].text, rows[i].fp32.seqlen, rows[i].fp32.ppl, rows[i].quant.ppl);
+        if (observe_k) printf(" %12.4f", rows[i].first.ppl);
+        printf(" %+8.2f%%\n", 100 * (rows[i].quant.ppl - rows[i].fp32.ppl) / rows[i].fp32.ppl);
+    }
 }
 
 int cmd_quantize(int argc, char **argv, int first) {
     int rc = cli_parse(&cmd, argc, argv, first);
     if (rc) return rc < 0 ? 0 : rc;
     qc_calib_opts o = { 0 };
+    qc_err e = { "" };
+    if (load_recipe(&e)) return cli_fail(&e);
+    apply_recipe(&recipe);
     if ((rc = check_options(&o))) return rc;
+    if (dump_recipe) return print_recipe(&o);
     cli_threads(threads);
     qc_log log = cli_log(quiet || json);
     o.log = &log;
-    qc_err e = { "" };
-    qc_model *m = NULL, *qm = NULL, *mm = NULL;
+    qc_model *m = NULL, *qm = NULL, *mm = NULL, *m1 = NULL;
+    qc_quantized q1 = { 0 }; /* --observe: the first pass */
     qc_tokenizer tok = { 0 };
     qc_windows w = { 0 };
     qc_quantized q = { 0 };
@@ -481,6 +844,7 @@ int cmd_quantize(int argc, char **argv, int first) {
                     before, m->cfg.hidden_dim, multiple);
         }
     }
+    if (!st) st = resolve_modules(m, &o, &e);
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
@@ -494,16 +858,29 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_resume *rs = NULL;
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
-    if (!st && !qc_calib_rescales(&o) && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
+    bool two_pass = target_bpw > 0 || observe_k; /* checkpoints cover single passes */
+    if (!st && !two_pass && !qc_calib_rescales(&o) && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
         o.checkpoint = qc_resume_checkpoint(rs);
     /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
     char *spill_dir = qc_path_dirname(out_path);
     if (!st && !spill_dir) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
     o.spill_dir = spill_dir;
     if (!st) st = check_plan(m, &w, &o, &log, &e);
+    if (!st && target_bpw > 0) st = choose_mixed(m, &w, &o, &log, &e);
+    if (!st && observe_k) { /* the first pass, and its worst linears at 8 bits */
+        qc_quant_spec up;
+        st = qc_calibrate(m, &w, &o, &q1, &e);
+        if (!st) st = module_spec(NULL, 8, o.spec.groupsize, o.spec.sym, &up, &e);
+        if (!st && (up.bits != 8 || up.groupsize != o.spec.groupsize))
+            st = qc_fail(&e, QC_ERR_ARG, "--observe: the output format cannot store 8-bit linears beside the others");
+        if (!st && (observed = qc_observe_upgrade(&q1, (int)observe_k, &up, mods)) < 0)
+            st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
+        if (!st) qc_logf(&log, QC_LOG_INFO, "--observe: %d linears of the largest output error requantized at 8 bits", observed);
+    }
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
+    if (!st) st = measure_file_bpw(&d, &m->cfg, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
@@ -512,11 +889,18 @@ int cmd_quantize(int argc, char **argv, int first) {
         st = qc_model_open(&mm, d.tmp, &e);
         if (!st) qc_model_set_linears(mm, &qsrc);
     }
+    qc_weight_source qsrc1 = { 0 };
+    if (!st && observe_k && evals.n) { /* the same file with the first pass's linears */
+        qsrc1 = qc_quantized_source(&q1);
+        st = qc_model_open(&m1, d.tmp, &e);
+        if (!st) qc_model_set_linears(m1, &qsrc1);
+    }
     for (int i = 0; i < evals.n && !st; i++) {
         rows[i].text = evals.v[i];
-        st = eval_text(m, &tok, evals.v[i], sl_eval, &rows[i].fp32, &log, &e);
-        if (!st) st = eval_text(qm, &tok, evals.v[i], sl_eval, &rows[i].quant, &log, &e);
-        if (!st && verify) st = eval_text(mm, &tok, evals.v[i], sl_eval, &rows[i].memory, &log, &e);
+        st = eval_text(m, &tok, evals.v[i], sl_eval, 0, &rows[i].fp32, &log, &e);
+        if (!st) st = eval_text(qm, &tok, evals.v[i], sl_eval, act_bits, &rows[i].quant, &log, &e);
+        if (!st && verify) st = eval_text(mm, &tok, evals.v[i], sl_eval, act_bits, &rows[i].memory, &log, &e);
+        if (!st && m1) st = eval_text(m1, &tok, evals.v[i], sl_eval, act_bits, &rows[i].first, &log, &e);
         if (!st && verify && rows[i].memory.nll != rows[i].quant.nll)
             st = qc_fail(&e, QC_ERR_NUMERIC, "--verify: on %s the written model's mean NLL %.17g differs from the in-memory model's %.17g",
                          evals.v[i], rows[i].quant.nll, rows[i].memory.nll);
@@ -541,7 +925,12 @@ int cmd_quantize(int argc, char **argv, int first) {
     cJSON_Delete(summary);
     qc_model_free(qm);
     qc_model_free(mm);
+    qc_model_free(m1);
     qc_quantized_free(&q);
+    qc_quantized_free(&q1);
+    free(mods);
+    free(mixed_csv);
+    qc_recipe_free(&recipe);
     qc_windows_free(&w);
     qc_tokenizer_free(&tok);
     qc_model_free(m);

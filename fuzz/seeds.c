@@ -498,6 +498,26 @@ static void texts(const char *shared, const qc_tokenizer *tok) {
     qc_corpus_free(&ts);
 }
 
+/* The README's recipe examples, one file each. */
+static void recipes(void) {
+    static const char *const r[] = {
+        "{\"method\": \"gptq\", \"linear:int4\": {\"groupsize\": 128}}",
+        "{\"linear:int8\": {\"groupsize\": 0}}",
+        "{\"linear:a8w4dq\": {\"groupsize\": 32}}",
+        "{\"linear:int4\": {\"sym\": false}, \"act_quant\": \"a6\"}",
+        "{\"embedding\": {\"bitwidth\": 8, \"groupsize\": 0}, \"linear:int3\": {\"groupsize\": 64, \"sym\": true}}",
+        "{\"gptq\": {\"percdamp\": 0.1, \"blocksize\": 64, \"act_order\": true, \"static_groups\": false, "
+        "\"true_sequential\": false, \"mse\": true}, \"target_bpw\": 4.5, \"observe\": 4, \"method\": \"rtn\"}",
+        "{\"model.layers.*.mlp.down_proj\": {\"bits\": 8, \"groupsize\": 32}, \"model.layers.[0-1].self_attn.?_proj\": "
+        "{\"sym\": true, \"skip\": false}, \"skip\": [\"model.layers.0.*\", \"*.o_proj\"]}",
+    };
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "seeds/recipe/example%zu.json", i);
+        write_bytes(out_path(name), r[i], strlen(r[i]));
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seeds SHARED OUT\n");
@@ -506,7 +526,7 @@ int main(int argc, char **argv) {
     const char *shared = argv[1];
     out_root = argv[2];
     const char *dirs[] = { "seeds/llama2c", "seeds/gguf", "seeds/safetensors", "seeds/hf_config", "seeds/hf_index",
-                           "seeds/tokenizer", "seeds/tokenizer_json", "seeds/jsonl", "seeds/json_gz", "seeds/npy", "fixtures" };
+                           "seeds/tokenizer", "seeds/tokenizer_json", "seeds/jsonl", "seeds/json_gz", "seeds/npy", "seeds/recipe", "fixtures" };
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) mkdirs(out_path(dirs[i]));
 
     char path[1024];
@@ -524,6 +544,8 @@ int main(int argc, char **argv) {
     write_tokenizer_json(&tok512, 0, out_path("seeds/tokenizer_json/sentencepiece.json"));
     write_tokenizer_json(&tok512, 1, out_path("seeds/tokenizer_json/byte_level.json"));
     write_tokenizer_json(&tok512, 2, out_path("seeds/tokenizer_json/split_regex.json"));
+
+    recipes();
 
     tiny t = { .ck = ck };
     t.cfg = (qc_config){ .dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 8,

@@ -46,6 +46,12 @@ qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
     return QC_OK;
 }
 
+bool qc_quant_spec_same(const qc_quant_spec *a, const qc_quant_spec *b) {
+    return a->bits == b->bits && a->groupsize == b->groupsize && a->sym == b->sym && a->mse == b->mse &&
+           a->f16_scales == b->f16_scales && a->store_min == b->store_min && a->signed_scale == b->signed_scale &&
+           a->awq_range == b->awq_range && a->zero_from_one == b->zero_from_one;
+}
+
 int qc_quant_maxq(const qc_quant_spec *s) { return (1 << s->bits) - 1; }
 
 int qc_quant_ngroups(const qc_quant_spec *s, int cols) {
@@ -253,12 +259,20 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits) {
 #define ERR_CHUNK 256
 
 double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h) {
+    double num, den;
+    qc_quant_output_error_parts(w, q, rows, cols, h, &num, &den);
+    return isnan(num) ? NAN : den > 0.0 ? num / den : (num == 0.0 ? 0.0 : INFINITY);
+}
+
+void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
+                                 double *energy) {
     int chunk = rows < ERR_CHUNK ? rows : ERR_CHUNK;
     float *a = malloc((size_t)2 * chunk * cols * sizeof(float));
     float *b = malloc((size_t)2 * chunk * cols * sizeof(float));
+    *err = *energy = NAN;
     if (!a || !b) {
         free(a), free(b);
-        return NAN;
+        return;
     }
     double num = 0.0, den = 0.0;
     qc_blas_threads(true);
@@ -274,5 +288,5 @@ double qc_quant_output_error(const float *w, const float *q, int rows, int cols,
     }
     qc_blas_threads(false);
     free(a), free(b);
-    return den > 0.0 ? num / den : (num == 0.0 ? 0.0 : INFINITY);
+    *err = num, *energy = den;
 }

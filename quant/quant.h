@@ -37,6 +37,7 @@ typedef struct qc_quant_spec {
 /* Checks bits (2..8) and groupsize (-1, 0 or positive; other negatives are refused as
  * likely typos); the message names the option (--wbits, --groupsize). */
 qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e);
+bool qc_quant_spec_same(const qc_quant_spec *a, const qc_quant_spec *b); /* every field equal */
 int qc_quant_maxq(const qc_quant_spec *s);            /* 2^bits - 1 */
 int qc_quant_ngroups(const qc_quant_spec *s, int cols); /* ceil(cols / groupsize), or 1 */
 
@@ -100,5 +101,8 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits);
  * products by H are fp32 sgemm, chunks of 256 rows). Only h's upper triangle is read.
  * Uses OpenBLAS's threads: call it outside OpenMP regions. NaN if memory runs out. */
 double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h);
+/* Its two parts: *err = ‖X(W−Q)ᵀ‖², *energy = ‖XWᵀ‖² (both NaN if memory runs out). */
+void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
+                                 double *energy);
 
 #endif

@@ -34,7 +34,7 @@ check "inspect lists the AWQ file's down_proj as awq-4bit-g32" "grep 'layers.4.m
 
 # -- the logs: AWQ's grid points and clip factors, per linear
 L=$T/awq/quant_log.csv
-check "quant_log.csv has the AWQ and SmoothQuant columns" "head -1 '$L' | grep -q ',awq_grid,awq_loss,awq_loss0,clip_mean,clip_min,smooth_min,smooth_max\$'"
+check "quant_log.csv has the AWQ and SmoothQuant columns" "head -1 '$L' | grep -q ',awq_grid,awq_loss,awq_loss0,clip_mean,clip_min,smooth_min,smooth_max,abs_err\$'"
 check "every q/k/v/gate/up/down row has a grid point in 0..19 with a loss no worse than the unscaled one's" \
     "awk -F, 'NR > 1 && \$2 != \"o\" { n++; if (\$17 < 0 || \$17 > 19 || \$18 > \$19) bad = 1 } END { exit bad || n != 30 }' '$L'"
 check "o has no scaling group (grouped-query attention: v is 32 rows, o 64 columns)" \

@@ -127,9 +127,12 @@ typedef struct hess_check {
     double diff[MAX_LAYERS][QC_SITE_COUNT]; /* relative difference of each site's Hessian */
 } hess_check;
 
-static qc_status compare_hessian(void *ctx, int layer, qc_site site, const qc_stats *s, qc_err *e) {
+static qc_status compare_hessian(void *ctx, const qc_observation *ob, qc_err *e) {
     static const char *file[QC_SITE_COUNT] = { "qkv", "o", "w1w3", "w2" };
     hess_check *k = ctx;
+    int layer = ob->layer;
+    qc_site site = ob->site;
+    const qc_stats *s = ob->stats;
     char path[1024];
     snprintf(path, sizeof path, "%s/gptq/%s/H/L%d.%s.f32", tv_root(), k->config, layer, file[site]);
     size_t n = (size_t)s->n * s->n;
@@ -237,10 +240,100 @@ static void test_npy_windows(void) {
     CHECK_FAILS_AT(qc_windows_load_npy(tmp_path("junk.npy"), &w, &e), e, "junk.npy", "not a NumPy");
 }
 
+
+/* The token embedding quantized with the run (opts.embed): every row in symmetric 8-bit
+ * groups of 32, computed here independently from the fp32 table (GPTQ's symmetric grid:
+ * scale = 2·max|w| / 255, zero 128, codes clamped to 0..255). */
+static void test_embedding_quantized_with_the_run(void) {
+    qc_err e = { "" };
+    qc_windows w = calib_windows();
+    qc_model *m;
+    CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
+    qc_calib_opts o = { .method = QC_METHOD_RTN, .spec = { .bits = 4, .groupsize = 32 }, .true_sequential = true,
+                        .embed = { .bits = 8, .groupsize = 32, .sym = true } };
+    qc_quantized q;
+    CHECK_OK(qc_calibrate(m, &w, &o, &q, &e), e);
+    int vocab = m->cfg.vocab_size, dim = m->cfg.dim;
+    float *fp = malloc((size_t)vocab * dim * sizeof(float)), *deq = malloc((size_t)vocab * dim * sizeof(float));
+    CHECK_OK(qc_checkpoint_read(m->ck, QC_W_EMBED, 0, fp, &e), e);
+    qc_weight_source src = qc_quantized_source(&q);
+    CHECK(src.qweight(src.ctx, QC_W_EMBED, 0) == &q.embed, "the source offers the quantized embedding");
+    CHECK_OK(src.read(src.ctx, QC_W_EMBED, 0, deq, &e), e);
+    size_t differ = 0, changed = 0;
+    for (int r = 0; r < vocab; r++)
+        for (int g = 0; g < dim; g += 32) {
+            float amax = 0;
+            for (int c = g; c < g + 32; c++) amax = fmaxf(amax, fabsf(fp[(size_t)r * dim + c]));
+            float scale = amax > 0 ? 2 * amax / 255 : 2.0f / 255; /* GPTQ's all-zero group: [-1, 1] */
+            for (int c = g; c < g + 32; c++) {
+                float x = fp[(size_t)r * dim + c], code = nearbyintf(x / scale) + 128;
+                code = code < 0 ? 0 : code > 255 ? 255 : code;
+                differ += deq[(size_t)r * dim + c] != scale * (code - 128);
+                changed += deq[(size_t)r * dim + c] != x;
+            }
+        }
+    CHECK(differ == 0, "%zu embedding values differ from symmetric 8-bit groups of 32", differ);
+    CHECK(changed > (size_t)vocab * dim / 2, "quantization changed only %zu of %d values", changed, vocab * dim);
+    free(fp), free(deq);
+    qc_quantized_free(&q);
+    qc_model_free(m);
+    qc_windows_free(&w);
+}
+
+/* Mixed precision's choice (SYNTHETIC errors: the choice is arithmetic on them) against every
+ * assignment of 3 candidates to one block's 7 linears: within the budget, never better than
+ * the exhaustive optimum (a check of the bookkeeping) and within one upgrade step of it (the
+ * greedy bound of the convex-hull method). */
+static void test_mixed_choice_against_exhaustive(void) {
+    qc_config c = { .dim = 64, .hidden_dim = 96, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+                    .vocab_size = 32, .seq_len = 16 };
+    qc_quant_spec cands[3] = { { .bits = 3, .groupsize = 32 }, { .bits = 4, .groupsize = 32 }, { .bits = 8, .groupsize = 32 } };
+    double err[QC_LIN_COUNT * 3], bits[QC_LIN_COUNT * 3], weights = 0;
+    uint64_t seed = 12345;
+    for (int i = 0; i < QC_LIN_COUNT; i++) {
+        int rows, cols;
+        qc_weight_shape(&c, qc_linear_weight(i), &rows, &cols);
+        weights += (double)rows * cols;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        double base = 1 + (double)(seed >> 40) / (1 << 20); /* 1 .. 17 */
+        for (int j = 0; j < 3; j++) {
+            err[i * 3 + j] = base * pow(4.0, -cands[j].bits);
+            bits[i * 3 + j] = qc_spec_storage_bits(&cands[j], rows, cols);
+        }
+    }
+    qc_err e = { "" };
+    for (double bpw = 4.0; bpw <= 8.5; bpw += 0.25) {
+        double best = INFINITY, step = 0;
+        for (int a = 0; a < 2187; a++) { /* 3^7 */
+            double b = 0, er = 0;
+            for (int i = 0, x = a; i < QC_LIN_COUNT; i++, x /= 3) b += bits[i * 3 + x % 3], er += err[i * 3 + x % 3];
+            if (b <= bpw * weights && er < best) best = er;
+        }
+        for (int i = 0; i < QC_LIN_COUNT; i++) step = fmax(step, err[i * 3] - err[i * 3 + 2]);
+        qc_module_quant mods[QC_LIN_COUNT] = { 0 };
+        qc_mixed_result res;
+        qc_status st = qc_mixed_choose(&c, cands, 3, err, bpw, mods, &res, &e);
+        if (isinf(best)) {
+            CHECK(st != 0, "bpw %g: nothing fits, yet a choice was made", bpw);
+            continue;
+        }
+        CHECK_OK(st, e);
+        double used = 0, total = 0;
+        for (int i = 0; i < QC_LIN_COUNT; i++)
+            for (int j = 0; j < 3; j++)
+                if (mods[i].spec.bits == cands[j].bits) used += bits[i * 3 + j], total += err[i * 3 + j];
+        CHECK(used <= bpw * weights + 1e-9, "bpw %g: the choice takes %.4f bits per weight", bpw, used / weights);
+        CHECK(fabs(used / weights - res.bpw) < 1e-12 && fabs(total - res.est_err) < 1e-12 * total, "bpw %g: the result's figures", bpw);
+        CHECK(total >= best - 1e-12 * best && total <= best + step, "bpw %g: error %.6g, optimum %.6g", bpw, total, best);
+    }
+}
+
 int main(void) {
     RUN(test_stats_figures);
     RUN(test_block0_hessian_matches_reference);
     RUN(test_pipeline_matches_reference_run);
     RUN(test_npy_windows);
+    RUN(test_embedding_quantized_with_the_run);
+    RUN(test_mixed_choice_against_exhaustive);
     return check_summary();
 }
