@@ -265,10 +265,17 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
 
 /* ---- quantized formats ----------------------------------------------------------------------------- */
 
-/* GPTQ safetensors (AutoGPTQ / GPTQModel / transformers / vLLM; QUANT-SPEC §7): per linear
- * PREFIX.{qweight, qzeros, scales, g_idx}, every other tensor F16, config.json with a
- * quantization_config and quantize_config.json. Every linear of src must be quantized (its
- * qweight() non-NULL) with the same bits (2, 3, 4 or 8), group size and symmetry. */
+/* GPTQ safetensors (AutoGPTQ / GPTQModel / transformers / vLLM; QUANT-SPEC §7): per quantized
+ * linear PREFIX.{qweight, qzeros, scales, g_idx} in its own bits (2, 3, 4 or 8), group size
+ * and symmetry; every other tensor F16, config.json with a quantization_config and
+ * quantize_config.json. The config's bits, group_size and sym are those most linears have
+ * (ties: the first linear's); when some linear differs, or is not quantized (qweight() NULL:
+ * written as an F16 PREFIX.weight), both files get GPTQModel's "dynamic": a "+:" entry with
+ * that linear's bits, group_size and sym, or a "-:" entry ({}), keyed by a regex matching
+ * exactly its module name, e.g. "+:^model\.layers\.1\.mlp\.down_proj$" (layout in
+ * gptq_dynamic.c). At least one linear must be quantized. A quantized token embedding
+ * (qweight() of QC_W_EMBED) is refused: transformers and vLLM load a GPTQ embedding as fp16
+ * (use GGUF, llama2.c int8 or the dequantized HF export for it). */
 typedef struct qc_gptq_export_opts {
     int checkpoint_format; /* 1: qzeros hold zero − 1 (the widely loaded "gptq"); 2: the zero ("gptq_v2") */
     float damp_percent;
@@ -279,7 +286,8 @@ qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, c
                               const qc_log *log, qc_err *e);
 
 /* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
- * points stored. Refuses quantized weights it cannot hold, saying why. */
+ * points stored, one group size for every linear, every linear quantized. Refuses quantized
+ * weights it cannot hold, saying why, and a quantized token embedding (loaded as fp16). */
 qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
 
 /* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
