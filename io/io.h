@@ -300,16 +300,18 @@ bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "
 
 typedef struct qc_gguf_export_opts {
     qc_gguf_type float_type;   /* for linears src holds unquantized (F32 or F16) */
-    qc_gguf_type embed_type;   /* token_embd.weight */
+    qc_gguf_type embed_type;   /* token_embd.weight, unless src holds it quantized */
     qc_gguf_type output_type;  /* output.weight, written even when the classifier is tied */
     const qc_tokenizer *tok;       /* the vocabulary, for the tokenizer metadata (required) */
     const char *name;          /* general.name */
 } qc_gguf_export_opts;
 
-/* A quantized linear becomes blocks of its own type: 4-bit symmetric groups of 32 with
- * zero 8 are Q4_0 (d = scale), 4-bit groups with mins are Q4_1 (d = scale, m = min), 8-bit
- * symmetric groups of 32 are Q8_0; its scales (and mins) must already be fp16 values, so
- * that the file holds exactly the weights the solver compensated for. */
+/* A quantized linear, or a quantized token embedding (qweight() of QC_W_EMBED), becomes
+ * blocks of its own type: 4-bit symmetric groups of 32 with zero 8 are Q4_0 (d = scale), 4-bit
+ * groups with mins are Q4_1 (d = scale, m = min), 8-bit symmetric groups of 32 are Q8_0; its
+ * scales (and mins) must already be fp16 values, so that the file holds exactly the weights
+ * the solver compensated for; one that fits none is refused. output.weight always comes from
+ * read(), in output_type. */
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
 
