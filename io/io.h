@@ -336,9 +336,11 @@ qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_ou
 /* llama2.c's "version 2" int8 checkpoint, which its runq.c loads (export.py's
  * version2_export): norms in fp32, every matrix as Q8_0 in groups of `groupsize` consecutive
  * values (int8 codes, fp32 scales). A weight whose qweight() is 8-bit, symmetric (zero 128),
- * in groups of exactly `groupsize` columns is stored as it is; every other matrix gets
- * export.py's quantizer (scale = max|w| / 127). groupsize must divide dim and hidden_dim
- * (runq.c's matmul works in whole groups of a row). Atomic. */
+ * in groups of exactly `groupsize` columns is stored as it is (the token embedding's too); a
+ * linear's qweight that is not is refused; every other matrix, and a token embedding whose
+ * qweight does not fit, gets export.py's quantizer of read() (scale = max|w| / 127).
+ * groupsize must divide dim and hidden_dim (runq.c's matmul works in whole groups of a row).
+ * Atomic. */
 qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e);
 
