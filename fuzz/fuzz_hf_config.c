@@ -1,12 +1,13 @@
 /* fuzz_hf_config.c — config.json, the one option JSON qcalib reads (model shape, and the
- * quantization_config of GPTQ and AWQ folders): the input is the config.json of three real
- * folders from fuzz/seeds — plain F32, GPTQ 4-bit and AWQ — each opened and read in full. */
+ * quantization_config of GPTQ and AWQ folders, GPTQ's per-module "dynamic" regexes included):
+ * the input is the config.json of four real folders from fuzz/seeds — plain F32, GPTQ 4-bit,
+ * AWQ, and GPTQ with per-module settings — each opened and read in full. */
 #include "fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const char *const kinds[] = { "hf", "gptq", "awq" };
-    for (int i = 0; i < 3; i++) {
+    static const char *const kinds[] = { "hf", "gptq", "awq", "gptq_mixed" };
+    for (int i = 0; i < 4; i++) {
         char sub[64];
         snprintf(sub, sizeof sub, "cfg_%s", kinds[i]);
         char dir[1024];

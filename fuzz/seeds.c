@@ -99,41 +99,45 @@ static qc_status tiny_float(const tiny *t, qc_weight w, int layer, float *out, q
     return st;
 }
 
-static qc_status tiny_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
-    const tiny *t = ctx;
-    int k = lin_index(w);
-    if (t->q && k >= 0) {
-        qc_qweight_dequantize(&t->q[layer * NLIN + k], out);
-        return QC_OK;
-    }
-    return tiny_float(t, w, layer, out, e);
-}
-
 static const qc_qweight *tiny_qweight(void *ctx, qc_weight w, int layer) {
     const tiny *t = ctx;
     int k = lin_index(w);
-    return t->q && k >= 0 ? &t->q[layer * NLIN + k] : NULL;
+    const qc_qweight *q = t->q && k >= 0 ? &t->q[layer * NLIN + k] : NULL;
+    return q && q->codes ? q : NULL; /* codes NULL: a linear left unquantized */
+}
+
+static qc_status tiny_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
+    const qc_qweight *q = tiny_qweight(ctx, w, layer);
+    if (q) {
+        qc_qweight_dequantize(q, out);
+        return QC_OK;
+    }
+    return tiny_float(ctx, w, layer, out, e);
 }
 
 static qc_weight_source tiny_source(tiny *t) {
     return (qc_weight_source){ .cfg = &t->cfg, .read = tiny_read, .qweight = tiny_qweight, .ctx = t };
 }
 
+/* Linear k of layer l quantized by round-to-nearest with spec s. */
+static void tiny_quantize_one(tiny *t, int l, int k, const qc_quant_spec *s) {
+    qc_err e;
+    int r, c;
+    qc_weight_shape(&t->cfg, lin[k], &r, &c);
+    float *w = malloc((size_t)r * c * sizeof *w);
+    if (!w) fail("out of memory", NULL);
+    ok(tiny_float(t, lin[k], l, w, &e), "reading a weight", &e);
+    qc_qweight_free(&t->q[l * NLIN + k]);
+    ok(qc_quant_rtn(w, r, c, s, &t->q[l * NLIN + k], &e), "quantizing", &e);
+    free(w);
+}
+
 /* Quantizes the tiny model's linears by round-to-nearest with spec s. */
 static void tiny_quantize(tiny *t, const qc_quant_spec *s) {
-    qc_err e;
     t->q = calloc((size_t)t->cfg.n_layers * NLIN, sizeof *t->q);
     if (!t->q) fail("out of memory", NULL);
     for (int l = 0; l < t->cfg.n_layers; l++)
-        for (int k = 0; k < NLIN; k++) {
-            int r, c;
-            qc_weight_shape(&t->cfg, lin[k], &r, &c);
-            float *w = malloc((size_t)r * c * sizeof *w);
-            if (!w) fail("out of memory", NULL);
-            ok(tiny_float(t, lin[k], l, w, &e), "reading a weight", &e);
-            ok(qc_quant_rtn(w, r, c, s, &t->q[l * NLIN + k], &e), "quantizing", &e);
-            free(w);
-        }
+        for (int k = 0; k < NLIN; k++) tiny_quantize_one(t, l, k, s);
 }
 
 static void tiny_unquantize(tiny *t) {
@@ -227,10 +231,19 @@ static void model_files(tiny *t, const qc_tokenizer *tok) {
     tiny_quantize(t, &s);
     ok(outdir_export(t, out_path("fixtures/gptq3"), 'g', &e), "gptq 3-bit", &e);
     tiny_unquantize(t);
+    /* per-module settings (a "dynamic" section): 4-bit g32, down_proj 8-bit symmetric, v_proj
+     * left unquantized */
+    s = (qc_quant_spec){ .bits = 4, .groupsize = 32, .f16_scales = true, .zero_from_one = true };
+    tiny_quantize(t, &s);
+    s = (qc_quant_spec){ .bits = 8, .groupsize = 32, .sym = true, .f16_scales = true, .zero_from_one = true };
+    tiny_quantize_one(t, 0, 6, &s);
+    qc_qweight_free(&t->q[2]);
+    ok(outdir_export(t, out_path("fixtures/gptq_mixed"), 'g', &e), "gptq mixed", &e);
+    tiny_unquantize(t);
 
-    const char *dirs[] = { "hf", "hf_bf16", "gptq", "gptq3", "awq" };
+    const char *dirs[] = { "hf", "hf_bf16", "gptq", "gptq3", "awq", "gptq_mixed" };
     char from[1024], to[1024];
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         snprintf(from, sizeof from, "%s/fixtures/%s/model.safetensors", out_root, dirs[i]);
         snprintf(to, sizeof to, "%s/seeds/safetensors/%s.safetensors", out_root, dirs[i]);
         copy_file(from, to);

@@ -38,15 +38,16 @@
 
 /* ---- writing (the walk over the model is qfmt_write.c's) ------------------------------------------ */
 
-/* Checks one linear against AutoAWQ's requirements and the first linear (qc_qfmt.check). */
-static qc_status awq_check(const void *opts, const qc_qweight *q, const qc_qweight *f, const char *name, int rows,
+/* Checks one linear against AutoAWQ's requirements and the base linear (qc_qfmt.check). */
+static qc_status awq_check(const void *opts, const qc_qweight *q, const qc_qweight *base, const char *name, int rows,
                            int cols, qc_err *e) {
     if (q->bits != 4)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d bits; AutoAWQ's GEMM format holds 4-bit weights only "
                        "(use the GPTQ format for %d bits)", name, q->bits, q->bits);
-    if (q->groupsize != f->groupsize)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: group size %d; the first linear has %d: an AWQ checkpoint "
-                       "has one group size for every linear", name, q->groupsize, f->groupsize);
+    if (q->groupsize != base->groupsize)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: group size %d; most linears have %d: an AWQ checkpoint "
+                       "has one group size for every linear (the GPTQ format can mix them)", name, q->groupsize,
+                       base->groupsize);
     qc_status st = qc_qfmt_check_qweight(q, name, rows, cols, 0.0f, 15.0f, "AWQ", e);
     if (st) return st;
     if (!qc_qfmt_gidx_trivial(q))
@@ -90,28 +91,28 @@ static void pack_qzeros(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8_
     }
 }
 
-static int awq_tensors(int rows, int cols, const qc_qweight *f, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]) {
-    int64_t ng = f->groupsize > 0 ? cols / f->groupsize : 1;
+static int awq_tensors(int rows, int cols, const qc_qweight *q, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]) {
+    int64_t ng = q->groupsize > 0 ? cols / q->groupsize : 1;
     t[0] = (qc_qfmt_tensor){ "qweight", QC_DT_I32, 2, { cols, rows / 8 }, pack_qweight };
     t[1] = (qc_qfmt_tensor){ "qzeros", QC_DT_I32, 2, { ng, rows / 8 }, pack_qzeros };
     t[2] = (qc_qfmt_tensor){ "scales", QC_DT_F16, 2, { ng, rows }, qc_qfmt_pack_scales };
     return 3;
 }
 
-static void awq_quant_config(const void *opts, const qc_qweight *f, qc_sb *b) {
+static void awq_quant_config(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n    \"quant_method\": \"awq\",\n    \"zero_point\": true,\n    \"group_size\": %d,\n"
                     "    \"bits\": 4,\n    \"version\": \"gemm\",\n    \"modules_to_not_convert\": null\n  }",
-                 f->groupsize > 0 ? f->groupsize : -1);
+                 p->base->groupsize > 0 ? p->base->groupsize : -1);
 }
 
-static void awq_extra_json(const void *opts, const qc_qweight *f, qc_sb *b) {
+static void awq_extra_json(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n    \"zero_point\": true,\n    \"q_group_size\": %d,\n    \"w_bit\": 4,\n"
                     "    \"version\": \"GEMM\",\n    \"modules_to_not_convert\": null\n}\n",
-                 f->groupsize > 0 ? f->groupsize : -1);
+                 p->base->groupsize > 0 ? p->base->groupsize : -1);
 }
 
-static void awq_describe(const void *opts, const qc_qweight *f, char *buf, size_t size) {
-    snprintf(buf, size, "AWQ GEMM 4-bit, group size %d", f->groupsize > 0 ? f->groupsize : -1);
+static void awq_describe(const void *opts, const qc_qweight *base, char *buf, size_t size) {
+    snprintf(buf, size, "AWQ GEMM 4-bit, group size %d", base->groupsize > 0 ? base->groupsize : -1);
 }
 
 static const qc_qfmt awq_format = {

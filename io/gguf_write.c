@@ -17,14 +17,15 @@
  * piece, so such a vocabulary is refused here.
  *
  * Tensors, ggml order ne = [in, out], the same bytes as a row-major [out, in] weight:
- * token_embd.weight (opts->embed_type), output_norm.weight (F32), output.weight
- * (opts->output_type; written even for a tied classifier, as llama.cpp's converters do), and
+ * token_embd.weight (opts->embed_type, or the source's quantized embedding), output_norm.weight
+ * (F32), output.weight (opts->output_type of read(); written even for a tied classifier, as
+ * llama.cpp's converters do, and then from read() even when the embedding is quantized), and
  * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down, and the attention
  * biases the model has as attn_q/k/v/output.bias (F32; llama.cpp's llama architecture loads
- * them when present). A linear that src holds quantized (qweight()) is written as its own
- * blocks (gguf_blocks.c checks it can be); others as opts->float_type of read(). The
- * embedding and classifier, which qcalib does not calibrate, go through ggml's reference
- * quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
+ * them when present). A linear, or the token embedding, that src holds quantized (qweight())
+ * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit);
+ * other linears as opts->float_type of read(). An unquantized embedding and the classifier go
+ * through ggml's reference quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
  * (llama.cpp's RoPE layout for this architecture; its converter permutes a Llama's HF biases
  * the same way).
  *
@@ -227,7 +228,7 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
                                        QC_W_V,         QC_W_V_BIAS,   QC_W_O,      QC_W_O_BIAS, QC_W_FFN_NORM,
                                        QC_W_GATE,      QC_W_UP,       QC_W_DOWN };
     int n = 0;
-    const qc_weight globals[] = { QC_W_EMBED, QC_W_FINAL_NORM, QC_W_CLASSIFIER };
+    const qc_weight globals[] = { QC_W_EMBED, QC_W_FINAL_NORM, QC_W_CLASSIFIER }; /* ts[0], ts[1], ts[2] */
     for (int i = 0; i < 3; i++) ts[n++] = (tensor){ .w = globals[i] };
     for (int l = 0; l < c->n_layers; l++)
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
@@ -241,7 +242,8 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
         qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32
                         : t->w == QC_W_EMBED ? o->embed_type
                         : t->w == QC_W_CLASSIFIER ? o->output_type : o->float_type;
-        t->qw = qc_weight_is_linear(t->w) && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
+        bool solver = qc_weight_is_linear(t->w) || t->w == QC_W_EMBED; /* the classifier: always from read() */
+        t->qw = solver && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
         if (t->qw) {
             char what[QC_GGUF_MAX_NAME + 300];
             snprintf(what, sizeof what, "%s: %s", path, t->name);
@@ -400,9 +402,9 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
                 snprintf(lin + strlen(lin), sizeof lin - strlen(lin), "%s%d %s%s", *lin ? " + " : "", cnt,
                          qc_gguf_type_name(kinds[k]), nq ? " (the quantized weights' own blocks)" : "");
         }
-        qc_logf(log, QC_LOG_INFO, "wrote %s: GGUF v3, %d tensors, %.2f MiB; linears %s; token_embd %s, output %s",
-                path, nt, (double)total / (1 << 20), lin, qc_gguf_type_name(o->embed_type),
-                qc_gguf_type_name(o->output_type));
+        qc_logf(log, QC_LOG_INFO, "wrote %s: GGUF v3, %d tensors, %.2f MiB; linears %s; token_embd %s%s, output %s",
+                path, nt, (double)total / (1 << 20), lin, ts[0].type->name,
+                ts[0].qw ? " (quantized by the source)" : "", ts[2].type->name);
     }
     free(hdr.p);
     free(buf);

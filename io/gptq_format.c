@@ -6,11 +6,18 @@
  *   config.json           export_hf.c's fields (torch_dtype "float16") + "quantization_config":
  *                         {quant_method "gptq", bits, group_size (−1: per channel),
  *                          damp_percent, desc_act, static_groups, sym, true_sequential,
- *                          checkpoint_format "gptq" | "gptq_v2"} (transformers' GPTQConfig)
+ *                          checkpoint_format "gptq" | "gptq_v2"} (transformers' GPTQConfig),
+ *                         bits, group_size and sym being those most linears have (ties: the
+ *                         first linear's); then, only when some linear differs from them or is
+ *                         not quantized, GPTQModel's "dynamic": {"-:^<module>$": {} for each
+ *                         unquantized linear, then "+:^<module>$": {bits, group_size, sym} for
+ *                         each that differs, in model order; <module> the name with its dots
+ *                         escaped, e.g. "+:^model\\.layers\\.1\\.mlp\\.down_proj$"} (gptq_dynamic.c)
  *   quantize_config.json  AutoGPTQ's BaseQuantizeConfig.to_dict(): the same fields plus
- *                         model_name_or_path null, model_file_base_name "model"
- *   model.safetensors     per linear PREFIX (model.layers.L.self_attn.{q,k,v,o}_proj,
- *                         model.layers.L.mlp.{gate,up,down}_proj), for in × out = cols × rows:
+ *                         model_name_or_path null, model_file_base_name "model" (and dynamic)
+ *   model.safetensors     per quantized linear PREFIX (model.layers.L.self_attn.{q,k,v,o}_proj,
+ *                         model.layers.L.mlp.{gate,up,down}_proj), in its own bits and group
+ *                         size, for in × out = cols × rows:
  *     PREFIX.qweight  I32 [in_words, out]     codes packed along the input dimension: column
  *                                             o is a bit stream, code k at bits [k·bits,
  *                                             (k+1)·bits), lowest first (qpack.c; 3-bit codes
@@ -20,8 +27,9 @@
  *                                             v2 ("gptq_v2") the zero itself
  *     PREFIX.scales   F16 [ngroups, out]
  *     PREFIX.g_idx    I32 [in]                the group of each input column
- *                         and F16 model.embed_tokens.weight, the norms, and lm_head.weight
- *                         unless tied (from the source's read(), rounded to fp16).
+ *                         and F16 PREFIX.weight for each linear not quantized,
+ *                         model.embed_tokens.weight, the norms, and lm_head.weight unless tied
+ *                         (from the source's read(), rounded to fp16).
  *   Value of weight (o, c) = scales[g, o] · (code(o, c) − zero(g, o)), g = g_idx[c], zero =
  *   qzeros entry (+ 1 in v1) — in fp32, the same expression as qc_qweight_dequantize, so a
  *   round trip is bit-exact.
@@ -40,12 +48,17 @@
  * out (gate/up at out = 172). Loaders that require in % 32 == 0 refuse such a file; qcalib
  * reads it back exactly.
  *
- * Refused (before anything is written): a linear without a quantized form, mixed bits / group
- * size / symmetry across linears, bits other than 2, 3, 4, 8, groups with mins, scales that
- * are not exactly fp16 values, zero points that are not integers the format can hold (v1
- * cannot hold a zero of 0: loaders add 1 to the stored value without wrapping), symmetric
- * weights whose zero points are not 2^(bits−1), and act-order g_idx with desc_act false
- * (loaders skip g_idx then).
+ * Refused (before anything is written), each linear checked on its own settings: bits other
+ * than 2, 3, 4, 8, groups with mins, scales that are not exactly fp16 values, zero points that
+ * are not integers the format can hold (v1 cannot hold a zero of 0: loaders add 1 to the
+ * stored value without wrapping), symmetric weights whose zero points are not 2^(bits−1), and
+ * act-order g_idx with desc_act false (loaders skip g_idx then); and a model with no quantized
+ * linear, or with a quantized token embedding (transformers and vLLM load a GPTQ checkpoint's
+ * embedding as fp16; GGUF and llama2.c int8 can hold it).
+ *
+ * Reading: the config's settings, or for a linear a dynamic entry matches, that entry's (a
+ * "-:" one: a plain PREFIX.weight, hf.c), decide the shapes every tensor is checked against
+ * and the qtype reported ("gptq-8bit-g32").
  *
  * Memory: one linear's packed tensors (plus the source's qweight) at a time. */
 #include "io/qformat.h"
@@ -55,8 +68,9 @@
 
 /* ---- writing (the walk over the model is qfmt_write.c's) ------------------------------------------ */
 
-/* Checks one linear against the format and the first linear (qc_qfmt.check). */
-static qc_status gptq_check(const void *opts, const qc_qweight *q, const qc_qweight *f, const char *name, int rows,
+/* Checks one linear against the format (qc_qfmt.check); its settings may differ from the
+ * base's ("dynamic"). */
+static qc_status gptq_check(const void *opts, const qc_qweight *q, const qc_qweight *base, const char *name, int rows,
                             int cols, qc_err *e) {
     const qc_gptq_export_opts *o = opts;
     const char *how = o->checkpoint_format == 1
@@ -65,12 +79,6 @@ static qc_status gptq_check(const void *opts, const qc_qweight *q, const qc_qwei
                           : "GPTQ v2 (\"gptq_v2\")";
     if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d bits; GPTQ checkpoints hold 2, 3, 4 or 8", name, q->bits);
-    if (q->bits != f->bits || q->groupsize != f->groupsize || q->sym != f->sym)
-        return qc_fail(e, QC_ERR_UNSUPPORTED,
-                       "%s: %d bits, group size %d, %s; the first linear has %d bits, group size %d, %s: "
-                       "a GPTQ checkpoint has one quantization_config for every linear",
-                       name, q->bits, q->groupsize > 0 ? q->groupsize : -1, q->sym ? "sym" : "asym", f->bits,
-                       f->groupsize > 0 ? f->groupsize : -1, f->sym ? "sym" : "asym");
     float maxq = (float)((1 << q->bits) - 1);
     qc_status st = o->checkpoint_format == 1 ? qc_qfmt_check_qweight(q, name, rows, cols, 1.0f, maxq + 1.0f, how, e)
                                              : qc_qfmt_check_qweight(q, name, rows, cols, 0.0f, maxq, how, e);
@@ -136,9 +144,9 @@ static void pack_g_idx(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8_t
     }
 }
 
-static int gptq_tensors(int rows, int cols, const qc_qweight *f, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]) {
-    int64_t in_words = qc_qpack_words(cols, f->bits), out_words = qc_qpack_words(rows, f->bits);
-    int64_t ng = f->groupsize > 0 ? (cols + f->groupsize - 1) / f->groupsize : 1;
+static int gptq_tensors(int rows, int cols, const qc_qweight *q, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]) {
+    int64_t in_words = qc_qpack_words(cols, q->bits), out_words = qc_qpack_words(rows, q->bits);
+    int64_t ng = q->groupsize > 0 ? (cols + q->groupsize - 1) / q->groupsize : 1;
     t[0] = (qc_qfmt_tensor){ "qweight", QC_DT_I32, 2, { in_words, rows }, pack_qweight };
     t[1] = (qc_qfmt_tensor){ "qzeros", QC_DT_I32, 2, { ng, out_words }, pack_qzeros };
     t[2] = (qc_qfmt_tensor){ "scales", QC_DT_F16, 2, { ng, rows }, qc_qfmt_pack_scales };
@@ -151,37 +159,42 @@ static const char *format_name(const qc_gptq_export_opts *o) {
 }
 
 /* The fields config.json's quantization_config and quantize_config.json share. */
-static void quant_fields(const qc_qweight *f, const qc_gptq_export_opts *o, qc_sb *b, const char *indent) {
-    qc_sb_printf(b, "%s\"bits\": %d,\n%s\"group_size\": %d,\n%s\"damp_percent\": ", indent, f->bits, indent,
-                 f->groupsize > 0 ? f->groupsize : -1, indent);
+static void quant_fields(const qc_qweight *base, const qc_gptq_export_opts *o, qc_sb *b, const char *indent) {
+    qc_sb_printf(b, "%s\"bits\": %d,\n%s\"group_size\": %d,\n%s\"damp_percent\": ", indent, base->bits, indent,
+                 base->groupsize > 0 ? base->groupsize : -1, indent);
     qc_sb_json_float(b, o->damp_percent);
     qc_sb_printf(b, ",\n%s\"desc_act\": %s,\n%s\"static_groups\": %s,\n%s\"sym\": %s,\n%s\"true_sequential\": %s,\n",
                  indent, o->desc_act ? "true" : "false", indent, o->static_groups ? "true" : "false", indent,
-                 f->sym ? "true" : "false", indent, o->true_sequential ? "true" : "false");
+                 base->sym ? "true" : "false", indent, o->true_sequential ? "true" : "false");
 }
 
-static void gptq_quant_config(const void *opts, const qc_qweight *f, qc_sb *b) {
+static void gptq_quant_config(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n    \"quant_method\": \"gptq\",\n");
-    quant_fields(f, opts, b, "    ");
-    qc_sb_printf(b, "    \"checkpoint_format\": \"%s\"\n  }", format_name(opts));
+    quant_fields(p->base, opts, b, "    ");
+    qc_sb_printf(b, "    \"checkpoint_format\": \"%s\"", format_name(opts));
+    qc_gptq_dynamic_json(p, "    ", b);
+    qc_sb_printf(b, "\n  }");
 }
 
-static void gptq_extra_json(const void *opts, const qc_qweight *f, qc_sb *b) {
+static void gptq_extra_json(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n");
-    quant_fields(f, opts, b, "  ");
+    quant_fields(p->base, opts, b, "  ");
     qc_sb_printf(b, "  \"model_name_or_path\": null,\n  \"model_file_base_name\": \"model\",\n"
-                    "  \"quant_method\": \"gptq\",\n  \"checkpoint_format\": \"%s\"\n}\n",
+                    "  \"quant_method\": \"gptq\",\n  \"checkpoint_format\": \"%s\"",
                  format_name(opts));
+    qc_gptq_dynamic_json(p, "  ", b);
+    qc_sb_printf(b, "\n}\n");
 }
 
-static void gptq_describe(const void *opts, const qc_qweight *f, char *buf, size_t size) {
-    snprintf(buf, size, "GPTQ %d-bit, group size %d, %s, checkpoint_format %s", f->bits,
-             f->groupsize > 0 ? f->groupsize : -1, f->sym ? "sym" : "asym", format_name(opts));
+static void gptq_describe(const void *opts, const qc_qweight *base, char *buf, size_t size) {
+    snprintf(buf, size, "GPTQ %d-bit, group size %d, %s, checkpoint_format %s", base->bits,
+             base->groupsize > 0 ? base->groupsize : -1, base->sym ? "sym" : "asym", format_name(opts));
 }
 
 static const qc_qfmt gptq_format = {
     .name = "GPTQ",
     .extra_file = "quantize_config.json",
+    .mixed = true,
     .check = gptq_check,
     .tensors = gptq_tensors,
     .quant_config = gptq_quant_config,

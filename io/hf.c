@@ -22,8 +22,10 @@
  * Quantized checkpoints: when config.json has a quantization_config (GPTQ or AWQ, see
  * hf_config.c), a linear (the seven per layer, and lm_head) whose PREFIX.qweight exists is
  * read from PREFIX.{qweight, qzeros, scales[, g_idx]} (validated by gptq_format.c /
- * awq_format.c, dequantized on read, row ranges decoding only the rows asked for); one
- * without stays a plain PREFIX.weight (modules_to_not_convert). A .qweight tensor without a
+ * awq_format.c, dequantized on read, row ranges decoding only the rows asked for) with its
+ * module's settings: the config's, or those of the GPTQ "dynamic" entry matching PREFIX
+ * (gptq_dynamic.c); one without stays a plain PREFIX.weight (modules_to_not_convert), as must
+ * one a negative dynamic entry leaves unquantized. A .qweight tensor without a
  * quantization_config is refused. */
 #include "io/qformat.h"
 
@@ -129,18 +131,6 @@ static const qc_st_tensor *find_tensor(const void *files, const qc_checkpoint *c
     return qc_st_find(sh, name);
 }
 
-/* A quantized (w, layer): PREFIX.qweight exists and the config says how it is stored. */
-static bool is_quantized(const qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_weight w, int layer,
-                         char *prefix, size_t size) {
-    if (q->method == QC_HFQ_NONE || w == QC_W_EMBED || qc_weight_is_vector(w)) return false;
-    qc_weight_hf_name(w, layer, prefix, size);
-    prefix[strlen(prefix) - strlen(".weight")] = '\0';
-    char name[160];
-    snprintf(name, sizeof name, "%s.qweight", prefix);
-    const char *where;
-    return find_tensor(f, ck, name, &where) != NULL;
-}
-
 /* Finds weight (w, layer), checks its dtype and shape, and records where it is. */
 static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, const char *hint, qc_err *e) {
     char name[128];
@@ -179,7 +169,7 @@ static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int l
     return QC_OK;
 }
 
-/* Locates a quantized weight through its format's reader. */
+/* Locates a quantized weight through its format's reader, with its module's settings q. */
 static qc_status locate_quantized(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_weight w,
                                   int layer, const char *prefix, qc_err *e) {
     int rows, cols;
@@ -189,6 +179,27 @@ static qc_status locate_quantized(qc_checkpoint *ck, const hf_files *f, const qc
                                             : qc_awq_locate(ck, q, prefix, rows, cols, find_tensor, f, loc, e);
     if (!st) loc->hf_rope_heads = qc_weight_rope_heads(&ck->cfg, w);
     return st;
+}
+
+/* A linear (or lm_head) of a quantized checkpoint: its module's settings (the config's, or a
+ * dynamic entry's), then PREFIX.{qweight, ...} when PREFIX.qweight is there, else the plain
+ * PREFIX.weight (modules_to_not_convert; a negative dynamic entry requires it). */
+static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, const char *config,
+                               qc_weight w, int layer, qc_err *e) {
+    char prefix[128], name[160], hint[256];
+    qc_weight_hf_name(w, layer, prefix, sizeof prefix);
+    prefix[strlen(prefix) - strlen(".weight")] = '\0';
+    qc_hf_quant mq;
+    const char *skip, *where;
+    qc_status st = qc_hfq_module(q, prefix, config, &mq, &skip, e);
+    if (st) return st;
+    if (skip) {
+        snprintf(hint, sizeof hint, " (quantization_config.dynamic \"%s\" leaves it unquantized)", skip);
+        return locate(ck, f, w, layer, hint, e);
+    }
+    snprintf(name, sizeof name, "%s.qweight", prefix);
+    if (find_tensor(f, ck, name, &where)) return locate_quantized(ck, f, &mq, w, layer, prefix, e);
+    return locate(ck, f, w, layer, " (and no quantized .qweight either)", e);
 }
 
 /* A bias the config leaves out must not be in the files: the model would compute without it. */
@@ -201,24 +212,19 @@ static qc_status refuse_unexpected(const qc_checkpoint *ck, const hf_files *f, q
                    qc_weight_short_name(qc_bias_linear(w)));
 }
 
-static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, qc_err *e) {
+/* Every weight the config implies; config is config.json's path, for messages. */
+static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_quant *q, const char *config,
+                            qc_err *e) {
     qc_status st = qc_ck_alloc_locs(ck, e);
     if (!st && q->method == QC_HFQ_NONE) st = refuse_quantized(ck, e);
     for (int w = 0; w < QC_W_COUNT && !st; w++) {
         if (w == QC_W_CLASSIFIER && ck->cfg.tied_classifier) continue;
         int nl = qc_weight_is_global(w) ? 1 : ck->cfg.n_layers;
+        bool module = q->method != QC_HFQ_NONE && w != QC_W_EMBED && !qc_weight_is_vector((qc_weight)w);
         for (int l = 0; l < nl && !st; l++) {
-            char prefix[128];
-            if (!qc_weight_present(&ck->cfg, (qc_weight)w))
-                st = refuse_unexpected(ck, f, (qc_weight)w, l, e);
-            else if (is_quantized(ck, f, q, (qc_weight)w, l, prefix, sizeof prefix))
-                st = locate_quantized(ck, f, q, (qc_weight)w, l, prefix, e);
-            else
-                st = locate(ck, f, (qc_weight)w, l,
-                            q->method != QC_HFQ_NONE && w != QC_W_EMBED && !qc_weight_is_vector((qc_weight)w)
-                                ? " (and no quantized .qweight either)"
-                                : "",
-                            e);
+            if (!qc_weight_present(&ck->cfg, (qc_weight)w)) st = refuse_unexpected(ck, f, (qc_weight)w, l, e);
+            else if (module) st = locate_module(ck, f, q, config, (qc_weight)w, l, e);
+            else st = locate(ck, f, (qc_weight)w, l, "", e);
         }
     }
     if (!st && ck->cfg.tied_classifier) ck->locs[QC_W_CLASSIFIER] = ck->locs[QC_W_EMBED];
@@ -251,7 +257,8 @@ qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
             st = qc_fail(e, QC_ERR_IO, "%s: neither model.safetensors nor model.safetensors.index.json is there", dir);
         }
     }
-    if (!st) st = locate_all(ck, &f, &q, e);
+    if (!st) st = locate_all(ck, &f, &q, config, e);
+    qc_hf_quant_free(&q);
     cJSON_Delete(root);
     free(f.names);
     free(dir);

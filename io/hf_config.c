@@ -27,10 +27,12 @@
  *   quant_method "gptq": bits (2, 3, 4, 8) and group_size (> 0 or −1) required; sym (default
  *       true, as AutoGPTQ), desc_act (default false, as transformers' GPTQConfig);
  *       checkpoint_format "gptq" (default: qzeros hold zero − 1) or "gptq_v2" (the zero);
- *       other formats ("marlin", "bitblas", ...) are refused. Other fields are ignored.
+ *       other formats ("marlin", "bitblas", ...) are refused; dynamic, GPTQModel's per-module
+ *       overrides (regex keys, "-:" for modules left unquantized; gptq_dynamic.c). Other
+ *       fields are ignored.
  *   quant_method "awq": bits (or AutoAWQ's w_bit) = 4, group_size (or q_group_size) > 0 or
  *       −1, zero_point true (default), version "gemm" (any case; default "gemm"); GEMV and
- *       the other kernels' layouts are refused.
+ *       the other kernels' layouts are refused, and so is a non-empty dynamic.
  *   Any other quant_method is refused, naming it. */
 #include "io/qformat.h"
 
@@ -48,11 +50,6 @@ static const cJSON *field(const cJSON *o, const char *key) {
     return cJSON_IsNull(v) ? NULL : v;
 }
 
-static const char *json_type(const cJSON *v) {
-    return cJSON_IsString(v) ? "a string" : cJSON_IsBool(v) ? "a boolean" : cJSON_IsNumber(v) ? "a number"
-           : cJSON_IsArray(v) ? "an array" : cJSON_IsObject(v) ? "an object" : "null";
-}
-
 /* An integer field (def when absent unless required). Range checks are left to
  * qc_config_check. */
 static qc_status get_int(const char *path, const cJSON *o, const char *key, bool required, int def, int *out,
@@ -64,7 +61,7 @@ static qc_status get_int(const char *path, const cJSON *o, const char *key, bool
         return QC_OK;
     }
     if (!cJSON_IsNumber(v))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be an integer, not %s", path, key, json_type(v));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be an integer, not %s", path, key, qc_json_type(v));
     double d = v->valuedouble;
     if (d != floor(d) || d < -2147483648.0 || d > 2147483647.0)
         return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be an integer, not %g", path, key, d);
@@ -79,7 +76,7 @@ static qc_status get_float(const char *path, const cJSON *o, const char *key, fl
         return QC_OK;
     }
     if (!cJSON_IsNumber(v))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be a number, not %s", path, key, json_type(v));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be a number, not %s", path, key, qc_json_type(v));
     *out = (float)v->valuedouble;
     return QC_OK;
 }
@@ -89,7 +86,7 @@ static qc_status get_bool(const char *path, const cJSON *o, const char *key, boo
     *out = false;
     if (!v) return QC_OK;
     if (!cJSON_IsBool(v))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be true or false, not %s", path, key, json_type(v));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %s must be true or false, not %s", path, key, qc_json_type(v));
     *out = cJSON_IsTrue(v);
     return QC_OK;
 }
@@ -125,7 +122,7 @@ static qc_status quant_bool(const char *path, const cJSON *qc, const char *key, 
     if (!v) return QC_OK;
     if (!cJSON_IsBool(v))
         return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s must be true or false, not %s", path, key,
-                       json_type(v));
+                       qc_json_type(v));
     *out = cJSON_IsTrue(v);
     return QC_OK;
 }
@@ -137,7 +134,7 @@ static qc_status quant_str(const char *path, const cJSON *qc, const char *key, c
     if (!v) return QC_OK;
     if (!cJSON_IsString(v))
         return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config.%s must be a string, not %s", path, key,
-                       json_type(v));
+                       qc_json_type(v));
     *out = v->valuestring;
     return QC_OK;
 }
@@ -145,7 +142,7 @@ static qc_status quant_str(const char *path, const cJSON *qc, const char *key, c
 static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, qc_err *e) {
     memset(q, 0, sizeof *q);
     if (!cJSON_IsObject(qc))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config must be an object, not %s", path, json_type(qc));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: quantization_config must be an object, not %s", path, qc_json_type(qc));
     const char *method;
     qc_status st = quant_str(path, qc, "quant_method", NULL, &method, e);
     if (st) return st;
@@ -177,7 +174,7 @@ static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, 
             return qc_fail(e, QC_ERR_UNSUPPORTED,
                            "%s: quantization_config.checkpoint_format \"%s\" is not supported (gptq or gptq_v2)",
                            path, fmt);
-        return QC_OK;
+        return field(qc, "dynamic") ? qc_hfq_dynamic_parse(path, field(qc, "dynamic"), q, e) : QC_OK;
     }
     q->method = QC_HFQ_AWQ;
     if (q->bits != 4)
@@ -192,13 +189,18 @@ static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, 
     if (strcasecmp(version, "gemm") != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: quantization_config.version \"%s\" is not supported (AWQ: gemm only)", path, version);
+    const cJSON *dyn = field(qc, "dynamic");
+    if (dyn && !(cJSON_IsObject(dyn) && !dyn->child))
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "%s: quantization_config.dynamic (per-module settings) is read for GPTQ checkpoints only", path);
     q->sym = false;
     return QC_OK;
 }
 
 /* rope_scaling into c: Llama 3's, or none ("default"). */
 static qc_status parse_rope_scaling(const char *path, const cJSON *rs, qc_config *c, qc_err *e) {
-    if (!cJSON_IsObject(rs)) return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling must be an object, not %s", path, json_type(rs));
+    if (!cJSON_IsObject(rs))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: rope_scaling must be an object, not %s", path, qc_json_type(rs));
     const cJSON *type = field(rs, "rope_type");
     if (!type) type = field(rs, "type");
     if (!cJSON_IsString(type))
@@ -230,7 +232,7 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
     const cJSON *mt = field(root, "model_type");
     if (!mt) return qc_fail(e, QC_ERR_FORMAT, "%s: required field model_type is missing", path);
     if (!cJSON_IsString(mt))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: model_type must be a string, not %s", path, json_type(mt));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: model_type must be a string, not %s", path, qc_json_type(mt));
     const char *type = mt->valuestring;
     bool llama = strcmp(type, "llama") == 0, mistral = strcmp(type, "mistral") == 0, qwen2 = strcmp(type, "qwen2") == 0;
     if (!llama && !mistral && !qwen2)
@@ -249,7 +251,7 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
     }
     const cJSON *act = field(root, "hidden_act");
     if (act && !cJSON_IsString(act))
-        return qc_fail(e, QC_ERR_FORMAT, "%s: hidden_act must be a string, not %s", path, json_type(act));
+        return qc_fail(e, QC_ERR_FORMAT, "%s: hidden_act must be a string, not %s", path, qc_json_type(act));
     if (act && strcmp(act->valuestring, "silu") != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: hidden_act \"%s\" is not supported (only silu)", path,
                        act->valuestring);

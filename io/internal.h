@@ -102,6 +102,8 @@ struct cJSON;
 /* Reads a JSON file of at most max_bytes into a cJSON tree (the caller deletes it); a
  * syntax error or bytes after the value are an error naming the file and the position. */
 qc_status qc_json_load(const char *path, size_t max_bytes, struct cJSON **root, qc_err *e);
+/* "a string", "a number", "an object", ...: what v is, for messages. */
+const char *qc_json_type(const struct cJSON *v);
 
 /* ---- JSON output ------------------------------------------------------------------------------------- */
 

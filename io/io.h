@@ -265,10 +265,17 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
 
 /* ---- quantized formats ----------------------------------------------------------------------------- */
 
-/* GPTQ safetensors (AutoGPTQ / GPTQModel / transformers / vLLM; QUANT-SPEC §7): per linear
- * PREFIX.{qweight, qzeros, scales, g_idx}, every other tensor F16, config.json with a
- * quantization_config and quantize_config.json. Every linear of src must be quantized (its
- * qweight() non-NULL) with the same bits (2, 3, 4 or 8), group size and symmetry. */
+/* GPTQ safetensors (AutoGPTQ / GPTQModel / transformers / vLLM; QUANT-SPEC §7): per quantized
+ * linear PREFIX.{qweight, qzeros, scales, g_idx} in its own bits (2, 3, 4 or 8), group size
+ * and symmetry; every other tensor F16, config.json with a quantization_config and
+ * quantize_config.json. The config's bits, group_size and sym are those most linears have
+ * (ties: the first linear's); when some linear differs, or is not quantized (qweight() NULL:
+ * written as an F16 PREFIX.weight), both files get GPTQModel's "dynamic": a "+:" entry with
+ * that linear's bits, group_size and sym, or a "-:" entry ({}), keyed by a regex matching
+ * exactly its module name, e.g. "+:^model\.layers\.1\.mlp\.down_proj$" (layout in
+ * gptq_dynamic.c). At least one linear must be quantized. A quantized token embedding
+ * (qweight() of QC_W_EMBED) is refused: transformers and vLLM load a GPTQ embedding as fp16
+ * (use GGUF, llama2.c int8 or the dequantized HF export for it). */
 typedef struct qc_gptq_export_opts {
     int checkpoint_format; /* 1: qzeros hold zero − 1 (the widely loaded "gptq"); 2: the zero ("gptq_v2") */
     float damp_percent;
@@ -279,7 +286,8 @@ qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, c
                               const qc_log *log, qc_err *e);
 
 /* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
- * points stored. Refuses quantized weights it cannot hold, saying why. */
+ * points stored, one group size for every linear, every linear quantized. Refuses quantized
+ * weights it cannot hold, saying why, and a quantized token embedding (loaded as fp16). */
 qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
 
 /* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
@@ -292,16 +300,18 @@ bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "
 
 typedef struct qc_gguf_export_opts {
     qc_gguf_type float_type;   /* for linears src holds unquantized (F32 or F16) */
-    qc_gguf_type embed_type;   /* token_embd.weight */
+    qc_gguf_type embed_type;   /* token_embd.weight, unless src holds it quantized */
     qc_gguf_type output_type;  /* output.weight, written even when the classifier is tied */
     const qc_tokenizer *tok;       /* the vocabulary, for the tokenizer metadata (required) */
     const char *name;          /* general.name */
 } qc_gguf_export_opts;
 
-/* A quantized linear becomes blocks of its own type: 4-bit symmetric groups of 32 with
- * zero 8 are Q4_0 (d = scale), 4-bit groups with mins are Q4_1 (d = scale, m = min), 8-bit
- * symmetric groups of 32 are Q8_0; its scales (and mins) must already be fp16 values, so
- * that the file holds exactly the weights the solver compensated for. */
+/* A quantized linear, or a quantized token embedding (qweight() of QC_W_EMBED), becomes
+ * blocks of its own type: 4-bit symmetric groups of 32 with zero 8 are Q4_0 (d = scale), 4-bit
+ * groups with mins are Q4_1 (d = scale, m = min), 8-bit symmetric groups of 32 are Q8_0; its
+ * scales (and mins) must already be fp16 values, so that the file holds exactly the weights
+ * the solver compensated for; one that fits none is refused. output.weight always comes from
+ * read(), in output_type. */
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
 
@@ -326,9 +336,11 @@ qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_ou
 /* llama2.c's "version 2" int8 checkpoint, which its runq.c loads (export.py's
  * version2_export): norms in fp32, every matrix as Q8_0 in groups of `groupsize` consecutive
  * values (int8 codes, fp32 scales). A weight whose qweight() is 8-bit, symmetric (zero 128),
- * in groups of exactly `groupsize` columns is stored as it is; every other matrix gets
- * export.py's quantizer (scale = max|w| / 127). groupsize must divide dim and hidden_dim
- * (runq.c's matmul works in whole groups of a row). Atomic. */
+ * in groups of exactly `groupsize` columns is stored as it is (the token embedding's too); a
+ * linear's qweight that is not is refused; every other matrix, and a token embedding whose
+ * qweight does not fit, gets export.py's quantizer of read() (scale = max|w| / 127).
+ * groupsize must divide dim and hidden_dim (runq.c's matmul works in whole groups of a row).
+ * Atomic. */
 qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e);
 

@@ -122,3 +122,8 @@ qc_status qc_json_load(const char *path, size_t max_bytes, cJSON **root, qc_err 
     free(text);
     return st;
 }
+
+const char *qc_json_type(const cJSON *v) {
+    return cJSON_IsString(v) ? "a string" : cJSON_IsBool(v) ? "a boolean" : cJSON_IsNumber(v) ? "a number"
+           : cJSON_IsArray(v) ? "an array" : cJSON_IsObject(v) ? "an object" : "null";
+}

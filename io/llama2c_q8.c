@@ -33,8 +33,10 @@
  * Q8_0 writer: a matrix whose weight source offers an 8-bit symmetric qweight (zero point
  * 128) in groups of exactly group_size consecutive columns is stored as the solver made it
  * — int8 code − 128 and its fp32 scale — so the file holds exactly the weights the solver
- * compensated for (q · s = scale · (code − 128), the same float product). Every other matrix
- * (the embedding, the classifier, or every matrix of an unquantized source) goes through
+ * compensated for (q · s = scale · (code − 128), the same float product); a linear's qweight
+ * that does not fit is refused, the token embedding's (e.g. 4-bit) is not stored as it is but
+ * re-quantized from its read() values. Every other matrix (an unquantized embedding, the
+ * classifier unless its qweight fits, every matrix of an unquantized source) goes through
  * q80_quantize, export.py's quantize_q80: s = max|w| / 127 in fp32, q = round-half-even(w / s)
  * (torch.round, a real division). runq.c hard-codes rope_theta 10000 and norm_eps 1e-5 and
  * derives head_dim = dim / n_heads; models that differ are refused, as the legacy writer does. */
@@ -306,8 +308,15 @@ static qc_status write_f32(qc_outfile *o, const float *x, size_t n, uint8_t *byt
     return qc_out_write(o, bytes, n * sizeof(float), e);
 }
 
-static const qc_qweight *qweight_of(const qc_weight_source *src, qc_weight w, int layer) {
-    return src->qweight ? src->qweight(src->ctx, w, layer) : NULL;
+/* The qweight stored as it is for matrix (w, layer), or NULL for export.py's quantizer of
+ * read(): a linear's (checked to fit before anything is written); the embedding's only when it
+ * fits, else its dequantized values are quantized like those of any unquantized matrix. */
+static const qc_qweight *stored_qweight(const qc_weight_source *src, qc_weight w, int layer, int gs) {
+    const qc_qweight *qw = src->qweight ? src->qweight(src->ctx, w, layer) : NULL;
+    int rows, cols;
+    qc_weight_shape(src->cfg, w, &rows, &cols);
+    if (qw && w == QC_W_EMBED && check_qweight(qw, rows, cols, gs, "", "", NULL) != QC_OK) return NULL;
+    return qw;
 }
 
 /* Scratch for one tensor: its fp32 values, its codes, its scales, and bytes to write from. */
@@ -324,7 +333,7 @@ static qc_status write_matrix(const qc_weight_source *src, qc_weight w, int laye
     qc_weight_shape(src->cfg, w, &rows, &cols);
     size_t n = (size_t)rows * (size_t)cols, ng = n / (size_t)gs;
     char name[64];
-    const qc_qweight *qw = qweight_of(src, w, layer);
+    const qc_qweight *qw = stored_qweight(src, w, layer, gs);
     if (qw) { /* checked before the file was opened */
         for (size_t i = 0; i < n; i++) b->q[i] = (uint8_t)(qw->codes[i] ^ 0x80); /* code − 128, two's complement */
         memcpy(b->s, qw->scales, ng * sizeof(float));                            /* (rows, cols/gs) = flat groups */
@@ -370,7 +379,7 @@ qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, in
         qc_weight_shape(c, w, &rows, &cols);
         if ((size_t)rows * (size_t)cols > most) most = (size_t)rows * (size_t)cols;
         for (int l = 0; l < (qc_weight_is_global(w) ? 1 : nl); l++) {
-            const qc_qweight *qw = qweight_of(src, w, l);
+            const qc_qweight *qw = stored_qweight(src, w, l, groupsize);
             if (qw && (st = check_qweight(qw, rows, cols, groupsize, path, tensor_name(w, l, name, sizeof name), e)))
                 return st;
             total++;

@@ -10,17 +10,25 @@
  *   model.safetensors  in model order: model.embed_tokens.weight; per layer input_layernorm,
  *                      the q, k, v, o linears (each followed by its bias when the model has
  *                      one), post_attention_layernorm, the gate, up, down linears;
- *                      model.norm.weight; lm_head.weight unless tied. A linear PREFIX is
- *                      stored as the format's tensors PREFIX.qweight, ...; every other weight
- *                      as F16 from the source's read() (PREFIX.bias as AutoGPTQ and AutoAWQ
- *                      store a Qwen2's biases, q and k rows in HF's rotate-half order).
+ *                      model.norm.weight; lm_head.weight unless tied. A quantized linear PREFIX
+ *                      is stored as the format's tensors PREFIX.qweight, ... in its own bits and
+ *                      group size; every other weight as F16 from the source's read()
+ *                      (PREFIX.weight for a linear kept unquantized, which only a mixed format
+ *                      allows; PREFIX.bias as AutoGPTQ and AutoAWQ store a Qwen2's biases; q
+ *                      and k rows in HF's rotate-half order).
  *
- * Every linear is checked (quantized, fmt->check) before anything is written. The same walk
- * over the model first declares the safetensors header and then writes the data, so the two
- * orders cannot differ.
+ * The config states one base setting (bits, group size, symmetry): the one most quantized
+ * linears have, ties going to the first linear's. A mixed format (GPTQ) records the linears
+ * that differ from it, or are not quantized, in its JSON (GPTQModel's "dynamic"); any other
+ * format refuses both. A quantized token embedding is refused: transformers and vLLM load
+ * these formats' embeddings as fp16.
  *
- * Memory: the largest float weight (fp32 and F16) and the largest packed tensor, one tensor at
- * a time. */
+ * Every linear is checked (fmt->check) before anything is written. The same walk over the
+ * model first declares the safetensors header and then writes the data, so the two orders
+ * cannot differ.
+ *
+ * Memory: the largest float weight (fp32, a permuted copy for q/k, and F16) and the largest
+ * packed tensor, one tensor at a time. */
 #include "io/qformat.h"
 
 #include <stdlib.h>
@@ -59,43 +67,72 @@ void qc_qfmt_pack_scales(const qc_qfmt_linear *l, const qc_qfmt_tensor *t, uint8
     }
 }
 
-/* Validates every linear of src: quantized, and what fmt->check asks against the first
- * linear, which *first gets. */
-static qc_status check_source(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src,
-                              const qc_qweight **first, qc_err *e) {
+bool qc_qfmt_differs(const qc_qweight *q, const qc_qweight *base) {
+    int gq = q->groupsize > 0 ? q->groupsize : -1, gb = base->groupsize > 0 ? base->groupsize : -1;
+    return q->bits != base->bits || gq != gb || q->sym != base->sym;
+}
+
+/* The settings most quantized linears of p have: the first linear whose settings no other
+ * settings outnumber. NULL when none is quantized. */
+static const qc_qweight *base_linear(const qc_qfmt_plan *p) {
+    const qc_qweight *best = NULL;
+    int best_n = 0;
+    for (int i = 0; i < p->n; i++) {
+        const qc_qweight *q = p->m[i].q;
+        if (!q || (best && !qc_qfmt_differs(q, best))) continue;
+        int n = 0;
+        for (int j = 0; j < p->n; j++) n += p->m[j].q && !qc_qfmt_differs(p->m[j].q, q);
+        if (n > best_n) best = q, best_n = n;
+    }
+    return best;
+}
+
+/* The plan of src's linears, each checked: fmt->check, and quantized unless fmt is mixed. */
+static qc_status plan_source(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src, qc_qfmt_plan *p,
+                             qc_err *e) {
     const qc_config *c = src->cfg;
-    *first = NULL;
+    if (src->qweight && src->qweight(src->ctx, QC_W_EMBED, 0))
+        return qc_fail(e, QC_ERR_UNSUPPORTED,
+                       "model.embed_tokens: the token embedding is quantized, but %s checkpoints hold it in fp16 "
+                       "(transformers and vLLM load only their linears quantized); use --format gguf, llama2c or "
+                       "fake for a quantized embedding",
+                       fmt->name);
+    p->n = 0;
+    p->m = qc_calloc((size_t)c->n_layers * NLINEAR, sizeof *p->m, e, fmt->name);
+    if (!p->m) return QC_ERR_NOMEM;
     for (int l = 0; l < c->n_layers; l++)
         for (int k = 0; k < NLAYER_W; k++) {
-            qc_weight wt = layer_order[k];
-            if (!qc_weight_is_linear(wt)) continue;
-            char name[96];
-            linear_prefix(wt, l, name, sizeof name);
-            const qc_qweight *q = src->qweight ? src->qweight(src->ctx, wt, l) : NULL;
-            if (!q)
-                return qc_fail(e, QC_ERR_ARG, "%s: not quantized; the %s format needs every linear quantized", name,
-                               fmt->name);
-            int rows, cols;
-            qc_weight_shape(c, wt, &rows, &cols);
-            const qc_qweight *f = *first ? *first : q;
-            qc_status st = fmt->check(opts, q, f, name, rows, cols, e);
-            if (st) return st;
-            *first = f;
+            if (!qc_weight_is_linear(layer_order[k])) continue;
+            qc_qfmt_module *m = &p->m[p->n++];
+            m->w = layer_order[k], m->layer = l;
+            linear_prefix(m->w, l, m->name, sizeof m->name);
+            m->q = src->qweight ? src->qweight(src->ctx, m->w, l) : NULL;
+            if (!m->q && !fmt->mixed)
+                return qc_fail(e, QC_ERR_ARG, "%s: not quantized; the %s format needs every linear quantized",
+                               m->name, fmt->name);
         }
+    if (!(p->base = base_linear(p)))
+        return qc_fail(e, QC_ERR_ARG, "no linear is quantized; a %s checkpoint needs at least one", fmt->name);
+    for (int i = 0; i < p->n; i++) {
+        int rows, cols;
+        qc_weight_shape(c, p->m[i].w, &rows, &cols);
+        qc_status st = p->m[i].q ? fmt->check(opts, p->m[i].q, p->base, p->m[i].name, rows, cols, e) : QC_OK;
+        if (st) return st;
+    }
     return QC_OK;
 }
 
 /* config.json, then the format's own JSON file. */
-static qc_status write_json(const qc_qfmt *fmt, const void *opts, const qc_config *c, const qc_qweight *f,
+static qc_status write_json(const qc_qfmt *fmt, const void *opts, const qc_config *c, const qc_qfmt_plan *p,
                             const qc_outdir *d, qc_err *e) {
     qc_sb text = { 0 }, qc = { 0 };
-    fmt->quant_config(opts, f, &qc);
+    fmt->quant_config(opts, p, &qc);
     qc_hf_config_json(c, QC_DT_F16, qc.failed ? "{}" : qc.s, &text);
     if (qc.failed) text.failed = true;
     qc_status st = qc_sb_write_file(d, "config.json", &text, e);
     if (!st) {
         text.len = 0;
-        fmt->extra_json(opts, f, &text);
+        fmt->extra_json(opts, p, &text);
         st = qc_sb_write_file(d, fmt->extra_file, &text, e);
     }
     qc_sb_free(&text);
@@ -108,16 +145,17 @@ typedef struct qfmt_writer {
     const qc_qfmt *fmt;
     const void *opts;
     const qc_weight_source *src;
-    const qc_qweight *first; /* its bits and group size are every linear's */
+    const qc_qfmt_plan *plan;
     qc_st_writer *w;
     bool writing;
-    float *f32;              /* scratch: the largest float weight */
+    float *f32;              /* scratch: the largest float weight (and a permuted copy of q/k) */
     uint8_t *buf;            /* scratch: its F16 bytes, or the largest packed tensor */
     const qc_log *log;
     qc_err *e;
 } qfmt_writer;
 
-/* A weight that is not a linear: F16, rounded from src->read (q and k biases in HF's row order). */
+/* A weight stored in F16, rounded from src->read (q and k rows, weights' and biases', in HF's
+ * order): every weight that is not a quantized linear. */
 static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     const qc_config *c = x->src->cfg;
     char name[128];
@@ -131,8 +169,8 @@ static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     qc_status st = x->src->read(x->src->ctx, wt, layer, v, x->e);
     if (st) return qc_fail_prefix(x->e, st, "reading %s", name);
     int heads = qc_weight_rope_heads(c, wt);
-    if (heads) { /* a bias: the permuted copy goes after it in the scratch */
-        qc_rope_rows_to_hf(v, v + n, heads, c->head_dim, 1);
+    if (heads) { /* the permuted copy goes after it in the scratch */
+        qc_rope_rows_to_hf(v, v + n, heads, c->head_dim, cols);
         v += n;
     }
     if ((st = qc_check_dtype_range(QC_DT_F16, v, n, (size_t)cols, "model.safetensors", name, x->e))) return st;
@@ -140,22 +178,23 @@ static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     return qc_st_writer_write(x->w, name, x->buf, n * 2, x->e);
 }
 
-/* A linear: the format's tensors, each packed in buf. */
-static qc_status put_linear(const qfmt_writer *x, qc_weight wt, int layer) {
+/* A linear: the format's tensors, each packed in buf; F16 PREFIX.weight when not quantized.
+ * The writing pass asks src for the qweight again (a source may page it in only then). */
+static qc_status put_linear(const qfmt_writer *x, const qc_qfmt_module *m) {
+    if (!m->q) return put_float(x, m->w, m->layer);
     const qc_config *c = x->src->cfg;
     int rows, cols;
-    qc_weight_shape(c, wt, &rows, &cols);
+    qc_weight_shape(c, m->w, &rows, &cols);
     qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
-    int nt = x->fmt->tensors(rows, cols, x->first, t);
-    qc_qfmt_linear l = { .q = x->writing ? x->src->qweight(x->src->ctx, wt, layer) : NULL,
-                         .heads = qc_weight_rope_heads(c, wt),
+    int nt = x->fmt->tensors(rows, cols, m->q, t);
+    qc_qfmt_linear l = { .q = x->writing ? x->src->qweight(x->src->ctx, m->w, m->layer) : NULL,
+                         .heads = qc_weight_rope_heads(c, m->w),
                          .head_dim = c->head_dim,
                          .opts = x->opts };
-    char p[96], name[128];
-    linear_prefix(wt, layer, p, sizeof p);
+    char name[128];
     qc_status st = QC_OK;
     for (int i = 0; i < nt && !st; i++) {
-        snprintf(name, sizeof name, "%s.%s", p, t[i].suffix);
+        snprintf(name, sizeof name, "%s.%s", m->name, t[i].suffix);
         if (!x->writing) {
             st = qc_st_writer_add(x->w, name, t[i].dtype, t[i].ndim, t[i].shape, x->e);
             continue;
@@ -171,7 +210,7 @@ static qc_status put_linear(const qfmt_writer *x, qc_weight wt, int layer) {
 /* Every tensor in model order; progress is reported per linear written. */
 static qc_status walk(const qfmt_writer *x) {
     const qc_config *c = x->src->cfg;
-    int done = 0;
+    int next = 0; /* the plan's linears come in the same order */
     qc_status st = put_float(x, QC_W_EMBED, 0);
     for (int l = 0; l < c->n_layers && !st; l++)
         for (int k = 0; k < NLAYER_W && !st; k++) {
@@ -181,16 +220,54 @@ static qc_status walk(const qfmt_writer *x) {
                 st = put_float(x, wt, l);
                 continue;
             }
-            st = put_linear(x, wt, l);
-            if (x->writing) {
-                char name[96];
-                linear_prefix(wt, l, name, sizeof name);
-                qc_progress(x->log, "export", ++done, NLINEAR * c->n_layers, name);
-            }
+            const qc_qfmt_module *m = &x->plan->m[next++];
+            QC_ASSERT(m->w == wt && m->layer == l);
+            st = put_linear(x, m);
+            if (x->writing) qc_progress(x->log, "export", next, x->plan->n, m->name);
         }
     if (!st) st = put_float(x, QC_W_FINAL_NORM, 0);
     if (!st && !c->tied_classifier) st = put_float(x, QC_W_CLASSIFIER, 0);
     return st;
+}
+
+/* Floats of scratch put_float needs: the largest weight, twice for q and k (the permuted copy). */
+static size_t float_scratch(const qc_config *c) {
+    size_t most = 0;
+    for (int w = 0; w < QC_W_COUNT; w++) {
+        int rows, cols;
+        qc_weight_shape(c, (qc_weight)w, &rows, &cols);
+        size_t n = (size_t)rows * cols * (qc_weight_rope_heads(c, (qc_weight)w) ? 2 : 1);
+        if (n > most) most = n;
+    }
+    return most;
+}
+
+/* The bytes of the largest packed tensor of the plan's quantized linears. */
+static size_t packed_scratch(const qc_qfmt *fmt, const qc_config *c, const qc_qfmt_plan *p) {
+    size_t most = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!p->m[i].q) continue;
+        int rows, cols;
+        qc_weight_shape(c, p->m[i].w, &rows, &cols);
+        qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
+        int nt = fmt->tensors(rows, cols, p->m[i].q, t);
+        for (int k = 0; k < nt; k++)
+            if (tensor_bytes(&t[k]) > most) most = tensor_bytes(&t[k]);
+    }
+    return most;
+}
+
+/* "GPTQ 4-bit, ...; 3 linears with their own settings, 1 in F16" for the debug log. */
+static void describe(const qc_qfmt *fmt, const void *opts, const qc_qfmt_plan *p, char *buf, size_t size) {
+    fmt->describe(opts, p->base, buf, size);
+    int own = 0, f16 = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (!p->m[i].q) f16++;
+        else own += qc_qfmt_differs(p->m[i].q, p->base);
+    }
+    size_t len = strlen(buf);
+    if (own + f16 && len < size)
+        snprintf(buf + len, size - len, "; %d linears with their own settings, %d in F16", own, f16);
 }
 
 qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src, const qc_outdir *d,
@@ -199,22 +276,13 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     const char *dir = d->path;
     qc_status st = qc_config_validate(c, dir, e);
     if (st) return st;
-    const qc_qweight *f;
-    if ((st = check_source(fmt, opts, src, &f, e))) return qc_fail_prefix(e, st, "%s", dir);
-
-    /* Scratch: the largest float tensor (fp32 and F16) and the largest packed tensor. */
-    size_t most_f = (size_t)c->vocab_size * c->dim, qk_bias = 2 * (size_t)c->n_heads * c->head_dim; /* + its copy */
-    if (qk_bias > most_f) most_f = qk_bias;
-    size_t most_b = most_f * 2;
-    for (int k = 0; k < NLAYER_W; k++) {
-        if (!qc_weight_is_linear(layer_order[k])) continue;
-        int rows, cols;
-        qc_weight_shape(c, layer_order[k], &rows, &cols);
-        qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS];
-        int nt = fmt->tensors(rows, cols, f, t);
-        for (int i = 0; i < nt; i++)
-            if (tensor_bytes(&t[i]) > most_b) most_b = tensor_bytes(&t[i]);
+    qc_qfmt_plan plan = { 0 };
+    if ((st = plan_source(fmt, opts, src, &plan, e))) {
+        free(plan.m);
+        return qc_fail_prefix(e, st, "%s", dir);
     }
+    size_t most_f = float_scratch(c), most_b = packed_scratch(fmt, c, &plan);
+    if (most_b < most_f * 2) most_b = most_f * 2;
     char what[32];
     snprintf(what, sizeof what, "%s export buffer", fmt->name);
     float *f32 = qc_malloc(most_f, sizeof(float), e, what);
@@ -223,16 +291,16 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     qc_st_writer *w = path ? qc_st_writer_new(e) : NULL;
     if (!w) {
         if (buf && !path) qc_fail(e, QC_ERR_NOMEM, "out of memory");
-        free(f32), free(buf), free(path);
+        free(f32), free(buf), free(path), free(plan.m);
         return QC_ERR_NOMEM;
     }
-    char desc[128];
-    fmt->describe(opts, f, desc, sizeof desc);
+    char desc[192];
+    describe(fmt, opts, &plan, desc, sizeof desc);
     qc_logf(log, QC_LOG_DEBUG, "writing %s: %s", dir, desc);
 
-    qfmt_writer x = { .fmt = fmt, .opts = opts, .src = src, .first = f, .w = w, .f32 = f32, .buf = buf, .log = log,
-                      .e = e };
-    st = write_json(fmt, opts, c, f, d, e);
+    qfmt_writer x = { .fmt = fmt, .opts = opts, .src = src, .plan = &plan, .w = w, .f32 = f32, .buf = buf,
+                      .log = log, .e = e };
+    st = write_json(fmt, opts, c, &plan, d, e);
     if (!st) st = qc_st_writer_meta(w, "format", "pt", e);
     if (!st) st = walk(&x);
     if (!st) st = qc_st_writer_begin(w, path, e);
@@ -243,5 +311,6 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     free(path);
     free(f32);
     free(buf);
+    free(plan.m);
     return st ? qc_fail_prefix(e, st, "%s", dir) : QC_OK;
 }

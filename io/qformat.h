@@ -18,6 +18,9 @@
 
 typedef enum qc_hfq_method { QC_HFQ_NONE, QC_HFQ_GPTQ, QC_HFQ_AWQ } qc_hfq_method;
 
+/* One entry of a GPTQ quantization_config.dynamic, compiled (gptq_dynamic.c). */
+typedef struct qc_hfq_rule qc_hfq_rule;
+
 typedef struct qc_hf_quant {
     qc_hfq_method method;
     int bits;              /* GPTQ 2, 3, 4, 8; AWQ 4 */
@@ -25,14 +28,30 @@ typedef struct qc_hf_quant {
     bool sym;              /* GPTQ: informational (zero points are stored either way) */
     bool desc_act;         /* GPTQ: act-order; with it g_idx is required */
     int checkpoint_format; /* GPTQ: 1 ("gptq": qzeros hold zero − 1) or 2 ("gptq_v2"); AWQ: 0 */
+    int nrules;            /* GPTQ: the entries of "dynamic", in the order they are tried */
+    qc_hfq_rule *rules;    /* (nrules) owned; qc_hf_quant_free */
 } qc_hf_quant;
 
 /* qc_hf_config_load, plus the quantization_config (q->method QC_HFQ_NONE when there is
  * none). Accepted: quant_method "gptq" (bits, group_size required; sym default true,
- * desc_act default false, checkpoint_format "gptq" (default) or "gptq_v2") and "awq"
- * (bits or w_bit = 4, group_size or q_group_size, zero_point true, version "gemm");
- * anything else is refused with a message naming the file and the field. */
+ * desc_act default false, checkpoint_format "gptq" (default) or "gptq_v2", dynamic: per-module
+ * overrides) and "awq" (bits or w_bit = 4, group_size or q_group_size, zero_point true,
+ * version "gemm"); anything else is refused with a message naming the file and the field.
+ * q may own compiled rules afterwards, also after a failure: the caller frees it with
+ * qc_hf_quant_free. */
 qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, qc_err *e);
+
+/* ---- GPTQModel's per-module overrides: quantization_config.dynamic (gptq_dynamic.c) ---------- */
+
+/* Parses dyn (quantization_config.dynamic, not NULL) of config file `path` into q->rules;
+ * a malformed entry is an error naming path and the entry's key. */
+qc_status qc_hfq_dynamic_parse(const char *path, const struct cJSON *dyn, qc_hf_quant *q, qc_err *e);
+/* The settings of module `name` (e.g. "model.layers.3.mlp.down_proj") into *out: q's, with the
+ * first matching rule's fields over them (out->rules is NULL); *skip = that rule's key when it
+ * is a negative one (the module is not quantized), else NULL. `path` is for messages. */
+qc_status qc_hfq_module(const qc_hf_quant *q, const char *name, const char *path, qc_hf_quant *out,
+                        const char **skip, qc_err *e);
+void qc_hf_quant_free(qc_hf_quant *q); /* the rules; q itself is the caller's */
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
@@ -125,6 +144,31 @@ bool qc_qfmt_gidx_trivial(const qc_qweight *q);
 
 /* ---- the writer both formats share (qfmt_write.c) ------------------------------------------ */
 
+/* One linear of the model being written. */
+typedef struct qc_qfmt_module {
+    char name[96];        /* "model.layers.L.mlp.down_proj" */
+    qc_weight w;
+    int layer;
+    const qc_qweight *q;  /* NULL: not quantized (stored as PREFIX.weight in F16) */
+} qc_qfmt_module;
+
+/* Every linear of the model in file order, and the one whose settings the format's config
+ * states: the bits, group size and symmetry most quantized linears have (ties: the first's). */
+typedef struct qc_qfmt_plan {
+    int n;
+    qc_qfmt_module *m;    /* (n) */
+    const qc_qweight *base;
+} qc_qfmt_plan;
+
+/* Whether q's bits, group size or symmetry differ from base's. */
+bool qc_qfmt_differs(const qc_qweight *q, const qc_qweight *base);
+
+/* `,\n<indent>"dynamic": {...}` for the linears of p that are not quantized ("-:" entries,
+ * {}) or whose settings differ from p->base's ("+:" entries: bits, group_size, sym), each
+ * keyed by a regex matching exactly its module name; nothing when there are none.
+ * (gptq_dynamic.c) */
+void qc_gptq_dynamic_json(const qc_qfmt_plan *p, const char *indent, qc_sb *b);
+
 /* One linear being written: the solver's weight, the order of its HF rows, the options. */
 typedef struct qc_qfmt_linear {
     const qc_qweight *q;  /* rows (out) × cols (in), rows in the source's (interleaved) order */
@@ -146,27 +190,30 @@ struct qc_qfmt_tensor {
 #define QC_QFMT_MAX_TENSORS 4
 
 /* A quantized safetensors format as the writer sees it (one static const per format file).
- * opts is what the format's export was given (NULL when it has no options); f is the first
- * linear, whose bits and group size every linear has once checked. */
+ * opts is what the format's export was given (NULL when it has no options). */
 typedef struct qc_qfmt {
     const char *name;         /* "GPTQ", "AWQ": in messages */
     const char *extra_file;   /* the format's own JSON file beside config.json */
-    /* Checks linear `name` (rows × cols, as the config says) against the format and against
-     * f (q itself for the first linear); a refusal names `name`. */
-    qc_status (*check)(const void *opts, const qc_qweight *q, const qc_qweight *f, const char *name, int rows,
+    /* Linears may differ in settings from the base and may be unquantized (GPTQ's "dynamic");
+     * else every linear must be quantized, and check compares it with the base. */
+    bool mixed;
+    /* Checks linear `name` (rows × cols, as the config says) against the format (and, unless
+     * mixed, against the base linear); a refusal names `name`. */
+    qc_status (*check)(const void *opts, const qc_qweight *q, const qc_qweight *base, const char *name, int rows,
                        int cols, qc_err *e);
-    /* The tensors of a linear of rows × cols into t, in file order; returns how many. */
-    int (*tensors)(int rows, int cols, const qc_qweight *f, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]);
+    /* The tensors of linear q (rows × cols) into t, in file order; returns how many. */
+    int (*tensors)(int rows, int cols, const qc_qweight *q, qc_qfmt_tensor t[QC_QFMT_MAX_TENSORS]);
     /* config.json's "quantization_config" object; the extra file's text. */
-    void (*quant_config)(const void *opts, const qc_qweight *f, qc_sb *b);
-    void (*extra_json)(const void *opts, const qc_qweight *f, qc_sb *b);
+    void (*quant_config)(const void *opts, const qc_qfmt_plan *p, qc_sb *b);
+    void (*extra_json)(const void *opts, const qc_qfmt_plan *p, qc_sb *b);
     /* What the debug log says is written, e.g. "AWQ GEMM 4-bit, group size 128". */
-    void (*describe)(const void *opts, const qc_qweight *f, char *buf, size_t size);
+    void (*describe)(const void *opts, const qc_qweight *base, char *buf, size_t size);
 } qc_qfmt;
 
 /* Writes src into the folder d in format fmt (layout in qfmt_write.c): every linear is
  * checked before anything is written; then config.json, fmt->extra_file and
- * model.safetensors. Errors are prefixed with d's path. */
+ * model.safetensors. A quantized token embedding is refused (both formats keep it in F16).
+ * Errors are prefixed with d's path. */
 qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_source *src, const qc_outdir *d,
                          const qc_log *log, qc_err *e);
 

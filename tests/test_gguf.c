@@ -190,12 +190,13 @@ static void rtn_qweight(const float *w, int rows, int cols, qc_gguf_type t, qc_q
 /* A weight source: the checkpoint, with some linears replaced by quantized weights. */
 typedef struct qsource {
     const qc_checkpoint *ck;
-    qc_qweight *q; /* (n_layers * QC_W_COUNT); rows == 0: not quantized */
+    qc_qweight *q;    /* (n_layers * QC_W_COUNT); rows == 0: not quantized */
+    qc_qweight embed; /* rows == 0: not quantized */
 } qsource;
 
 static const qc_qweight *qs_qweight(void *ctx, qc_weight w, int layer) {
     qsource *s = ctx;
-    if (qc_weight_is_global(w)) return NULL;
+    if (qc_weight_is_global(w)) return w == QC_W_EMBED && s->embed.rows ? &s->embed : NULL;
     const qc_qweight *q = &s->q[(size_t)layer * QC_W_COUNT + w];
     return q->rows ? q : NULL;
 }
@@ -216,6 +217,7 @@ static qc_weight_source qs_source(qsource *s) {
 /* Quantizes every linear of ck as type t (t = F32: none). */
 static void qs_init(qsource *s, const qc_checkpoint *ck, qc_gguf_type t) {
     const qc_config *c = qc_checkpoint_config(ck);
+    memset(s, 0, sizeof *s);
     s->ck = ck;
     s->q = calloc((size_t)c->n_layers * QC_W_COUNT, sizeof *s->q);
     size_t most = 0;
@@ -237,6 +239,7 @@ static void qs_init(qsource *s, const qc_checkpoint *ck, qc_gguf_type t) {
 static void qs_free(qsource *s, int n_layers) {
     for (int i = 0; s->q && i < n_layers * QC_W_COUNT; i++) qc_qweight_free(&s->q[i]);
     free(s->q);
+    qc_qweight_free(&s->embed);
 }
 
 /* ---- helpers on written files ----------------------------------------------------------------------- */
@@ -499,6 +502,78 @@ static void test_stories_q4_0(void) { quant_roundtrip(QC_GGUF_Q4_0, QC_GGUF_Q8_0
 static void test_stories_q4_1(void) { quant_roundtrip(QC_GGUF_Q4_1, QC_GGUF_Q4_1, QC_GGUF_Q8_0, 3); }
 static void test_stories_q8_0(void) { quant_roundtrip(QC_GGUF_Q8_0, QC_GGUF_Q4_0, QC_GGUF_F32, 7); }
 
+/* A source whose token embedding is quantized (type et, from the embedding by rtn_qweight):
+ * token_embd is the qweight's own blocks, of its type whatever embed_type says, and reads back
+ * as qc_qweight_dequantize; output.weight (tied) stays output_type of read(). */
+static void embed_roundtrip(qc_gguf_type et) {
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL, *g = NULL;
+    qc_tokenizer tok;
+    CHECK_OK(qc_checkpoint_open(&ck, shared_path(STORIES), &e), e);
+    CHECK_OK(qc_tokenizer_load(&tok, shared_path(TOK512), 512, &e), e);
+    if (!ck || !tok.pieces) return;
+    CHECK_OK(qc_checkpoint_pad_ffn(ck, 32, &e), e);
+    const qc_config *c = qc_checkpoint_config(ck);
+    size_t n = nelem(c, QC_W_EMBED);
+    qsource qs;
+    qs_init(&qs, ck, QC_GGUF_Q4_0);
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    CHECK_OK(qc_checkpoint_read(ck, QC_W_EMBED, 0, a, &e), e);
+    rtn_qweight(a, c->vocab_size, c->dim, et, &qs.embed);
+    qc_weight_source src = qs_source(&qs);
+    qc_gguf_export_opts o = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F16, .output_type = QC_GGUF_Q8_0,
+                              .tok = &tok };
+    char name[64];
+    snprintf(name, sizeof name, "stories_embed_%s.gguf", qc_gguf_type_name(et));
+    const char *path = tmp_path(name);
+    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    check_layout(path, 2);
+    qc_gguf_file f;
+    CHECK_OK(qc_gguf_file_open(&f, path, &e), e);
+    if (f.map.data) {
+        const qc_gguf_tensor *te = qc_gguf_find_tensor(&f, "token_embd.weight"),
+                             *to = qc_gguf_find_tensor(&f, "output.weight");
+        CHECK(te && te->type->id == (uint32_t)et, "token_embd is %s", te ? te->type->name : "missing");
+        CHECK(to && to->type->id == QC_GGUF_Q8_0, "output is output_type Q8_0 (%s)", to ? to->type->name : "missing");
+        qc_gguf_file_close(&f);
+    }
+    CHECK_OK(qc_checkpoint_open(&g, path, &e), e);
+    if (g) {
+        qc_qweight_dequantize(&qs.embed, a);
+        CHECK_OK(qc_checkpoint_read(g, QC_W_EMBED, 0, b, &e), e);
+        CHECK(memcmp(a, b, n * 4) == 0, "token_embd (%s) reads back as qc_qweight_dequantize", qc_gguf_type_name(et));
+        CHECK_OK(qc_checkpoint_read_rows(g, QC_W_EMBED, 300, 2, b, &e), e);
+        CHECK(memcmp(a + 300 * c->dim, b, 2 * (size_t)c->dim * 4) == 0, "rows 300, 301 alone");
+        const char *qt = qc_checkpoint_qtype(g, QC_W_EMBED, 0);
+        CHECK(qt && strcmp(qt, qc_gguf_type_name(et)) == 0, "embedding qtype %s", qt ? qt : "NULL");
+        /* the classifier: ggml's Q8_0 of read(), not the quantized embedding */
+        const qc_gguf_type_info *q8 = qc_gguf_type_info_of(QC_GGUF_Q8_0);
+        uint8_t *blocks = malloc(n * 4);
+        CHECK_OK(qc_checkpoint_read(ck, QC_W_CLASSIFIER, 0, a, &e), e);
+        q8->from_float(a, blocks, (int64_t)n);
+        q8->to_float(blocks, a, (int64_t)n);
+        CHECK_OK(qc_checkpoint_read(g, QC_W_CLASSIFIER, 0, b, &e), e);
+        CHECK(memcmp(a, b, n * 4) == 0, "output.weight is the reference Q8_0 of read()");
+        free(blocks);
+        qc_checkpoint_close(g);
+    }
+    /* an embedding in blocks GGUF has no type for: refused, naming the tensor */
+    qc_qweight_free(&qs.embed);
+    CHECK_OK(qc_qweight_init(&qs.embed, c->vocab_size, c->dim, 4, 64, true, &e), e);
+    for (size_t i = 0; i < (size_t)c->vocab_size * qs.embed.ngroups; i++) qs.embed.scales[i] = 1, qs.embed.zeros[i] = 8;
+    const char *bad = tmp_path("refused_embed.gguf");
+    CHECK_FAILS_AT(qc_export_gguf(&src, bad, &o, NULL, &e), e, bad,
+                   "token_embd.weight: Q4_0 blocks are groups of 32 columns; this weight has groupsize 64");
+    CHECK(access(bad, F_OK) != 0, "nothing written");
+    free(a), free(b);
+    qs_free(&qs, c->n_layers);
+    qc_checkpoint_close(ck);
+    qc_tokenizer_free(&tok);
+}
+
+static void test_stories_embed_q4_0(void) { embed_roundtrip(QC_GGUF_Q4_0); }
+static void test_stories_embed_q8_0(void) { embed_roundtrip(QC_GGUF_Q8_0); }
+
 /* ---- what the writer refuses ---------------------------------------------------------------------------- */
 
 static void test_writer_refusals(void) {
@@ -536,7 +611,7 @@ static void test_writer_refusals(void) {
     /* quantized linears that GGUF blocks cannot hold: the FFN width 172 is not whole blocks
      * (unpadded), a group size of 64, a scale that is not fp16, asymmetric 4-bit without mins,
      * act-order groups, 3 bits */
-    qsource qs = { ck, calloc((size_t)5 * QC_W_COUNT, sizeof(qc_qweight)) };
+    qsource qs = { .ck = ck, .q = calloc((size_t)5 * QC_W_COUNT, sizeof(qc_qweight)) };
     qc_qweight *q = &qs.q[2 * QC_W_COUNT + QC_W_DOWN];
     float *w = malloc(nelem(qc_checkpoint_config(ck), QC_W_DOWN) * 4);
     CHECK_OK(qc_checkpoint_read(ck, QC_W_DOWN, 2, w, &e), e);
@@ -890,6 +965,8 @@ int main(void) {
     RUN(test_stories_q4_0);
     RUN(test_stories_q4_1);
     RUN(test_stories_q8_0);
+    RUN(test_stories_embed_q4_0);
+    RUN(test_stories_embed_q8_0);
     RUN(test_writer_refusals);
     RUN(test_broken_files);
     RUN(test_tokenizer_from_vocab);

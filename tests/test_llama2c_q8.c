@@ -84,15 +84,18 @@ static float *read_w(const qc_weight_source *src, qc_weight w, int layer) {
     return x;
 }
 
-static const qc_qweight *qw_of(const qc_weight_source *src, qc_weight w, int layer) {
-    return src->qweight ? src->qweight(src->ctx, w, layer) : NULL;
+/* The qweight a version 2 file stores as it is: 8-bit, symmetric, in groups of gs (the tests'
+ * linears all are; a token embedding's that is not is re-quantized from read()). */
+static const qc_qweight *kept_qw(const qc_weight_source *src, qc_weight w, int layer, int gs) {
+    const qc_qweight *qw = src->qweight ? src->qweight(src->ctx, w, layer) : NULL;
+    return qw && qw->bits == 8 && qw->sym && qw->groupsize == gs ? qw : NULL;
 }
 
-/* The int8 codes and scales a version 2 file holds for a matrix: a qweight's codes − 128
+/* The int8 codes and scales a version 2 file holds for a matrix: a kept qweight's codes − 128
  * and scales, or ref_q80 of the fp32 weight. */
 static void q8_of(const qc_weight_source *src, qc_weight w, int layer, int gs, int8_t *q, float *s) {
     size_t n = numel(src->cfg, w);
-    const qc_qweight *qw = qw_of(src, w, layer);
+    const qc_qweight *qw = kept_qw(src, w, layer, gs);
     if (qw) {
         for (size_t i = 0; i < n; i++) q[i] = (int8_t)((int)qw->codes[i] - 128);
         memcpy(s, qw->scales, n / gs * sizeof(float));
@@ -199,7 +202,7 @@ static void expect_weights(const char *path, const qc_weight_source *src, int ve
                 q8_of(src, sw, l, gs, q, s);
                 for (size_t k = 0; k < n; k++) want[k] = (float)q[k] * s[k / gs];
                 free(q), free(s);
-                const qc_qweight *qw = qw_of(src, sw, l);
+                const qc_qweight *qw = kept_qw(src, sw, l, gs);
                 if (qw) { /* and that is exactly the solver's dequantized weight */
                     float *d = calloc(n, sizeof(float));
                     qc_qweight_dequantize(qw, d);
@@ -257,7 +260,8 @@ static bool no_temporaries(void) { return system("test -z \"$(ls \"$QCALIB_TMP\"
 typedef struct wrap {
     const qc_checkpoint *ck;
     qc_config cfg;
-    qc_qweight *q; /* (n_layers * 7) or NULL */
+    qc_qweight *q;     /* (n_layers * 7) or NULL */
+    qc_qweight *embed; /* or NULL */
 } wrap;
 
 static const qc_weight linears[7] = { QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_GATE, QC_W_UP, QC_W_DOWN };
@@ -270,6 +274,7 @@ static int lin_index(qc_weight w) {
 
 static const qc_qweight *wrap_qweight(void *ctx, qc_weight w, int layer) {
     wrap *s = ctx;
+    if (w == QC_W_EMBED) return s->embed;
     return s->q && lin_index(w) >= 0 ? &s->q[layer * 7 + lin_index(w)] : NULL;
 }
 
@@ -287,12 +292,34 @@ static qc_status wrap_read(void *ctx, qc_weight w, int layer, float *out, qc_err
 }
 
 static qc_weight_source wrap_source(wrap *s) {
-    return (qc_weight_source){ .cfg = &s->cfg, .read = wrap_read, .qweight = s->q ? wrap_qweight : NULL, .ctx = s };
+    return (qc_weight_source){ .cfg = &s->cfg, .read = wrap_read, .qweight = s->q || s->embed ? wrap_qweight : NULL,
+                               .ctx = s };
 }
 
-/* Round-to-nearest 8-bit symmetric qweights (QUANT-SPEC §1: range forced to contain 0,
- * xmax = max(|min|, max), scale = 2·xmax / 255, zero 128, codes clamped to 0..255) of every
- * linear of ck, in groups of gs consecutive columns. */
+/* Round-to-nearest 8-bit symmetric qweight (QUANT-SPEC §1: range forced to contain 0,
+ * xmax = max(|min|, max), scale = 2·xmax / 255, zero 128, codes clamped to 0..255) of x
+ * (rows, cols), in groups of gs consecutive columns. */
+static void rtn8(const float *x, int rows, int cols, int gs, qc_qweight *q) {
+    qc_err e = { "" };
+    CHECK_OK(qc_qweight_init(q, rows, cols, 8, gs, true, &e), e);
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < q->ngroups; g++) {
+            const float *xg = x + (size_t)r * cols + (size_t)g * gs;
+            float lo = 0, hi = 0;
+            for (int k = 0; k < gs; k++) lo = fminf(lo, xg[k]), hi = fmaxf(hi, xg[k]);
+            float xmax = fmaxf(-lo, hi);
+            if (xmax == 0) xmax = 1;
+            float scale = 2 * xmax / 255.0f;
+            q->scales[(size_t)r * q->ngroups + g] = scale;
+            q->zeros[(size_t)r * q->ngroups + g] = 128;
+            for (int k = 0; k < gs; k++) {
+                float v = nearbyintf(xg[k] / scale) + 128;
+                q->codes[(size_t)r * cols + (size_t)g * gs + k] = (uint8_t)fminf(fmaxf(v, 0), 255);
+            }
+        }
+}
+
+/* rtn8 of every linear of ck. */
 static qc_qweight *rtn_qweights(const qc_checkpoint *ck, int gs) {
     qc_err e = { "" };
     const qc_config *c = qc_checkpoint_config(ck);
@@ -301,25 +328,9 @@ static qc_qweight *rtn_qweights(const qc_checkpoint *ck, int gs) {
         for (int i = 0; i < 7; i++) {
             int rows, cols;
             qc_weight_shape(c, linears[i], &rows, &cols);
-            qc_qweight *q = &all[l * 7 + i];
-            CHECK_OK(qc_qweight_init(q, rows, cols, 8, gs, true, &e), e);
             float *x = calloc((size_t)rows * cols, sizeof(float));
             CHECK_OK(qc_checkpoint_read(ck, linears[i], l, x, &e), e);
-            for (int r = 0; r < rows; r++)
-                for (int g = 0; g < q->ngroups; g++) {
-                    const float *xg = x + (size_t)r * cols + (size_t)g * gs;
-                    float lo = 0, hi = 0;
-                    for (int k = 0; k < gs; k++) lo = fminf(lo, xg[k]), hi = fmaxf(hi, xg[k]);
-                    float xmax = fmaxf(-lo, hi);
-                    if (xmax == 0) xmax = 1;
-                    float scale = 2 * xmax / 255.0f;
-                    q->scales[(size_t)r * q->ngroups + g] = scale;
-                    q->zeros[(size_t)r * q->ngroups + g] = 128;
-                    for (int k = 0; k < gs; k++) {
-                        float v = nearbyintf(xg[k] / scale) + 128;
-                        q->codes[(size_t)r * cols + (size_t)g * gs + k] = (uint8_t)fminf(fmaxf(v, 0), 255);
-                    }
-                }
+            rtn8(x, rows, cols, gs, &all[l * 7 + i]);
             free(x);
         }
     return all;
@@ -521,6 +532,67 @@ static void test_export_solver_qweights(void) {
         free_qweights(w.q, w.cfg.n_layers * 7);
         qc_checkpoint_close(ck);
     }
+}
+
+/* ---- (b') a quantized token embedding ------------------------------------------------------------------ */
+
+/* Exports src at group size gs to name and checks it against export.py's layout and values
+ * (the oracle stores a kept qweight as it is, re-quantizes anything else from read()). */
+static void export_and_check(const qc_weight_source *src, const char *name, int gs) {
+    qc_err e = { "" };
+    const char *path = tmp_path(name);
+    CHECK_OK(qc_export_llama2c_q8(src, path, gs, NULL, &e), e);
+    bytes ref = ref_file(src, 2, gs);
+    expect_bytes(path, &ref);
+    free(ref.p);
+    expect_weights(path, src, 2, gs);
+}
+
+/* The embedding's qweight is stored as it is when 8-bit symmetric in groups of the file's
+ * size; a 4-bit one, or one of another group size, gets export.py's quantizer of its
+ * dequantized values instead. */
+static void test_export_quantized_embedding(void) {
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL;
+    CHECK_OK(qc_checkpoint_open(&ck, shared_path(STORIES), &e), e);
+    if (!ck) return;
+    const int gs = 4;
+    const qc_config *c = qc_checkpoint_config(ck);
+    size_t n = numel(c, QC_W_EMBED);
+    float *x = calloc(n, sizeof(float));
+    CHECK_OK(qc_checkpoint_read(ck, QC_W_EMBED, 0, x, &e), e);
+    qc_qweight emb8, emb8_g2, emb4;
+    rtn8(x, c->vocab_size, c->dim, gs, &emb8);
+    rtn8(x, c->vocab_size, c->dim, 2, &emb8_g2);
+    CHECK_OK(qc_qweight_init(&emb4, c->vocab_size, c->dim, 4, gs, true, &e), e);
+    for (size_t i = 0; i < n; i++) emb4.codes[i] = emb8.codes[i] >> 4;
+    for (size_t i = 0; i < n / gs; i++) emb4.scales[i] = emb8.scales[i] * 16, emb4.zeros[i] = 8;
+    wrap w = { .ck = ck, .cfg = *c, .q = rtn_qweights(ck, gs), .embed = &emb8 };
+    qc_weight_source src = wrap_source(&w);
+    export_and_check(&src, "embed_q8_g4.bin", gs);
+    qc_checkpoint *q8 = NULL; /* the solver's codes, not export.py's re-quantization of the weights */
+    CHECK_OK(qc_checkpoint_open(&q8, tmp_path("embed_q8_g4.bin"), &e), e);
+    if (q8) {
+        float *got = calloc(n, sizeof(float)), *want = calloc(n, sizeof(float)), *s = calloc(n / gs, sizeof(float));
+        int8_t *q = malloc(n);
+        CHECK_OK(qc_checkpoint_read(q8, QC_W_EMBED, 0, got, &e), e);
+        qc_qweight_dequantize(&emb8, want);
+        CHECK(memcmp(got, want, n * sizeof(float)) == 0, "the embedding reads back as qc_qweight_dequantize");
+        ref_q80(x, n, gs, q, s);
+        size_t differ = 0;
+        for (size_t k = 0; k < n; k++) differ += got[k] != (float)q[k] * s[k / gs];
+        CHECK(differ > n / 4, "only %zu of %zu values differ from export.py's quantizer", differ, n);
+        free(got), free(want), free(s), free(q);
+        qc_checkpoint_close(q8);
+    }
+    w.embed = &emb8_g2;
+    export_and_check(&src, "embed_q8_g2.bin", gs);
+    w.embed = &emb4;
+    export_and_check(&src, "embed_q4.bin", gs);
+    free_qweights(w.q, c->n_layers * 7);
+    qc_qweight_free(&emb8), qc_qweight_free(&emb8_g2), qc_qweight_free(&emb4);
+    free(x);
+    qc_checkpoint_close(ck);
 }
 
 /* ---- untied classifiers, version 1, folders, what llama2.c cannot express ------------------------------- */
@@ -781,6 +853,7 @@ int main(void) {
     RUN(test_export_reference);
     RUN(test_layout_by_hand);
     RUN(test_export_solver_qweights);
+    RUN(test_export_quantized_embedding);
     RUN(test_untied_and_version1);
     RUN(test_export_bad_source);
     RUN(test_read_export_py_default);

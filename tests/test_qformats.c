@@ -13,6 +13,7 @@
 #include "io/io.h"
 #include "tests/check.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -40,25 +41,27 @@ static int lin_index(qc_weight w) {
 /* ---- a weight source whose linears are quantized ------------------------------------------------ */
 
 typedef struct qmodel {
-    const qc_checkpoint *ck; /* every weight that is not a linear */
+    const qc_checkpoint *ck; /* every weight that is not a quantized linear */
     qc_config cfg;
-    qc_qweight *q;           /* (n_layers * NLIN) */
+    qc_qweight *q;           /* (n_layers * NLIN) codes NULL: kept unquantized */
+    qc_qweight embed;        /* codes NULL: not quantized */
 } qmodel;
-
-static qc_status qm_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
-    qmodel *m = ctx;
-    int k = lin_index(w);
-    if (k >= 0) {
-        qc_qweight_dequantize(&m->q[layer * NLIN + k], out);
-        return QC_OK;
-    }
-    return qc_checkpoint_read(m->ck, w, layer, out, e);
-}
 
 static const qc_qweight *qm_qweight(void *ctx, qc_weight w, int layer) {
     qmodel *m = ctx;
     int k = lin_index(w);
-    return k >= 0 ? &m->q[layer * NLIN + k] : NULL;
+    const qc_qweight *q = k >= 0 ? &m->q[layer * NLIN + k] : w == QC_W_EMBED ? &m->embed : NULL;
+    return q && q->codes ? q : NULL;
+}
+
+static qc_status qm_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
+    qmodel *m = ctx;
+    const qc_qweight *q = qm_qweight(ctx, w, layer);
+    if (q) {
+        qc_qweight_dequantize(q, out);
+        return QC_OK;
+    }
+    return qc_checkpoint_read(m->ck, w, layer, out, e);
 }
 
 static qc_weight_source qm_source(qmodel *m) {
@@ -68,6 +71,7 @@ static qc_weight_source qm_source(qmodel *m) {
 static void qm_free(qmodel *m) {
     for (int i = 0; m->q && i < m->cfg.n_layers * NLIN; i++) qc_qweight_free(&m->q[i]);
     free(m->q);
+    qc_qweight_free(&m->embed);
     memset(m, 0, sizeof *m);
 }
 
@@ -108,9 +112,39 @@ static bool qm_load_vectors(qmodel *m, const char *config, int groupsize, bool s
     return true;
 }
 
-/* Synthetic weights (not from any solver): random codes, fp16 scales, integral zeros in
- * 1..maxq (so both GPTQ formats hold them), or the symmetric zero; act_order shuffles the
- * columns into groups the way GPTQ's act-order does (g_idx[perm[k]] = k / groupsize). */
+/* Fills q (initialized) with synthetic values (not from any solver): random codes, fp16
+ * scales, integral zeros in 1..maxq (so both GPTQ formats hold them), or the symmetric zero;
+ * act_order shuffles the columns into groups the way GPTQ's act-order does (g_idx[perm[k]]
+ * = k / groupsize). */
+static void synthetic_fill(qc_qweight *q, bool act_order, qc_pyrandom *r) {
+    int maxq = (1 << q->bits) - 1, cols = q->cols;
+    for (size_t i = 0; i < (size_t)q->rows * cols; i++) q->codes[i] = (uint8_t)qc_pyrandom_randint(r, 0, maxq);
+    for (size_t i = 0; i < (size_t)q->rows * q->ngroups; i++) {
+        q->scales[i] = f16_round((float)(1e-3 + 0.05 * qc_pyrandom_random(r)));
+        q->zeros[i] = q->sym ? (float)((maxq + 1) / 2) : (float)qc_pyrandom_randint(r, 1, maxq);
+    }
+    if (act_order) {
+        for (int c = 0; c < cols; c++) q->perm[c] = c;
+        for (int c = cols - 1; c > 0; c--) { /* Fisher-Yates */
+            int j = (int)qc_pyrandom_randint(r, 0, c), t = q->perm[c];
+            q->perm[c] = q->perm[j], q->perm[j] = t;
+        }
+        for (int i = 0; i < cols; i++) q->g_idx[q->perm[i]] = q->groupsize > 0 ? i / q->groupsize : 0;
+    }
+}
+
+/* Linear k of layer l of m replaced by a synthetic weight of the given settings. */
+static void qm_set_synthetic(qmodel *m, int l, int k, int bits, int groupsize, bool sym, qc_pyrandom *r) {
+    qc_err e;
+    int rows, cols;
+    qc_weight_shape(&m->cfg, lin_w[k], &rows, &cols);
+    qc_qweight *q = &m->q[l * NLIN + k];
+    qc_qweight_free(q);
+    CHECK_OK(qc_qweight_init(q, rows, cols, bits, groupsize, sym, &e), e);
+    synthetic_fill(q, false, r);
+}
+
+/* Every linear synthetic (synthetic_fill), with the same settings. */
 static void qm_synthetic(qmodel *m, int bits, int groupsize, bool sym, bool act_order, uint64_t seed) {
     qc_err e;
     qc_pyrandom r;
@@ -118,26 +152,13 @@ static void qm_synthetic(qmodel *m, int bits, int groupsize, bool sym, bool act_
     m->ck = stories;
     m->cfg = *qc_checkpoint_config(stories);
     m->q = calloc((size_t)m->cfg.n_layers * NLIN, sizeof *m->q);
-    int maxq = (1 << bits) - 1;
     for (int l = 0; l < m->cfg.n_layers; l++)
         for (int k = 0; k < NLIN; k++) {
             int rows, cols;
             qc_weight_shape(&m->cfg, lin_w[k], &rows, &cols);
             qc_qweight *q = &m->q[l * NLIN + k];
             CHECK_OK(qc_qweight_init(q, rows, cols, bits, groupsize, sym, &e), e);
-            for (size_t i = 0; i < (size_t)rows * cols; i++) q->codes[i] = (uint8_t)qc_pyrandom_randint(&r, 0, maxq);
-            for (size_t i = 0; i < (size_t)rows * q->ngroups; i++) {
-                q->scales[i] = f16_round((float)(1e-3 + 0.05 * qc_pyrandom_random(&r)));
-                q->zeros[i] = sym ? (float)((maxq + 1) / 2) : (float)qc_pyrandom_randint(&r, 1, maxq);
-            }
-            if (act_order) {
-                for (int c = 0; c < cols; c++) q->perm[c] = c;
-                for (int c = cols - 1; c > 0; c--) { /* Fisher-Yates */
-                    int j = (int)qc_pyrandom_randint(&r, 0, c), t = q->perm[c];
-                    q->perm[c] = q->perm[j], q->perm[j] = t;
-                }
-                for (int i = 0; i < cols; i++) q->g_idx[q->perm[i]] = groupsize > 0 ? i / groupsize : 0;
-            }
+            synthetic_fill(q, act_order, &r);
         }
 }
 
@@ -165,8 +186,16 @@ static qc_status export_awq(const qc_weight_source *src, const char *dir, qc_err
     return st;
 }
 
-/* Opens dir and checks every weight against m: linears bit for bit equal to the
- * dequantized qweight, the rest equal to their fp16 rounding; qtype as expected. */
+/* A GPTQ linear's qtype: "gptq-4bit-g32", "gptq-3bit-gch". */
+static const char *gptq_qtype(const qc_qweight *q, char *buf, size_t size) {
+    if (q->groupsize > 0) snprintf(buf, size, "gptq-%dbit-g%d", q->bits, q->groupsize);
+    else snprintf(buf, size, "gptq-%dbit-gch", q->bits);
+    return buf;
+}
+
+/* Opens dir and checks every weight against m: quantized linears bit for bit equal to the
+ * dequantized qweight, the rest equal to their fp16 rounding; the quantized ones' qtype is
+ * `qtype` (NULL: each one's own GPTQ type), the others have none. */
 static void check_roundtrip(const qmodel *m, const char *dir, const char *qtype) {
     qc_err e;
     qc_checkpoint *ck = NULL;
@@ -188,17 +217,19 @@ static void check_roundtrip(const qmodel *m, const char *dir, const char *qtype)
             size_t n = (size_t)rows * cols;
             CHECK_OK(qc_checkpoint_read(ck, (qc_weight)w, l, got, &e), e);
             int k = lin_index((qc_weight)w);
-            if (k >= 0) {
-                qc_qweight_dequantize(&m->q[l * NLIN + k], want);
+            const qc_qweight *q = k >= 0 && m->q[l * NLIN + k].codes ? &m->q[l * NLIN + k] : NULL;
+            if (q) {
+                qc_qweight_dequantize(q, want);
                 const char *qt = qc_checkpoint_qtype(ck, (qc_weight)w, l);
-                if (!qt || strcmp(qt, qtype) != 0) bad_qtype++;
+                char own[32];
+                if (!qt || strcmp(qt, qtype ? qtype : gptq_qtype(q, own, sizeof own)) != 0) bad_qtype++;
             } else {
                 CHECK_OK(qc_checkpoint_read(m->ck, (qc_weight)w, l, want, &e), e);
                 for (size_t i = 0; i < n; i++) want[i] = f16_round(want[i]);
                 if (qc_checkpoint_qtype(ck, (qc_weight)w, l)) bad_qtype++;
             }
             if (memcmp(got, want, n * sizeof(float)) != 0) {
-                k >= 0 ? bad_lin++ : bad_float++;
+                q ? bad_lin++ : bad_float++;
                 if (bad_lin + bad_float < 4)
                     for (size_t i = 0; i < n; i++)
                         if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
@@ -212,7 +243,7 @@ static void check_roundtrip(const qmodel *m, const char *dir, const char *qtype)
     CHECK(bad_lin == 0, "%s: %d linears differ from their dequantized weight", dir, bad_lin);
     CHECK(bad_float == 0, "%s: %d float tensors differ from their fp16 rounding", dir, bad_float);
     CHECK(bad_qtype == 0, "%s: %d weights with a qtype other than \"%s\" (or a float one with a qtype)", dir,
-          bad_qtype, qtype);
+          bad_qtype, qtype ? qtype : "their own");
     free(got);
     free(want);
     qc_checkpoint_close(ck);
@@ -303,8 +334,14 @@ static void check_gptq_bytes(const qmodel *m, const char *dir, int format) {
         for (int k = 0; k < NLIN; k++) {
             const qc_qweight *q = &m->q[l * NLIN + k];
             int heads = lin_w[k] == QC_W_Q ? c->n_heads : lin_w[k] == QC_W_K ? c->n_kv_heads : 0;
-            char p[96];
+            char p[96], name[128];
             snprintf(p, sizeof p, "model.layers.%d.%s", l, lin_hf[k]);
+            if (!q->codes) { /* kept unquantized: an F16 weight, no packed tensors */
+                const qc_st_tensor *w = tensor(&f, p, "weight");
+                snprintf(name, sizeof name, "%s.qweight", p);
+                CHECK(w && w->dtype == QC_DT_F16 && qc_st_find(&f, name) == NULL, "%s: F16 weight only", p);
+                continue;
+            }
             const qc_st_tensor *qw = tensor(&f, p, "qweight"), *qz = tensor(&f, p, "qzeros"),
                                *sc = tensor(&f, p, "scales"), *gi = tensor(&f, p, "g_idx");
             if (!qw || !qz || !sc || !gi) return qc_st_close(&f);
@@ -437,6 +474,7 @@ static void test_gptq_vectors_roundtrip(void) {
             CHECK(file_contains(qcfg, "\"bits\": 4") && file_contains(qcfg, "\"model_file_base_name\": \"model\"") &&
                       file_contains(qcfg, "\"quant_method\": \"gptq\""),
                   "%s: AutoGPTQ fields", qcfg);
+            CHECK(!file_contains(cfg, "dynamic") && !file_contains(qcfg, "dynamic"), "%s: uniform, no dynamic", path);
         }
         qm_free(&m);
     }
@@ -603,6 +641,21 @@ static void test_awq_refusals(void) {
     qc_weight_source src = qm_source(&m);
     CHECK_FAILS(export_awq(&src, path, &e), e, "4-bit");
     CHECK(strstr(e.msg, "3 bits") != NULL, "says 3 bits: %s", e.msg);
+    qm_free(&m);
+    /* what only GPTQ's dynamic can hold: a linear of its own group size, one left unquantized */
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, 8);
+    qm_synthetic(&m, 4, 32, false, false, 8);
+    src = qm_source(&m);
+    qm_set_synthetic(&m, 0, 0, 4, 64, false, &r);
+    CHECK_FAILS(export_awq(&src, path, &e), e, "model.layers.0.self_attn.q_proj: group size 64; most linears have 32");
+    qc_qweight_free(&m.q[1 * NLIN + 2]);
+    CHECK_FAILS(export_awq(&src, path, &e), e, "model.layers.1.self_attn.v_proj: not quantized");
+    /* a quantized embedding */
+    CHECK_OK(qc_qweight_init(&m.embed, m.cfg.vocab_size, m.cfg.dim, 4, 32, true, &e), e);
+    synthetic_fill(&m.embed, false, &r);
+    CHECK_FAILS(export_awq(&src, path, &e), e,
+                "model.embed_tokens: the token embedding is quantized, but AWQ checkpoints");
     CHECK(!qc_path_exists(path), "nothing written");
     qm_free(&m);
 }
@@ -616,12 +669,15 @@ static void test_gptq_refusals(void) {
     qc_weight_source src = qm_source(&m);
 
     qc_qweight *down3 = &m.q[3 * NLIN + 6], saved = *down3;
-    qc_qweight other; /* one linear with other bits: mixed */
-    CHECK_OK(qc_qweight_init(&other, saved.rows, saved.cols, 8, 32, false, &e), e);
+    qc_qweight other; /* one linear of its own settings: checked on its own, 5 bits refused */
+    CHECK_OK(qc_qweight_init(&other, saved.rows, saved.cols, 5, 32, false, &e), e);
     for (size_t i = 0; i < (size_t)other.rows * other.ngroups; i++) other.scales[i] = 1.0f, other.zeros[i] = 1.0f;
     *down3 = other;
-    CHECK_FAILS(export_gptq(&src, path, 2, false, &e), e, "model.layers.3.mlp.down_proj");
-    CHECK(strstr(e.msg, "one quantization_config") != NULL, "mixed bits: %s", e.msg);
+    CHECK_FAILS(export_gptq(&src, path, 2, false, &e), e, "model.layers.3.mlp.down_proj: 5 bits");
+    other.bits = 8, *down3 = other;
+    other.codes[7] = 255, other.zeros[0] = 0.0f; /* and 8 bits in v1 needs zeros 1..256 */
+    CHECK_FAILS(export_gptq(&src, path, 1, false, &e), e, "model.layers.3.mlp.down_proj");
+    CHECK(strstr(e.msg, "gptq_v2") != NULL, "zero 0 at 8 bits: %s", e.msg);
     qc_qweight_free(&other);
     *down3 = saved;
 
@@ -654,7 +710,16 @@ static void test_gptq_refusals(void) {
     m.q[0].g_idx[0] = 0, m.q[0].g_idx[40] = 1;
 
     qc_weight_source plain = qc_checkpoint_source(stories); /* nothing quantized */
-    CHECK_FAILS(export_gptq(&plain, path, 2, false, &e), e, "not quantized");
+    CHECK_FAILS(export_gptq(&plain, path, 2, false, &e), e, "no linear is quantized");
+
+    const qc_config *c = &m.cfg; /* a quantized embedding: transformers and vLLM load it as fp16 */
+    CHECK_OK(qc_qweight_init(&m.embed, c->vocab_size, c->dim, 8, 32, true, &e), e);
+    for (size_t i = 0; i < (size_t)c->vocab_size * m.embed.ngroups; i++)
+        m.embed.scales[i] = 1.0f, m.embed.zeros[i] = 128;
+    CHECK_FAILS(export_gptq(&src, path, 2, false, &e), e, "model.embed_tokens: the token embedding is quantized");
+    CHECK(strstr(e.msg, "GPTQ") && strstr(e.msg, "--format gguf, llama2c or fake"), "says why and what instead: %s",
+          e.msg);
+    qc_qweight_free(&m.embed);
     qc_gptq_export_opts o = { .checkpoint_format = 3, .damp_percent = 0.01f };
     qc_outdir d;
     CHECK_OK(qc_outdir_open(&d, path, true, &e), e);
@@ -985,6 +1050,213 @@ static void test_broken_folders(void) {
     free(cfg);
 }
 
+/* ---- per-module settings (GPTQModel's "dynamic") ------------------------------------------------- */
+
+/* The w4_g32 vectors (4-bit, groups of 32, asymmetric) with every down_proj replaced by a
+ * synthetic 8-bit symmetric g32 weight, layer 1's q_proj by a 3-bit per-channel asymmetric
+ * one, and layer 2's v_proj left unquantized: 28 linears keep the base settings. */
+static bool qm_mixed(qmodel *m) {
+    if (!qm_load_vectors(m, "w4_g32", 32, false)) return false;
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, 11);
+    for (int l = 0; l < m->cfg.n_layers; l++) qm_set_synthetic(m, l, 6, 8, 32, true, &r);
+    qm_set_synthetic(m, 1, 0, 3, -1, false, &r);
+    qc_qweight_free(&m->q[2 * NLIN + 2]);
+    return true;
+}
+
+/* The JSON file `path`, or its member `member` (NULL: the whole file). */
+static cJSON *json_file(const char *path) {
+    char *text = slurp_text(path);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    CHECK(j != NULL, "%s parses", path);
+    free(text);
+    return j;
+}
+
+/* o has exactly the members of want, in that order, each an object with the fields given:
+ * bits, group_size, sym (bits 0: an empty object, a negative entry). */
+typedef struct want_entry {
+    const char *key;
+    int bits, group_size;
+    bool sym;
+} want_entry;
+
+static void check_dynamic(const cJSON *o, const want_entry *want, int n, const char *what) {
+    CHECK(cJSON_IsObject(o) && cJSON_GetArraySize(o) == n, "%s: dynamic has %d entries, want %d", what,
+          cJSON_GetArraySize(o), n);
+    const cJSON *it = o ? o->child : NULL;
+    for (int i = 0; i < n && it; i++, it = it->next) {
+        CHECK(strcmp(it->string, want[i].key) == 0, "%s: entry %d is \"%s\", want \"%s\"", what, i, it->string,
+              want[i].key);
+        const cJSON *b = cJSON_GetObjectItem(it, "bits"), *g = cJSON_GetObjectItem(it, "group_size"),
+                    *y = cJSON_GetObjectItem(it, "sym");
+        if (!want[i].bits) {
+            CHECK(cJSON_IsObject(it) && !it->child, "%s: \"%s\" is {}", what, it->string);
+            continue;
+        }
+        CHECK(cJSON_GetArraySize(it) == 3 && cJSON_IsNumber(b) && b->valueint == want[i].bits && cJSON_IsNumber(g) &&
+                  g->valueint == want[i].group_size && cJSON_IsBool(y) && cJSON_IsTrue(y) == want[i].sym,
+              "%s: \"%s\" holds bits, group_size, sym = %d, %d, %d", what, it->string, want[i].bits,
+              want[i].group_size, (int)want[i].sym);
+    }
+}
+
+static void test_gptq_mixed_roundtrip(void) {
+    qc_err e;
+    qmodel m = { 0 };
+    if (!qm_mixed(&m)) return qm_free(&m);
+    qc_weight_source src = qm_source(&m);
+    static const want_entry want[] = { /* the negative entry first, then model order */
+        { "-:^model\\.layers\\.2\\.self_attn\\.v_proj$", 0, 0, false },
+        { "+:^model\\.layers\\.0\\.mlp\\.down_proj$", 8, 32, true },
+        { "+:^model\\.layers\\.1\\.self_attn\\.q_proj$", 3, -1, false },
+        { "+:^model\\.layers\\.1\\.mlp\\.down_proj$", 8, 32, true },
+        { "+:^model\\.layers\\.2\\.mlp\\.down_proj$", 8, 32, true },
+        { "+:^model\\.layers\\.3\\.mlp\\.down_proj$", 8, 32, true },
+        { "+:^model\\.layers\\.4\\.mlp\\.down_proj$", 8, 32, true },
+    };
+    for (int format = 1; format <= 2; format++) {
+        char dir[32], path_buf[512], cfg[640], qcfg[640];
+        snprintf(dir, sizeof dir, "gptq_mixed_v%d", format);
+        const char *path = scratch_into(path_buf, dir);
+        CHECK_OK(export_gptq(&src, path, format, false, &e), e);
+        check_gptq_bytes(&m, path, format);
+        check_roundtrip(&m, path, NULL);
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        snprintf(qcfg, sizeof qcfg, "%s/quantize_config.json", path);
+        cJSON *c = json_file(cfg), *q = json_file(qcfg);
+        const cJSON *qc = cJSON_GetObjectItem(c, "quantization_config");
+        const cJSON *bits = cJSON_GetObjectItem(qc, "bits"), *gs = cJSON_GetObjectItem(qc, "group_size");
+        CHECK(bits && bits->valueint == 4 && gs && gs->valueint == 32 && cJSON_IsFalse(cJSON_GetObjectItem(qc, "sym")),
+              "%s: the base is the 28 linears' 4-bit, group size 32, asymmetric", cfg);
+        check_dynamic(cJSON_GetObjectItem(qc, "dynamic"), want, 7, cfg);
+        check_dynamic(cJSON_GetObjectItem(q, "dynamic"), want, 7, qcfg);
+        CHECK(cJSON_GetObjectItem(q, "bits") && cJSON_GetObjectItem(q, "bits")->valueint == 4, "%s: base bits", qcfg);
+        cJSON_Delete(c);
+        cJSON_Delete(q);
+    }
+    qm_free(&m);
+}
+
+/* Equal numbers of two settings: the base is the first linear's (layer 0's q_proj, 8-bit). */
+static void test_gptq_mixed_tie(void) {
+    qc_err e;
+    qmodel m = { 0 };
+    qm_synthetic(&m, 4, 32, false, false, 12);
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, 13);
+    for (int i = 0; i < 17; i++) qm_set_synthetic(&m, i / NLIN, i % NLIN, 8, 32, false, &r);
+    qc_qweight_free(&m.q[4 * NLIN + 6]); /* 34 quantized: 17 of each */
+    qc_weight_source src = qm_source(&m);
+    char path_buf[512], cfg[640];
+    const char *path = scratch_into(path_buf, "gptq_mixed_tie");
+    CHECK_OK(export_gptq(&src, path, 2, false, &e), e);
+    check_roundtrip(&m, path, NULL);
+    snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    cJSON *c = json_file(cfg);
+    const cJSON *qc = cJSON_GetObjectItem(c, "quantization_config"), *dyn = cJSON_GetObjectItem(qc, "dynamic");
+    CHECK(cJSON_GetObjectItem(qc, "bits") && cJSON_GetObjectItem(qc, "bits")->valueint == 8, "tie: the first's bits");
+    CHECK(cJSON_GetArraySize(dyn) == 18 && dyn->child && strcmp(dyn->child->string,
+          "-:^model\\.layers\\.4\\.mlp\\.down_proj$") == 0, "17 overrides and one negative entry first");
+    cJSON_Delete(c);
+    qm_free(&m);
+}
+
+/* config.json of folder `good` with quantization_config.dynamic replaced by the JSON text
+ * dyn (newly allocated). */
+static char *config_with_dynamic(const char *good, const char *dyn) {
+    char path[640];
+    snprintf(path, sizeof path, "%s/config.json", good);
+    cJSON *c = json_file(path), *d = cJSON_Parse(dyn);
+    CHECK(d != NULL, "fixture dynamic %s parses", dyn);
+    cJSON *qc = cJSON_GetObjectItem(c, "quantization_config");
+    cJSON_DeleteItemFromObject(qc, "dynamic");
+    cJSON_AddItemToObject(qc, "dynamic", d);
+    char *text = cJSON_Print(c);
+    cJSON_Delete(c);
+    return text;
+}
+
+/* The reader's matching: GPTQModel's and vLLM's re.match (anchored at the start only), the
+ * first matching entry deciding, negative entries tried first, keys without a prefix positive,
+ * a positive entry's fields merged over the base. */
+static void test_gptq_dynamic_matching(void) {
+    qc_err e;
+    char good_buf[512], d_buf[512];
+    const char *good = scratch_into(good_buf, "gptq_mixed_v2");
+    qmodel m = { 0 };
+    if (!qc_path_exists(good) || !qm_mixed(&m)) return qm_free(&m);
+    qc_checkpoint *ck = NULL;
+    char *cfg = config_with_dynamic(good, "{\"+:.*down\": {\"bits\": 8, \"sym\": true},"
+                                          " \"model\\\\.layers\\\\.1\\\\.self_attn\\\\.q\":"
+                                          " {\"bits\": 3, \"group_size\": -1},"
+                                          " \"-:.*\\\\.2\\\\.self_attn\\\\.v\": {}}");
+    const char *d = scratch_into(d_buf, "dyn_prefixes");
+    make_fixture(good, d, NULL, NULL, 0, cfg);
+    check_roundtrip(&m, d, NULL);
+    free(cfg);
+
+    cfg = config_with_dynamic(good, "{\"+:.*down_proj\": {\"bits\": 8, \"sym\": true},"
+                                    " \"+:.*\\\\.1\\\\.self_attn\\\\.q_proj\": {\"bits\": 3, \"group_size\": -1},"
+                                    " \"-:model\\\\.layers\\\\.[0-4]\\\\.mlp\\\\.down_proj$\": {},"
+                                    " \"-:.*\\\\.2\\\\.self_attn\\\\.v_proj\": {}}");
+    d = scratch_into(d_buf, "dyn_negative_first");
+    make_fixture(good, d, NULL, NULL, 0, cfg);
+    CHECK_FAILS_AT(qc_checkpoint_open(&ck, d, &e), e, "model.safetensors",
+                   "missing tensor 'model.layers.0.mlp.down_proj.weight' (quantization_config.dynamic "
+                   "\"-:model\\.layers\\.[0-4]\\.mlp\\.down_proj$\" leaves it unquantized)");
+    free(cfg);
+
+    cfg = config_with_dynamic(good, "{\"-:.*\\\\.2\\\\.self_attn\\\\.v_proj$\": {}, \"+:.*down_proj$\": {\"bits\": 8, "
+                                    "\"sym\": true}, \"+:layers\\\\.1\\\\.self_attn\\\\.q_proj$\": {\"bits\": 3, "
+                                    "\"group_size\": -1}}");
+    d = scratch_into(d_buf, "dyn_anchored_start"); /* the q_proj entry matches nothing: read as 4-bit */
+    make_fixture(good, d, NULL, NULL, 0, cfg);
+    CHECK_FAILS_AT(qc_checkpoint_open(&ck, d, &e), e, "model.safetensors",
+                   "'model.layers.1.self_attn.q_proj.qweight': shape [6, 64]");
+    free(cfg);
+    CHECK(ck == NULL, "no checkpoint handed out on failure");
+    qm_free(&m);
+}
+
+/* One malformed dynamic per failure mode: refused, naming config.json and the entry. */
+static void test_gptq_dynamic_broken(void) {
+    qc_err e;
+    char good_buf[512], awq_buf[512], d_buf[512];
+    const char *good = scratch_into(good_buf, "gptq_mixed_v1"), *awq = scratch_into(awq_buf, "awq_w4_g32");
+    if (!qc_path_exists(good) || !qc_path_exists(awq)) return;
+    static const struct {
+        const char *dyn, *needle;
+    } cases[] = {
+        { "[]", "quantization_config.dynamic must be an object, not an array" },
+        { "{\"-:x\": 1}", "quantization_config.dynamic \"-:x\" must be an object, not a number" },
+        { "{\"+:^model\\\\.layers\\\\.0\\\\.mlp\\\\.down_proj$\": {\"bits\": 5}}",
+          "quantization_config.dynamic \"+:^model\\.layers\\.0\\.mlp\\.down_proj$\": bits 5 (GPTQ: 2, 3, 4 or 8)" },
+        { "{\"+:a\": {\"bits\": \"8\"}}", "\"+:a\": bits must be an integer, not a string" },
+        { "{\"+:a\": {\"group_size\": 0}}", "\"+:a\": group_size 0" },
+        { "{\"+:a\": {\"group_size\": 2.5}}", "\"+:a\": group_size 2.5" },
+        { "{\"+:a\": {\"sym\": 1}}", "\"+:a\": sym must be true or false, not a number" },
+        { "{\"+:a\": {\"damp_percent\": 0.1}}", "\"+:a\": unknown field \"damp_percent\"" },
+        { "{\"+:model\\\\.layers\\\\.(\": {}}", "\"+:model\\.layers\\.(\": the regex does not compile" },
+    };
+    qc_checkpoint *ck = NULL;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *cfg = config_with_dynamic(good, cases[i].dyn), dir[32];
+        snprintf(dir, sizeof dir, "dyn_bad%zu", i);
+        const char *d = scratch_into(d_buf, dir);
+        make_fixture(good, d, NULL, NULL, 0, cfg);
+        CHECK_FAILS_AT(qc_checkpoint_open(&ck, d, &e), e, "config.json", cases[i].needle);
+        free(cfg);
+    }
+    char *cfg = config_with_dynamic(awq, "{\"+:a\": {}}");
+    const char *d = scratch_into(d_buf, "dyn_awq");
+    make_fixture(awq, d, NULL, NULL, 0, cfg);
+    CHECK_FAILS_AT(qc_checkpoint_open(&ck, d, &e), e, "config.json", "dynamic (per-module settings) is read for GPTQ");
+    free(cfg);
+    CHECK(ck == NULL, "no checkpoint handed out on failure");
+}
+
 int main(void) {
     qc_err e;
     CHECK_OK(qc_checkpoint_open(&stories, shared_path("models/stories260K/stories260K.bin"), &e), e);
@@ -998,6 +1270,10 @@ int main(void) {
     RUN(test_independent_pack_lm_head);
     RUN(test_sharded);
     RUN(test_broken_folders);
+    RUN(test_gptq_mixed_roundtrip);
+    RUN(test_gptq_mixed_tie);
+    RUN(test_gptq_dynamic_matching);
+    RUN(test_gptq_dynamic_broken);
     qc_checkpoint_close(stories);
     return check_summary();
 }
