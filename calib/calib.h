@@ -284,10 +284,12 @@ qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_qua
 
 /* ---- mixed precision (mixed.c) ---- */
 
-/* Bits a (rows, cols) weight quantized by s takes in a file: codes (each row padded to whole
- * 32-code blocks, as packed formats store them), an fp16 scale per group, and per group a
- * zero point `bits` wide, an fp16 min (store_min) or nothing (signed_scale, GGUF's Q4_0). An
- * estimate never below what GPTQ safetensors (without g_idx) and GGUF Q4_0/Q4_1 store. */
+/* Bits a (rows, cols) weight quantized by s takes in a file: each row's codes packed in
+ * 32-bit words (3-bit codes in 32-code blocks), an fp16 scale per group and row, and per group
+ * the rows' zero points packed the same way, an fp16 min each (store_min) or nothing
+ * (signed_scale): exactly GPTQ safetensors' qweight + qzeros + scales (g_idx, one int32 per
+ * column whatever the setting, apart) and GGUF's Q4_0 / Q4_1 blocks; Q8_0 is counted with
+ * zero points it does not store (8.75 bits per weight for its 8.5). */
 double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols);
 
 /* Measures every linear not kept at each of the ncand candidate specs: one calibration pass

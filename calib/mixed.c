@@ -22,11 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* n codes of `bits` packed in 32-bit words: whole words, and for 3 bits whole 32-code blocks. */
+static double packed_bits(int n, int bits) {
+    return bits == 3 ? ceil(n / 32.0) * 96.0 : ceil(n * bits / 32.0) * 32.0;
+}
+
 double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols) {
     int ng = qc_quant_ngroups(s, cols);
-    double padded = ceil(cols / 32.0) * 32.0; /* packed formats fill whole 32-code blocks */
-    int zero = s->store_min ? 16 : s->signed_scale ? 0 : s->bits;
-    return (double)rows * (padded * s->bits + ng * (16.0 + zero));
+    double zeros = s->store_min ? 16.0 * rows : s->signed_scale ? 0 : packed_bits(rows, s->bits);
+    return rows * packed_bits(cols, s->bits) + ng * (16.0 * rows + zeros);
 }
 
 /* ---- measuring ---- */
