@@ -435,14 +435,22 @@ static void test_stories_f16_padded(void) { float_roundtrip(QC_GGUF_F16, true, "
 
 /* ---- stories260K, quantized --------------------------------------------------------------------------- */
 
+/* stories260K with its FFN padded to 32 (as GGUF needs), and tok512; false on failure. */
+static bool open_padded_stories(qc_checkpoint **ck, qc_tokenizer *tok, qc_err *e) {
+    *ck = NULL;
+    memset(tok, 0, sizeof *tok);
+    CHECK_OK(qc_checkpoint_open(ck, shared_path(STORIES), e), *e);
+    CHECK_OK(qc_tokenizer_load(tok, shared_path(TOK512), 512, e), *e);
+    if (!*ck || !tok->pieces) return false;
+    CHECK_OK(qc_checkpoint_pad_ffn(*ck, 32, e), *e);
+    return true;
+}
+
 static void quant_roundtrip(qc_gguf_type t, qc_gguf_type embed, qc_gguf_type output, uint32_t file_type) {
     qc_err e = { "" };
     qc_checkpoint *ck = NULL, *g = NULL;
     qc_tokenizer tok;
-    CHECK_OK(qc_checkpoint_open(&ck, shared_path(STORIES), &e), e);
-    CHECK_OK(qc_tokenizer_load(&tok, shared_path(TOK512), 512, &e), e);
-    if (!ck || !tok.pieces) return;
-    CHECK_OK(qc_checkpoint_pad_ffn(ck, 32, &e), e);
+    if (!open_padded_stories(&ck, &tok, &e)) return;
     const qc_config *c = qc_checkpoint_config(ck);
     qsource qs;
     qs_init(&qs, ck, t);
@@ -509,10 +517,7 @@ static void embed_roundtrip(qc_gguf_type et) {
     qc_err e = { "" };
     qc_checkpoint *ck = NULL, *g = NULL;
     qc_tokenizer tok;
-    CHECK_OK(qc_checkpoint_open(&ck, shared_path(STORIES), &e), e);
-    CHECK_OK(qc_tokenizer_load(&tok, shared_path(TOK512), 512, &e), e);
-    if (!ck || !tok.pieces) return;
-    CHECK_OK(qc_checkpoint_pad_ffn(ck, 32, &e), e);
+    if (!open_padded_stories(&ck, &tok, &e)) return;
     const qc_config *c = qc_checkpoint_config(ck);
     size_t n = nelem(c, QC_W_EMBED);
     qsource qs;
