@@ -77,6 +77,22 @@ bool cli_parse_size(const char *s, uint64_t *bytes);
 /* The kernel's MemAvailable (/proc/meminfo); false when unknown. */
 bool cli_mem_available(uint64_t *bytes);
 
+/* ---- what quantize reports about per-linear settings (quant_report.c) ---- */
+
+struct qc_module_quant;
+struct qc_quant_spec;
+/* "w4g128" or "w8" (one group per row). */
+void cli_spec_name(const struct qc_quant_spec *s, char *buf, size_t size);
+/* mixed_precision.csv's text: per linear its chosen setting (mods), then each candidate's
+ * measured error and size in bits (err: n_layers × QC_LIN_COUNT, nc); NULL: out of memory. */
+char *cli_mixed_table(const qc_config *c, const struct qc_module_quant *mods, const struct qc_quant_spec *cands,
+                      int nc, const double *err);
+/* Bits per weight of the linears written into d, skipped ones (mods' keep_f16) apart: the
+ * bytes of their qweight, qzeros and scales tensors in a GPTQ model.safetensors (*bpw_gidx
+ * with g_idx too), or their block types in a model.gguf (gptq false). */
+qc_status cli_file_bpw(const qc_outdir *d, bool gptq, const qc_config *c, const struct qc_module_quant *mods,
+                       double *bpw, double *bpw_gidx, qc_err *e);
+
 /* ---- subcommands: each returns the process exit code ---- */
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

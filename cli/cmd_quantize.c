@@ -613,12 +613,6 @@ static qc_status resolve_modules(const qc_model *m, qc_calib_opts *o, qc_err *e)
     return st;
 }
 
-/* "w4g128", "w8", "w4g32 sym": a spec for logs. */
-static void spec_name(const qc_quant_spec *s, char *buf, size_t size) {
-    if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
-    else snprintf(buf, size, "w%d", s->bits);
-}
-
 /* The candidates the format can store: 3, 4, 8 bits × groups of 32, 128 (the run's symmetry,
  * else the other one: GGUF's 8-bit blocks are symmetric only). */
 static int mixed_candidates(qc_quant_spec *c) {
@@ -636,33 +630,6 @@ static int mixed_candidates(qc_quant_spec *c) {
     return n;
 }
 
-/* The table of what was measured and chosen, as CSV text. */
-static char *mixed_table(const qc_config *c, const qc_quant_spec *cands, int nc, const double *err) {
-    char *text = NULL, name[128], sn[32];
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return NULL;
-    fprintf(f, "block,module,name,rows,cols,chosen");
-    for (int j = 0; j < nc; j++) spec_name(&cands[j], sn, sizeof sn), fprintf(f, ",%s_err,%s_bits", sn, sn);
-    fprintf(f, "\n");
-    for (int l = 0; l < c->n_layers; l++)
-        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-            const qc_module_quant *mq = &mods[(size_t)l * QC_LIN_COUNT + lin];
-            int rows, cols;
-            qc_weight short_w = qc_linear_weight(lin);
-            qc_weight_shape(c, short_w, &rows, &cols);
-            qc_weight_hf_name(short_w, l, name, sizeof name);
-            if (mq->keep_f16) snprintf(sn, sizeof sn, "f16");
-            else spec_name(&mq->spec, sn, sizeof sn);
-            fprintf(f, "%d,%s,%s,%d,%d,%s", l, qc_weight_short_name(short_w), name, rows, cols, sn);
-            for (int j = 0; j < nc; j++)
-                fprintf(f, ",%.9g,%.0f", err[((size_t)l * QC_LIN_COUNT + lin) * nc + j],
-                        qc_spec_storage_bits(&cands[j], rows, cols));
-            fprintf(f, "\n");
-        }
-    return fclose(f) == 0 ? text : (free(text), NULL);
-}
-
 /* --target-bpw: the measuring pass, then the choice, written into mods. */
 static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log, qc_err *e) {
     qc_quant_spec cands[12];
@@ -673,13 +640,13 @@ static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_o
     qc_logf(log, QC_LOG_INFO, "mixed precision: measuring every linear at %d candidate settings", nc);
     qc_status st = qc_mixed_measure(m, w, o, cands, nc, err, e);
     if (!st) st = qc_mixed_choose(&m->cfg, cands, nc, err, target_bpw, mods, &mixed, e);
-    if (!st && !(mixed_csv = mixed_table(&m->cfg, cands, nc, err))) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st && !(mixed_csv = cli_mixed_table(&m->cfg, mods, cands, nc, err))) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     for (int j = 0; j < nc && !st; j++) {
         int count = 0;
         for (size_t i = 0; i < (size_t)m->cfg.n_layers * QC_LIN_COUNT; i++)
             count += !mods[i].keep_f16 && qc_quant_spec_same(&mods[i].spec, &cands[j]);
         char sn[32];
-        spec_name(&cands[j], sn, sizeof sn);
+        cli_spec_name(&cands[j], sn, sizeof sn);
         if (count) qc_logf(log, QC_LOG_INFO, "mixed precision: %d linears at %s", count, sn);
     }
     if (!st)
@@ -687,53 +654,6 @@ static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_o
                 mixed.bpw, target_bpw, mixed.est_err);
     free(err);
     return st;
-}
-
-/* Bits per weight of the written linears: their tensors' bytes in the GPTQ file (g_idx apart),
- * or their GGUF block types; 0 for formats without packed linears. */
-static qc_status measure_file_bpw(const qc_outdir *d, const qc_config *c, qc_err *e) {
-    double weights = 0, bits = 0, gidx = 0;
-    if (format == FMT_GPTQ) {
-        char *path = qc_outdir_file(d, "model.safetensors");
-        qc_st_file f;
-        qc_status st = path ? qc_st_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-        free(path);
-        if (st) return st;
-        for (int i = 0; i < f.ntensors; i++) {
-            const char *n = f.tensors[i].name;
-            if (qc_str_ends_with(n, ".qweight") || qc_str_ends_with(n, ".qzeros") || qc_str_ends_with(n, ".scales"))
-                bits += 8.0 * f.tensors[i].nbytes;
-            else if (qc_str_ends_with(n, ".g_idx")) gidx += 8.0 * f.tensors[i].nbytes;
-        }
-        qc_st_close(&f);
-    } else if (format == FMT_GGUF) {
-        char *path = qc_outdir_file(d, "model.gguf");
-        qc_checkpoint *ck = NULL;
-        qc_status st = path ? qc_checkpoint_open(&ck, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-        free(path);
-        if (st) return st;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-                int rows, cols;
-                qc_weight_shape(qc_checkpoint_config(ck), qc_linear_weight(lin), &rows, &cols);
-                const char *t = qc_checkpoint_qtype(ck, qc_linear_weight(lin), l);
-                double per32 = !t ? 512 : strcmp(t, "Q4_0") == 0 ? 144 : strcmp(t, "Q4_1") == 0 ? 160 : strcmp(t, "Q8_0") == 0 ? 272 : 512;
-                if (!t && qc_checkpoint_dtype(ck, qc_linear_weight(lin), l) == QC_DT_F32) per32 = 1024;
-                if (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16) bits += per32 * rows * (cols / 32.0);
-            }
-        qc_checkpoint_close(ck);
-    } else {
-        return QC_OK;
-    }
-    for (int l = 0; l < c->n_layers; l++)
-        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-            int rows, cols;
-            qc_weight_shape(c, qc_linear_weight(lin), &rows, &cols);
-            if (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16) weights += (double)rows * cols;
-        }
-    file_bpw = bits / weights;
-    file_bpw_gidx = (bits + gidx) / weights;
-    return QC_OK;
 }
 
 /* --dump-recipe: the effective recipe, its rules checked against the model. */
@@ -880,7 +800,8 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
-    if (!st) st = measure_file_bpw(&d, &m->cfg, &e);
+    if (!st && (format == FMT_GPTQ || format == FMT_GGUF))
+        st = cli_file_bpw(&d, format == FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
