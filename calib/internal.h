@@ -5,6 +5,12 @@
 
 #include "calib/calib.h"
 
+/* Quantizes w (rows, cols) with spec as o's method does: GPTQ on st's Σ xᵀx (scratch, rows ×
+ * cols, receives its compensated weights; the diagonal it changes is put back), else
+ * round-to-nearest; res is initialised here. info is filled by GPTQ only. */
+qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
+                                   qc_stats *st, float *scratch, qc_qweight *res, qc_gptq_info *info, qc_err *e);
+
 /* What the pre-step did to one block. */
 typedef struct qc_prestep {
     float *s[QC_SCALE_STAGES][QC_SITE_COUNT]; /* owned until moved into a qc_quantized */

@@ -16,7 +16,7 @@
  * multiple-choice knapsack, solved greedily on each linear's lower convex hull of (bits,
  * error): upgrades are taken in order of error saved per bit while they fit the budget —
  * optimal for the budget it ends up spending up to one step per linear. */
-#include "calib/calib.h"
+#include "calib/internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -48,24 +48,12 @@ typedef struct measure {
     double ref_energy; /* ‖ref‖² */
 } measure;
 
-/* w quantized by s and dequantized into q: GPTQ on the statistics for gptq methods (H's
- * diagonal, which GPTQ changes for dead inputs, put back), else round-to-nearest. */
+/* w quantized by s (as the run would) and dequantized into q. */
 static qc_status candidate(const measure *k, const float *w, int rows, int cols, qc_stats *st, const qc_quant_spec *s,
                            float *q, qc_err *e) {
     qc_qweight r = { 0 };
-    qc_status rc;
-    if (k->o->method == QC_METHOD_GPTQ || k->o->method == QC_METHOD_AWQ_GPTQ) {
-        float *diag = qc_malloc((size_t)cols, sizeof(float), e, "Hessian diagonal");
-        if (!diag) return QC_ERR_NOMEM;
-        for (int i = 0; i < cols; i++) diag[i] = st->xtx[(size_t)i * cols + i];
-        memcpy(q, w, (size_t)rows * cols * sizeof(float));
-        qc_gptq_info info;
-        rc = qc_gptq_quantize(q, st->xtx, rows, cols, s, &k->o->gptq, &r, &info, e);
-        for (int i = 0; i < cols; i++) st->xtx[(size_t)i * cols + i] = diag[i];
-        free(diag);
-    } else {
-        rc = qc_quant_rtn(w, rows, cols, s, &r, e);
-    }
+    qc_gptq_info info;
+    qc_status rc = qc_calib_quantize_linear(k->o, s, w, rows, cols, st, q, &r, &info, e);
     if (!rc) qc_qweight_dequantize(&r, q);
     qc_qweight_free(&r);
     return rc;

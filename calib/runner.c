@@ -9,7 +9,6 @@
  * block's inputs are the pre-step's fp32 outputs instead of the quantized block's. */
 #include "calib/internal.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,7 +79,25 @@ static qc_status pass(runner *r, const qc_model *m, const qc_block *b, int layer
 static void output_error(const float *w, const float *q, int rows, int cols, const float *h, qc_layer_report *rep) {
     double energy;
     qc_quant_output_error_parts(w, q, rows, cols, h, &rep->abs_err, &energy);
-    rep->rel_err = isnan(rep->abs_err) ? NAN : energy > 0 ? rep->abs_err / energy : rep->abs_err == 0 ? 0 : INFINITY;
+    rep->rel_err = qc_quant_error_ratio(rep->abs_err, energy);
+}
+
+qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
+                                   qc_stats *st, float *scratch, qc_qweight *res, qc_gptq_info *info, qc_err *e) {
+    if (o->method != QC_METHOD_GPTQ && o->method != QC_METHOD_AWQ_GPTQ)
+        return qc_quant_rtn(w, rows, cols, spec, res, e);
+    /* GPTQ writes only H's diagonal (a dead input's 0 becomes 1) and, with act-order, the
+     * lower triangle from the upper one, which finished statistics already mirror; so it
+     * works on the statistics themselves, without an n² copy, and the diagonal is put back
+     * for the site's other linears and the output error. */
+    float *diag = qc_malloc((size_t)cols, sizeof(float), e, "Hessian diagonal");
+    if (!diag) return QC_ERR_NOMEM;
+    memcpy(scratch, w, (size_t)rows * cols * sizeof(float));
+    for (int i = 0; i < cols; i++) diag[i] = st->xtx[(size_t)i * cols + i];
+    qc_status s = qc_gptq_quantize(scratch, st->xtx, rows, cols, spec, &o->gptq, res, info, e);
+    for (int i = 0; i < cols; i++) st->xtx[(size_t)i * cols + i] = diag[i];
+    free(diag);
+    return s;
 }
 
 /* Solves one linear of block b from its input statistics and replaces its weights by the
@@ -95,53 +112,36 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
     *rep = (qc_layer_report){ .block = layer, .linear = lin, .rows = rows, .cols = cols };
     for (int i = 0; i < cols; i++) rep->dead += st->xtx[(size_t)i * cols + i] == 0.0f;
     float *w = qc_malloc(nw, sizeof(float), e, "weights");
-    float *diag = w ? qc_malloc((size_t)cols, sizeof(float), e, "Hessian diagonal") : NULL;
-    if (!diag) {
-        free(w);
-        return QC_ERR_NOMEM;
-    }
-    qc_status s;
+    if (!w) return QC_ERR_NOMEM;
     if (o->no_quant) { /* smoothing only: the linear stays as it is */
         rep->kept_f16 = true;
-        free(w), free(diag);
+        free(w);
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
-    const qc_quant_spec *spec = qc_calib_spec(o, layer, lin);
     if (qc_calib_keeps(o, layer, lin)) { /* no solver: the weights a file storing F16 holds */
         for (size_t i = 0; i < nw; i++) w[i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
         rep->kept_f16 = true;
         output_error(b->w[lin], w, rows, cols, st->xtx, rep);
         memcpy(b->w[lin], w, nw * sizeof(float));
-        free(w), free(diag);
+        free(w);
         rep->seconds = qc_now() - t0;
         return QC_OK;
     }
-    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
-        memcpy(w, b->w[lin], nw * sizeof(float));
-        /* GPTQ writes only H's diagonal (a dead input's 0 becomes 1) and, with act-order, the
-         * lower triangle from the upper one, which finished statistics already mirror; so it
-         * works on the statistics themselves, without an n² copy, and the diagonal is put
-         * back for the site's other linears and the output error. */
-        for (int i = 0; i < cols; i++) diag[i] = st->xtx[(size_t)i * cols + i];
-        qc_gptq_info info;
-        s = qc_gptq_quantize(w, st->xtx, rows, cols, spec, &o->gptq, res, &info, e);
-        for (int i = 0; i < cols; i++) st->xtx[(size_t)i * cols + i] = diag[i];
-        rep->loss = info.loss;
-        rep->damp = info.damp;
-        rep->retries = info.retries;
-        rep->fallback = info.fallback;
-    } else {
-        s = qc_quant_rtn(b->w[lin], rows, cols, spec, res, e);
-    }
+    qc_gptq_info info = { 0 };
+    qc_status s = qc_calib_quantize_linear(o, qc_calib_spec(o, layer, lin), b->w[lin], rows, cols, st, w, res, &info, e);
+    rep->loss = info.loss;
+    rep->damp = info.damp;
+    rep->retries = info.retries;
+    rep->fallback = info.fallback;
     if (s) {
-        free(w), free(diag);
+        free(w);
         return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     }
     qc_qweight_dequantize(res, w);
     output_error(b->w[lin], w, rows, cols, st->xtx, rep);
     memcpy(b->w[lin], w, nw * sizeof(float));
-    free(w), free(diag);
+    free(w);
     rep->seconds = qc_now() - t0;
     const char *name = qc_weight_short_name(qc_linear_weight(lin));
     if (rep->fallback)

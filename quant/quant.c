@@ -261,7 +261,7 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits) {
 double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h) {
     double num, den;
     qc_quant_output_error_parts(w, q, rows, cols, h, &num, &den);
-    return isnan(num) ? NAN : den > 0.0 ? num / den : (num == 0.0 ? 0.0 : INFINITY);
+    return qc_quant_error_ratio(num, den);
 }
 
 void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,

@@ -104,5 +104,9 @@ double qc_quant_output_error(const float *w, const float *q, int rows, int cols,
 /* Its two parts: *err = ‖X(W−Q)ᵀ‖², *energy = ‖XWᵀ‖² (both NaN if memory runs out). */
 void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
                                  double *energy);
+/* err / energy as qc_quant_output_error reports it: 0 / 0 = 0, x / 0 = ∞, NaN stays NaN. */
+static inline double qc_quant_error_ratio(double err, double energy) {
+    return err != err ? err : energy > 0.0 ? err / energy : err == 0.0 ? 0.0 : __builtin_inf();
+}
 
 #endif
