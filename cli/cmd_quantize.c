@@ -139,6 +139,7 @@ static qc_mem_plan plan;
 static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
 
 static qc_recipe recipe;       /* --quantize's recipe; then the effective one (effective_recipe) */
+static char *recipe_text;      /* the effective recipe as JSON (recipe.json, summary, --dump-recipe) */
 static qc_quant_spec base_spec; /* the run's spec, for module_spec */
 static int act_bits;
 static qc_module_quant *mods;     /* per linear; NULL: o.spec for all */
@@ -187,7 +188,7 @@ static void apply_recipe(const qc_recipe *r) {
 }
 
 /* What the run does, as a recipe (recipe.json, --dump-recipe): the rules as given, every
- * other field from the checked options. */
+ * other field from the checked options; made once, right after they are checked. */
 static void effective_recipe(const qc_calib_opts *o) {
     qc_recipe *r = &recipe;
     r->has_method = true, r->method = o->method;
@@ -354,10 +355,8 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         cJSON_AddNumberToObject(mx, "estimated_error", mixed.est_err);
     }
     if (observe_k) cJSON_AddNumberToObject(s, "observe_upgraded", observed);
-    cJSON *rj = NULL;
-    char *rt = qc_recipe_dump(&recipe);
-    if (rt && (rj = cJSON_Parse(rt))) cJSON_AddItemToObject(s, "recipe", rj);
-    free(rt);
+    cJSON *rj = cJSON_Parse(recipe_text);
+    if (rj) cJSON_AddItemToObject(s, "recipe", rj);
     cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
     const struct { const char *name; size_t bytes; } parts[] = {
         { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
@@ -460,10 +459,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);
     free(jl);
-    effective_recipe(o);
-    char *r = qc_recipe_dump(&recipe);
-    if (!st) st = r ? write_text(d, "recipe.json", r, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    free(r);
+    if (!st) st = write_text(d, "recipe.json", recipe_text, e);
     if (!st && mixed_csv) st = write_text(d, "mixed_precision.csv", mixed_csv, e);
     return st;
 }
@@ -662,12 +658,9 @@ static int print_recipe(qc_calib_opts *o) {
     qc_model *m = NULL;
     qc_status st = qc_model_open(&m, model_path, &e);
     if (!st) st = resolve_modules(m, o, &e);
-    effective_recipe(o);
-    char *text = st ? NULL : qc_recipe_dump(&recipe);
-    if (!st && !text) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
-    if (!st) printf("%s\n", text);
-    free(text);
+    if (!st) printf("%s\n", recipe_text);
     free(mods);
+    free(recipe_text);
     qc_model_free(m);
     qc_recipe_free(&recipe);
     return st ? cli_fail(&e) : 0;
@@ -728,6 +721,8 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (load_recipe(&e)) return cli_fail(&e);
     apply_recipe(&recipe);
     if ((rc = check_options(&o))) return rc;
+    effective_recipe(&o);
+    if (!(recipe_text = qc_recipe_dump(&recipe))) return qc_fail(&e, QC_ERR_NOMEM, "out of memory"), cli_fail(&e);
     if (dump_recipe) return print_recipe(&o);
     cli_threads(threads);
     qc_log log = cli_log(quiet || json);
@@ -851,6 +846,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_quantized_free(&q1);
     free(mods);
     free(mixed_csv);
+    free(recipe_text);
     qc_recipe_free(&recipe);
     qc_windows_free(&w);
     qc_tokenizer_free(&tok);
