@@ -54,11 +54,17 @@ static qc_status unknown_key(parser *p, const char *where, const char *key, cons
     return bad(p, where, "unknown key \"%.100s\" (valid: %s)", key, list);
 }
 
+/* Whether key k of object o came earlier in o too (cJSON keeps both). */
+static bool repeated(const cJSON *o, const cJSON *k) {
+    for (const cJSON *j = o->child; j != k; j = j->next)
+        if (strcmp(j->string, k->string) == 0) return true;
+    return false;
+}
+
 /* Refuses a key of o outside `valid`, and a key given twice. */
 static qc_status check_keys(parser *p, const cJSON *o, const char *where, const char *const *valid) {
     for (const cJSON *k = o->child; k; k = k->next) {
-        for (const cJSON *j = o->child; j != k; j = j->next)
-            if (strcmp(j->string, k->string) == 0) return bad(p, where, "\"%s\" is given twice", k->string);
+        if (repeated(o, k)) return bad(p, where, "\"%s\" is given twice", k->string);
         bool known = false;
         for (int i = 0; valid[i] && !known; i++) known = strcmp(valid[i], k->string) == 0;
         if (!known) return unknown_key(p, where, k->string, valid);
@@ -199,8 +205,7 @@ static qc_status parse_top(parser *p, const cJSON *root, qc_recipe *r) {
     for (const cJSON *j = root->child; j; j = j->next) {
         const char *k = j->string;
         qc_status st = QC_OK;
-        for (const cJSON *i = root->child; i != j; i = i->next)
-            if (strcmp(i->string, k) == 0) return bad(p, "", "\"%s\" is given twice", k);
+        if (repeated(root, j)) return bad(p, "", "\"%s\" is given twice", k);
         if (strncmp(k, "linear:", 7) == 0) st = parse_linear(p, j, r);
         else if (strcmp(k, "embedding") == 0) st = parse_embedding(p, j, r);
         else if (strcmp(k, "gptq") == 0) st = parse_gptq(p, j, r);
