@@ -64,16 +64,21 @@ qc_status cli_file_bpw(const qc_outdir *d, bool gptq, const qc_config *c, const 
         qc_status st = path ? qc_checkpoint_open(&ck, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
         free(path);
         if (st) return st;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+        for (int l = 0; l < c->n_layers && !st; l++)
+            for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
                 int rows, cols;
                 qc_weight_shape(qc_checkpoint_config(ck), qc_linear_weight(lin), &rows, &cols);
+                /* a block type's name, or a float tensor's dtype (F16, F32) */
                 const char *t = qc_checkpoint_qtype(ck, qc_linear_weight(lin), l);
-                double per32 = !t ? 512 : strcmp(t, "Q4_0") == 0 ? 144 : strcmp(t, "Q4_1") == 0 ? 160 : strcmp(t, "Q8_0") == 0 ? 272 : 512;
-                if (!t && qc_checkpoint_dtype(ck, qc_linear_weight(lin), l) == QC_DT_F32) per32 = 1024;
-                if (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16) bits += per32 * rows * (cols / 32.0);
+                qc_gguf_type ty;
+                if (!qc_gguf_type_parse(t ? t : qc_dtype_name(qc_checkpoint_dtype(ck, qc_linear_weight(lin), l)), &ty))
+                    st = qc_fail(e, QC_ERR_FORMAT, "%s: block %d %s has a type qcalib does not write", qc_checkpoint_path(ck),
+                                 l, qc_weight_short_name(qc_linear_weight(lin)));
+                if (!st && (!mods || !mods[(size_t)l * QC_LIN_COUNT + lin].keep_f16))
+                    bits += qc_gguf_type_bits(ty) * rows * cols;
             }
         qc_checkpoint_close(ck);
+        if (st) return st;
     }
     for (int l = 0; l < c->n_layers; l++)
         for (int lin = 0; lin < QC_LIN_COUNT; lin++) {

@@ -181,6 +181,11 @@ const char *qc_gguf_type_name(qc_gguf_type t) {
     return is_writer_type((int)t) ? qc_gguf_type_info_of((uint32_t)t)->name : "?";
 }
 
+double qc_gguf_type_bits(qc_gguf_type t) {
+    const qc_gguf_type_info *ti = is_writer_type((int)t) ? qc_gguf_type_info_of((uint32_t)t) : NULL;
+    return ti ? 8.0 * (double)ti->block_bytes / (double)ti->block : 0.0;
+}
+
 bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
     static const qc_gguf_type all[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
     for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)

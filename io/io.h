@@ -297,6 +297,7 @@ typedef enum qc_gguf_type {
 
 const char *qc_gguf_type_name(qc_gguf_type t); /* "Q4_0", ... */
 bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "f16", ... */
+double qc_gguf_type_bits(qc_gguf_type t); /* bits per weight its blocks take: Q4_0 4.5, F16 16, ...; 0: unknown */
 
 typedef struct qc_gguf_export_opts {
     qc_gguf_type float_type;   /* for linears src holds unquantized (F32 or F16) */
