@@ -292,17 +292,21 @@ qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_qua
  * zero points it does not store (8.75 bits per weight for its 8.5). */
 double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols);
 
-/* Measures every linear not kept at each of the ncand candidate specs: one calibration pass
- * with o (its own results discarded; no checkpoint, no embedding) whose observer solves each
- * linear at every candidate on the pass's statistics (GPTQ for gptq methods, else
- * round-to-nearest) and runs the block with it. err (n_layers × QC_LIN_COUNT, ncand) receives
- * how far each moves its block's output (mixed.c); NaN for kept linears. */
+/* Measures every linear not kept at each of the ncand (1..64) candidate specs: one
+ * calibration pass with o (its own results discarded; no checkpoint, no embedding) whose
+ * observer solves each linear at every candidate on the pass's statistics (GPTQ for gptq
+ * methods, else round-to-nearest) and runs the rest of the model with it. err (n_layers ×
+ * QC_LIN_COUNT, ncand) receives the mean KL divergence per token, in nats, of the model's
+ * next-token distribution with the candidate from the one without it (mixed.c); NaN for kept
+ * linears. */
 qc_status qc_mixed_measure(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quant_spec *cands,
                            int ncand, double *err, qc_err *e);
+/* The bytes qc_mixed_measure holds beside its calibration pass (for the memory plan). */
+size_t qc_mixed_measure_bytes(const qc_config *c, int nwin, int seqlen, const qc_calib_opts *o, int ncand);
 
 typedef struct qc_mixed_result {
     double bpw;      /* the estimated bits per weight of the choice (pinned linears included) */
-    double est_err;  /* Σ of the chosen candidates' measured errors */
+    double est_err;  /* Σ of the chosen candidates' measured errors (qc_mixed_measure: KL, nats) */
 } qc_mixed_result;
 
 /* Gives every linear of mods that is neither kept nor pinned the candidate minimizing the
@@ -349,6 +353,8 @@ typedef struct qc_mem_plan {
     size_t prestep;         /* SmoothQuant/AWQ: the captured site inputs of all windows (not at
                                the same time as statistics + solver) */
     size_t fp32_outputs;    /* fp32 propagation: the block's fp32 outputs of all windows */
+    size_t measuring;       /* --target-bpw's measuring pass: its residual streams, a later
+                               block, the classifier and log-probabilities (qc_mixed_measure_bytes) */
     size_t results_calibrating, results_exporting; /* quantized results resident */
     size_t exporter;        /* the writer's buffers (an upper bound over every format) */
     size_t runtime;         /* code, libraries, thread buffers: a fixed allowance */
@@ -356,9 +362,10 @@ typedef struct qc_mem_plan {
 } qc_mem_plan;
 
 /* The plan of calibrating the model of ck (already padded, if it is to be) on nwin windows
- * of seqlen tokens with o (o->spill_dir decides whether results are held) on threads. */
-void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int threads,
-                      qc_mem_plan *p);
+ * of seqlen tokens with o (o->spill_dir decides whether results are held) on threads, after
+ * a measuring pass over measure_ncand candidates (0: none). */
+void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int measure_ncand,
+                      int threads, qc_mem_plan *p);
 /* One line: every figure in MB, the phases and the peak. */
 void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size);
 /* Bytes of one quantized result of (rows, cols) under spec (codes, parameters, g_idx, perm). */

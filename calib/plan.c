@@ -4,7 +4,8 @@
  *
  * Two phases never overlap: calibration (the residual stream, one block's weights, one
  * site's statistics, one solve) and export (the writer's buffers, the results it reads).
- * The peak is the larger phase plus a fixed allowance for the runtime. Each figure follows
+ * The peak is the larger phase plus a fixed allowance for the runtime; --target-bpw's measuring
+ * pass counts as calibration with its own buffers added. Each figure follows
  * the allocation it stands for; a change to those allocations must change this file (the
  * test computes the same figures independently for stories260K and the synthetic tiny
  * model). Mapped model files are not counted: readers drop their pages after converting a
@@ -58,8 +59,8 @@ static size_t solve_bytes(int rows, int cols, size_t result, const qc_calib_opts
     return b;
 }
 
-void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int threads,
-                      qc_mem_plan *p) {
+void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int measure_ncand,
+                      int threads, qc_mem_plan *p) {
     const qc_config *c = qc_checkpoint_config(ck);
     *p = (qc_mem_plan){ 0 };
     for (int w = 0; w < QC_W_COUNT; w++) /* stored sizes (a quantized input's by its nominal dtype) */
@@ -92,6 +93,8 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
         p->prestep = ntok * widths * f + chunk * c->dim * f;
     }
     if (o->propagate_fp32) p->fp32_outputs = ntok * c->dim * f;
+    /* the measuring pass is a calibration with these on top; the classifier it loads stays */
+    if (measure_ncand > 0) p->measuring = qc_mixed_measure_bytes(c, nwin, seqlen, o, measure_ncand);
 
     size_t all_results = 0, largest_result = 0;
     for (int l = 0; l < QC_LIN_COUNT; l++) {
@@ -120,7 +123,7 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
 
     p->runtime = RUNTIME_BASE + (size_t)threads * RUNTIME_PER_THREAD;
     size_t solving = p->statistics + p->solver;
-    p->calibration = p->activations + p->workspace + p->block_weights + p->fp32_outputs +
+    p->calibration = p->activations + p->workspace + p->block_weights + p->fp32_outputs + p->measuring +
                      (p->prestep > solving ? p->prestep : solving) + p->results_calibrating;
     p->export_phase = p->exporter + p->results_exporting;
     p->peak = (p->calibration > p->export_phase ? p->calibration : p->export_phase) + p->runtime;
@@ -132,11 +135,11 @@ void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *bu
     snprintf(buf, size,
              "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, one block's fp32 weights %.1f, "
              "statistics %.1f (largest Hessian %.1f, %d columns), largest solve %.1f, AWQ/SmoothQuant inputs %.1f "
-             "and fp32 outputs %.1f, results held %.1f "
+             "and fp32 outputs %.1f, mixed-precision measuring %.1f, results held %.1f "
              "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; runtime %.1f; peak %.1f",
              mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), mb(p->block_weights),
              mb(p->statistics), mb(p->largest_hessian), p->largest_hessian_cols, mb(p->solver), mb(p->prestep),
-             mb(p->fp32_outputs),
+             mb(p->fp32_outputs), mb(p->measuring),
              mb(p->results_calibrating), o->spill_dir ? "spilled beside the output as solved" : "all in memory",
              mb(p->calibration), mb(p->exporter), mb(p->results_exporting), mb(p->export_phase), mb(p->runtime),
              mb(p->peak));

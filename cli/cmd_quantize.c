@@ -60,7 +60,7 @@ static const cli_opt opts[] = {
     { "embed-bits", OPT_INT, &embed_bits, "N", "quantize the token embedding too: 4 or 8 bits, symmetric (formats gguf, llama2c, fake)", 4, 8 },
     { "embed-groupsize", OPT_INT, &embed_groupsize, "N", "columns per group of the embedding, 0: one group per row (default 0; gguf: 32; llama2c: --groupsize)", 0, 1 << 20 },
     { "act-quant", OPT_STR, &act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
-    { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the total output error within B bits per weight", 1, 16 },
+    { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
     { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits", 1, 1 << 20 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
@@ -123,9 +123,10 @@ static const cli_cmd cmd = {
     "  a key holding '.' or '*' is a glob over module names ('*' spans dots); a later override wins\n"
     "  where two match; a skipped linear stays fp16 (gptq, gguf, fake). Unknown keys are refused.\n\n"
     "mixed precision: --target-bpw B runs a measuring pass first (each linear solved at every\n"
-    "candidate on that pass's statistics), then the run with the chosen settings: the quant log\n"
-    "shows each linear's bits and group size, DIR/mixed_precision.csv the measured errors and\n"
-    "sizes, summary.json the estimated and the written file's bits per weight.\n\n"
+    "candidate on that pass's statistics; the KL divergence it causes in the model's predictions\n"
+    "on 4096 calibration tokens), then the run with the chosen settings: the quant log shows each\n"
+    "linear's bits and group size, DIR/mixed_precision.csv the measured divergences and sizes,\n"
+    "summary.json the estimated and the written file's bits per weight.\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
@@ -288,7 +289,7 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
                            const eval_row *rows, int nrows) {
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "model", model_path);
-    cJSON_AddStringToObject(s, "format", qc_checkpoint_format(m->ck));
+    cJSON_AddStringToObject(s, "model_format", qc_checkpoint_format(m->ck));
     static const char *formats[] = { "fake", "gptq", "awq", "gguf", "llama2c" };
     cJSON_AddStringToObject(s, "format", formats[format]);
     if (format == FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", ckpt_format);
@@ -352,7 +353,7 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         cJSON *mx = cJSON_AddObjectToObject(s, "mixed_precision");
         cJSON_AddNumberToObject(mx, "target_bpw", target_bpw);
         cJSON_AddNumberToObject(mx, "estimated_bpw", mixed.bpw);
-        cJSON_AddNumberToObject(mx, "estimated_error", mixed.est_err);
+        cJSON_AddNumberToObject(mx, "estimated_kl", mixed.est_err);
     }
     if (observe_k) cJSON_AddNumberToObject(s, "observe_upgraded", observed);
     cJSON *rj = cJSON_Parse(recipe_text);
@@ -609,8 +610,8 @@ static qc_status resolve_modules(const qc_model *m, qc_calib_opts *o, qc_err *e)
     return st;
 }
 
-/* The candidates the format can store: 3, 4, 8 bits × groups of 32, 128 (the run's symmetry,
- * else the other one: GGUF's 8-bit blocks are symmetric only). */
+/* The candidates the format can store, into c (NULL: only counted): 3, 4, 8 bits × groups of
+ * 32, 128 (the run's symmetry, else the other one: GGUF's 8-bit blocks are symmetric only). */
 static int mixed_candidates(qc_quant_spec *c) {
     static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 };
     int n = 0;
@@ -618,7 +619,9 @@ static int mixed_candidates(qc_quant_spec *c) {
         for (int g = 0; g < 2; g++)
             for (int flip = 0; flip < 2; flip++) {
                 qc_err ignored;
-                if (!module_spec(NULL, bits[b], gs[g], flip ? !base_spec.sym : base_spec.sym, &c[n], &ignored)) {
+                qc_quant_spec s;
+                if (!module_spec(NULL, bits[b], gs[g], flip ? !base_spec.sym : base_spec.sym, &s, &ignored)) {
+                    if (c) c[n] = s;
                     n++;
                     break;
                 }
@@ -646,7 +649,7 @@ static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_o
         if (count) qc_logf(log, QC_LOG_INFO, "mixed precision: %d linears at %s", count, sn);
     }
     if (!st)
-        qc_logf(log, QC_LOG_INFO, "mixed precision: estimated %.4f bits per weight (target %g), total error %.6g",
+        qc_logf(log, QC_LOG_INFO, "mixed precision: estimated %.4f bits per weight (target %g), summed KL divergence %.6g nats per token",
                 mixed.bpw, target_bpw, mixed.est_err);
     free(err);
     return st;
@@ -669,7 +672,7 @@ static int print_recipe(qc_calib_opts *o) {
 /* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
 static qc_status check_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log,
                             qc_err *e) {
-    qc_mem_plan_make(m->ck, w->n, w->seqlen, o, qc_get_threads(), &plan);
+    qc_mem_plan_make(m->ck, w->n, w->seqlen, o, target_bpw > 0 ? mixed_candidates(NULL) : 0, qc_get_threads(), &plan);
     char text[1024];
     qc_mem_plan_describe(&plan, o, text, sizeof text);
     qc_logf(log, QC_LOG_INFO, "%s", text);

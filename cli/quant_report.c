@@ -13,7 +13,7 @@ void cli_spec_name(const qc_quant_spec *s, char *buf, size_t size) {
     else snprintf(buf, size, "w%d", s->bits);
 }
 
-/* The table of what was measured and chosen, as CSV text. */
+/* The table of what was measured (KL divergence per token, nats) and chosen, as CSV text. */
 char *cli_mixed_table(const qc_config *c, const qc_module_quant *mods, const qc_quant_spec *cands, int nc,
                       const double *err) {
     char *text = NULL, name[128], sn[32];
@@ -21,7 +21,7 @@ char *cli_mixed_table(const qc_config *c, const qc_module_quant *mods, const qc_
     FILE *f = open_memstream(&text, &len);
     if (!f) return NULL;
     fprintf(f, "block,module,name,rows,cols,chosen");
-    for (int j = 0; j < nc; j++) cli_spec_name(&cands[j], sn, sizeof sn), fprintf(f, ",%s_err,%s_bits", sn, sn);
+    for (int j = 0; j < nc; j++) cli_spec_name(&cands[j], sn, sizeof sn), fprintf(f, ",%s_kl,%s_bits", sn, sn);
     fprintf(f, "\n");
     for (int l = 0; l < c->n_layers; l++)
         for (int lin = 0; lin < QC_LIN_COUNT; lin++) {

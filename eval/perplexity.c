@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Log-softmax of one row of logits into lp (may be NULL); returns log-sum-exp. */
-static double log_softmax(const float *logits, int vocab, float *lp) {
-    float max = logits[0];
-    for (int j = 1; j < vocab; j++)
-        if (logits[j] > max) max = logits[j];
-    double sum = 0.0;
-    for (int j = 0; j < vocab; j++) sum += exp((double)logits[j] - max);
-    double lse = max + log(sum);
-    if (lp)
-        for (int j = 0; j < vocab; j++) lp[j] = (float)((double)logits[j] - lse);
-    return lse;
-}
-
 static int argmax(const float *v, int n) {
     int best = 0;
     for (int j = 1; j < n; j++)
@@ -43,12 +30,7 @@ typedef struct kld_acc {
 
 /* KL(base ‖ model) for one prediction; lp is the model's log-softmax row. */
 static void compare_row(kld_acc *k, const float *base, const float *lp, int vocab, int32_t target) {
-    double kl = 0.0;
-    for (int j = 0; j < vocab; j++) {
-        double pb = exp((double)base[j]);
-        if (pb > 0) kl += pb * ((double)base[j] - (double)lp[j]);
-    }
-    k->per_token[k->n++] = kl > 0 ? kl : 0; /* rounding can make a zero divergence negative */
+    k->per_token[k->n++] = qc_kl_logprobs(base, lp, vocab);
     k->agree += argmax(base, vocab) == argmax(lp, vocab);
     k->base_nll -= base[target];
 }
@@ -107,7 +89,7 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
                 const float *row = logits + ((size_t)i * seqlen + p) * vocab;
                 float *lprow = lp ? lp + (size_t)p * vocab : NULL;
                 int32_t target = tok[(size_t)i * seqlen + p + 1];
-                double lse = log_softmax(row, vocab, lprow);
+                double lse = qc_log_softmax(row, vocab, lprow);
                 nll += lse - row[target];
                 if (base) compare_row(&k, base + (size_t)p * vocab, lprow, vocab, target);
             }

@@ -4,6 +4,7 @@
  * by row; the classifier is loaded on the first call of the head. */
 #include "model/internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,6 +84,27 @@ qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *
     qc_rmsnorm(x, m->final_norm, ntok, c->dim, c->norm_eps, x);
     qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits);
     return QC_OK;
+}
+
+double qc_log_softmax(const float *logits, int n, float *lp) {
+    float max = logits[0];
+    for (int j = 1; j < n; j++)
+        if (logits[j] > max) max = logits[j];
+    double sum = 0.0;
+    for (int j = 0; j < n; j++) sum += exp((double)logits[j] - max);
+    double lse = max + log(sum);
+    if (lp)
+        for (int j = 0; j < n; j++) lp[j] = (float)((double)logits[j] - lse);
+    return lse;
+}
+
+double qc_kl_logprobs(const float *lp, const float *lq, int n) {
+    double kl = 0.0;
+    for (int j = 0; j < n; j++) {
+        double p = exp((double)lp[j]);
+        if (p > 0) kl += p * ((double)lp[j] - (double)lq[j]);
+    }
+    return kl > 0 ? kl : 0; /* rounding can make a zero divergence negative */
 }
 
 qc_status qc_model_forward(qc_model *m, const int32_t *tokens, int nwin, int seqlen, float *logits,

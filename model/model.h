@@ -168,6 +168,12 @@ qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, flo
 /* Final RMSNorm (x is normalised in place) and classifier: logits (ntok, vocab). */
 qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *e);
 
+/* Log-softmax of one row of n logits into lp (may be NULL), in double so the figures do not
+ * depend on summation order; returns the log-sum-exp. */
+double qc_log_softmax(const float *logits, int n, float *lp);
+/* KL(p ‖ q) in nats of two log-probability rows (as qc_log_softmax gives); never negative. */
+double qc_kl_logprobs(const float *lp, const float *lq, int n);
+
 /* The whole model on nwin windows: logits (nwin*seqlen, vocab). */
 qc_status qc_model_forward(qc_model *m, const int32_t *tokens, int nwin, int seqlen, float *logits,
                            qc_workspace *ws, qc_err *e);

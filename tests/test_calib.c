@@ -328,6 +328,101 @@ static void test_mixed_choice_against_exhaustive(void) {
     }
 }
 
+/* A weight source with one linear replaced: the model a measured candidate stands for. */
+typedef struct swap {
+    qc_weight_source base;
+    qc_weight w;
+    int layer;
+    const float *with; /* rows*cols values of w at layer */
+    size_t n;
+} swap;
+
+static qc_status swap_read(void *ctx, qc_weight w, int layer, float *out, qc_err *e) {
+    const swap *s = ctx;
+    if (w != s->w || layer != s->layer) return s->base.read(s->base.ctx, w, layer, out, e);
+    memcpy(out, s->with, s->n * sizeof(float));
+    return QC_OK;
+}
+
+/* Log-probabilities (nwin*seqlen, vocab) of stories260K on the first nwin windows of w, its
+ * linears from s. */
+static float *logprobs_with(const swap *s, const qc_windows *w, int nwin) {
+    qc_err e = { "" };
+    qc_model *m;
+    CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
+    qc_weight_source src = { s->base.cfg, swap_read, NULL, (void *)s };
+    qc_model_set_linears(m, &src);
+    int vocab = m->cfg.vocab_size;
+    size_t ntok = (size_t)nwin * w->seqlen;
+    float *lp = malloc(ntok * vocab * sizeof(float));
+    qc_workspace *ws = qc_workspace_new(&m->cfg, (int)ntok, w->seqlen, &e);
+    CHECK_OK(qc_model_forward(m, w->tokens, nwin, w->seqlen, lp, ws, &e), e);
+    for (size_t t = 0; t < ntok; t++) qc_log_softmax(lp + t * vocab, vocab, lp + t * vocab);
+    qc_workspace_free(ws);
+    qc_model_free(m);
+    return lp;
+}
+
+/* The measured error of candidate spec for linear lw of block `layer`, computed here: mean
+ * KL per token over the first nwin windows between the model of `base` (its weight lw at
+ * layer as loaded, fp32) and the same with that weight rounded to nearest by spec. */
+static double kl_of_candidate(const qc_weight_source *base, const qc_checkpoint *ck, qc_weight lw, int layer,
+                              const qc_quant_spec *spec, const qc_windows *w, int nwin) {
+    qc_err e = { "" };
+    int rows, cols;
+    qc_weight_shape(qc_checkpoint_config(ck), lw, &rows, &cols);
+    size_t n = (size_t)rows * cols;
+    float *fp = malloc(n * sizeof(float)), *deq = malloc(n * sizeof(float));
+    CHECK_OK(qc_checkpoint_read(ck, lw, layer, fp, &e), e);
+    qc_qweight q = { 0 };
+    CHECK_OK(qc_quant_rtn(fp, rows, cols, spec, &q, &e), e);
+    qc_qweight_dequantize(&q, deq);
+    swap as_is = { *base, lw, layer, fp, n }, cand = { *base, lw, layer, deq, n };
+    float *p = logprobs_with(&as_is, w, nwin), *r = logprobs_with(&cand, w, nwin);
+    int vocab = qc_checkpoint_config(ck)->vocab_size;
+    double kl = 0;
+    for (size_t t = 0; t < (size_t)nwin * w->seqlen; t++) kl += qc_kl_logprobs(p + t * vocab, r + t * vocab, vocab);
+    qc_qweight_free(&q);
+    free(fp), free(deq), free(p), free(r);
+    return kl / ((double)nwin * w->seqlen);
+}
+
+/* Mixed precision's measure (RTN, so a candidate depends on the weight alone) against the
+ * KL divergence computed here from whole-model forwards: block 0's q_proj (the rest of the
+ * model fp32, as the measure keeps it) and the last block's down_proj (every earlier linear
+ * rounded by the run's setting, as the measuring pass quantizes them). 4096 tokens: the
+ * first 8 windows of 512. */
+static void test_mixed_measure_is_kl(void) {
+    qc_err e = { "" };
+    qc_windows w = calib_windows();
+    qc_model *m;
+    CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
+    qc_calib_opts o = { .method = QC_METHOD_RTN, .spec = { .bits = 4, .groupsize = 128 }, .true_sequential = true };
+    qc_quant_spec cands[2] = { { .bits = 3, .groupsize = 32 }, { .bits = 8, .groupsize = 128 } };
+    int nl = m->cfg.n_layers;
+    double *err = malloc((size_t)nl * QC_LIN_COUNT * 2 * sizeof(double));
+    CHECK_OK(qc_mixed_measure(m, &w, &o, cands, 2, err, &e), e);
+    qc_quantized q;
+    CHECK_OK(qc_calibrate(m, &w, &o, &q, &e), e);
+    qc_weight_source fp32 = qc_checkpoint_source(m->ck), rounded = qc_quantized_source(&q);
+    struct { const qc_weight_source *base; qc_linear lin; int layer; } cases[2] = {
+        { &fp32, QC_LIN_Q, 0 }, { &rounded, QC_LIN_DOWN, nl - 1 } };
+    for (int c = 0; c < 2; c++) {
+        double kl[2];
+        for (int j = 0; j < 2; j++) {
+            kl[j] = kl_of_candidate(cases[c].base, m->ck, qc_linear_weight(cases[c].lin), cases[c].layer, &cands[j], &w, 8);
+            double got = err[((size_t)cases[c].layer * QC_LIN_COUNT + cases[c].lin) * 2 + j];
+            CHECK(fabs(got - kl[j]) <= 1e-6 * kl[j], "block %d %s at %d bits: measured %.8g, KL computed here %.8g",
+                  cases[c].layer, qc_weight_short_name(qc_linear_weight(cases[c].lin)), cands[j].bits, got, kl[j]);
+        }
+        CHECK(kl[0] > 100 * kl[1], "3 bits in groups of 32 (%.3g) cost far more than 8 bits (%.3g)", kl[0], kl[1]);
+    }
+    free(err);
+    qc_quantized_free(&q);
+    qc_model_free(m);
+    qc_windows_free(&w);
+}
+
 int main(void) {
     RUN(test_stats_figures);
     RUN(test_block0_hessian_matches_reference);
@@ -335,5 +430,6 @@ int main(void) {
     RUN(test_npy_windows);
     RUN(test_embedding_quantized_with_the_run);
     RUN(test_mixed_choice_against_exhaustive);
+    RUN(test_mixed_measure_is_kl);
     return check_summary();
 }

@@ -124,7 +124,7 @@ static void test_plan_stories260k(void) {
     qc_calib_opts o = { .method = QC_METHOD_GPTQ, .spec = { .bits = 4, .groupsize = 128 }, .gptq = qc_gptq_defaults(),
                         .true_sequential = true, .spill_dir = "x" };
     qc_mem_plan p;
-    qc_mem_plan_make(ck, 128, 512, &o, 2, &p);
+    qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
     /* linears: q, o 64×64; k, v 32×64; gate, up 172×64; down 64×172 */
     size_t lin = 2 * 64 * 64 + 2 * 32 * 64 + 3 * 172 * 64;
     CHECK(p.model_file == (lin * 5 + 2 * 64 * 5 + 512 * 64 + 64) * 4, "model tensors %zu", p.model_file);
@@ -147,10 +147,17 @@ static void test_plan_stories260k(void) {
     size_t calib = p.activations + p.workspace + p.block_weights + p.statistics + p.solver;
     CHECK(p.calibration == calib && p.peak == calib + p.runtime && p.runtime == (size_t)(32 + 2 * 16) * MB,
           "peak %zu = calibration %zu + runtime %zu", p.peak, p.calibration, p.runtime);
+    /* --target-bpw over 6 candidates: 19 residual streams of 8 windows (4096 tokens), two
+     * log-probability chunks of 2048 tokens × 512, a later block, the classifier, one down_proj */
+    size_t before = p.calibration;
+    qc_mem_plan_make(ck, 128, 512, &o, 6, 2, &p);
+    size_t measuring = ((size_t)19 * 8 * 512 * 64 + 2 * 2048 * 512 + lin + 2 * 64 + 512 * 64 + 172 * 64) * 4;
+    CHECK(p.measuring == measuring && p.calibration == before + measuring, "measuring %zu, expected %zu", p.measuring,
+          measuring);
     /* held in memory: every result, during both phases; half activations: x in 2 bytes */
     o.spill_dir = NULL;
     o.act_dtype = QC_DT_F16;
-    qc_mem_plan_make(ck, 128, 512, &o, 2, &p);
+    qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
     size_t all = 5 * (size_t)(2 * (64 * 64 + 64 * 8 + 64 * 8) + 2 * (32 * 64 + 32 * 8 + 64 * 8) +
                               2 * (172 * 64 + 172 * 8 + 64 * 8) + (64 * 172 + 64 * 2 * 8 + 172 * 8));
     CHECK(p.results_calibrating == all && p.results_exporting == all, "all results held: %zu, expected %zu",
@@ -169,7 +176,7 @@ static void test_plan_synth_tiny(void) {
     if (!ck) return;
     qc_calib_opts o = { .method = QC_METHOD_RTN, .spec = { .bits = 4, .groupsize = 32 }, .spill_dir = "x" };
     qc_mem_plan p;
-    qc_mem_plan_make(ck, 16, 256, &o, 1, &p);
+    qc_mem_plan_make(ck, 16, 256, &o, 0, 1, &p);
     size_t lin = 128 * 128 * 2 + 64 * 128 * 2 + 352 * 128 * 3;
     CHECK(p.model_file == (lin * 2 + 2 * 128 * 2 + 2 * 512 * 128 + 128) * 2, "model tensors %zu", p.model_file);
     CHECK(p.activations == (size_t)16 * 256 * 128 * 4 + 2048 * 128 * 4, "activations %zu", p.activations);
