@@ -17,6 +17,8 @@ check "output folder holds model.gguf (the default for llama2.c inputs), logs, s
     "for f in model.gguf quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
 check "quant_log.csv: header + 35 rows, every module of every block" \
     "[ \$(wc -l <'$T/gptq/quant_log.csv') -eq 36 ] && [ \$(grep -c ',down,' '$T/gptq/quant_log.csv') -eq 5 ]"
+check "summary.json names the written format and the model's, each once" \
+    "[ \$(grep -c '\"format\":' '$T/gptq/summary.json') -eq 1 ] && grep -q '\"format\":[[:space:]]*\"gguf\"' '$T/gptq/summary.json' && grep -q '\"model_format\":[[:space:]]*\"llama2.c\"' '$T/gptq/summary.json'"
 check "quant_log.jsonl: 35 objects with rel_err" "[ \$(grep -c '\"rel_err\":' '$T/gptq/quant_log.jsonl') -eq 35 ]"
 qppl=$(json_num "$T/gptq/summary.json" quant_ppl)
 $Q eval --model "$T/gptq" --text "$EVAL" --seqlen 256 --json >"$T/evalq.json" 2>"$T/err"
