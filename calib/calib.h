@@ -311,13 +311,17 @@ typedef struct qc_mixed_result {
 
 /* Gives every linear of mods that is neither kept nor pinned the candidate minimizing the
  * total measured error within budget_bpw bits per weight over the quantized linears (sizes by
- * qc_spec_storage_bits). QC_ERR_ARG when even the cheapest candidates exceed the budget. */
+ * qc_spec_storage_bits); with tie_sites, the free linears of one site of a block (q, k, v;
+ * gate, up: one fused layer in vLLM) one candidate together. QC_ERR_ARG when even the
+ * cheapest candidates exceed the budget. */
 qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int ncand, const double *err,
-                          double budget_bpw, qc_module_quant *mods, qc_mixed_result *res, qc_err *e);
+                          double budget_bpw, bool tie_sites, qc_module_quant *mods, qc_mixed_result *res,
+                          qc_err *e);
 
 /* --observe: gives the k linears of q with the largest abs_err (neither kept nor pinned, nor
- * at `up` already) the spec up in mods; returns how many (-1: out of memory). */
-int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, qc_module_quant *mods);
+ * at `up` already) the spec up in mods — with tie_sites, each with the free linears of its
+ * site (vLLM's fused qkv_proj, gate_up_proj); returns how many were picked. */
+int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bool tie_sites, qc_module_quant *mods);
 
 /* ---- checkpoints and resume (resume.c) ---- */
 

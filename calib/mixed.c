@@ -8,7 +8,7 @@
  * the pass leaves them; later ones exact). For small perturbations the divergences of
  * separate linears add up, and their sum tracks the quantized model's loss: on stories260K
  * uniform w4 g128 measures 0.083 nats in total and loses 0.069 nats of NLL on held-out text,
- * w4 g32 0.064 and 0.055. Three cheaper currencies chose worse than uniform 4-bit (README
+ * w4 g32 0.064 and 0.055 (w3 g32: 0.293 and 0.362, larger errors compound). Three cheaper currencies chose worse than uniform 4-bit (README
  * "Mixed precision"): a linear's own output error (what GPTQ minimizes) ranks q_proj, whose
  * errors the softmax mostly absorbs, far above o_proj and down_proj; the block output's
  * absolute error grows with the residual stream and starves the first blocks; the block
@@ -18,9 +18,10 @@
  * linears at every candidate on the statistics the pass gathered, runs the block with it,
  * carries all those residual streams (and the block as it is) through the later blocks —
  * each loaded once per site — and compares their predictions. Choosing is a multiple-choice
- * knapsack, solved greedily on each linear's lower convex hull of (bits, damage): upgrades
- * are taken in order of damage saved per bit while they fit the budget — optimal for the
- * budget it ends up spending up to one step per linear. */
+ * knapsack over units (a linear, or the linears of one site when they must share a setting,
+ * as vLLM's fused qkv_proj and gate_up_proj do), solved greedily on each unit's lower convex
+ * hull of (bits, damage): upgrades are taken in order of damage saved per bit while they fit
+ * the budget — optimal for the budget it ends up spending up to one step per unit. */
 #include "calib/internal.h"
 
 #include <math.h>
@@ -204,7 +205,7 @@ qc_status qc_mixed_measure(qc_model *m, const qc_windows *w, const qc_calib_opts
 /* ---- choosing ---- */
 
 typedef struct step {
-    int module, to;       /* the module, and the candidate it moves to */
+    int module, to;       /* the unit (its first module), and the hull point it moves to */
     double bits, slope;   /* extra bits, error saved per bit */
 } step;
 
@@ -238,18 +239,42 @@ static int hull(const double *bits, const double *err, int ncand, int *h) {
     return m;
 }
 
+/* The linears chosen for as one: each free linear alone, or with tie_sites those of one site
+ * of one block (q, k, v; gate, up) together. Fills unit[] with the first module of each
+ * linear's unit (-1: not chosen for: kept or pinned); returns the number of units. */
+static int units_of(const qc_config *c, const qc_module_quant *mods, bool tie_sites, int *unit) {
+    int nmod = c->n_layers * QC_LIN_COUNT, n = 0;
+    for (int i = 0; i < nmod; i++) {
+        unit[i] = -1;
+        if (mods[i].keep_f16 || mods[i].pinned) continue;
+        unit[i] = i;
+        for (int j = i - i % QC_LIN_COUNT; tie_sites && j < i; j++) /* an earlier free linear of the site */
+            if (unit[j] >= 0 && qc_linear_site(j % QC_LIN_COUNT) == qc_linear_site(i % QC_LIN_COUNT)) {
+                unit[i] = unit[j];
+                break;
+            }
+        n += unit[i] == i;
+    }
+    return n;
+}
+
 qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int ncand, const double *err,
-                          double budget_bpw, qc_module_quant *mods, qc_mixed_result *res, qc_err *e) {
+                          double budget_bpw, bool tie_sites, qc_module_quant *mods, qc_mixed_result *res,
+                          qc_err *e) {
     if (ncand < 1 || ncand > 64) return qc_fail(e, QC_ERR_ARG, "mixed precision needs 1 to 64 candidate settings");
     int nmod = c->n_layers * QC_LIN_COUNT;
-    double *bits = qc_malloc((size_t)nmod * ncand, sizeof(double), e, "candidate sizes");
-    int *hulls = bits ? qc_malloc((size_t)nmod * ncand, sizeof(int), e, "candidate hulls") : NULL;
+    /* per module, the sums over its unit (at the unit's first module) */
+    double *bits = qc_calloc((size_t)nmod * ncand, sizeof(double), e, "candidate sizes");
+    double *uerr = bits ? qc_calloc((size_t)nmod * ncand, sizeof(double), e, "candidate errors") : NULL;
+    int *unit = uerr ? qc_malloc((size_t)nmod, sizeof(int), e, "units") : NULL;
+    int *hulls = unit ? qc_malloc((size_t)nmod * ncand, sizeof(int), e, "candidate hulls") : NULL;
     int *nh = hulls ? qc_calloc((size_t)nmod, sizeof(int), e, "candidate hulls") : NULL;
     int *at = nh ? qc_calloc((size_t)nmod, sizeof(int), e, "choices") : NULL;
     step *steps = at ? qc_malloc((size_t)nmod * ncand, sizeof(step), e, "upgrades") : NULL;
     qc_status st = steps ? QC_OK : QC_ERR_NOMEM;
     double weights = 0, fixed = 0, spent = 0;
     int nsteps = 0;
+    if (!st) units_of(c, mods, tie_sites, unit);
     for (int i = 0; i < nmod && !st; i++) {
         int layer = i / QC_LIN_COUNT, rows, cols;
         qc_weight_shape(c, qc_linear_weight(i % QC_LIN_COUNT), &rows, &cols);
@@ -259,15 +284,18 @@ qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int nc
             fixed += qc_spec_storage_bits(&mods[i].spec, rows, cols);
             continue;
         }
-        const double *ei = &err[(size_t)i * ncand];
-        double *bi = &bits[(size_t)i * ncand];
         for (int j = 0; j < ncand; j++) {
-            bi[j] = qc_spec_storage_bits(&cands[j], rows, cols);
-            if (!isfinite(ei[j]))
+            double ej = err[(size_t)i * ncand + j];
+            bits[(size_t)unit[i] * ncand + j] += qc_spec_storage_bits(&cands[j], rows, cols);
+            uerr[(size_t)unit[i] * ncand + j] += ej;
+            if (!isfinite(ej))
                 st = qc_fail(e, QC_ERR_NUMERIC, "block %d %s: no measured error for candidate %d", layer,
                              qc_weight_short_name(qc_linear_weight(i % QC_LIN_COUNT)), j);
         }
-        if (st) break;
+    }
+    for (int i = 0; i < nmod && !st; i++) {
+        if (unit[i] != i) continue;
+        const double *ei = &uerr[(size_t)i * ncand], *bi = &bits[(size_t)i * ncand];
         int *h = &hulls[(size_t)i * ncand];
         nh[i] = hull(bi, ei, ncand, h);
         spent += bi[h[0]];
@@ -282,7 +310,7 @@ qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int nc
                      "per weight)", budget_bpw, (spent + fixed) / weights);
     if (!st) {
         qsort(steps, (size_t)nsteps, sizeof *steps, by_slope);
-        for (int s = 0; s < nsteps; s++) { /* a module's own steps come in hull order */
+        for (int s = 0; s < nsteps; s++) { /* a unit's own steps come in hull order */
             const step *u = &steps[s];
             if (at[u->module] != u->to - 1 || spent + u->bits > budget) continue;
             spent += u->bits;
@@ -290,34 +318,36 @@ qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int nc
         }
         double total_err = 0;
         for (int i = 0; i < nmod; i++) {
-            if (mods[i].keep_f16 || mods[i].pinned) continue;
-            int j = hulls[(size_t)i * ncand + at[i]];
+            if (unit[i] < 0) continue;
+            int j = hulls[(size_t)unit[i] * ncand + at[unit[i]]];
             mods[i].spec = cands[j];
             total_err += err[(size_t)i * ncand + j];
         }
         res->bpw = (spent + fixed) / weights;
         res->est_err = total_err;
     }
-    free(bits), free(hulls), free(nh), free(at), free(steps);
+    free(bits), free(uerr), free(unit), free(hulls), free(nh), free(at), free(steps);
     return st;
 }
 
-int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, qc_module_quant *mods) {
+int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bool tie_sites, qc_module_quant *mods) {
     int done = 0;
-    bool *taken = calloc((size_t)q->nreports, 1);
-    if (!taken) return -1;
-    for (; done < k; done++) { /* the k largest errors, by selection (k is small) */
+    for (; done < k; done++) { /* the k largest errors, by selection (k is small); an upgraded
+                                  linear is at `up` and drops out */
         int best = -1;
         for (int i = 0; i < q->nreports; i++) {
             const qc_layer_report *r = &q->reports[i];
-            size_t m = (size_t)r->block * QC_LIN_COUNT + r->linear;
-            if (taken[i] || r->kept_f16 || mods[m].pinned || qc_quant_spec_same(&mods[m].spec, up)) continue;
+            const qc_module_quant *mq = &mods[(size_t)r->block * QC_LIN_COUNT + r->linear];
+            if (r->kept_f16 || mq->pinned || qc_quant_spec_same(&mq->spec, up)) continue;
             if (best < 0 || r->abs_err > q->reports[best].abs_err) best = i;
         }
         if (best < 0) break;
-        taken[best] = true;
-        mods[(size_t)q->reports[best].block * QC_LIN_COUNT + q->reports[best].linear].spec = *up;
+        const qc_layer_report *r = &q->reports[best];
+        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+            qc_module_quant *mq = &mods[(size_t)r->block * QC_LIN_COUNT + lin];
+            bool sibling = tie_sites && qc_linear_site(lin) == qc_linear_site(r->linear) && !mq->keep_f16 && !mq->pinned;
+            if (lin == (int)r->linear || sibling) mq->spec = *up;
+        }
     }
-    free(taken);
     return done;
 }

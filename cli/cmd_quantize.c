@@ -16,7 +16,7 @@ static bool awq_duo, awq_clip, no_awq_clip;
 static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
 static const char *max_memory, *act_dtype = "f32";
 static const char *recipe_arg, *act_quant;
-static bool dump_recipe;
+static bool dump_recipe, per_linear;
 static double target_bpw;
 static long embed_bits, observe_k;
 static cli_list calib, evals;
@@ -61,7 +61,8 @@ static const cli_opt opts[] = {
     { "embed-groupsize", OPT_INT, &embed_groupsize, "N", "columns per group of the embedding, 0: one group per row (default 0; gguf: 32; llama2c: --groupsize)", 0, 1 << 20 },
     { "act-quant", OPT_STR, &act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
     { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
-    { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits", 1, 1 << 20 },
+    { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with)", 1, 1 << 20 },
+    { "per-linear", OPT_FLAG, &per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel and transformers load such a file, vLLM (one fused layer per group) does not", 0, 0 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
@@ -589,12 +590,14 @@ static int check_options(qc_calib_opts *o) {
     if ((target_bpw > 0 || observe_k) && (o->no_quant || awq))
         return cli_usage_error(&cmd, "--target-bpw and --observe choose bits per linear: for --method gptq and rtn");
     if (target_bpw > 0 && observe_k) return cli_usage_error(&cmd, "--target-bpw and --observe are two ways of choosing; give one");
+    if (per_linear && (format != FMT_GPTQ || !(target_bpw > 0 || observe_k)))
+        return cli_usage_error(&cmd, "--per-linear is for --format gptq with --target-bpw or --observe (other formats "
+                               "choose per linear already)");
     base_spec = o->spec;
     return 0;
 }
 
 /* ---- per-linear settings: recipe rules, --target-bpw, --observe ---- */
-
 
 /* The recipe's rules (and a base for the choices to come) as o->modules. */
 static qc_status resolve_modules(const qc_model *m, qc_calib_opts *o, qc_err *e) {
@@ -629,6 +632,27 @@ static int mixed_candidates(qc_quant_spec *c) {
     return n;
 }
 
+/* The sites (q, k, v; gate, up) of all blocks whose linears do not share one setting. */
+static int split_sites(const qc_config *c) {
+    int n = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int s = 0; s < QC_SITE_COUNT; s++) {
+            const qc_module_quant *first = NULL;
+            bool split = false;
+            for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+                const qc_module_quant *mq = &mods[(size_t)l * QC_LIN_COUNT + lin];
+                if ((int)qc_linear_site(lin) != s) continue;
+                if (!first) first = mq;
+                else split |= mq->keep_f16 != first->keep_f16 || (!mq->keep_f16 && !qc_quant_spec_same(&mq->spec, &first->spec));
+            }
+            n += split;
+        }
+    return n;
+}
+
+/* Whether the choices keep vLLM's fused groups (a block's q, k, v; gate, up) alike. */
+static bool fused_groups(void) { return format == FMT_GPTQ && !per_linear; }
+
 /* --target-bpw: the measuring pass, then the choice, written into mods. */
 static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log, qc_err *e) {
     qc_quant_spec cands[12];
@@ -638,7 +662,7 @@ static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_o
     if (!err) return QC_ERR_NOMEM;
     qc_logf(log, QC_LOG_INFO, "mixed precision: measuring every linear at %d candidate settings", nc);
     qc_status st = qc_mixed_measure(m, w, o, cands, nc, err, e);
-    if (!st) st = qc_mixed_choose(&m->cfg, cands, nc, err, target_bpw, mods, &mixed, e);
+    if (!st) st = qc_mixed_choose(&m->cfg, cands, nc, err, target_bpw, fused_groups(), mods, &mixed, e);
     if (!st && !(mixed_csv = cli_mixed_table(&m->cfg, mods, cands, nc, err))) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     for (int j = 0; j < nc && !st; j++) {
         int count = 0;
@@ -791,10 +815,16 @@ int cmd_quantize(int argc, char **argv, int first) {
         if (!st) st = module_spec(NULL, 8, o.spec.groupsize, o.spec.sym, &up, &e);
         if (!st && (up.bits != 8 || up.groupsize != o.spec.groupsize))
             st = qc_fail(&e, QC_ERR_ARG, "--observe: the output format cannot store 8-bit linears beside the others");
-        if (!st && (observed = qc_observe_upgrade(&q1, (int)observe_k, &up, mods)) < 0)
-            st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
-        if (!st) qc_logf(&log, QC_LOG_INFO, "--observe: %d linears of the largest output error requantized at 8 bits", observed);
+        if (!st) observed = qc_observe_upgrade(&q1, (int)observe_k, &up, fused_groups(), mods);
+        if (!st)
+            qc_logf(&log, QC_LOG_INFO, "--observe: %d linears of the largest output error requantized at 8 bits%s",
+                    observed, fused_groups() ? ", each with the linears vLLM fuses it with" : "");
     }
+    int split = !st && mods && format == FMT_GPTQ ? split_sites(&m->cfg) : 0;
+    if (split)
+        qc_logf(&log, QC_LOG_WARN, "%s gives %d group%s of q, k, v or gate, up of one block different settings: "
+                "GPTQModel and transformers load the file, vLLM (which runs each group as one layer) does not",
+                per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);

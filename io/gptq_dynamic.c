@@ -23,7 +23,11 @@
  * The writer keys every entry by the exact module name, every character outside
  * [A-Za-z0-9_] escaped (Python's re.escape) and the pattern anchored at both ends, so that
  * "model.layers.1.mlp.up_proj" cannot match layers.10; a positive entry states all three of
- * bits, group_size and sym. */
+ * bits, group_size and sym. vLLM fuses a block's q, k, v into qkv_proj and gate, up into
+ * gate_up_proj and matches the fused name: when a block's q, k, v (gate, up) are stored alike
+ * their one entry's regex is "^model\.layers\.0\.self_attn\.(?:q|k|v|qkv)_proj$", which
+ * names all four; members stored differently get an entry each, which GPTQModel and
+ * transformers follow and vLLM cannot (its fused layer has one setting). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "io/qformat.h"
 
@@ -160,15 +164,70 @@ void qc_hf_quant_free(qc_hf_quant *q) {
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
-/* The key of module `name`: sign, then ^name$ with the name's punctuation escaped. */
-static void module_key(char sign, const char *name, qc_sb *key) {
-    qc_sb_printf(key, "%c:^", sign);
-    for (const char *c = name; *c; c++) {
-        bool word = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_';
+/* vLLM runs q, k, v as one layer (qkv_proj) and gate, up as another (gate_up_proj), and looks
+ * the fused layer's name up in "dynamic"; so when a group agrees, its one entry matches the
+ * members' names and the fused one. */
+static const struct fused {
+    qc_weight members[3];
+    int n;
+    const char *names; /* the regex's alternatives: members, then the fused layer */
+} fused_groups[] = {
+    { { QC_W_Q, QC_W_K, QC_W_V }, 3, "(?:q|k|v|qkv)_proj" },
+    { { QC_W_GATE, QC_W_UP }, 2, "(?:gate|up|gate_up)_proj" },
+};
+
+/* Name's punctuation escaped (Python's re.escape), its first n characters. */
+static void escaped(const char *name, size_t n, qc_sb *key) {
+    for (size_t i = 0; i < n && name[i]; i++) {
+        char c = name[i];
+        bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (!word) qc_sb_append(key, "\\", 1);
-        qc_sb_append(key, c, 1);
+        qc_sb_append(key, &c, 1);
     }
+}
+
+/* Whether a and b are stored alike: both unquantized, or quantized with the same settings. */
+static bool alike(const qc_qweight *a, const qc_qweight *b) {
+    return !a || !b ? a == b : !qc_qfmt_differs(a, b);
+}
+
+/* The group of module i's weight, if every member of its block is in p and they agree;
+ * *first: whether i is the first member in p's order. */
+static const struct fused *agreeing_group(const qc_qfmt_plan *p, int i, bool *first) {
+    const qc_qfmt_module *m = &p->m[i];
+    for (size_t g = 0; g < sizeof fused_groups / sizeof *fused_groups; g++) {
+        const struct fused *f = &fused_groups[g];
+        int found = 0, first_at = -1;
+        bool member = false, agree = true;
+        for (int k = 0; k < f->n; k++) member |= f->members[k] == m->w;
+        if (!member) continue;
+        for (int j = 0; j < p->n; j++) {
+            bool in = false;
+            for (int k = 0; k < f->n; k++) in |= p->m[j].layer == m->layer && f->members[k] == p->m[j].w;
+            if (!in) continue;
+            found++;
+            if (first_at < 0) first_at = j;
+            agree &= alike(p->m[j].q, m->q);
+        }
+        *first = first_at == i;
+        return found == f->n && agree ? f : NULL;
+    }
+    return NULL;
+}
+
+/* The key of module i: sign, then ^name$ escaped; for an agreeing group, the name's prefix
+ * and the group's alternatives. NULL when i is a later member of a group keyed already. */
+static bool module_key(const qc_qfmt_plan *p, int i, char sign, qc_sb *key) {
+    const char *name = p->m[i].name;
+    bool first;
+    const struct fused *f = agreeing_group(p, i, &first);
+    if (f && !first) return false;
+    qc_sb_printf(key, "%c:^", sign);
+    const char *dot = strrchr(name, '.');
+    escaped(name, f && dot ? (size_t)(dot + 1 - name) : strlen(name), key);
+    if (f && dot) qc_sb_printf(key, "%s", f->names);
     qc_sb_append(key, "$", 1);
+    return true;
 }
 
 void qc_gptq_dynamic_json(const qc_qfmt_plan *p, const char *indent, qc_sb *b) {
@@ -178,10 +237,10 @@ void qc_gptq_dynamic_json(const qc_qfmt_plan *p, const char *indent, qc_sb *b) {
         for (int i = 0; i < p->n; i++) {
             const qc_qweight *q = p->m[i].q;
             if (pass == 0 ? q != NULL : !q || !qc_qfmt_differs(q, p->base)) continue;
+            key.len = 0;
+            if (!module_key(p, i, q ? '+' : '-', &key)) continue;
             qc_sb_printf(b, any ? ",\n%s  " : ",\n%s\"dynamic\": {\n%s  ", indent, indent);
             any = true;
-            key.len = 0;
-            module_key(q ? '+' : '-', p->m[i].name, &key);
             qc_sb_json_string(b, key.failed ? "" : key.s);
             if (q)
                 qc_sb_printf(b, ": {\"bits\": %d, \"group_size\": %d, \"sym\": %s}", q->bits,

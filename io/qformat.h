@@ -165,8 +165,9 @@ bool qc_qfmt_differs(const qc_qweight *q, const qc_qweight *base);
 
 /* `,\n<indent>"dynamic": {...}` for the linears of p that are not quantized ("-:" entries,
  * {}) or whose settings differ from p->base's ("+:" entries: bits, group_size, sym), each
- * keyed by a regex matching exactly its module name; nothing when there are none.
- * (gptq_dynamic.c) */
+ * keyed by a regex matching exactly its module name — or, for a block's q, k, v (gate, up)
+ * stored alike, one entry matching their names and vLLM's fused one; nothing when there are
+ * none. (gptq_dynamic.c) */
 void qc_gptq_dynamic_json(const qc_qfmt_plan *p, const char *indent, qc_sb *b);
 
 /* One linear being written: the solver's weight, the order of its HF rows, the options. */

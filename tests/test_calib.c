@@ -281,9 +281,10 @@ static void test_embedding_quantized_with_the_run(void) {
 }
 
 /* Mixed precision's choice (SYNTHETIC errors: the choice is arithmetic on them) against every
- * assignment of 3 candidates to one block's 7 linears: within the budget, never better than
- * the exhaustive optimum (a check of the bookkeeping) and within one upgrade step of it (the
- * greedy bound of the convex-hull method). */
+ * assignment of 3 candidates to one block's 7 linears (with tie_sites, those giving q, k, v
+ * one candidate and gate, up one): within the budget, never better than the exhaustive
+ * optimum (a check of the bookkeeping) and within one upgrade step of it (the greedy bound of
+ * the convex-hull method). */
 static void test_mixed_choice_against_exhaustive(void) {
     qc_config c = { .dim = 64, .hidden_dim = 96, .n_layers = 1, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
                     .vocab_size = 32, .seq_len = 16 };
@@ -302,30 +303,43 @@ static void test_mixed_choice_against_exhaustive(void) {
         }
     }
     qc_err e = { "" };
-    for (double bpw = 4.0; bpw <= 8.5; bpw += 0.25) {
-        double best = INFINITY, step = 0;
-        for (int a = 0; a < 2187; a++) { /* 3^7 */
-            double b = 0, er = 0;
-            for (int i = 0, x = a; i < QC_LIN_COUNT; i++, x /= 3) b += bits[i * 3 + x % 3], er += err[i * 3 + x % 3];
-            if (b <= bpw * weights && er < best) best = er;
+    for (int tie = 0; tie < 2; tie++)
+        for (double bpw = 4.0; bpw <= 8.5; bpw += 0.25) {
+            double best = INFINITY, step = 0, span[QC_LIN_COUNT] = { 0 }; /* per unit */
+            for (int a = 0; a < 2187; a++) { /* 3^7 */
+                int pick[QC_LIN_COUNT];
+                for (int i = 0, x = a; i < QC_LIN_COUNT; i++, x /= 3) pick[i] = x % 3;
+                if (tie && (pick[QC_LIN_K] != pick[QC_LIN_Q] || pick[QC_LIN_V] != pick[QC_LIN_Q] ||
+                            pick[QC_LIN_UP] != pick[QC_LIN_GATE]))
+                    continue;
+                double b = 0, er = 0;
+                for (int i = 0; i < QC_LIN_COUNT; i++) b += bits[i * 3 + pick[i]], er += err[i * 3 + pick[i]];
+                if (b <= bpw * weights && er < best) best = er;
+            }
+            for (int i = 0; i < QC_LIN_COUNT; i++) span[tie ? (int)qc_linear_site(i) : i] += err[i * 3] - err[i * 3 + 2];
+            for (int u = 0; u < QC_LIN_COUNT; u++) step = fmax(step, span[u]); /* a unit's largest step */
+            qc_module_quant mods[QC_LIN_COUNT] = { 0 };
+            qc_mixed_result res;
+            qc_status st = qc_mixed_choose(&c, cands, 3, err, bpw, tie, mods, &res, &e);
+            if (isinf(best)) {
+                CHECK(st != 0, "bpw %g: nothing fits, yet a choice was made", bpw);
+                continue;
+            }
+            CHECK_OK(st, e);
+            double used = 0, total = 0;
+            for (int i = 0; i < QC_LIN_COUNT; i++)
+                for (int j = 0; j < 3; j++)
+                    if (mods[i].spec.bits == cands[j].bits) used += bits[i * 3 + j], total += err[i * 3 + j];
+            CHECK(used <= bpw * weights + 1e-9, "bpw %g: the choice takes %.4f bits per weight", bpw, used / weights);
+            CHECK(fabs(used / weights - res.bpw) < 1e-12 && fabs(total - res.est_err) < 1e-12 * total,
+                  "bpw %g: the result's figures", bpw);
+            CHECK(total >= best - 1e-12 * best && total <= best + step, "bpw %g%s: error %.6g, optimum %.6g", bpw,
+                  tie ? " (sites tied)" : "", total, best);
+            CHECK(!tie || (mods[QC_LIN_K].spec.bits == mods[QC_LIN_Q].spec.bits &&
+                           mods[QC_LIN_V].spec.bits == mods[QC_LIN_Q].spec.bits &&
+                           mods[QC_LIN_UP].spec.bits == mods[QC_LIN_GATE].spec.bits),
+                  "bpw %g: q, k, v share a setting, and gate, up", bpw);
         }
-        for (int i = 0; i < QC_LIN_COUNT; i++) step = fmax(step, err[i * 3] - err[i * 3 + 2]);
-        qc_module_quant mods[QC_LIN_COUNT] = { 0 };
-        qc_mixed_result res;
-        qc_status st = qc_mixed_choose(&c, cands, 3, err, bpw, mods, &res, &e);
-        if (isinf(best)) {
-            CHECK(st != 0, "bpw %g: nothing fits, yet a choice was made", bpw);
-            continue;
-        }
-        CHECK_OK(st, e);
-        double used = 0, total = 0;
-        for (int i = 0; i < QC_LIN_COUNT; i++)
-            for (int j = 0; j < 3; j++)
-                if (mods[i].spec.bits == cands[j].bits) used += bits[i * 3 + j], total += err[i * 3 + j];
-        CHECK(used <= bpw * weights + 1e-9, "bpw %g: the choice takes %.4f bits per weight", bpw, used / weights);
-        CHECK(fabs(used / weights - res.bpw) < 1e-12 && fabs(total - res.est_err) < 1e-12 * total, "bpw %g: the result's figures", bpw);
-        CHECK(total >= best - 1e-12 * best && total <= best + step, "bpw %g: error %.6g, optimum %.6g", bpw, total, best);
-    }
 }
 
 /* A weight source with one linear replaced: the model a measured candidate stands for. */

@@ -11,6 +11,7 @@
  * rows); a file packed by this test's own packer reads back right (row ranges included);
  * refusals with their messages; and one broken folder per failure mode of the reader. */
 #include "io/io.h"
+#include "io/qformat.h"
 #include "tests/check.h"
 
 #include <cjson/cJSON.h>
@@ -1139,26 +1140,77 @@ static void test_gptq_mixed_roundtrip(void) {
     qm_free(&m);
 }
 
+/* m written as GPTQ v2 into scratch folder `dir` and read back (check_roundtrip); its
+ * config.json (path into cfg), parsed. */
+static cJSON *exported_config(qmodel *m, const char *dir, char *cfg, size_t size) {
+    qc_err e;
+    qc_weight_source src = qm_source(m);
+    char path_buf[512];
+    const char *path = scratch_into(path_buf, dir);
+    CHECK_OK(export_gptq(&src, path, 2, false, &e), e);
+    check_roundtrip(m, path, NULL);
+    snprintf(cfg, size, "%s/config.json", path);
+    return json_file(cfg);
+}
+
+/* vLLM's fused layers: layer 3's gate and up at one 8-bit setting and layer 4's q, k, v
+ * unquantized each get one entry naming the members and the fused layer; layer 0's k_proj
+ * alone at 8 bits (its q, v at the base) keeps an entry of its own. The reader gives every
+ * member its setting, and the entries give vLLM's gate_up_proj / qkv_proj the same. */
+static void test_gptq_fused_groups(void) {
+    qc_err e;
+    qmodel m = { 0 };
+    if (!qm_load_vectors(&m, "w4_g32", 32, false)) return qm_free(&m);
+    qc_pyrandom r;
+    qc_pyrandom_seed(&r, 17);
+    qm_set_synthetic(&m, 3, 4, 8, 32, true, &r);
+    qm_set_synthetic(&m, 3, 5, 8, 32, true, &r);
+    qm_set_synthetic(&m, 0, 1, 8, 32, true, &r);
+    for (int k = 0; k < 3; k++) qc_qweight_free(&m.q[4 * NLIN + k]);
+    static const want_entry want[] = {
+        { "-:^model\\.layers\\.4\\.self_attn\\.(?:q|k|v|qkv)_proj$", 0, 0, false },
+        { "+:^model\\.layers\\.0\\.self_attn\\.k_proj$", 8, 32, true },
+        { "+:^model\\.layers\\.3\\.mlp\\.(?:gate|up|gate_up)_proj$", 8, 32, true },
+    };
+    char cfg[640];
+    cJSON *c = exported_config(&m, "gptq_fused", cfg, sizeof cfg);
+    const cJSON *dyn = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "quantization_config"), "dynamic");
+    check_dynamic(dyn, want, 3, cfg);
+    qc_hf_quant base = { .bits = 4, .group_size = 32 }, got;
+    CHECK_OK(qc_hfq_dynamic_parse(cfg, dyn, &base, &e), e);
+    static const struct { const char *name; int bits; const char *skip; } fused[] = {
+        { "model.layers.3.mlp.gate_up_proj", 8, NULL },
+        { "model.layers.2.mlp.gate_up_proj", 4, NULL },
+        { "model.layers.4.self_attn.qkv_proj", 0, want[0].key },
+        { "model.layers.3.self_attn.qkv_proj", 4, NULL },
+    };
+    for (int i = 0; i < 4; i++) {
+        const char *skip = NULL;
+        CHECK_OK(qc_hfq_module(&base, fused[i].name, cfg, &got, &skip, &e), e);
+        CHECK(fused[i].skip ? skip && !strcmp(skip, fused[i].skip) : !skip && got.bits == fused[i].bits,
+              "vLLM's %s: %s", fused[i].name, skip ? "unquantized" : "quantized");
+    }
+    qc_hf_quant_free(&base);
+    cJSON_Delete(c);
+    qm_free(&m);
+}
+
 /* Equal numbers of two settings: the base is the first linear's (layer 0's q_proj, 8-bit). */
 static void test_gptq_mixed_tie(void) {
-    qc_err e;
     qmodel m = { 0 };
     qm_synthetic(&m, 4, 32, false, false, 12);
     qc_pyrandom r;
     qc_pyrandom_seed(&r, 13);
     for (int i = 0; i < 17; i++) qm_set_synthetic(&m, i / NLIN, i % NLIN, 8, 32, false, &r);
     qc_qweight_free(&m.q[4 * NLIN + 6]); /* 34 quantized: 17 of each */
-    qc_weight_source src = qm_source(&m);
-    char path_buf[512], cfg[640];
-    const char *path = scratch_into(path_buf, "gptq_mixed_tie");
-    CHECK_OK(export_gptq(&src, path, 2, false, &e), e);
-    check_roundtrip(&m, path, NULL);
-    snprintf(cfg, sizeof cfg, "%s/config.json", path);
-    cJSON *c = json_file(cfg);
+    char cfg[640];
+    cJSON *c = exported_config(&m, "gptq_mixed_tie", cfg, sizeof cfg);
     const cJSON *qc = cJSON_GetObjectItem(c, "quantization_config"), *dyn = cJSON_GetObjectItem(qc, "dynamic");
     CHECK(cJSON_GetObjectItem(qc, "bits") && cJSON_GetObjectItem(qc, "bits")->valueint == 8, "tie: the first's bits");
-    CHECK(cJSON_GetArraySize(dyn) == 18 && dyn->child && strcmp(dyn->child->string,
-          "-:^model\\.layers\\.4\\.mlp\\.down_proj$") == 0, "17 overrides and one negative entry first");
+    /* the 17 4-bit linears as 10 entries (layers 3 and 4's q, k, v and 2, 3, 4's gate, up
+     * as one each) */
+    CHECK(cJSON_GetArraySize(dyn) == 11 && dyn->child && strcmp(dyn->child->string,
+          "-:^model\\.layers\\.4\\.mlp\\.down_proj$") == 0, "10 overrides and one negative entry first");
     cJSON_Delete(c);
     qm_free(&m);
 }
@@ -1271,6 +1323,7 @@ int main(void) {
     RUN(test_sharded);
     RUN(test_broken_folders);
     RUN(test_gptq_mixed_roundtrip);
+    RUN(test_gptq_fused_groups);
     RUN(test_gptq_mixed_tie);
     RUN(test_gptq_dynamic_matching);
     RUN(test_gptq_dynamic_broken);

@@ -81,8 +81,7 @@ expect_fail "--embed-bits with --format gptq is refused" 2 "keep the token embed
     $Q $SMALL --format gptq --embed-bits 8 --out "$T/never"
 
 # -- mixed precision: within the budget (the written file's own bits), better than every
-# uniform 4-bit grid at no more bits (g128, g64) and than the line from w4 g128 to w4 g32 at
-# its bits (by 0.09% at this calibration; README "Mixed precision"), and the choice logged
+# uniform 4-bit grid at no more bits (g128, g64), and the choice logged
 MID="--nsamples 32 --seqlen 256 --quiet --model $M --calib $CAL --eval $EVAL --format gptq"
 for g in 128 64 32; do
     $Q $MID --wbits 4 --groupsize $g --out "$T/w4g$g" >/dev/null 2>"$T/err" || cat "$T/err"
@@ -98,11 +97,28 @@ check "--target-bpw 4.5: perplexity $mppl < uniform w4 g128's $uppl" "awk 'BEGIN
 ppl64=$(json_num "$T/w4g64/summary.json" quant_ppl) bpw64=$(json_num "$T/w4g64/summary.json" file_bits_per_weight)
 check "--target-bpw 4.5: perplexity $mppl < uniform w4 g64's $ppl64 ($bpw64 bits)" \
     "awk 'BEGIN { exit !($mppl < $ppl64 && $bpw64 <= 4.5) }'"
-ppl32=$(json_num "$T/w4g32/summary.json" quant_ppl) bpw32=$(json_num "$T/w4g32/summary.json" file_bits_per_weight)
-check "--target-bpw 4.5: below the line from w4 g128 ($ubpw, $uppl) to w4 g32 ($bpw32, $ppl32) at $bpw bits" \
-    "awk 'BEGIN { exit !($mppl < $uppl + ($ppl32 - $uppl) * ($bpw - $ubpw) / ($bpw32 - $ubpw)) }'"
 check "--target-bpw: mixed_precision.csv has a row per linear and more than one setting chosen" \
     "[ \$(wc -l <'$T/bpw/mixed_precision.csv') -eq 36 ] && [ \$(cut -d, -f6 '$T/bpw/mixed_precision.csv' | sort -u | wc -l) -gt 2 ]"
+# vLLM runs a block's q, k, v (gate, up) as one layer: a GPTQ file gives them one setting,
+# and the "dynamic" entry of such a group names vLLM's fused layer too
+fused_alike() {
+    awk -F, 'NR > 1 { g = $2 ~ /^(q|k|v)$/ ? "qkv" : $2 ~ /^(gate|up)$/ ? "gate_up" : $2; k = $1 "," g
+                      if ((k in s) && s[k] != $7 "/" $8) bad = 1; s[k] = $7 "/" $8 } END { exit bad }' "$1/quant_log.csv"
+}
+check "--target-bpw (gptq): each block's q, k, v share a setting, and its gate, up" "fused_alike '$T/bpw'"
+check "--target-bpw (gptq): a group's dynamic entry names vLLM's fused layer" \
+    "grep -q '(?:q|k|v|qkv)_proj\\$\\|(?:gate|up|gate_up)_proj\\$' '$T/bpw/config.json'"
+# --per-linear: each linear its own setting (fused groups apart, with a warning), and the
+# choice below the line from uniform w4 g128 to w4 g32 at its bits (by 0.09% here)
+$Q $MID --target-bpw 4.5 --per-linear --out "$T/bpwl" >/dev/null 2>"$T/bpwl_log"
+lbpw=$(json_num "$T/bpwl/summary.json" file_bits_per_weight) lppl=$(json_num "$T/bpwl/summary.json" quant_ppl)
+ppl32=$(json_num "$T/w4g32/summary.json" quant_ppl) bpw32=$(json_num "$T/w4g32/summary.json" file_bits_per_weight)
+check "--target-bpw 4.5 --per-linear: $lppl at $lbpw bits, below the line from w4 g128 ($ubpw, $uppl) to w4 g32 ($bpw32, $ppl32)" \
+    "[ -n '$lppl' ] && awk 'BEGIN { exit !($lbpw <= 4.5 && $lppl < $uppl + ($ppl32 - $uppl) * ($lbpw - $ubpw) / ($bpw32 - $ubpw)) }'"
+check "--per-linear: fused groups set apart, with the warning" \
+    "! fused_alike '$T/bpwl' && grep -q 'warning: --per-linear gives [0-9]* groups of q, k, v or gate, up' '$T/bpwl_log'"
+expect_fail "--per-linear without --format gptq is a usage error" 2 "--per-linear is for --format gptq" \
+    $Q $SMALL --format gguf --target-bpw 4.5 --per-linear --out "$T/never"
 $Q eval --model "$T/bpw" --text "$EVAL" --seqlen 256 --json >"$T/bpw_eval.json" 2>"$T/err"
 check "--target-bpw: the mixed GPTQ file evaluates as the summary says" \
     "[ \"\$(json_num '$T/bpw_eval.json' ppl)\" = '$mppl' ]"
@@ -115,5 +131,9 @@ oppl=$(json_num "$T/obs/summary.json" quant_ppl)
 fppl=$(json_num "$T/obs/summary.json" first_pass_ppl)
 check "--observe 4: perplexity $oppl < the first pass's $fppl (= uniform w4 g128's $uppl)" \
     "[ -n '$oppl' ] && awk 'BEGIN { exit !($oppl < $fppl) }' && [ '$fppl' = '$uppl' ]"
-check "--observe 4: four linears at 8 bits in the log" "[ \$(awk -F, 'NR > 1 && \$7 == 8' '$T/obs/quant_log.csv' | wc -l) -eq 4 ]"
+check "--observe 4 (gptq): four picks at 8 bits, each with its fused group" \
+    "fused_alike '$T/obs' && [ \$(awk -F, 'NR > 1 && \$7 == 8 { print \$1, (\$2 ~ /^(q|k|v)\$/ ? \"qkv\" : \$2 ~ /^(gate|up)\$/ ? \"gate_up\" : \$2) }' '$T/obs/quant_log.csv' | sort -u | wc -l) -eq 4 ]"
+$Q $SMALL --format gptq --quantize '{"model.layers.0.self_attn.q_proj": {"bits": 8}}' --out "$T/split" >/dev/null 2>"$T/split_log"
+check "a recipe setting q_proj apart from k, v warns that vLLM cannot load the file" \
+    "grep -q 'warning: the recipe gives 1 group of q, k, v or gate, up of one block different settings' '$T/split_log'"
 finish recipe
