@@ -8,11 +8,12 @@
  * the pass leaves them; later ones exact). For small perturbations the divergences of
  * separate linears add up, and their sum tracks the quantized model's loss: on stories260K
  * uniform w4 g128 measures 0.083 nats in total and loses 0.069 nats of NLL on held-out text,
- * w4 g32 0.064 and 0.055 (w3 g32: 0.293 and 0.362, larger errors compound). Three cheaper currencies chose worse than uniform 4-bit (README
- * "Mixed precision"): a linear's own output error (what GPTQ minimizes) ranks q_proj, whose
- * errors the softmax mostly absorbs, far above o_proj and down_proj; the block output's
- * absolute error grows with the residual stream and starves the first blocks; the block
- * output's relative error cannot tell which blocks the prediction depends on.
+ * w4 g32 0.064 and 0.055 (w3 g32: 0.293 and 0.362, larger errors compound). Three cheaper
+ * currencies chose worse than uniform 4-bit (README "Mixed precision"): a linear's own
+ * output error (what GPTQ minimizes) ranks q_proj, whose errors the softmax mostly absorbs,
+ * far above o_proj and down_proj; the block output's absolute error grows with the residual
+ * stream and starves the first blocks; the block output's relative error cannot tell which
+ * blocks the prediction depends on.
  *
  * Measuring runs one calibration pass whose observer, at each site, solves each of its
  * linears at every candidate on the statistics the pass gathered, runs the block with it,
@@ -102,7 +103,10 @@ static qc_status divergences(const measure *k, const qc_observation *ob, int nst
     for (int t0 = 0; t0 < ntok; t0 += chunk) {
         int nt = ntok - t0 < chunk ? ntok - t0 : chunk;
         qc_status st = qc_model_head(k->m, k->streams + (size_t)t0 * dim, nt, k->ref, e);
-        for (int t = 0; t < nt && !st; t++) qc_log_softmax(k->ref + (size_t)t * vocab, vocab, k->ref + (size_t)t * vocab);
+        for (int t = 0; t < nt && !st; t++) {
+            float *row = k->ref + (size_t)t * vocab;
+            qc_log_softmax(row, vocab, row);
+        }
         for (int s = 1; s < nstreams && !st; s++) {
             st = qc_model_head(k->m, k->streams + s * n + (size_t)t0 * dim, nt, k->lp, e);
             for (int t = 0; t < nt && !st; t++) {
@@ -142,7 +146,8 @@ static qc_status on_site(void *ctx, const qc_observation *ob, qc_err *e) {
         }
         free(q);
         if (st)
-            return qc_fail_prefix(e, st, "measuring block %d %s", ob->layer, qc_weight_short_name(qc_linear_weight(lins[i])));
+            return qc_fail_prefix(e, st, "measuring block %d %s", ob->layer,
+                                  qc_weight_short_name(qc_linear_weight(lins[i])));
     }
     double kl[1 + SITE_LINEARS * 64];
     if (!st) st = through_the_rest(k, ob, nstreams, e);
@@ -345,7 +350,8 @@ int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bo
         const qc_layer_report *r = &q->reports[best];
         for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
             qc_module_quant *mq = &mods[(size_t)r->block * QC_LIN_COUNT + lin];
-            bool sibling = tie_sites && qc_linear_site(lin) == qc_linear_site(r->linear) && !mq->keep_f16 && !mq->pinned;
+            bool sibling = tie_sites && qc_linear_site(lin) == qc_linear_site(r->linear) && !mq->keep_f16 &&
+                           !mq->pinned;
             if (lin == (int)r->linear || sibling) mq->spec = *up;
         }
     }
