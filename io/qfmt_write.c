@@ -113,10 +113,13 @@ static qc_status plan_source(const qc_qfmt *fmt, const void *opts, const qc_weig
         }
     if (!(p->base = base_linear(p)))
         return qc_fail(e, QC_ERR_ARG, "no linear is quantized; a %s checkpoint needs at least one", fmt->name);
-    for (int i = 0; i < p->n; i++) {
+    for (int i = 0; i < p->n && src->qweight; i++) {
         int rows, cols;
         qc_weight_shape(c, p->m[i].w, &rows, &cols);
-        qc_status st = p->m[i].q ? fmt->check(opts, p->m[i].q, p->base, p->m[i].name, rows, cols, e) : QC_OK;
+        /* asked for again: a spilled source keeps only the result asked for last resident, and
+         * the check reads every code */
+        const qc_qweight *q = src->qweight(src->ctx, p->m[i].w, p->m[i].layer);
+        qc_status st = q ? fmt->check(opts, q, p->base, p->m[i].name, rows, cols, e) : QC_OK;
         if (st) return st;
     }
     return QC_OK;
