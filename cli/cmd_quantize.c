@@ -211,6 +211,12 @@ static void effective_recipe(const qc_calib_opts *o) {
     r->observe = observe_k > 0 ? (int)observe_k : QC_RECIPE_UNSET;
 }
 
+/* The solver settings whose results GGUF stores as block type t (q4_0, q4_1 or q8_0). */
+static qc_quant_spec gguf_block_spec(qc_gguf_type t) {
+    return (qc_quant_spec){ .bits = t == QC_GGUF_Q8_0 ? 8 : 4, .groupsize = 32, .sym = t != QC_GGUF_Q4_1, .mse = mse,
+                            .f16_scales = true, .store_min = t == QC_GGUF_Q4_1, .signed_scale = t == QC_GGUF_Q4_0 };
+}
+
 /* A module's spec for (bits, groupsize, sym) in the output format (qc_recipe_spec_fn). */
 static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_spec *out, qc_err *e) {
     qc_quant_spec s = base_spec;
@@ -220,7 +226,7 @@ static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_sp
             return qc_fail(e, QC_ERR_ARG, "--format gguf stores blocks of 32 as q4_0 (4-bit symmetric), q4_1 (4-bit) or "
                            "q8_0 (8-bit symmetric): %d bits in groups of %d%s cannot be stored", bits, gs,
                            msym ? " symmetric" : "");
-        s.store_min = bits == 4 && !msym, s.signed_scale = bits == 4 && msym;
+        s = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : msym ? QC_GGUF_Q4_0 : QC_GGUF_Q4_1);
     } else if (format == FMT_GPTQ) {
         if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
             return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits, not %d", bits);
@@ -477,15 +483,12 @@ static int format_spec(qc_quant_spec *sp) {
             return cli_usage_error(&cmd, "--gguf-embed-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_embed);
         if (!qc_gguf_type_parse(gguf_output, &gguf_output_t))
             return cli_usage_error(&cmd, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_output);
-        int bits = gguf_linear == QC_GGUF_Q8_0 ? 8 : 4;
-        bool want_sym = gguf_linear != QC_GGUF_Q4_1;
-        if ((given_bits && wbits != bits) || (given_gs && groupsize != 32) || (sym && !want_sym))
+        *sp = gguf_block_spec(gguf_linear);
+        if ((given_bits && wbits != sp->bits) || (given_gs && groupsize != 32) || (sym && !sp->sym))
             return cli_usage_error(&cmd, "--gguf-type %s means --wbits %d --groupsize 32%s; drop the options that contradict it",
-                                   gguf_type, bits, want_sym ? " --sym" : " (asymmetric)");
+                                   gguf_type, sp->bits, sp->sym ? " --sym" : " (asymmetric)");
         if (act_order && !static_groups)
             return cli_usage_error(&cmd, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
-        *sp = (qc_quant_spec){ .bits = bits, .groupsize = 32, .sym = want_sym, .mse = mse, .f16_scales = true,
-                               .store_min = gguf_linear == QC_GGUF_Q4_1, .signed_scale = gguf_linear == QC_GGUF_Q4_0 };
         return 0;
     }
     if (format == FMT_LLAMA2C) {
