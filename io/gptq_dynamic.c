@@ -216,7 +216,8 @@ static const struct fused *agreeing_group(const qc_qfmt_plan *p, int i, bool *fi
 }
 
 /* The key of module i: sign, then ^name$ escaped; for an agreeing group, the name's prefix
- * and the group's alternatives. NULL when i is a later member of a group keyed already. */
+ * and the group's alternatives. False (nothing written) when i is a later member of a group
+ * keyed already. */
 static bool module_key(const qc_qfmt_plan *p, int i, char sign, qc_sb *key) {
     const char *name = p->m[i].name;
     bool first;
