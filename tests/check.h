@@ -47,6 +47,28 @@ static int check_failures, check_count;
               check_a_, #b, check_b_, (double)(tol));                                        \
     } while (0)
 
+/* Floating-point bounds. A test's bound follows from the arithmetic, not from what one
+ * machine's BLAS kernel happened to print: OpenBLAS blocks and orders its sums differently on
+ * each kernel (Haswell, Sandybridge, SkylakeX, ...), and every order is correct.
+ * FP32_U is fp32's unit roundoff: one rounding moves a value by at most this fraction of it.
+ * fp32_gamma(n) is Higham's gamma_n = n*u / (1 - n*u): a sum or dot product of n fp32 terms,
+ * in any order and any blocking, is off from the exact sum by at most gamma_n times the sum of
+ * the terms' magnitudes (Accuracy and Stability of Numerical Algorithms, 2nd ed., sec. 3.1).
+ * Two such computations of the same value in different orders differ by at most twice that. */
+#define FP32_U 0x1p-24
+#define FP64_U 0x1p-53
+static inline double fp32_gamma(double n) { return n * FP32_U / (1 - n * FP32_U); }
+static inline double fp64_gamma(double n) { return n * FP64_U / (1 - n * FP64_U); }
+
+/* For long sums (Hessians over 65536 tokens, logits at the end of thousands of sums) the
+ * worst case above grows as n while real rounding errors, independent and of mean zero,
+ * grow as sqrt(n): a bound that loose would let a lost window pass. Higham & Mary's
+ * probabilistic bound (A New Approach to Probabilistic Rounding Error Analysis, SIAM J. Sci.
+ * Comput. 41(5), 2019, Thm 3.1) replaces gamma_n by exp(lambda*sqrt(n)*u + n*u^2/(1-u)) - 1,
+ * and holds with probability at least 1 - 2n*exp(-lambda^2*(1-u)^2/2) for each sum: with
+ * lambda = 8, a failure once in 10^9 sums of 65536 terms. */
+static inline double fp32_gamma_prob(double n) { return expm1(8 * sqrt(n) * FP32_U + n * FP32_U * FP32_U / (1 - FP32_U)); }
+
 #define RUN(fn)                                                                              \
     do {                                                                                     \
         int before_ = check_failures;                                                        \

@@ -8,6 +8,7 @@
  * quantized as the reference quantized it. Also: the statistics' per-channel figures, and
  * the .npy windows reader. */
 #include "calib/calib.h"
+#include "tests/bounds.h"
 #include "tests/check.h"
 
 #include <cblas.h>
@@ -36,6 +37,19 @@ static double rel_frob(const float *a, const float *b, size_t n) {
     double d = 0, s = 0;
     for (size_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), s += (double)b[i] * b[i];
     return sqrt(d / s);
+}
+
+/* How far two fp32 accumulations of the Hessian h (n × n) over ntok tokens may lie apart, as
+ * ‖difference‖ / ‖h‖: entry (i, j) sums ntok products x_i·x_j whose magnitudes add up to at
+ * most sqrt(h_ii·h_jj) (Cauchy–Schwarz), so the two orders differ there by at most 2·gamma_ntok (check.h's probabilistic one)
+ * times that; the matrix of those products has Frobenius norm trace(h). `inputs` is the
+ * relative bound on the inputs themselves (each side's x off by at most that fraction moves
+ * h by twice it). */
+static double hessian_bound(const float *h, int n, double ntok, double inputs) {
+    double tr = 0, fro = 0;
+    for (int i = 0; i < n; i++) tr += h[(size_t)i * n + i];
+    for (size_t i = 0; i < (size_t)n * n; i++) fro += (double)h[i] * h[i];
+    return 2 * fp32_gamma_prob(ntok) * tr / sqrt(fro) + 2 * inputs;
 }
 
 static qc_windows calib_windows(void) {
@@ -110,8 +124,10 @@ static void test_block0_hessian_matches_reference(void) {
     qc_stats_finish(&s);
     for (size_t i = 0; i < (size_t)c->dim * c->dim; i++) s.xtx[i] *= 2.0f / NSAMPLES;
     double d = ref ? rel_frob(s.xtx, ref, (size_t)c->dim * c->dim) : 1;
-    printf("    block 0 q/k/v Hessian vs the reference's: relative difference %.3g\n", d);
-    CHECK(d < 1e-5, "relative difference %g", d);
+    /* the inputs: RMSNorm of the embedding, here and in torch (see test_model's hooks test) */
+    double bound = hessian_bound(s.xtx, c->dim, (double)NSAMPLES * SEQLEN, 2 * (fp32_gamma(c->dim) + 5 * FP32_U));
+    printf("    block 0 q/k/v Hessian vs the reference's: relative difference %.3g (fp32 bound %.3g)\n", d, bound);
+    CHECK(d <= bound, "relative difference %g, fp32 bound %g", d, bound);
     free(x), free(xn), free(ref);
     qc_stats_free(&s);
     qc_model_free(m);
@@ -124,7 +140,9 @@ static void test_block0_hessian_matches_reference(void) {
 
 typedef struct hess_check {
     const char *config;
-    double diff[MAX_LAYERS][QC_SITE_COUNT]; /* relative difference of each site's Hessian */
+    const qc_config *cfg;
+    double diff[MAX_LAYERS][QC_SITE_COUNT];  /* relative difference of each site's Hessian */
+    double bound[MAX_LAYERS][QC_SITE_COUNT]; /* its fp32 bound while the codes agree */
 } hess_check;
 
 static qc_status compare_hessian(void *ctx, const qc_observation *ob, qc_err *e) {
@@ -139,6 +157,11 @@ static qc_status compare_hessian(void *ctx, const qc_observation *ob, qc_err *e)
     float *ref = load_f32(path, n), *h = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) h[i] = s->xtx[i] * (2.0f / NSAMPLES); /* the reference's scale */
     k->diff[layer][site] = ref ? rel_frob(h, ref, n) : 1;
+    /* the inputs come out of the fp32 forward through `layer` blocks, here and in torch: each
+     * within gamma of its chain of sums (bounds.h), so the two within twice that */
+    qc_config upto = *k->cfg;
+    upto.n_layers = layer + 1;
+    k->bound[layer][site] = hessian_bound(h, s->n, (double)s->count, 2 * fp32_gamma_prob(forward_chain_length(&upto, SEQLEN)));
     free(ref), free(h);
     return QC_OK;
 }
@@ -164,7 +187,8 @@ static size_t count_code_diffs(const char *config, const qc_qweight *r, int laye
  * torch's linear), so a weight whose error-compensated value sits on a rounding boundary
  * can take the other code; GPTQ then feeds that difference forward and everything after it
  * drifts, as two reference runs on different BLAS libraries would. So: every Hessian up to
- * the first differing code must agree to 1e-5; after it, to 10%; and 99% of all codes. */
+ * the first differing code must agree within fp32's bound for its sums (hessian_bound); after
+ * it, to 10% (the drift itself, not rounding); and 99% of all codes. */
 static void test_pipeline_matches_reference_run(void) {
     struct { const char *name; qc_quant_spec spec; bool act_order; } cfgs[] = {
         { "w4_g32", { .bits = 4, .groupsize = 32 }, false },
@@ -178,7 +202,7 @@ static void test_pipeline_matches_reference_run(void) {
     CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
     int L = m->cfg.n_layers;
     for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs && L <= MAX_LAYERS; i++) {
-        hess_check k = { cfgs[i].name, { { 0 } } };
+        hess_check k = { cfgs[i].name, &m->cfg, { { 0 } }, { { 0 } } };
         qc_calib_opts o = { .method = QC_METHOD_GPTQ, .spec = cfgs[i].spec, .gptq = qc_gptq_defaults(),
                             .true_sequential = true, .observe = compare_hessian, .observe_ctx = &k };
         o.gptq.act_order = cfgs[i].act_order;
@@ -193,21 +217,22 @@ static void test_pipeline_matches_reference_run(void) {
                 if (d && l * QC_LIN_COUNT + lin < first) first = l * QC_LIN_COUNT + lin;
                 diffs += d, total += (size_t)r->rows * r->cols;
             }
-        double before = 0, after = 0;
+        double ratio = 0, before = 0, bound = 0, after = 0; /* before, bound: where diff / bound is largest */
         for (int l = 0; l < L; l++)
             for (int s = 0; s < QC_SITE_COUNT; s++) {
                 int lin0 = 0;
                 while (qc_linear_site(lin0) != (qc_site)s) lin0++;
-                double *worst = l * QC_LIN_COUNT + lin0 <= first ? &before : &after;
-                *worst = fmax(*worst, k.diff[l][s]);
+                if (l * QC_LIN_COUNT + lin0 > first) after = fmax(after, k.diff[l][s]);
+                else if (k.diff[l][s] >= ratio * k.bound[l][s])
+                    ratio = k.diff[l][s] / k.bound[l][s], before = k.diff[l][s], bound = k.bound[l][s];
             }
         char where[64] = "none";
         if (first < L * QC_LIN_COUNT)
             snprintf(where, sizeof where, "block %d %s", first / QC_LIN_COUNT,
                      qc_weight_short_name(qc_linear_weight(first % QC_LIN_COUNT)));
-        printf("    %-11s codes equal %.4f%%, first difference: %s; Hessians vs reference: up to it %.2g, after it %.2g\n",
-               cfgs[i].name, 100.0 * (double)(total - diffs) / (double)total, where, before, after);
-        CHECK(before < 1e-5, "%s: Hessians before any code differs are off by %g", cfgs[i].name, before);
+        printf("    %-11s codes equal %.4f%%, first difference: %s; Hessians vs reference: up to it %.2g (fp32 bound there %.2g), after it %.2g\n",
+               cfgs[i].name, 100.0 * (double)(total - diffs) / (double)total, where, before, bound, after);
+        CHECK(ratio <= 1, "%s: Hessians before any code differs are off by %g, fp32 bound %g", cfgs[i].name, before, bound);
         CHECK(after < 0.1, "%s: Hessians after the first differing code are off by %g", cfgs[i].name, after);
         CHECK((double)diffs <= 0.01 * (double)total, "%s: %zu of %zu codes differ", cfgs[i].name, diffs, total);
         qc_quantized_free(&q);
@@ -359,8 +384,9 @@ static qc_status swap_read(void *ctx, qc_weight w, int layer, float *out, qc_err
 }
 
 /* Log-probabilities (nwin*seqlen, vocab) of stories260K on the first nwin windows of w, its
- * linears from s. */
-static float *logprobs_with(const swap *s, const qc_windows *w, int nwin) {
+ * linears from s, forwarded `chunk` windows at a time as the runner and the measure do: the
+ * same shapes through the same code, so the same logits to the last bit. */
+static float *logprobs_with(const swap *s, const qc_windows *w, int nwin, int chunk) {
     qc_err e = { "" };
     qc_model *m;
     CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
@@ -369,8 +395,12 @@ static float *logprobs_with(const swap *s, const qc_windows *w, int nwin) {
     int vocab = m->cfg.vocab_size;
     size_t ntok = (size_t)nwin * w->seqlen;
     float *lp = malloc(ntok * vocab * sizeof(float));
-    qc_workspace *ws = qc_workspace_new(&m->cfg, (int)ntok, w->seqlen, &e);
-    CHECK_OK(qc_model_forward(m, w->tokens, nwin, w->seqlen, lp, ws, &e), e);
+    qc_workspace *ws = qc_workspace_new(&m->cfg, chunk * w->seqlen, w->seqlen, &e);
+    for (int w0 = 0; w0 < nwin; w0 += chunk) {
+        size_t at = (size_t)w0 * w->seqlen;
+        int nw = nwin - w0 < chunk ? nwin - w0 : chunk;
+        CHECK_OK(qc_model_forward(m, w->tokens + at, nw, w->seqlen, lp + at * vocab, ws, &e), e);
+    }
     for (size_t t = 0; t < ntok; t++) qc_log_softmax(lp + t * vocab, vocab, lp + t * vocab);
     qc_workspace_free(ws);
     qc_model_free(m);
@@ -381,7 +411,7 @@ static float *logprobs_with(const swap *s, const qc_windows *w, int nwin) {
  * KL per token over the first nwin windows between the model of `base` (its weight lw at
  * layer as loaded, fp32) and the same with that weight rounded to nearest by spec. */
 static double kl_of_candidate(const qc_weight_source *base, const qc_checkpoint *ck, qc_weight lw, int layer,
-                              const qc_quant_spec *spec, const qc_windows *w, int nwin) {
+                              const qc_quant_spec *spec, const qc_windows *w, int nwin, int chunk) {
     qc_err e = { "" };
     int rows, cols;
     qc_weight_shape(qc_checkpoint_config(ck), lw, &rows, &cols);
@@ -392,7 +422,7 @@ static double kl_of_candidate(const qc_weight_source *base, const qc_checkpoint 
     CHECK_OK(qc_quant_rtn(fp, rows, cols, spec, &q, &e), e);
     qc_qweight_dequantize(&q, deq);
     swap as_is = { *base, lw, layer, fp, n }, cand = { *base, lw, layer, deq, n };
-    float *p = logprobs_with(&as_is, w, nwin), *r = logprobs_with(&cand, w, nwin);
+    float *p = logprobs_with(&as_is, w, nwin, chunk), *r = logprobs_with(&cand, w, nwin, chunk);
     int vocab = qc_checkpoint_config(ck)->vocab_size;
     double kl = 0;
     for (size_t t = 0; t < (size_t)nwin * w->seqlen; t++) kl += qc_kl_logprobs(p + t * vocab, r + t * vocab, vocab);
@@ -424,9 +454,12 @@ static void test_mixed_measure_is_kl(void) {
     for (int c = 0; c < 2; c++) {
         double kl[2];
         for (int j = 0; j < 2; j++) {
-            kl[j] = kl_of_candidate(cases[c].base, m->ck, qc_linear_weight(cases[c].lin), cases[c].layer, &cands[j], &w, 8);
+            kl[j] = kl_of_candidate(cases[c].base, m->ck, qc_linear_weight(cases[c].lin), cases[c].layer, &cands[j], &w, 8,
+                                    qc_calib_chunk_windows(&o, w.n, w.seqlen));
             double got = err[((size_t)cases[c].layer * QC_LIN_COUNT + cases[c].lin) * 2 + j];
-            CHECK(fabs(got - kl[j]) <= 1e-6 * kl[j], "block %d %s at %d bits: measured %.8g, KL computed here %.8g",
+            /* the same log-probabilities (logprobs_with); only the order of the per-token KL
+             * terms' double sum differs (and the division by 4096 tokens, exact) */
+            CHECK(fabs(got - kl[j]) <= 2 * fp64_gamma(4096) * kl[j], "block %d %s at %d bits: measured %.17g, KL computed here %.17g",
                   cases[c].layer, qc_weight_short_name(qc_linear_weight(cases[c].lin)), cands[j].bits, got, kl[j]);
         }
         CHECK(kl[0] > 100 * kl[1], "3 bits in groups of 32 (%.3g) cost far more than 8 bits (%.3g)", kl[0], kl[1]);
