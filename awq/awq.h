@@ -38,7 +38,7 @@ typedef struct qc_awq_group {
 } qc_awq_group;
 
 /* x_mean (cols) = mean |x| over the ntok rows of x (ntok, cols): AWQ's statistic. */
-void qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean);
+qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean, qc_err *e);
 
 /* The candidate scales of grid point r (0..19): mean|x|^(r/20) (duo: divided by
  * wmean^(1 − r/20) + 1e−4), at least 1e−4, divided by sqrt(max(s)·min(s)). Channels with

@@ -27,13 +27,14 @@ int qc_awq_site_width(const qc_config *c, qc_site site) {
     return site == QC_SITE_O ? c->n_heads * c->head_dim : site == QC_SITE_DOWN ? c->hidden_dim : c->dim;
 }
 
-void qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean) {
-    double *sum = calloc((size_t)cols, sizeof(double));
-    QC_ASSERT(sum);
+qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean, qc_err *e) {
+    double *sum = qc_calloc((size_t)cols, sizeof(double), e, "AWQ activation means");
+    if (!sum) return QC_ERR_NOMEM;
     for (int64_t t = 0; t < ntok; t++)
         for (int j = 0; j < cols; j++) sum[j] += fabsf(x[(size_t)t * cols + j]);
     for (int j = 0; j < cols; j++) x_mean[j] = ntok ? (float)(sum[j] / (double)ntok) : 0.0f;
     free(sum);
+    return QC_OK;
 }
 
 void qc_awq_candidate(const float *x_mean, const float *wmean, int n, int r, bool duo, float *s) {
@@ -59,10 +60,10 @@ void qc_awq_candidate(const float *x_mean, const float *wmean, int n, int r, boo
 
 /* wmean (cols) for duo scaling: over the rows of all the group's linears, the mean of
  * |w| / (max|w| of the quantization group + 1e−6). */
-static void weight_mean(const qc_block *b, const qc_config *c, const qc_linear *lin, int nlin, int cols,
-                        const qc_quant_spec *spec, float *wmean) {
-    double *sum = calloc((size_t)cols, sizeof(double));
-    QC_ASSERT(sum);
+static qc_status weight_mean(const qc_block *b, const qc_config *c, const qc_linear *lin, int nlin, int cols,
+                             const qc_quant_spec *spec, float *wmean, qc_err *e) {
+    double *sum = qc_calloc((size_t)cols, sizeof(double), e, "AWQ weight means");
+    if (!sum) return QC_ERR_NOMEM;
     int gs = spec->groupsize > 0 ? spec->groupsize : cols;
     int64_t nrows = 0;
     for (int k = 0; k < nlin; k++) {
@@ -81,6 +82,7 @@ static void weight_mean(const qc_block *b, const qc_config *c, const qc_linear *
     }
     for (int j = 0; j < cols; j++) wmean[j] = (float)(sum[j] / (double)nrows);
     free(sum);
+    return QC_OK;
 }
 
 /* The inspected module of the site on windows [w0, w0+nw) of x; out (nw*seqlen, dim). */
@@ -117,8 +119,8 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
     if (st) goto done;
     wmean = x_mean + width;
     cand = wmean + width;
-    qc_awq_mean_abs(x, (int64_t)ntok, width, x_mean);
-    if (o->duo_scaling) weight_mean(b, c, lin, nlin, width, spec, wmean);
+    st = qc_awq_mean_abs(x, (int64_t)ntok, width, x_mean, e);
+    if (!st && o->duo_scaling) st = weight_mean(b, c, lin, nlin, width, spec, wmean, e);
     for (int w0 = 0; w0 < nwin && !st; w0 += chunk)
         st = inspect(c, b, layer, site, x, w0, nwin - w0 < chunk ? nwin - w0 : chunk, seqlen, ws,
                      ref + (size_t)w0 * seqlen * dim, e);

@@ -79,8 +79,8 @@ static inline double tv_scalar(const tv_case *c, const char *name) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* Runs run(name) for each of a family's cases listed in manifest.json; returns how many. */
-static inline int tv_run_cases(const char *family, void (*run)(const char *name)) {
+/* manifest.json parsed (NULL, with a failed CHECK, if it cannot be). */
+static inline cJSON *tv_manifest(void) {
     char *path = qc_path_join(vectors_dir(), "manifest.json"), *text = NULL;
     size_t len;
     qc_err e = { "" };
@@ -88,12 +88,30 @@ static inline int tv_run_cases(const char *family, void (*run)(const char *name)
     free(path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
+    CHECK(root != NULL, "manifest.json parses");
+    return root;
+}
+
+/* Runs run(name) for each of a family's cases listed in manifest.json; returns how many. */
+static inline int tv_run_cases(const char *family, void (*run)(const char *name)) {
+    cJSON *root = tv_manifest();
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "cases"), family), *it;
     CHECK(cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0, "manifest.json lists %s cases", family);
     int n = 0;
     cJSON_ArrayForEach(it, list) {
         if (cJSON_IsString(it)) run(it->valuestring), n++;
     }
+    cJSON_Delete(root);
+    return n;
+}
+
+/* The number of a family's cases manifest.json's "counts" declares (-1, with a failed CHECK,
+ * if none). */
+static inline int tv_manifest_count(const char *family) {
+    cJSON *root = tv_manifest();
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "counts"), family);
+    CHECK(cJSON_IsNumber(v), "manifest.json counts %s cases", family);
+    int n = cJSON_IsNumber(v) ? v->valueint : -1;
     cJSON_Delete(root);
     return n;
 }
