@@ -1,6 +1,7 @@
 /* datasets.h — text in, tokens out: corpus readers (plain text, JSON lines, gzip'd JSON
- * lines), the llama2.c tokenizer, and the samplers that cut token streams into windows.
- * Nothing here knows about the model. */
+ * lines), the tokenizers (llama2.c's and Hugging Face's tokenizer.json, read, and written into
+ * output folders), and the samplers that cut token streams into windows. Nothing here knows
+ * about the model. */
 #ifndef QC_DATASETS_H
 #define QC_DATASETS_H
 

@@ -29,8 +29,8 @@ static bool same_file(const char *a, const char *b) {
     qc_err e = { "" };
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
-    bool same = qc_read_file(a, (size_t)1 << 30, &x, &nx, &e) == QC_OK && qc_read_file(b, (size_t)1 << 30, &y, &ny, &e) == QC_OK &&
-                nx == ny && memcmp(x, y, nx) == 0;
+    bool same = qc_read_file(a, (size_t)1 << 30, &x, &nx, &e) == QC_OK &&
+                qc_read_file(b, (size_t)1 << 30, &y, &ny, &e) == QC_OK && nx == ny && memcmp(x, y, nx) == 0;
     free(x);
     free(y);
     return same;
@@ -74,7 +74,8 @@ static void test_same_ids(void) {
 static void test_layout(void) {
     const qc_tokenizer *j = &json512;
     CHECK(j->vocab_size == 512 && j->bos_id == 1 && j->eos_id == 2 && j->add_bos && qc_tokenizer_unk_id(j) == 0,
-          "vocab %d, BOS %d, EOS %d, add_bos %d, unk %d", j->vocab_size, j->bos_id, j->eos_id, j->add_bos, qc_tokenizer_unk_id(j));
+          "vocab %d, BOS %d, EOS %d, add_bos %d, unk %d", j->vocab_size, j->bos_id, j->eos_id, j->add_bos,
+          qc_tokenizer_unk_id(j));
     CHECK(strcmp(j->pieces[0], "<unk>") == 0 && strcmp(j->pieces[1], "<s>") == 0 && strcmp(j->pieces[2], "</s>") == 0,
           "specials \"%s\" \"%s\" \"%s\"", j->pieces[0], j->pieces[1], j->pieces[2]);
     CHECK(qc_tokenizer_token_type(j, 1) == QC_TOKEN_CONTROL && qc_tokenizer_token_type(j, 3) == QC_TOKEN_BYTE &&
@@ -174,7 +175,8 @@ static void test_trimmed_and_refused(void) {
         int first = 259; /* "a" */
         CHECK(back.vocab_size == first + 7 && qc_tokenizer_token_type(&back, first + 3) == QC_TOKEN_UNUSED &&
               qc_tokenizer_token_type(&back, first + 4) == QC_TOKEN_UNUSED &&
-              qc_tokenizer_lookup(&back, "ab", 2) == first + 2 && qc_tokenizer_lookup(&back, "\xE2\x96\x81" "a", 4) == first + 6,
+              qc_tokenizer_lookup(&back, "ab", 2) == first + 2 &&
+              qc_tokenizer_lookup(&back, "\xE2\x96\x81" "a", 4) == first + 6,
               "vocab %d: the repeated \"ab\" and \"\\xff\" left out, \" a\" as \"▁a\"", back.vocab_size);
         CHECK(qc_tokenizer_merge_count(&back) == 2, "merges: a b, ▁ a; got %d", qc_tokenizer_merge_count(&back));
         int32_t *ids = NULL;
@@ -187,7 +189,8 @@ static void test_trimmed_and_refused(void) {
     qc_tokenizer_free(&back);
     qc_tokenizer_free(&t);
     CHECK_OK(small_vocab(&t, extra, 1, 1, -1, &e), e);
-    CHECK_FAILS(write_folder(&t, "small_bos_eos", true, &e), e, "BOS id 1, EOS id 1 and <unk> (id 0) are not three different tokens");
+    CHECK_FAILS(write_folder(&t, "small_bos_eos", true, &e), e,
+                "BOS id 1, EOS id 1 and <unk> (id 0) are not three different tokens");
     qc_tokenizer_free(&t);
     CHECK_OK(small_vocab(&t, extra, 1, 2, 261, &e), e);
     CHECK_FAILS(write_folder(&t, "small_nan", true, &e), e, "small vocabulary: token 261 has a NaN score");
