@@ -64,6 +64,10 @@ void cli_log_done(void); /* ends an updating line */
 /* The tokenizer: `path` if given, else the one the checkpoint carries (GGUF), else
  * tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. */
 qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
+/* The same, where having none is not an error: when no path is given and there is none to
+ * find, *found false, QC_OK, and e's message says where it looked. A tokenizer found but
+ * unreadable is still an error. */
+qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e);
 /* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
  * BOS at the start when the tokenizer adds one (t->add_bos). *docs and *bytes describe what was read. */
 qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,

@@ -13,7 +13,7 @@ static const cli_opt opts[] = {
     { "out", OPT_STR, &out_path, "PATH", "output folder (hf) or file (llama2c) (required)", 0, 0 },
     { "to", OPT_STR, &to, "FORMAT", "hf (default), gguf or llama2c", 0, 0 },
     { "dtype", OPT_STR, &dtype_name, "TYPE", "hf: f32 (default), f16 or bf16; gguf: f32 or f16", 0, 0 },
-    { "tokenizer", OPT_STR, &tok_path, "FILE", "gguf: the vocabulary to embed (default: beside the model)", 0, 0 },
+    { "tokenizer", OPT_STR, &tok_path, "FILE", "hf, gguf: the vocabulary to write (default: the model's own, or beside it)", 0, 0 },
     { "shard-size", OPT_INT, &shard_mb, "MB", "hf: split into shards of at most MB megabytes, with an index", 1, 1 << 24 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
@@ -25,8 +25,9 @@ static const cli_cmd cmd = {
     "convert", "--model PATH --out PATH [--to hf|gguf|llama2c] [--dtype f32|f16|bf16]",
     "Rewrites a checkpoint in full precision. hf writes config.json and model.safetensors (or\n"
     "shards with model.safetensors.index.json) with Q/K rows in Hugging Face's rotate-half\n"
-    "layout; gguf writes one .gguf file for llama.cpp (tensors F32 or F16, norms F32, the\n"
-    "vocabulary embedded); llama2c writes llama2.c's legacy fp32 .bin. Any format qcalib reads,\n"
+    "layout, and the model's tokenizer as tokenizer.json and tokenizer_config.json; gguf\n"
+    "writes one .gguf file for llama.cpp (tensors F32 or F16, norms F32, the vocabulary\n"
+    "embedded); llama2c writes llama2.c's legacy fp32 .bin. Any format qcalib reads,\n"
     "quantized ones included, can be the input. The output appears only when complete.",
     opts,
     "example:\n  qcalib convert --model stories260K.bin --out stories260K-hf --dtype f16",
@@ -55,9 +56,18 @@ int cmd_convert(int argc, char **argv) {
     qc_status st = qc_checkpoint_open(&ck, model_path, &e);
     if (!st) {
         qc_weight_source src = qc_checkpoint_source(ck);
-        if (hf) {
+        if (hf) { /* with the tokenizer in Hugging Face's files, when the model has one */
             qc_hf_export_opts o = { dt, (size_t)shard_mb << 20 };
-            st = qc_export_hf(&src, out_path, &o, force, &log, &e);
+            qc_tokenizer tok = { 0 };
+            qc_outdir d = { 0 };
+            bool found;
+            st = cli_tokenizer_if_any(tok_path, ck, &tok, &found, &e);
+            if (!st && !found) qc_logf(&log, QC_LOG_WARN, "%s: the folder gets no tokenizer (pass --tokenizer FILE)", e.msg);
+            if (!st) st = qc_outdir_open(&d, out_path, force, &e);
+            if (!st) st = qc_export_hf_into(&src, &d, &o, &log, &e);
+            if (!st && found) st = qc_tokenizer_write_into(&tok, &d, true, &e);
+            st = st ? (qc_outdir_abort(&d), st) : qc_outdir_commit(&d, &e);
+            qc_tokenizer_free(&tok);
         } else if (gguf) {
             qc_tokenizer tok = { 0 };
             qc_gguf_type t = dt == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;

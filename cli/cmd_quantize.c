@@ -409,22 +409,7 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
     return st;
 }
 
-/* A copy of the file src as `name` in the folder being built. */
-static qc_status copy_into(const qc_outdir *d, const char *src, const char *name, qc_err *e) {
-    char *buf = NULL, *dst = qc_outdir_file(d, name);
-    size_t len;
-    qc_outfile f;
-    qc_status st = dst ? qc_read_file(src, (size_t)1 << 30, &buf, &len, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    if (!st && !(st = qc_out_open(&f, dst, e))) {
-        st = qc_out_write(&f, buf, len, e);
-        st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
-    }
-    free(buf);
-    free(dst);
-    return st;
-}
-
-/* The model files, the tokenizer copy and the logs, into the folder being built. */
+/* The model files, the tokenizer and the logs, into the folder being built. */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
                                const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_quantized_source(q);
@@ -456,13 +441,8 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
         break;
     }
     free(bin);
-    if (!st && tok && format != FMT_GGUF) { /* GGUF carries its vocabulary; the others get a copy */
-        st = copy_into(d, tok->path, tok->hf ? "tokenizer.json" : "tokenizer.bin", e);
-        char *dir = tok->hf ? qc_path_dirname(tok->path) : NULL, *cfg = dir ? qc_path_join(dir, "tokenizer_config.json") : NULL;
-        if (!st && cfg && qc_path_exists(cfg)) st = copy_into(d, cfg, "tokenizer_config.json", e); /* BOS/EOS */
-        free(cfg);
-        free(dir);
-    }
+    if (!st && tok && format != FMT_GGUF) /* GGUF carries its vocabulary; Hugging Face-style folders get tokenizer.json */
+        st = qc_tokenizer_write_into(tok, d, format != FMT_LLAMA2C && !(format == FMT_FAKE && llama2c_in), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);

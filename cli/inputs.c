@@ -3,10 +3,12 @@
 #include "cli/cli.h"
 
 #include <stdlib.h>
+#include <string.h>
 
-qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
+qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e) {
     const char *model_path = qc_checkpoint_path(ck);
     int vocab = qc_checkpoint_config(ck)->vocab_size;
+    *found = true;
     if (path) return qc_tokenizer_load(t, path, vocab, e);
     if (qc_checkpoint_tokenizer(ck, t, e) == QC_OK) return QC_OK; /* carried by the file (GGUF) */
     char *dir = qc_path_is_dir(model_path) ? qc_strdup(model_path, e) : qc_path_dirname(model_path);
@@ -24,9 +26,21 @@ qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer 
         }
         free(p);
     }
-    qc_status st = qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for tokenizer.json, tokenizer.bin and %s in %s); pass --tokenizer FILE",
-                           model_path, name, dir);
+    *found = false;
+    qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for tokenizer.json, tokenizer.bin and %s in %s)", model_path,
+            name, dir);
     free(dir);
+    return QC_OK;
+}
+
+qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
+    bool found;
+    qc_status st = cli_tokenizer_if_any(path, ck, t, &found, e);
+    if (!st && !found) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, "; pass --tokenizer FILE");
+        return QC_ERR_ARG;
+    }
     return st;
 }
 

@@ -1,6 +1,7 @@
 /* datasets.h — text in, tokens out: corpus readers (plain text, JSON lines, gzip'd JSON
- * lines), the llama2.c tokenizer, and the samplers that cut token streams into windows.
- * Nothing here knows about the model. */
+ * lines), the tokenizers (llama2.c's and Hugging Face's tokenizer.json, read, and written into
+ * output folders), and the samplers that cut token streams into windows. Nothing here knows
+ * about the model. */
 #ifndef QC_DATASETS_H
 #define QC_DATASETS_H
 
@@ -71,6 +72,15 @@ void qc_tokenizer_free(qc_tokenizer *t);
  * the vocabulary in messages and becomes t->path. */
 qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *const *pieces, const int *lens,
                                   const float *scores, int bos_id, int eos_id, const char *source, qc_err *e);
+
+/* The tokenizer files of an output folder being built (tokenizer_write.c), in the form its
+ * consumer reads. hf (a Hugging Face-style folder): tokenizer.json and tokenizer_config.json,
+ * made from a llama2.c vocabulary in Llama 2's layout (SentencePiece-style BPE with byte
+ * fallback, merges ranked by score as transformers converts SentencePiece models; encodes as
+ * qc_tokenizer_encode does). !hf (a llama2.c folder): tokenizer.bin in llama2.c's layout.
+ * Either way a tokenizer read from a tokenizer.json is copied, with the tokenizer_config.json
+ * beside it when there is one. */
+qc_status qc_tokenizer_write_into(const qc_tokenizer *t, const qc_outdir *d, bool hf, qc_err *e);
 
 /* Writes a SYNTHETIC llama2.c tokenizer of vocab_size pieces (specials, byte tokens,
  * ASCII, then letter strings; tok_synth.c), atomically: for synthetic benchmark models. */

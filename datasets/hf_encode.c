@@ -55,8 +55,7 @@ void hf_words_free(hf_words *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Offset of the first byte that does not start a valid UTF-8 sequence, or n. */
-static size_t utf8_invalid_at(const char *s, size_t n) {
+size_t hf_utf8_invalid_at(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
@@ -322,7 +321,7 @@ qc_status hf_encode(const qc_tokenizer *t, const char *text, size_t len, bool bo
     if ((bos && t->bos_id < 0) || (eos && t->eos_id < 0))
         return qc_fail(e, QC_ERR_ARG, "%s: the tokenizer has no %s token (tokenizer_config.json %s_token)", t->path,
                        bos && t->bos_id < 0 ? "BOS" : "EOS", bos && t->bos_id < 0 ? "bos" : "eos");
-    size_t bad = utf8_invalid_at(text, len);
+    size_t bad = hf_utf8_invalid_at(text, len);
     if (bad < len)
         return qc_fail(e, QC_ERR_FORMAT, "the text is not valid UTF-8 at byte offset %zu (byte 0x%02X); "
                        "tokenizer.json tokenizers take Unicode text", bad, (unsigned char)text[bad]);

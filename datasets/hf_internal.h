@@ -1,5 +1,6 @@
 /* hf_internal.h — internal to datasets/: what the Hugging Face tokenizer.json files share
- * (tokenizer_json.c loads, hf_encode.c runs the pipeline, hf_bpe.c merges, hf_regex.c splits).
+ * (tokenizer_json.c loads, hf_encode.c runs the pipeline, hf_bpe.c merges, hf_regex.c splits;
+ * tokenizer_write.c writes one from a llama2.c vocabulary).
  * Callers use datasets/datasets.h; a qc_tokenizer with a non-NULL `hf` is one of these.
  *
  * Text is handled as UTF-8 bytes throughout (validated on entry); "code point" below means one
@@ -103,6 +104,9 @@ void hf_words_free(hf_words *w);
 
 /* Length of the UTF-8 sequence starting with byte c (valid text assumed): 1..4. */
 static inline size_t hf_utf8_len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
+/* Offset of the first byte of s[0..n) that does not start a valid UTF-8 sequence (overlong,
+ * surrogate, beyond U+10FFFF, cut short), or n (hf_encode.c). */
+size_t hf_utf8_invalid_at(const char *s, size_t n);
 
 /* Whether the code point at s (valid UTF-8, n bytes left) is white space as JavaScript's \s
  * and String.trim define it; *len gets its byte length. */

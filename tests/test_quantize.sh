@@ -78,6 +78,25 @@ check "--gguf-no-pad keeps down_proj F16, said in the log and on the console" \
     "grep -q ',down,.*,f16,' '$T/fmt_gguf___gguf_no_pad/quant_log.csv' && grep -q 'kept as F16' '$T/fmt_gguf___gguf_no_pad.err'"
 check "the GGUF generates text with its own vocabulary" "$Q generate --model '$T/gptq' --steps 40 | grep -q 'Once upon a time'"
 
+# -- every folder carries the vocabulary as its consumer reads it: Hugging Face-style folders
+# tokenizer.json + tokenizer_config.json (made from tok512.bin), which eval finds by itself;
+# llama2.c folders tokenizer.bin, byte for byte; GGUF its own keys (datasets/tokenizer_write.c)
+TOK512=$S/models/stories260K/tok512.bin
+G=$T/fmt_gptq___groupsize_32 A=$T/fmt_awq___groupsize_32
+for d in "$G" "$A"; do
+    $Q eval --model "$d" --text "$T/eval_small.txt" --seqlen 128 --quiet --json >"$d.own.json" 2>&1
+    $Q eval --model "$d" --tokenizer "$TOK512" --text "$T/eval_small.txt" --seqlen 128 --quiet --json >"$d.tok.json" 2>&1
+done
+hf_tokenizer_ok() { # DIR: both files, no tokenizer.bin, and eval finds them (the same ppl as with tok512.bin)
+    [ -s "$1/tokenizer.json" ] && [ -s "$1/tokenizer_config.json" ] && [ ! -e "$1/tokenizer.bin" ] && grep -q '"ppl":' "$1.own.json" &&
+        [ "$(json_num "$1.own.json" ppl)" = "$(json_num "$1.tok.json" ppl)" ]
+}
+check "GPTQ, AWQ folders: tokenizer.json and tokenizer_config.json, no tokenizer.bin; eval without --tokenizer = with tok512.bin (ppl $(json_num "$G.own.json" ppl), $(json_num "$A.own.json" ppl))" \
+    "hf_tokenizer_ok '$G' && hf_tokenizer_ok '$A'"
+check "llama2c, fake (llama2.c input) folders: tokenizer.bin = tok512.bin, no tokenizer.json; GGUF folder: no tokenizer file" \
+    "cmp -s '$T/fmt_llama2c/tokenizer.bin' '$TOK512' && cmp -s '$T/fmt_fake/tokenizer.bin' '$TOK512' && [ ! -e '$T/fmt_llama2c/tokenizer.json' ] && \
+     [ -z \"\$(ls '$T/fmt_gguf' | grep tokenizer)\" ]"
+
 # -- Hugging Face input (F16): GPTQ safetensors out, evaluated through the same path
 $Q convert --model "$M" --out "$T/hf16" --dtype f16 --quiet
 $Q quantize --method rtn --model "$T/hf16" --tokenizer "$S/models/stories260K/tok512.bin" --calib "$CAL" $SMALL --out "$T/hfq" >/dev/null 2>"$T/err"
