@@ -7,6 +7,7 @@
 #define QC_CHECK_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,5 +115,21 @@ static inline void write_file(const char *path, const void *data, size_t n) {
 }
 
 static inline void write_str(const char *path, const char *s) { write_file(path, s, strlen(s)); }
+
+/* Whether two files hold the same bytes (false when either cannot be read). */
+static inline bool same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        char x[4096], y[4096];
+        size_t nx = fread(x, 1, sizeof x, fa), ny = fread(y, 1, sizeof y, fb);
+        same = nx == ny && memcmp(x, y, nx) == 0;
+        if (nx < sizeof x) break;
+    }
+    same = same && ferror(fa) == 0 && ferror(fb) == 0;
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
 
 #endif

@@ -28,15 +28,6 @@ static qc_status write_synth(const char *dir, uint64_t seed, qc_err *e) {
     return st;
 }
 
-static bool same_file(const char *a, const char *b) {
-    qc_err e = { "" };
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    bool same = !qc_read_file(a, (size_t)1 << 30, &x, &nx, &e) && !qc_read_file(b, (size_t)1 << 30, &y, &ny, &e) &&
-                nx == ny && memcmp(x, y, nx) == 0;
-    free(x), free(y);
-    return same;
-}
 
 /* mean and standard deviation of n values */
 static void moments(const float *v, size_t n, double *mean, double *sd) {

@@ -25,16 +25,6 @@ static qc_status write_folder(const qc_tokenizer *t, const char *name, bool hf, 
     return st;
 }
 
-static bool same_file(const char *a, const char *b) {
-    qc_err e = { "" };
-    char *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    bool same = qc_read_file(a, (size_t)1 << 30, &x, &nx, &e) == QC_OK &&
-                qc_read_file(b, (size_t)1 << 30, &y, &ny, &e) == QC_OK && nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
-}
 
 /* The same ids from both tokenizers on every document of the shared texts, and the
  * document back from the tokenizer.json's decoder. */
