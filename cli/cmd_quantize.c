@@ -62,7 +62,7 @@ static const cli_opt opts[] = {
     { "act-quant", OPT_STR, &act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
     { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
     { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with)", 1, 1 << 20 },
-    { "per-linear", OPT_FLAG, &per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel and transformers load such a file, vLLM (one fused layer per group) does not", 0, 0 },
+    { "per-linear", OPT_FLAG, &per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel loads such a file, vLLM (one fused layer per group) does not", 0, 0 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
@@ -826,7 +826,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     int split = !st && mods && format == FMT_GPTQ ? split_sites(&m->cfg) : 0;
     if (split)
         qc_logf(&log, QC_LOG_WARN, "%s gives %d group%s of q, k, v or gate, up of one block different settings: "
-                "GPTQModel and transformers load the file, vLLM (which runs each group as one layer) does not",
+                "GPTQModel loads the file, vLLM (which runs each group as one layer) does not",
                 per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
