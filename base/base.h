@@ -91,8 +91,10 @@ char *qc_path_dirname(const char *path);
 bool qc_str_ends_with(const char *s, const char *suffix);
 
 /* An output file written under a temporary name beside its final path and renamed into
- * place by qc_out_commit, after fflush, fsync and fclose have each succeeded. Until then
- * (and after qc_out_abort) nothing exists at the final path. */
+ * place by qc_out_commit, after fflush, fsync and fclose have each succeeded; then the
+ * folder holding it is fsync'ed, so the new name is durable too (a failure there is an
+ * error, the complete file being at its path already). Until the rename (and after
+ * qc_out_abort) nothing exists at the final path. */
 typedef struct qc_outfile {
     FILE *f;
     char *path; /* final path */
@@ -106,8 +108,9 @@ qc_status qc_out_printf(qc_outfile *o, qc_err *e, const char *fmt, ...)
 qc_status qc_out_commit(qc_outfile *o, qc_err *e);
 void qc_out_abort(qc_outfile *o); /* zeroed or committed outfile: no-op */
 
-/* An output directory built under a temporary name and renamed into place when complete.
- * Files inside it are written directly (the whole folder is the unit of atomicity). An
+/* An output directory built under a temporary name and renamed into place when complete,
+ * its parent folder fsync'ed after the rename. Files inside it are written directly (the
+ * whole folder is the unit of atomicity). An
  * existing folder at the final path is refused unless `replace`, in which case it is
  * swapped out only after the new one is complete. */
 typedef struct qc_outdir {

@@ -1,16 +1,42 @@
 /* outfile.c — atomic outputs. A file is written as "<path>.tmp.XXXXXX" in the same folder
  * and renamed over <path> only after fflush, fsync and fclose have all succeeded; a
  * directory is built as "<path>.tmp.XXXXXX" and renamed likewise. A crash, a full disk or
- * bad input therefore never leaves a half-written output at the path the user named. */
+ * bad input therefore never leaves a half-written output at the path the user named.
+ *
+ * A rename is durable only once the folder holding the name is: after each rename the parent
+ * folder is opened and fsync'ed (as Redis and SQLite do), its failure an error like any write
+ * error. Filesystems that cannot sync a folder at all say so with EINVAL (or EBADF for a
+ * folder opened read-only); that is not a failure of this write, and is let pass. Files
+ * inside an output folder are committed one by one, so each of their renames syncs the
+ * temporary folder; the folder's own rename then syncs its parent. */
 #include "base/base.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* fsync of the folder that holds path, after a rename into it. */
+static qc_status sync_parent(const char *path, qc_err *e) {
+    char *dir = qc_path_dirname(path);
+    if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_status st = QC_OK;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        st = qc_fail(e, QC_ERR_IO, "%s: written, but its folder %s cannot be opened to sync it: %s", path, dir,
+                     strerror(errno));
+    else if (fsync(fd) != 0 && errno != EINVAL && errno != EBADF)
+        st = qc_fail(e, QC_ERR_IO, "%s: written, but its folder %s cannot be synced (the new name may not survive a "
+                     "crash): %s", path, dir, strerror(errno));
+    if (fd >= 0 && close(fd) != 0 && !st)
+        st = qc_fail(e, QC_ERR_IO, "%s: written, but closing its folder %s failed: %s", path, dir, strerror(errno));
+    free(dir);
+    return st;
+}
 
 qc_status qc_out_open(qc_outfile *o, const char *path, qc_err *e) {
     memset(o, 0, sizeof *o);
@@ -61,6 +87,11 @@ qc_status qc_out_commit(qc_outfile *o, qc_err *e) {
     o->f = NULL;
     if (!st && rename(o->tmp, o->path) != 0)
         st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", o->path, strerror(errno));
+    if (!st) {
+        free(o->tmp); /* the name is the final one now: a failure below must not unlink it */
+        o->tmp = NULL;
+        st = sync_parent(o->path, e);
+    }
     if (st) {
         qc_out_abort(o);
         return st;
@@ -140,10 +171,11 @@ qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
     }
     if (old) remove_tree(old);
     free(old);
+    qc_status st = sync_parent(d->path, e);
     free(d->tmp);
     free(d->path);
     memset(d, 0, sizeof *d);
-    return QC_OK;
+    return st;
 }
 
 void qc_outdir_abort(qc_outdir *d) {

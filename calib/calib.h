@@ -282,6 +282,45 @@ typedef qc_status (*qc_recipe_spec_fn)(void *ctx, int bits, int groupsize, bool 
 qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_quant_spec *base, qc_recipe_spec_fn spec_of,
                             void *ctx, qc_module_quant *mods, qc_err *e);
 
+/* ---- the output format of a quantize run (outformat.c) ---- */
+
+typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, QC_FMT_LLAMA2C } qc_out_format;
+
+const char *qc_out_format_name(qc_out_format f); /* "gptq", ... */
+bool qc_out_format_parse(const char *name, qc_out_format *f);
+
+/* A setting as the user gave it: its value (0 or 1 for a flag) and where it came from, for
+ * messages ("--wbits", "--sym", "the recipe's sym"); from NULL: not given. */
+typedef struct qc_given {
+    int value;
+    const char *from;
+} qc_given;
+
+/* What a quantize run was asked for, as given (nothing defaulted). */
+typedef struct qc_format_ask {
+    const char *format;       /* --format's value; NULL: not given */
+    const char *gguf_type;    /* --gguf-type's value; NULL: not given */
+    const char *gguf_option;  /* a --gguf-* option given, by name ("--gguf-output-type"); NULL: none */
+    qc_given bits, groupsize, sym; /* the linears' (groupsize <= 0: one group per row) */
+    qc_given embed_bits;      /* the token embedding is quantized */
+    double percdamp;          /* GPTQ's damping, which a GPTQ config records ... */
+    const char *percdamp_from; /* ... given as this ("--percdamp"); NULL: not given */
+    const qc_recipe *recipe;  /* its rules' bits count too; may be NULL */
+    bool no_quant;            /* no weight is quantized (smoothquant without --wbits) */
+} qc_format_ask;
+
+typedef struct qc_format_choice {
+    qc_out_format format;
+    qc_gguf_type gguf_type;   /* format gguf: the linears' block type (q4_0, q4_1, q8_0) */
+    char reason[512];         /* why this format: for the console and summary.json */
+} qc_format_choice;
+
+/* The format to write and why (outformat.c states the rule: --format, else gguf only when a
+ * --gguf-* option is given, else gptq when it holds every setting given, else fake). A
+ * setting given that the format cannot hold, or an unknown name, is QC_ERR_ARG with a
+ * message naming both options. */
+qc_status qc_format_choose(const qc_format_ask *a, qc_format_choice *c, qc_err *e);
+
 /* ---- mixed precision (mixed.c) ---- */
 
 /* Bits a (rows, cols) weight quantized by s takes in a file: each row's codes packed in

@@ -1,5 +1,5 @@
 /* quant_log.c — the per-layer error log, one row per quantized linear in the order solved,
- * as CSV (for plotting: scripts/plot_quant_log.sh) and as JSON lines (for programs).
+ * as CSV (for plotting: scripts/plot-quant-log) and as JSON lines (for programs).
  * Columns: block, module (q k v o gate up down), name (the Hugging Face tensor), rows, cols,
  * method (gptq, rtn; f16 for a linear left unquantized), bits, groupsize (-1: one group per row), sym, loss (GPTQ's; 0 for RTN), rel_err
  * (‖XWᵀ − XQᵀ‖² / ‖XWᵀ‖² on the calibration inputs), damp (relative damping used), retries,

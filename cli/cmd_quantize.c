@@ -13,7 +13,7 @@ static const char *model_path, *out_path, *method_name = "gptq", *tok_path, *tok
 static const char *propagate;
 static double alpha = 0.5, smooth_alpha;
 static bool awq_duo, awq_clip, no_awq_clip;
-static const char *ckpt_format = "v1", *gguf_type = "q4_0", *gguf_embed, *gguf_output = "q8_0";
+static const char *ckpt_format = "v1", *gguf_type, *gguf_embed, *gguf_output = "q8_0";
 static const char *max_memory, *act_dtype = "f32";
 static const char *recipe_arg, *act_quant;
 static bool dump_recipe, per_linear;
@@ -40,8 +40,8 @@ static const cli_opt opts[] = {
     { "awq-clip", OPT_FLAG, &awq_clip, NULL, "awq: search each group's clipping range (the default; not for q, k)", 0, 0 },
     { "no-awq-clip", OPT_FLAG, &no_awq_clip, NULL, "awq: no clipping search", 0, 0 },
     { "propagate", OPT_STR, &propagate, "P", "the next block's inputs: fp32 (from the unquantized, rescaled block; default for awq) or quantized (default otherwise)", 0, 0 },
-    { "format", OPT_STR, &format_name, "F", "output: gptq (default for HF inputs), gguf (default for llama2.c inputs), awq, llama2c (int8), fake (dequantized)", 0, 0 },
-    { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4; set by --format gguf/llama2c)", 2, 8 },
+    { "format", OPT_STR, &format_name, "F", "output: gptq, gguf, awq, llama2c (int8), fake (dequantized); default: gguf when a --gguf-* option is given, else gptq when it holds every setting given, else fake", 0, 0 },
+    { "wbits", OPT_INT, &wbits, "N", "bits per weight, 2..8 (default 4; gguf: 4 or 8; llama2c: 8)", 2, 8 },
     { "groupsize", OPT_INT, &groupsize, "N", "columns per quantization group; -1 or 0: one group per row (default 128; gguf: 32; llama2c: 64)", -1, 1 << 20 },
     { "sym", OPT_FLAG, &sym, NULL, "symmetric quantization (default asymmetric, as the GPTQ reference)", 0, 0 },
     { "mse", OPT_FLAG, &mse, NULL, "search each group's clipping range for the least error (norm 2.4)", 0, 0 },
@@ -53,7 +53,7 @@ static const cli_opt opts[] = {
     { "true-sequential", OPT_FLAG, &true_seq, NULL, "quantize {q,k,v}, {o}, {gate,up}, {down} in turn (the default)", 0, 0 },
     { "no-true-sequential", OPT_FLAG, &no_true_seq, NULL, "calibrate all linears of a block on fp32 block inputs at once", 0, 0 },
     { "checkpoint-format", OPT_STR, &ckpt_format, "V", "gptq: v1 (qzeros hold zero - 1, what most loaders read; default) or v2", 0, 0 },
-    { "gguf-type", OPT_STR, &gguf_type, "T", "gguf: block type of the linears, q4_0 (default), q4_1 or q8_0", 0, 0 },
+    { "gguf-type", OPT_STR, &gguf_type, "T", "gguf: block type of the linears, q4_0, q4_1 or q8_0 (default: q8_0 for --wbits 8, q4_1 for a recipe's sym false, else q4_0); implies --format gguf", 0, 0 },
     { "gguf-embed-type", OPT_STR, &gguf_embed, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 f16 f32 (default: --gguf-type)", 0, 0 },
     { "gguf-output-type", OPT_STR, &gguf_output, "T", "gguf: output (classifier) type (default q8_0)", 0, 0 },
     { "gguf-no-pad", OPT_FLAG, &gguf_no_pad, NULL, "gguf: do not pad the FFN to a multiple of 32; linears that cannot be blocked stay F16", 0, 0 },
@@ -62,7 +62,7 @@ static const cli_opt opts[] = {
     { "act-quant", OPT_STR, &act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
     { "target-bpw", OPT_FLOAT, &target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
     { "observe", OPT_INT, &observe_k, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with)", 1, 1 << 20 },
-    { "per-linear", OPT_FLAG, &per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel and transformers load such a file, vLLM (one fused layer per group) does not", 0, 0 },
+    { "per-linear", OPT_FLAG, &per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel loads such a file, vLLM (one fused layer per group) does not", 0, 0 },
     { "nsamples", OPT_INT, &nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler, as Python's random.seed (default 0)", 0, 2147483647 },
@@ -94,11 +94,13 @@ static const cli_cmd cmd = {
     "gate/up columns; --smooth A does the same before any other method. Evaluate W8A8 with\n"
     "`qcalib eval --act-quant a8`.",
     opts,
-    "DIR receives the quantized model in --format:\n"
+    "DIR receives the quantized model in --format (without it: gguf when a --gguf-* option is given,\n"
+    "else gptq when GPTQ holds every setting given, else fake; printed with the reason, which\n"
+    "summary.json records as format_reason):\n"
     "  gptq     config.json (with quantization_config), model.safetensors (qweight, qzeros, scales,\n"
     "           g_idx per linear), quantize_config.json: for transformers, vLLM, AutoGPTQ, GPTQModel\n"
     "  awq      AutoAWQ's GEMM layout (4-bit, no act-order)\n"
-    "  gguf     model.gguf for llama.cpp: --gguf-type q4_0 (= --wbits 4 --groupsize 32 --sym),\n"
+    "  gguf     model.gguf for llama.cpp: --gguf-type q4_0 (4-bit symmetric groups of 32),\n"
     "           q4_1 (asymmetric, fp16 d and m) or q8_0; the FFN is padded with zeros to a multiple\n"
     "           of 32 first (exact) so every linear is blocks\n"
     "  llama2c  model.bin, llama2.c's int8 \"version 2\" for runq.c (8-bit symmetric groups)\n"
@@ -133,9 +135,8 @@ static const cli_cmd cmd = {
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
 };
 
-typedef enum out_format { FMT_FAKE, FMT_GPTQ, FMT_AWQ, FMT_GGUF, FMT_LLAMA2C } out_format;
-
-static out_format format;
+static qc_out_format format;
+static qc_format_choice chosen; /* format, and why (qc_format_choose) */
 static uint64_t budget; /* --max-memory in bytes; 0: MemAvailable */
 static qc_mem_plan plan;
 static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
@@ -221,18 +222,18 @@ static qc_quant_spec gguf_block_spec(qc_gguf_type t) {
 static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_spec *out, qc_err *e) {
     qc_quant_spec s = base_spec;
     s.bits = bits, s.groupsize = gs > 0 ? gs : 0, s.sym = msym;
-    if (format == FMT_GGUF) {
+    if (format == QC_FMT_GGUF) {
         if (gs != 32 || (bits != 4 && bits != 8) || (bits == 8 && !msym))
             return qc_fail(e, QC_ERR_ARG, "--format gguf stores blocks of 32 as q4_0 (4-bit symmetric), q4_1 (4-bit) or "
                            "q8_0 (8-bit symmetric): %d bits in groups of %d%s cannot be stored", bits, gs,
                            msym ? " symmetric" : "");
         s = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : msym ? QC_GGUF_Q4_0 : QC_GGUF_Q4_1);
-    } else if (format == FMT_GPTQ) {
+    } else if (format == QC_FMT_GPTQ) {
         if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
             return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits, not %d", bits);
-    } else if (format != FMT_FAKE) {
+    } else if (format != QC_FMT_FAKE) {
         return qc_fail(e, QC_ERR_ARG, "--format %s holds one setting for every linear; per-module settings need --format "
-                       "gptq, gguf or fake", format == FMT_AWQ ? "awq" : "llama2c");
+                       "gptq, gguf or fake", format == QC_FMT_AWQ ? "awq" : "llama2c");
     }
     *out = s;
     return QC_OK;
@@ -247,10 +248,10 @@ static int embed_spec(const qc_quant_spec *lin, qc_quant_spec *es) {
     }
     int gs = embed_groupsize == UNSET ? 0 : (int)embed_groupsize;
     switch (format) {
-    case FMT_GPTQ: case FMT_AWQ:
+    case QC_FMT_GPTQ: case QC_FMT_AWQ:
         return cli_usage_error(&cmd, "--embed-bits: %s checkpoints keep the token embedding in fp16 (transformers and vLLM "
-                               "load it so); --format gguf, llama2c or fake can hold a quantized one", format == FMT_GPTQ ? "GPTQ" : "AWQ");
-    case FMT_GGUF:
+                               "load it so); --format gguf, llama2c or fake can hold a quantized one", format == QC_FMT_GPTQ ? "GPTQ" : "AWQ");
+    case QC_FMT_GGUF:
         if (embed_bits != 4 && embed_bits != 8) return cli_usage_error(&cmd, "--format gguf: --embed-bits 4 (q4_0) or 8 (q8_0)");
         if (embed_groupsize != UNSET && gs != 32) return cli_usage_error(&cmd, "--format gguf: the embedding is in blocks of 32 (--embed-groupsize 32)");
         if (gguf_embed) return cli_usage_error(&cmd, "--embed-bits and --gguf-embed-type both set the embedding's type; give one");
@@ -258,13 +259,13 @@ static int embed_spec(const qc_quant_spec *lin, qc_quant_spec *es) {
         *es = (qc_quant_spec){ .bits = (int)embed_bits, .groupsize = 32, .sym = true, .f16_scales = true,
                                .signed_scale = embed_bits == 4 };
         return 0;
-    case FMT_LLAMA2C:
+    case QC_FMT_LLAMA2C:
         if (embed_bits != 8) return cli_usage_error(&cmd, "--format llama2c is 8-bit: --embed-bits 8");
         if (embed_groupsize != UNSET && gs != lin->groupsize)
             return cli_usage_error(&cmd, "--format llama2c has one group size: --embed-groupsize must be --groupsize (%d)", lin->groupsize);
         *es = (qc_quant_spec){ .bits = 8, .groupsize = lin->groupsize, .sym = true };
         return 0;
-    case FMT_FAKE:
+    case QC_FMT_FAKE:
         *es = (qc_quant_spec){ .bits = (int)embed_bits, .groupsize = gs, .sym = true };
         return 0;
     }
@@ -297,10 +298,10 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON *s = cJSON_CreateObject();
     cJSON_AddStringToObject(s, "model", model_path);
     cJSON_AddStringToObject(s, "model_format", qc_checkpoint_format(m->ck));
-    static const char *formats[] = { "fake", "gptq", "awq", "gguf", "llama2c" };
-    cJSON_AddStringToObject(s, "format", formats[format]);
-    if (format == FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", ckpt_format);
-    if (format == FMT_GGUF) {
+    cJSON_AddStringToObject(s, "format", qc_out_format_name(format));
+    cJSON_AddStringToObject(s, "format_reason", chosen.reason);
+    if (format == QC_FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", ckpt_format);
+    if (format == QC_FMT_GGUF) {
         cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(gguf_linear));
         cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(gguf_embed_t));
         cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(gguf_output_t));
@@ -354,7 +355,7 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     }
     if (file_bpw > 0) {
         cJSON_AddNumberToObject(s, "file_bits_per_weight", file_bpw);
-        if (format == FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
+        if (format == QC_FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
     }
     if (target_bpw > 0) {
         cJSON *mx = cJSON_AddObjectToObject(s, "mixed_precision");
@@ -414,24 +415,24 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
                                const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_quantized_source(q);
     bool llama2c_in = strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0;
-    char *bin = qc_outdir_file(d, format == FMT_GGUF ? "model.gguf" : "model.bin");
+    char *bin = qc_outdir_file(d, format == QC_FMT_GGUF ? "model.gguf" : "model.bin");
     qc_status st = bin ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     if (st) return st;
     switch (format) {
-    case FMT_GPTQ: {
+    case QC_FMT_GPTQ: {
         qc_gptq_export_opts go = { strcmp(ckpt_format, "v2") == 0 ? 2 : 1, o->gptq.percdamp, o->gptq.act_order,
                                    o->gptq.static_groups, o->true_sequential };
         st = qc_export_gptq_into(&src, d, &go, log, e);
         break;
     }
-    case FMT_AWQ: st = qc_export_awq_into(&src, d, log, e); break;
-    case FMT_GGUF: {
+    case QC_FMT_AWQ: st = qc_export_awq_into(&src, d, log, e); break;
+    case QC_FMT_GGUF: {
         qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, model_path };
         st = qc_export_gguf(&src, bin, &go, log, e);
         break;
     }
-    case FMT_LLAMA2C: st = qc_export_llama2c_q8(&src, bin, o->spec.groupsize, log, e); break;
-    case FMT_FAKE:
+    case QC_FMT_LLAMA2C: st = qc_export_llama2c_q8(&src, bin, o->spec.groupsize, log, e); break;
+    case QC_FMT_FAKE:
         if (llama2c_in) {
             st = qc_export_llama2c(&src, bin, log, e);
         } else {
@@ -441,8 +442,8 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
         break;
     }
     free(bin);
-    if (!st && tok && format != FMT_GGUF) /* GGUF carries its vocabulary; Hugging Face-style folders get tokenizer.json */
-        st = qc_tokenizer_write_into(tok, d, format != FMT_LLAMA2C && !(format == FMT_FAKE && llama2c_in), e);
+    if (!st && tok && format != QC_FMT_GGUF) /* GGUF carries its vocabulary; Hugging Face-style folders get tokenizer.json */
+        st = qc_tokenizer_write_into(tok, d, format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && llama2c_in), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);
@@ -455,23 +456,18 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
 /* The solver settings a format implies; explicit options that contradict it are refused. */
 static int format_spec(qc_quant_spec *sp) {
     bool given_bits = wbits != UNSET, given_gs = groupsize != UNSET;
-    if (format == FMT_GGUF) {
-        if (!qc_gguf_type_parse(gguf_type, &gguf_linear) ||
-            (gguf_linear != QC_GGUF_Q4_0 && gguf_linear != QC_GGUF_Q4_1 && gguf_linear != QC_GGUF_Q8_0))
-            return cli_usage_error(&cmd, "--gguf-type '%s': expected q4_0, q4_1 or q8_0 (for f16/f32 files: qcalib convert --to gguf)", gguf_type);
-        if (!qc_gguf_type_parse(gguf_embed ? gguf_embed : gguf_type, &gguf_embed_t))
+    if (format == QC_FMT_GGUF) { /* the block type: qc_format_choose's, which checked it against the options */
+        gguf_linear = chosen.gguf_type, gguf_embed_t = gguf_linear;
+        if (gguf_embed && !qc_gguf_type_parse(gguf_embed, &gguf_embed_t))
             return cli_usage_error(&cmd, "--gguf-embed-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_embed);
         if (!qc_gguf_type_parse(gguf_output, &gguf_output_t))
             return cli_usage_error(&cmd, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", gguf_output);
         *sp = gguf_block_spec(gguf_linear);
-        if ((given_bits && wbits != sp->bits) || (given_gs && groupsize != 32) || (sym && !sp->sym))
-            return cli_usage_error(&cmd, "--gguf-type %s means --wbits %d --groupsize 32%s; drop the options that contradict it",
-                                   gguf_type, sp->bits, sp->sym ? " --sym" : " (asymmetric)");
         if (act_order && !static_groups)
             return cli_usage_error(&cmd, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
         return 0;
     }
-    if (format == FMT_LLAMA2C) {
+    if (format == QC_FMT_LLAMA2C) {
         if (given_bits && wbits != 8) return cli_usage_error(&cmd, "--format llama2c is 8-bit: --wbits %ld contradicts it", wbits);
         if (given_gs && groupsize < 1) return cli_usage_error(&cmd, "--format llama2c needs groups: --groupsize N > 0");
         if (act_order && !static_groups)
@@ -481,17 +477,36 @@ static int format_spec(qc_quant_spec *sp) {
     }
     int gs = !given_gs ? 128 : groupsize > 0 ? (int)groupsize : 0;
     *sp = (qc_quant_spec){ .bits = given_bits ? (int)wbits : 4, .groupsize = gs, .sym = sym, .mse = mse,
-                           .f16_scales = format != FMT_FAKE,
-                           .zero_from_one = format == FMT_GPTQ && strcmp(ckpt_format, "v1") == 0 };
-    if (format == FMT_AWQ) {
+                           .f16_scales = format != QC_FMT_FAKE,
+                           .zero_from_one = format == QC_FMT_GPTQ && strcmp(ckpt_format, "v1") == 0 };
+    if (format == QC_FMT_AWQ) {
         if (sp->bits != 4) return cli_usage_error(&cmd, "--format awq is 4-bit only (AutoAWQ's GEMM layout)");
         if (act_order) return cli_usage_error(&cmd, "--format awq has no g_idx: --act-order results cannot be stored");
     }
-    if (format == FMT_GPTQ && sp->bits != 2 && sp->bits != 3 && sp->bits != 4 && sp->bits != 8)
+    if (format == QC_FMT_GPTQ && sp->bits != 2 && sp->bits != 3 && sp->bits != 4 && sp->bits != 8)
         return cli_usage_error(&cmd, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
     return 0;
 }
 
+
+/* The output format (qc_format_choose), from the options and the recipe as given. */
+static int choose_format(bool no_quant) {
+    bool rsym = recipe.sym != QC_RECIPE_UNSET && !cli_given(&sym);
+    qc_format_ask a = {
+        .format = format_name, .gguf_type = gguf_type, .recipe = &recipe, .no_quant = no_quant,
+        .gguf_option = gguf_type ? "--gguf-type" : gguf_embed ? "--gguf-embed-type" : cli_given(&gguf_output)
+                       ? "--gguf-output-type" : gguf_no_pad ? "--gguf-no-pad" : NULL,
+        .bits = { (int)wbits, wbits == UNSET ? NULL : cli_given(&wbits) ? "--wbits" : "the recipe's bits" },
+        .groupsize = { (int)groupsize, groupsize == UNSET ? NULL : cli_given(&groupsize) ? "--groupsize" : "the recipe's groupsize" },
+        .sym = { sym, cli_given(&sym) ? "--sym" : rsym ? "the recipe's sym" : NULL },
+        .embed_bits = { (int)embed_bits, !embed_bits ? NULL : cli_given(&embed_bits) ? "--embed-bits" : "the recipe's embedding bitwidth" },
+        .percdamp = percdamp, .percdamp_from = cli_given(&percdamp) ? "--percdamp" : isnan(recipe.percdamp) ? NULL : "the recipe's percdamp",
+    };
+    qc_err e = { "" };
+    if (qc_format_choose(&a, &chosen, &e)) return cli_usage_error(&cmd, "%s", e.msg);
+    format = chosen.format;
+    return 0;
+}
 
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
@@ -528,21 +543,10 @@ static int check_options(qc_calib_opts *o) {
     if (true_seq && no_true_seq) return cli_usage_error(&cmd, "--true-sequential and --no-true-sequential exclude each other");
     if (strcmp(ckpt_format, "v1") != 0 && strcmp(ckpt_format, "v2") != 0)
         return cli_usage_error(&cmd, "--checkpoint-format '%s': expected v1 or v2", ckpt_format);
-    if (format_name) {
-        static const char *names[] = { "fake", "gptq", "awq", "gguf", "llama2c" };
-        int k = 0;
-        while (k < 5 && strcmp(format_name, names[k]) != 0) k++;
-        if (k == 5) return cli_usage_error(&cmd, "--format '%s': expected gptq, awq, gguf, llama2c or fake", format_name);
-        format = (out_format)k;
-    } else { /* the input's natural runtime: llama.cpp for llama2.c files, transformers for HF */
-        char *cfg = qc_path_join(model_path, "config.json");
-        bool hf = qc_str_ends_with(model_path, ".safetensors") || (cfg && qc_path_exists(cfg));
-        free(cfg);
-        format = o->no_quant ? FMT_FAKE : hf ? FMT_GPTQ : FMT_GGUF;
-    }
-    if (o->no_quant && format != FMT_FAKE)
+    int rc = choose_format(o->no_quant);
+    if (rc) return rc;
+    if (o->no_quant && format != QC_FMT_FAKE)
         return cli_usage_error(&cmd, "--method smoothquant without --wbits writes fp32 weights: --format fake (the default), or give --wbits to quantize");
-    if (gguf_no_pad && format != FMT_GGUF) return cli_usage_error(&cmd, "--gguf-no-pad applies to --format gguf");
     if (verify && !evals.n) return cli_usage_error(&cmd, "--verify compares perplexities: give --eval FILE");
     if (strcmp(act_dtype, "f32") == 0) o->act_dtype = QC_DT_F32;
     else if (strcmp(act_dtype, "f16") == 0) o->act_dtype = QC_DT_F16;
@@ -554,8 +558,7 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
     if (out_path && qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
-    int rc = format_spec(&o->spec);
-    if (rc) return rc;
+    if ((rc = format_spec(&o->spec))) return rc;
     /* AWQ quantizes with its own parameters where the format has zero points to hold them */
     o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
     o->gptq = qc_gptq_defaults();
@@ -573,7 +576,7 @@ static int check_options(qc_calib_opts *o) {
     if ((target_bpw > 0 || observe_k) && (o->no_quant || awq))
         return cli_usage_error(&cmd, "--target-bpw and --observe choose bits per linear: for --method gptq and rtn");
     if (target_bpw > 0 && observe_k) return cli_usage_error(&cmd, "--target-bpw and --observe are two ways of choosing; give one");
-    if (per_linear && (format != FMT_GPTQ || !(target_bpw > 0 || observe_k)))
+    if (per_linear && (format != QC_FMT_GPTQ || !(target_bpw > 0 || observe_k)))
         return cli_usage_error(&cmd, "--per-linear is for --format gptq with --target-bpw or --observe (other formats "
                                "choose per linear already)");
     base_spec = o->spec;
@@ -589,9 +592,9 @@ static qc_status resolve_modules(const qc_model *m, qc_calib_opts *o, qc_err *e)
     if (!(mods = qc_calloc(n, sizeof *mods, e, "module settings"))) return QC_ERR_NOMEM;
     qc_status st = qc_recipe_modules(&recipe, &m->cfg, &o->spec, module_spec, NULL, mods, e);
     for (size_t i = 0; i < n && !st; i++)
-        if (mods[i].keep_f16 && (format == FMT_AWQ || format == FMT_LLAMA2C))
+        if (mods[i].keep_f16 && (format == QC_FMT_AWQ || format == QC_FMT_LLAMA2C))
             st = qc_fail(e, QC_ERR_ARG, "--format %s cannot hold unquantized linears: the recipe's skip list needs --format "
-                         "gptq, gguf or fake", format == FMT_AWQ ? "awq" : "llama2c");
+                         "gptq, gguf or fake", format == QC_FMT_AWQ ? "awq" : "llama2c");
     o->modules = mods;
     return st;
 }
@@ -634,7 +637,7 @@ static int split_sites(const qc_config *c) {
 }
 
 /* Whether the choices keep vLLM's fused groups (a block's q, k, v; gate, up) alike. */
-static bool fused_groups(void) { return format == FMT_GPTQ && !per_linear; }
+static bool fused_groups(void) { return format == QC_FMT_GPTQ && !per_linear; }
 
 /* --target-bpw: the measuring pass, then the choice, written into mods. */
 static qc_status choose_mixed(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log, qc_err *e) {
@@ -712,7 +715,7 @@ static void print_report(const qc_quantized *q, const qc_calib_opts *o, const ev
            fb == 1 ? "" : "s");
     if (target_bpw > 0) printf("mixed precision: estimated %.4f bits per weight for a target of %g\n", mixed.bpw, target_bpw);
     if (file_bpw > 0)
-        printf("the file's linears: %.4f bits per weight%s\n", file_bpw, format == FMT_GPTQ ? " (g_idx apart)" : "");
+        printf("the file's linears: %.4f bits per weight%s\n", file_bpw, format == QC_FMT_GPTQ ? " (g_idx apart)" : "");
     printf("wrote %s/\n", out_path);
     if (!nrows) return;
     printf("\n%-40s %7s %12s %12s%s %9s\n", "perplexity", "seqlen", "fp32", tag, observe_k ? "   first pass" : "", "change");
@@ -737,6 +740,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     cli_threads(threads);
     qc_log log = cli_log(quiet || json);
     o.log = &log;
+    qc_logf(&log, QC_LOG_INFO, "output format %s: %s", qc_out_format_name(format), chosen.reason);
     qc_model *m = NULL, *qm = NULL, *mm = NULL, *m1 = NULL;
     qc_quantized q1 = { 0 }; /* --observe: the first pass */
     qc_tokenizer tok = { 0 };
@@ -746,16 +750,16 @@ int cmd_quantize(int argc, char **argv, int first) {
     eval_row rows[CLI_LIST_MAX] = { 0 };
     cJSON *summary = NULL;
     qc_status st = qc_model_open(&m, model_path, &e);
-    bool need_tok = calib.n || evals.n || tok_path || format == FMT_GGUF;
+    bool need_tok = calib.n || evals.n || tok_path || format == QC_FMT_GGUF;
     if (!st && need_tok) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
     /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
-    if (!st && format == FMT_LLAMA2C && m->cfg.attn_qkv_bias)
+    if (!st && format == QC_FMT_LLAMA2C && m->cfg.attn_qkv_bias)
         st = qc_fail(&e, QC_ERR_UNSUPPORTED, "%s: the model has attention biases, which llama2.c's int8 format cannot "
                      "hold: --format gptq, awq, gguf or fake", model_path);
-    if (!st && (format == FMT_GGUF || format == FMT_LLAMA2C || format == FMT_AWQ)) { /* groups must tile rows */
+    if (!st && (format == QC_FMT_GGUF || format == QC_FMT_LLAMA2C || format == QC_FMT_AWQ)) { /* groups must tile rows */
         int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
-        int before = m->cfg.hidden_dim, multiple = format == FMT_GGUF ? 32 : format == FMT_AWQ && g % 8 ? g * 8 : g;
-        if (format == FMT_GGUF && gguf_no_pad) {
+        int before = m->cfg.hidden_dim, multiple = format == QC_FMT_GGUF ? 32 : format == QC_FMT_AWQ && g % 8 ? g * 8 : g;
+        if (format == QC_FMT_GGUF && gguf_no_pad) {
             for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
                 int nrows, cols;
                 qc_weight_shape(&m->cfg, qc_linear_weight(lin), &nrows, &cols);
@@ -803,16 +807,16 @@ int cmd_quantize(int argc, char **argv, int first) {
             qc_logf(&log, QC_LOG_INFO, "--observe: %d linears of the largest output error requantized at 8 bits%s",
                     observed, fused_groups() ? ", each with the linears vLLM fuses it with" : "");
     }
-    int split = !st && mods && format == FMT_GPTQ ? split_sites(&m->cfg) : 0;
+    int split = !st && mods && format == QC_FMT_GPTQ ? split_sites(&m->cfg) : 0;
     if (split)
         qc_logf(&log, QC_LOG_WARN, "%s gives %d group%s of q, k, v or gate, up of one block different settings: "
-                "GPTQModel and transformers load the file, vLLM (which runs each group as one layer) does not",
+                "GPTQModel loads the file, vLLM (which runs each group as one layer) does not",
                 per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
-    if (!st && (format == FMT_GPTQ || format == FMT_GGUF))
-        st = cli_file_bpw(&d, format == FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
+    if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
+        st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */

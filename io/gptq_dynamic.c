@@ -26,8 +26,22 @@
  * bits, group_size and sym. vLLM fuses a block's q, k, v into qkv_proj and gate, up into
  * gate_up_proj and matches the fused name: when a block's q, k, v (gate, up) are stored alike
  * their one entry's regex is "^model\.layers\.0\.self_attn\.(?:q|k|v|qkv)_proj$", which
- * names all four; members stored differently get an entry each, which GPTQModel and
- * transformers follow and vLLM cannot (its fused layer has one setting). */
+ * names all four; members stored differently get an entry each, which GPTQModel follows and
+ * vLLM cannot (its fused layer has one setting). transformers and optimum ignore "dynamic"
+ * altogether: they build every linear with the base bits and group size, so a file with
+ * entries reads correctly only in vLLM and GPTQModel (the writer warns).
+ *
+ * vLLM's Marlin rule (vllm/model_executor/layers/quantization/gptq_marlin.py and
+ * utils/gptq_utils.py): a config whose top-level bits and sym are 4 or 8 and true, with a
+ * group_size Marlin supports (−1, 32, 64, 128), sends every quantized layer to the Marlin
+ * kernel; a layer whose dynamic entry then gives other bits, sym false or another group size
+ * is refused at load ("Unsupported quantization config: bits=3, sym=True"). Its plain GPTQ
+ * kernels take 2, 3, 4 and 8 bits and always read the stored zero points. So when the base
+ * setting is Marlin's and some linear's is not, the config states sym false
+ * (qc_gptq_config_sym): vLLM then takes the plain kernels for the whole file. That changes
+ * no weight: a symmetric linear's zero points are stored like any other — 2^(bits−1), which
+ * v1 holds as 2^(bits−1) − 1 and loaders read back + 1 — and read as asymmetric they give
+ * the same values. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "io/qformat.h"
 
@@ -163,6 +177,23 @@ void qc_hf_quant_free(qc_hf_quant *q) {
 }
 
 /* ---- writing -------------------------------------------------------------------------------- */
+
+/* Whether vLLM's Marlin kernel runs (bits, group size, sym): 4 or 8 bits, symmetric, groups
+ * of −1 (one per row), 32, 64 or 128. */
+static bool marlin_setting(int bits, int groupsize, bool sym) {
+    int g = groupsize > 0 ? groupsize : -1;
+    return sym && (bits == 4 || bits == 8) && (g == -1 || g == 32 || g == 64 || g == 128);
+}
+
+bool qc_gptq_config_sym(const qc_qfmt_plan *p) {
+    const qc_qweight *b = p->base;
+    if (!marlin_setting(b->bits, b->groupsize, b->sym)) return b->sym;
+    for (int i = 0; i < p->n; i++) {
+        const qc_qweight *q = p->m[i].q;
+        if (q && !marlin_setting(q->bits, q->groupsize, q->sym)) return false;
+    }
+    return true;
+}
 
 /* vLLM runs q, k, v as one layer (qkv_proj) and gate, up as another (gate_up_proj), and looks
  * the fused layer's name up in "dynamic"; so when a group agrees, its one entry matches the

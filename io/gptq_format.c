@@ -8,7 +8,9 @@
  *                          damp_percent, desc_act, static_groups, sym, true_sequential,
  *                          checkpoint_format "gptq" | "gptq_v2"} (transformers' GPTQConfig),
  *                         bits, group_size and sym being those most linears have (ties: the
- *                         first linear's); then, only when some linear differs from them or is
+ *                         first linear's) — except sym false where true would send vLLM to
+ *                         its Marlin kernel, which refuses some linear's own setting
+ *                         (qc_gptq_config_sym, gptq_dynamic.c); then, only when some linear differs from them or is
  *                         not quantized, GPTQModel's "dynamic": {"-:^<module>$": {} for each
  *                         unquantized linear, then "+:^<module>$": {bits, group_size, sym} for
  *                         each that differs, in model order; <module> the name with its dots
@@ -159,18 +161,19 @@ static const char *format_name(const qc_gptq_export_opts *o) {
 }
 
 /* The fields config.json's quantization_config and quantize_config.json share. */
-static void quant_fields(const qc_qweight *base, const qc_gptq_export_opts *o, qc_sb *b, const char *indent) {
+static void quant_fields(const qc_qfmt_plan *p, const qc_gptq_export_opts *o, qc_sb *b, const char *indent) {
+    const qc_qweight *base = p->base;
     qc_sb_printf(b, "%s\"bits\": %d,\n%s\"group_size\": %d,\n%s\"damp_percent\": ", indent, base->bits, indent,
                  base->groupsize > 0 ? base->groupsize : -1, indent);
     qc_sb_json_float(b, o->damp_percent);
     qc_sb_printf(b, ",\n%s\"desc_act\": %s,\n%s\"static_groups\": %s,\n%s\"sym\": %s,\n%s\"true_sequential\": %s,\n",
                  indent, o->desc_act ? "true" : "false", indent, o->static_groups ? "true" : "false", indent,
-                 base->sym ? "true" : "false", indent, o->true_sequential ? "true" : "false");
+                 qc_gptq_config_sym(p) ? "true" : "false", indent, o->true_sequential ? "true" : "false");
 }
 
 static void gptq_quant_config(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n    \"quant_method\": \"gptq\",\n");
-    quant_fields(p->base, opts, b, "    ");
+    quant_fields(p, opts, b, "    ");
     qc_sb_printf(b, "    \"checkpoint_format\": \"%s\"", format_name(opts));
     qc_gptq_dynamic_json(p, "    ", b);
     qc_sb_printf(b, "\n  }");
@@ -178,7 +181,7 @@ static void gptq_quant_config(const void *opts, const qc_qfmt_plan *p, qc_sb *b)
 
 static void gptq_extra_json(const void *opts, const qc_qfmt_plan *p, qc_sb *b) {
     qc_sb_printf(b, "{\n");
-    quant_fields(p->base, opts, b, "  ");
+    quant_fields(p, opts, b, "  ");
     qc_sb_printf(b, "  \"model_name_or_path\": null,\n  \"model_file_base_name\": \"model\",\n"
                     "  \"quant_method\": \"gptq\",\n  \"checkpoint_format\": \"%s\"",
                  format_name(opts));
@@ -191,6 +194,30 @@ static void gptq_describe(const void *opts, const qc_qweight *base, char *buf, s
              base->groupsize > 0 ? base->groupsize : -1, base->sym ? "sym" : "asym", format_name(opts));
 }
 
+/* A file with per-module settings reads right only where "dynamic" is followed; a config
+ * made asymmetric for vLLM's sake is said too. */
+static void gptq_notes(const void *opts, const qc_qfmt_plan *p, const char *dir, const qc_log *log) {
+    int own = 0, f16 = 0, sym = 0;
+    for (int i = 0; i < p->n; i++) {
+        const qc_qweight *q = p->m[i].q;
+        if (!q) f16++;
+        else own += qc_qfmt_differs(q, p->base), sym += q->sym;
+    }
+    const qc_qweight *b = p->base;
+    if (own + f16)
+        qc_logf(log, QC_LOG_WARN,
+                "%s: %d linear%s with settings of their own and %d unquantized are recorded in quantization_config's "
+                "\"dynamic\", which vLLM and GPTQModel follow; transformers and optimum ignore it and build every "
+                "linear as %d-bit, group size %d, so they do not load this file correctly",
+                dir, own, own == 1 ? "" : "s", f16, b->bits, b->groupsize > 0 ? b->groupsize : -1);
+    if (b->sym && !qc_gptq_config_sym(p))
+        qc_logf(log, QC_LOG_INFO,
+                "%s: the config says sym false although %d linears are symmetric: sym true would send vLLM to its "
+                "Marlin kernel, which refuses the linears set to other bits, group sizes or asymmetric; their zero "
+                "points are stored, so every weight reads the same",
+                dir, sym);
+}
+
 static const qc_qfmt gptq_format = {
     .name = "GPTQ",
     .extra_file = "quantize_config.json",
@@ -200,6 +227,7 @@ static const qc_qfmt gptq_format = {
     .quant_config = gptq_quant_config,
     .extra_json = gptq_extra_json,
     .describe = gptq_describe,
+    .notes = gptq_notes,
 };
 
 qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,

@@ -300,6 +300,7 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     char desc[192];
     describe(fmt, opts, &plan, desc, sizeof desc);
     qc_logf(log, QC_LOG_DEBUG, "writing %s: %s", dir, desc);
+    if (fmt->notes) fmt->notes(opts, &plan, dir, log);
 
     qfmt_writer x = { .fmt = fmt, .opts = opts, .src = src, .plan = &plan, .w = w, .f32 = f32, .buf = buf,
                       .log = log, .e = e };

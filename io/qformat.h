@@ -170,6 +170,11 @@ bool qc_qfmt_differs(const qc_qweight *q, const qc_qweight *base);
  * none. (gptq_dynamic.c) */
 void qc_gptq_dynamic_json(const qc_qfmt_plan *p, const char *indent, qc_sb *b);
 
+/* The sym the GPTQ config states: p->base's, except false when the base setting would send
+ * vLLM to its Marlin kernel (4 or 8 bits, symmetric, groups of −1, 32, 64 or 128) and some
+ * quantized linear's setting is one Marlin refuses (gptq_dynamic.c). */
+bool qc_gptq_config_sym(const qc_qfmt_plan *p);
+
 /* One linear being written: the solver's weight, the order of its HF rows, the options. */
 typedef struct qc_qfmt_linear {
     const qc_qweight *q;  /* rows (out) × cols (in), rows in the source's (interleaved) order */
@@ -209,6 +214,9 @@ typedef struct qc_qfmt {
     void (*extra_json)(const void *opts, const qc_qfmt_plan *p, qc_sb *b);
     /* What the debug log says is written, e.g. "AWQ GEMM 4-bit, group size 128". */
     void (*describe)(const void *opts, const qc_qweight *base, char *buf, size_t size);
+    /* Optional: what the user must know about the file planned for folder dir (which readers
+     * get it right), said through log before anything is written. */
+    void (*notes)(const void *opts, const qc_qfmt_plan *p, const char *dir, const qc_log *log);
 } qc_qfmt;
 
 /* Writes src into the folder d in format fmt (layout in qfmt_write.c): every linear is

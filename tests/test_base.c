@@ -1,10 +1,43 @@
 /* test_base.c — base/: half-precision conversion, the CPython-compatible generator,
- * atomic output files and folders, checked sizes. */
+ * atomic output files and folders (their renames synced to disk), checked sizes. */
 #include "base/base.h"
 #include "tests/check.h"
 
+#include <errno.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* fsync as the library calls it, seen here: this definition takes the place of libc's in the
+ * test program (the real call is made with syscall). For every folder synced it records
+ * whether `watch` existed at that moment, i.e. whether the sync came after the rename that
+ * made it; fail_dirs makes the sync of a folder fail with that errno. */
+static struct {
+    const char *watch;  /* a final path */
+    struct stat parent; /* its folder */
+    int synced;         /* times its folder was synced with watch in place */
+    int early;          /* times its folder was synced before watch existed */
+    int fail_dirs;      /* errno for folder syncs; 0: the real result */
+} fs;
+
+int fsync(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (fs.watch && st.st_dev == fs.parent.st_dev && st.st_ino == fs.parent.st_ino)
+            access(fs.watch, F_OK) == 0 ? fs.synced++ : fs.early++;
+        if (fs.fail_dirs) {
+            errno = fs.fail_dirs;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+/* Watch `path`, whose folder is `dir`, from now on. */
+static void watch(const char *path, const char *dir) {
+    fs.watch = path, fs.synced = fs.early = 0;
+    CHECK(stat(dir, &fs.parent) == 0, "stat %s", dir);
+}
 
 /* Every one of the 65536 halves survives half -> float -> half; and float -> half rounds to
  * the nearest half (ties to even), checked against the neighbours of each representable
@@ -99,6 +132,47 @@ static void test_outfile(void) {
     CHECK(system("test $(ls \"$QCALIB_TMP\" | wc -l) -eq 1") == 0, "no temporaries left behind");
 }
 
+/* A committed name is made durable: the folder holding it is synced after the rename, and a
+ * failing sync is an error naming the file and the folder; a filesystem that cannot sync
+ * folders at all (EINVAL) is not one. */
+static void test_outfile_sync_parent(void) {
+    qc_err e = { "" };
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s", tmp_path("syncdir"));
+    CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    snprintf(path, sizeof path, "%s/f.txt", dir);
+    watch(path, dir);
+    qc_outfile o;
+    CHECK_OK(qc_out_open(&o, path, &e), e);
+    CHECK_OK(qc_out_printf(&o, &e, "x"), e);
+    CHECK_OK(qc_out_commit(&o, &e), e);
+    CHECK(fs.synced == 1 && fs.early == 0, "file: its folder synced once after the rename (%d after, %d before)",
+          fs.synced, fs.early);
+    fs.fail_dirs = EIO;
+    CHECK_OK(qc_out_open(&o, path, &e), e);
+    CHECK_FAILS(qc_out_commit(&o, &e), e, "cannot be synced");
+    CHECK(strstr(e.msg, path) && strstr(e.msg, dir), "the message names the file and its folder: %s", e.msg);
+    fs.fail_dirs = EINVAL;
+    CHECK_OK(qc_out_open(&o, path, &e), e);
+    CHECK_OK(qc_out_commit(&o, &e), e);
+    fs.fail_dirs = 0;
+    CHECK(system("test $(ls \"$QCALIB_TMP/syncdir\" | wc -l) -eq 1") == 0, "no temporaries left behind");
+
+    char out[600];
+    snprintf(out, sizeof out, "%s/folder", dir);
+    watch(out, dir);
+    qc_outdir d;
+    CHECK_OK(qc_outdir_open(&d, out, false, &e), e);
+    CHECK_OK(qc_outdir_commit(&d, &e), e);
+    CHECK(fs.synced == 1 && fs.early == 0, "folder: its parent synced once after the rename (%d after, %d before)",
+          fs.synced, fs.early);
+    fs.fail_dirs = EIO;
+    CHECK_OK(qc_outdir_open(&d, out, true, &e), e);
+    CHECK_FAILS(qc_outdir_commit(&d, &e), e, "cannot be synced");
+    fs.fail_dirs = 0;
+    fs.watch = NULL;
+}
+
 static void test_outdir(void) {
     qc_err e = { "" };
     const char *dir = tmp_path("outdir");
@@ -128,5 +202,6 @@ int main(void) {
     RUN(test_sizes);
     RUN(test_outfile);
     RUN(test_outdir);
+    RUN(test_outfile_sync_parent);
     return check_summary();
 }

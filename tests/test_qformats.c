@@ -1215,6 +1215,84 @@ static void test_gptq_mixed_tie(void) {
     qm_free(&m);
 }
 
+/* What the writer said through its log: the warnings and the other messages, concatenated. */
+typedef struct said {
+    char warn[2048], info[2048];
+} said;
+
+static void said_message(void *ctx, qc_log_level level, const char *text) {
+    said *s = ctx;
+    char *to = level == QC_LOG_WARN ? s->warn : s->info;
+    size_t n = strlen(to);
+    snprintf(to + n, sizeof s->warn - n, "%s\n", text);
+}
+
+/* m written as GPTQ (v1 or v2) into scratch folder `dir` with its log captured in s, and read
+ * back (check_gptq_bytes, check_roundtrip); returns config.json's quantization_config's sym
+ * (-1: absent), which quantize_config.json must state alike. */
+static int export_said(qmodel *m, const char *dir, int format, said *s) {
+    qc_err e;
+    memset(s, 0, sizeof *s);
+    qc_log log = { .message = said_message, .ctx = s };
+    qc_gptq_export_opts o = { .checkpoint_format = format, .damp_percent = 0.01f, .true_sequential = true };
+    qc_weight_source src = qm_source(m);
+    char path_buf[512], cfg[640], qcfg[640];
+    const char *path = scratch_into(path_buf, dir);
+    qc_outdir d;
+    CHECK_OK(qc_outdir_open(&d, path, true, &e), e);
+    CHECK_OK(qc_export_gptq_into(&src, &d, &o, &log, &e), e);
+    CHECK_OK(qc_outdir_commit(&d, &e), e);
+    check_gptq_bytes(m, path, format);
+    check_roundtrip(m, path, NULL);
+    snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    snprintf(qcfg, sizeof qcfg, "%s/quantize_config.json", path);
+    cJSON *c = json_file(cfg), *q = json_file(qcfg);
+    const cJSON *a = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "quantization_config"), "sym"),
+                *b = cJSON_GetObjectItem(q, "sym");
+    int sym = cJSON_IsBool(a) ? cJSON_IsTrue(a) : -1;
+    CHECK(cJSON_IsBool(b) && cJSON_IsTrue(b) == sym, "%s: quantize_config.json states the same sym", dir);
+    cJSON_Delete(c);
+    cJSON_Delete(q);
+    return sym;
+}
+
+/* vLLM's Marlin rule: the w4_g32_sym vectors (4-bit, groups of 32, symmetric: Marlin's) with
+ * layer 1's down_proj at 3 bits symmetric, or at 4 bits asymmetric, get a config stating sym
+ * false (vLLM's plain GPTQ kernels for the file); the file still reads back to the same
+ * weights, the symmetric linears' stored zero points being the midpoint (checked bytes:
+ * midpoint − 1 in v1, which loaders read + 1). An override Marlin takes (8 bits symmetric) and
+ * the uniform file keep sym true. A file with a dynamic section is warned about (transformers
+ * and optimum ignore it); a uniform one is not. */
+static void test_gptq_marlin_config(void) {
+    static const struct { int bits; bool sym; int want_sym; bool warn; } cases[] = {
+        { 3, true, 0, true }, { 4, false, 0, true }, { 8, true, 1, true }, { 0, true, 1, false },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        for (int format = 1; format <= 2; format++) {
+            qmodel m = { 0 };
+            if (!qm_load_vectors(&m, "w4_g32_sym", 32, true)) return qm_free(&m);
+            qc_pyrandom r;
+            qc_pyrandom_seed(&r, 21);
+            if (cases[i].bits) qm_set_synthetic(&m, 1, 6, cases[i].bits, 32, cases[i].sym, &r);
+            int off_mid = 0; /* zero points of symmetric linears that are not 2^(bits-1) */
+            for (int k = 0; k < m.cfg.n_layers * NLIN; k++)
+                for (size_t j = 0; m.q[k].sym && j < (size_t)m.q[k].rows * m.q[k].ngroups; j++)
+                    off_mid += m.q[k].zeros[j] != (float)(1 << (m.q[k].bits - 1));
+            char dir[64];
+            snprintf(dir, sizeof dir, "gptq_marlin_%zu_v%d", i, format);
+            said s;
+            int sym = export_said(&m, dir, format, &s);
+            CHECK(sym == cases[i].want_sym, "%s: config sym %d, want %d", dir, sym, cases[i].want_sym);
+            CHECK(off_mid == 0, "%s: %d zero points of symmetric linears are not the midpoint", dir, off_mid);
+            bool warned = strstr(s.warn, "transformers and optimum ignore it") != NULL;
+            CHECK(warned == cases[i].warn, "%s: warning %s: \"%s\"", dir, cases[i].warn ? "expected" : "unexpected",
+                  s.warn);
+            CHECK((strstr(s.info, "Marlin") != NULL) == !cases[i].want_sym, "%s: the sym false is explained: \"%s\"",
+                  dir, s.info);
+            qm_free(&m);
+        }
+}
+
 /* config.json of folder `good` with quantization_config.dynamic replaced by the JSON text
  * dyn (newly allocated). */
 static char *config_with_dynamic(const char *good, const char *dyn) {
@@ -1325,6 +1403,7 @@ int main(void) {
     RUN(test_gptq_mixed_roundtrip);
     RUN(test_gptq_fused_groups);
     RUN(test_gptq_mixed_tie);
+    RUN(test_gptq_marlin_config);
     RUN(test_gptq_dynamic_matching);
     RUN(test_gptq_dynamic_broken);
     qc_checkpoint_close(stories);

@@ -13,17 +13,40 @@ SMALL="--nsamples 32 --seqlen 256 --quiet"
 # -- GPTQ w4 g32 into a folder; evaluated on held-out text
 $Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq" --eval "$EVAL" >"$T/gptq.txt" 2>"$T/err"
 check "quantize exits 0 and reports" "grep -q 'quantized 35 linear layers' '$T/gptq.txt'"
-check "output folder holds model.gguf (the default for llama2.c inputs), logs, summary" \
-    "for f in model.gguf quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
+check "output folder holds GPTQ safetensors (the default for every input), logs, summary" \
+    "for f in config.json model.safetensors quant_log.csv quant_log.jsonl summary.json; do [ -s '$T/gptq/'\$f ] || exit 1; done"
+check "w4 g32 as asked: asymmetric groups of 32 in the config and in every log row (not GGUF's Q4_0)" \
+    "grep -q '\"group_size\": 32,' '$T/gptq/config.json' && grep -q '\"sym\": false' '$T/gptq/config.json' && [ \$(awk -F, 'NR > 1 && \$8 == 32 && \$9 == 0' '$T/gptq/quant_log.csv' | wc -l) -eq 35 ]"
+$Q inspect --model "$T/gptq" >"$T/gptq.ls" 2>&1
+check "the token embedding is not quantized (F16), as nothing asked for it" \
+    "grep 'model.embed_tokens.weight' '$T/gptq.ls' | grep -q ' F16\$'"
 check "quant_log.csv: header + 35 rows, every module of every block" \
     "[ \$(wc -l <'$T/gptq/quant_log.csv') -eq 36 ] && [ \$(grep -c ',down,' '$T/gptq/quant_log.csv') -eq 5 ]"
-check "summary.json names the written format and the model's, each once" \
-    "[ \$(grep -c '\"format\":' '$T/gptq/summary.json') -eq 1 ] && grep -q '\"format\":[[:space:]]*\"gguf\"' '$T/gptq/summary.json' && grep -q '\"model_format\":[[:space:]]*\"llama2.c\"' '$T/gptq/summary.json'"
+check "summary.json names the written format, why, and the model's, each once" \
+    "[ \$(grep -c '\"format\":' '$T/gptq/summary.json') -eq 1 ] && grep -q '\"format\":[[:space:]]*\"gptq\"' '$T/gptq/summary.json' && grep -q '\"format_reason\":[[:space:]]*\"the default: GPTQ safetensors hold every setting' '$T/gptq/summary.json' && grep -q '\"model_format\":[[:space:]]*\"llama2.c\"' '$T/gptq/summary.json'"
 check "quant_log.jsonl: 35 objects with rel_err" "[ \$(grep -c '\"rel_err\":' '$T/gptq/quant_log.jsonl') -eq 35 ]"
 qppl=$(json_num "$T/gptq/summary.json" quant_ppl)
 $Q eval --model "$T/gptq" --text "$EVAL" --seqlen 256 --json >"$T/evalq.json" 2>"$T/err"
 eppl=$(json_num "$T/evalq.json" ppl)
 check "qcalib eval --model DIR gives the summary's perplexity ($eppl = $qppl)" "[ -n '$eppl' ] && [ '$eppl' = '$qppl' ]"
+
+# -- the headline command (README's first line) on the llama2.c model: asymmetric w4 g128 GPTQ,
+#    the choice printed with its reason
+$Q --method gptq --wbits 4 --groupsize 128 --model "$M" --calib "$CAL" --nsamples 8 --seqlen 128 --out "$T/head" \
+    >"$T/head.txt" 2>"$T/head.err"
+check "the headline command succeeds on stories260K.bin (exit $?) and says why GPTQ" \
+    "grep -q '^output format gptq: the default' '$T/head.err' && grep -q 'quantized 35 linear layers (gptq w4g128)' '$T/head.txt'"
+check "... writing asymmetric 4-bit groups of 128" \
+    "grep -q '\"bits\": 4,' '$T/head/config.json' && grep -q '\"group_size\": 128,' '$T/head/config.json' && grep -q '\"sym\": false' '$T/head/config.json'"
+# torchchat's recipe (int4 g32 linears, the embedding 8-bit per row): GPTQ keeps embeddings
+# fp16, so fake, which holds both; a --gguf-* option alone means GGUF
+$Q --method rtn --quantize '{"linear:int4": {"groupsize": 32}, "embedding": {"bitwidth": 8, "groupsize": 0}}' \
+    --model "$M" --calib "$CAL" --nsamples 2 --seqlen 64 --quiet --out "$T/tc" >/dev/null 2>"$T/err"
+check "torchchat's int4 + embedding recipe: written as fake, the reason naming the embedding" \
+    "grep -q '\"format\":[[:space:]]*\"fake\"' '$T/tc/summary.json' && grep -q '\"format_reason\":[[:space:]]*\"the recipe.s embedding bitwidth 8 quantizes the token embedding' '$T/tc/summary.json' && [ \$(awk -F, 'NR > 1 && \$7 == 4 && \$8 == 32 && \$9 == 0' '$T/tc/quant_log.csv' | wc -l) -eq 35 ]"
+$Q --method rtn --gguf-type q4_1 --model "$M" --calib "$CAL" --nsamples 2 --seqlen 64 --quiet --out "$T/g41" >/dev/null 2>"$T/err"
+check "--gguf-type q4_1 alone: GGUF Q4_1" \
+    "[ -s '$T/g41/model.gguf' ] && grep -q '\"gguf_type\":[[:space:]]*\"Q4_1\"' '$T/g41/summary.json' && grep -q '\"format_reason\":[[:space:]]*\"--gguf-type names' '$T/g41/summary.json'"
 
 # -- RTN baseline with the same settings: GPTQ must do better
 $Q --method rtn --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/rtn" --eval "$EVAL" >/dev/null 2>"$T/err"
@@ -33,7 +56,7 @@ check "perplexity fp32 $fppl < GPTQ $qppl < RTN $rppl" "awk 'BEGIN{exit !($fppl 
 
 # -- the same command twice: the same bytes (measured times aside)
 $Q --method gptq --wbits 4 --groupsize 32 --model "$M" --calib "$CAL" $SMALL --out "$T/gptq2" --eval "$EVAL" >/dev/null 2>&1
-check "same command, byte-identical model" "cmp -s '$T/gptq/model.gguf' '$T/gptq2/model.gguf'"
+check "same command, byte-identical model" "cmp -s '$T/gptq/model.safetensors' '$T/gptq2/model.safetensors'"
 check "same command, identical logs but for the seconds column" \
     "cut -d, -f1-15 '$T/gptq/quant_log.csv' >'$T/a' && cut -d, -f1-15 '$T/gptq2/quant_log.csv' >'$T/b' && cmp -s '$T/a' '$T/b'"
 check "same command, identical summary but for seconds" \
@@ -43,7 +66,9 @@ check "same command, identical summary but for seconds" \
 #    the damping is raised and the run goes on; with no retries allowed, round-to-nearest
 $Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --out "$T/tiny" >"$T/tiny.txt" 2>"$T/tiny.err"
 rc=$?
-check "an unfactorizable Hessian does not stop the run (exit $rc)" "[ $rc -eq 0 ] && [ -s '$T/tiny/model.gguf' ]"
+check "an unfactorizable Hessian does not stop the run (exit $rc)" "[ $rc -eq 0 ] && [ -s '$T/tiny/model.bin' ]"
+check "--percdamp 0, which a GPTQ config cannot record, is written as fake, saying so" \
+    "grep -q '\"format_reason\":[[:space:]]*\"GPTQ configs record a damping 0 < damp_percent < 1 (AutoGPTQ.s rule), not --percdamp 0' '$T/tiny/summary.json'"
 check "damping escalation shows in the log (retries > 0, damping raised)" \
     "awk -F, 'NR > 1 && \$13 > 0 && \$12 > 0 {found = 1} END {exit !found}' '$T/tiny/quant_log.csv' && grep -q 'raising the damping' '$T/tiny.err'"
 $Q --method gptq --model "$M" --calib "$CAL" --nsamples 1 --seqlen 8 --percdamp 0 --damp-retries 0 --out "$T/tiny0" >"$T/tiny0.txt" 2>"$T/tiny0.err"
@@ -116,7 +141,12 @@ expect_fail "unknown method" 2 "--method 'hqq'" $Q --method hqq --model "$M" --c
 expect_fail "no calibration text" 2 "--calib" $Q --method gptq --model "$M" --out "$T/x"
 expect_fail "existing output folder" 2 "already exists" $Q --model "$M" --calib "$CAL" --out "$T/gptq"
 expect_fail "act-order with rtn" 2 "GPTQ options" $Q --method rtn --act-order --model "$M" --calib "$CAL" --out "$T/x"
-expect_fail "gguf q4_0 with 3 bits" 2 "--gguf-type q4_0 means --wbits 4" $Q --format gguf --wbits 3 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "gguf with 3 bits" 2 "--format gguf stores 4 or 8 bits (q4_0, q4_1, q8_0): --wbits 3 contradicts it" $Q --format gguf --wbits 3 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "gguf with groups of 128: both named" 2 "--format gguf stores blocks of 32: --groupsize 128 contradicts it" $Q --format gguf --groupsize 128 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "q4_1 with --sym: both named" 2 "--gguf-type q4_1 is asymmetric: --sym contradicts it" $Q --gguf-type q4_1 --sym --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "q4_0 with --wbits 8: both named" 2 "--gguf-type q4_0 is 4-bit: --wbits 8 contradicts it" $Q --gguf-type q4_0 --wbits 8 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "a GGUF option with --format gptq: both named" 2 "--gguf-type applies to --format gguf: --format gptq contradicts it" $Q --format gptq --gguf-type q4_0 --model "$M" --calib "$CAL" --out "$T/x"
+expect_fail "--format gptq with --percdamp 0: both named, before calibrating" 2 "--percdamp 0 contradicts it" $Q --format gptq --percdamp 0 --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "gguf with act-order alone" 2 "--act-order needs --static-groups" $Q --format gguf --act-order --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "awq with act-order" 2 "no g_idx" $Q --format awq --act-order --model "$M" --calib "$CAL" --out "$T/x"
 expect_fail "gguf f16 is not a quantized type" 2 "qcalib convert" $Q --format gguf --gguf-type f16 --model "$M" --calib "$CAL" --out "$T/x"

@@ -136,4 +136,20 @@ check "--observe 4 (gptq): four picks at 8 bits, each with its fused group" \
 $Q $SMALL --format gptq --quantize '{"model.layers.0.self_attn.q_proj": {"bits": 8}}' --out "$T/split" >/dev/null 2>"$T/split_log"
 check "a recipe setting q_proj apart from k, v warns that vLLM cannot load the file" \
     "grep -q 'warning: the recipe gives 1 group of q, k, v or gate, up of one block different settings' '$T/split_log'"
+
+# -- vLLM's Marlin rule: a 4-bit symmetric base (Marlin's) with one linear at 3 bits is written
+#    "sym": false (vLLM's plain kernels then, which read the stored zero points); the file
+#    evaluates exactly as the solver's weights (--verify); the dynamic section is warned about
+$Q $SMALL --format gptq --wbits 4 --groupsize 128 --sym --quantize '{"model.layers.0.mlp.down_proj": {"bits": 3}}' \
+    --eval "$EVAL" --eval-seqlen 128 --verify --out "$T/marlin" >/dev/null 2>"$T/marlin_log"
+check "4-bit sym base, a 3-bit override: config and quantize_config say sym false, the entry keeps sym true" \
+    "for f in config.json quantize_config.json; do [ \$(grep -c '\"sym\": false' '$T/marlin/'\$f) -eq 1 ] && grep -q '\"bits\": 3, \"group_size\": 128, \"sym\": true' '$T/marlin/'\$f || exit 1; done"
+check "the written file gives the in-memory perplexity (--verify) and the quant log says sym" \
+    "grep -q '\"memory_ppl\"' '$T/marlin/summary.json' && [ \$(awk -F, 'NR > 1 && \$9 == 1' '$T/marlin/quant_log.csv' | wc -l) -eq 35 ]"
+check "a file with a dynamic section is warned about: transformers and optimum ignore it" \
+    "grep -q 'warning: .*transformers and optimum ignore it' '$T/marlin_log'"
+$Q $SMALL --format gptq --wbits 4 --groupsize 128 --sym --quantize '{"model.layers.0.mlp.down_proj": {"bits": 8}}' \
+    --out "$T/marlin8" >/dev/null 2>&1
+check "an 8-bit symmetric override (Marlin takes it) keeps sym true" \
+    "grep -q '\"sym\": true,' '$T/marlin8/config.json' && ! grep -q '\"sym\": false' '$T/marlin8/config.json'"
 finish recipe

@@ -10,7 +10,7 @@
 Q=$(realpath "$Q") S=$(realpath "$S")
 M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
 cd "$T" || exit 1
-ARGS="--method gptq --wbits 4 --groupsize 32 --sym --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 2"
+ARGS="--method gptq --format gguf --wbits 4 --groupsize 32 --sym --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 2"
 run() { $Q $ARGS "$@"; }
 # the number of finished blocks recorded in a work folder's state (0 if none yet)
 done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }

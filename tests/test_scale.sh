@@ -30,7 +30,7 @@ expect_fail "--max-memory below the plan is refused, naming the option and the p
 check "refused: no output folder, no temporary left" "! ls -d '$T'/refused* >/dev/null 2>&1"
 expect_fail "--max-memory: not a size" 2 "--max-memory 'lots'" $Q --method gptq --model "$M" --calib "$CAL" --out "$T/x" --max-memory lots
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/fits" --max-memory 2G --quiet >/dev/null 2>"$T/err"
-check "--max-memory 2G: the run fits" "[ -s '$T/fits/model.gguf' ]"
+check "--max-memory 2G: the run fits" "[ -s '$T/fits/model.safetensors' ]"
 
 # -- --act-dtype f16 on stories260K: works, perplexity within 1% of the fp32-activation run
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/a32" --eval "$EVAL" --quiet >/dev/null 2>"$T/err"
@@ -39,6 +39,6 @@ p32=$(json_num "$T/a32/summary.json" quant_ppl)
 p16=$(json_num "$T/a16/summary.json" quant_ppl)
 echo "  (perplexity with fp32 activations $p32, fp16 $p16)"
 check "--act-dtype f16: perplexity $p16 within 1% of $p32, and a different file" \
-    "[ -n '$p16' ] && awk 'BEGIN{d=($p16-$p32)/$p32; exit !(d < 0.01 && d > -0.01)}' && ! cmp -s '$T/a32/model.gguf' '$T/a16/model.gguf'"
+    "[ -n '$p16' ] && awk 'BEGIN{d=($p16-$p32)/$p32; exit !(d < 0.01 && d > -0.01)}' && ! cmp -s '$T/a32/model.safetensors' '$T/a16/model.safetensors'"
 expect_fail "--act-dtype: unknown type" 2 "--act-dtype 'f8'" $Q --method gptq --model "$M" --calib "$CAL" --out "$T/x" --act-dtype f8
 finish scale
