@@ -177,7 +177,9 @@ qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pre
     char name[160];
     snprintf(name, sizeof name, "%s.qweight", prefix);
     const char *where = NULL;
-    find(files, ck, name, &where);
+    const qc_st_tensor *t;
+    qc_status st = find(files, ck, name, &t, &where, e);
+    if (st) return st;
     if (rows % 8 != 0 || cols % gs != 0)
         return qc_fail(e, QC_ERR_FORMAT,
                        "%s: '%s': AWQ GEMM needs out %% 8 == 0 and in %% group_size == 0; this linear is %d × %d "
@@ -185,7 +187,6 @@ qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pre
     char why[128];
     snprintf(why, sizeof why, "AWQ GEMM 4-bit, group size %d, in %d, out %d", q->group_size, cols, rows);
     const qc_st_tensor *qw, *qz, *sc;
-    qc_status st;
     if ((st = qc_qfmt_find_tensor(find, files, ck, prefix, "qweight", false, false, cols, cols, rows / 8, rows / 8,
                                   why, &qw, e)) ||
         (st = qc_qfmt_find_tensor(find, files, ck, prefix, "qzeros", false, false, cols / gs, cols / gs, rows / 8,

@@ -332,7 +332,8 @@ qc_status qc_gptq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pr
                 const char *where = NULL;
                 char name[160];
                 snprintf(name, sizeof name, "%s.g_idx", prefix);
-                find(files, ck, name, &where);
+                const qc_st_tensor *t;
+                if ((st = find(files, ck, name, &t, &where, e))) return st;
                 return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': g_idx[%d] = %d is outside [0, %lld) (%s)", where,
                                name, k, (int)g, (long long)ng, why);
             }

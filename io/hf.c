@@ -9,7 +9,7 @@
  * in the shard it is mapped to.
  *
  * Tensor names (L = layer): model.embed_tokens.weight, model.norm.weight, lm_head.weight
- * (absent when tie_word_embeddings), model.layers.L.{input_layernorm,
+ * (not read when tie_word_embeddings), model.layers.L.{input_layernorm,
  * post_attention_layernorm}.weight, model.layers.L.self_attn.{q,k,v,o}_proj.weight,
  * model.layers.L.mlp.{gate,up,down}_proj.weight, and with attention biases (Qwen2, Llama's
  * attention_bias) model.layers.L.self_attn.{q,k,v[,o]}_proj.bias. At open every one the
@@ -18,6 +18,13 @@
  * not imply is refused (it would change the model's function); other tensors are ignored.
  * Q and K rows (weights and biases) are in HF's rotate-half order, which the read path
  * un-permutes (checkpoint.c).
+ *
+ * A name the files do not store may be an alias: a safetensors "__metadata__" entry mapping it
+ * to a stored name in the same file (qc_st_lookup; with an index, any shard's metadata), the
+ * way save_model stores a shared tensor once. The stored tensor then must pass the checks
+ * the alias's name implies. And a tied pair is one tensor under either name, as transformers
+ * reads it: with tie_word_embeddings, a file holding only lm_head.weight (e.g. TinyStories-656K,
+ * whose metadata also aliases model.embed_tokens.weight to it) supplies the embedding.
  *
  * Quantized checkpoints: when config.json has a quantization_config (GPTQ or AWQ, see
  * hf_config.c), a linear (the seven per layer, and lm_head) whose PREFIX.qweight exists is
@@ -115,38 +122,62 @@ static qc_status refuse_quantized(const qc_checkpoint *ck, qc_err *e) {
     return QC_OK;
 }
 
-/* Tensor `name` wherever the files put it, or NULL; *where: its shard, or the file that
- * should hold it (the index when there is one, else the single file). */
-static const qc_st_tensor *find_tensor(const void *files, const qc_checkpoint *ck, const char *name,
-                                       const char **where) {
+/* The shard whose "__metadata__" has an entry `name`, or NULL. */
+static const qc_st_file *alias_shard(const qc_checkpoint *ck, const char *name) {
+    for (int s = 0; s < ck->nshards; s++)
+        if (qc_st_meta_get(&ck->shards[s], name)) return &ck->shards[s];
+    return NULL;
+}
+
+/* Tensor `name` wherever the files put it, stored or aliased (*out NULL when absent);
+ * *where: its shard, or the file that should hold it (the index when there is one, else the
+ * single file). */
+static qc_status find_tensor(const void *files, const qc_checkpoint *ck, const char *name, const qc_st_tensor **out,
+                             const char **where, qc_err *e) {
     const hf_files *f = files;
     const qc_st_file *sh = &ck->shards[0];
+    *out = NULL;
     *where = f->source;
     if (f->weight_map) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
-        if (!m) return NULL;
-        sh = &ck->shards[shard_index(f, ck->nshards, m->valuestring)];
+        sh = m ? &ck->shards[shard_index(f, ck->nshards, m->valuestring)] : alias_shard(ck, name);
+        if (!sh) return QC_OK;
     }
     *where = sh->map.path;
-    return qc_st_find(sh, name);
+    return qc_st_lookup(sh, name, out, e);
+}
+
+/* Weight w's tensor: its own name's, or for a tied embedding its pair's (lm_head.weight);
+ * *out NULL when neither is there. name: w's own name. */
+static qc_status find_weight(const hf_files *f, const qc_checkpoint *ck, qc_weight w, const char *name,
+                             const qc_st_tensor **out, const char **where, qc_err *e) {
+    qc_status st = find_tensor(f, ck, name, out, where, e);
+    if (st || *out || w != QC_W_EMBED || !ck->cfg.tied_classifier) return st;
+    char pair[128];
+    const char *pair_where;
+    qc_weight_hf_name(QC_W_CLASSIFIER, 0, pair, sizeof pair);
+    st = find_tensor(f, ck, pair, out, &pair_where, e);
+    if (st || *out) *where = pair_where;
+    return st;
 }
 
 /* Finds weight (w, layer), checks its dtype and shape, and records where it is. */
 static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, const char *hint, qc_err *e) {
-    char name[128];
+    char name[128], label[300];
     qc_weight_hf_name(w, layer, name, sizeof name);
-    const qc_st_file *sh = &ck->shards[0];
-    if (f->weight_map) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(f->weight_map, name);
-        if (!m)
-            return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s' (not in weight_map)%s", f->source, name, hint);
-        sh = &ck->shards[shard_index(f, ck->nshards, m->valuestring)];
-    }
-    const qc_st_tensor *t = qc_st_find(sh, name);
-    if (!t) return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s'%s", sh->map.path, name, hint);
+    const qc_st_tensor *t;
+    const char *where;
+    qc_status st = find_weight(f, ck, w, name, &t, &where, e);
+    if (st) return st;
+    if (!t)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s'%s%s%s", where, name,
+                       f->weight_map ? " (not in weight_map)" : "",
+                       w == QC_W_EMBED && ck->cfg.tied_classifier ? " (nor its tied pair 'lm_head.weight')" : "", hint);
+    if (strcmp(t->name, name) == 0) snprintf(label, sizeof label, "'%s'", name);
+    else snprintf(label, sizeof label, "'%s' (stored as '%s')", name, t->name);
     if (t->dtype != QC_DT_F32 && t->dtype != QC_DT_F16 && t->dtype != QC_DT_BF16)
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: tensor '%s': dtype %s is not supported yet (F32, F16 or BF16 expected)%s",
-                       sh->map.path, name, qc_dtype_name(t->dtype),
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: tensor %s: dtype %s is not supported yet (F32, F16 or BF16 expected)%s",
+                       where, label, qc_dtype_name(t->dtype),
                        t->dtype == QC_DT_I32 ? "; a quantized checkpoint?" : "");
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
@@ -161,8 +192,8 @@ static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int l
         char want[48];
         if (vec) snprintf(want, sizeof want, "[%d]", rows);
         else snprintf(want, sizeof want, "[%d, %d]", rows, cols);
-        return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': shape [%s], but config.json implies %s",
-                       sh->map.path, name, got, want);
+        return qc_fail(e, QC_ERR_FORMAT, "%s: tensor %s: shape [%s], but config.json implies %s", where, label,
+                       got, want);
     }
     ck->locs[qc_ck_slot(w, layer)] =
         (qc_ck_loc){ .data = t->data, .dtype = t->dtype, .hf_rope_heads = qc_weight_rope_heads(&ck->cfg, w) };
@@ -191,6 +222,7 @@ static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf
     prefix[strlen(prefix) - strlen(".weight")] = '\0';
     qc_hf_quant mq;
     const char *skip, *where;
+    const qc_st_tensor *t;
     qc_status st = qc_hfq_module(q, prefix, config, &mq, &skip, e);
     if (st) return st;
     if (skip) {
@@ -198,7 +230,8 @@ static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf
         return locate(ck, f, w, layer, hint, e);
     }
     snprintf(name, sizeof name, "%s.qweight", prefix);
-    if (find_tensor(f, ck, name, &where)) return locate_quantized(ck, f, &mq, w, layer, prefix, e);
+    if ((st = find_tensor(f, ck, name, &t, &where, e))) return st;
+    if (t) return locate_quantized(ck, f, &mq, w, layer, prefix, e);
     return locate(ck, f, w, layer, " (and no quantized .qweight either)", e);
 }
 
@@ -206,8 +239,10 @@ static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf
 static qc_status refuse_unexpected(const qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, qc_err *e) {
     char name[128];
     const char *where;
+    const qc_st_tensor *t;
     qc_weight_hf_name(w, layer, name, sizeof name);
-    if (!find_tensor(f, ck, name, &where)) return QC_OK;
+    qc_status st = find_tensor(f, ck, name, &t, &where, e);
+    if (st || !t) return st;
     return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s' is there, but config.json implies no %s bias", where, name,
                    qc_weight_short_name(qc_bias_linear(w)));
 }

@@ -203,17 +203,33 @@ typedef struct qc_st_tensor {
     size_t nbytes;
 } qc_st_tensor;
 
+/* One "__metadata__" entry (string to string). */
+typedef struct qc_st_meta {
+    char *key, *value;
+} qc_st_meta;
+
 typedef struct qc_st_file {
     qc_map map;
     int ntensors;
     qc_st_tensor *tensors; /* (ntensors) sorted by name */
+    int nmeta;
+    qc_st_meta *meta;      /* (nmeta) the "__metadata__" entries, sorted by key */
 } qc_st_file;
 
 /* Validates the header length against the file, the JSON, every dtype and shape, that
  * each tensor's bytes equal its shape's size, that offsets lie inside the data, and that
  * no two tensors overlap or share a name. */
 qc_status qc_st_open(qc_st_file *f, const char *path, qc_err *e);
+/* The tensor stored under exactly `name`, or NULL. */
 const qc_st_tensor *qc_st_find(const qc_st_file *f, const char *name);
+/* The "__metadata__" value of `key`, or NULL. */
+const char *qc_st_meta_get(const qc_st_file *f, const char *key);
+/* The tensor stored under `name`, else the one a "__metadata__" alias `name` → stored name
+ * designates (safetensors' save_model stores a tensor shared by two names once, under one
+ * of them, and maps the other name to it; transformers reads tied embeddings that way).
+ * *out is NULL when neither is there. An alias to a name the file does not store is an
+ * error naming the file and both names. */
+qc_status qc_st_lookup(const qc_st_file *f, const char *name, const qc_st_tensor **out, qc_err *e);
 void qc_st_close(qc_st_file *f);
 
 /* A streaming writer: declare every tensor, then write their data in declaration order;
@@ -344,6 +360,10 @@ qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_ou
  * Atomic. */
 qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e);
+/* What qc_export_llama2c_q8 checks of the model first, for a caller to refuse before it
+ * calibrates: runq.c's fixed head_dim = dim / n_heads, rope_theta 10000, norm_eps 1e-5, no
+ * rope_scaling, no attention biases. The message names `path`. */
+qc_status qc_llama2c_q8_check_config(const qc_config *c, const char *path, qc_err *e);
 
 /* The tokenizer a checkpoint carries (GGUF's tokenizer metadata); QC_ERR_UNSUPPORTED when it
  * carries none. */

@@ -217,8 +217,12 @@ qc_status qc_llama2c_ak42_open(qc_checkpoint *ck, const char *path, qc_err *e) {
 
 /* ---- writing ------------------------------------------------------------------------------------ */
 
+qc_status qc_llama2c_q8_check_config(const qc_config *c, const char *path, qc_err *e) {
+    return qc_llama2c_check_config(c, path, "runq.c", e);
+}
+
 static qc_status check_representable(const qc_config *c, const char *path, int gs, qc_err *e) {
-    qc_status st = qc_llama2c_check_config(c, path, "runq.c", e);
+    qc_status st = qc_llama2c_q8_check_config(c, path, e);
     if (st) return st;
     if (gs <= 0) return qc_fail(e, QC_ERR_ARG, "%s: group size %d: it must be positive", path, gs);
     if (c->dim % gs != 0 || c->hidden_dim % gs != 0) {

@@ -26,8 +26,10 @@ qc_status qc_qfmt_find_tensor(qc_hfq_find find, const void *files, const qc_chec
     char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, suffix);
     const char *where = NULL;
-    const qc_st_tensor *t = find(files, ck, name, &where);
+    const qc_st_tensor *t;
+    qc_status st = find(files, ck, name, &t, &where, e);
     *out = t;
+    if (st) return st;
     if (!t) {
         if (optional) return QC_OK;
         return qc_fail(e, QC_ERR_FORMAT, "%s: missing tensor '%s' (%s)", where, name, why);

@@ -55,10 +55,11 @@ void qc_hf_quant_free(qc_hf_quant *q); /* the rules; q itself is the caller's */
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
-/* Looks a tensor up by name in the checkpoint's shard(s); NULL when absent. `where` receives
- * the file to name in messages (the shard holding it, or the file it should be in). */
-typedef const qc_st_tensor *(*qc_hfq_find)(const void *files, const qc_checkpoint *ck, const char *name,
-                                           const char **where);
+/* Looks a tensor up by name (or "__metadata__" alias, qc_st_lookup) in the checkpoint's
+ * shard(s); *out NULL when absent. `where` receives the file to name in messages (the shard
+ * holding it, or the file it should be in). Fails only on an alias to a missing tensor. */
+typedef qc_status (*qc_hfq_find)(const void *files, const qc_checkpoint *ck, const char *name,
+                                 const qc_st_tensor **out, const char **where, qc_err *e);
 
 /* Locates the tensors of the quantized linear `prefix` (rows × cols as the config implies,
  * file-order rows), validates their dtypes, shapes and g_idx values, and sets *loc

@@ -13,8 +13,13 @@
  * for every tensor a known dtype, at most QC_ST_MAX_DIMS non-negative integral dims whose
  * product (times the dtype size) does not overflow and equals end - begin, integral offsets
  * with begin <= end <= data size; no name twice (cJSON keeps duplicate keys, so this is
- * checked after sorting); no two tensors' byte ranges overlapping. Gaps between tensors are
- * tolerated (the reference writer leaves none, but nothing here depends on it). */
+ * checked after sorting); no two tensors' byte ranges overlapping; every "__metadata__"
+ * value a string. Gaps between tensors are tolerated (the reference writer leaves none, but
+ * nothing here depends on it).
+ *
+ * "__metadata__" entries are kept (sorted by key): besides free-form notes ("format": "pt"),
+ * an entry whose key is a tensor name the file does not store is an alias of the tensor its
+ * value names (qc_st_lookup), the way safetensors' save_model writes a shared tensor once. */
 #include "io/internal.h"
 
 #include <cjson/cJSON.h>
@@ -99,13 +104,35 @@ static qc_status parse_tensor(const char *file, const cJSON *entry, const uint8_
     return QC_OK;
 }
 
-static qc_status check_metadata(const char *file, const cJSON *meta, qc_err *e) {
+static int cmp_meta(const void *a, const void *b) {
+    return strcmp(((const qc_st_meta *)a)->key, ((const qc_st_meta *)b)->key);
+}
+
+/* Checks "__metadata__" and keeps its entries in f->meta, sorted by key. */
+static qc_status read_metadata(qc_st_file *f, const cJSON *meta, qc_err *e) {
+    const char *file = f->map.path;
     if (!cJSON_IsObject(meta))
         return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" is not a JSON object", file);
-    for (const cJSON *m = meta->child; m; m = m->next)
+    if (f->meta)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" appears twice in the header", file);
+    int n = cJSON_GetArraySize(meta);
+    if (n == 0) return QC_OK;
+    f->meta = qc_calloc((size_t)n, sizeof *f->meta, e, file);
+    if (!f->meta) return QC_ERR_NOMEM;
+    for (const cJSON *m = meta->child; m; m = m->next) {
         if (!cJSON_IsString(m))
             return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" entry '%s' is not a string", file,
                            m->string);
+        qc_st_meta *x = &f->meta[f->nmeta];
+        if (!(x->key = qc_strdup(m->string, e))) return QC_ERR_NOMEM;
+        f->nmeta++;
+        if (!(x->value = qc_strdup(m->valuestring, e))) return QC_ERR_NOMEM;
+    }
+    qsort(f->meta, (size_t)f->nmeta, sizeof *f->meta, cmp_meta);
+    for (int i = 1; i < f->nmeta; i++)
+        if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
+            return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" entry '%s' appears twice", file,
+                           f->meta[i].key);
     return QC_OK;
 }
 
@@ -136,7 +163,7 @@ static qc_status parse_header(qc_st_file *f, const char *hdr, size_t n, qc_err *
     size_t dsize = f->map.size - 8 - n;
     for (const cJSON *c = st ? NULL : root->child; c && !st; c = c->next) {
         if (strcmp(c->string, "__metadata__") == 0) {
-            st = check_metadata(file, c, e);
+            st = read_metadata(f, c, e);
             continue;
         }
         qc_st_tensor *t = &f->tensors[f->ntensors];
@@ -196,10 +223,34 @@ const qc_st_tensor *qc_st_find(const qc_st_file *f, const char *name) {
     return bsearch(&key, f->tensors, (size_t)f->ntensors, sizeof *f->tensors, cmp_name);
 }
 
+const char *qc_st_meta_get(const qc_st_file *f, const char *key) {
+    if (!f || !f->nmeta) return NULL;
+    qc_st_meta k = { .key = (char *)key };
+    const qc_st_meta *m = bsearch(&k, f->meta, (size_t)f->nmeta, sizeof *f->meta, cmp_meta);
+    return m ? m->value : NULL;
+}
+
+qc_status qc_st_lookup(const qc_st_file *f, const char *name, const qc_st_tensor **out, qc_err *e) {
+    *out = qc_st_find(f, name);
+    const char *target = *out ? NULL : qc_st_meta_get(f, name);
+    if (!target) return QC_OK;
+    *out = qc_st_find(f, target);
+    if (!*out)
+        return qc_fail(e, QC_ERR_FORMAT,
+                       "%s: tensor '%s' is an alias (\"__metadata__\") of '%s', which the file does not hold",
+                       f->map.path, name, target);
+    return QC_OK;
+}
+
 void qc_st_close(qc_st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
     free(f->tensors);
+    for (int i = 0; i < f->nmeta; i++) {
+        free(f->meta[i].key);
+        free(f->meta[i].value);
+    }
+    free(f->meta);
     qc_map_close(&f->map);
     memset(f, 0, sizeof *f);
 }

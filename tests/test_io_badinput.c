@@ -193,6 +193,25 @@ static void test_safetensors_header(void) {
              "tensor 'a' appears twice");
     st_fails("meta.safetensors", UINT64_MAX, "{\"__metadata__\":{\"format\":1}}", 0,
              "\"__metadata__\" entry 'format' is not a string");
+    st_fails("metadup.safetensors", UINT64_MAX, "{\"__metadata__\":{\"b\":\"a\",\"b\":\"c\"}}", 0,
+             "\"__metadata__\" entry 'b' appears twice");
+    st_fails("metatwice.safetensors", UINT64_MAX, "{\"__metadata__\":{\"b\":\"a\"},\"__metadata__\":{}}", 0,
+             "\"__metadata__\" appears twice");
+    /* aliases: "b" names stored "a"; "c" names "x", which is not stored; exact lookups ignore them */
+    write_st(tmp_path("alias.safetensors"), UINT64_MAX,
+             "{\"__metadata__\":{\"format\":\"pt\",\"c\":\"x\",\"b\":\"a\"},\"a\":{" T16 ",\"data_offsets\":[0,16]}}", 16);
+    CHECK_OK(qc_st_open(&f, tmp_path("alias.safetensors"), &e), e);
+    const qc_st_tensor *t = NULL;
+    CHECK(f.nmeta == 3 && strcmp(qc_st_meta_get(&f, "format"), "pt") == 0 && qc_st_meta_get(&f, "a") == NULL,
+          "metadata kept: %d entries", f.nmeta);
+    CHECK(qc_st_find(&f, "b") == NULL, "qc_st_find does not follow aliases");
+    CHECK_OK(qc_st_lookup(&f, "b", &t, &e), e);
+    CHECK(t && t == qc_st_find(&f, "a"), "alias b -> a");
+    CHECK_OK(qc_st_lookup(&f, "nope", &t, &e), e);
+    CHECK(t == NULL, "neither stored nor aliased: NULL, no error");
+    CHECK_FAILS(qc_st_lookup(&f, "c", &t, &e), e,
+                "alias.safetensors: tensor 'c' is an alias (\"__metadata__\") of 'x', which the file does not hold");
+    qc_st_close(&f);
 }
 
 /* ---- a tiny HF model and broken variants of it ------------------------------------------------------ */
@@ -239,6 +258,8 @@ typedef struct tiny_mod {
     qc_dtype dtype;
     const char *extra;     /* an extra I32 tensor */
     int part;              /* -1: every tensor; 0: globals only; 1: layers only */
+    const char *rename, *as; /* tensor `rename` stored under the name `as` */
+    const char *alias, *target; /* a "__metadata__" entry alias → target */
 } tiny_mod;
 
 static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
@@ -257,6 +278,7 @@ static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
             char name[96];
             qc_weight_hf_name(wt, l, name, sizeof name);
             if (m.skip && strcmp(name, m.skip) == 0) continue;
+            if (m.rename && strcmp(name, m.rename) == 0) snprintf(name, sizeof name, "%s", m.as);
             int rows, cols;
             qc_weight_shape(c, wt, &rows, &cols);
             bool vec = qc_weight_is_vector(wt);
@@ -278,6 +300,7 @@ static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
         snprintf(names[n], sizeof names[n], "%s", m.extra);
         sizes[n++] = 32;
     }
+    if (m.alias) CHECK_OK(qc_st_writer_meta(w, m.alias, m.target, &e), e);
     CHECK_OK(qc_st_writer_begin(w, path, &e), e);
     for (int i = 0; i < n; i++) CHECK_OK(qc_st_writer_write(w, names[i], zeros, sizes[i], &e), e);
     CHECK_OK(qc_st_writer_finish(w, &e), e);
@@ -391,6 +414,38 @@ static void test_hf_tensors(void) {
     expect_open_fails(tiny_dir("t_bias", (tiny_mod){ .part = -1, .extra = "model.layers.0.self_attn.k_proj.bias" }),
                       "t_bias/model.safetensors",
                       "tensor 'model.layers.0.self_attn.k_proj.bias' is there, but config.json implies no k bias");
+    /* a tied pair is one tensor under either name, as transformers reads it: only lm_head.weight
+     * (TinyStories-656K's layout, with or without its "__metadata__" alias) serves the embedding */
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL;
+    const char *emb = "model.embed_tokens.weight", *cls = "lm_head.weight";
+    tiny_mod as_cls = { .part = -1, .rename = emb, .as = cls };
+    tiny_mod aliased = { .part = -1, .rename = emb, .as = cls, .alias = emb, .target = cls };
+    const char *ok_dirs[2] = { tiny_dir("t_lmhead", as_cls), tiny_dir("t_alias", aliased) };
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(qc_checkpoint_open(&ck, ok_dirs[i], &e), e);
+        qc_checkpoint_close(ck);
+    }
+    /* any tensor may be aliased; the stored tensor must have the shape the alias's name implies */
+    const char *up = "model.layers.0.mlp.up_proj.weight", *gate = "model.layers.0.mlp.gate_proj.weight";
+    CHECK_OK(qc_checkpoint_open(&ck, tiny_dir("t_alias_up", (tiny_mod){ .part = -1, .skip = up, .alias = up, .target = gate }),
+                                &e), e);
+    qc_checkpoint_close(ck);
+    expect_open_fails(tiny_dir("t_alias_missing", (tiny_mod){ .part = -1, .skip = emb, .alias = emb, .target = "lm_head" }),
+                      "t_alias_missing/model.safetensors",
+                      "tensor 'model.embed_tokens.weight' is an alias (\"__metadata__\") of 'lm_head', which the file does not hold");
+    expect_open_fails(tiny_dir("t_alias_shape", (tiny_mod){ .part = -1, .skip = up, .alias = up, .target = "model.norm.weight" }),
+                      "t_alias_shape/model.safetensors",
+                      "tensor 'model.layers.0.mlp.up_proj.weight' (stored as 'model.norm.weight'): shape [8], but "
+                      "config.json implies [12, 8]");
+    tiny_mod cls_reshaped = { .part = -1, .rename = emb, .as = cls, .reshape = cls };
+    expect_open_fails(tiny_dir("t_lmhead_shape", cls_reshaped), "t_lmhead_shape/model.safetensors",
+                      "tensor 'model.embed_tokens.weight' (stored as 'lm_head.weight'): shape [11, 8], but config.json "
+                      "implies [10, 8]");
+    /* untied, the pair is two tensors: lm_head.weight does not stand in for the embedding */
+    const char *untied_dir = tiny_dir("t_untied_cls", as_cls);
+    tiny_config(untied_dir, "tie_word_embeddings", "false");
+    expect_open_fails(untied_dir, "t_untied_cls/model.safetensors", "missing tensor 'model.embed_tokens.weight'");
     /* untied in config.json, but no lm_head.weight in the file */
     const char *dir = tiny_dir("t_untied", (tiny_mod){ .part = -1 });
     tiny_config(dir, "tie_word_embeddings", "false");
@@ -406,15 +461,16 @@ static void test_hf_tensors(void) {
 
 /* ---- sharded folders ------------------------------------------------------------------------------------ */
 
-/* A sharded tiny model: globals in shard 1, the layer in shard 2, and an index whose
- * weight_map is `map` (NULL: the right one). */
-static const char *sharded_dir(const char *name, const char *map) {
+/* A sharded tiny model: globals in shard 1 (written with `globals`: .part 0 and how it departs
+ * from the good one), the layer in shard 2, and an index whose weight_map is `map` (NULL: the
+ * right one, with the embedding under the name it is stored as). */
+static const char *sharded_dir_with(const char *name, const char *map, tiny_mod globals) {
     const char *dir = tmp_path(name);
     mkdir(dir, 0755);
     tiny_config(dir, NULL, NULL);
     char path[1100];
     snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", dir);
-    tiny_weights(path, &tiny, (tiny_mod){ .part = 0 });
+    tiny_weights(path, &tiny, globals);
     snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
     tiny_weights(path, &tiny, (tiny_mod){ .part = 1 });
     char text[4096] = "{\"metadata\": {\"total_size\": 0}, \"weight_map\": ";
@@ -426,6 +482,7 @@ static const char *sharded_dir(const char *name, const char *map) {
             if (k == QC_W_CLASSIFIER || !qc_weight_present(&tiny, (qc_weight)k)) continue;
             char tname[96];
             qc_weight_hf_name((qc_weight)k, 0, tname, sizeof tname);
+            if (globals.rename && strcmp(tname, globals.rename) == 0) snprintf(tname, sizeof tname, "%s", globals.as);
             snprintf(text + strlen(text), sizeof text - strlen(text), "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",
                      k ? ", " : "", tname, qc_weight_is_global((qc_weight)k) ? 1 : 2);
         }
@@ -435,6 +492,10 @@ static const char *sharded_dir(const char *name, const char *map) {
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     write_str(path, text);
     return dir;
+}
+
+static const char *sharded_dir(const char *name, const char *map) {
+    return sharded_dir_with(name, map, (tiny_mod){ .part = 0 });
 }
 
 static void test_hf_index(void) {
@@ -447,6 +508,15 @@ static void test_hf_index(void) {
         CHECK_OK(qc_checkpoint_read(ck, QC_W_EMBED, 0, w, &e), e);
     }
     qc_checkpoint_close(ck);
+    /* the embedding stored as lm_head.weight, aliased in its shard's "__metadata__" (the index
+     * names only stored tensors, as transformers writes it): found through the alias */
+    const char *emb = "model.embed_tokens.weight", *cls = "lm_head.weight";
+    CHECK_OK(qc_checkpoint_open(&ck, sharded_dir_with("sh_alias", NULL, (tiny_mod){ .part = 0, .rename = emb, .as = cls,
+                                                                                      .alias = emb, .target = cls }), &e), e);
+    qc_checkpoint_close(ck);
+    expect_open_fails(sharded_dir_with("sh_alias_bad", NULL, (tiny_mod){ .part = 0, .rename = emb, .as = cls, .alias = emb,
+                                                                           .target = "lm_head" }),
+                      "model-00001-of-00002.safetensors", "tensor 'model.embed_tokens.weight' is an alias");
     const char *index = "model.safetensors.index.json";
     char *p;
     expect_open_fails(sharded_dir("sh_json", "{\"a\": "), index, "not valid JSON");
