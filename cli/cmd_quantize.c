@@ -442,7 +442,10 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
         break;
     }
     free(bin);
-    if (!st && tok && format != QC_FMT_GGUF) /* GGUF carries its vocabulary; Hugging Face-style folders get tokenizer.json */
+    /* GGUF carries its vocabulary, but qcalib reads it back only in llama2.c's layout (scores, byte tokens at
+     * 3..258): a tokenizer.json (normalizer, BPE merges) also comes beside a GGUF; Hugging Face-style folders get
+     * tokenizer.json */
+    if (!st && tok && (format != QC_FMT_GGUF || tok->hf))
         st = qc_tokenizer_write_into(tok, d, format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && llama2c_in), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
@@ -753,9 +756,8 @@ int cmd_quantize(int argc, char **argv, int first) {
     bool need_tok = calib.n || evals.n || tok_path || format == QC_FMT_GGUF;
     if (!st && need_tok) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
     /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
-    if (!st && format == QC_FMT_LLAMA2C && m->cfg.attn_qkv_bias)
-        st = qc_fail(&e, QC_ERR_UNSUPPORTED, "%s: the model has attention biases, which llama2.c's int8 format cannot "
-                     "hold: --format gptq, awq, gguf or fake", model_path);
+    if (!st && format == QC_FMT_LLAMA2C && (st = qc_llama2c_q8_check_config(&m->cfg, model_path, &e)))
+        qc_fail_prefix(&e, st, "--format llama2c");
     if (!st && (format == QC_FMT_GGUF || format == QC_FMT_LLAMA2C || format == QC_FMT_AWQ)) { /* groups must tile rows */
         int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
         int before = m->cfg.hidden_dim, multiple = format == QC_FMT_GGUF ? 32 : format == QC_FMT_AWQ && g % 8 ? g * 8 : g;
