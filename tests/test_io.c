@@ -1,8 +1,10 @@
 /* test_io.c — io/: the config checks and weight table, the RoPE row permutation against
  * HF's conversion formula written out, dtypes, the safetensors writer and reader, and the
  * real model (stories260K) through every reader and writer: llama2.c in, HF folders out
- * (F32 single file, F32 sharded, F16, BF16) and back, llama2.c out and back. Broken inputs
- * are in test_io_badinput.c. */
+ * (F32 single file, F32 sharded, F16, BF16) and back, llama2.c out and back; and a real
+ * Hugging Face folder as published (TinyStories-656K: GQA, its tied embedding stored once as
+ * lm_head.weight with a "__metadata__" alias) in and out. Broken inputs are in
+ * test_io_badinput.c. */
 #include "io/io.h"
 #include "tests/check.h"
 
@@ -605,6 +607,58 @@ static void test_hf_roundtrips(void) {
     qc_checkpoint_close(orig);
 }
 
+/* TinyStories-656K: the configuration of its config.json; the embedding and the classifier are
+ * the very bytes of its one stored tensor, lm_head.weight; written out as an HF folder it keeps
+ * every weight exactly, the tied pair stored once under the embedding's name. */
+static void test_hf_tinystories656k(void) {
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL;
+    const char *dir = shared_path("models/tinystories-656K");
+    CHECK_OK(qc_checkpoint_open(&ck, dir, &e), e);
+    if (!ck) return;
+    const qc_config *c = qc_checkpoint_config(ck);
+    qc_config want = { .dim = 128, .hidden_dim = 384, .n_layers = 2, .n_heads = 8, .n_kv_heads = 4, .head_dim = 16,
+                       .vocab_size = 2048, .seq_len = 512, .norm_eps = 1e-6f, .rope_theta = 10000.0f,
+                       .tied_classifier = true };
+    CHECK(same_config(c, &want), "config: dim %d, FFN %d, %d layers, %d/%d heads of %d, vocab %d, eps %g", c->dim,
+          c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, (double)c->norm_eps);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    qc_st_file f;
+    CHECK_OK(qc_st_open(&f, path, &e), e);
+    const qc_st_tensor *t = qc_st_find(&f, "lm_head.weight");
+    CHECK(t && t->dtype == QC_DT_F32 && qc_st_find(&f, "model.embed_tokens.weight") == NULL &&
+              strcmp(qc_st_meta_get(&f, "model.embed_tokens.weight"), "lm_head.weight") == 0,
+          "the file stores lm_head.weight only, aliased by model.embed_tokens.weight");
+    float *emb = alloc_weight(c, QC_W_EMBED), *cls = alloc_weight(c, QC_W_CLASSIFIER);
+    CHECK_OK(qc_checkpoint_read(ck, QC_W_EMBED, 0, emb, &e), e);
+    CHECK_OK(qc_checkpoint_read(ck, QC_W_CLASSIFIER, 0, cls, &e), e);
+    size_t n = weight_len(c, QC_W_EMBED);
+    CHECK(t && t->nbytes == n * sizeof(float) && memcmp(emb, t->data, t->nbytes) == 0 && memcmp(cls, emb, t->nbytes) == 0,
+          "embedding and classifier = lm_head.weight's bytes");
+    qc_st_close(&f);
+    free(emb);
+    free(cls);
+
+    const char *out = tmp_path("ts656_hf");
+    qc_weight_source src = qc_checkpoint_source(ck);
+    qc_hf_export_opts o = { .dtype = QC_DT_F32 };
+    CHECK_OK(qc_export_hf(&src, out, &o, false, NULL, &e), e);
+    qc_checkpoint *back = NULL;
+    CHECK_OK(qc_checkpoint_open(&back, out, &e), e);
+    if (back) {
+        CHECK(same_config(qc_checkpoint_config(back), c), "config survives");
+        compare_all(ck, back, QC_DT_F32, "TinyStories-656K written as an HF folder");
+    }
+    qc_checkpoint_close(back);
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    CHECK_OK(qc_st_open(&f, path, &e), e);
+    CHECK(qc_st_find(&f, "model.embed_tokens.weight") && !qc_st_find(&f, "lm_head.weight") && f.ntensors == 20,
+          "written: the tied pair once, as model.embed_tokens.weight (%d tensors)", f.ntensors);
+    qc_st_close(&f);
+    qc_checkpoint_close(ck);
+}
+
 /* llama2.c out and back: stories260K -> .bin reproduces the file; an HF copy -> .bin too. */
 static void test_llama2c_roundtrip(void) {
     qc_err e = { "" };
@@ -765,6 +819,7 @@ int main(void) {
     RUN(test_llama2c_stories);
     RUN(test_llama2c_separate_classifier);
     RUN(test_hf_roundtrips);
+    RUN(test_hf_tinystories656k);
     RUN(test_llama2c_roundtrip);
     RUN(test_synthetic_model);
     RUN(test_export_failures);
