@@ -1,5 +1,6 @@
 /* fuzz_safetensors.c — a safetensors file: its header (length, JSON, dtypes, shapes, offsets)
- * through qc_st_open, whose every tensor's bytes are then touched; then the same file as
+ * through qc_st_open, whose every tensor's bytes are then touched, and every "__metadata__" key
+ * looked up as an alias (qc_st_lookup); then the same file as
  * the model of a Hugging Face folder (a real config.json beside it, from fuzz/seeds), read in
  * full. */
 #include "fuzz/fuzz.h"
@@ -19,6 +20,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < f.ntensors; i++)
             for (size_t b = 0; b < f.tensors[i].nbytes; b++) sink += f.tensors[i].data[b];
         if (f.ntensors) (void)qc_st_find(&f, f.tensors[0].name);
+        const qc_st_tensor *t;
+        for (int i = 0; i < f.nmeta; i++) /* each "__metadata__" key as a possible alias */
+            if (qc_st_lookup(&f, f.meta[i].key, &t, &e) == QC_OK && t) sink += t->nbytes ? t->data[0] : 0;
         qc_st_close(&f);
     }
     fuzz_checkpoint(dir);
