@@ -753,8 +753,13 @@ int cmd_quantize(int argc, char **argv, int first) {
     eval_row rows[CLI_LIST_MAX] = { 0 };
     cJSON *summary = NULL;
     qc_status st = qc_model_open(&m, model_path, &e);
-    bool need_tok = calib.n || evals.n || tok_path || format == QC_FMT_GGUF;
-    if (!st && need_tok) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+    bool need_tok = calib.n || evals.n || tok_path || format == QC_FMT_GGUF, have_tok = need_tok;
+    if (!st && need_tok) {
+        st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+    } else if (!st) { /* --calib-tokens alone: the output still carries the vocabulary beside the model */
+        st = cli_tokenizer_if_any(NULL, m->ck, &tok, &have_tok, &e);
+        if (!st && !have_tok) qc_logf(&log, QC_LOG_WARN, "%s: the output folder will carry no vocabulary", e.msg);
+    }
     /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
     if (!st && format == QC_FMT_LLAMA2C && (st = qc_llama2c_q8_check_config(&m->cfg, model_path, &e)))
         qc_fail_prefix(&e, st, "--format llama2c");
@@ -816,7 +821,7 @@ int cmd_quantize(int argc, char **argv, int first) {
                 per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
-    if (!st) st = write_outputs(&d, m, &q, &o, need_tok ? &tok : NULL, &log, &e);
+    if (!st) st = write_outputs(&d, m, &q, &o, have_tok ? &tok : NULL, &log, &e);
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;

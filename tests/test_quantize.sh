@@ -134,6 +134,8 @@ check "the HF output evaluates" "grep -q '\"ppl\":' '$T/hfq.json'"
 for i in 1 403 407 261 378 432 383 286 1 261 376 298 315 421 395 317; do printf "$(printf '\\%03o\\%03o\\000\\000' $((i % 256)) $((i / 256)))"; done >>"$T/w.npy"
 $Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$T/npyq" --json >"$T/npy.json" 2>"$T/err"
 check "--calib-tokens: 2 windows of 8 tokens from the .npy" "[ \"\$(json_num '$T/npy.json' nsamples)\" = 2 ] && [ \"\$(json_num '$T/npy.json' seqlen)\" = 8 ]"
+check "--calib-tokens without --eval: the folder still carries the vocabulary found beside the model" \
+    "[ -s '$T/npyq/tokenizer.json' ] && [ -s '$T/npyq/tokenizer_config.json' ]"
 
 # -- bad options and inputs: clear message, no output folder
 expect_fail "--wbits 9 is refused" 2 "--wbits 9 is out of range" $Q --model "$M" --calib "$CAL" --out "$T/x" --wbits 9
