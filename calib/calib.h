@@ -288,6 +288,8 @@ typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, 
 
 const char *qc_out_format_name(qc_out_format f); /* "gptq", ... */
 bool qc_out_format_parse(const char *name, qc_out_format *f);
+/* Whether GPTQ checkpoints (and their loaders) hold `bits`-bit linears: 2, 3, 4 or 8. */
+bool qc_gptq_holds_bits(int bits);
 
 /* A setting as the user gave it: its value (0 or 1 for a flag) and where it came from, for
  * messages ("--wbits", "--sym", "the recipe's sym"); from NULL: not given. */

@@ -229,7 +229,7 @@ static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_sp
                            msym ? " symmetric" : "");
         s = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : msym ? QC_GGUF_Q4_0 : QC_GGUF_Q4_1);
     } else if (format == QC_FMT_GPTQ) {
-        if (bits != 2 && bits != 3 && bits != 4 && bits != 8)
+        if (!qc_gptq_holds_bits(bits))
             return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits, not %d", bits);
     } else if (format != QC_FMT_FAKE) {
         return qc_fail(e, QC_ERR_ARG, "--format %s holds one setting for every linear; per-module settings need --format "
@@ -486,7 +486,7 @@ static int format_spec(qc_quant_spec *sp) {
         if (sp->bits != 4) return cli_usage_error(&cmd, "--format awq is 4-bit only (AutoAWQ's GEMM layout)");
         if (act_order) return cli_usage_error(&cmd, "--format awq has no g_idx: --act-order results cannot be stored");
     }
-    if (format == QC_FMT_GPTQ && sp->bits != 2 && sp->bits != 3 && sp->bits != 4 && sp->bits != 8)
+    if (format == QC_FMT_GPTQ && !qc_gptq_holds_bits(sp->bits))
         return cli_usage_error(&cmd, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
     return 0;
 }
