@@ -122,6 +122,8 @@ typedef struct qc_outdir {
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e);
 /* tmp + "/" + name, newly allocated. */
 char *qc_outdir_file(const qc_outdir *d, const char *name);
+/* len bytes of data as the file `name` of the folder being built (written atomically). */
+qc_status qc_outdir_put(const qc_outdir *d, const char *name, const void *data, size_t len, qc_err *e);
 qc_status qc_outdir_commit(qc_outdir *d, qc_err *e);
 void qc_outdir_abort(qc_outdir *d); /* removes the temporary folder; no-op when zeroed */
 

@@ -143,6 +143,19 @@ qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e
 
 char *qc_outdir_file(const qc_outdir *d, const char *name) { return qc_path_join(d->tmp, name); }
 
+qc_status qc_outdir_put(const qc_outdir *d, const char *name, const void *data, size_t len, qc_err *e) {
+    char *path = qc_outdir_file(d, name);
+    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_outfile f;
+    qc_status st = qc_out_open(&f, path, e);
+    if (!st) {
+        st = qc_out_write(&f, data, len, e);
+        st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
+    }
+    free(path);
+    return st;
+}
+
 qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
     char *old = NULL;
     if (qc_path_exists(d->path)) {

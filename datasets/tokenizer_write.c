@@ -50,26 +50,12 @@
 
 static const char spm_space[] = "\xE2\x96\x81"; /* U+2581, SentencePiece's visible space */
 
-/* len bytes of data as the file `name` of the folder being built. */
-static qc_status put_file(const qc_outdir *d, const char *name, const void *data, size_t len, qc_err *e) {
-    char *path = qc_outdir_file(d, name);
-    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    qc_outfile f;
-    qc_status st = qc_out_open(&f, path, e);
-    if (!st) {
-        st = qc_out_write(&f, data, len, e);
-        st = st ? (qc_out_abort(&f), st) : qc_out_commit(&f, e);
-    }
-    free(path);
-    return st;
-}
-
 static qc_status copy_file(const qc_outdir *d, const char *src, const char *name, qc_err *e) {
     char *buf;
     size_t len;
     qc_status st = qc_read_file(src, COPY_MAX_BYTES, &buf, &len, e);
     if (st) return st;
-    st = put_file(d, name, buf, len, e);
+    st = qc_outdir_put(d, name, buf, len, e);
     free(buf);
     return st;
 }
@@ -105,7 +91,7 @@ static qc_status write_llama2c(const qc_tokenizer *t, const qc_outdir *d, qc_err
         memcpy(p + 8, t->pieces[i], (size_t)t->piece_len[i]);
         p += 8 + t->piece_len[i];
     }
-    qc_status st = put_file(d, "tokenizer.bin", buf, size, e);
+    qc_status st = qc_outdir_put(d, "tokenizer.bin", buf, size, e);
     free(buf);
     return st;
 }
@@ -353,7 +339,7 @@ static cJSON *tokenizer_config(const qc_tokenizer *t, bool *ok) {
 
 static qc_status put_json(const qc_outdir *d, const char *name, cJSON *j, bool ok, bool formatted, qc_err *e) {
     char *text = ok ? (formatted ? cJSON_Print(j) : cJSON_PrintUnformatted(j)) : NULL;
-    qc_status st = text ? put_file(d, name, text, strlen(text), e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_status st = text ? qc_outdir_put(d, name, text, strlen(text), e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     free(text);
     cJSON_Delete(j);
     return st;

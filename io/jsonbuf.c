@@ -95,14 +95,7 @@ void qc_sb_free(qc_sb *b) {
 
 qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e) {
     if (b->failed) return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", name);
-    char *path = qc_outdir_file(d, name);
-    if (!path) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    qc_outfile o;
-    qc_status st = qc_out_open(&o, path, e);
-    if (!st && (st = qc_out_write(&o, b->s, b->len, e))) qc_out_abort(&o);
-    if (!st) st = qc_out_commit(&o, e);
-    free(path);
-    return st;
+    return qc_outdir_put(d, name, b->s, b->len, e);
 }
 
 qc_status qc_json_load(const char *path, size_t max_bytes, cJSON **root, qc_err *e) {
