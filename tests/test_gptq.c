@@ -4,23 +4,24 @@
  * of the damping, the round-to-nearest fallback, refusal of non-finite input, static
  * groups, independence of the thread count, and GPTQ against round-to-nearest.
  *
- * Agreement required (testvectors README §2 "Tolerances"): codes equal on >= 99.9% of the
- * entries of every case, scales and zero points within 1e-5 relative, g_idx and perm
- * equal, the loss within 1e-3 relative.
+ * Agreement required: g_idx and perm equal; every group parameter set from the original
+ * weights equal bit for bit; every other parameter, every code and the loss within the
+ * rounding an fp32 run can carry, derived in gptq_exact.h from the reference's own codes
+ * (compare() says how). No tolerance is taken from a run.
  *
  * Agreement reached. The reference route (every case here: fewer than 1024 columns) makes
- * the reference's own LAPACK calls on one thread and sums mean(diag H) as torch does, and
- * reproduces all cases bit for bit: codes, scales, zeros, g_idx, perm. The only remaining
- * difference is the loss, about 1e-7 relative: qcalib sums the per-weight losses in double,
- * the reference with torch.sum in fp32. (Summing mean(diag H) in double instead changed the
- * damping's last bit in the two act-order down_proj cases, L0.w2 and L3.w2 of w4_g32_act,
- * and their block-2 scales by 2e-7, codes still all equal.) The fast route (potrf + trtri
+ * the reference's own LAPACK calls on one thread and sums mean(diag H) as torch does. With
+ * the kernel OpenBLAS picks itself on an AVX-512 machine it reproduces all 141 cases bit
+ * for bit (codes, scales, zeros, g_idx, perm); the loss differs by about 1e-7 relative,
+ * qcalib summing in double and the reference with torch.sum in fp32. With OpenBLAS's
+ * Haswell or Sandybridge kernel the second-block scales of down_proj move in their last
+ * bits, and one code of w4_g32_sym/L2.w2 may flip at a tie. The fast route (potrf + trtri
  * of the reversed Hessian, used from 1024 columns) differs from the reference's U by
- * rounding; on these cases it is checked against the same tolerances, and a code may then
- * flip by one where a compensated weight lies within rounding of a rounding boundary. */
+ * rounding and is held to the same bounds. */
 #include "gptq/gptq.h"
 #include "gptq/internal.h"
 #include "tests/check.h"
+#include "tests/gptq_exact.h"
 
 #include <cjson/cJSON.h>
 
@@ -70,14 +71,119 @@ static bool json_bool(const cJSON *o, const char *key) {
     return cJSON_IsTrue(v);
 }
 
-static double rel_err(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-30 ? fabs(b) : 1.0); }
-
-/* The worst figures over a pass through all cases. */
+/* The worst figures over a pass through all cases: how close each measured difference came
+ * to its bound (1 = at the bound). */
 typedef struct agreement {
-    int cases, exact;
-    double min_codes, max_scale, max_zero, max_loss;
-    char min_codes_case[128];
+    int cases, exact, flipped_rows;
+    double scale_used, zero_ties, code_used, loss_used;
 } agreement;
+
+static double dist_to_half(double t) { return fabs(t - floor(t) - 0.5); }
+
+/* The first column (processing order) where row r's codes differ, or n. */
+static int first_flip(const qc_qweight *r, const uint8_t *codes, const int32_t *perm, int row, int n) {
+    for (int j = 0; j < n; j++)
+        if (r->codes[(size_t)row * n + perm[j]] != codes[(size_t)row * n + perm[j]]) return j;
+    return n;
+}
+
+/* Our result r against the reference's, with the bounds of gptq_exact.h computed from the
+ * reference's own codes:
+ * - a group's scale and zero point come from exact operations (min, max, one subtraction,
+ *   one division, round half to even: each correctly rounded in IEEE fp32, in torch as here)
+ *   on its weights. Where those are the original W (per channel, static groups, any group
+ *   set in the first block) they must be equal bit for bit. A dynamic group set at block
+ *   b > 0 sees w^(b), each within δ^(b): its scale may differ by 2·max δ^(b)/maxq plus one
+ *   rounding on each side, its zero point (asymmetric) by one only where −xmin/scale lies
+ *   that close to a tie;
+ * - a code may differ only where w_j/scale lies within that rounding of a tie between two
+ *   codes. Only the first differing code of a row is judged: after it the row's compensation
+ *   differs by a whole step, and so may its later codes and later groups' parameters;
+ * - the losses: the reference's is torch.sum in fp32 of rows·cols terms (within
+ *   γ̃(rows·cols) of their exact sum, in any order), ours a double sum; each term within the
+ *   bound of gptq_exact_loss. So the two differ by at most those bounds plus the difference
+ *   between the two runs' exact losses, which is 0 unless codes differ. */
+static void compare(const char *name, const qc_quant_spec *s, const qc_gptq_opts *o, const float *w, const float *h,
+                    int rows, int n, const qc_qweight *r, const qc_gptq_info *info, const uint8_t *codes,
+                    const float *scales, const float *zeros, const int32_t *g_idx, const int32_t *perm, double error,
+                    bool verbose, agreement *agg) {
+    bool gi_ok = memcmp(r->g_idx, g_idx, (size_t)n * 4) == 0, perm_ok = memcmp(r->perm, perm, (size_t)n * 4) == 0;
+    CHECK(gi_ok, "%s: g_idx", name);
+    CHECK(perm_ok, "%s: perm", name);
+    CHECK(!info->fallback && info->retries == 0 && info->damp == o->percdamp, "%s: factorized at once", name);
+    if (!gi_ok || !perm_ok) return;
+    int ng = r->ngroups, maxq = (1 << s->bits) - 1;
+    qc_qweight ref = *r;
+    ref.codes = (uint8_t *)codes, ref.scales = (float *)scales, ref.zeros = (float *)zeros;
+    float *qr = malloc((size_t)rows * n * 4), *qo = malloc((size_t)rows * n * 4);
+    gptq_exact xr = { 0 }, xo = { 0 };
+    bool ok = qr && qo && gptq_exact_init(&xr, w, h, rows, n, perm, o->percdamp) &&
+              gptq_exact_init(&xo, w, h, rows, n, perm, o->percdamp);
+    CHECK(ok, "%s: the damped Hessian factorizes in double", name);
+    if (ok) {
+        qc_qweight_dequantize(&ref, qr), qc_qweight_dequantize(r, qo);
+        gptq_exact_solve(&xr, qr, perm), gptq_exact_solve(&xo, qo, perm);
+        bool bits = true;
+        int flipped = 0;
+        for (int row = 0; row < rows; row++) {
+            int flip = first_flip(r, codes, perm, row, n);
+            flipped += flip < n;
+            for (int g = 0; g < ng; g++) {
+                size_t i = (size_t)row * ng + g;
+                bool same = memcmp(&r->scales[i], &scales[i], 4) == 0 && memcmp(&r->zeros[i], &zeros[i], 4) == 0;
+                bits = bits && same;
+                int c0 = s->groupsize > 0 ? g * s->groupsize : 0, c1 = s->groupsize > 0 ? c0 + s->groupsize : n;
+                int b = s->groupsize > 0 && !o->static_groups ? c0 / o->blocksize * o->blocksize : 0;
+                if (b == 0) {
+                    CHECK(same, "%s: row %d group %d, set from the original weights: scale %.9g zero %g, reference %.9g %g",
+                          name, row, g, r->scales[i], r->zeros[i], scales[i], zeros[i]);
+                    continue;
+                }
+                if (flip < b || same) continue;
+                double lo = 0, hi = 0, dx = 0;
+                for (int j = c0; j < c1 && j < n; j++) {
+                    double bound, v = gptq_exact_lazy(&xr, row, j, b, &bound);
+                    lo = v < lo ? v : lo, hi = v > hi ? v : hi, dx = bound > dx ? bound : dx;
+                }
+                if (s->sym) hi = fmax(-lo, hi), lo = lo < 0 ? -hi : lo;
+                double sb = 2 * dx / maxq + 2 * FP32_U * fabs(scales[i]), ds = fabs(r->scales[i] - scales[i]);
+                CHECK(ds <= sb, "%s: row %d group %d: scale %.9g, reference %.9g, bound %.3g", name, row, g, r->scales[i],
+                      scales[i], sb);
+                agg->scale_used = fmax(agg->scale_used, ds / sb);
+                if (r->zeros[i] != zeros[i]) {
+                    double t = -lo / scales[i], tb = (dx + fabs(t) * sb) / scales[i] + 2 * FP32_U * fabs(t);
+                    CHECK(fabs(r->zeros[i] - zeros[i]) == 1 && dist_to_half(t) <= tb,
+                          "%s: row %d group %d: zero %g, reference %g, not at a tie (%.3g from it, bound %.3g)", name, row,
+                          g, r->zeros[i], zeros[i], dist_to_half(t), tb);
+                    agg->zero_ties++;
+                }
+            }
+            if (flip == n) continue;
+            size_t i = (size_t)row * n + perm[flip];
+            int g = g_idx[perm[flip]];
+            double sc = scales[(size_t)row * ng + g], srel = fabs(r->scales[(size_t)row * ng + g] - sc) / sc;
+            double t = xr.w[(size_t)row * n + flip] / sc;
+            double tb = xr.d[(size_t)row * n + flip] / sc + fabs(t) * (srel + 2 * FP32_U);
+            CHECK(abs((int)r->codes[i] - (int)codes[i]) == 1 && dist_to_half(t) <= tb,
+                  "%s: row %d: code %d, reference %d, where w/scale = %.9g is %.3g from a tie (bound %.3g)", name, row,
+                  r->codes[i], codes[i], t, dist_to_half(t), tb);
+            agg->code_used = fmax(agg->code_used, dist_to_half(t) / tb);
+        }
+        double br, bo, lr = gptq_exact_loss(&xr, &br), lo = gptq_exact_loss(&xo, &bo);
+        double lb = fp32_gamma_prob((double)rows * n) * lr + br + fp64_gamma((double)rows * n) * lo + bo + fabs(lo - lr);
+        CHECK(fabs(info->loss - error) <= lb, "%s: loss %.9g, reference %.9g, bound %.3g", name, info->loss, error, lb);
+        agg->loss_used = fmax(agg->loss_used, fabs(info->loss - error) / lb);
+        bits = bits && flipped == 0;
+        if (verbose)
+            printf("    %-22s rows with a differing code %2d of %d; loss %.9g, reference %.9g (bound %.2g)%s\n", name,
+                   flipped, rows, info->loss, error, lb, bits ? "  bit-exact" : "");
+        agg->cases++;
+        agg->exact += bits;
+        agg->flipped_rows += flipped;
+    }
+    gptq_exact_free(&xr), gptq_exact_free(&xo);
+    free(qr), free(qo);
+}
 
 /* One case: load, quantize, compare; one line per case when `verbose`. */
 static void run_case(const char *name, bool verbose, agreement *agg) {
@@ -120,44 +226,15 @@ static void run_case(const char *name, bool verbose, agreement *agg) {
     CHECK(loaded, "%s: arrays loaded with consistent shapes", name);
     qc_qweight r = { 0 };
     qc_gptq_info info;
-    if (loaded) CHECK_OK(qc_gptq_quantize(w, h, rows, cols, &s, &o, &r, &info, &e), e);
-    if (loaded && r.codes) {
-        size_t same = 0;
-        int maxdiff = 0;
-        for (size_t i = 0; i < nc; i++) {
-            int d = abs((int)r.codes[i] - (int)codes[i]);
-            same += d == 0;
-            maxdiff = d > maxdiff ? d : maxdiff;
-        }
-        double pct = 100.0 * (double)same / (double)nc, es = 0, ez = 0;
-        bool bits = same == nc;
-        for (size_t i = 0; i < ns; i++) {
-            double a = rel_err(r.scales[i], scales[i]), b = rel_err(r.zeros[i], zeros[i]);
-            es = a > es ? a : es;
-            ez = b > ez ? b : ez;
-            bits = bits && memcmp(&r.scales[i], &scales[i], 4) == 0 && memcmp(&r.zeros[i], &zeros[i], 4) == 0;
-        }
-        bool gi_ok = memcmp(r.g_idx, g_idx, (size_t)cols * 4) == 0, perm_ok = memcmp(r.perm, perm, (size_t)cols * 4) == 0;
-        double el = rel_err(info.loss, error->valuedouble);
-        if (verbose)
-            printf("    %-22s codes %7.3f%% (max |diff| %d)  scale %.1e  zero %.1e  loss %.1e%s%s\n", name, pct, maxdiff, es,
-                   ez, el, bits ? "  bit-exact" : "", !gi_ok || !perm_ok ? "  g_idx/perm DIFFER" : "");
-        CHECK(pct >= 99.9, "%s: codes agree on %.3f%%", name, pct);
-        CHECK(es <= 1e-5, "%s: scales differ by %.2e relative", name, es);
-        CHECK(ez <= 1e-5, "%s: zeros differ by %.2e relative", name, ez);
-        CHECK(gi_ok, "%s: g_idx", name);
-        CHECK(perm_ok, "%s: perm", name);
-        CHECK(el <= 1e-3, "%s: loss %.9g, reference %.9g", name, info.loss, error->valuedouble);
-        CHECK(!info.fallback && info.retries == 0 && info.damp == o.percdamp, "%s: factorized at once", name);
-        agg->cases++;
-        agg->exact += bits && gi_ok && perm_ok;
-        if (pct < agg->min_codes) agg->min_codes = pct, snprintf(agg->min_codes_case, sizeof agg->min_codes_case, "%s", name);
-        agg->max_scale = es > agg->max_scale ? es : agg->max_scale;
-        agg->max_zero = ez > agg->max_zero ? ez : agg->max_zero;
-        agg->max_loss = el > agg->max_loss ? el : agg->max_loss;
+    float *w0 = loaded ? malloc(nw * 4) : NULL, *h0 = loaded ? malloc(nh * 4) : NULL;
+    if (w0 && h0) {
+        memcpy(w0, w, nw * 4), memcpy(h0, h, nh * 4);
+        CHECK_OK(qc_gptq_quantize(w, h, rows, cols, &s, &o, &r, &info, &e), e);
     }
+    if (w0 && h0 && r.codes) compare(name, &s, &o, w0, h0, rows, cols, &r, &info, codes, scales, zeros, g_idx, perm,
+                                   error->valuedouble, verbose, agg);
     qc_qweight_free(&r);
-    free(w), free(h), free(codes), free(scales), free(zeros), free(g_idx), free(perm);
+    free(w0), free(h0), free(w), free(h), free(codes), free(scales), free(zeros), free(g_idx), free(perm);
     cJSON_Delete(c);
 }
 
@@ -173,21 +250,22 @@ static void run_manifest(bool verbose, const char *label) {
     free(json);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "cases"), "gptq");
     CHECK(cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0, "the manifest lists GPTQ cases");
-    agreement agg = { 0, 0, 100.0, 0, 0, 0, "-" };
+    agreement agg = { 0 };
     const cJSON *it;
     cJSON_ArrayForEach(it, list) {
         if (cJSON_IsString(it)) run_case(it->valuestring, verbose, &agg);
     }
     CHECK(agg.cases == cJSON_GetArraySize(list), "%d of %d cases compared", agg.cases, cJSON_GetArraySize(list));
-    printf("    %s: %d cases, %d bit-exact; worst: codes %.3f%% (%s), scale %.1e, zero %.1e, loss %.1e relative\n", label,
-           agg.cases, agg.exact, agg.min_codes, agg.min_codes_case, agg.max_scale, agg.max_zero, agg.max_loss);
+    printf("    %s: %d cases, %d bit-exact, %d rows with a differing code, %.0f zero points at a tie; worst measured/bound:"
+           " scales %.2g, codes' distance to a tie %.2g, loss %.2g\n",
+           label, agg.cases, agg.exact, agg.flipped_rows, agg.zero_ties, agg.scale_used, agg.code_used, agg.loss_used);
     cJSON_Delete(m);
 }
 
 static void test_vectors(void) { run_manifest(true, "reference route"); }
 
 /* The same cases with U from potrf + trtri of the reversed Hessian (the route of layers
- * with 1024 columns or more), against the same tolerances. */
+ * with 1024 columns or more), against the same bounds. */
 static void test_vectors_fast_route(void) {
     int old = qc_gptq_set_fast_route_min(1);
     run_manifest(false, "fast route");
@@ -419,7 +497,8 @@ static void test_threads(void) {
 }
 
 /* Real layer (L2 down_proj, its Hessian from the w4_g32 run): GPTQ's output error is well
- * below round-to-nearest's; the reference and fast routes agree closely. */
+ * below round-to-nearest's, by either route (how closely the routes agree with the
+ * reference, and so with each other, test_vectors_fast_route checks). */
 static void test_against_rtn(void) {
     char *wb = NULL, *hb = NULL;
     size_t wl = 0, hl = 0;
@@ -451,7 +530,7 @@ static void test_against_rtn(void) {
         printf("    L2.w2 w4 g32 act-order: relative output error GPTQ %.5f (fast route %.5f), RTN %.5f\n", err[0], err[1],
                err[2]);
         CHECK(err[0] < 0.8 * err[2], "GPTQ %.4g is clearly below RTN %.4g", err[0], err[2]);
-        CHECK(fabs(err[1] - err[0]) <= 1e-3 * err[0], "the routes agree: %.6g vs %.6g", err[1], err[0]);
+        CHECK(err[1] < 0.8 * err[2], "the fast route's GPTQ %.4g is clearly below RTN %.4g too", err[1], err[2]);
         qc_qweight_free(&g), qc_qweight_free(&f), qc_qweight_free(&rtn);
         free(w), free(h), free(q);
     }
