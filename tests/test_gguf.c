@@ -126,10 +126,14 @@ static void test_reference_quantizers_error_bounds(void) {
                 float v = x[b * 32 + j];
                 amax = fmaxf(amax, fabsf(v)), mn = fminf(mn, v), mx = fmaxf(mx, v);
             }
-            float step = types[k] == QC_GGUF_Q4_0 ? amax / 8 * 2 : types[k] == QC_GGUF_Q4_1 ? (mx - mn) / 15 * 0.51f
-                       : types[k] == QC_GGUF_Q8_0 ? amax / 127 * 0.51f : types[k] == QC_GGUF_F16 ? amax * 1e-3f : 0;
+            /* half a step (Q4_0: a whole one at the clamped top), plus the fp16 storage of d
+             * (and m): its rounding, 2^-11 relative, moves a value d·q (+ m) by at most 2^-11 of
+             * |d·q| + |m| <= 3·amax (F16: of the value itself), and a few fp32 roundings */
+            double step = types[k] == QC_GGUF_Q4_0 ? amax / 8 * 2 : types[k] == QC_GGUF_Q4_1 ? (mx - mn) / 15 / 2
+                        : types[k] == QC_GGUF_Q8_0 ? amax / 127 / 2 : 0;
+            double store = types[k] == QC_GGUF_F32 ? 0 : (3 * 0x1p-11 + 4 * FP32_U) * amax;
             for (int j = 0; j < 32; j++)
-                if (fabsf(y[b * 32 + j] - x[b * 32 + j]) > step + amax * 2e-3f * (types[k] != QC_GGUF_F32)) bad++;
+                if (fabs((double)y[b * 32 + j] - x[b * 32 + j]) > step + store) bad++;
         }
         CHECK(bad == 0, "%s: %d values beyond the error bound", ti->name, bad);
     }
