@@ -46,6 +46,7 @@ static void print_json(const qc_config *c, size_t ntok, size_t docs, size_t byte
     cJSON_AddNumberToObject(o, "ppl", r->ppl);
     if (act_quant) cJSON_AddStringToObject(o, "act_quant", act_quant);
     cJSON_AddNumberToObject(o, "nll", r->nll);
+    cJSON_AddNumberToObject(o, "max_abs_logit", r->max_abs_logit);
     cJSON_AddNumberToObject(o, "tokens", (double)ntok);
     cJSON_AddNumberToObject(o, "windows", r->windows);
     cJSON_AddNumberToObject(o, "seqlen", r->seqlen);

@@ -24,6 +24,8 @@ typedef struct qc_eval_result {
     int64_t scored;       /* predicted tokens: windows × (seqlen − 1) */
     double nll;           /* mean negative log-likelihood per predicted token, nats */
     double ppl;           /* exp(nll) */
+    double max_abs_logit; /* the largest |logit| at the scored positions: the scale of the
+                             logits' rounding, and what an fp16 runtime must hold (65504) */
     double seconds;
     /* against kld_base */
     bool has_kld;

@@ -75,7 +75,7 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
     }
     if (o->save_logprobs && (st = qc_logprobs_create(&lw, o->save_logprobs, w, vocab, e))) goto done;
 
-    double t0 = qc_now(), nll = 0.0;
+    double t0 = qc_now(), nll = 0.0, lmax = 0.0;
     qc_hooks act = { quantize_input, (void *)&o->act_bits };
     const qc_hooks *saved = m->hooks;
     if (o->act_bits > 0) m->hooks = &act;
@@ -91,6 +91,7 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
                 int32_t target = tok[(size_t)i * seqlen + p + 1];
                 double lse = qc_log_softmax(row, vocab, lprow);
                 nll += lse - row[target];
+                for (int j = 0; j < vocab; j++) lmax = fmax(lmax, fabs(row[j]));
                 if (base) compare_row(&k, base + (size_t)p * vocab, lprow, vocab, target);
             }
             if (o->save_logprobs)
@@ -107,6 +108,7 @@ qc_status qc_eval_perplexity(qc_model *m, const qc_windows *w, const qc_eval_opt
     r->scored = (int64_t)w->n * (seqlen - 1);
     r->nll = nll / (double)r->scored;
     r->ppl = exp(r->nll);
+    r->max_abs_logit = lmax;
     r->seconds = qc_now() - t0;
     if (o->kld_base) {
         double sum = 0;
