@@ -1,4 +1,5 @@
-/* test_input_bounds.c — the bounds on hostile inputs (issue 17, "Bounded inputs"): messages that
+/* test_input_bounds.c — the bounds on hostile inputs (issue 17, "Bounded inputs"): a gzip bomb
+ * is refused as soon as its text passes the bound given, having held about that much; messages that
  * quote input escape what a terminal would act on (qc_err_escape); a recipe key or value holding
  * a NUL is refused, not cut short; a tokenizer.json split regex built to backtrack fails fast,
  * naming the file and the pattern, while a real regex over a long run of spaces (which needs
@@ -7,12 +8,54 @@
 #include "datasets/datasets.h"
 #include "tests/check.h"
 
+#include <sys/resource.h>
 #include <time.h>
+#include <zlib.h>
 
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Peak resident memory of this process so far, bytes. */
+static size_t max_rss(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+static void test_gzip_bomb_bounded(void) {
+    /* one JSON line whose text is 64 MiB of 'a': about 64 KiB once gzip'd */
+    const char *path = tmp_path("bomb.json.gz");
+    gzFile g = gzopen(path, "wb9");
+    CHECK(g != NULL, "cannot write %s", path);
+    if (!g) return;
+    static char chunk[1 << 20];
+    memset(chunk, 'a', sizeof chunk);
+    gzputs(g, "{\"text\": \"");
+    for (int i = 0; i < 64; i++) gzwrite(g, chunk, sizeof chunk);
+    gzputs(g, "\"}\n");
+    gzclose(g);
+    size_t before = max_rss(), bound = (size_t)4 << 20;
+    qc_corpus c;
+    qc_err e;
+    CHECK_FAILS(qc_corpus_load_max(&c, path, bound, &e), e, "decompresses to more than 4194304 bytes");
+    CHECK(strstr(e.msg, path) != NULL, "names the file: %s", e.msg);
+    /* what reading may hold for 4 MiB (corpus.c: the file, the inflated buffer < 4 per byte),
+     * far below the 64 MiB the bomb inflates to */
+    size_t grew = max_rss() - before;
+    CHECK(grew < 5 * bound, "reading the bomb grew the peak RSS by %zu bytes (bound %zu)", grew, 5 * bound);
+    /* the same file under a bound above its text loads whole */
+    CHECK_OK(qc_corpus_load_max(&c, path, (size_t)80 << 20, &e), e);
+    CHECK(c.ndocs == 1 && c.len == (size_t)64 << 20, "%zu documents, %zu bytes", c.ndocs, c.len);
+    qc_corpus_free(&c);
+    /* a plain file over the bound is refused before it is read */
+    const char *plain = tmp_path("big.txt");
+    FILE *f = fopen(plain, "wb");
+    for (int i = 0; f && i < 5; i++) fwrite(chunk, 1, sizeof chunk, f);
+    if (f) fclose(f);
+    CHECK_FAILS(qc_corpus_load_max(&c, plain, bound, &e), e, "5242880 bytes, more than the 4194304 bytes of text");
 }
 
 static void test_err_escape(void) {
@@ -139,6 +182,7 @@ static void test_regex_long_run_splits(void) {
 }
 
 int main(void) {
+    RUN(test_gzip_bomb_bounded);
     RUN(test_err_escape);
     RUN(test_recipe_nul);
     RUN(test_recipe_messages_escaped);
