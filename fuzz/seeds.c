@@ -471,6 +471,15 @@ static void texts(const char *shared, const qc_tokenizer *tok) {
     memcpy(both, b1, n1);
     memcpy(both + n1, b2, n2);
     write_bytes(out_path("seeds/json_gz/c4_two_members.json.gz"), both, n1 + n2);
+    /* a gzip bomb (issue 17): one JSON line of 16 MiB of text, about 16 KiB gzip'd */
+    size_t bomb_len = (size_t)16 << 20;
+    char *bomb = malloc(bomb_len);
+    if (!bomb) fail("out of memory", NULL);
+    memset(bomb, 'a', bomb_len);
+    memcpy(bomb, "{\"text\": \"", 10);
+    memcpy(bomb + bomb_len - 3, "\"}\n", 3);
+    write_gzip(out_path("seeds/json_gz/bomb_16MiB.json.gz"), bomb, bomb_len);
+    free(bomb);
     free(both), free(b1), free(b2);
     free(raw);
     qc_corpus_free(&c4);
