@@ -24,10 +24,10 @@
  * and the steps of such failed attempts, summed over one split, may come to STEPS_PER_BYTE
  * per byte of its text (a run of r spaces is charged less than 2r + 2 * FIRST_LIMIT). Past
  * that the split fails, naming the file's field and the pattern. So a split costs at most
- * about FIRST_LIMIT steps per match plus STEPS_PER_BYTE per byte, and a retried match gives
- * the result an unlimited one would. The depth limit (DEPTH_LIMIT; the regexes above need at
- * most 4) bounds the interpreter's backtracking memory where JIT is unavailable; JIT's own
- * stack limit (32 KiB by default) is reported the same way. */
+ * about FIRST_LIMIT steps per start position tried plus STEPS_PER_BYTE per byte, and a retried
+ * match gives the result an unlimited one would. The depth limit (DEPTH_LIMIT; the regexes
+ * above need at most 4) bounds the interpreter's backtracking memory where JIT is unavailable;
+ * JIT's own stack limit (32 KiB by default) is reported the same way. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "datasets/hf_internal.h"
 
