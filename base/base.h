@@ -38,6 +38,11 @@ qc_status qc_fail(qc_err *e, qc_status code, const char *fmt, ...)
 qc_status qc_fail_prefix(qc_err *e, qc_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *qc_status_name(qc_status code);
+/* Rewrites e->msg so that it is safe to print on a terminal whatever input it quotes: control
+ * bytes, DEL, bytes that are not valid UTF-8, C1 controls and the code points that reorder or
+ * break lines (U+200E/F, U+2028/9, U+202A-E, U+2066-9) become \xNN per byte (a message too
+ * long for e->msg afterwards is cut at a whole escape). Returns code. */
+qc_status qc_err_escape(qc_err *e, qc_status code);
 
 /* An internal invariant; aborts with file:line. Never for bad input. */
 #define QC_ASSERT(cond)                                                              \

@@ -37,6 +37,39 @@ qc_status qc_fail_prefix(qc_err *e, qc_status code, const char *fmt, ...) {
     return code;
 }
 
+/* Length of the printable UTF-8 sequence at s (n bytes left), or 0 when its first byte is
+ * to be escaped. */
+static size_t printable_len(const unsigned char *s, size_t n) {
+    if (s[0] >= 0x20 && s[0] < 0x7F) return 1;
+    size_t len = s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3 : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (!len || len > n) return 0;
+    uint32_t cp = s[0] & (0x7F >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    static const uint32_t lowest[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < lowest[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0; /* overlong, beyond, surrogate */
+    if (cp < 0xA0 || cp == 0x200E || cp == 0x200F || (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069))
+        return 0;
+    return len;
+}
+
+qc_status qc_err_escape(qc_err *e, qc_status code) {
+    if (!e) return code;
+    char old[sizeof e->msg];
+    size_t n = strnlen(e->msg, sizeof e->msg - 1), at = 0;
+    memcpy(old, e->msg, n);
+    for (size_t i = 0; i < n;) {
+        size_t k = printable_len((const unsigned char *)old + i, n - i);
+        if (k ? at + k >= sizeof e->msg : at + 4 >= sizeof e->msg) break;
+        if (k) memcpy(e->msg + at, old + i, k), at += k, i += k;
+        else at += (size_t)snprintf(e->msg + at, 5, "\\x%02X", (unsigned char)old[i++]);
+    }
+    e->msg[at] = '\0';
+    return code;
+}
+
 const char *qc_status_name(qc_status code) {
     switch (code) {
     case QC_OK: return "ok";

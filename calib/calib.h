@@ -403,6 +403,9 @@ typedef struct qc_mem_plan {
     size_t results_calibrating, results_exporting; /* quantized results resident */
     size_t exporter;        /* the writer's buffers (an upper bound over every format) */
     size_t runtime;         /* code, libraries, thread buffers: a fixed allowance */
+    size_t text;            /* reading the calibration text and drawing its windows, before
+                               calibrating: QC_CALIB_TEXT_MEM per byte of the largest source */
+    size_t text_read, text_bound; /* that source's bytes of text; the bound on one source */
     size_t calibration, export_phase, peak;
 } qc_mem_plan;
 
@@ -411,6 +414,13 @@ typedef struct qc_mem_plan {
  * a measuring pass over measure_ncand candidates (0: none). */
 void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int measure_ncand,
                       int threads, qc_mem_plan *p);
+/* The bound on one calibration source's text under a memory limit (bytes; 0: none known, then
+ * QC_CORPUS_MAX_BYTES): what is left beside the runtime allowance, over QC_CALIB_TEXT_MEM, and
+ * never below 1 MiB (a smaller budget is refused by the plan). */
+size_t qc_mem_plan_text_bound(uint64_t limit, int threads);
+/* Counts the text phase (text_read bytes of the largest source, under text_bound) in p: its own
+ * phase, before calibration, so the peak is the largest of the three. */
+void qc_mem_plan_count_text(qc_mem_plan *p, size_t text_read, size_t text_bound);
 /* One line: every figure in MB, the phases and the peak. */
 void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size);
 /* Bytes of one quantized result of (rows, cols) under spec (codes, parameters, g_idx, perm). */

@@ -2,7 +2,8 @@
  * solvers and the writers takes, from the model's shapes and the options alone, so that a
  * run that cannot fit is refused before it starts.
  *
- * Two phases never overlap: calibration (the residual stream, one block's weights, one
+ * Three phases never overlap: the calibration text (read, tokenized and its windows drawn, then
+ * freed; QC_CALIB_TEXT_MEM per byte of text, derived in datasets/calib_set.c), calibration (the residual stream, one block's weights, one
  * site's statistics, one solve) and export (the writer's buffers, the results it reads).
  * The peak is the larger phase plus a fixed allowance for the runtime; --target-bpw's measuring
  * pass counts as calibration with its own buffers added. Each figure follows
@@ -129,6 +130,26 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     p->peak = (p->calibration > p->export_phase ? p->calibration : p->export_phase) + p->runtime;
 }
 
+/* The smallest bound on a source's text, whatever the budget: a budget too small for even that
+ * much is then refused by the plan itself, naming every figure, instead of by the text. */
+#define TEXT_BOUND_FLOOR ((uint64_t)1 << 20)
+
+size_t qc_mem_plan_text_bound(uint64_t limit, int threads) {
+    uint64_t runtime = RUNTIME_BASE + (uint64_t)threads * RUNTIME_PER_THREAD;
+    if (!limit) return QC_CORPUS_MAX_BYTES;
+    uint64_t bound = limit > runtime ? (limit - runtime) / QC_CALIB_TEXT_MEM : 0;
+    if (bound < TEXT_BOUND_FLOOR) bound = TEXT_BOUND_FLOOR;
+    return bound < QC_CORPUS_MAX_BYTES ? (size_t)bound : QC_CORPUS_MAX_BYTES;
+}
+
+void qc_mem_plan_count_text(qc_mem_plan *p, size_t text_read, size_t text_bound) {
+    p->text_read = text_read;
+    p->text_bound = text_bound;
+    p->text = text_read * (size_t)QC_CALIB_TEXT_MEM;
+    size_t phase = p->calibration > p->export_phase ? p->calibration : p->export_phase;
+    p->peak = (p->text > phase ? p->text : phase) + p->runtime;
+}
+
 static double mb(size_t b) { return (double)b / (1 << 20); }
 
 void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size) {
@@ -136,11 +157,12 @@ void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *bu
              "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, one block's fp32 weights %.1f, "
              "statistics %.1f (largest Hessian %.1f, %d columns), largest solve %.1f, AWQ/SmoothQuant inputs %.1f "
              "and fp32 outputs %.1f, mixed-precision measuring %.1f, results held %.1f "
-             "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; runtime %.1f; peak %.1f",
+             "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; calibration text %.1f (%d × %.1f "
+             "read; one source may hold %.1f of text under this budget); runtime %.1f; peak %.1f",
              mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), mb(p->block_weights),
              mb(p->statistics), mb(p->largest_hessian), p->largest_hessian_cols, mb(p->solver), mb(p->prestep),
              mb(p->fp32_outputs), mb(p->measuring),
              mb(p->results_calibrating), o->spill_dir ? "spilled beside the output as solved" : "all in memory",
-             mb(p->calibration), mb(p->exporter), mb(p->results_exporting), mb(p->export_phase), mb(p->runtime),
-             mb(p->peak));
+             mb(p->calibration), mb(p->exporter), mb(p->results_exporting), mb(p->export_phase), mb(p->text),
+             QC_CALIB_TEXT_MEM, mb(p->text_read), mb(p->text_bound), mb(p->runtime), mb(p->peak));
 }

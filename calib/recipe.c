@@ -19,7 +19,12 @@
  * one of the above, and each object's keys are checked the same way: an unknown key is
  * refused with the valid ones listed. Overrides apply in the order written (a later one wins
  * where two match); a module any skip rule matches is left unquantized. Nothing is defaulted here: a field left out stays
- * unset, so flags laid over a recipe (qc_recipe_overlay) change only what they name. */
+ * unset, so flags laid over a recipe (qc_recipe_overlay) change only what they name.
+ *
+ * A key or string holding a NUL ("\u0000", or a raw NUL byte) is refused: cJSON ends its
+ * strings there, so "model.layers.*\u0000.mlp.down_proj" would silently become
+ * "model.layers.*". Messages quote recipe text with control and other unprintable bytes
+ * escaped (qc_err_escape), never raw. */
 #include "calib/calib.h"
 
 #include <cjson/cJSON.h>
@@ -186,6 +191,42 @@ static qc_status parse_skip(parser *p, const cJSON *j, qc_recipe *r) {
     return QC_OK;
 }
 
+/* The first string of the JSON text (key or value) holding a NUL, as [*start, *end) (its
+ * quotes included); false when there is none. */
+static bool nul_string(const char *t, size_t len, size_t *start, size_t *end) {
+    bool in = false, nul = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in) {
+            if (t[i] == '"') in = true, nul = false, *start = i;
+            continue;
+        }
+        if (t[i] == '\\') {
+            nul |= i + 5 < len && memcmp(t + i + 1, "u0000", 5) == 0;
+            i++;
+        } else if (t[i] == '\0') {
+            nul = true;
+        } else if (t[i] == '"') {
+            in = false;
+            *end = i + 1;
+            if (nul) return true;
+        }
+    }
+    return false;
+}
+
+/* Refuses a recipe with a NUL in a key or string value, quoting that string as written. */
+static qc_status check_nul(const char *text, size_t len, const char *source, qc_err *e) {
+    size_t start = 0, end = 0;
+    if (!nul_string(text, len, &start, &end)) return QC_OK;
+    size_t after = end;
+    while (after < len && (text[after] == ' ' || text[after] == '\t' || text[after] == '\n' || text[after] == '\r')) after++;
+    bool key = after < len && text[after] == ':';
+    int shown = end - start > 120 ? 120 : (int)(end - start);
+    return qc_fail(e, QC_ERR_FORMAT, "%s: the %s %.*s%s at byte %zu holds a NUL character (\\u0000), which would cut it "
+                   "short; refused", source, key ? "key" : "string", shown, text + start, shown < (int)(end - start) ? "..." : "",
+                   start);
+}
+
 static bool is_pattern(const char *key) { return strchr(key, '.') || strchr(key, '*'); }
 
 void qc_recipe_init(qc_recipe *r) {
@@ -242,11 +283,12 @@ qc_status qc_recipe_parse(const char *text, size_t len, const char *source, qc_r
     } else {
         while (end && (size_t)(end - text) < len && (*end == ' ' || *end == '\n' || *end == '\t' || *end == '\r')) end++;
         st = end && (size_t)(end - text) < len ? qc_fail(e, QC_ERR_FORMAT, "%s: text after the recipe's JSON object", source)
-                                               : parse_top(&p, root, r);
+                                               : check_nul(text, len, source, e);
+        if (!st) st = parse_top(&p, root, r);
     }
     cJSON_Delete(root);
     if (st) qc_recipe_free(r);
-    return st;
+    return st ? qc_err_escape(e, st) : st;
 }
 
 void qc_recipe_free(qc_recipe *r) {
@@ -291,14 +333,14 @@ qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_qua
             bool sym = rule->sym != QC_RECIPE_UNSET ? rule->sym : mods[i].spec.sym;
             mods[i].pinned = true;
             qc_status st = spec_of(ctx, bits, gs, sym, &mods[i].spec, e);
-            if (st) return qc_fail_prefix(e, st, "recipe rule \"%s\" on %s", rule->pattern, name);
+            if (st) return qc_err_escape(e, qc_fail_prefix(e, st, "recipe rule \"%s\" on %s", rule->pattern, name));
         }
         if (!matched) {
             char first[128], last[128];
             module_name(0, QC_LIN_Q, first, sizeof first);
             module_name(c->n_layers - 1, QC_LIN_DOWN, last, sizeof last);
-            return qc_fail(e, QC_ERR_ARG, "recipe rule \"%s\" matches none of the model's linears (%s .. %s; the token "
-                           "embedding has its own key, \"embedding\")", rule->pattern, first, last);
+            return qc_err_escape(e, qc_fail(e, QC_ERR_ARG, "recipe rule \"%s\" matches none of the model's linears (%s .. %s; the token "
+                           "embedding has its own key, \"embedding\")", rule->pattern, first, last));
         }
     }
     return QC_OK;

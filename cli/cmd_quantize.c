@@ -139,6 +139,7 @@ static qc_out_format format;
 static qc_format_choice chosen; /* format, and why (qc_format_choose) */
 static uint64_t budget; /* --max-memory in bytes; 0: MemAvailable */
 static qc_mem_plan plan;
+static size_t text_read, text_bound; /* the largest calibration source's text; the bound on one */
 static qc_gguf_type gguf_linear, gguf_embed_t, gguf_output_t;
 
 static qc_recipe recipe;       /* --quantize's recipe; then the effective one (effective_recipe) */
@@ -682,19 +683,28 @@ static int print_recipe(qc_calib_opts *o) {
     return st ? cli_fail(&e) : 0;
 }
 
+/* The memory budget: --max-memory, else MemAvailable, else 0 (no /proc/meminfo: none known). */
+static uint64_t memory_limit(const char **source) {
+    uint64_t limit = budget;
+    *source = "--max-memory";
+    if (!limit) {
+        *source = "MemAvailable (--max-memory not given)";
+        if (!cli_mem_available(&limit)) limit = 0;
+    }
+    return limit;
+}
+
 /* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
 static qc_status check_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log,
                             qc_err *e) {
     qc_mem_plan_make(m->ck, w->n, w->seqlen, o, target_bpw > 0 ? mixed_candidates(NULL) : 0, qc_get_threads(), &plan);
+    qc_mem_plan_count_text(&plan, text_read, text_bound);
     char text[1024];
     qc_mem_plan_describe(&plan, o, text, sizeof text);
     qc_logf(log, QC_LOG_INFO, "%s", text);
-    uint64_t limit = budget;
-    const char *source = "--max-memory";
-    if (!limit) {
-        source = "MemAvailable (--max-memory not given)";
-        if (!cli_mem_available(&limit)) return QC_OK; /* no /proc/meminfo: nothing to check against */
-    }
+    const char *source;
+    uint64_t limit = memory_limit(&source);
+    if (!limit) return QC_OK; /* nothing to check against */
     if ((uint64_t)plan.peak <= limit) return QC_OK;
     return qc_fail(e, QC_ERR_NOMEM,
                    "the memory plan needs %.0f MB but %s allows %.0f MB; %s. Fewer --nsamples or a shorter --seqlen, "
@@ -783,8 +793,11 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = resolve_modules(m, &o, &e);
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
+        const char *source;
+        text_bound = qc_mem_plan_text_bound(memory_limit(&source), qc_get_threads());
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
-                         : qc_calib_windows(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, &w, &e);
+                         : qc_calib_windows_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, text_bound,
+                                                   &text_read, &w, &e);
         if (!st && tokens_path) st = qc_windows_check_vocab(&w, m->cfg.vocab_size, tokens_path, &e);
     }
     if (!st)

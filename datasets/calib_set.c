@@ -9,9 +9,27 @@
  * The reference accepts a document of exactly seqlen tokens and then fails in
  * randint(0, −1); qcalib requires more, which draws the same windows wherever the
  * reference runs. Several sources share nsamples evenly (the first get the remainder),
- * each drawn with random.seed(seed) as its own reference run would be. */
+ * each drawn with random.seed(seed) as its own reference run would be.
+ *
+ * Memory. Both recipes depend on the whole source: the plain one draws start positions over
+ * the whole token stream, the C4 one document numbers over all documents. Reading less would
+ * draw other windows, so the text is not streamed and cut short; it is bounded and counted
+ * instead: a source may hold at most max_text bytes of text (from the memory budget: the
+ * budget over QC_CALIB_TEXT_MEM) and the memory plan counts QC_CALIB_TEXT_MEM bytes per byte
+ * read. Per byte of one source's text (L; its file C <= L but for gzip's 0.03% worst case):
+ *   reading (corpus.c): the file 1, the inflated buffer < 4 (capacity max(2L, 4C) + 4096), the
+ *     documents 1, their offsets and lengths 1.34, cJSON's tree of one line 32: 39.3;
+ *   drawing, plain: the text 1, the encoder's token list 12 and merge heap 16 (encode.c), the
+ *     ids 4: 33;
+ *   drawing, JSON lines: the text 1, offsets and lengths 1.34, this file's per-document cache
+ *     (17 bytes per document of at least 12 bytes) 1.42, the ids of drawn documents 4.34 (one
+ *     BOS per document), one document's encoder 28: 36.1;
+ *   a tokenizer.json's pipeline (hf_encode.c): measured at 27 bytes per byte of RSS
+ *     (TinyStories-656K's tokenizer over TinyStories' text repeated to 16.5 MB).
+ * QC_CALIB_TEXT_MEM (48) is the largest, 39.3, with room for the allocator. */
 #include "datasets/datasets.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,12 +72,19 @@ static qc_status draw_from_docs(const qc_tokenizer *t, const qc_corpus *c, int n
     return st;
 }
 
-/* nsamples windows of one source into out. */
+/* nsamples windows of one source into out; *text_read gets its bytes of text. */
 static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int nsamples, int seqlen, uint64_t seed,
-                                  int32_t *out, qc_err *e) {
+                                  size_t max_text, size_t *text_read, int32_t *out, qc_err *e) {
     qc_corpus c;
-    qc_status st = qc_corpus_load(&c, path, e);
+    qc_status st = qc_corpus_load_max(&c, path, max_text, e);
+    if (st == QC_ERR_NOMEM && max_text < QC_CORPUS_MAX_BYTES) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, "; calibration text may take %d bytes of memory per byte while it is "
+                 "read and its windows drawn, so the memory budget bounds each source to %.1f MB of text: a smaller "
+                 "--calib file, or a larger --max-memory", QC_CALIB_TEXT_MEM, (double)max_text / (1 << 20));
+    }
     if (st) return st;
+    *text_read = c.len;
     if (c.ndocs > 1) {
         st = draw_from_docs(t, &c, nsamples, seqlen, seed, out, e);
     } else {
@@ -79,7 +104,14 @@ static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int n
 
 qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
                            uint64_t seed, qc_windows *w, qc_err *e) {
+    size_t text_read;
+    return qc_calib_windows_within(t, paths, npaths, nsamples, seqlen, seed, QC_CORPUS_MAX_BYTES, &text_read, w, e);
+}
+
+qc_status qc_calib_windows_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                                  uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e) {
     memset(w, 0, sizeof *w);
+    *text_read = 0;
     if (npaths < 1) return qc_fail(e, QC_ERR_ARG, "no calibration text given");
     if (nsamples < npaths)
         return qc_fail(e, QC_ERR_ARG, "--nsamples %d is fewer than the %d calibration sources", nsamples, npaths);
@@ -91,7 +123,9 @@ qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int 
     qc_status st = QC_OK;
     for (int k = 0, done = 0; k < npaths && !st; k++) {
         int share = nsamples / npaths + (k < nsamples % npaths);
-        st = draw_from_source(t, paths[k], share, seqlen, seed, w->tokens + (size_t)done * seqlen, e);
+        size_t len = 0;
+        st = draw_from_source(t, paths[k], share, seqlen, seed, max_text, &len, w->tokens + (size_t)done * seqlen, e);
+        if (len > *text_read) *text_read = len;
         done += share;
     }
     if (st) qc_windows_free(w);

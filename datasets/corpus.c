@@ -9,7 +9,17 @@
  *                members are read in turn, as gzip -d does); the stream must end cleanly and
  *                its CRC must match, so a truncated or damaged file is an error, never a
  *                corpus of the documents that happened to come before the damage.
- * The whole source is read (and inflated) before parsing, at most QC_CORPUS_MAX_BYTES.
+ * The whole source is read (and inflated) before parsing, at most a bound given by the caller
+ * (QC_CORPUS_MAX_BYTES by default): a file larger than the bound is refused before it is
+ * read, and inflating stops as soon as the text passes it (a gzip bomb costs at most the
+ * bound, never what it would inflate to).
+ *
+ * Memory while reading L bytes of text from a file of C bytes: the file (C, freed once
+ * inflated); the inflated buffer (capacity < 2L + 4C + 4096: it starts at 4C + 4096 and
+ * doubles); for JSON lines the documents' text (<= L), their offsets and lengths (16 bytes per
+ * line of at least 11 bytes, the shortest object with a "text" string: <= 16 (L + 1) / 12) and
+ * cJSON's tree of one line (at most about 32 bytes per byte of that line: a 64-byte node per
+ * value of two source bytes). calib_set.c adds this up for QC_CALIB_TEXT_MEM.
  *
  * Invariants of a loaded corpus: text[len] == '\0'; documents are stored back to back in
  * file order, doc_off[0] == 0, doc_off[i + 1] == doc_off[i] + doc_len[i]; ndocs >= 1 and
@@ -20,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* ---- gzip ------------------------------------------------------------------------------ */
@@ -29,12 +40,12 @@ static bool is_gzip(const char *buf, size_t len) {
 }
 
 /* Inflates the gzip member(s) in[0..in_len) into a new NUL-terminated buffer. */
-static qc_status gunzip(const char *path, const char *in, size_t in_len, char **out,
+static qc_status gunzip(const char *path, const char *in, size_t in_len, size_t max, char **out,
                         size_t *out_len, qc_err *e) {
     *out = NULL;
     *out_len = 0;
     size_t cap = in_len < ((size_t)16 << 20) ? in_len * 4 + 4096 : in_len * 2;
-    if (cap > QC_CORPUS_MAX_BYTES) cap = QC_CORPUS_MAX_BYTES;
+    if (cap > max) cap = max;
     char *buf = qc_malloc(cap + 1, 1, e, path);
     if (!buf) return QC_ERR_NOMEM;
 
@@ -47,8 +58,8 @@ static qc_status gunzip(const char *path, const char *in, size_t in_len, char **
     size_t used = 0, in_pos = 0;
     qc_status st = QC_OK;
     for (;;) {
-        if (used == cap && cap < QC_CORPUS_MAX_BYTES) {
-            size_t ncap = cap > QC_CORPUS_MAX_BYTES / 2 ? QC_CORPUS_MAX_BYTES : cap * 2;
+        if (used == cap && cap < max) {
+            size_t ncap = cap > max / 2 ? max : cap * 2;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
                 st = qc_fail(e, QC_ERR_NOMEM, "%s: out of memory inflating to %zu bytes", path, ncap);
@@ -87,8 +98,8 @@ static qc_status gunzip(const char *path, const char *in, size_t in_len, char **
             break;
         }
         if (out_chunk == 0) { /* full at the limit, and the stream (or its trailer) goes on */
-            st = qc_fail(e, QC_ERR_FORMAT, "%s: decompresses to more than %zu bytes (the limit "
-                         "for one corpus)", path, (size_t)QC_CORPUS_MAX_BYTES);
+            st = qc_fail(e, QC_ERR_NOMEM, "%s: decompresses to more than %zu bytes (the bound on "
+                         "the text of one source; inflating stopped there)", path, max);
             break;
         }
         if (rc == Z_BUF_ERROR && z.avail_out > 0 && in_pos == in_len) {
@@ -171,8 +182,14 @@ static qc_status line_text(const char *path, size_t lineno, const char *line, si
 
 /* Parses raw[0..raw_len) as JSON lines into c (text, doc_off, doc_len, ndocs, len). */
 static qc_status parse_jsonl(qc_corpus *c, const char *raw, size_t raw_len, qc_err *e) {
-    size_t maxdocs = 1;
-    for (size_t i = 0; i < raw_len; i++) maxdocs += raw[i] == '\n';
+    size_t maxdocs = 0; /* lines of at least 11 bytes: {"text":""} is the shortest document */
+    for (size_t at = 0; at < raw_len;) {
+        const char *nl = memchr(raw + at, '\n', raw_len - at);
+        size_t n = nl ? (size_t)(nl - (raw + at)) : raw_len - at;
+        maxdocs += n >= 11;
+        at += n + 1;
+    }
+    if (maxdocs == 0) maxdocs = 1;
     /* A decoded JSON string is never longer than its source, so raw_len bytes suffice. */
     c->text = qc_malloc(raw_len + 1, 1, e, c->path);
     c->doc_off = qc_malloc(maxdocs, sizeof *c->doc_off, e, c->path);
@@ -218,16 +235,27 @@ static bool is_jsonl_name(const char *path) {
 }
 
 qc_status qc_corpus_load(qc_corpus *c, const char *path, qc_err *e) {
+    return qc_corpus_load_max(c, path, QC_CORPUS_MAX_BYTES, e);
+}
+
+qc_status qc_corpus_load_max(qc_corpus *c, const char *path, size_t max_bytes, qc_err *e) {
     memset(c, 0, sizeof *c);
     c->path = qc_strdup(path, e);
     if (!c->path) return QC_ERR_NOMEM;
+    if (max_bytes > QC_CORPUS_MAX_BYTES) max_bytes = QC_CORPUS_MAX_BYTES;
 
     char *raw = NULL;
     size_t raw_len = 0;
-    qc_status st = qc_read_file(path, QC_CORPUS_MAX_BYTES, &raw, &raw_len, e);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > max_bytes) {
+        qc_corpus_free(c);
+        return qc_fail(e, QC_ERR_NOMEM, "%s: %llu bytes, more than the %zu bytes of text one source may hold", path,
+                       (unsigned long long)sb.st_size, max_bytes);
+    }
+    qc_status st = qc_read_file(path, max_bytes, &raw, &raw_len, e);
     if (!st && is_gzip(raw, raw_len)) {
         char *inflated = NULL;
-        st = gunzip(path, raw, raw_len, &inflated, &raw_len, e);
+        st = gunzip(path, raw, raw_len, max_bytes, &inflated, &raw_len, e);
         free(raw);
         raw = inflated;
     }

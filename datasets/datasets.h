@@ -9,8 +9,14 @@
 
 /* ---- corpora ------------------------------------------------------------------------------ */
 
-/* Most text a single corpus may decompress or read (a guard against gzip bombs). */
+/* Most text a single corpus may decompress or read (a guard against gzip bombs); calibration
+ * text has a tighter bound, from the memory budget (QC_CALIB_TEXT_MEM). */
 #define QC_CORPUS_MAX_BYTES ((size_t)8 << 30)
+
+/* Bytes of memory one calibration source may take per byte of its text while it is read and
+ * its windows are drawn (calib_set.c derives the figure from the allocations): the budget
+ * divided by it bounds the text of one source, and the memory plan counts it. */
+#define QC_CALIB_TEXT_MEM 48
 
 /* The documents of one text source, stored back to back in one buffer.
  * Plain text: the whole file is one document, bytes as stored (CRLF kept).
@@ -28,6 +34,9 @@ typedef struct qc_corpus {
 /* Fails (naming the file, and the line for JSONL) on a missing file, corrupt gzip, a
  * line that is not a JSON object with a string "text", or a corpus with no text at all. */
 qc_status qc_corpus_load(qc_corpus *c, const char *path, qc_err *e);
+/* The same with at most max_bytes of text (the file as stored, and inflated): beyond it the
+ * source is refused as soon as the bound is passed, before more is read or inflated. */
+qc_status qc_corpus_load_max(qc_corpus *c, const char *path, size_t max_bytes, qc_err *e);
 void qc_corpus_free(qc_corpus *c); /* NULL or zeroed: no-op */
 
 /* The text evaluated as one stream: the documents joined by "\n\n" (as the GPTQ
@@ -165,6 +174,11 @@ qc_status qc_windows_random(const int32_t *ids, size_t n, int nsamples, int seql
  * shared evenly between the sources. */
 qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
                            uint64_t seed, qc_windows *w, qc_err *e);
+/* The same with each source bounded to max_text bytes of text (qc_corpus_load_max; the
+ * message then says how the bound follows from the memory budget); *text_read gets the text
+ * bytes of the largest source, the one whose reading and drawing held the most. */
+qc_status qc_calib_windows_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                                  uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e);
 
 /* Windows saved as a NumPy int32/int64 array (nsamples, seqlen), used as they are. Token ids
  * are checked against a model's vocabulary by qc_windows_check_vocab. */

@@ -40,7 +40,7 @@ typedef enum hf_pre_kind { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE } hf_pre_kind
 
 typedef struct hf_pre {
     hf_pre_kind kind;
-    void *re;              /* Split, ByteLevel with use_regex: the compiled pcre2_code */
+    void *re;              /* Split, ByteLevel with use_regex: hf_regex_compile's regex */
     bool removed, invert;  /* Split: behaviour "Removed" (else "Isolated"); invert */
     bool add_prefix_space; /* ByteLevel */
     char *replacement;     /* Metaspace: usually "▁"; owned */
@@ -114,13 +114,14 @@ bool hf_is_js_space(const char *s, size_t n, size_t *len);
 
 /* Compiles a tokenizer.json regex (Oniguruma syntax as the files write it) for PCRE2 with
  * UTF and Unicode properties, rewriting what differs from the reference's reading: \s and \S
- * as JavaScript's white space, and (?i:...) folding ASCII letters only. Returns the pcre2_code,
- * or NULL with a message naming `where`. */
+ * as JavaScript's white space, and (?i:...) folding ASCII letters only. Returns the compiled
+ * regex (keeping the pattern and `where` for messages), or NULL with a message naming `where`. */
 void *hf_regex_compile(const char *pattern, const char *where, qc_err *e);
 void hf_regex_free(void *re);
 /* Splits s into the words of a regex pre-tokenizer: every match, and with `isolated` the
  * text between matches too, as JavaScript's matchAll finds them (an empty match advances one
- * code point). Appends to out. */
+ * code point). Appends to out. Fails, naming the file and the pattern, when the regex
+ * backtracks past the limits of hf_regex.c. */
 qc_status hf_regex_split(const void *re, const char *s, size_t n, bool keep_matches, bool keep_gaps,
                          hf_words *out, qc_err *e);
 

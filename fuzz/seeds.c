@@ -335,7 +335,8 @@ static cJSON *special_token(int id, const char *content) {
 /* A tokenizer.json of tok's vocabulary, merges from every split of a piece into two pieces
  * (ranked by the piece's score). kind 0: SentencePiece-BPE (Llama 2's normalizer and
  * decoder, byte fallback); 1: byte-level BPE (GPT-2's ByteLevel pre-tokenizer with its own
- * regex); 2: byte-level with Llama 3's Split regex before ByteLevel, and NFC. */
+ * regex); 2: byte-level with Llama 3's Split regex before ByteLevel, and NFC; 3: kind 2 with a
+ * split regex built to backtrack (201^3 steps per position; issue 17), which must fail fast. */
 static void write_tokenizer_json(const qc_tokenizer *tok, int kind, const char *path) {
     bool bl = kind > 0;
     cJSON *root = cJSON_CreateObject(), *vocab = cJSON_CreateObject(), *merges = cJSON_CreateArray();
@@ -381,7 +382,7 @@ static void write_tokenizer_json(const qc_tokenizer *tok, int kind, const char *
     }
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON_AddItemToObject(root, "added_tokens", added);
-    const char *rest[3] = {
+    const char *rest[4] = {
         "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\u2581\"},"
         "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\u2581\"}]},\"pre_tokenizer\":null,"
         "\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\u2581\"},"
@@ -392,6 +393,10 @@ static void write_tokenizer_json(const qc_tokenizer *tok, int kind, const char *
         "{\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
         "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+|"
         "\\\\p{N}{1,3}| ?[^\\\\s\\\\p{L}\\\\p{N}]+[\\\\r\\\\n]*|\\\\s*[\\\\r\\\\n]+|\\\\s+(?!\\\\S)|\\\\s+\"},"
+        "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+        "\"trim_offsets\":true,\"use_regex\":false}]},\"decoder\":{\"type\":\"ByteLevel\"},\"byte_fallback\":false}",
+        "{\"normalizer\":{\"type\":\"NFC\"},\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":["
+        "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"[^Z]{0,200}[^Z]{0,200}[^Z]{0,200}Z|.\"},"
         "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
         "\"trim_offsets\":true,\"use_regex\":false}]},\"decoder\":{\"type\":\"ByteLevel\"},\"byte_fallback\":false}",
     };
@@ -466,6 +471,15 @@ static void texts(const char *shared, const qc_tokenizer *tok) {
     memcpy(both, b1, n1);
     memcpy(both + n1, b2, n2);
     write_bytes(out_path("seeds/json_gz/c4_two_members.json.gz"), both, n1 + n2);
+    /* a gzip bomb (issue 17): one JSON line of 16 MiB of text, about 16 KiB gzip'd */
+    size_t bomb_len = (size_t)16 << 20;
+    char *bomb = malloc(bomb_len);
+    if (!bomb) fail("out of memory", NULL);
+    memset(bomb, 'a', bomb_len);
+    memcpy(bomb, "{\"text\": \"", 10);
+    memcpy(bomb + bomb_len - 3, "\"}\n", 3);
+    write_gzip(out_path("seeds/json_gz/bomb_16MiB.json.gz"), bomb, bomb_len);
+    free(bomb);
     free(both), free(b1), free(b2);
     free(raw);
     qc_corpus_free(&c4);
@@ -511,7 +525,8 @@ static void texts(const char *shared, const qc_tokenizer *tok) {
     qc_corpus_free(&ts);
 }
 
-/* The README's recipe examples, one file each. */
+/* The README's recipe examples, one file each; then hostile ones (issue 17): a NUL inside a
+ * module pattern and inside a value (refused, not cut short), terminal escapes in a key. */
 static void recipes(void) {
     static const char *const r[] = {
         "{\"method\": \"gptq\", \"linear:int4\": {\"groupsize\": 128}}",
@@ -523,6 +538,9 @@ static void recipes(void) {
         "\"true_sequential\": false, \"mse\": true}, \"target_bpw\": 4.5, \"observe\": 4, \"method\": \"rtn\"}",
         "{\"model.layers.*.mlp.down_proj\": {\"bits\": 8, \"groupsize\": 32}, \"model.layers.[0-1].self_attn.?_proj\": "
         "{\"sym\": true, \"skip\": false}, \"skip\": [\"model.layers.0.*\", \"*.o_proj\"]}",
+        "{\"model.layers.*\\u0000.mlp.down_proj\": {\"bits\": 8}}",
+        "{\"method\": \"gptq\\u0000rtn\", \"skip\": [\"*.o_proj\\u0000\"]}",
+        "{\"model.layers.*.mlp.down_proj\\u001b[31m\": {\"bits\": 8}, \"x\x1b]0;t\x07\": 1}",
     };
     for (size_t i = 0; i < sizeof r / sizeof *r; i++) {
         char name[64];
@@ -557,6 +575,7 @@ int main(int argc, char **argv) {
     write_tokenizer_json(&tok512, 0, out_path("seeds/tokenizer_json/sentencepiece.json"));
     write_tokenizer_json(&tok512, 1, out_path("seeds/tokenizer_json/byte_level.json"));
     write_tokenizer_json(&tok512, 2, out_path("seeds/tokenizer_json/split_regex.json"));
+    write_tokenizer_json(&tok512, 3, out_path("seeds/tokenizer_json/split_backtracking.json"));
 
     recipes();
 

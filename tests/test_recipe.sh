@@ -74,6 +74,14 @@ bad_recipe "not JSON" '{"linear:int4": {"groupsize": 32}' 'not valid JSON'
 bad_recipe "a key twice" '{"method": "rtn", "method": "gptq"}' '"method" is given twice'
 bad_recipe "a pattern matching no linear" '{"model.layer.*.mlp.down_proj": {"bits": 8}}' 'matches none of the model'"'"'s linears'
 bad_recipe "an override the format cannot store" '{"model.layers.0.mlp.up_proj": {"bits": 5}}' '--format gptq stores 2, 3, 4 or 8 bits, not 5'
+# a NUL inside a key or value would cut it short ("model.layers.*" would take all 35 linears)
+bad_recipe "a NUL in a module pattern is refused, the key named" '{"model.layers.*\u0000.mlp.down_proj": {"bits": 8}}' \
+    'the key "model.layers.*\u0000.mlp.down_proj" at byte 1 holds a NUL character'
+bad_recipe "a NUL in a value is refused" '{"method": "gptq\u0000rtn"}' 'the string "gptq\u0000rtn" at byte 11 holds a NUL'
+bad_recipe "a NUL in a skip entry is refused" '{"skip": ["*.o_proj\u0000x"]}' 'holds a NUL character'
+# raw control bytes of a recipe reach the terminal escaped, never as they are
+bad_recipe "a terminal escape in a key is shown escaped" "$(printf '{"x\033[2J": 1}')" 'unknown key "x\x1B[2J"'
+check "a terminal escape in a key: no raw ESC byte in the message" "! grep -q \"\$(printf '\\033')\" '$T/err'"
 echo '{"linear:int4": [' >"$T/broken.json"
 bad_recipe "a broken recipe file is named" "$T/broken.json" "$T/broken.json: not valid JSON"
 bad_recipe "a missing recipe file is named" "$T/absent.json" "$T/absent.json"
