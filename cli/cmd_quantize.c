@@ -511,6 +511,15 @@ static int choose_format(bool no_quant) {
     return 0;
 }
 
+/* --out against --force and every input of the run (model, texts, tokenizer, recipe file). */
+static int check_out(void) {
+    const char *in[2 * CLI_LIST_MAX + 4] = { model_path, tokens_path, tok_path, recipe_arg };
+    int n = 4;
+    for (int i = 0; i < calib.n; i++) in[n++] = calib.v[i];
+    for (int i = 0; i < evals.n; i++) in[n++] = evals.v[i];
+    return cli_check_out(&cmd, out_path, force, in, n);
+}
+
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!out_path && !dump_recipe) return cli_usage_error(&cmd, "--out is required");
@@ -559,8 +568,7 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
-    if (out_path && qc_path_exists(out_path) && !force)
-        return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
+    if (out_path && (rc = check_out())) return rc;
     if ((rc = format_spec(&o->spec))) return rc;
     /* AWQ quantizes with its own parameters where the format has zero points to hold them */
     o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
