@@ -3,9 +3,10 @@
  *
  * - A registry of the temporaries this process has made (qc_outfile's and qc_outdir's
  *   "<path>.tmp.XXXXXX", a work folder with nothing in it yet). SIGINT, SIGTERM and SIGHUP
- *   (unless ignored when the process started, as under nohup) remove every registered path, then end the process as the signal would have (exit status
- *   128 + signal). The handler uses only async-signal-safe calls (open, getdents64, unlinkat,
- *   close, raise): no allocation, no stdio. The registry is a fixed table of path copies, so
+ *   (unless ignored when the process started, as under nohup) remove every registered path,
+ *   then end the process as the signal would have (exit status 128 + signal). The handler
+ *   uses only async-signal-safe calls (open, getdents64, unlinkat, close, raise): no
+ *   allocation, no stdio. The registry is a fixed table of path copies, so
  *   registering never allocates either; a path beyond the table (64 at once) or PATH_MAX is
  *   simply not registered, the sweep below still finds it after the process ends. While a
  *   caller holds the registry (qc_cleanup_hold, around the two renames of a replace on a
@@ -13,11 +14,13 @@
  *   qc_cleanup_release, so it cannot strike between the renames.
  *
  * - Liveness by lock: every temporary is flock'ed (LOCK_EX) by the process writing it for as
- *   long as it exists; the kernel drops the lock when the process dies, SIGKILL included. A
- *   temporary whose lock can be taken therefore belongs to a dead process.
+ *   long as it writes it (a file until it is closed, just before its rename); the kernel
+ *   drops the lock when the process dies, SIGKILL included. A temporary whose lock can be
+ *   taken therefore belongs to a dead process (or to one done with it).
  *
- * - The sweep: before writing <path>, the folder holding it is searched for "<name>.tmp.*"
- *   and "<name>.old.*" entries; each whose lock can be taken is a dead run's and is removed,
+ * - The sweep: before writing <path>, the folder holding it is searched for "<name>.tmp.XXXXXX"
+ *   and "<name>.old.XXXXXX" entries (six characters of mkstemp's alphabet, nothing else);
+ *   each whose lock can be taken is a dead run's and is removed,
  *   except an ".old." folder when nothing is at <path>: that is a previous output that a dead
  *   run had moved aside for a replace (filesystems without RENAME_EXCHANGE), and it is
  *   renamed back to <path>. */
