@@ -360,6 +360,9 @@ static qc_status restore(void *ctx, qc_quantized *out, void *x, size_t nbytes, i
     qc_map_close(&m);
     free(path);
     for (int l = 0; l < (int)next && !st; l++) st = restore_block(r, l, out, e);
+    if (st && st != QC_ERR_NOMEM)
+        return qc_fail_prefix(e, st, "%s cannot be resumed (pass --restart to discard its checkpoints and start afresh)",
+                              r->dir);
     if (st) return st;
     *first = r->blocks = (int)next;
     qc_logf(r->o->log, QC_LOG_INFO, "resuming from %s: blocks 1..%d of %d were finished by the interrupted run",
