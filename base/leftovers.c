@@ -176,11 +176,13 @@ static bool temp_name(const char *s, const char *name, size_t len, const char *k
     return true;
 }
 
-int qc_leftovers_sweep(const char *path) {
-    char *dir = qc_path_dirname(path);
-    const char *slash = strrchr(path, '/');
+int qc_leftovers_sweep(const char *out) {
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/') n--; /* "out/" names "out" */
+    char *path = strndup(out, n), *dir = path ? qc_path_dirname(path) : NULL;
+    const char *slash = path ? strrchr(path, '/') : NULL;
     const char *name = slash ? slash + 1 : path;
-    size_t len = strlen(name);
+    size_t len = name ? strlen(name) : 0;
     int swept = 0;
     DIR *d = dir && len ? opendir(dir) : NULL;
     for (struct dirent *de; d && (de = readdir(d));) {
@@ -198,5 +200,6 @@ int qc_leftovers_sweep(const char *path) {
     }
     if (d) closedir(d);
     free(dir);
+    free(path);
     return swept;
 }
