@@ -115,14 +115,28 @@ void qc_out_abort(qc_outfile *o); /* zeroed or committed outfile: no-op */
 
 /* An output directory built under a temporary name and renamed into place when complete,
  * its parent folder fsync'ed after the rename. Files inside it are written directly (the
- * whole folder is the unit of atomicity). An
- * existing folder at the final path is refused unless `replace`, in which case it is
- * swapped out only after the new one is complete. */
+ * whole folder is the unit of atomicity). It holds QC_OUTDIR_MARKER from the start. An
+ * existing folder at the final path is refused unless `replace` and qc_outdir_check_replace
+ * allows it; it is then swapped with the new one in one rename (RENAME_EXCHANGE) only after
+ * the new one is complete, so the path always holds the old output or the new one. Where the
+ * filesystem cannot exchange, the old folder is moved to "<path>.old.XXXXXX" and the new one
+ * renamed into place, with signals held between the two; a SIGKILL between them leaves the
+ * old folder at the .old name, and the next write of <path> renames it back (the sweep). */
 typedef struct qc_outdir {
     char *path;  /* final path */
     char *tmp;   /* the folder being written */
     bool replace;
+    int lock;    /* an fd of tmp, flock'ed while it is written (valid while tmp is set) */
 } qc_outdir;
+
+/* The marker file every output folder holds: --force replaces only a folder that has it. */
+#define QC_OUTDIR_MARKER ".qcalib-output"
+/* Whether the folder at path may be replaced by a new output (base/outguard.c): OK when
+ * nothing is there; else only a folder (not a link or a file) holding QC_OUTDIR_MARKER that
+ * is neither /, nor $HOME, nor the folder of one of the `inputs` (files or folders; NULL
+ * entries skipped) nor a folder containing one, all compared as resolved real paths. The
+ * error names the path and the reason. */
+qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e);
 
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e);
 /* tmp + "/" + name, newly allocated. */
@@ -131,6 +145,30 @@ char *qc_outdir_file(const qc_outdir *d, const char *name);
 qc_status qc_outdir_put(const qc_outdir *d, const char *name, const void *data, size_t len, qc_err *e);
 qc_status qc_outdir_commit(qc_outdir *d, qc_err *e);
 void qc_outdir_abort(qc_outdir *d); /* removes the temporary folder; no-op when zeroed */
+
+/* ---- leftovers (base/leftovers.c): cleanup on SIGINT/SIGTERM/SIGHUP, and of dead runs ---- */
+
+/* Registers a temporary file or folder this process made, to be removed if the process is
+ * stopped by a signal; qc_cleanup_drop once it is renamed into place or removed. Never
+ * allocates; at most 64 at once (more are not registered, the sweep finds them later). */
+void qc_cleanup_add(const char *path);
+void qc_cleanup_drop(const char *path);
+/* Removes every registered path, folders with their contents; async-signal-safe. */
+void qc_cleanup_run(void);
+/* Installs the SIGINT, SIGTERM and SIGHUP handler: qc_cleanup_run, then the signal's own
+ * end (exit status 128 + signal). For cli/'s main. */
+void qc_cleanup_install(void);
+/* Between hold and release a signal is only noted; release acts on it. */
+void qc_cleanup_hold(void);
+void qc_cleanup_release(void);
+/* Takes an exclusive flock on fd without waiting: whether it was free. */
+bool qc_lock_try(int fd);
+/* Removes the temporaries "<path>.tmp.XXXXXX" and "<path>.old.XXXXXX" beside path whose
+ * lock is free (their writer died: SIGKILL, a crash, a power cut); a dead run's .old folder
+ * with nothing at path is renamed back to path instead. Returns how many were handled. */
+int qc_leftovers_sweep(const char *path);
+/* Removes a file, or a folder and everything in it; async-signal-safe. */
+void qc_remove_tree(const char *path);
 
 /* ---- number formats --------------------------------------------------------------------- */
 

@@ -8,13 +8,22 @@
  * error. Filesystems that cannot sync a folder at all say so with EINVAL (or EBADF for a
  * folder opened read-only); that is not a failure of this write, and is let pass. Files
  * inside an output folder are committed one by one, so each of their renames syncs the
- * temporary folder; the folder's own rename then syncs its parent. */
+ * temporary folder; the folder's own rename then syncs its parent.
+ *
+ * Temporaries are flock'ed by their writer and registered for removal on SIGINT/SIGTERM
+ * (base/leftovers.c); a write first sweeps away the temporaries of <path> left by a dead run.
+ * A folder replaces an existing one (qc_outdir_check_replace having allowed it) by
+ * renameat2's RENAME_EXCHANGE: one step, so the path never lacks an output. Filesystems
+ * without it (EINVAL, ENOSYS: some network and FUSE filesystems) get two renames, old aside
+ * then new in, with signals held between them; only a SIGKILL or power cut between them can
+ * leave the path empty, with the old folder at "<path>.old.XXXXXX" until the next write of
+ * <path> renames it back. */
 #include "base/base.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -45,6 +54,7 @@ qc_status qc_out_open(qc_outfile *o, const char *path, qc_err *e) {
     o->path = qc_strdup(path, e);
     o->tmp = qc_strdupf("%s.tmp.XXXXXX", path);
     if (!o->path || !o->tmp) { qc_out_abort(o); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }
+    qc_leftovers_sweep(path);
     int fd = mkstemp(o->tmp);
     if (fd < 0) {
         int err = errno;
@@ -53,6 +63,8 @@ qc_status qc_out_open(qc_outfile *o, const char *path, qc_err *e) {
         qc_out_abort(o);
         return qc_fail(e, QC_ERR_IO, "%s: cannot create: %s", path, strerror(err));
     }
+    qc_lock_try(fd); /* a file just made: free; the lock says "alive" to other runs' sweeps */
+    qc_cleanup_add(o->tmp);
     fchmod(fd, 0644);
     o->f = fdopen(fd, "wb");
     if (!o->f) {
@@ -88,6 +100,7 @@ qc_status qc_out_commit(qc_outfile *o, qc_err *e) {
     if (!st && rename(o->tmp, o->path) != 0)
         st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", o->path, strerror(errno));
     if (!st) {
+        qc_cleanup_drop(o->tmp);
         free(o->tmp); /* the name is the final one now: a failure below must not unlink it */
         o->tmp = NULL;
         st = sync_parent(o->path, e);
@@ -105,31 +118,32 @@ qc_status qc_out_commit(qc_outfile *o, qc_err *e) {
 void qc_out_abort(qc_outfile *o) {
     if (!o) return;
     if (o->f) fclose(o->f);
-    if (o->tmp) unlink(o->tmp);
+    if (o->tmp) unlink(o->tmp), qc_cleanup_drop(o->tmp);
     free(o->tmp);
     free(o->path);
     memset(o, 0, sizeof *o);
 }
 
-static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e) {
     memset(d, 0, sizeof *d);
-    if (qc_path_exists(path) && !replace)
-        return qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
-    if (qc_path_exists(path) && !qc_path_is_dir(path))
-        return qc_fail(e, QC_ERR_IO, "%s: exists and is not a directory", path);
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--; /* "out/" names the folder "out" */
     d->path = strndup(path, n);
     d->tmp = d->path ? qc_strdupf("%s.tmp.XXXXXX", d->path) : NULL;
     d->replace = replace;
     if (!d->path || !d->tmp) { qc_outdir_abort(d); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }
+    qc_leftovers_sweep(d->path); /* first: it may put a dead run's moved-aside output back */
+    qc_status st = QC_OK;
+    if (qc_path_exists(d->path) && !replace)
+        st = qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
+    else if (replace)
+        st = qc_outdir_check_replace(d->path, NULL, 0, e);
+    if (st) {
+        free(d->tmp);
+        d->tmp = NULL;
+        qc_outdir_abort(d);
+        return st;
+    }
     if (!mkdtemp(d->tmp)) {
         int err = errno;
         free(d->tmp);
@@ -137,8 +151,14 @@ qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e
         qc_outdir_abort(d);
         return qc_fail(e, QC_ERR_IO, "%s: cannot create a folder beside it: %s", path, strerror(err));
     }
+    qc_cleanup_add(d->tmp);
+    d->lock = open(d->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d->lock >= 0) qc_lock_try(d->lock);
     chmod(d->tmp, 0755);
-    return QC_OK;
+    static const char marker[] = "written by qcalib; `--force` may replace this folder as a whole\n";
+    st = qc_outdir_put(d, QC_OUTDIR_MARKER, marker, sizeof marker - 1, e);
+    if (st) qc_outdir_abort(d);
+    return st;
 }
 
 char *qc_outdir_file(const qc_outdir *d, const char *name) { return qc_path_join(d->tmp, name); }
@@ -156,35 +176,65 @@ qc_status qc_outdir_put(const qc_outdir *d, const char *name, const void *data, 
     return st;
 }
 
-qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
-    char *old = NULL;
-    if (qc_path_exists(d->path)) {
-        if (!d->replace) {
-            qc_status st = qc_fail(e, QC_ERR_IO, "%s: appeared while writing; not replaced", d->path);
-            qc_outdir_abort(d);
-            return st;
-        }
-        old = qc_strdupf("%s.old.XXXXXX", d->path);
-        if (!old || !mkdtemp(old) || rename(d->path, old) != 0) {
-            int err = errno;
-            if (old) rmdir(old);
-            free(old);
-            qc_status st = qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(err));
-            qc_outdir_abort(d);
-            return st;
-        }
-    }
-    if (rename(d->tmp, d->path) != 0) {
+/* The replace where RENAME_EXCHANGE is missing: the old folder aside, the new one in, no
+ * signal acted on between the two; *old names the old folder's new place. */
+static qc_status replace_in_two(qc_outdir *d, char **old, qc_err *e) {
+    *old = qc_strdupf("%s.old.XXXXXX", d->path);
+    if (!*old || !mkdtemp(*old)) {
         int err = errno;
-        if (old) rename(old, d->path);
-        free(old);
-        qc_status st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(err));
+        free(*old);
+        *old = NULL;
+        return qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(err));
+    }
+    int lock = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* the old folder: alive while moved */
+    if (lock >= 0) qc_lock_try(lock);
+    qc_status st = QC_OK;
+    qc_cleanup_hold();
+    if (rename(d->path, *old) != 0) {
+        st = qc_fail(e, QC_ERR_IO, "%s: cannot move the old folder aside: %s", d->path, strerror(errno));
+        rmdir(*old);
+    } else if (rename(d->tmp, d->path) != 0) {
+        st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(errno));
+        rename(*old, d->path);
+    } else {
+        qc_cleanup_drop(d->tmp);
+        qc_cleanup_add(*old);
+    }
+    qc_cleanup_release();
+    if (lock >= 0) close(lock);
+    if (st) free(*old), *old = NULL;
+    return st;
+}
+
+qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
+    qc_status st = QC_OK;
+    char *old = NULL;
+    if (!qc_path_exists(d->path)) {
+        if (rename(d->tmp, d->path) != 0)
+            st = qc_fail(e, QC_ERR_IO, "%s: cannot rename into place: %s", d->path, strerror(errno));
+        else
+            qc_cleanup_drop(d->tmp);
+    } else if (!d->replace) {
+        st = qc_fail(e, QC_ERR_IO, "%s: appeared while writing; not replaced", d->path);
+    } else if (!(st = qc_outdir_check_replace(d->path, NULL, 0, e))) { /* again: it may have changed since */
+        if (renameat2(AT_FDCWD, d->tmp, AT_FDCWD, d->path, RENAME_EXCHANGE) == 0)
+            old = d->tmp; /* the old folder is at the temporary name now, still registered */
+        else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+            st = replace_in_two(d, &old, e);
+        else
+            st = qc_fail(e, QC_ERR_IO, "%s: cannot swap the new folder into place: %s", d->path, strerror(errno));
+    }
+    if (st) {
         qc_outdir_abort(d);
         return st;
     }
-    if (old) remove_tree(old);
-    free(old);
-    qc_status st = sync_parent(d->path, e);
+    st = sync_parent(d->path, e); /* the new name durable before the old folder goes */
+    if (old) {
+        qc_remove_tree(old);
+        qc_cleanup_drop(old);
+    }
+    if (old != d->tmp) free(old);
+    if (d->lock >= 0) close(d->lock);
     free(d->tmp);
     free(d->path);
     memset(d, 0, sizeof *d);
@@ -193,7 +243,11 @@ qc_status qc_outdir_commit(qc_outdir *d, qc_err *e) {
 
 void qc_outdir_abort(qc_outdir *d) {
     if (!d) return;
-    if (d->tmp) remove_tree(d->tmp);
+    if (d->tmp) {
+        qc_remove_tree(d->tmp);
+        qc_cleanup_drop(d->tmp);
+        if (d->lock >= 0) close(d->lock);
+    }
     free(d->tmp);
     free(d->path);
     memset(d, 0, sizeof *d);

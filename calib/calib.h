@@ -372,7 +372,10 @@ int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bo
  * continues after the last finished block. The folder holds a fingerprint of the model
  * files, the calibration windows, the options (o, threads, and `extra`: anything else the
  * output depends on); a resume whose fingerprint differs is refused, naming the difference,
- * and so is a run without `resume` when the folder exists. */
+ * and so is a run without `resume` when the folder holds finished blocks. A folder without
+ * any (its run stopped before finishing one) holds nothing to resume and is reused. The run
+ * holds the folder's lock (worklock.c) until qc_resume_close: a second run on the same
+ * output is refused, naming the first one's pid. */
 typedef struct qc_resume qc_resume;
 
 qc_status qc_resume_open(qc_resume **r, const char *out, const qc_model *m, const qc_windows *w,
@@ -383,6 +386,9 @@ const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r);
  * finished blocks (and e's message says so) or was there before the run, else removed.
  * NULL: no-op. */
 void qc_resume_close(qc_resume *r, bool success, qc_err *e);
+/* --restart: removes the work folder of out (the checkpoints of an interrupted run), unless
+ * a live run holds it (an error naming its pid); nothing there: QC_OK. */
+qc_status qc_resume_discard(const char *out, qc_err *e);
 /* ---- the memory plan (plan.c) ---- */
 
 /* Bytes each large buffer of a quantize run takes (see plan.c for what each one holds). */

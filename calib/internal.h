@@ -1,5 +1,5 @@
 /* internal.h — internal to calib/: the rescaling pre-step of a block (prestep.c), which the
- * runner calls before solving the block's linears. */
+ * runner calls before solving the block's linears; the work folder's lock (worklock.c). */
 #ifndef QC_CALIB_INTERNAL_H
 #define QC_CALIB_INTERNAL_H
 
@@ -29,5 +29,11 @@ qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const flo
 /* The pre-step's figures for one linear's log row. */
 void qc_prestep_report(const qc_prestep *p, qc_linear lin, qc_layer_report *rep);
 void qc_prestep_free(qc_prestep *p); /* NULL or zeroed: no-op */
+
+/* Takes the lock of the work folder dir (its file "lock", flock'ed, holding this pid) into
+ * *fd, to close when done with the folder; taken by a live run: an error naming its pid. */
+qc_status qc_work_lock(const char *dir, int *fd, qc_err *e);
+/* Removes everything in the work folder dir but its lock. */
+void qc_work_clear(const char *dir);
 
 #endif

@@ -7,13 +7,14 @@
  *     block-NNNN    a finished block: its log rows, then each linear's quantized weight
  *     state         the number of finished blocks, then the activations entering the next
  *                   block (windows × seqlen × dim, in the run's activation type)
+ *     lock          the run using the folder holds it (calib/worklock.c)
  * Each file is written under a temporary name and renamed (base/'s qc_outfile), a block's
  * file before the state that counts it, so a kill at any moment leaves the old state or the
  * new one, never a torn one. Integers are 8 bytes little endian, floats as in memory (the
  * same machine reads them back). Everything read back is checked against the model and the
  * options (shapes, sizes, group indices), so a damaged work file is an error naming it,
  * never a wild read. */
-#include "calib/calib.h"
+#include "calib/internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,6 +35,7 @@ struct qc_resume {
     const qc_calib_opts *o;
     bool resume;
     bool existed; /* the folder was there before this run: never removed on failure */
+    int lock;     /* the folder's lock, held until qc_resume_close */
     int blocks;   /* finished blocks the folder holds */
     qc_calib_checkpoint cp;
 };
@@ -263,6 +265,7 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
         else qc_out_abort(&f);
     }
     free(path);
+    if (!st && !r->blocks) qc_cleanup_drop(r->dir); /* worth keeping now, even when interrupted */
     if (!st) r->blocks = layer + 1;
     return st ? qc_fail_prefix(e, st, "checkpointing block %d in %s", layer, r->dir) : QC_OK;
 }
@@ -357,6 +360,9 @@ static qc_status restore(void *ctx, qc_quantized *out, void *x, size_t nbytes, i
     qc_map_close(&m);
     free(path);
     for (int l = 0; l < (int)next && !st; l++) st = restore_block(r, l, out, e);
+    if (st && st != QC_ERR_NOMEM)
+        return qc_fail_prefix(e, st, "%s cannot be resumed (pass --restart to discard its checkpoints and start afresh)",
+                              r->dir);
     if (st) return st;
     *first = r->blocks = (int)next;
     qc_logf(r->o->log, QC_LOG_INFO, "resuming from %s: blocks 1..%d of %d were finished by the interrupted run",
@@ -394,6 +400,9 @@ static qc_status check_fingerprint(const qc_resume *r, qc_err *e) {
     char *path = work_file(r, "fingerprint"), *had = NULL;
     size_t len;
     qc_status st = path ? qc_read_file(path, FINGERPRINT_MAX, &had, &len, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (st && st != QC_ERR_NOMEM)
+        qc_fail_prefix(e, st, "%s cannot be resumed (its fingerprint is unreadable; pass --restart to discard it and "
+                       "start afresh)", r->dir);
     if (!st && strcmp(had, r->fingerprint) != 0) {
         char a[512], b[512];
         first_difference(had, r->fingerprint, a, b, sizeof a);
@@ -420,20 +429,30 @@ qc_status qc_resume_open(qc_resume **rp, const char *out, const qc_model *m, con
     r->o = o;
     r->resume = resume;
     r->cp = (qc_calib_checkpoint){ restore, save, r };
+    r->lock = -1;
     qc_status st = r->dir && r->fingerprint ? QC_OK : qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    bool exists = !st && qc_path_exists(r->dir);
-    r->existed = exists;
-    if (exists && !resume)
-        st = qc_fail(e, QC_ERR_ARG,
-                     "%s holds the checkpoints of an interrupted run: pass --resume to continue it, or remove the "
-                     "folder to start afresh", r->dir);
-    else if (exists)
-        st = check_fingerprint(r, e);
-    else if (!st && mkdir(r->dir, 0755) != 0)
+    bool made = !st && mkdir(r->dir, 0755) == 0;
+    if (!st && !made && errno != EEXIST)
         st = qc_fail(e, QC_ERR_IO, "%s: cannot create the work folder: %s", r->dir, strerror(errno));
-    else if (!st && (st = write_fingerprint(r, e)))
-        remove_folder(r->dir);
+    if (!st && (st = qc_work_lock(r->dir, &r->lock, e)) && made) rmdir(r->dir);
+    char *state = st ? NULL : work_file(r, "state");
+    if (!st && !state) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    r->existed = !st && !made && qc_path_exists(state); /* finished blocks: never removed on failure */
+    free(state);
+    if (!st && r->existed && !resume) {
+        st = qc_fail(e, QC_ERR_ARG,
+                     "%s holds the checkpoints of an interrupted run: pass --resume to continue it (the same command "
+                     "with --resume), or --restart to discard them and start afresh", r->dir);
+    } else if (!st && r->existed) {
+        st = check_fingerprint(r, e);
+    } else if (!st) { /* new, or left by a run that finished no block: nothing to resume */
+        if (!made) qc_work_clear(r->dir);
+        qc_cleanup_add(r->dir);
+        if ((st = write_fingerprint(r, e))) remove_folder(r->dir);
+    }
     if (st) {
+        if (r->lock >= 0) close(r->lock);
+        if (!r->existed) qc_cleanup_drop(r->dir);
         free(r->dir), free(r->fingerprint), free(r);
         return st;
     }
@@ -447,11 +466,13 @@ void qc_resume_close(qc_resume *r, bool success, qc_err *e) {
     if (!r) return;
     if (success || (r->blocks == 0 && !r->existed)) {
         remove_folder(r->dir);
+        qc_cleanup_drop(r->dir);
     } else if (e && r->blocks > 0) {
         size_t len = strlen(e->msg);
         snprintf(e->msg + len, sizeof e->msg - len,
                  " (the %d finished blocks are kept in %s: rerun with --resume to continue)", r->blocks, r->dir);
     }
+    if (r->lock >= 0) close(r->lock);
     free(r->dir);
     free(r->fingerprint);
     free(r);

@@ -72,6 +72,12 @@ qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tok
  * BOS at the start when the tokenizer adds one (t->add_bos). *docs and *bytes describe what was read. */
 qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
                           size_t *docs, size_t *bytes, qc_err *e);
+/* --out checked before any work: first the temporaries of out left by a dead run are swept
+ * (qc_leftovers_sweep; a line on stderr says so); then a path that exists is a usage error without --force, and
+ * with it unless qc_outdir_check_replace allows replacing it given the run's inputs (paths
+ * of files or folders; NULL entries skipped). 0 when the run may go on, else EXIT_USAGE
+ * (printed). */
+int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs);
 /* Applies --threads (0 = every core); returns the count used. */
 int cli_threads(long n);
 

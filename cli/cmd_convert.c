@@ -49,6 +49,8 @@ int cmd_convert(int argc, char **argv) {
     if (!hf && !gguf && dt != QC_DT_F32) return cli_usage_error(&cmd, "--to llama2c writes fp32: --dtype does not apply");
     if (!hf && qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (pass --force to replace it)", out_path);
+    const char *inputs[] = { model_path, tok_path };
+    if (hf && (rc = cli_check_out(&cmd, out_path, force, inputs, 2))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
     qc_err e = { "" };

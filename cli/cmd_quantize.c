@@ -24,7 +24,7 @@ static cli_list calib, evals;
 static long wbits = UNSET, groupsize = UNSET, embed_groupsize = UNSET, blocksize = 128, damp_retries = 4, nsamples = 128, seqlen, seed,
             eval_seqlen, threads;
 static double percdamp = 0.01;
-static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify, resume;
+static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify, resume, restart;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
@@ -73,6 +73,7 @@ static const cli_opt opts[] = {
     { "json", OPT_FLAG, &json, NULL, "print the summary as JSON (as written to DIR/summary.json)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
     { "resume", OPT_FLAG, &resume, NULL, "continue an interrupted run after its last finished block (checkpointed in DIR.work; same options and inputs)", 0, 0 },
+    { "restart", OPT_FLAG, &restart, NULL, "discard the checkpoints of an interrupted run in DIR.work and start afresh", 0, 0 },
     { "max-memory", OPT_STR, &max_memory, "SIZE", "refuse to start when the memory plan needs more than SIZE (e.g. 8G, 512M; default: the kernel's MemAvailable)", 0, 0 },
     { "act-dtype", OPT_STR, &act_dtype, "T", "calibration activations between blocks: f32 (default), f16 or bf16 (half the memory, rounded once per block)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
@@ -512,6 +513,15 @@ static int choose_format(bool no_quant) {
     return 0;
 }
 
+/* --out against --force and every input of the run (model, texts, tokenizer, recipe file). */
+static int check_out(void) {
+    const char *in[2 * CLI_LIST_MAX + 4] = { model_path, tokens_path, tok_path, recipe_arg };
+    int n = 4;
+    for (int i = 0; i < calib.n; i++) in[n++] = calib.v[i];
+    for (int i = 0; i < evals.n; i++) in[n++] = evals.v[i];
+    return cli_check_out(&cmd, out_path, force, in, n);
+}
+
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!out_path && !dump_recipe) return cli_usage_error(&cmd, "--out is required");
@@ -560,8 +570,7 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
-    if (out_path && qc_path_exists(out_path) && !force)
-        return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
+    if (out_path && (rc = check_out())) return rc;
     if ((rc = format_spec(&o->spec))) return rc;
     /* AWQ quantizes with its own parameters where the format has zero points to hold them */
     o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
@@ -575,6 +584,7 @@ static int check_options(qc_calib_opts *o) {
     if (act_quant && !qc_recipe_act_bits(act_quant, &act_bits))
         return cli_usage_error(&cmd, "--act-quant '%s': expected aN, N bits from 2 to 16 (a8: 8-bit activations)", act_quant);
     if ((rc = embed_spec(&o->spec, &o->embed))) return rc;
+    if (resume && restart) return cli_usage_error(&cmd, "--resume and --restart exclude each other");
     if ((target_bpw > 0 || observe_k) && resume)
         return cli_usage_error(&cmd, "--resume covers single-pass runs; --target-bpw and --observe quantize twice");
     if ((target_bpw > 0 || observe_k) && (o->no_quant || awq))
@@ -808,7 +818,9 @@ int cmd_quantize(int argc, char **argv, int first) {
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
     bool two_pass = target_bpw > 0 || observe_k; /* checkpoints cover single passes */
-    if (!st && !two_pass && !qc_calib_rescales(&o) && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)))
+    if (!st && restart) st = qc_resume_discard(out_path, &e);
+    /* every run holds DIR.work (the lock on DIR); single passes of gptq and rtn checkpoint in it */
+    if (!st && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)) && !two_pass && !qc_calib_rescales(&o))
         o.checkpoint = qc_resume_checkpoint(rs);
     /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
     char *spill_dir = qc_path_dirname(out_path);

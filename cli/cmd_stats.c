@@ -72,6 +72,9 @@ int cmd_stats(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model_path || !out_path) return cli_usage_error(&cmd, "--model and --out are required");
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
+    const char *inputs[CLI_LIST_MAX + 3] = { model_path, tok_path, tokens_path };
+    for (int i = 0; i < calib.n; i++) inputs[3 + i] = calib.v[i];
+    if ((rc = cli_check_out(&cmd, out_path, force, inputs, 3 + calib.n))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
     qc_err e = { "" };

@@ -44,8 +44,7 @@ int cmd_synth(int argc, char **argv) {
     else if (strcmp(dtype_name, "bf16") == 0) dt = QC_DT_BF16;
     else if (strcmp(dtype_name, "f32") == 0) dt = QC_DT_F32;
     else return cli_usage_error(&cmd, "--dtype '%s': expected f16, bf16 or f32", dtype_name);
-    if (qc_path_exists(out_path) && !force)
-        return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
+    if ((rc = cli_check_out(&cmd, out_path, force, NULL, 0))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
     qc_err e = { "" };

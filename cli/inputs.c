@@ -1,9 +1,10 @@
 /* inputs.c — what several commands need: the tokenizer that belongs to a model, a text
- * file as token ids, the thread count. */
+ * file as token ids, the check of --out against the inputs, the thread count. */
 #include "cli/cli.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e) {
     const char *model_path = qc_checkpoint_path(ck);
@@ -63,3 +64,15 @@ qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids
 }
 
 int cli_threads(long n) { return qc_set_threads((int)n); }
+
+int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs) {
+    int swept = qc_leftovers_sweep(out);
+    if (swept)
+        fprintf(stderr, "qcalib: %d temporar%s of %s left by a qcalib run that died (%s.tmp.*, %s.old.*) cleared\n", swept,
+                swept == 1 ? "y" : "ies", out, out, out);
+    struct stat sb;
+    if (lstat(out, &sb) != 0) return 0; /* nothing there (or nothing this check can see: the write will say) */
+    if (!force) return cli_usage_error(cmd, "%s already exists (remove it, or pass --force to replace it)", out);
+    qc_err e = { "" };
+    return qc_outdir_check_replace(out, inputs, ninputs, &e) ? cli_usage_error(cmd, "--force: %s", e.msg) : 0;
+}

@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
     /* A write past a file-size limit then fails with EFBIG, reported and cleaned up like a
      * full disk, instead of the signal killing qcalib with a temporary file left behind. */
     signal(SIGXFSZ, SIG_IGN);
+    qc_cleanup_install(); /* SIGINT, SIGTERM, SIGHUP remove this run's temporaries */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         overview(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;

@@ -166,8 +166,8 @@ static void test_outfile_sync_parent(void) {
     CHECK_OK(qc_outdir_commit(&d, &e), e);
     CHECK(fs.synced == 1 && fs.early == 0, "folder: its parent synced once after the rename (%d after, %d before)",
           fs.synced, fs.early);
-    fs.fail_dirs = EIO;
     CHECK_OK(qc_outdir_open(&d, out, true, &e), e);
+    fs.fail_dirs = EIO; /* after the open, which writes (and syncs) the folder's marker */
     CHECK_FAILS(qc_outdir_commit(&d, &e), e, "cannot be synced");
     fs.fail_dirs = 0;
     fs.watch = NULL;
@@ -193,6 +193,9 @@ static void test_outdir(void) {
     CHECK_OK(qc_outdir_open(&d, dir, true, &e), e);
     CHECK_OK(qc_outdir_commit(&d, &e), e);
     CHECK(qc_path_is_dir(dir) && !qc_path_exists(tmp_path("outdir/a.txt")), "replaced by the new folder");
+    CHECK(unlink(tmp_path("outdir/" QC_OUTDIR_MARKER)) == 0, "the folder carries the marker");
+    CHECK_FAILS(qc_outdir_open(&d, dir, true, &e), e, "not a folder qcalib wrote");
+    CHECK(qc_path_is_dir(dir), "a folder without the marker is not replaced");
 }
 
 int main(void) {

@@ -39,7 +39,7 @@ $Q eval --model "$T/hf" --text "$EVAL" --seqlen 128 --json >"$T/hf.json" 2>"$T/e
 ppl_hf=$(sed 's/.*"ppl":\([0-9.e+-]*\).*/\1/' "$T/hf.json")
 # the same weights through the same code path: the same perplexity to the last digit printed
 check "HF F32 copy: same perplexity ($ppl_hf vs $ppl)" "[ -n '$ppl' ] && [ '$ppl_hf' = '$ppl' ]"
-expect_fail "convert refuses to overwrite" 1 "already exists" $Q convert --model "$M" --out "$T/hf"
+expect_fail "convert refuses to overwrite (a usage error, before any work)" 2 "already exists" $Q convert --model "$M" --out "$T/hf"
 
 # -- an F32 GGUF evaluates exactly as the original, with the vocabulary it carries
 $Q convert --model "$M" --to gguf --out "$T/m.gguf" --quiet

@@ -69,5 +69,6 @@ check "f16 and f32 runs differ (the stream really was fp16)" "! cmp -s full/mode
 kill_after dmg 1
 head -c 1000 dmg.work/block-0000 >cut && mv cut dmg.work/block-0000
 expect_fail "a truncated block checkpoint is refused" 1 "block-0000: truncated" run --out dmg --quiet --resume
+check "... naming the fix, --restart" "grep -q 'pass --restart' '$T/err'"
 check "the damaged checkpoints are left as they were" "[ \$(wc -c <dmg.work/block-0000) -eq 1000 ] && [ ! -e dmg ]"
 finish "resume"
