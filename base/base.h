@@ -84,6 +84,8 @@ qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *le
 
 bool qc_path_is_dir(const char *path);
 bool qc_path_exists(const char *path);
+/* Whether path is a file that can be opened for reading (not a folder); the message names it. */
+qc_status qc_path_check_readable(const char *path, qc_err *e);
 /* dir + "/" + name, newly allocated (NULL on failure). */
 char *qc_path_join(const char *dir, const char *name);
 /* The folder part of path ("." if none), newly allocated. */
@@ -119,6 +121,10 @@ typedef struct qc_outdir {
     bool replace;
 } qc_outdir;
 
+/* Whether a folder can be written at path, for a caller to refuse before long work: nothing
+ * there (or, with `replace`, a real folder: not a file, not a symbolic link), and a parent
+ * folder that exists and can be written in. qc_outdir_open checks the same. */
+qc_status qc_outdir_check(const char *path, bool replace, qc_err *e);
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e);
 /* tmp + "/" + name, newly allocated. */
 char *qc_outdir_file(const qc_outdir *d, const char *name);

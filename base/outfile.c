@@ -118,12 +118,34 @@ static int remove_entry(const char *p, const struct stat *sb, int flag, struct F
 
 static void remove_tree(const char *path) { nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+qc_status qc_outdir_check(const char *path, bool replace, qc_err *e) {
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!replace) return qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
+        if (S_ISLNK(st.st_mode))
+            return qc_fail(e, QC_ERR_IO, "%s: is a symbolic link; --force replaces a folder, not a link (remove it, or "
+                           "name the folder it points to)", path);
+        if (!S_ISDIR(st.st_mode))
+            return qc_fail(e, QC_ERR_IO, "%s: exists and is not a folder; --force replaces only a folder (remove it, "
+                           "or choose another --out)", path);
+    }
+    char *dir = qc_path_dirname(path);
+    if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_status rc = QC_OK;
+    int sr = stat(dir, &st), err = errno;
+    if (sr != 0 || !S_ISDIR(st.st_mode))
+        rc = qc_fail(e, QC_ERR_IO, "%s: its folder %s cannot hold it: %s", path, dir,
+                     sr != 0 ? strerror(err) : "not a folder");
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = qc_fail(e, QC_ERR_IO, "%s: cannot write in its folder %s: %s", path, dir, strerror(errno));
+    free(dir);
+    return rc;
+}
+
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e) {
     memset(d, 0, sizeof *d);
-    if (qc_path_exists(path) && !replace)
-        return qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
-    if (qc_path_exists(path) && !qc_path_is_dir(path))
-        return qc_fail(e, QC_ERR_IO, "%s: exists and is not a directory", path);
+    qc_status rc = qc_outdir_check(path, replace, e);
+    if (rc) return rc;
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--; /* "out/" names the folder "out" */
     d->path = strndup(path, n);

@@ -19,7 +19,12 @@
  * q4_0, GGUF's usual type. A setting given explicitly that the chosen format or type cannot
  * hold is an error naming both (QC_ERR_ARG): --format gguf with --groupsize 128, --gguf-type
  * q4_1 with --sym, --gguf-type with --format gptq, --format gptq with --percdamp 0. The other formats' own limits (awq, llama2c)
- * are checked where their solver settings are made (cli/cmd_quantize.c). */
+ * are checked where their solver settings are made (cli/cmd_quantize.c).
+ *
+ * Once the model is open (and its FFN padded), qc_format_check_run asks the format's writer
+ * everything it would refuse that does not depend on the solved weights — shapes, the
+ * config, the vocabulary, which linears are quantized — so that a run the writer cannot
+ * store is refused before calibrating, not after; the writers keep their own checks. */
 #include "calib/calib.h"
 
 #include <stdio.h>
@@ -138,4 +143,48 @@ qc_status qc_format_choose(const qc_format_ask *a, qc_format_choice *c, qc_err *
                        "(0, 1): %s %g contradicts it", a->percdamp_from, a->percdamp);
     if (c->format == QC_FMT_GGUF) return gguf_type(a, a->format ? "--format gguf" : a->gguf_option, c, e);
     return QC_OK;
+}
+
+/* "model.layers.L.self_attn.q_proj" for messages. */
+static void linear_name(int layer, qc_linear lin, char *buf, size_t size) {
+    qc_weight_hf_name(qc_linear_weight(lin), layer, buf, size);
+    char *dot = strrchr(buf, '.');
+    if (dot) *dot = '\0';
+}
+
+/* Every quantized linear against the format: AWQ's packing, GGUF's 32-blocks; *quantized counts them. */
+static qc_status check_linears(const qc_format_run *r, int *quantized, qc_err *e) {
+    const qc_config *c = r->cfg;
+    *quantized = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
+            if (r->opts->no_quant || qc_calib_keeps(r->opts, l, (qc_linear)lin)) continue;
+            ++*quantized;
+            const qc_quant_spec *s = qc_calib_spec(r->opts, l, (qc_linear)lin);
+            int rows, cols;
+            qc_weight_shape(c, qc_linear_weight((qc_linear)lin), &rows, &cols);
+            char name[128];
+            linear_name(l, (qc_linear)lin, name, sizeof name);
+            if (r->format == QC_FMT_AWQ) {
+                qc_status st = qc_awq_check_shape(name, rows, cols, s->groupsize, e);
+                if (st) return st;
+            }
+            if (r->format == QC_FMT_GGUF && (s->groupsize != 32 || cols % 32 != 0))
+                return qc_fail(e, QC_ERR_UNSUPPORTED,
+                               "%s: rows of %d values in groups of %d are not whole 32-wide blocks (%s)", name, cols,
+                               s->groupsize, cols % 32 ? "--gguf-no-pad keeps such linears F16" : "groups of 32 only");
+        }
+    return QC_OK;
+}
+
+qc_status qc_format_check_run(const qc_format_run *r, qc_err *e) {
+    int quantized;
+    qc_status st = QC_OK;
+    if (r->format == QC_FMT_GGUF) st = qc_gguf_check_export(r->cfg, r->gguf, r->model, e);
+    if (!st && r->format == QC_FMT_LLAMA2C) st = qc_llama2c_q8_check(r->cfg, r->model, r->opts->spec.groupsize, e);
+    if (!st) st = check_linears(r, &quantized, e);
+    if (!st && r->format == QC_FMT_GPTQ && !quantized)
+        st = qc_fail(e, QC_ERR_ARG, "no linear is quantized (the recipe skips them all): a GPTQ checkpoint needs at "
+                     "least one; --format fake writes the model as it is");
+    return st ? qc_fail_prefix(e, st, "--format %s", qc_out_format_name(r->format)) : QC_OK;
 }

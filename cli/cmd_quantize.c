@@ -511,6 +511,8 @@ static int choose_format(bool no_quant) {
     return 0;
 }
 
+static int mixed_candidates(qc_quant_spec *c);
+
 static int check_options(qc_calib_opts *o) {
     if (!model_path) return cli_usage_error(&cmd, "--model is required");
     if (!out_path && !dump_recipe) return cli_usage_error(&cmd, "--out is required");
@@ -561,6 +563,10 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
     if (out_path && qc_path_exists(out_path) && !force)
         return cli_usage_error(&cmd, "%s already exists (remove it, or pass --force to replace it)", out_path);
+    qc_err e = { "" };
+    if (out_path && qc_outdir_check(out_path, force, &e)) return cli_usage_error(&cmd, "%s", e.msg);
+    for (int i = 0; i < evals.n; i++) /* read after calibrating: checked now */
+        if (qc_path_check_readable(evals.v[i], &e)) return cli_usage_error(&cmd, "--eval %s", e.msg);
     if ((rc = format_spec(&o->spec))) return rc;
     /* AWQ quantizes with its own parameters where the format has zero points to hold them */
     o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
@@ -583,6 +589,14 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--per-linear is for --format gptq with --target-bpw or --observe (other formats "
                                "choose per linear already)");
     base_spec = o->spec;
+    qc_quant_spec up;
+    if (observe_k && (module_spec(NULL, 8, o->spec.groupsize, o->spec.sym, &up, &e) || up.bits != 8 ||
+                      up.groupsize != o->spec.groupsize))
+        return cli_usage_error(&cmd, "--observe requantizes linears at 8 bits in groups of %d, which --format %s cannot "
+                               "store beside the others", o->spec.groupsize, qc_out_format_name(format));
+    if (target_bpw > 0 && !mixed_candidates(NULL))
+        return cli_usage_error(&cmd, "--target-bpw: --format %s stores none of the candidate settings (3, 4, 8 bits "
+                               "in groups of 32, 128); --format gptq, gguf or fake", qc_out_format_name(format));
     return 0;
 }
 
@@ -760,9 +774,6 @@ int cmd_quantize(int argc, char **argv, int first) {
         st = cli_tokenizer_if_any(NULL, m->ck, &tok, &have_tok, &e);
         if (!st && !have_tok) qc_logf(&log, QC_LOG_WARN, "%s: the output folder will carry no vocabulary", e.msg);
     }
-    /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
-    if (!st && format == QC_FMT_LLAMA2C && (st = qc_llama2c_q8_check_config(&m->cfg, model_path, &e)))
-        qc_fail_prefix(&e, st, "--format llama2c");
     if (!st && (format == QC_FMT_GGUF || format == QC_FMT_LLAMA2C || format == QC_FMT_AWQ)) { /* groups must tile rows */
         int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
         int before = m->cfg.hidden_dim, multiple = format == QC_FMT_GGUF ? 32 : format == QC_FMT_AWQ && g % 8 ? g * 8 : g;
@@ -781,6 +792,16 @@ int cmd_quantize(int argc, char **argv, int first) {
         }
     }
     if (!st) st = resolve_modules(m, &o, &e);
+    bool usage = false; /* what the format cannot hold is a usage error, found before calibrating */
+    if (!st) {
+        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, have_tok ? &tok : NULL, model_path };
+        qc_format_run fr = { format, &m->cfg, model_path, &o, &go };
+        usage = (st = qc_format_check_run(&fr, &e)) != QC_OK;
+    }
+    qc_quant_spec cands[12];
+    if (!st && target_bpw > 0) /* the cheapest candidates against the budget, before measuring them */
+        usage = (st = qc_mixed_check_budget(&m->cfg, cands, mixed_candidates(cands), target_bpw, fused_groups(), mods,
+                                            &e)) != QC_OK;
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
@@ -879,5 +900,5 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_tokenizer_free(&tok);
     qc_model_free(m);
     free(spill_dir);
-    return st ? cli_fail(&e) : 0;
+    return st ? usage ? cli_usage_error(&cmd, "%s", e.msg) : cli_fail(&e) : 0;
 }
