@@ -328,6 +328,7 @@ typedef struct qc_format_run {
     qc_out_format format;
     const qc_config *cfg;             /* the model's, after any FFN padding */
     const char *model;                /* its path, for messages */
+    const qc_checkpoint *ck;          /* its weights (those stored in F16 as read are range-checked) */
     const qc_calib_opts *opts;        /* the linears' specs (spec, modules), which are kept, no_quant */
     const qc_gguf_export_opts *gguf;  /* format gguf: the embedding and output types, the tokenizer */
 } qc_format_run;
@@ -336,8 +337,9 @@ typedef struct qc_format_run {
  * not depend on the solved weights (outformat.c): GGUF's config, types and vocabulary
  * (qc_gguf_check_export) and 32-wide blocks of every quantized linear; llama2.c int8's config
  * and group size (qc_llama2c_q8_check); AWQ's packing of every linear (qc_awq_check_shape);
- * GPTQ's at least one quantized linear. For a caller to refuse before calibrating; the message
- * starts with "--format NAME". */
+ * GPTQ's at least one quantized linear; the weights the writer stores in F16 as they are read,
+ * against fp16's range. For a caller to refuse before calibrating; the message starts with
+ * "--format NAME". */
 qc_status qc_format_check_run(const qc_format_run *r, qc_err *e);
 
 /* ---- mixed precision (mixed.c) ---- */

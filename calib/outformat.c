@@ -27,7 +27,9 @@
  * store is refused before calibrating, not after; the writers keep their own checks. */
 #include "calib/calib.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const names[] = { "fake", "gptq", "awq", "gguf", "llama2c" }; /* by qc_out_format */
@@ -177,6 +179,68 @@ static qc_status check_linears(const qc_format_run *r, int *quantized, qc_err *e
     return QC_OK;
 }
 
+/* Whether the writer stores weight w of block l as F16 as it reads it (nothing solved it):
+ * GPTQ and AWQ every weight that is not a quantized linear; GGUF its F16 embedding or output,
+ * and the linears it keeps (as F16). A run that rescales its blocks changes their norms,
+ * biases and linears before they are written: only the embedding and classifier are checked. */
+static bool stored_f16(const qc_format_run *r, qc_weight w, int l) {
+    bool global = w == QC_W_EMBED || w == QC_W_CLASSIFIER;
+    if (!global && qc_calib_rescales(r->opts)) return false;
+    bool kept = false;
+    for (int lin = 0; lin < QC_LIN_COUNT; lin++)
+        if (qc_linear_weight((qc_linear)lin) == w) kept = r->opts->no_quant || qc_calib_keeps(r->opts, l, (qc_linear)lin);
+    if (w == QC_W_CLASSIFIER && r->cfg->tied_classifier && r->format != QC_FMT_GGUF) return false;
+    if (r->format == QC_FMT_GPTQ || r->format == QC_FMT_AWQ)
+        return !qc_weight_is_linear(w) ? w != QC_W_EMBED || r->opts->embed.bits == 0 : kept;
+    if (r->format != QC_FMT_GGUF) return false;
+    if (w == QC_W_EMBED) return r->opts->embed.bits == 0 && r->gguf->embed_type == QC_GGUF_F16;
+    if (w == QC_W_CLASSIFIER) return r->gguf->output_type == QC_GGUF_F16;
+    return qc_weight_is_linear(w) && kept;
+}
+
+#define F16_CHUNK ((size_t)1 << 20) /* floats read at a time */
+
+/* The weights stored_f16 names, against fp16's range: the writer would refuse a value beyond
+ * it (it would become Inf) after calibrating. */
+static qc_status check_f16_range(const qc_format_run *r, qc_err *e) {
+    const qc_config *c = r->cfg;
+    float *buf = NULL;
+    size_t cap = 0;
+    qc_status st = QC_OK;
+    for (int w = 0; w < QC_W_COUNT && !st; w++) {
+        if (!qc_weight_present(c, (qc_weight)w)) continue;
+        int rows, cols;
+        qc_weight_shape(c, (qc_weight)w, &rows, &cols);
+        bool global = qc_weight_is_global((qc_weight)w);
+        int chunk = !global ? rows : (size_t)cols >= F16_CHUNK ? 1 : (int)(F16_CHUNK / (size_t)cols);
+        if (chunk > rows) chunk = rows;
+        if ((size_t)chunk * cols > cap) {
+            free(buf);
+            cap = (size_t)chunk * cols;
+            if (!(buf = qc_malloc(cap, sizeof(float), e, "the F16 range check"))) return QC_ERR_NOMEM;
+        }
+        for (int l = 0; l < (global ? 1 : c->n_layers) && !st; l++) {
+            if (!stored_f16(r, (qc_weight)w, l)) continue;
+            for (int r0 = 0; r0 < rows && !st; r0 += chunk) {
+                int n = rows - r0 < chunk ? rows - r0 : chunk;
+                st = global ? qc_checkpoint_read_rows(r->ck, (qc_weight)w, r0, n, buf, e)
+                            : qc_checkpoint_read(r->ck, (qc_weight)w, l, buf, e);
+                for (size_t i = 0; !st && i < (size_t)n * cols; i++) {
+                    if (isfinite(qc_f16_to_f32(qc_f32_to_f16(buf[i])))) continue;
+                    char name[128], at[64];
+                    qc_weight_hf_name((qc_weight)w, l, name, sizeof name);
+                    if (cols > 1) snprintf(at, sizeof at, "row %zu, column %zu", r0 + i / cols, i % cols);
+                    else snprintf(at, sizeof at, "element %zu", i);
+                    st = qc_fail(e, QC_ERR_NUMERIC, "%s: %s: %g at %s is beyond the range of F16, which this format "
+                                 "stores it in (--format fake keeps F32)", r->model, name, (double)buf[i], at);
+                }
+            }
+        }
+    }
+    free(buf);
+    return st;
+}
+
 qc_status qc_format_check_run(const qc_format_run *r, qc_err *e) {
     int quantized;
     qc_status st = QC_OK;
@@ -186,5 +250,6 @@ qc_status qc_format_check_run(const qc_format_run *r, qc_err *e) {
     if (!st && r->format == QC_FMT_GPTQ && !quantized)
         st = qc_fail(e, QC_ERR_ARG, "no linear is quantized (the recipe skips them all): a GPTQ checkpoint needs at "
                      "least one; --format fake writes the model as it is");
+    if (!st) st = check_f16_range(r, e); /* last: it reads weights */
     return st ? qc_fail_prefix(e, st, "--format %s", qc_out_format_name(r->format)) : QC_OK;
 }

@@ -410,6 +410,11 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
     return st;
 }
 
+/* Whether the output folder's tokenizer is a tokenizer.json (Hugging Face-style folders), else tokenizer.bin. */
+static bool tokenizer_hf(const qc_model *m) {
+    return format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0);
+}
+
 /* The model files, the tokenizer and the logs, into the folder being built. */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
                                const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
@@ -446,7 +451,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
      * 3..258): a tokenizer.json (normalizer, BPE merges) also comes beside a GGUF; Hugging Face-style folders get
      * tokenizer.json */
     if (!st && tok && (format != QC_FMT_GGUF || tok->hf))
-        st = qc_tokenizer_write_into(tok, d, format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && llama2c_in), e);
+        st = qc_tokenizer_write_into(tok, d, tokenizer_hf(m), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);
@@ -795,9 +800,11 @@ int cmd_quantize(int argc, char **argv, int first) {
     bool usage = false; /* what the format cannot hold is a usage error, found before calibrating */
     if (!st) {
         qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, have_tok ? &tok : NULL, model_path };
-        qc_format_run fr = { format, &m->cfg, model_path, &o, &go };
+        qc_format_run fr = { format, &m->cfg, model_path, m->ck, &o, &go };
         usage = (st = qc_format_check_run(&fr, &e)) != QC_OK;
     }
+    if (!st && have_tok && (format != QC_FMT_GGUF || tok.hf)) /* the tokenizer the folder will carry */
+        usage = (st = qc_tokenizer_check_write(&tok, tokenizer_hf(m), &e)) != QC_OK;
     qc_quant_spec cands[12];
     if (!st && target_bpw > 0) /* the cheapest candidates against the budget, before measuring them */
         usage = (st = qc_mixed_check_budget(&m->cfg, cands, mixed_candidates(cands), target_bpw, fused_groups(), mods,

@@ -52,7 +52,7 @@ expect_fail "NaN in a norm reported with its element" 1 \
 cp "$M" big_norm0.bin && chmod u+w big_norm0.bin
 for c in $(seq 0 63); do put_f32 big_norm0.bin $((RMS_ATT + c)) '\346\261\141\177'; done
 expect_fail "non-finite activations reported with block and site" 1 "block 0, input of qkv: non-finite activation" \
-    $Q $QUANT --model big_norm0.bin --out q_big_norm0
+    $Q $QUANT --format fake --model big_norm0.bin --out q_big_norm0
 check "nothing written after non-finite activations" "[ ! -e q_big_norm0 ] && [ ! -e q_big_norm0.work ]"
 
 # -- fp16 overflow: 100000 in block 0's q projection, and in block 1's attention norm
@@ -65,12 +65,17 @@ expect_fail "GGUF F16 export refuses it" 1 "blk.0.attn_q.weight: 100000 at row 0
 check "nothing written by the refused exports" "[ ! -e hf16 ] && [ ! -e f16.gguf ] && [ -z \"\$(ls | grep tmp)\" ]"
 $Q convert --model big.bin --out hf32 --quiet 2>err.txt
 check "the same model exports as F32" "[ -f hf32/model.safetensors ]"
+cp "$M" big_embed.bin && chmod u+w big_embed.bin
+put_f32 big_embed.bin $((EMBED + 7)) '\000\120\303\107'
 cp "$M" bignorm.bin && chmod u+w bignorm.bin
 put_f32 bignorm.bin $((RMS_ATT + 64 + 2)) '\000\120\303\107'
-expect_fail "GPTQ files (norms in F16) refuse it" 1 "model.layers.1.input_layernorm.weight: 100000 at element 2 is beyond the range of F16" \
+expect_fail "GPTQ files (norms in F16) refuse it before calibrating" 2 \
+    "--format gptq: bignorm.bin: model.layers.1.input_layernorm.weight: 100000 at element 2 is beyond the range of F16" \
     $Q $QUANT --wbits 4 --groupsize 32 --format gptq --model bignorm.bin --out q_big
-check "no output, the calibrated blocks kept for a resume" \
-    "[ ! -e q_big ] && grep -q 'the 5 finished blocks are kept in q_big.work' '$T/err' && [ -f q_big.work/block-0004 ]"
+check "no output, no checkpoint" "[ ! -e q_big ] && [ ! -e q_big.work ]"
+expect_fail "GGUF with an F16 output refuses a classifier beyond fp16 before calibrating" 2 \
+    "--format gguf: big_embed.bin: lm_head.weight: 100000 at row 0, column 7 is beyond the range of F16" \
+    $Q $QUANT --format gguf --gguf-output-type f16 --model big_embed.bin --out q_big
 
 # -- dead input channels: GGUF pads the FFN from 172 to 192 with zeros, so the down
 #    projection's 20 last inputs are never active; logged per block, solved without fallback

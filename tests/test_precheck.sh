@@ -63,6 +63,10 @@ refused o15 "--target-bpw below what the cheapest candidate gives" "--target-bpw
 refused o16 "--eval of a missing file" "--eval $T/absent.txt: cannot open" --method rtn --model "$M" $R --eval "$T/absent.txt"
 refused o17 "--eval of a folder" "--eval $T/a_folder: is a folder" --method rtn --model "$M" $R --eval "$T/a_folder"
 refused absent/o18 "--out in a folder that does not exist" "absent/o18: its folder absent cannot hold it" --method rtn --model "$M" $R
+cp "$S/models/stories260K/tok512.bin" tok_nan.bin && chmod u+w tok_nan.bin # token 0's score (bytes 4..7) NaN
+printf '\000\000\300\177' | dd of=tok_nan.bin bs=1 seek=4 conv=notrunc 2>/dev/null
+refused o20 "--format gptq with a tokenizer whose vocabulary cannot become tokenizer.json" "tok_nan.bin: token 0 has a NaN score" \
+    --method rtn --format gptq --tokenizer tok_nan.bin --model "$M" $R
 mkdir ro && chmod a-w ro
 if [ -w ro ]; then echo "  skip --out in a read-only folder (running as a user who can write anyway)"
 else refused ro/o19 "--out in a read-only folder" "ro/o19: cannot write in its folder ro" --method rtn --model "$M" $R; fi
