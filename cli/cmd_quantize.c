@@ -293,6 +293,22 @@ static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text,
     return st;
 }
 
+/* Whether text (an --eval file) tokenizes and fills at least one window of sl tokens; a text
+ * too short for --eval-seqlen is a usage error (*usage set). */
+static qc_status eval_windows(const qc_tokenizer *t, const char *text, int sl, bool *usage, qc_err *e) {
+    int32_t *ids = NULL;
+    size_t n, docs, bytes;
+    qc_windows w = { 0 };
+    qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
+    if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) {
+        qc_fail_prefix(e, st, "--eval %s (--eval-seqlen %d)", text, sl);
+        *usage = true;
+    }
+    qc_windows_free(&w);
+    free(ids);
+    return st;
+}
+
 static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quantized *q,
                            const eval_row *rows, int nrows) {
     cJSON *s = cJSON_CreateObject();
@@ -819,6 +835,9 @@ int cmd_quantize(int argc, char **argv, int first) {
         qc_logf(&log, QC_LOG_INFO, "calibrating %s on %d windows of %d tokens; %s w%d, groupsize %d%s", model_path,
                 w.n, w.seqlen, qc_method_name(o.method), o.spec.bits, o.spec.groupsize > 0 ? o.spec.groupsize : -1,
                 o.spec.sym ? ", symmetric" : "");
+    int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
+    for (int i = 0; i < evals.n && !st; i++) /* each --eval text fills a window: checked now, evaluated at the end */
+        st = eval_windows(&tok, evals.v[i], sl_eval, &usage, &e);
     qc_resume *rs = NULL;
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
@@ -852,7 +871,6 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = write_outputs(&d, m, &q, &o, have_tok ? &tok : NULL, &log, &e);
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
-    int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
     if (!st && verify) { /* the written file with its linears replaced by the solver's, from memory */

@@ -17,7 +17,7 @@ sed 's/"rope_theta": 10000.0,/"rope_theta": 10000.0,\n  "rope_scaling": {"rope_t
     hf/config.json >rope/config.json
 check "the rope_scaling copy opens (so the refusals below are the formats')" \
     "$Q inspect --model rope >/dev/null 2>&1 && grep -q rope_scaling rope/config.json"
-touch a_file before.txt after.txt out err # the listings compared below, expect_fail's output
+touch a_file before.txt after.txt out err short.txt # the listings compared below, expect_fail's output
 mkdir a_folder && ln -s a_folder a_link && ln -s absent a_dangling_link
 
 # refused OUT NAME NEEDLE ARGS...: exit 2 naming NEEDLE, and nothing beside OUT in the scratch
@@ -62,6 +62,9 @@ refused o15 "--target-bpw below what the cheapest candidate gives" "--target-bpw
     --method gptq --format gptq --target-bpw 2 --model "$M" $R
 refused o16 "--eval of a missing file" "--eval $T/absent.txt: cannot open" --method rtn --model "$M" $R --eval "$T/absent.txt"
 refused o17 "--eval of a folder" "--eval $T/a_folder: is a folder" --method rtn --model "$M" $R --eval "$T/a_folder"
+head -c 100 "$S/data/tinystories/tinystories_eval.txt" >short.txt
+refused o21 "--eval of a text shorter than one --eval-seqlen window" "--eval short.txt (--eval-seqlen 64): sequential windows:" \
+    --method rtn --model "$M" $R --eval short.txt
 refused absent/o18 "--out in a folder that does not exist" "absent/o18: its folder absent cannot hold it" --method rtn --model "$M" $R
 cp "$S/models/stories260K/tok512.bin" tok_nan.bin && chmod u+w tok_nan.bin # token 0's score (bytes 4..7) NaN
 printf '\000\000\300\177' | dd of=tok_nan.bin bs=1 seek=4 conv=notrunc 2>/dev/null
