@@ -159,6 +159,7 @@ nonfinite() {
     check "non-finite: $1 (exit $rc: $(head -c 200 "$T/nf.err"))" "[ $rc -eq 1 ] && grep -qF -- '$3' '$T/nf.err'"
     check "non-finite: $1: refused before calibrating, nothing written" \
         "! grep -q 'block 0' '$T/nf.err' && [ -z \"\$(ls -A '$O')\" ]"
+    rm -rf "${O:?}"/* "$O"/.[!.]* 2>/dev/null
 }
 NF=$T/nonfinite
 mkdir -p "$NF"
