@@ -89,6 +89,8 @@ qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *le
 
 bool qc_path_is_dir(const char *path);
 bool qc_path_exists(const char *path);
+/* Whether path is a file that can be opened for reading (not a folder); the message names it. */
+qc_status qc_path_check_readable(const char *path, qc_err *e);
 /* dir + "/" + name, newly allocated (NULL on failure). */
 char *qc_path_join(const char *dir, const char *name);
 /* The folder part of path ("." if none), newly allocated. */
@@ -138,6 +140,11 @@ typedef struct qc_outdir {
  * error names the path and the reason. */
 qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e);
 
+/* Whether a new output folder may be written at path, for a caller to refuse before long
+ * work: nothing there, or with `replace` a folder that qc_outdir_check_replace allows
+ * replacing given the run's `inputs`; and a parent folder that exists and can be written in.
+ * qc_outdir_open checks the same (without inputs). */
+qc_status qc_outdir_check(const char *path, bool replace, const char *const *inputs, int ninputs, qc_err *e);
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e);
 /* tmp + "/" + name, newly allocated. */
 char *qc_outdir_file(const qc_outdir *d, const char *name);

@@ -111,6 +111,15 @@ bool qc_path_exists(const char *path) {
     return lstat(path, &st) == 0;
 }
 
+qc_status qc_path_check_readable(const char *path, qc_err *e) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return qc_fail(e, QC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    bool dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+    close(fd);
+    return dir ? qc_fail(e, QC_ERR_IO, "%s: is a folder, not a file", path) : QC_OK;
+}
+
 char *qc_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir);
     return qc_strdupf("%s%s%s", dir, (n && dir[n - 1] == '/') ? "" : "/", name);

@@ -124,6 +124,26 @@ void qc_out_abort(qc_outfile *o) {
     memset(o, 0, sizeof *o);
 }
 
+qc_status qc_outdir_check(const char *path, bool replace, const char *const *inputs, int ninputs, qc_err *e) {
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!replace) return qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
+        qc_status rc = qc_outdir_check_replace(path, inputs, ninputs, e);
+        if (rc) return rc;
+    }
+    char *dir = qc_path_dirname(path);
+    if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_status rc = QC_OK;
+    int sr = stat(dir, &st), err = errno;
+    if (sr != 0 || !S_ISDIR(st.st_mode))
+        rc = qc_fail(e, QC_ERR_IO, "%s: its folder %s cannot hold it: %s", path, dir,
+                     sr != 0 ? strerror(err) : "not a folder");
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = qc_fail(e, QC_ERR_IO, "%s: cannot write in its folder %s: %s", path, dir, strerror(errno));
+    free(dir);
+    return rc;
+}
+
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e) {
     memset(d, 0, sizeof *d);
     size_t n = strlen(path);
@@ -133,11 +153,7 @@ qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e
     d->replace = replace;
     if (!d->path || !d->tmp) { qc_outdir_abort(d); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }
     qc_leftovers_sweep(d->path); /* first: it may put a dead run's moved-aside output back */
-    qc_status st = QC_OK;
-    if (qc_path_exists(d->path) && !replace)
-        st = qc_fail(e, QC_ERR_IO, "%s: already exists (remove it, or pass --force to replace it)", path);
-    else if (replace)
-        st = qc_outdir_check_replace(d->path, NULL, 0, e);
+    qc_status st = qc_outdir_check(d->path, replace, NULL, 0, e);
     if (st) {
         free(d->tmp);
         d->tmp = NULL;

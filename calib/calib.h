@@ -323,6 +323,25 @@ typedef struct qc_format_choice {
  * message naming both options. */
 qc_status qc_format_choose(const qc_format_ask *a, qc_format_choice *c, qc_err *e);
 
+/* A run as its format's writer will receive it, for qc_format_check_run. */
+typedef struct qc_format_run {
+    qc_out_format format;
+    const qc_config *cfg;             /* the model's, after any FFN padding */
+    const char *model;                /* its path, for messages */
+    const qc_checkpoint *ck;          /* its weights (those stored in F16 as read are range-checked) */
+    const qc_calib_opts *opts;        /* the linears' specs (spec, modules), which are kept, no_quant */
+    const qc_gguf_export_opts *gguf;  /* format gguf: the embedding and output types, the tokenizer */
+} qc_format_run;
+
+/* Whether the format can hold this run on this model, everything the writer checks that does
+ * not depend on the solved weights (outformat.c): GGUF's config, types and vocabulary
+ * (qc_gguf_check_export) and 32-wide blocks of every quantized linear; llama2.c int8's config
+ * and group size (qc_llama2c_q8_check); AWQ's packing of every linear (qc_awq_check_shape);
+ * GPTQ's at least one quantized linear; the weights the writer stores in F16 as they are read,
+ * against fp16's range. For a caller to refuse before calibrating; the message starts with
+ * "--format NAME". */
+qc_status qc_format_check_run(const qc_format_run *r, qc_err *e);
+
 /* ---- mixed precision (mixed.c) ---- */
 
 /* Bits a (rows, cols) weight quantized by s takes in a file: each row's codes packed in
@@ -358,6 +377,12 @@ typedef struct qc_mixed_result {
 qc_status qc_mixed_choose(const qc_config *c, const qc_quant_spec *cands, int ncand, const double *err,
                           double budget_bpw, bool tie_sites, qc_module_quant *mods, qc_mixed_result *res,
                           qc_err *e);
+
+/* Whether qc_mixed_choose can meet budget_bpw with these candidates at all, before anything is
+ * measured: its own refusal when even the cheapest candidate of every free linear (which does
+ * not depend on the errors) exceeds the budget; mods is left as it is. */
+qc_status qc_mixed_check_budget(const qc_config *c, const qc_quant_spec *cands, int ncand, double budget_bpw,
+                                bool tie_sites, const qc_module_quant *mods, qc_err *e);
 
 /* --observe: gives the k linears of q with the largest abs_err (neither kept nor pinned, nor
  * at `up` already) the spec up in mods — with tie_sites, each with the free linears of its

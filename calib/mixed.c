@@ -357,3 +357,20 @@ int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bo
     }
     return done;
 }
+
+qc_status qc_mixed_check_budget(const qc_config *c, const qc_quant_spec *cands, int ncand, double budget_bpw,
+                                bool tie_sites, const qc_module_quant *mods, qc_err *e) {
+    size_t nmod = (size_t)c->n_layers * QC_LIN_COUNT;
+    qc_module_quant *copy = qc_malloc(nmod, sizeof *copy, e, "module settings");
+    double *zero = copy ? qc_calloc(nmod * (size_t)(ncand > 0 ? ncand : 1), sizeof(double), e, "candidate errors") : NULL;
+    if (!zero) {
+        free(copy);
+        return QC_ERR_NOMEM;
+    }
+    memcpy(copy, mods, nmod * sizeof *copy);
+    qc_mixed_result res;
+    qc_status st = qc_mixed_choose(c, cands, ncand, zero, budget_bpw, tie_sites, copy, &res, e); /* errors all 0 */
+    free(copy);
+    free(zero);
+    return st;
+}

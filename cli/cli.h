@@ -73,9 +73,10 @@ qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tok
 qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
                           size_t *docs, size_t *bytes, qc_err *e);
 /* --out checked before any work: first the temporaries of out left by a dead run are swept
- * (qc_leftovers_sweep; a line on stderr says so); then a path that exists is a usage error without --force, and
- * with it unless qc_outdir_check_replace allows replacing it given the run's inputs (paths
- * of files or folders; NULL entries skipped). 0 when the run may go on, else EXIT_USAGE
+ * (qc_leftovers_sweep; a line on stderr says so); then qc_outdir_check: a path that exists is
+ * a usage error without --force, and with it unless qc_outdir_check_replace allows replacing
+ * it given the run's inputs (paths of files or folders; NULL entries skipped); so is a parent
+ * folder that is missing or cannot be written in. 0 when the run may go on, else EXIT_USAGE
  * (printed). */
 int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs);
 /* Applies --threads (0 = every core); returns the count used. */

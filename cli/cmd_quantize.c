@@ -295,6 +295,22 @@ static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text,
     return st;
 }
 
+/* Whether text (an --eval file) tokenizes and fills at least one window of sl tokens; a text
+ * too short for --eval-seqlen is a usage error (*usage set). */
+static qc_status eval_windows(const qc_tokenizer *t, const char *text, int sl, bool *usage, qc_err *e) {
+    int32_t *ids = NULL;
+    size_t n, docs, bytes;
+    qc_windows w = { 0 };
+    qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
+    if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) {
+        qc_fail_prefix(e, st, "--eval %s (--eval-seqlen %d)", text, sl);
+        *usage = true;
+    }
+    qc_windows_free(&w);
+    free(ids);
+    return st;
+}
+
 static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quantized *q,
                            const eval_row *rows, int nrows) {
     cJSON *s = cJSON_CreateObject();
@@ -412,6 +428,11 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
     return st;
 }
 
+/* Whether the output folder's tokenizer is a tokenizer.json (Hugging Face-style folders), else tokenizer.bin. */
+static bool tokenizer_hf(const qc_model *m) {
+    return format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0);
+}
+
 /* The model files, the tokenizer and the logs, into the folder being built. */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
                                const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
@@ -448,7 +469,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
      * 3..258): a tokenizer.json (normalizer, BPE merges) also comes beside a GGUF; Hugging Face-style folders get
      * tokenizer.json */
     if (!st && tok && (format != QC_FMT_GGUF || tok->hf))
-        st = qc_tokenizer_write_into(tok, d, format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && llama2c_in), e);
+        st = qc_tokenizer_write_into(tok, d, tokenizer_hf(m), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
     if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
     free(csv);
@@ -513,6 +534,8 @@ static int choose_format(bool no_quant) {
     return 0;
 }
 
+static int mixed_candidates(qc_quant_spec *c);
+
 /* --out against --force and every input of the run (model, texts, tokenizer, recipe file). */
 static int check_out(void) {
     const char *in[2 * CLI_LIST_MAX + 4] = { model_path, tokens_path, tok_path, recipe_arg };
@@ -571,6 +594,9 @@ static int check_options(qc_calib_opts *o) {
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
     if (out_path && (rc = check_out())) return rc;
+    qc_err e = { "" };
+    for (int i = 0; i < evals.n; i++) /* read after calibrating: checked now */
+        if (qc_path_check_readable(evals.v[i], &e)) return cli_usage_error(&cmd, "--eval %s", e.msg);
     if ((rc = format_spec(&o->spec))) return rc;
     /* AWQ quantizes with its own parameters where the format has zero points to hold them */
     o->spec.awq_range = awq && !o->spec.sym && !o->spec.store_min;
@@ -594,6 +620,14 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--per-linear is for --format gptq with --target-bpw or --observe (other formats "
                                "choose per linear already)");
     base_spec = o->spec;
+    qc_quant_spec up;
+    if (observe_k && (module_spec(NULL, 8, o->spec.groupsize, o->spec.sym, &up, &e) || up.bits != 8 ||
+                      up.groupsize != o->spec.groupsize))
+        return cli_usage_error(&cmd, "--observe requantizes linears at 8 bits in groups of %d, which --format %s cannot "
+                               "store beside the others", o->spec.groupsize, qc_out_format_name(format));
+    if (target_bpw > 0 && !mixed_candidates(NULL))
+        return cli_usage_error(&cmd, "--target-bpw: --format %s stores none of the candidate settings (3, 4, 8 bits "
+                               "in groups of 32, 128); --format gptq, gguf or fake", qc_out_format_name(format));
     return 0;
 }
 
@@ -780,9 +814,6 @@ int cmd_quantize(int argc, char **argv, int first) {
         st = cli_tokenizer_if_any(NULL, m->ck, &tok, &have_tok, &e);
         if (!st && !have_tok) qc_logf(&log, QC_LOG_WARN, "%s: the output folder will carry no vocabulary", e.msg);
     }
-    /* what llama2.c's int8 file cannot hold is refused before hours of calibration, not after */
-    if (!st && format == QC_FMT_LLAMA2C && (st = qc_llama2c_q8_check_config(&m->cfg, model_path, &e)))
-        qc_fail_prefix(&e, st, "--format llama2c");
     if (!st && (format == QC_FMT_GGUF || format == QC_FMT_LLAMA2C || format == QC_FMT_AWQ)) { /* groups must tile rows */
         int g = o.spec.groupsize > 0 ? o.spec.groupsize : 1;
         int before = m->cfg.hidden_dim, multiple = format == QC_FMT_GGUF ? 32 : format == QC_FMT_AWQ && g % 8 ? g * 8 : g;
@@ -801,6 +832,18 @@ int cmd_quantize(int argc, char **argv, int first) {
         }
     }
     if (!st) st = resolve_modules(m, &o, &e);
+    bool usage = false; /* what the format cannot hold is a usage error, found before calibrating */
+    if (!st) {
+        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, have_tok ? &tok : NULL, model_path };
+        qc_format_run fr = { format, &m->cfg, model_path, m->ck, &o, &go };
+        usage = (st = qc_format_check_run(&fr, &e)) != QC_OK;
+    }
+    if (!st && have_tok && (format != QC_FMT_GGUF || tok.hf)) /* the tokenizer the folder will carry */
+        usage = (st = qc_tokenizer_check_write(&tok, tokenizer_hf(m), &e)) != QC_OK;
+    qc_quant_spec cands[12];
+    if (!st && target_bpw > 0) /* the cheapest candidates against the budget, before measuring them */
+        usage = (st = qc_mixed_check_budget(&m->cfg, cands, mixed_candidates(cands), target_bpw, fused_groups(), mods,
+                                            &e)) != QC_OK;
     if (!st) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         const char *source;
@@ -814,6 +857,9 @@ int cmd_quantize(int argc, char **argv, int first) {
         qc_logf(&log, QC_LOG_INFO, "calibrating %s on %d windows of %d tokens; %s w%d, groupsize %d%s", model_path,
                 w.n, w.seqlen, qc_method_name(o.method), o.spec.bits, o.spec.groupsize > 0 ? o.spec.groupsize : -1,
                 o.spec.sym ? ", symmetric" : "");
+    int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
+    for (int i = 0; i < evals.n && !st; i++) /* each --eval text fills a window: checked now, evaluated at the end */
+        st = eval_windows(&tok, evals.v[i], sl_eval, &usage, &e);
     qc_resume *rs = NULL;
     char extra[64];
     snprintf(extra, sizeof extra, "format: %d", (int)format);
@@ -849,7 +895,6 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = write_outputs(&d, m, &q, &o, have_tok ? &tok : NULL, &log, &e);
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
-    int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     qc_weight_source qsrc = { 0 };
     if (!st && evals.n) st = qc_model_open(&qm, d.tmp, &e); /* the model as written */
     if (!st && verify) { /* the written file with its linears replaced by the solver's, from memory */
@@ -904,5 +949,5 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_tokenizer_free(&tok);
     qc_model_free(m);
     free(spill_dir);
-    return st ? cli_fail(&e) : 0;
+    return st ? usage ? cli_usage_error(&cmd, "%s", e.msg) : cli_fail(&e) : 0;
 }

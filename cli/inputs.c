@@ -70,9 +70,6 @@ int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *c
     if (swept)
         fprintf(stderr, "qcalib: %d temporar%s of %s left by a qcalib run that died (%s.tmp.*, %s.old.*) cleared\n", swept,
                 swept == 1 ? "y" : "ies", out, out, out);
-    struct stat sb;
-    if (lstat(out, &sb) != 0) return 0; /* nothing there (or nothing this check can see: the write will say) */
-    if (!force) return cli_usage_error(cmd, "%s already exists (remove it, or pass --force to replace it)", out);
     qc_err e = { "" };
-    return qc_outdir_check_replace(out, inputs, ninputs, &e) ? cli_usage_error(cmd, "--force: %s", e.msg) : 0;
+    return qc_outdir_check(out, force, inputs, ninputs, &e) ? cli_usage_error(cmd, "%s", e.msg) : 0;
 }

@@ -90,6 +90,10 @@ qc_status qc_tokenizer_from_vocab(qc_tokenizer *t, int vocab_size, const char *c
  * Either way a tokenizer read from a tokenizer.json is copied, with the tokenizer_config.json
  * beside it when there is one. */
 qc_status qc_tokenizer_write_into(const qc_tokenizer *t, const qc_outdir *d, bool hf, qc_err *e);
+/* What qc_tokenizer_write_into would refuse of t (a llama2.c vocabulary it cannot write as a
+ * tokenizer.json: BOS, EOS and <unk> not three different tokens, a NaN score), for a caller
+ * to refuse before long work. */
+qc_status qc_tokenizer_check_write(const qc_tokenizer *t, bool hf, qc_err *e);
 
 /* Writes a SYNTHETIC llama2.c tokenizer of vocab_size pieces (specials, byte tokens,
  * ASCII, then letter strings; tok_synth.c), atomically: for synthetic benchmark models. */

@@ -179,16 +179,22 @@ static int code_points(const char *s, size_t n) {
     return count;
 }
 
-/* Which ids are written, and the merges in rank order. */
-static qc_status build_vocab(const qc_tokenizer *t, json_vocab *v, qc_err *e) {
-    int n = t->vocab_size;
+qc_status qc_tokenizer_check_write(const qc_tokenizer *t, bool hf, qc_err *e) {
+    if (t->hf || !hf) return QC_OK; /* a copy of the file read, or tokenizer.bin: anything loaded can be */
     if (t->bos_id < 1 || t->eos_id < 1 || t->bos_id == t->eos_id)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: BOS id %d, EOS id %d and <unk> (id 0) are not three different tokens: "
                        "cannot write them as tokenizer.json's <s>, </s> and <unk>", t->path, t->bos_id, t->eos_id);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < t->vocab_size; i++)
         if (isnan(t->scores[i]))
             return qc_fail(e, QC_ERR_FORMAT, "%s: token %d has a NaN score: its merges cannot be ranked", t->path, i);
-    qc_status st = respell(t, v, e);
+    return QC_OK;
+}
+
+/* Which ids are written, and the merges in rank order. */
+static qc_status build_vocab(const qc_tokenizer *t, json_vocab *v, qc_err *e) {
+    int n = t->vocab_size;
+    qc_status st = qc_tokenizer_check_write(t, true, e);
+    if (!st) st = respell(t, v, e);
     if (st) return st;
     const qc_tokenizer *j = &v->t;
     v->in_vocab = qc_calloc((size_t)n, sizeof *v->in_vocab, e, t->path);

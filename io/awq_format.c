@@ -54,11 +54,15 @@ static qc_status awq_check(const void *opts, const qc_qweight *q, const qc_qweig
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: act-order groups (g_idx is not column / group size): AWQ stores no g_idx, "
                        "only contiguous groups; use the GPTQ format (desc_act) for act-order results", name);
-    if (q->groupsize > 0 && cols % q->groupsize != 0)
+    return qc_awq_check_shape(name, rows, cols, q->groupsize, e);
+}
+
+qc_status qc_awq_check_shape(const char *name, int rows, int cols, int groupsize, qc_err *e) {
+    if (groupsize > 0 && cols % groupsize != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: in_features %d is not a multiple of group size %d; AutoAWQ's GEMM layout has no "
                        "short last group (pad the FFN width first, e.g. qc_checkpoint_pad_ffn)",
-                       name, cols, q->groupsize);
+                       name, cols, groupsize);
     if (rows % 8 != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: out_features %d is not a multiple of 8; AutoAWQ's GEMM layout packs 8 output "

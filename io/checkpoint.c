@@ -3,9 +3,13 @@
  * file(s) and fills a table saying where every weight's bytes are (qc_ck_loc: pointer into
  * a mapping, dtype, whether Q/K rows are in HF order); from then on reading is the same for
  * every format: convert the rows asked for to fp32, taking each from its permuted position
- * when the file holds HF rows. Only the rows asked for are touched. */
+ * when the file holds HF rows. Only the rows asked for are touched. Every value read is
+ * checked to be finite as it is converted, so nothing downstream ever sees a NaN or an Inf
+ * from a file; qc_checkpoint_check_finite reads every weight once, so that a model is
+ * refused when it is opened rather than when a run reaches the bad tensor. */
 #include "io/internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,17 +97,43 @@ qc_status qc_ck_own(qc_checkpoint *ck, void *p, qc_err *e) {
     return QC_OK;
 }
 
+/* The row of the file that holds row r (qcalib's interleaved order) of a weight at loc. */
+static int64_t file_row(const qc_checkpoint *ck, const qc_ck_loc *loc, int64_t r) {
+    if (!loc->hf_rope_heads) return r;
+    int64_t hd = ck->cfg.head_dim, h = r / hd, k = r % hd; /* interleaved row 2i+j of a head is HF row j*half + i */
+    return h * hd + (k % 2) * (hd / 2) + k / 2;
+}
+
+/* Rows [row0, row0+nrows) of weight (w, layer) as read into out: a NaN or an Inf is an
+ * error naming the file, the tensor and its position in the file (row and column; the
+ * element for a vector). */
+static qc_status check_finite(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int layer, int64_t row0,
+                              int nrows, int cols, const float *out, qc_err *e) {
+    size_t n = (size_t)nrows * (size_t)cols;
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(out[i])) continue;
+        char name[128];
+        qc_weight_hf_name(w, layer, name, sizeof name);
+        int64_t r = row0 + (int64_t)(i / (size_t)cols);
+        if (qc_weight_is_vector(w))
+            return qc_fail(e, QC_ERR_NUMERIC, "%s: weight %s has a non-finite value (%g) at element %lld", ck->path,
+                           name, (double)out[i], (long long)r);
+        return qc_fail(e, QC_ERR_NUMERIC, "%s: weight %s has a non-finite value (%g) at row %lld, column %zu",
+                       ck->path, name, (double)out[i], (long long)file_row(ck, loc, r), i % (size_t)cols);
+    }
+    return QC_OK;
+}
+
 /* Rows [row0, row0+nrows) of the weight at loc, converted to fp32: each row from its file
  * position (HF Q/K rows are un-permuted), decoded when quantized, and zero-padded when the
  * FFN width was padded (gate/up rows past the file's width, down columns past it). */
-static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
-                           int nrows, float *out, qc_err *e) {
+static qc_status read_converted(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
+                                int nrows, float *out, qc_err *e) {
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
     int fcols = ck->ffn_file && w == QC_W_DOWN ? ck->ffn_file : cols;
     int64_t frows = ck->ffn_file && (w == QC_W_GATE || w == QC_W_UP) ? ck->ffn_file : rows;
     size_t row_bytes = (size_t)fcols * qc_dtype_size(loc->dtype);
-    int half = ck->cfg.head_dim / 2;
     if (loc->decode && !loc->hf_rope_heads && fcols == cols && row0 + nrows <= frows)
         return loc->decode(ck, loc, row0, nrows, cols, out, e); /* all at once */
     for (int r = 0; r < nrows; r++) {
@@ -113,10 +143,7 @@ static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_wei
             memset(o, 0, (size_t)cols * sizeof(float));
             continue;
         }
-        if (loc->hf_rope_heads) { /* interleaved row 2i+j of a head is HF row j*half + i */
-            int64_t h = src / ck->cfg.head_dim, k = src % ck->cfg.head_dim;
-            src = h * ck->cfg.head_dim + (k % 2) * half + k / 2;
-        }
+        src = file_row(ck, loc, src);
         if (loc->decode) {
             qc_status st = loc->decode(ck, loc, src, 1, fcols, o, e);
             if (st) return st;
@@ -131,12 +158,25 @@ static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_wei
     return QC_OK;
 }
 
+/* Rows [row0, row0+nrows) of weight (w, layer) at loc, converted to fp32 and checked finite:
+ * each row from its file position (HF Q/K rows are un-permuted), decoded when quantized, and
+ * zero-padded when the FFN width was padded (gate/up rows past the file's width, down columns
+ * past it). */
+static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int layer, int64_t row0,
+                           int nrows, float *out, qc_err *e) {
+    qc_status st = read_converted(ck, loc, w, row0, nrows, out, e);
+    if (st) return st;
+    int rows, cols;
+    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    return check_finite(ck, loc, w, layer, row0, nrows, cols, out, e);
+}
+
 qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, float *out, qc_err *e) {
     qc_status st = check_weight(ck, w, layer, e);
     if (st) return st;
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, 0, rows, out, e);
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, layer, 0, rows, out, e);
 }
 
 qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
@@ -151,7 +191,37 @@ qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t 
     if (row0 < 0 || nrows < 0 || row0 > rows - (int64_t)nrows)
         return qc_fail(e, QC_ERR_ARG, "%s: %s rows [%lld, %lld) asked for; it has %d rows", ck->path,
                        qc_weight_short_name(w), (long long)row0, (long long)row0 + nrows, rows);
-    return read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, row0, nrows, out, e);
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, 0, row0, nrows, out, e);
+}
+
+#define SCAN_FLOATS ((size_t)1 << 20) /* rows read at a time by the scan: 4 MB of fp32 (or one row) */
+
+qc_status qc_checkpoint_check_finite(const qc_checkpoint *ck, qc_err *e) {
+    const qc_config *c = &ck->cfg;
+    float *buf = NULL;
+    size_t cap = 0;
+    qc_status st = QC_OK;
+    for (int w = 0; w < QC_W_COUNT && !st; w++) {
+        if (!qc_weight_present(c, (qc_weight)w) || (w == QC_W_CLASSIFIER && c->tied_classifier)) continue;
+        int rows, cols;
+        qc_weight_shape(c, (qc_weight)w, &rows, &cols);
+        int chunk = (size_t)cols >= SCAN_FLOATS ? 1 : (int)(SCAN_FLOATS / (size_t)cols);
+        if (chunk > rows) chunk = rows;
+        size_t need = (size_t)chunk * (size_t)cols;
+        if (need > cap) {
+            free(buf);
+            if (!(buf = qc_malloc(need, sizeof(float), e, "the finiteness scan"))) return QC_ERR_NOMEM;
+            cap = need;
+        }
+        int nl = qc_weight_is_global((qc_weight)w) ? 1 : c->n_layers;
+        for (int l = 0; l < nl && !st; l++) {
+            const qc_ck_loc *loc = &ck->locs[qc_ck_slot((qc_weight)w, l)];
+            for (int r = 0; r < rows && !st; r += chunk)
+                st = read_rows(ck, loc, (qc_weight)w, l, r, rows - r < chunk ? rows - r : chunk, buf, e);
+        }
+    }
+    free(buf);
+    return st;
 }
 
 qc_status qc_checkpoint_pad_ffn(qc_checkpoint *ck, int multiple, qc_err *e) {

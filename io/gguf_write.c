@@ -344,9 +344,7 @@ static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, floa
     return QC_OK;
 }
 
-qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
-                         const qc_log *log, qc_err *e) {
-    const qc_config *c = src->cfg;
+qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o, const char *path, qc_err *e) {
     qc_status st = qc_config_validate(c, path, e);
     if (st) return st;
     if (!o) return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs its options", path);
@@ -354,8 +352,16 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: GGUF export of a model with rope_scaling (Llama 3) is not supported yet", path);
     if ((st = check_type(o->float_type, false, "float_type", c, path, e)) ||
         (st = check_type(o->embed_type, true, "embed_type", c, path, e)) ||
-        (st = check_type(o->output_type, true, "output_type", c, path, e)) || (st = check_vocab(o->tok, c, path, e)))
+        (st = check_type(o->output_type, true, "output_type", c, path, e)))
         return st;
+    return check_vocab(o->tok, c, path, e);
+}
+
+qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
+                         const qc_log *log, qc_err *e) {
+    const qc_config *c = src->cfg;
+    qc_status st = qc_gguf_check_export(c, o, path, e);
+    if (st) return st;
     int nt = QC_CK_NGLOBAL + c->n_layers * QC_CK_NLAYER;
     tensor *ts = qc_calloc((size_t)nt, sizeof *ts, e, path);
     if (!ts) return QC_ERR_NOMEM;

@@ -180,11 +180,17 @@ const char *qc_checkpoint_qtype(const qc_checkpoint *ck, qc_weight w, int layer)
  * the config see the padded width. Used so that GGUF's 32-wide blocks tile every row. */
 qc_status qc_checkpoint_pad_ffn(qc_checkpoint *ck, int multiple, qc_err *e);
 
-/* Reads a whole weight (layer ignored for globals) into out, which holds rows*cols floats. */
+/* Reads a whole weight (layer ignored for globals) into out, which holds rows*cols floats.
+ * Every read is checked as it is converted: a NaN or an Inf is QC_ERR_NUMERIC naming the
+ * file, the tensor and the position (row and column in the file; the element of a vector). */
 qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, float *out, qc_err *e);
 /* Reads rows [row0, row0+nrows) of a global matrix (embedding, classifier) into out. */
 qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
                                   float *out, qc_err *e);
+/* Reads every weight of the model once (norms, embedding, classifier, every block; a few MB
+ * at a time) so that a NaN or an Inf anywhere is refused now, as above, rather than when a
+ * run reaches it: one pass over the tensors at the cost of converting them. */
+qc_status qc_checkpoint_check_finite(const qc_checkpoint *ck, qc_err *e);
 
 /* ---- safetensors ---------------------------------------------------------------------------------- */
 
@@ -305,6 +311,10 @@ qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, c
  * points stored, one group size for every linear, every linear quantized. Refuses quantized
  * weights it cannot hold, saying why, and a quantized token embedding (loaded as fp16). */
 qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
+/* The shape half of what AWQ refuses, for a caller to check every linear before it
+ * calibrates: in % groupsize == 0 (groupsize <= 0: one group per row) and out % 8 == 0; the
+ * message names `name` (the linear). */
+qc_status qc_awq_check_shape(const char *name, int rows, int cols, int groupsize, qc_err *e);
 
 /* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
 typedef enum qc_gguf_type {
@@ -331,6 +341,12 @@ typedef struct qc_gguf_export_opts {
  * read(), in output_type. */
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
+/* What qc_export_gguf checks of the model and the options before it looks at any weight, for
+ * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads (no
+ * rope_scaling yet: it would need a rope_freqs tensor), the float, embedding and output types
+ * (quantized ones need dim a multiple of their block), and the vocabulary (present, as long
+ * as the model's, no repeated piece). The message names `path`. */
+qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o, const char *path, qc_err *e);
 
 /* ---- synthetic models (benchmarks and unit tests only; synth.c) --------------------------------------- */
 
@@ -360,10 +376,12 @@ qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_ou
  * Atomic. */
 qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e);
-/* What qc_export_llama2c_q8 checks of the model first, for a caller to refuse before it
- * calibrates: runq.c's fixed head_dim = dim / n_heads, rope_theta 10000, norm_eps 1e-5, no
- * rope_scaling, no attention biases. The message names `path`. */
-qc_status qc_llama2c_q8_check_config(const qc_config *c, const char *path, qc_err *e);
+/* What qc_export_llama2c_q8 checks of the model and group size before it writes anything,
+ * for a caller to refuse before it calibrates: runq.c's fixed head_dim = dim / n_heads,
+ * rope_theta 10000, norm_eps 1e-5, no rope_scaling, no attention biases; groupsize > 0
+ * dividing dim and hidden_dim; every tensor within runq.c's 32-bit sizes. The message names
+ * `path`. */
+qc_status qc_llama2c_q8_check(const qc_config *c, const char *path, int groupsize, qc_err *e);
 
 /* The tokenizer a checkpoint carries (GGUF's tokenizer metadata); QC_ERR_UNSUPPORTED when it
  * carries none. */

@@ -217,12 +217,8 @@ qc_status qc_llama2c_ak42_open(qc_checkpoint *ck, const char *path, qc_err *e) {
 
 /* ---- writing ------------------------------------------------------------------------------------ */
 
-qc_status qc_llama2c_q8_check_config(const qc_config *c, const char *path, qc_err *e) {
-    return qc_llama2c_check_config(c, path, "runq.c", e);
-}
-
-static qc_status check_representable(const qc_config *c, const char *path, int gs, qc_err *e) {
-    qc_status st = qc_llama2c_q8_check_config(c, path, e);
+qc_status qc_llama2c_q8_check(const qc_config *c, const char *path, int gs, qc_err *e) {
+    qc_status st = qc_llama2c_check_config(c, path, "runq.c", e);
     if (st) return st;
     if (gs <= 0) return qc_fail(e, QC_ERR_ARG, "%s: group size %d: it must be positive", path, gs);
     if (c->dim % gs != 0 || c->hidden_dim % gs != 0) {
@@ -370,7 +366,7 @@ static void header_v2(const qc_config *c, int gs, uint8_t hb[QC_AK42_HEADER_BYTE
 qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e) {
     const qc_config *c = src->cfg;
-    qc_status st = check_representable(c, path, groupsize, e);
+    qc_status st = qc_llama2c_q8_check(c, path, groupsize, e);
     if (st) return st;
     /* every stored qweight is checked before anything is written */
     int total = 0, nl = c->n_layers; /* matrices, for progress */

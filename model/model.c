@@ -1,7 +1,8 @@
 /* model.c — a model as the rest of qcalib sees it: a checkpoint, the weights brought into
  * memory so far, and the embedding → blocks → head pipeline over windows of tokens.
  * Blocks are loaded on first use; the embedding stays in the mapped file and is read row
- * by row; the classifier is loaded on the first call of the head. */
+ * by row; the classifier is loaded on the first call of the head. Opening reads every weight
+ * once (qc_checkpoint_check_finite): a model holding a NaN or an Inf is refused at once. */
 #include "model/internal.h"
 
 #include <math.h>
@@ -17,7 +18,8 @@ qc_status qc_model_open(qc_model **out, const char *path, qc_err *e) {
     m->cfg = *qc_checkpoint_config(m->ck);
     m->blocks = qc_calloc((size_t)m->cfg.n_layers, sizeof *m->blocks, e, "blocks");
     if (!m->blocks) { qc_model_free(m); return QC_ERR_NOMEM; }
-    st = qc_weight_load(m->ck, QC_W_FINAL_NORM, 0, &m->final_norm, e);
+    st = qc_checkpoint_check_finite(m->ck, e); /* a NaN or Inf anywhere: refused now, not when reached */
+    if (!st) st = qc_weight_load(m->ck, QC_W_FINAL_NORM, 0, &m->final_norm, e);
     if (st) { qc_model_free(m); return st; }
     *out = m;
     return QC_OK;

@@ -5,7 +5,8 @@
 # real CLI. Every case must end either with exit 1 and a message naming the broken file,
 # or — a change that leaves the file valid (a weight's byte, a letter of a text) — with exit
 # 0; never with a signal or a hang (20 s), and never with anything left in the output
-# folder after a failure. Prints the number of cases per kind (17 kinds).
+# folder after a failure. Prints the number of cases per kind (17 kinds). Then one NaN or Inf
+# placed in a copy of each kind of model, refused when it is opened, naming tensor and position.
 # QCALIB_CORRUPT_CASES (default 24) is the number of cuts and of flips per kind.
 . "$(dirname "$0")/lib.sh"
 N=${QCALIB_CORRUPT_CASES:-24}
@@ -129,6 +130,60 @@ corrupt "JSONL corpus" "$T/c4.jsonl" $Q tokenize --tokenizer "$TOK" --vocab 512 
 corrupt "gzip'd JSONL corpus" "$T/c4.json.gz" $Q tokenize --tokenizer "$TOK" --vocab 512 --text "$T/c4.json.gz"
 corrupt "log-probability file (--kld-base)" "$T/base.lp" $Q eval --model "$M" --text "$TINY" --seqlen 64 --kld-base "$T/base.lp" --quiet
 corrupt ".npy windows" "$T/w.npy" $Q --method rtn --model "$M" --calib-tokens "$T/w.npy" --out "$O/q" --quiet
+
+# ---- non-finite values: one hostile copy per reader, refused when the model is opened ------------
+# Each valid file above gets a NaN or an Inf at a known place (a norm, the embedding, a block, the
+# classifier; a stored value or a quantized file's scale); quantizing it must fail with exit 1 before
+# anything is calibrated, naming the tensor and the position, with nothing in the output folder.
+TOOL=${QCALIB_BUILD:-build}/tests/tools/gguf_tool
+# put FILE BYTE-OFFSET BYTES (printf escapes)
+put() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null; }
+# st_data FILE TENSOR: the byte offset of a safetensors tensor's data
+st_data() {
+    hl=$(od -An -tu8 -N8 "$1" | tr -d ' ')
+    b=$(head -c $((8 + hl)) "$1" | tr -d '\n' | grep -ao "\"$2\":{[^}]*}" | sed 's/.*"data_offsets":\[\([0-9]*\),.*/\1/')
+    echo $((8 + hl + b))
+}
+# gguf_data FILE TENSOR: the byte offset of a GGUF tensor's data
+gguf_data() {
+    base=$("$TOOL" list "$1" | awk '$1 == "header" && $2 == "data_offset" { print $3 }')
+    off=$("$TOOL" list "$1" | awk -v n="$2" '$1 == "tensor" && $2 == n { print $6 }')
+    echo $((base + off))
+}
+# nonfinite NAME MODEL NEEDLE: quantizing MODEL fails with exit 1 naming NEEDLE, before calibrating,
+# nothing written (lib.sh's expect_fail writes to $T/out, which is the output folder here)
+nonfinite() {
+    $Q --method rtn --model "$2" --calib "$TINY" --nsamples 2 --seqlen 32 --tokenizer "$TOK" --out "$O/q" --quiet \
+        >"$T/nf.out" 2>"$T/nf.err"
+    rc=$?
+    check "non-finite: $1 (exit $rc: $(head -c 200 "$T/nf.err"))" "[ $rc -eq 1 ] && grep -qF -- '$3' '$T/nf.err'"
+    check "non-finite: $1: refused before calibrating, nothing written" \
+        "! grep -q 'block 0' '$T/nf.err' && [ -z \"\$(ls -A '$O')\" ]"
+    rm -rf "${O:?}"/* "$O"/.[!.]* 2>/dev/null
+}
+NF=$T/nonfinite
+mkdir -p "$NF"
+cp "$M" "$NF/l2c.bin" # llama2.c legacy: +inf in the final norm, element 9 (after the embedding, the blocks' weights)
+put "$NF/l2c.bin" $((28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64 + 2 * 5 * 32 * 64 + 5 * 64 * 64 + 5 * 64 + 3 * 5 * 172 * 64 + 9))) '\000\000\200\177'
+nonfinite "llama2.c legacy, final norm" "$NF/l2c.bin" "weight model.norm.weight has a non-finite value (inf) at element 9"
+cp "$T/q8/model.bin" "$NF/q8.bin" # llama2.c int8 v2: the embedding's first scale NaN (codes at 256 + norms, 512 × 64 bytes)
+put "$NF/q8.bin" $((256 + 4 * (2 * 5 * 64 + 64) + 512 * 64)) '\000\000\300\177'
+nonfinite "llama2.c int8, an embedding scale" "$NF/q8.bin" "weight model.embed_tokens.weight has a non-finite value (nan) at row 0, column 0"
+cp "$T/m.gguf" "$NF/m.gguf" # GGUF F16: NaN (0x7e00) in blk.1.ffn_down.weight row 3, column 10, and -inf in output.weight
+put "$NF/m.gguf" $(($(gguf_data "$NF/m.gguf" blk.1.ffn_down.weight) + 2 * (3 * 172 + 10))) '\000\176'
+nonfinite "GGUF F16, a block's weight" "$NF/m.gguf" "weight model.layers.1.mlp.down_proj.weight has a non-finite value (nan) at row 3, column 10"
+cp "$T/m.gguf" "$NF/m.gguf"
+put "$NF/m.gguf" $(($(gguf_data "$NF/m.gguf" output.weight) + 2 * (511 * 64 + 63))) '\000\374'
+nonfinite "GGUF F16, the classifier" "$NF/m.gguf" "weight lm_head.weight has a non-finite value (-inf) at row 511, column 63"
+mkdir -p "$NF/hf" && cp "$T/hf/config.json" "$T/hf/tokenizer.json" "$T/hf/tokenizer_config.json" "$T/hf/model.safetensors" "$NF/hf/"
+# HF F32: -inf in k_proj at row 5 of the file (HF's rotate-half order; the message gives the file's row), column 2
+K=model.layers.3.self_attn.k_proj.weight
+put "$NF/hf/model.safetensors" $(($(st_data "$NF/hf/model.safetensors" $K) + 4 * (5 * 64 + 2))) '\000\000\200\377'
+nonfinite "HF safetensors, k_proj (row in the file's order)" "$NF/hf" "weight $K has a non-finite value (-inf) at row 5, column 2"
+mkdir -p "$NF/gptq" && cp "$T/gptq/"*.json "$NF/gptq/" && cp "$T/gptq/model.safetensors" "$NF/gptq/"
+# GPTQ: the first F16 scale of block 2's up_proj NaN: its first group of row 0 decodes to NaN
+put "$NF/gptq/model.safetensors" "$(st_data "$NF/gptq/model.safetensors" model.layers.2.mlp.up_proj.scales)" '\000\176'
+nonfinite "GPTQ safetensors, a scale" "$NF/gptq" "weight model.layers.2.mlp.up_proj.weight has a non-finite value (nan) at row 0, column 0"
 
 echo "  $cases cases in all ($valid left their file valid)"
 check "every kind was corrupted ($cases cases)" "[ $cases -ge $((17 * 2 * N)) ]"

@@ -415,12 +415,19 @@ static void test_nan_weight_rejected(void) {
     fclose(f);
     free(copy);
     qc_map_close(&map);
-    qc_model *m;
-    CHECK_OK(qc_model_open(&m, path, &e), e);
-    const qc_block *b;
-    CHECK_FAILS(qc_model_block(m, 2, &b, &e), e, "model.layers.2.self_attn.q_proj.weight");
+    /* refused when the model is opened, not when block 2 is reached */
+    qc_model *m = NULL;
+    CHECK_FAILS(qc_model_open(&m, path, &e), e, "model.layers.2.self_attn.q_proj.weight");
     CHECK(strstr(e.msg, "row 7, column 3") && strstr(e.msg, "nan.bin"), "position and file named: %s", e.msg);
-    qc_model_free(m);
+    CHECK(m == NULL, "no model on failure");
+    /* the checkpoint opens (its layout is valid), but the weight cannot be read */
+    qc_checkpoint *ck;
+    CHECK_OK(qc_checkpoint_open(&ck, path, &e), e);
+    float *w = malloc(64 * 64 * sizeof(float));
+    CHECK_FAILS(qc_checkpoint_read(ck, QC_W_Q, 2, w, &e), e, "q_proj.weight has a non-finite value (nan) at row 7, column 3");
+    CHECK_OK(qc_checkpoint_read(ck, QC_W_Q, 1, w, &e), e); /* the other blocks read as ever */
+    free(w);
+    qc_checkpoint_close(ck);
 }
 
 int main(void) {

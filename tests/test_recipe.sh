@@ -130,7 +130,7 @@ expect_fail "--per-linear without --format gptq is a usage error" 2 "--per-linea
 $Q eval --model "$T/bpw" --text "$EVAL" --seqlen 256 --json >"$T/bpw_eval.json" 2>"$T/err"
 check "--target-bpw: the mixed GPTQ file evaluates as the summary says" \
     "[ \"\$(json_num '$T/bpw_eval.json' ppl)\" = '$mppl' ]"
-expect_fail "--target-bpw below the cheapest candidate is refused" 1 "is below what the cheapest candidate gives" \
+expect_fail "--target-bpw below the cheapest candidate is refused before measuring" 2 "is below what the cheapest candidate gives" \
     $Q $MID --target-bpw 3 --out "$T/never"
 
 # -- --observe: the worst linears at 8 bits improve on the first pass
