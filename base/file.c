@@ -126,7 +126,9 @@ char *qc_path_join(const char *dir, const char *name) {
 }
 
 char *qc_path_dirname(const char *path) {
-    const char *slash = strrchr(path, '/');
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--; /* "out/" is the folder "out", in "." */
+    const char *slash = memrchr(path, '/', n);
     if (!slash) return strdup(".");
     if (slash == path) return strdup("/");
     return strndup(path, (size_t)(slash - path));

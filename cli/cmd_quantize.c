@@ -773,7 +773,7 @@ static void print_report(const qc_quantized *q, const qc_calib_opts *o, const ev
     if (target_bpw > 0) printf("mixed precision: estimated %.4f bits per weight for a target of %g\n", mixed.bpw, target_bpw);
     if (file_bpw > 0)
         printf("the file's linears: %.4f bits per weight%s\n", file_bpw, format == QC_FMT_GPTQ ? " (g_idx apart)" : "");
-    printf("wrote %s/\n", out_path);
+    printf("wrote %s%s\n", out_path, qc_str_ends_with(out_path, "/") ? "" : "/");
     if (!nrows) return;
     printf("\n%-40s %7s %12s %12s%s %9s\n", "perplexity", "seqlen", "fp32", tag, observe_k ? "   first pass" : "", "change");
     for (int i = 0; i < nrows; i++) {

@@ -198,11 +198,22 @@ static void test_outdir(void) {
     CHECK(qc_path_is_dir(dir), "a folder without the marker is not replaced");
 }
 
+/* The folder of a path, trailing slashes ignored ("--out o/" is the folder o, in "."). */
+static void test_dirname(void) {
+    const char *cases[][2] = { { "o", "." }, { "o/", "." }, { "a/b", "a" }, { "a/b//", "a" }, { "/x", "/" }, { "/", "/" } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *d = qc_path_dirname(cases[i][0]);
+        CHECK(d && strcmp(d, cases[i][1]) == 0, "dirname(%s) = %s, want %s", cases[i][0], d ? d : "NULL", cases[i][1]);
+        free(d);
+    }
+}
+
 int main(void) {
     RUN(test_f16_exhaustive);
     RUN(test_bf16);
     RUN(test_pyrandom);
     RUN(test_sizes);
+    RUN(test_dirname);
     RUN(test_outfile);
     RUN(test_outdir);
     RUN(test_outfile_sync_parent);
