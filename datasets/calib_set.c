@@ -54,12 +54,13 @@ static qc_status draw_from_docs(const qc_tokenizer *t, const qc_corpus *c, int n
     return st;
 }
 
-/* nsamples windows of one source into out. */
+/* nsamples windows of one source into out; *hash: the file's content hash. */
 static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int nsamples, int seqlen, uint64_t seed,
-                                  int32_t *out, qc_err *e) {
+                                  int32_t *out, uint64_t *hash, qc_err *e) {
     qc_corpus c;
     qc_status st = qc_corpus_load(&c, path, e);
     if (st) return st;
+    *hash = c.hash;
     if (c.ndocs > 1) {
         st = draw_from_docs(t, &c, nsamples, seqlen, seed, out, e);
     } else {
@@ -85,13 +86,18 @@ qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int 
         return qc_fail(e, QC_ERR_ARG, "--nsamples %d is fewer than the %d calibration sources", nsamples, npaths);
     if (seqlen < 1) return qc_fail(e, QC_ERR_ARG, "--seqlen %d is not positive", seqlen);
     w->tokens = qc_malloc((size_t)nsamples * (size_t)seqlen, sizeof(int32_t), e, "calibration windows");
-    if (!w->tokens) return QC_ERR_NOMEM;
+    w->source_hash = qc_calloc((size_t)npaths, sizeof *w->source_hash, e, "calibration sources");
+    if (!w->tokens || !w->source_hash) {
+        qc_windows_free(w);
+        return QC_ERR_NOMEM;
+    }
+    w->nsources = npaths;
     w->n = nsamples;
     w->seqlen = seqlen;
     qc_status st = QC_OK;
     for (int k = 0, done = 0; k < npaths && !st; k++) {
         int share = nsamples / npaths + (k < nsamples % npaths);
-        st = draw_from_source(t, paths[k], share, seqlen, seed, w->tokens + (size_t)done * seqlen, e);
+        st = draw_from_source(t, paths[k], share, seqlen, seed, w->tokens + (size_t)done * seqlen, &w->source_hash[k], e);
         done += share;
     }
     if (st) qc_windows_free(w);

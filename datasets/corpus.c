@@ -225,6 +225,7 @@ qc_status qc_corpus_load(qc_corpus *c, const char *path, qc_err *e) {
     char *raw = NULL;
     size_t raw_len = 0;
     qc_status st = qc_read_file(path, QC_CORPUS_MAX_BYTES, &raw, &raw_len, e);
+    if (!st) c->hash = qc_hash64(QC_HASH64_SEED, raw, raw_len);
     if (!st && is_gzip(raw, raw_len)) {
         char *inflated = NULL;
         st = gunzip(path, raw, raw_len, &inflated, &raw_len, e);
