@@ -352,9 +352,10 @@ static qc_status write_json(const qc_outdir *d, const char *name, cJSON *j, qc_e
     return st;
 }
 
-/* The model files, the tokenizer and the logs, into the folder being built. */
+/* The model files, the tokenizer and the logs, into the folder being built; name: the
+ * model's, as the run's description names it (its real path). */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
-                               const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
+                               const char *name, const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_quantized_source(q);
     bool llama2c_in = strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0;
     char *bin = qc_outdir_file(d, format == QC_FMT_GGUF ? "model.gguf" : "model.bin");
@@ -369,7 +370,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     }
     case QC_FMT_AWQ: st = qc_export_awq_into(&src, d, log, e); break;
     case QC_FMT_GGUF: {
-        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, model_path };
+        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, name };
         st = qc_export_gguf(&src, bin, &go, log, e);
         break;
     }
@@ -770,7 +771,8 @@ int cmd_quantize(int argc, char **argv, int first) {
                 per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
-    if (!st) st = write_outputs(&d, m, &q, &o, have_tok ? &tok : NULL, &log, &e);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "model"));
+    if (!st) st = write_outputs(&d, m, &q, &o, name, have_tok ? &tok : NULL, &log, &e);
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
