@@ -283,7 +283,7 @@ static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text,
 }
 
 /* summary.json: the run's description (qc_run_desc_json's object s), then what it produced. */
-static void summary_json(cJSON *s, const qc_calib_opts *o, const qc_quantized *q, const eval_row *rows, int nrows) {
+static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, int nrows) {
     double sum = 0, max = 0;
     int fallbacks = 0, retried = 0;
     for (int i = 0; i < q->nreports; i++) {
@@ -800,7 +800,7 @@ int cmd_quantize(int argc, char **argv, int first) {
                          evals.v[i], rows[i].quant.nll, rows[i].memory.nll);
     }
     if (!st) {
-        summary_json(summary, &o, &q, rows, evals.n);
+        summary_json(summary, &q, rows, evals.n);
         st = write_json(&d, "summary.json", summary, &e);
     }
     if (!st) st = qc_outdir_commit(&d, &e);
