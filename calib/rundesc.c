@@ -107,6 +107,10 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     cJSON_AddNumberToObject(s, "groupsize", o->spec.groupsize > 0 ? o->spec.groupsize : -1);
     cJSON_AddBoolToObject(s, "sym", o->spec.sym);
     cJSON_AddBoolToObject(s, "mse", o->spec.mse);
+    char spec[256]; /* what the format makes of them (qc_quant_spec), for the fingerprint's sake too */
+    snprintf(spec, sizeof spec, "f16 scales %d, mins %d, signed scale %d, zero from one %d, awq range %d",
+             o->spec.f16_scales, o->spec.store_min, o->spec.signed_scale, o->spec.zero_from_one, o->spec.awq_range);
+    cJSON_AddStringToObject(s, "quantizer", spec);
     if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
         cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
@@ -140,6 +144,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
         cJSON_AddNumberToObject(em, "groupsize", o->embed.groupsize > 0 ? o->embed.groupsize : -1);
     }
     if (d->per_linear) cJSON_AddBoolToObject(s, "per_linear", true);
+    if (o->batch_tokens) cJSON_AddNumberToObject(s, "batch_tokens", o->batch_tokens);
     cJSON_AddNumberToObject(s, "threads", d->threads);
     cJSON *rj = d->recipe_text ? cJSON_Parse(d->recipe_text) : NULL;
     if (rj) cJSON_AddItemToObject(s, "recipe", rj);
