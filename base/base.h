@@ -87,6 +87,11 @@ void qc_map_release(const void *p, size_t n);
 /* Reads a whole file (at most max_size bytes, else an error) into a NUL-terminated buffer. */
 qc_status qc_read_file(const char *path, size_t max_size, char **buf, size_t *len, qc_err *e);
 
+/* The content hash of n bytes at data, continuing from h (QC_HASH64_SEED to start): FNV-1a's
+ * step over 8-byte words in four lanes (hash.c). Not cryptographic: it detects changes, not forgeries. */
+#define QC_HASH64_SEED 0xcbf29ce484222325ull
+uint64_t qc_hash64(uint64_t h, const void *data, size_t n);
+
 bool qc_path_is_dir(const char *path);
 bool qc_path_exists(const char *path);
 /* Whether path is a file that can be opened for reading (not a folder); the message names it. */

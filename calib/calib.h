@@ -342,6 +342,48 @@ typedef struct qc_format_run {
  * "--format NAME". */
 qc_status qc_format_check_run(const qc_format_run *r, qc_err *e);
 
+/* ---- the description of a quantize run (rundesc.c) ---- */
+
+/* Everything a quantize run's result depends on: the checked options and the settings
+ * beside them, the effective recipe, and the inputs. Made once; the effective recipe
+ * (recipe.json), summary.json's settings and inputs, and the resume fingerprint are derived
+ * from it (rundesc.c), never written out by hand again. */
+typedef struct qc_run_desc {
+    const qc_calib_opts *opts;  /* the checked options */
+    double percdamp;            /* GPTQ's damping as given (opts holds it as a float) */
+    qc_out_format format;
+    const char *format_reason;  /* qc_format_choice's */
+    int checkpoint_format;      /* gptq: 1 (qzeros hold zero - 1) or 2 */
+    qc_gguf_type gguf_linear, gguf_embed, gguf_output; /* gguf: the block types */
+    bool gguf_no_pad;           /* gguf: FFN rows that are not whole blocks stay F16, unpadded */
+    int act_bits;               /* the runtime quantizes activations to this many bits; 0: not */
+    double target_bpw;          /* mixed precision's budget; 0: none */
+    int observe;                /* --observe's count; 0: none */
+    bool per_linear;
+    int threads;
+    const char *recipe_text;    /* the effective recipe as JSON (qc_recipe_dump of qc_run_desc_recipe's) */
+    /* the inputs (from qc_run_desc_recipe on, only qc_run_desc_json reads them) */
+    const qc_model *model;      /* its files (qc_checkpoint_file), configuration, format */
+    const char *const *calib;   /* the calibration texts as given (ncalib), or ... */
+    int ncalib;
+    const char *calib_tokens;   /* ... the windows as given (.npy) */
+    const qc_windows *windows;  /* what was drawn from them, with the sources' content hashes */
+    uint64_t seed;
+} qc_run_desc;
+
+/* The effective recipe: r's rules as given, every other field from d's settings (what
+ * recipe.json holds and --quantize reads back). Needs no input. */
+void qc_run_desc_recipe(const qc_run_desc *d, qc_recipe *r);
+struct cJSON;
+/* d as a JSON object, summary.json's first fields: the settings, the effective recipe, and
+ * "inputs": the model's configuration, its files and the calibration sources by real path
+ * with their content hashes, the windows' hash. NULL: out of memory. */
+struct cJSON *qc_run_desc_json(const qc_run_desc *d);
+/* The resume fingerprint: every field of qc_run_desc_json's object, one "key: value" line
+ * each (nested keys joined by '.'), so a difference names the setting or input. NULL: out
+ * of memory. */
+char *qc_run_desc_fingerprint(const struct cJSON *desc);
+
 /* ---- mixed precision (mixed.c) ---- */
 
 /* Bits a (rows, cols) weight quantized by s takes in a file: each row's codes packed in
@@ -394,17 +436,18 @@ int qc_observe_upgrade(const qc_quantized *q, int k, const qc_quant_spec *up, bo
 /* A work folder "<out>.work" beside the output folder `out`, where a run checkpoints each
  * block as it finishes (its quantized linears and log rows, then the activations entering
  * the next block, each file written atomically), and from which a run with `resume`
- * continues after the last finished block. The folder holds a fingerprint of the model
- * files, the calibration windows, the options (o, threads, and `extra`: anything else the
- * output depends on); a resume whose fingerprint differs is refused, naming the difference,
- * and so is a run without `resume` when the folder holds finished blocks. A folder without
- * any (its run stopped before finishing one) holds nothing to resume and is reused. The run
- * holds the folder's lock (worklock.c) until qc_resume_close: a second run on the same
- * output is refused, naming the first one's pid. */
+ * continues after the last finished block. The folder holds the run's fingerprint
+ * (qc_run_desc_fingerprint); a resume whose fingerprint differs is refused, naming the
+ * difference, and so is a run without `resume` when the folder holds finished blocks. A
+ * folder without any (its run stopped before finishing one) holds nothing to resume and is
+ * reused. Each restored block is checked against the model's block as read now
+ * (qc_model_block_hash), and the token embedding likewise. The run holds the folder's lock
+ * (worklock.c) until qc_resume_close: a second run on the same output is refused, naming
+ * the first one's pid. */
 typedef struct qc_resume qc_resume;
 
-qc_status qc_resume_open(qc_resume **r, const char *out, const qc_model *m, const qc_windows *w,
-                         const qc_calib_opts *o, const char *extra, bool resume, qc_err *e);
+qc_status qc_resume_open(qc_resume **r, const char *out, qc_model *m, const qc_calib_opts *o,
+                         const char *fingerprint, bool resume, qc_err *e);
 /* The hooks to put in qc_calib_opts.checkpoint (valid until qc_resume_close). */
 const qc_calib_checkpoint *qc_resume_checkpoint(qc_resume *r);
 /* After the run: on success the work folder is removed; on failure it is kept when it holds

@@ -1,19 +1,24 @@
 /* resume.c — checkpoints of a calibration run in a work folder "<out>.work" beside the
  * output folder (where the output's temporary folder is built), and continuing an
  * interrupted run from them. The folder holds:
- *     fingerprint   text, one "key: value" line per thing the results depend on: the model's
- *                   files (size, modification time), its configuration, a hash of the
- *                   calibration windows, every calibration option, the thread count
- *     block-NNNN    a finished block: its log rows, then each linear's quantized weight
- *     state         the number of finished blocks, then the activations entering the next
- *                   block (windows × seqlen × dim, in the run's activation type)
+ *     fingerprint   text, one "key: value" line per thing the results depend on: the run's
+ *                   description (qc_run_desc_fingerprint: every setting, the inputs by real
+ *                   path and content hash)
+ *     block-NNNN    a finished block: the content hash of the model's block as read
+ *                   (qc_model_block_hash), its log rows (every field), then each linear's
+ *                   quantized weight
+ *     state         the number of finished blocks, the content hash of the token embedding,
+ *                   then the activations entering the next block (windows × seqlen × dim, in
+ *                   the run's activation type)
  *     lock          the run using the folder holds it (calib/worklock.c)
  * Each file is written under a temporary name and renamed (base/'s qc_outfile), a block's
  * file before the state that counts it, so a kill at any moment leaves the old state or the
  * new one, never a torn one. Integers are 8 bytes little endian, floats as in memory (the
  * same machine reads them back). Everything read back is checked against the model and the
  * options (shapes, sizes, group indices), so a damaged work file is an error naming it,
- * never a wild read. */
+ * never a wild read. A restored block whose model block (or an embedding) hashes otherwise
+ * than the interrupted run's is refused, naming it: the model's tensors are checked where
+ * they are read, so a resume reads no tensor twice. */
 #include "calib/internal.h"
 
 #include <dirent.h>
@@ -23,112 +28,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STATE_MAGIC "QCRSTAT1"
-#define BLOCK_MAGIC "QCRBLCK1"
+#define STATE_MAGIC "QCRSTAT2"
+#define BLOCK_MAGIC "QCRBLCK2"
 #define FINGERPRINT_MAX ((size_t)1 << 20)
 #define REPORT_FIELDS 12
 
 struct qc_resume {
     char *dir;
     char *fingerprint;
+    qc_model *model;
     const qc_config *cfg;
     const qc_calib_opts *o;
     bool resume;
     bool existed; /* the folder was there before this run: never removed on failure */
     int lock;     /* the folder's lock, held until qc_resume_close */
     int blocks;   /* finished blocks the folder holds */
+    bool have_embed_hash;
+    uint64_t embed_hash; /* the token embedding's, once computed */
     qc_calib_checkpoint cp;
 };
 
-/* ---- the fingerprint ------------------------------------------------------------------------ */
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const uint8_t *p = data;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static void file_line(FILE *f, const char *name, const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-        fprintf(f, "model file %s: %lld bytes, modified %lld.%09ld\n", name, (long long)sb.st_size,
-                (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
-}
-
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The model's files: the path itself, or every regular file of its folder, sorted. */
-static void model_lines(FILE *f, const char *path) {
-    if (!qc_path_is_dir(path)) {
-        file_line(f, path, path);
-        return;
-    }
-    DIR *d = opendir(path);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    for (struct dirent *de; d && (de = readdir(d));) {
-        if (de->d_name[0] == '.') continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **g = realloc(names, cap * sizeof *g);
-            if (!g) break;
-            names = g;
-        }
-        if (!(names[n] = strdup(de->d_name))) break;
-        n++;
-    }
-    if (d) closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 0; i < n; i++) {
-        char *p = qc_path_join(path, names[i]);
-        if (p) file_line(f, names[i], p);
-        free(p);
-        free(names[i]);
-    }
-    free(names);
-}
-
-static void spec_line(FILE *f, const char *label, const qc_quant_spec *s) {
-    fprintf(f, "%s: bits %d, groupsize %d, sym %d, mse %d, f16 scales %d, min %d, signed scale %d, zero from one %d\n",
-            label, s->bits, s->groupsize, s->sym, s->mse, s->f16_scales, s->store_min, s->signed_scale, s->zero_from_one);
-}
-
-static char *fingerprint(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const char *extra) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) return NULL;
-    const qc_config *c = &m->cfg;
-    const char *path = qc_checkpoint_path(m->ck);
-    fprintf(f, "qcalib calibration checkpoint, version 2\nmodel: %s\n", path);
-    model_lines(f, path);
-    fprintf(f, "config: dim %d, hidden %d, layers %d, heads %d/%d of %d, vocab %d, eps %.9g, theta %.9g\n", c->dim,
-            c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->norm_eps,
-            c->rope_theta);
-    fprintf(f, "windows: %d of %d tokens, hash %016llx\n", w->n, w->seqlen,
-            (unsigned long long)fnv1a(0xcbf29ce484222325ull, w->tokens, (size_t)w->n * w->seqlen * sizeof *w->tokens));
-    fprintf(f, "method: %s\n", qc_method_name(o->method));
-    spec_line(f, "quantizer", &o->spec);
-    for (int l = 0; l < c->n_layers && o->modules; l++)
-        for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
-            char label[64];
-            snprintf(label, sizeof label, "block %d %s%s", l, qc_weight_short_name(qc_linear_weight(lin)),
-                     o->modules[(size_t)l * QC_LIN_COUNT + lin].keep_f16 ? " kept f16" : "");
-            spec_line(f, label, &o->modules[(size_t)l * QC_LIN_COUNT + lin].spec);
-        }
-    if (o->embed.bits > 0) spec_line(f, "embedding", &o->embed);
-    fprintf(f, "gptq: percdamp %.9g, blocksize %d, act order %d, static groups %d, retries %d\n", o->gptq.percdamp,
-            o->gptq.blocksize, o->gptq.act_order, o->gptq.static_groups, o->gptq.max_retries);
-    fprintf(f, "true sequential: %d\nkept f16:", o->true_sequential);
-    for (int l = 0; l < QC_LIN_COUNT; l++) fprintf(f, " %d", o->keep_f16[l]);
-    fprintf(f, "\nbatch tokens: %d\nactivations: %s\nthreads: %d\n%s\n", o->batch_tokens, qc_dtype_name(o->act_dtype),
-            qc_get_threads(), extra ? extra : "");
-    if (fclose(f) != 0) {
-        free(text);
-        return NULL;
-    }
-    return text;
-}
+/* ---- the fingerprint: qc_run_desc_fingerprint's text ------------------------------------------ */
 
 /* The first line where a and b differ, into the two buffers. */
 static void first_difference(const char *a, const char *b, char *la, char *lb, size_t size) {
@@ -207,6 +127,17 @@ static void getbytes(cursor *c, void *dst, size_t n) {
     if (p) memcpy(dst, p, n);
 }
 
+/* The token embedding's content hash (computed once per run: the embedding is read whole). */
+static qc_status embed_hash(qc_resume *r, uint64_t *h, qc_err *e) {
+    if (!r->have_embed_hash) {
+        qc_status st = qc_model_embed_hash(r->model, &r->embed_hash, e);
+        if (st) return st;
+        r->have_embed_hash = true;
+    }
+    *h = r->embed_hash;
+    return QC_OK;
+}
+
 /* ---- saving --------------------------------------------------------------------------------- */
 
 static void put_qweight(qc_outfile *f, const qc_qweight *q, qc_status *st, qc_err *e) {
@@ -226,12 +157,16 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
     qc_resume *r = ctx;
     int first = out->nreports; /* this block's log rows are the last ones */
     while (first > 0 && out->reports[first - 1].block == layer) first--;
-    char *path = block_file(r, layer);
+    uint64_t bhash, ehash;
+    qc_status st = qc_model_block_hash(r->model, layer, &bhash, e); /* hashed when the runner read it */
+    if (!st) st = embed_hash(r, &ehash, e);
+    char *path = st ? NULL : block_file(r, layer);
     qc_outfile f;
-    qc_status st = path ? qc_out_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    if (!st) st = path ? qc_out_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     if (!st) {
         putbytes(&f, BLOCK_MAGIC, 8, &st, e);
         put64(&f, (uint64_t)layer, &st, e);
+        put64(&f, bhash, &st, e);
         put64(&f, (uint64_t)(out->nreports - first), &st, e);
         for (int i = first; i < out->nreports; i++) {
             const qc_layer_report *p = &out->reports[i];
@@ -248,6 +183,13 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
             put64(&f, p->kept_f16, &st, e);
             put64(&f, (uint64_t)p->dead, &st, e);
             putd(&f, p->seconds, &st, e);
+            put64(&f, (uint64_t)(int64_t)p->awq_grid, &st, e);
+            putd(&f, p->awq_loss, &st, e);
+            putd(&f, p->awq_loss0, &st, e);
+            putd(&f, p->clip_mean, &st, e);
+            putd(&f, p->clip_min, &st, e);
+            putd(&f, p->smooth_min, &st, e);
+            putd(&f, p->smooth_max, &st, e);
         }
         for (int lin = 0; lin < QC_LIN_COUNT; lin++) put_qweight(&f, &out->res[(size_t)layer * QC_LIN_COUNT + lin], &st, e);
         if (!st) st = qc_out_commit(&f, e);
@@ -259,6 +201,7 @@ static qc_status save(void *ctx, int layer, const qc_quantized *out, const void 
     if (!st && !(st = qc_out_open(&f, path, e))) {
         putbytes(&f, STATE_MAGIC, 8, &st, e);
         put64(&f, (uint64_t)layer + 1, &st, e);
+        put64(&f, ehash, &st, e);
         put64(&f, nbytes, &st, e);
         putbytes(&f, x, nbytes, &st, e);
         if (!st) st = qc_out_commit(&f, e);
@@ -309,6 +252,13 @@ static qc_status restore_block(qc_resume *r, int layer, qc_quantized *out, qc_er
     const uint8_t *magic = st ? NULL : take(&c, 8);
     if (!st && (!magic || memcmp(magic, BLOCK_MAGIC, 8) != 0 || get64(&c) != (uint64_t)layer))
         st = qc_fail(e, QC_ERR_FORMAT, "%s: not the checkpoint of block %d", path, layer);
+    uint64_t had = st ? 0 : get64(&c), has = 0;
+    if (!st && !(st = qc_model_block_hash(r->model, layer, &has, e)) && had != has)
+        st = qc_fail(e, QC_ERR_ARG,
+                     "%s: cannot resume: block %d of the model differs from the one the interrupted run quantized "
+                     "(its weights hash to %016llx, they hashed to %016llx): the model's file changed; resume with "
+                     "the same model, or remove %s to start afresh", r->dir, layer, (unsigned long long)has,
+                     (unsigned long long)had, r->dir);
     uint64_t nrep = st ? 0 : get64(&c);
     if (!st && (nrep > QC_LIN_COUNT || (size_t)out->nreports + nrep > (size_t)out->n_layers * QC_LIN_COUNT))
         st = qc_fail(e, QC_ERR_FORMAT, "%s: damaged (%llu log rows)", path, (unsigned long long)nrep);
@@ -327,6 +277,13 @@ static qc_status restore_block(qc_resume *r, int layer, qc_quantized *out, qc_er
         p->kept_f16 = get64(&c) != 0;
         p->dead = (int)get64(&c);
         p->seconds = getd(&c);
+        p->awq_grid = (int)(int64_t)get64(&c);
+        p->awq_loss = getd(&c);
+        p->awq_loss0 = getd(&c);
+        p->clip_mean = getd(&c);
+        p->clip_min = getd(&c);
+        p->smooth_min = getd(&c);
+        p->smooth_max = getd(&c);
         if (c.short_read || p->block != layer || lin >= QC_LIN_COUNT)
             st = qc_fail(e, QC_ERR_FORMAT, "%s: damaged (log row %llu)", path, (unsigned long long)i);
         else p->linear = (qc_linear)lin, out->nreports++;
@@ -352,13 +309,19 @@ static qc_status restore(void *ctx, qc_quantized *out, void *x, size_t nbytes, i
     qc_status st = qc_map_open(&m, path, e);
     cursor c = { m.data, m.size, false };
     const uint8_t *magic = st ? NULL : take(&c, 8);
-    uint64_t next = st ? 0 : get64(&c), n = st ? 0 : get64(&c);
+    uint64_t next = st ? 0 : get64(&c), had = st ? 0 : get64(&c), n = st ? 0 : get64(&c);
     if (!st && (!magic || memcmp(magic, STATE_MAGIC, 8) != 0 || next < 1 || next > (uint64_t)r->cfg->n_layers ||
                 n != nbytes || c.left != nbytes))
         st = qc_fail(e, QC_ERR_FORMAT, "%s: not a checkpoint of this run (damaged, or for other windows)", path);
     if (!st) memcpy(x, c.p, nbytes);
     qc_map_close(&m);
     free(path);
+    uint64_t has = 0;
+    if (!st && !(st = embed_hash(r, &has, e)) && had != has)
+        st = qc_fail(e, QC_ERR_ARG,
+                     "%s: cannot resume: the model's token embedding differs from the interrupted run's (it hashes to "
+                     "%016llx, it hashed to %016llx): the model's file changed; resume with the same model, or remove "
+                     "%s to start afresh", r->dir, (unsigned long long)has, (unsigned long long)had, r->dir);
     for (int l = 0; l < (int)next && !st; l++) st = restore_block(r, l, out, e);
     if (st && st != QC_ERR_NOMEM)
         return qc_fail_prefix(e, st, "%s cannot be resumed (pass --restart to discard its checkpoints and start afresh)",
@@ -416,15 +379,16 @@ static qc_status check_fingerprint(const qc_resume *r, qc_err *e) {
     return st;
 }
 
-qc_status qc_resume_open(qc_resume **rp, const char *out, const qc_model *m, const qc_windows *w,
-                         const qc_calib_opts *o, const char *extra, bool resume, qc_err *e) {
+qc_status qc_resume_open(qc_resume **rp, const char *out, qc_model *m, const qc_calib_opts *o,
+                         const char *fingerprint, bool resume, qc_err *e) {
     *rp = NULL;
     qc_resume *r = qc_calloc(1, sizeof *r, e, "resume");
     if (!r) return QC_ERR_NOMEM;
     size_t n = strlen(out);
     while (n > 1 && out[n - 1] == '/') n--;
     r->dir = qc_strdupf("%.*s.work", (int)n, out);
-    r->fingerprint = fingerprint(m, w, o, extra);
+    r->fingerprint = qc_strdupf("%s", fingerprint);
+    r->model = m;
     r->cfg = &m->cfg;
     r->o = o;
     r->resume = resume;

@@ -192,26 +192,15 @@ static void apply_recipe(const qc_recipe *r) {
         no_true_seq = !r->true_sequential;
 }
 
-/* What the run does, as a recipe (recipe.json, --dump-recipe): the rules as given, every
- * other field from the checked options; made once, right after they are checked. */
-static void effective_recipe(const qc_calib_opts *o) {
-    qc_recipe *r = &recipe;
-    r->has_method = true, r->method = o->method;
-    r->linear_key[0] = 0;
-    r->bits = r->groupsize = r->sym = QC_RECIPE_UNSET;
-    if (!o->no_quant) r->bits = o->spec.bits, r->groupsize = o->spec.groupsize > 0 ? o->spec.groupsize : 0, r->sym = o->spec.sym;
-    r->act_bits = act_bits > 0 ? act_bits : QC_RECIPE_UNSET;
-    r->embed_bits = o->embed.bits > 0 ? o->embed.bits : QC_RECIPE_UNSET;
-    r->embed_groupsize = o->embed.bits > 0 ? o->embed.groupsize : QC_RECIPE_UNSET;
-    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
-    r->percdamp = gptq ? percdamp : NAN;
-    r->blocksize = gptq ? o->gptq.blocksize : QC_RECIPE_UNSET;
-    r->act_order = gptq ? o->gptq.act_order : QC_RECIPE_UNSET;
-    r->static_groups = gptq ? o->gptq.static_groups : QC_RECIPE_UNSET;
-    r->mse = o->spec.mse;
-    r->true_sequential = o->true_sequential;
-    r->target_bpw = target_bpw > 0 ? target_bpw : NAN;
-    r->observe = observe_k > 0 ? (int)observe_k : QC_RECIPE_UNSET;
+/* The run's description: the checked options and the settings beside them (the inputs are
+ * added once read); the effective recipe, summary.json and the resume fingerprint come from it. */
+static void describe_run(const qc_calib_opts *o, qc_run_desc *d) {
+    *d = (qc_run_desc){ .opts = o, .percdamp = percdamp, .format = format, .format_reason = chosen.reason,
+                        .checkpoint_format = strcmp(ckpt_format, "v2") == 0 ? 2 : 1, .gguf_linear = gguf_linear,
+                        .gguf_embed = gguf_embed_t, .gguf_output = gguf_output_t, .gguf_no_pad = gguf_no_pad,
+                        .act_bits = act_bits, .target_bpw = target_bpw, .observe = (int)observe_k,
+                        .per_linear = per_linear, .calib = calib.v, .ncalib = calib.n, .calib_tokens = tokens_path,
+                        .seed = (uint64_t)seed };
 }
 
 /* The solver settings whose results GGUF stores as block type t (q4_0, q4_1 or q8_0). */
@@ -311,45 +300,8 @@ static qc_status eval_windows(const qc_tokenizer *t, const char *text, int sl, b
     return st;
 }
 
-static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quantized *q,
-                           const eval_row *rows, int nrows) {
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddStringToObject(s, "model", model_path);
-    cJSON_AddStringToObject(s, "model_format", qc_checkpoint_format(m->ck));
-    cJSON_AddStringToObject(s, "format", qc_out_format_name(format));
-    cJSON_AddStringToObject(s, "format_reason", chosen.reason);
-    if (format == QC_FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", ckpt_format);
-    if (format == QC_FMT_GGUF) {
-        cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(gguf_linear));
-        cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(gguf_embed_t));
-        cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(gguf_output_t));
-    }
-    cJSON_AddNumberToObject(s, "ffn_width", m->cfg.hidden_dim);
-    cJSON_AddStringToObject(s, "method", qc_method_name(o->method));
-    cJSON_AddNumberToObject(s, "wbits", o->spec.bits);
-    cJSON_AddNumberToObject(s, "groupsize", o->spec.groupsize > 0 ? o->spec.groupsize : -1);
-    cJSON_AddBoolToObject(s, "sym", o->spec.sym);
-    cJSON_AddBoolToObject(s, "mse", o->spec.mse);
-    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
-        cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
-        cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
-        cJSON_AddBoolToObject(s, "act_order", o->gptq.act_order);
-        cJSON_AddBoolToObject(s, "static_groups", o->gptq.static_groups);
-    }
-    cJSON_AddBoolToObject(s, "true_sequential", o->true_sequential);
-    if (o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ) {
-        cJSON_AddBoolToObject(s, "awq_duo_scaling", o->awq.duo_scaling);
-        cJSON_AddBoolToObject(s, "awq_clip", o->awq.clip);
-    }
-    if (o->smooth_alpha > 0) cJSON_AddNumberToObject(s, "smooth_alpha", o->smooth_alpha);
-    cJSON_AddBoolToObject(s, "weights_quantized", !o->no_quant);
-    cJSON_AddStringToObject(s, "propagate", o->propagate_fp32 ? "fp32" : "quantized");
-    cJSON *cal = cJSON_AddArrayToObject(s, "calib");
-    for (int i = 0; i < calib.n; i++) cJSON_AddItemToArray(cal, cJSON_CreateString(calib.v[i]));
-    if (tokens_path) cJSON_AddStringToObject(s, "calib_tokens", tokens_path);
-    cJSON_AddNumberToObject(s, "nsamples", w->n);
-    cJSON_AddNumberToObject(s, "seqlen", w->seqlen);
-    cJSON_AddNumberToObject(s, "seed", (double)seed);
+/* summary.json: the run's description (qc_run_desc_json's object s), then what it produced. */
+static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, int nrows) {
     double sum = 0, max = 0;
     int fallbacks = 0, retried = 0;
     for (int i = 0; i < q->nreports; i++) {
@@ -364,13 +316,6 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
     cJSON_AddNumberToObject(s, "damping_raised", retried);
     cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
-    cJSON_AddStringToObject(s, "act_dtype", act_dtype);
-    if (act_bits) cJSON_AddNumberToObject(s, "act_quant_bits", act_bits);
-    if (o->embed.bits) {
-        cJSON *em = cJSON_AddObjectToObject(s, "embedding");
-        cJSON_AddNumberToObject(em, "bits", o->embed.bits);
-        cJSON_AddNumberToObject(em, "groupsize", o->embed.groupsize > 0 ? o->embed.groupsize : -1);
-    }
     if (file_bpw > 0) {
         cJSON_AddNumberToObject(s, "file_bits_per_weight", file_bpw);
         if (format == QC_FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
@@ -382,8 +327,6 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         cJSON_AddNumberToObject(mx, "estimated_kl", mixed.est_err);
     }
     if (observe_k) cJSON_AddNumberToObject(s, "observe_upgraded", observed);
-    cJSON *rj = cJSON_Parse(recipe_text);
-    if (rj) cJSON_AddItemToObject(s, "recipe", rj);
     cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
     const struct { const char *name; size_t bytes; } parts[] = {
         { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
@@ -407,7 +350,6 @@ static cJSON *summary_json(const qc_model *m, const qc_windows *w, const qc_cali
         if (observe_k) cJSON_AddNumberToObject(r, "first_pass_ppl", rows[i].first.ppl);
         cJSON_AddItemToArray(ev, r);
     }
-    return s;
 }
 
 /* A text file in the folder being built, ending with a newline. */
@@ -433,9 +375,10 @@ static bool tokenizer_hf(const qc_model *m) {
     return format != QC_FMT_LLAMA2C && !(format == QC_FMT_FAKE && strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0);
 }
 
-/* The model files, the tokenizer and the logs, into the folder being built. */
+/* The model files, the tokenizer and the logs, into the folder being built; name: the
+ * model's, as the run's description names it (its real path). */
 static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantized *q, const qc_calib_opts *o,
-                               const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
+                               const char *name, const qc_tokenizer *tok, const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_quantized_source(q);
     bool llama2c_in = strcmp(qc_checkpoint_format(m->ck), "llama2.c") == 0;
     char *bin = qc_outdir_file(d, format == QC_FMT_GGUF ? "model.gguf" : "model.bin");
@@ -450,7 +393,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     }
     case QC_FMT_AWQ: st = qc_export_awq_into(&src, d, log, e); break;
     case QC_FMT_GGUF: {
-        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, model_path };
+        qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, tok, name };
         st = qc_export_gguf(&src, bin, &go, log, e);
         break;
     }
@@ -791,10 +734,14 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (load_recipe(&e)) return cli_fail(&e);
     apply_recipe(&recipe);
     if ((rc = check_options(&o))) return rc;
-    effective_recipe(&o);
+    qc_run_desc desc;
+    describe_run(&o, &desc);
+    qc_run_desc_recipe(&desc, &recipe);
     if (!(recipe_text = qc_recipe_dump(&recipe))) return qc_fail(&e, QC_ERR_NOMEM, "out of memory"), cli_fail(&e);
     if (dump_recipe) return print_recipe(&o);
+    desc.recipe_text = recipe_text;
     cli_threads(threads);
+    desc.threads = qc_get_threads();
     qc_log log = cli_log(quiet || json);
     o.log = &log;
     qc_logf(&log, QC_LOG_INFO, "output format %s: %s", qc_out_format_name(format), chosen.reason);
@@ -860,14 +807,17 @@ int cmd_quantize(int argc, char **argv, int first) {
     int sl_eval = eval_seqlen ? (int)eval_seqlen : w.seqlen;
     for (int i = 0; i < evals.n && !st; i++) /* each --eval text fills a window: checked now, evaluated at the end */
         st = eval_windows(&tok, evals.v[i], sl_eval, &usage, &e);
+    desc.model = m, desc.windows = &w;
+    summary = st ? NULL : qc_run_desc_json(&desc);
+    char *fingerprint = summary ? qc_run_desc_fingerprint(summary) : NULL;
+    if (!st && !fingerprint) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
     qc_resume *rs = NULL;
-    char extra[64];
-    snprintf(extra, sizeof extra, "format: %d", (int)format);
     bool two_pass = target_bpw > 0 || observe_k; /* checkpoints cover single passes */
     if (!st && restart) st = qc_resume_discard(out_path, &e);
     /* every run holds DIR.work (the lock on DIR); single passes of gptq and rtn checkpoint in it */
-    if (!st && !(st = qc_resume_open(&rs, out_path, m, &w, &o, extra, resume, &e)) && !two_pass && !qc_calib_rescales(&o))
+    if (!st && !(st = qc_resume_open(&rs, out_path, m, &o, fingerprint, resume, &e)) && !two_pass && !qc_calib_rescales(&o))
         o.checkpoint = qc_resume_checkpoint(rs);
+    free(fingerprint);
     /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
     char *spill_dir = qc_path_dirname(out_path);
     if (!st && !spill_dir) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
@@ -892,7 +842,8 @@ int cmd_quantize(int argc, char **argv, int first) {
                 per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
-    if (!st) st = write_outputs(&d, m, &q, &o, have_tok ? &tok : NULL, &log, &e);
+    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "model"));
+    if (!st) st = write_outputs(&d, m, &q, &o, name, have_tok ? &tok : NULL, &log, &e);
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     qc_weight_source qsrc = { 0 };
@@ -919,7 +870,7 @@ int cmd_quantize(int argc, char **argv, int first) {
                          evals.v[i], rows[i].quant.nll, rows[i].memory.nll);
     }
     if (!st) {
-        summary = summary_json(m, &w, &o, &q, rows, evals.n);
+        summary_json(summary, &q, rows, evals.n);
         st = write_json(&d, "summary.json", summary, &e);
     }
     if (!st) st = qc_outdir_commit(&d, &e);

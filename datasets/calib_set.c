@@ -72,9 +72,10 @@ static qc_status draw_from_docs(const qc_tokenizer *t, const qc_corpus *c, int n
     return st;
 }
 
-/* nsamples windows of one source into out; *text_read gets its bytes of text. */
+/* nsamples windows of one source into out; *text_read gets its bytes of text, *hash the
+ * file's content hash. */
 static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int nsamples, int seqlen, uint64_t seed,
-                                  size_t max_text, size_t *text_read, int32_t *out, qc_err *e) {
+                                  size_t max_text, size_t *text_read, int32_t *out, uint64_t *hash, qc_err *e) {
     qc_corpus c;
     qc_status st = qc_corpus_load_max(&c, path, max_text, e);
     if (st == QC_ERR_NOMEM && max_text < QC_CORPUS_MAX_BYTES) {
@@ -85,6 +86,7 @@ static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int n
     }
     if (st) return st;
     *text_read = c.len;
+    *hash = c.hash;
     if (c.ndocs > 1) {
         st = draw_from_docs(t, &c, nsamples, seqlen, seed, out, e);
     } else {
@@ -117,14 +119,20 @@ qc_status qc_calib_windows_within(const qc_tokenizer *t, const char *const *path
         return qc_fail(e, QC_ERR_ARG, "--nsamples %d is fewer than the %d calibration sources", nsamples, npaths);
     if (seqlen < 1) return qc_fail(e, QC_ERR_ARG, "--seqlen %d is not positive", seqlen);
     w->tokens = qc_malloc((size_t)nsamples * (size_t)seqlen, sizeof(int32_t), e, "calibration windows");
-    if (!w->tokens) return QC_ERR_NOMEM;
+    w->source_hash = qc_calloc((size_t)npaths, sizeof *w->source_hash, e, "calibration sources");
+    if (!w->tokens || !w->source_hash) {
+        qc_windows_free(w);
+        return QC_ERR_NOMEM;
+    }
+    w->nsources = npaths;
     w->n = nsamples;
     w->seqlen = seqlen;
     qc_status st = QC_OK;
     for (int k = 0, done = 0; k < npaths && !st; k++) {
         int share = nsamples / npaths + (k < nsamples % npaths);
         size_t len = 0;
-        st = draw_from_source(t, paths[k], share, seqlen, seed, max_text, &len, w->tokens + (size_t)done * seqlen, e);
+        st = draw_from_source(t, paths[k], share, seqlen, seed, max_text, &len, w->tokens + (size_t)done * seqlen,
+                              &w->source_hash[k], e);
         if (len > *text_read) *text_read = len;
         done += share;
     }

@@ -253,6 +253,7 @@ qc_status qc_corpus_load_max(qc_corpus *c, const char *path, size_t max_bytes, q
                        (unsigned long long)sb.st_size, max_bytes);
     }
     qc_status st = qc_read_file(path, max_bytes, &raw, &raw_len, e);
+    if (!st) c->hash = qc_hash64(QC_HASH64_SEED, raw, raw_len);
     if (!st && is_gzip(raw, raw_len)) {
         char *inflated = NULL;
         st = gunzip(path, raw, raw_len, max_bytes, &inflated, &raw_len, e);

@@ -29,6 +29,7 @@ typedef struct qc_corpus {
     size_t *doc_off;  /* (ndocs) start of each document in text */
     size_t *doc_len;  /* (ndocs) its length in bytes */
     char *path;       /* owned copy, for messages */
+    uint64_t hash;    /* qc_hash64 of the file's bytes as read (before inflating) */
 } qc_corpus;
 
 /* Fails (naming the file, and the line for JSONL) on a missing file, corrupt gzip, a
@@ -159,6 +160,8 @@ typedef struct qc_windows {
     int n;
     int seqlen;
     int32_t *tokens; /* (n, seqlen) owned */
+    uint64_t *source_hash; /* (nsources) qc_hash64 of each source file's bytes as read; owned */
+    int nsources;          /* the files the windows came from (0: made in memory) */
 } qc_windows;
 
 void qc_windows_free(qc_windows *w);

@@ -79,6 +79,8 @@ qc_status qc_windows_load_npy(const char *path, qc_windows *w, qc_err *e) {
                          (long long)x, i / (size_t)shape[1], i % (size_t)shape[1]);
         else w->tokens[i] = (int32_t)x;
     }
+    if (!st && !(w->source_hash = qc_malloc(1, sizeof *w->source_hash, e, path))) st = QC_ERR_NOMEM;
+    if (!st) w->source_hash[0] = qc_hash64(QC_HASH64_SEED, m.data, m.size), w->nsources = 1;
     qc_map_close(&m);
     if (st) {
         qc_windows_free(w);

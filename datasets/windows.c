@@ -10,6 +10,7 @@
 void qc_windows_free(qc_windows *w) {
     if (!w) return;
     free(w->tokens);
+    free(w->source_hash);
     memset(w, 0, sizeof *w);
 }
 

@@ -9,9 +9,12 @@
  * refused when it is opened rather than when a run reaches the bad tensor. */
 #include "io/internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 qc_status qc_checkpoint_open(qc_checkpoint **out, const char *path, qc_err *e) {
     *out = NULL;
@@ -54,10 +57,31 @@ void qc_checkpoint_close(qc_checkpoint *ck) {
     free(ck->shards);
     qc_map_close(&ck->bin);
     free(ck->locs);
+    for (int i = 0; i < ck->nfiles; i++) free(ck->files[i].path);
+    free(ck->files);
     for (int i = 0; i < ck->nowned; i++) free(ck->owned[i]);
     free(ck->owned);
     free(ck->path);
     free(ck);
+}
+
+qc_status qc_ck_add_file(qc_checkpoint *ck, const char *path, bool whole, uint64_t hash, qc_err *e) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return qc_fail(e, QC_ERR_IO, "%s: %s", path, strerror(errno));
+    qc_ck_file *grown = realloc(ck->files, (size_t)(ck->nfiles + 1) * sizeof *grown);
+    if (!grown) return qc_fail(e, QC_ERR_NOMEM, "%s: out of memory", path);
+    ck->files = grown;
+    char *real = realpath(path, NULL);
+    if (!real) return qc_fail(e, QC_ERR_IO, "%s: %s", path, strerror(errno));
+    ck->files[ck->nfiles++] = (qc_ck_file){ real, (uint64_t)sb.st_size, whole, hash };
+    return QC_OK;
+}
+
+int qc_checkpoint_nfiles(const qc_checkpoint *ck) { return ck->nfiles; }
+
+const qc_ck_file *qc_checkpoint_file(const qc_checkpoint *ck, int i) {
+    QC_ASSERT(i >= 0 && i < ck->nfiles);
+    return &ck->files[i];
 }
 
 qc_status qc_ck_alloc_locs(qc_checkpoint *ck, qc_err *e) {

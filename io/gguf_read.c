@@ -657,6 +657,7 @@ qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     if (!s) return QC_ERR_NOMEM;
     qc_gguf_file *f = &s->file;
     qc_status st = qc_gguf_file_open(f, path, e);
+    if (!st && (st = qc_ck_add_file(ck, path, false, 0, e))) qc_gguf_file_close(f);
     if (st) {
         free(s);
         return st;

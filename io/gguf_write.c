@@ -275,7 +275,20 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
     const qc_config *c = src->cfg;
     bytes kv = { 0 };
     kv_str(&kv, "general.architecture", "llama");
-    kv_str(&kv, "general.name", o->name && *o->name ? o->name : "llama");
+    char name[256] = "llama";
+    if (o->name && *o->name) { /* the path's last part, trailing slashes and a model file's extension dropped */
+        size_t n = strlen(o->name);
+        while (n > 1 && o->name[n - 1] == '/') n--;
+        const char *slash = memrchr(o->name, '/', n), *start = slash && n > 1 ? slash + 1 : o->name;
+        size_t len = (size_t)(o->name + n - start);
+        static const char *const ext[] = { ".bin", ".safetensors", ".gguf" }; /* a model file's, not "Llama-3.2-1B" */
+        for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+            size_t el = strlen(ext[i]);
+            if (len > el && memcmp(start + len - el, ext[i], el) == 0) len -= el;
+        }
+        if (len > 0) snprintf(name, sizeof name, "%.*s", (int)len, start);
+    }
+    kv_str(&kv, "general.name", name);
     kv_u32(&kv, "general.file_type", file_type(ts, nt));
     kv_u32(&kv, "general.quantization_version", 2);
     kv_u32(&kv, "general.alignment", QC_GGUF_ALIGNMENT);

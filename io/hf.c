@@ -60,6 +60,7 @@ static int shard_index(const hf_files *f, int nshards, const char *name) {
 static qc_status open_shard(qc_checkpoint *ck, const char *path, qc_err *e) {
     qc_status st = qc_st_open(&ck->shards[ck->nshards], path, e);
     if (!st) ck->nshards++;
+    if (!st) st = qc_ck_add_file(ck, path, false, 0, e);
     return st;
 }
 
@@ -67,7 +68,9 @@ static qc_status open_shard(qc_checkpoint *ck, const char *path, qc_err *e) {
  * in its shard. */
 static qc_status open_index(qc_checkpoint *ck, const char *dir, const char *index, cJSON **root,
                             hf_files *f, qc_err *e) {
-    qc_status st = qc_json_load(index, INDEX_MAX_BYTES, root, e);
+    uint64_t hash;
+    qc_status st = qc_json_load(index, INDEX_MAX_BYTES, root, &hash, e);
+    if (!st) st = qc_ck_add_file(ck, index, true, hash, e);
     if (st) return st;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(*root, "weight_map");
     if (!cJSON_IsObject(*root) || !cJSON_IsObject(map))
@@ -279,7 +282,9 @@ qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     qc_status st = QC_OK;
     if (!dir || !config || !single || !index) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     if (!st && !is_dir && !qc_path_exists(path)) st = qc_fail(e, QC_ERR_IO, "%s: no such file", path);
-    if (!st) st = qc_hf_config_load_quant(config, &ck->cfg, &q, e);
+    uint64_t config_hash;
+    if (!st) st = qc_hf_config_load_quant(config, &ck->cfg, &q, &config_hash, e);
+    if (!st) st = qc_ck_add_file(ck, config, true, config_hash, e);
     if (!st) {
         if (!is_dir || qc_path_exists(single)) {
             f.source = single;

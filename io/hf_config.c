@@ -304,9 +304,9 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
     return QC_OK;
 }
 
-qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, qc_err *e) {
+qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, uint64_t *hash, qc_err *e) {
     cJSON *root;
-    qc_status st = qc_json_load(path, CONFIG_MAX_BYTES, &root, e);
+    qc_status st = qc_json_load(path, CONFIG_MAX_BYTES, &root, hash, e);
     if (st) return st;
     st = parse(path, root, c, q, e);
     cJSON_Delete(root);
@@ -314,5 +314,5 @@ qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q
 }
 
 qc_status qc_hf_config_load(const char *path, qc_config *c, qc_err *e) {
-    return qc_hf_config_load_quant(path, c, NULL, e);
+    return qc_hf_config_load_quant(path, c, NULL, NULL, e);
 }

@@ -43,7 +43,13 @@ struct qc_checkpoint {
     void **owned;        /* (nowned) allocations freed at close, e.g. the locs' aux */
     int nowned;
     int ffn_file;        /* > 0: the FFN width in the file, padded to cfg.hidden_dim with zeros */
+    qc_ck_file *files;   /* (nfiles) every file read, in the order opened */
+    int nfiles;
 };
+
+/* Records a file the checkpoint reads (qc_checkpoint_file): read whole, with the hash of its
+ * bytes, or mapped (its weights are hashed as they are converted). */
+qc_status qc_ck_add_file(qc_checkpoint *ck, const char *path, bool whole, uint64_t hash, qc_err *e);
 
 /* Hands p (from malloc) to the checkpoint, which frees it at close; frees it on failure. */
 qc_status qc_ck_own(qc_checkpoint *ck, void *p, qc_err *e);
@@ -100,8 +106,9 @@ static inline int qc_cmp_str_ptr(const void *a, const void *b) {
 
 struct cJSON;
 /* Reads a JSON file of at most max_bytes into a cJSON tree (the caller deletes it); a
- * syntax error or bytes after the value are an error naming the file and the position. */
-qc_status qc_json_load(const char *path, size_t max_bytes, struct cJSON **root, qc_err *e);
+ * syntax error or bytes after the value are an error naming the file and the position.
+ * hash (may be NULL): the qc_hash64 of the file's bytes. */
+qc_status qc_json_load(const char *path, size_t max_bytes, struct cJSON **root, uint64_t *hash, qc_err *e);
 /* "a string", "a number", "an object", ...: what v is, for messages. */
 const char *qc_json_type(const struct cJSON *v);
 

@@ -163,6 +163,20 @@ typedef struct qc_checkpoint qc_checkpoint;
  * GPTQ/AWQ-quantized; or a .safetensors file with config.json beside it. Every header, offset, shape and dtype is validated here, before any read; every
  * weight the config implies must be present with the right shape. */
 qc_status qc_checkpoint_open(qc_checkpoint **ck, const char *path, qc_err *e);
+
+/* A file a checkpoint reads: its real path (./, .. and symlinks resolved: one file, one
+ * name), its size, and for a file read whole (config.json, a shard index) the qc_hash64 of
+ * its bytes as read. Tensor files are mapped and not hashed here: their weights are hashed
+ * as they are converted (qc_block's hash, model/), so a large model is read once. */
+typedef struct qc_ck_file {
+    char *path;
+    uint64_t bytes;
+    bool whole;
+    uint64_t hash; /* whole files only */
+} qc_ck_file;
+
+int qc_checkpoint_nfiles(const qc_checkpoint *ck);
+const qc_ck_file *qc_checkpoint_file(const qc_checkpoint *ck, int i);
 void qc_checkpoint_close(qc_checkpoint *ck); /* NULL: no-op */
 
 const qc_config *qc_checkpoint_config(const qc_checkpoint *ck);
@@ -330,7 +344,8 @@ typedef struct qc_gguf_export_opts {
     qc_gguf_type embed_type;   /* token_embd.weight, unless src holds it quantized */
     qc_gguf_type output_type;  /* output.weight, written even when the classifier is tied */
     const qc_tokenizer *tok;       /* the vocabulary, for the tokenizer metadata (required) */
-    const char *name;          /* general.name */
+    const char *name;          /* the model's path: general.name is its last part without a
+                                  .bin/.safetensors/.gguf ("stories260K"), however it is spelled */
 } qc_gguf_export_opts;
 
 /* A quantized linear, or a quantized token embedding (qweight() of QC_W_EMBED), becomes

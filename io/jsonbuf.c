@@ -98,12 +98,13 @@ qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b,
     return qc_outdir_put(d, name, b->s, b->len, e);
 }
 
-qc_status qc_json_load(const char *path, size_t max_bytes, cJSON **root, qc_err *e) {
+qc_status qc_json_load(const char *path, size_t max_bytes, cJSON **root, uint64_t *hash, qc_err *e) {
     *root = NULL;
     char *text;
     size_t len;
     qc_status st = qc_read_file(path, max_bytes, &text, &len, e);
     if (st) return st;
+    if (hash) *hash = qc_hash64(QC_HASH64_SEED, text, len);
     /* len + 1 takes in the NUL qc_read_file appends, which is what makes cJSON refuse
      * anything but whitespace after the value. */
     const char *end = NULL;

@@ -118,6 +118,7 @@ static bool layout(const qc_config *c, const uint8_t *base, qc_ck_loc *locs, siz
 qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     ck->format = "llama2.c";
     qc_status st = qc_map_open(&ck->bin, path, e);
+    if (!st) st = qc_ck_add_file(ck, path, false, 0, e);
     if (st) return st;
     const qc_map *m = &ck->bin;
     if (m->size >= 4 && qc_le32(m->data) == QC_AK42_MAGIC) return qc_llama2c_ak42_open(ck, path, e);

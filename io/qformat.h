@@ -39,7 +39,7 @@ typedef struct qc_hf_quant {
  * version "gemm"); anything else is refused with a message naming the file and the field.
  * q may own compiled rules afterwards, also after a failure: the caller frees it with
  * qc_hf_quant_free. */
-qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, qc_err *e);
+qc_status qc_hf_config_load_quant(const char *path, qc_config *c, qc_hf_quant *q, uint64_t *hash, qc_err *e);
 
 /* ---- GPTQModel's per-module overrides: quantization_config.dynamic (gptq_dynamic.c) ---------- */
 

@@ -36,15 +36,25 @@ qc_status qc_weight_load(const qc_checkpoint *ck, qc_weight w, int layer, float 
     return QC_OK;
 }
 
+/* qc_weight_load, and the values read into the hash *h (while they are in cache). */
+static qc_status load_hashed(const qc_checkpoint *ck, qc_weight w, int layer, float **out, uint64_t *h, qc_err *e) {
+    qc_status st = qc_weight_load(ck, w, layer, out, e);
+    int rows, cols;
+    qc_weight_shape(qc_checkpoint_config(ck), w, &rows, &cols);
+    if (!st) *h = qc_hash64(*h, *out, (size_t)rows * (size_t)cols * sizeof(float));
+    return st;
+}
+
 qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err *e) {
     memset(b, 0, sizeof *b);
-    qc_status st = qc_weight_load(ck, QC_W_ATTN_NORM, layer, &b->attn_norm, e);
-    if (!st) st = qc_weight_load(ck, QC_W_FFN_NORM, layer, &b->ffn_norm, e);
     const qc_config *c = qc_checkpoint_config(ck);
+    b->hash = QC_HASH64_SEED;
+    qc_status st = load_hashed(ck, QC_W_ATTN_NORM, layer, &b->attn_norm, &b->hash, e);
+    if (!st) st = load_hashed(ck, QC_W_FFN_NORM, layer, &b->ffn_norm, &b->hash, e);
     for (int l = 0; l < QC_LIN_COUNT && !st; l++) {
-        st = qc_weight_load(ck, linear_weight[l], layer, &b->w[l], e);
+        st = load_hashed(ck, linear_weight[l], layer, &b->w[l], &b->hash, e);
         if (!st && linear_bias[l] != QC_W_COUNT && qc_weight_present(c, linear_bias[l]))
-            st = qc_weight_load(ck, linear_bias[l], layer, &b->bias[l], e);
+            st = load_hashed(ck, linear_bias[l], layer, &b->bias[l], &b->hash, e);
     }
     if (st) qc_block_free(b);
     return st;

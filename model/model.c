@@ -17,7 +17,9 @@ qc_status qc_model_open(qc_model **out, const char *path, qc_err *e) {
     if (st) { free(m); return st; }
     m->cfg = *qc_checkpoint_config(m->ck);
     m->blocks = qc_calloc((size_t)m->cfg.n_layers, sizeof *m->blocks, e, "blocks");
-    if (!m->blocks) { qc_model_free(m); return QC_ERR_NOMEM; }
+    m->block_hash = qc_calloc((size_t)m->cfg.n_layers, sizeof *m->block_hash, e, "blocks");
+    m->hashed = qc_calloc((size_t)m->cfg.n_layers, sizeof *m->hashed, e, "blocks");
+    if (!m->blocks || !m->block_hash || !m->hashed) { qc_model_free(m); return QC_ERR_NOMEM; }
     st = qc_checkpoint_check_finite(m->ck, e); /* a NaN or Inf anywhere: refused now, not when reached */
     if (!st) st = qc_weight_load(m->ck, QC_W_FINAL_NORM, 0, &m->final_norm, e);
     if (st) { qc_model_free(m); return st; }
@@ -30,6 +32,8 @@ void qc_model_free(qc_model *m) {
     if (m->blocks)
         for (int i = 0; i < m->cfg.n_layers; i++) qc_block_free(&m->blocks[i]);
     free(m->blocks);
+    free(m->block_hash);
+    free(m->hashed);
     free(m->final_norm);
     free(m->classifier);
     qc_checkpoint_close(m->ck);
@@ -53,6 +57,7 @@ qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) 
     qc_block *blk = &m->blocks[layer];
     if (!blk->w[0]) {
         qc_status st = qc_block_load(m->ck, layer, blk, e);
+        if (!st) m->block_hash[layer] = blk->hash, m->hashed[layer] = true;
         for (int l = 0; !st && m->linears && l < QC_LIN_COUNT; l++)
             st = m->linears->read(m->linears->ctx, qc_linear_weight(l), layer, blk->w[l], e);
         if (st) {
@@ -65,6 +70,34 @@ qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) 
 }
 
 void qc_model_release_block(qc_model *m, int layer) { qc_block_free(&m->blocks[layer]); }
+
+qc_status qc_model_block_hash(qc_model *m, int layer, uint64_t *h, qc_err *e) {
+    QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
+    if (!m->hashed[layer]) {
+        qc_block b;
+        qc_status st = qc_block_load(m->ck, layer, &b, e);
+        if (st) return st;
+        m->block_hash[layer] = b.hash, m->hashed[layer] = true;
+        qc_block_free(&b);
+    }
+    *h = m->block_hash[layer];
+    return QC_OK;
+}
+
+qc_status qc_model_embed_hash(const qc_model *m, uint64_t *h, qc_err *e) {
+    enum { CHUNK = 256 };
+    float *rows = qc_malloc((size_t)CHUNK * m->cfg.dim, sizeof(float), e, "embedding");
+    if (!rows) return QC_ERR_NOMEM;
+    qc_status st = QC_OK;
+    *h = QC_HASH64_SEED;
+    for (int r = 0; r < m->cfg.vocab_size && !st; r += CHUNK) {
+        int n = m->cfg.vocab_size - r < CHUNK ? m->cfg.vocab_size - r : CHUNK;
+        st = qc_checkpoint_read_rows(m->ck, QC_W_EMBED, r, n, rows, e);
+        if (!st) *h = qc_hash64(*h, rows, (size_t)n * m->cfg.dim * sizeof(float));
+    }
+    free(rows);
+    return st;
+}
 
 qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e) {
     for (int t = 0; t < ntok; t++) {

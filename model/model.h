@@ -42,13 +42,15 @@ typedef struct qc_block {
     float *ffn_norm;           /* (dim) */
     float *w[QC_LIN_COUNT];    /* (rows, cols) as qc_weight_shape of qc_linear_weight(l) */
     float *bias[QC_LIN_COUNT]; /* (rows) added to the linear's output; NULL: it has none */
+    uint64_t hash;             /* qc_hash64 of the weights above as converted, in that order */
 } qc_block;
 
 /* Reads one weight into a new buffer (*out, rows*cols floats) and rejects NaN/Inf values,
  * naming the tensor and position. */
 qc_status qc_weight_load(const qc_checkpoint *ck, qc_weight w, int layer, float **out, qc_err *e);
 
-/* Reads block `layer` from ck; rejects NaN/Inf weights naming the tensor and block. */
+/* Reads block `layer` from ck; rejects NaN/Inf weights naming the tensor and block; hashes
+ * the weights as they are read (b->hash). */
 qc_status qc_block_load(const qc_checkpoint *ck, int layer, qc_block *b, qc_err *e);
 void qc_block_free(qc_block *b); /* NULL or zeroed: no-op */
 
@@ -142,6 +144,8 @@ typedef struct qc_model {
     float *final_norm;   /* (dim) */
     float *classifier;   /* (vocab, dim); NULL until the first qc_model_head */
     qc_block *blocks;    /* (n_layers) zeroed until loaded */
+    uint64_t *block_hash; /* (n_layers) each block's hash as the checkpoint holds it ... */
+    bool *hashed;        /* ... (n_layers) once it was loaded */
     const qc_weight_source *linears; /* borrowed; if set, the linears come from it, not ck */
     const qc_hooks *hooks; /* borrowed; if set, qc_model_forward runs every block with them
                               (evaluation's activation quantization) */
@@ -161,6 +165,12 @@ void qc_model_set_linears(qc_model *m, const qc_weight_source *src);
 /* The block's weights, loading them on first use. */
 qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e);
 void qc_model_release_block(qc_model *m, int layer);
+/* The content hash of block `layer`'s weights as the checkpoint holds them (qc_block's hash,
+ * before any qc_model_set_linears): recorded when the block was loaded; a block never loaded
+ * is loaded for it, and released. */
+qc_status qc_model_block_hash(qc_model *m, int layer, uint64_t *h, qc_err *e);
+/* The content hash of the token embedding as converted, read in chunks of rows. */
+qc_status qc_model_embed_hash(const qc_model *m, uint64_t *h, qc_err *e);
 
 /* x (ntok, dim) = embedding rows of tokens; ids outside the vocabulary are an error. */
 qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e);

@@ -208,12 +208,44 @@ static void test_dirname(void) {
     }
 }
 
+/* qc_hash64 on the first 4099 bytes of the calibration text (a length that leaves a tail in
+ * every path: 128 four-lane rounds, then 3 bytes): every single-byte change, to each of 3
+ * other values, changes the hash (each step is a bijection, hash.c); the same bytes at an odd
+ * address hash alike; hashing in the same pieces twice gives the same value. */
+static void test_hash64(void) {
+    qc_err e = { "" };
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_OK(qc_read_file(shared_path("data/tinystories/tinystories_calib.txt"), (size_t)1 << 24, &text, &len, &e), e);
+    if (!text || len < 4100) return;
+    enum { N = 4099 };
+    uint8_t *buf = malloc(N + 1);
+    memcpy(buf + 1, text, N); /* at an odd address */
+    uint64_t h = qc_hash64(QC_HASH64_SEED, text, N);
+    CHECK(qc_hash64(QC_HASH64_SEED, buf + 1, N) == h, "unaligned bytes hash alike");
+    CHECK(qc_hash64(qc_hash64(QC_HASH64_SEED, text, 100), text + 100, N - 100) ==
+          qc_hash64(qc_hash64(QC_HASH64_SEED, buf + 1, 100), buf + 101, N - 100), "the same pieces hash alike");
+    int unchanged = 0;
+    for (int i = 0; i < N; i++)
+        for (int d = 1; d <= 3; d++) {
+            uint8_t was = buf[1 + i];
+            buf[1 + i] = (uint8_t)(was + d * 85);
+            unchanged += qc_hash64(QC_HASH64_SEED, buf + 1, N) == h;
+            buf[1 + i] = was;
+        }
+    CHECK(unchanged == 0, "%d of %d single-byte changes left the hash as it was", unchanged, 3 * N);
+    CHECK(qc_hash64(QC_HASH64_SEED, text, N - 1) != h, "a byte fewer hashes otherwise");
+    free(buf);
+    free(text);
+}
+
 int main(void) {
     RUN(test_f16_exhaustive);
     RUN(test_bf16);
     RUN(test_pyrandom);
     RUN(test_sizes);
     RUN(test_dirname);
+    RUN(test_hash64);
     RUN(test_outfile);
     RUN(test_outdir);
     RUN(test_outfile_sync_parent);

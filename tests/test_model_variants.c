@@ -437,7 +437,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
     CHECK_OK(qc_model_pad_ffn(m, 32, &e), e);
     static int32_t calib[4 * SEQ];
     for (int i = 0; i < 4 * SEQ; i++) calib[i] = (int32_t)((i * 13 + 5) % VOCAB);
-    qc_windows w = { 4, SEQ, calib };
+    qc_windows w = { .n = 4, .seqlen = SEQ, .tokens = calib };
     qc_calib_opts o = { .method = method, .spec = spec, .gptq = qc_gptq_defaults(), .true_sequential = true };
     qc_quantized q;
     CHECK_OK(qc_calibrate(m, &w, &o, &q, &e), e);

@@ -130,7 +130,7 @@ static void test_activation_stats_match_reference_activations(void) {
     int32_t *ids = NULL;
     CHECK_OK(qc_corpus_joined(&corpus, &text, &len, &e), e);
     CHECK_OK(qc_tokenizer_encode(&t, text, len, true, false, &ids, &n, &e), e);
-    qc_windows w = { 1, 512, ids };
+    qc_windows w = { .n = 1, .seqlen = 512, .tokens = ids };
     const qc_config *c = &m->cfg;
     qc_stats *act = calloc((size_t)c->n_layers * QC_SITE_COUNT, sizeof *act);
     CHECK_OK(qc_activation_stats(m, &w, 256, NULL, act, &e), e);
