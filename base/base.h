@@ -196,17 +196,17 @@ void qc_blas_threads(bool parallel);
 
 /* The operand type of the products: fp32, or bf16 with fp32 accumulation (--compute). */
 typedef enum qc_compute { QC_COMPUTE_F32, QC_COMPUTE_BF16 } qc_compute;
-void qc_set_compute(qc_compute c); /* for every product from now on */
+void qc_set_compute(qc_compute c); /* the run's: the forward's products from now on */
 qc_compute qc_get_compute(void);
 const char *qc_compute_name(qc_compute c);
 const char *qc_matmul_isa(void);  /* the instruction set oneDNN runs on, e.g. "avx512_core_bf16" */
 bool qc_matmul_native_bf16(void); /* whether the CPU multiplies bf16 itself (else oneDNN emulates) */
 
-/* c (m, n) = alpha · a (m, k) · op(b) + beta · c, row-major with leading dimensions lda, ldb,
- * ldc; op(b) = bᵀ for b (n, k) when b_t, else b (k, n). Inside an OpenMP region it runs on the
- * calling thread; outside, on qc_get_threads() threads. A oneDNN failure is an error naming
- * the product's shape. */
-qc_status qc_matmul(bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e);
+/* c (m, n) = alpha · op(a) · op(b) + beta · c in compute type ct, row-major with leading
+ * dimensions lda, ldb, ldc: op(a) = aᵀ for a (k, m) when a_t, else a (m, k); op(b) = bᵀ for
+ * b (n, k) when b_t, else b (k, n). Inside an OpenMP region it runs on the calling thread;
+ * outside, on qc_get_threads() threads. A oneDNN failure is an error naming the shape. */
+qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e);
 
 #endif

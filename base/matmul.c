@@ -10,7 +10,8 @@
  * primitive is thread-safe; the cache is guarded by a mutex.
  *
  * Compute type bf16: operands are rounded to bf16 here (round to nearest even) and
- * multiplied with fp32 accumulation; the output stays fp32. */
+ * multiplied with fp32 accumulation; the output stays fp32. Each call names its compute type:
+ * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32. */
 #include "base/base.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -23,7 +24,7 @@
 typedef struct mm_key {
     int64_t m, n, k, lda, ldb, ldc;
     float alpha, beta;
-    bool b_t;
+    bool a_t, b_t;
     qc_compute compute;
 } mm_key;
 
@@ -88,8 +89,8 @@ static qc_status create(const mm_key *k, mm_entry *out, qc_err *e) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_data_type_t in = k->compute == QC_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t da = { k->m, k->k }, db = { k->k, k->n }, dc = { k->m, k->n };
-    dnnl_dims_t sa = { k->lda, 1 }, sc = { k->ldc, 1 };
-    dnnl_dims_t sb = { k->b_t ? 1 : k->ldb, k->b_t ? k->ldb : 1 }; /* b (n, k) read as its transpose */
+    dnnl_dims_t sc = { k->ldc, 1 }; /* a transposed operand is read through its strides */
+    dnnl_dims_t sa = { k->a_t ? 1 : k->lda, k->a_t ? k->lda : 1 }, sb = { k->b_t ? 1 : k->ldb, k->b_t ? k->ldb : 1 };
     dnnl_matmul_desc_t md;
     if (!engine) DNNL_TRY(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine creation", k);
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->a, 2, da, in, sa), "source layout", k);
@@ -141,25 +142,25 @@ static uint16_t *to_bf16(const float *x, int64_t rows, int64_t cols, int64_t ld)
     return y;
 }
 
-qc_status qc_matmul(bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                    const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e) {
+qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e) {
     if (m == 0 || n == 0) return QC_OK;
-    bool bf16 = compute == QC_COMPUTE_BF16;
+    bool bf16 = ct == QC_COMPUTE_BF16;
     uint16_t *ah = NULL, *bh = NULL;
-    if (bf16) { /* packed copies: their leading dimensions become the widths */
-        ah = to_bf16(a, m, k, lda);
+    if (bf16) { /* packed copies: their leading dimensions become their widths */
+        ah = a_t ? to_bf16(a, k, m, lda) : to_bf16(a, m, k, lda);
         bh = b_t ? to_bf16(b, n, k, ldb) : to_bf16(b, k, n, ldb);
         if (!ah || !bh) {
             free(ah), free(bh);
             return qc_fail(e, QC_ERR_NOMEM, "out of memory for bf16 operands of a %lld x %lld x %lld product",
                            (long long)m, (long long)n, (long long)k);
         }
-        lda = k, ldb = b_t ? k : n;
+        lda = a_t ? m : k, ldb = b_t ? k : n;
     }
     mm_key key;
     memset(&key, 0, sizeof key); /* the cache compares keys bytewise, padding included */
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
-    key.alpha = alpha, key.beta = beta, key.b_t = b_t, key.compute = compute;
+    key.alpha = alpha, key.beta = beta, key.a_t = a_t, key.b_t = b_t, key.compute = ct;
     mm_entry ent;
     dnnl_stream_t stream = NULL;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;

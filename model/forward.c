@@ -15,7 +15,7 @@
 #define PAR_MIN_WORK (1 << 15)
 
 qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_err *e) {
-    return qc_matmul(true, ntok, rows, cols, 1.0f, x, cols, w, cols, 0.0f, y, rows, e);
+    return qc_matmul(qc_get_compute(), false, true, ntok, rows, cols, 1.0f, x, cols, w, cols, 0.0f, y, rows, e);
 }
 
 void qc_rmsnorm(const float *x, const float *weight, int ntok, int dim, float eps, float *out) {
