@@ -14,7 +14,7 @@ endif
 OPT     ?= -O3
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fopenmp -D_GNU_SOURCE -I. $(SAN)
-LDLIBS  += -lopenblas -llapacke -lcjson -lz -lpcre2-8 -lutf8proc -lm
+LDLIBS  += -ldnnl -lopenblas -llapacke -lcjson -lz -lpcre2-8 -lutf8proc -lm
 LDFLAGS += -fopenmp $(SAN)
 
 # Library folders, bottom of the dependency chain first (DESIGN.md).

@@ -18,7 +18,6 @@
  * candidates; tests/test_awq.c checks that. */
 #include "awq/internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +38,12 @@ qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x,
         return QC_ERR_NOMEM;
     }
     double *err = best + rows;
-    for (int g = 0; g < ng; g++) {
+    qc_compute ct = qc_get_compute(); /* the products stand for the forward's */
+    qc_status st = QC_OK;
+    for (int g = 0; g < ng && !st; g++) {
         int c0 = g * gs, n = cols - c0 < gs ? cols - c0 : gs;
         for (int t = 0; t < nt; t++) memcpy(xs + (size_t)t * n, x + (size_t)(t * stride) * cols + c0, (size_t)n * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, rows, n, 1.0f, xs, n, w + c0, cols, 0.0f, ref, rows);
+        st = qc_matmul(ct, false, true, nt, rows, n, 1.0f, xs, n, w + c0, cols, 0.0f, ref, rows, e);
         for (int r = 0; r < rows; r++) {
             const float *src = w + (size_t)r * cols + c0;
             float m = 0.0f;
@@ -59,7 +60,8 @@ qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x,
                 for (int j = 0; j < n; j++) wg[(size_t)r * n + j] = src[j] < lo ? lo : src[j] > hi ? hi : src[j];
             }
             qc_quant_fake(wg, rows, n, spec, wg); /* n <= groupsize: each row is one group */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, rows, n, 1.0f, xs, n, wg, n, 0.0f, cur, rows);
+            if (!st) st = qc_matmul(ct, false, true, nt, rows, n, 1.0f, xs, n, wg, n, 0.0f, cur, rows, e);
+            if (st) break;
             memset(err, 0, (size_t)rows * sizeof(double));
             for (int t = 0; t < nt; t++)
                 for (int r = 0; r < rows; r++) {
@@ -76,7 +78,7 @@ qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x,
         }
     }
     free(xs), free(wg), free(ref), free(cur), free(best), free(gmax);
-    return QC_OK;
+    return st;
 }
 
 void qc_awq_apply_clip(float *w, int rows, int cols, int groupsize, const float *clip_max) {

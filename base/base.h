@@ -1,7 +1,8 @@
 /* base.h — what every qcalib module shares: status codes with messages, checked
  * allocation and size arithmetic, read-only file mapping, atomic output files and
- * directories, fp16/bf16 conversion, a Python-compatible random generator, and the
- * log/progress interface through which library code reports (it never prints).
+ * directories, fp16/bf16 conversion, a Python-compatible random generator, the
+ * log/progress interface through which library code reports (it never prints), and the
+ * matrix products (oneDNN).
  *
  * base/ sits below every other folder (DESIGN.md's dependency chain ends here); it is
  * an addition to DESIGN.md's layout so that datasets/, io/ and the rest share one error
@@ -245,5 +246,22 @@ int qc_get_threads(void);
 /* Lets OpenBLAS use qc_get_threads() threads (true) for work done inside one large BLAS or
  * LAPACK call, outside any OpenMP region; false returns it to one thread. */
 void qc_blas_threads(bool parallel);
+
+/* ---- matrix products (matmul.c: oneDNN) ------------------------------------------------------ */
+
+/* The operand type of the products: fp32, or bf16 with fp32 accumulation (--compute). */
+typedef enum qc_compute { QC_COMPUTE_F32, QC_COMPUTE_BF16 } qc_compute;
+void qc_set_compute(qc_compute c); /* the run's: the forward's products from now on */
+qc_compute qc_get_compute(void);
+const char *qc_compute_name(qc_compute c);
+const char *qc_matmul_isa(void);  /* the instruction set oneDNN runs on, e.g. "avx512_core_bf16" */
+bool qc_matmul_native_bf16(void); /* whether the CPU multiplies bf16 itself (else oneDNN emulates) */
+
+/* c (m, n) = alpha · op(a) · op(b) + beta · c in compute type ct, row-major with leading
+ * dimensions lda, ldb, ldc: op(a) = aᵀ for a (k, m) when a_t, else a (m, k); op(b) = bᵀ for
+ * b (n, k) when b_t, else b (k, n). Inside an OpenMP region it runs on the calling thread;
+ * outside, on qc_get_threads() threads. A oneDNN failure is an error naming the shape. */
+qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e);
 
 #endif

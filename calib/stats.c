@@ -3,7 +3,6 @@
  * max|x|, max, min in fp32 and Σ|x|, Σx, Σx² in double (OpenMP over blocks of channels). */
 #include "calib/calib.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +64,12 @@ qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, 
     if (first_bad != INT64_MAX)
         return qc_fail(e, QC_ERR_NUMERIC, "%s: non-finite activation (%g) at token %lld, channel %d", what,
                        (double)x[first_bad], (long long)(s->count + first_bad / n), (int)(first_bad % n));
-    if (s->xtx) { /* one large BLAS call outside any OpenMP region: let OpenBLAS thread it */
-        qc_blas_threads(true);
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, ntok, 1.0f, x, n, 1.0f, s->xtx, n);
-        qc_blas_threads(false);
+    /* XᵀX in fp32 whatever the run's compute type (the Hessian is a statistic): one oneDNN
+     * product of the whole square (oneDNN has no syrk; the lower half is overwritten by
+     * qc_stats_finish from the upper, so both halves agree) */
+    if (s->xtx) {
+        qc_status st = qc_matmul(QC_COMPUTE_F32, true, false, n, n, ntok, 1.0f, x, n, x, n, 1.0f, s->xtx, n, e);
+        if (st) return qc_fail_prefix(e, st, "%s: Hessian", what);
     }
     s->count += ntok;
     return QC_OK;

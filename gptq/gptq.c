@@ -299,10 +299,11 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
 }
 
 /* The column loop (step 7) for rows [r0, r0+m): every block's columns tile by tile, then
- * the block's lazy update of these rows, one single-threaded sgemm. a holds Uᵀ in its lower
- * triangle; e (m, bs) receives the block's errors; ub (bs, bs) is filled with each block's
- * U[i1:i2, i1:i2] (every chunk makes its own copy). */
-static void solve_rows(const solver *sv, const float *a, int bs, int r0, int m, float *e, float *ub, vtile *tile) {
+ * the block's lazy update of these rows, one fp32 product on the calling thread (qc_matmul).
+ * a holds Uᵀ in its lower triangle; e (m, bs) receives the block's errors; ub (bs, bs) is
+ * filled with each block's U[i1:i2, i1:i2] (every chunk makes its own copy). */
+static qc_status solve_rows(const solver *sv, const float *a, int bs, int r0, int m, float *e, float *ub, vtile *tile,
+                            qc_err *err) {
     const int n = sv->n;
     float *w = sv->w + (size_t)r0 * n;
     for (int i1 = 0; i1 < n; i1 += bs) {
@@ -324,10 +325,12 @@ static void solve_rows(const solver *sv, const float *a, int bs, int r0, int m, 
                 for (int j = 0; j < count; j++) er[j] = x[j][r], cr[j] = (uint8_t)codes[j][r];
             }
         }
-        if (i2 < n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n - i2, count, -1.0f, e, count,
-                        a + (size_t)i2 * n + i1, n, 1.0f, w + i2, n);
+        qc_status st = i2 < n ? qc_matmul(QC_COMPUTE_F32, false, true, m, n - i2, count, -1.0f, e, count,
+                                          a + (size_t)i2 * n + i1, n, 1.0f, w + i2, n, err)
+                              : QC_OK;
+        if (st) return st;
     }
+    return QC_OK;
 }
 
 /* Rows per chunk of the column loop, the unit of work of one thread: a multiple of TILE,
@@ -480,11 +483,25 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     /* Step 7. */
     solver sv = { .w = w, .rows = rows, .n = n, .s = s, .gs = gs, .static_groups = o->static_groups, .perm = pp,
                   .out = out, .row_loss = row_loss };
+    qc_status solved = QC_OK;
 #pragma omp parallel for schedule(dynamic) if (nchunks > 1)
     for (int c = 0; c < nchunks; c++) {
         const int tn = thread_num(), r0 = c * chunk, m = rows - r0 < chunk ? rows - r0 : chunk;
         float *mine = scratch + (size_t)tn * per_thread, *ub = mine + (size_t)bs * TILE * 2;
-        solve_rows(&sv, a, bs, r0, m, ub + ub_size, ub, (vtile *)mine);
+        qc_err mine_e;
+        qc_status rs = solve_rows(&sv, a, bs, r0, m, ub + ub_size, ub, (vtile *)mine, &mine_e);
+        if (rs) {
+#pragma omp critical(gptq_solve_error)
+            if (!solved) {
+                solved = rs;
+                if (e) *e = mine_e;
+            }
+        }
+    }
+    if (solved) {
+        free(dead), free(perm), free(a), free(row_loss), free(scratch), free(tmp);
+        qc_qweight_free(out);
+        return solved;
     }
 
     /* Step 8. */

@@ -1,5 +1,6 @@
 /* forward.c — one Llama block in fp32 over a chunk of tokens, the operations llama2.c's
- * run.c performs per token, here over all tokens at once: every matrix product is one
+ * run.c performs per token, here over all tokens at once: every linear is one oneDNN matmul
+ * (base/'s qc_matmul, in the run's compute type), the attention products per head are
  * cblas_sgemm, and the element-wise steps (RMSNorm, RoPE, softmax, SwiGLU) are OpenMP
  * loops over rows. The float expressions of the element-wise steps are run.c's own, so
  * the pass reproduces its greedy decoding token for token. */
@@ -13,28 +14,8 @@
 /* Below this many element operations a loop runs on one thread: waking the others costs more. */
 #define PAR_MIN_WORK (1 << 15)
 
-/* Below this many multiply-adds a product runs on one thread. */
-#define PAR_MIN_GEMM (1 << 20)
-
-/* The output features are split across the OpenMP threads, each slice one single-threaded
- * sgemm (the forward pass runs OpenBLAS single-threaded, see qc_set_threads). Slices are
- * multiples of 16 rows, the width of the sgemm kernels. */
-void qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y) {
-    int nt = omp_get_max_threads();
-    if (nt == 1 || omp_in_parallel() || (int64_t)ntok * rows * cols < PAR_MIN_GEMM) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ntok, rows, cols, 1.0f, x, cols, w, cols,
-                    0.0f, y, rows);
-        return;
-    }
-    int per = (rows + nt - 1) / nt;
-    per = (per + 15) / 16 * 16;
-#pragma omp parallel num_threads(nt)
-    {
-        int r0 = omp_get_thread_num() * per, r1 = r0 + per < rows ? r0 + per : rows;
-        if (r0 < r1)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ntok, r1 - r0, cols, 1.0f, x, cols,
-                        w + (size_t)r0 * cols, cols, 0.0f, y + r0, rows);
-    }
+qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_err *e) {
+    return qc_matmul(qc_get_compute(), false, true, ntok, rows, cols, 1.0f, x, cols, w, cols, 0.0f, y, rows, e);
 }
 
 void qc_rmsnorm(const float *x, const float *weight, int ntok, int dim, float eps, float *out) {
@@ -109,12 +90,14 @@ static void attend(const qc_config *c, const float *q, const float *k, const flo
 }
 
 /* y (ntok, rows) = x (ntok, cols) · wᵀ + bias (NULL: no bias), as an nn.Linear computes it. */
-static void linear(const float *x, int ntok, const float *w, const float *bias, int rows, int cols, float *y) {
-    qc_matmul_xwt(x, ntok, w, rows, cols, y);
-    if (!bias) return;
+static qc_status linear(const float *x, int ntok, const float *w, const float *bias, int rows, int cols, float *y,
+                        qc_err *e) {
+    qc_status st = qc_matmul_xwt(x, ntok, w, rows, cols, y, e);
+    if (st || !bias) return st;
 #pragma omp parallel for schedule(static) if ((int64_t)ntok * rows > PAR_MIN_WORK)
     for (int t = 0; t < ntok; t++)
         for (int r = 0; r < rows; r++) y[(size_t)t * rows + r] += bias[r];
+    return QC_OK;
 }
 
 static void add_into(float *x, const float *y, size_t n) {
@@ -158,9 +141,10 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
         k = kv->k + base + (size_t)pos0 * kvdim;
         v = kv->v + base + (size_t)pos0 * kvdim;
     }
-    linear(xn, ntok, b->w[QC_LIN_Q], b->bias[QC_LIN_Q], qdim, dim, ws->q); /* biases before RoPE, as transformers */
-    linear(xn, ntok, b->w[QC_LIN_K], b->bias[QC_LIN_K], kvdim, dim, k);
-    linear(xn, ntok, b->w[QC_LIN_V], b->bias[QC_LIN_V], kvdim, dim, v);
+    qc_status st = linear(xn, ntok, b->w[QC_LIN_Q], b->bias[QC_LIN_Q], qdim, dim, ws->q, e); /* biases before RoPE, as transformers */
+    if (!st) st = linear(xn, ntok, b->w[QC_LIN_K], b->bias[QC_LIN_K], kvdim, dim, k, e);
+    if (!st) st = linear(xn, ntok, b->w[QC_LIN_V], b->bias[QC_LIN_V], kvdim, dim, v, e);
+    if (st) return st;
     rope(ws->q, ntok, c->n_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     if (kv) {
@@ -173,10 +157,9 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
                    ws->scores);
         }
     }
-    qc_status st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
+    st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], dim, qdim, out);
-    return QC_OK;
+    return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], dim, qdim, out, e);
 }
 
 /* The feed-forward network on xn, the output of the FFN RMSNorm (ntok, dim): gate, up,
@@ -184,13 +167,13 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
 static qc_status mlp(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
                      const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop, qc_err *e) {
     int ntok = nwin * seqlen, dim = c->dim, hidden = c->hidden_dim;
-    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1);
-    qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3);
+    qc_status st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1, e);
+    if (!st) st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3, e);
+    if (st) return st;
     swiglu(ws->h1, ws->h3, (size_t)ntok * hidden);
-    qc_status st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
+    st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, out);
-    return QC_OK;
+    return qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, out, e);
 }
 
 static qc_status check_fits(const qc_workspace *ws, int layer, int ntok, int pos0, int seqlen, qc_err *e) {

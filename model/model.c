@@ -117,8 +117,7 @@ qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *
         if (st) return st;
     }
     qc_rmsnorm(x, m->final_norm, ntok, c->dim, c->norm_eps, x);
-    qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits);
-    return QC_OK;
+    return qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits, e);
 }
 
 double qc_log_softmax(const float *logits, int n, float *lp) {

@@ -93,8 +93,8 @@ void qc_kvcache_free(qc_kvcache *kv);
 
 /* ---- the pass ------------------------------------------------------------------------------------- */
 
-/* y (ntok, rows) = x (ntok, cols) · wᵀ, w (rows, cols): one cblas_sgemm. */
-void qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y);
+/* y (ntok, rows) = x (ntok, cols) · wᵀ, w (rows, cols): one oneDNN matmul (qc_matmul). */
+qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_err *e);
 
 /* Runs block `layer` on nwin windows of seqlen tokens; x (nwin*seqlen, dim) is updated in
  * place. hooks may be NULL. nwin*seqlen must fit the workspace. */

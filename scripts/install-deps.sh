@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages qcalib builds against, if any is missing: as root directly,
-# otherwise through sudo; where neither works, says exactly what to install. gnuplot-nox
-# renders the error plots (scripts/plot-quant-log), which the tests render too. PCRE2 runs the
+# otherwise through sudo; where neither works, says exactly what to install. oneDNN
+# (libdnnl-dev) does the matrix products, LAPACKE (on OpenBLAS) the Cholesky factorizations.
+# gnuplot-nox renders the error plots (scripts/plot-quant-log), which the tests render too. PCRE2 runs the
 # split regexes of Hugging Face tokenizer.json files, utf8proc their Unicode normalization.
 # `install-deps.sh fuzz` adds what `make fuzz` builds with: clang, its libFuzzer and sanitizer
 # runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev). The tests also run Node.js
@@ -9,7 +10,7 @@
 # are installed when the commands are missing (not by package name: a Node.js from elsewhere,
 # e.g. NodeSource's, which bundles npm, is kept).
 set -u
-PKGS="libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
+PKGS="libdnnl-dev libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -18,9 +19,9 @@ if command -v dpkg-query >/dev/null 2>&1; then
     done
 else
     # Not Debian: trust the compiler to find the headers.
-    printf '#include <cblas.h>\n#include <lapacke.h>\n#include <zlib.h>\n#include <cjson/cJSON.h>\n#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n#include <utf8proc.h>\nint main(void){return 0;}\n' \
-        | ${CC:-cc} -x c - -o /dev/null -lopenblas -llapacke -lz -lcjson -lpcre2-8 -lutf8proc 2>/dev/null && exit 0
-    echo "qcalib needs OpenBLAS, LAPACKE, zlib, cJSON, PCRE2 and utf8proc development files (Debian: $PKGS)." >&2
+    printf '#include <oneapi/dnnl/dnnl.h>\n#include <cblas.h>\n#include <lapacke.h>\n#include <zlib.h>\n#include <cjson/cJSON.h>\n#define PCRE2_CODE_UNIT_WIDTH 8\n#include <pcre2.h>\n#include <utf8proc.h>\nint main(void){return 0;}\n' \
+        | ${CC:-cc} -x c - -o /dev/null -ldnnl -lopenblas -llapacke -lz -lcjson -lpcre2-8 -lutf8proc 2>/dev/null && exit 0
+    echo "qcalib needs oneDNN, OpenBLAS, LAPACKE, zlib, cJSON, PCRE2 and utf8proc development files (Debian: $PKGS)." >&2
     exit 1
 fi
 command -v node >/dev/null 2>&1 || missing="$missing nodejs"

@@ -1,0 +1,183 @@
+/* matmul.c — qcalib's large matrix products, through oneDNN's matmul primitive (Debian's
+ * libdnnl, its 2.x C API). oneDNN picks its kernels for the CPU at run time (AVX2, AVX-512,
+ * AVX512-BF16, AMX), whatever OPENBLAS_CORETYPE says, and runs them on the same GNU OpenMP
+ * runtime as qcalib's own loops: called inside an OpenMP region it runs on the calling
+ * thread alone.
+ *
+ * Creating a primitive costs far more than running a small one, so each (shape, layout,
+ * alpha, beta, compute type) gets one, kept in a small cache for the life of the process;
+ * a full cache is emptied and refilled (a run uses a few dozen shapes). Executing a
+ * primitive is thread-safe; the cache is guarded by a mutex.
+ *
+ * Compute type bf16: operands are rounded to bf16 here (round to nearest even) and
+ * multiplied with fp32 accumulation; the output stays fp32. Each call names its compute type:
+ * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32. */
+#include "base/base.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_SIZE 128
+
+typedef struct mm_key {
+    int64_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    bool a_t, b_t;
+    qc_compute compute;
+} mm_key;
+
+typedef struct mm_entry {
+    mm_key key;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t a, b, c;
+} mm_entry;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t engine;
+static mm_entry cache[CACHE_SIZE];
+static int cached;
+static qc_compute compute = QC_COMPUTE_F32;
+
+void qc_set_compute(qc_compute c) { compute = c; }
+qc_compute qc_get_compute(void) { return compute; }
+
+const char *qc_compute_name(qc_compute c) { return c == QC_COMPUTE_BF16 ? "bf16" : "f32"; }
+
+const char *qc_matmul_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse4.1";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
+bool qc_matmul_native_bf16(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+}
+
+static qc_status dnnl_fail(qc_err *e, dnnl_status_t s, const char *what, const mm_key *k) {
+    return qc_fail(e, s == dnnl_out_of_memory ? QC_ERR_NOMEM : QC_ERR_UNSUPPORTED,
+                   "oneDNN matmul (%lld x %lld x %lld, %s): %s failed with status %d", (long long)k->m,
+                   (long long)k->n, (long long)k->k, qc_compute_name(k->compute), what, (int)s);
+}
+
+/* Runs a oneDNN call; on failure sets st (naming the product `key` and `what` failed) and
+ * jumps to the function's `done`. */
+#define DNNL_TRY(call, what, key)                                                                     \
+    do {                                                                                              \
+        dnnl_status_t s_ = (call);                                                                    \
+        if (s_ != dnnl_success) {                                                                     \
+            st = dnnl_fail(e, s_, what, key);                                                         \
+            goto done;                                                                                \
+        }                                                                                             \
+    } while (0)
+
+/* A new primitive for k, into *out. Called with the lock held. */
+static qc_status create(const mm_key *k, mm_entry *out, qc_err *e) {
+    qc_status st = QC_OK;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_data_type_t in = k->compute == QC_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_dims_t da = { k->m, k->k }, db = { k->k, k->n }, dc = { k->m, k->n };
+    dnnl_dims_t sc = { k->ldc, 1 }; /* a transposed operand is read through its strides */
+    dnnl_dims_t sa = { k->a_t ? 1 : k->lda, k->a_t ? k->lda : 1 }, sb = { k->b_t ? 1 : k->ldb, k->b_t ? k->ldb : 1 };
+    dnnl_matmul_desc_t md;
+    if (!engine) DNNL_TRY(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine creation", k);
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->a, 2, da, in, sa), "source layout", k);
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->b, 2, db, in, sb), "weights layout", k);
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->c, 2, dc, dnnl_f32, sc), "destination layout", k);
+    DNNL_TRY(dnnl_matmul_desc_init(&md, &out->a, &out->b, NULL, &out->c), "descriptor", k);
+    DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes", k);
+    if (k->alpha != 1.0f) DNNL_TRY(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha), "output scale", k);
+    if (k->beta != 0.0f) {
+        DNNL_TRY(dnnl_post_ops_create(&ops), "post-ops", k);
+        DNNL_TRY(dnnl_post_ops_append_sum(ops, k->beta), "accumulation", k);
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops", k);
+    }
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL), "primitive descriptor", k);
+    DNNL_TRY(dnnl_primitive_create(&out->prim, pd), "primitive creation", k);
+    out->key = *k;
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* The cached primitive for k (created on first use). */
+static qc_status lookup(const mm_key *k, mm_entry *out, qc_err *e) {
+    pthread_mutex_lock(&lock);
+    qc_status st = QC_OK;
+    int i = 0;
+    while (i < cached && memcmp(&cache[i].key, k, sizeof *k) != 0) i++;
+    if (i == cached) {
+        if (cached == CACHE_SIZE) {
+            for (int j = 0; j < cached; j++) dnnl_primitive_destroy(cache[j].prim);
+            cached = i = 0;
+        }
+        st = create(k, &cache[i], e);
+        if (!st) cached++;
+    }
+    if (!st) *out = cache[i];
+    pthread_mutex_unlock(&lock);
+    return st;
+}
+
+/* rows × cols of x (leading dimension ld) as bf16, packed. */
+static uint16_t *to_bf16(const float *x, int64_t rows, int64_t cols, int64_t ld) {
+    uint16_t *y = malloc((size_t)rows * (size_t)cols * sizeof *y);
+    if (!y) return NULL;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) y[r * cols + c] = qc_f32_to_bf16(x[r * ld + c]);
+    return y;
+}
+
+qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                    int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e) {
+    if (m == 0 || n == 0) return QC_OK;
+    bool bf16 = ct == QC_COMPUTE_BF16;
+    uint16_t *ah = NULL, *bh = NULL;
+    if (bf16) { /* packed copies: their leading dimensions become their widths */
+        ah = a_t ? to_bf16(a, k, m, lda) : to_bf16(a, m, k, lda);
+        bh = b_t ? to_bf16(b, n, k, ldb) : to_bf16(b, k, n, ldb);
+        if (!ah || !bh) {
+            free(ah), free(bh);
+            return qc_fail(e, QC_ERR_NOMEM, "out of memory for bf16 operands of a %lld x %lld x %lld product",
+                           (long long)m, (long long)n, (long long)k);
+        }
+        lda = a_t ? m : k, ldb = b_t ? k : n;
+    }
+    mm_key key;
+    memset(&key, 0, sizeof key); /* the cache compares keys bytewise, padding included */
+    key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+    key.alpha = alpha, key.beta = beta, key.a_t = a_t, key.b_t = b_t, key.compute = ct;
+    mm_entry ent;
+    dnnl_stream_t stream = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    qc_status st = lookup(&key, &ent, e);
+    if (st) goto done;
+    DNNL_TRY(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream", &key);
+    DNNL_TRY(dnnl_memory_create(&ma, &ent.a, engine, bf16 ? (void *)ah : (void *)a), "source", &key);
+    DNNL_TRY(dnnl_memory_create(&mb, &ent.b, engine, bf16 ? (void *)bh : (void *)b), "weights", &key);
+    DNNL_TRY(dnnl_memory_create(&mc, &ent.c, engine, c), "destination", &key);
+    dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mb }, { DNNL_ARG_DST, mc } };
+    DNNL_TRY(dnnl_primitive_execute(ent.prim, stream, 3, args), "execution", &key);
+    DNNL_TRY(dnnl_stream_wait(stream), "execution", &key);
+done:
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (stream) dnnl_stream_destroy(stream);
+    free(ah), free(bh);
+    return st;
+}
