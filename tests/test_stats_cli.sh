@@ -31,7 +31,7 @@ expect_fail "plot-weight-hist refuses another CSV" 1 "not a qcalib weight_hist.c
 
 $Q stats --model "$M" --out "$T/w" --quiet 2>"$T/err"
 check "without calibration text: weights only, no act_stats.csv" "[ -f '$T/w/weight_stats.csv' ] && [ ! -e '$T/w/act_stats.csv' ] && ! grep -q activations '$T/w/stats.json'"
-expect_fail "an existing output folder is refused" 1 "exists" $Q stats --model "$M" --out "$T/w"
+expect_fail "an existing output folder is refused before any work (a usage error)" 2 "already exists" $Q stats --model "$M" --out "$T/w"
 expect_fail "a missing model is named" 1 "$T/none.bin" $Q stats --model "$T/none.bin" --out "$T/n"
 expect_fail "--calib and --calib-tokens together are a usage error" 2 "exclude each other" \
     $Q stats --model "$M" --calib "$CAL" --calib-tokens "$T/x.npy" --out "$T/n"
