@@ -99,6 +99,8 @@ bool qc_path_exists(const char *path);
 qc_status qc_path_check_readable(const char *path, qc_err *e);
 /* dir + "/" + name, newly allocated (NULL on failure). */
 char *qc_path_join(const char *dir, const char *name);
+/* The length of path without its trailing slashes ("out/" names "out"; "/" stays "/"). */
+size_t qc_path_trimmed_len(const char *path);
 /* The folder part of path ("." if none; trailing slashes ignored), newly allocated. */
 char *qc_path_dirname(const char *path);
 bool qc_str_ends_with(const char *s, const char *suffix);

@@ -125,9 +125,14 @@ char *qc_path_join(const char *dir, const char *name) {
     return qc_strdupf("%s%s%s", dir, (n && dir[n - 1] == '/') ? "" : "/", name);
 }
 
-char *qc_path_dirname(const char *path) {
+size_t qc_path_trimmed_len(const char *path) {
     size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--; /* "out/" is the folder "out", in "." */
+    while (n > 1 && path[n - 1] == '/') n--;
+    return n;
+}
+
+char *qc_path_dirname(const char *path) {
+    size_t n = qc_path_trimmed_len(path); /* "out/" is the folder "out", in "." */
     const char *slash = memrchr(path, '/', n);
     if (!slash) return strdup(".");
     if (slash == path) return strdup("/");

@@ -177,9 +177,7 @@ static bool temp_name(const char *s, const char *name, size_t len, const char *k
 }
 
 int qc_leftovers_sweep(const char *out) {
-    size_t n = strlen(out);
-    while (n > 1 && out[n - 1] == '/') n--; /* "out/" names "out" */
-    char *path = strndup(out, n), *dir = path ? qc_path_dirname(path) : NULL;
+    char *path = strndup(out, qc_path_trimmed_len(out)), *dir = path ? qc_path_dirname(path) : NULL;
     const char *slash = path ? strrchr(path, '/') : NULL;
     const char *name = slash ? slash + 1 : path;
     size_t len = name ? strlen(name) : 0;

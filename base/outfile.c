@@ -146,9 +146,7 @@ qc_status qc_outdir_check(const char *path, bool replace, const char *const *inp
 
 qc_status qc_outdir_open(qc_outdir *d, const char *path, bool replace, qc_err *e) {
     memset(d, 0, sizeof *d);
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--; /* "out/" names the folder "out" */
-    d->path = strndup(path, n);
+    d->path = strndup(path, qc_path_trimmed_len(path)); /* "out/" names the folder "out" */
     d->tmp = d->path ? qc_strdupf("%s.tmp.XXXXXX", d->path) : NULL;
     d->replace = replace;
     if (!d->path || !d->tmp) { qc_outdir_abort(d); return qc_fail(e, QC_ERR_NOMEM, "out of memory"); }

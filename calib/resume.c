@@ -384,9 +384,7 @@ qc_status qc_resume_open(qc_resume **rp, const char *out, qc_model *m, const qc_
     *rp = NULL;
     qc_resume *r = qc_calloc(1, sizeof *r, e, "resume");
     if (!r) return QC_ERR_NOMEM;
-    size_t n = strlen(out);
-    while (n > 1 && out[n - 1] == '/') n--;
-    r->dir = qc_strdupf("%.*s.work", (int)n, out);
+    r->dir = qc_strdupf("%.*s.work", (int)qc_path_trimmed_len(out), out);
     r->fingerprint = qc_strdupf("%s", fingerprint);
     r->model = m;
     r->cfg = &m->cfg;

@@ -55,9 +55,7 @@ void qc_work_clear(const char *dir) {
 }
 
 qc_status qc_resume_discard(const char *out, qc_err *e) {
-    size_t n = strlen(out);
-    while (n > 1 && out[n - 1] == '/') n--;
-    char *dir = qc_strdupf("%.*s.work", (int)n, out);
+    char *dir = qc_strdupf("%.*s.work", (int)qc_path_trimmed_len(out), out);
     if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
     int fd = -1;
     qc_status st = qc_path_is_dir(dir) ? qc_work_lock(dir, &fd, e) : QC_OK;

@@ -277,8 +277,7 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
     kv_str(&kv, "general.architecture", "llama");
     char name[256] = "llama";
     if (o->name && *o->name) { /* the path's last part, trailing slashes and a model file's extension dropped */
-        size_t n = strlen(o->name);
-        while (n > 1 && o->name[n - 1] == '/') n--;
+        size_t n = qc_path_trimmed_len(o->name);
         const char *slash = memrchr(o->name, '/', n), *start = slash && n > 1 ? slash + 1 : o->name;
         size_t len = (size_t)(o->name + n - start);
         static const char *const ext[] = { ".bin", ".safetensors", ".gguf" }; /* a model file's, not "Llama-3.2-1B" */
