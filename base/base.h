@@ -256,6 +256,7 @@ typedef enum qc_compute { QC_COMPUTE_F32, QC_COMPUTE_BF16 } qc_compute;
 void qc_set_compute(qc_compute c); /* the run's: the forward's products from now on */
 qc_compute qc_get_compute(void);
 const char *qc_compute_name(qc_compute c);
+bool qc_compute_parse(const char *name, qc_compute *c); /* "f32" or "bf16"; false: neither */
 const char *qc_matmul_isa(void);  /* the instruction set oneDNN runs on, e.g. "avx512_core_bf16" */
 bool qc_matmul_native_bf16(void); /* whether the CPU multiplies bf16 itself (else oneDNN emulates) */
 

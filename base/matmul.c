@@ -9,12 +9,13 @@
  * a full cache is emptied and refilled (a run uses a few dozen shapes). Executing a
  * primitive is thread-safe; the cache is guarded by a mutex.
  *
- * Compute type bf16: operands are rounded to bf16 here (round to nearest even) and
- * multiplied with fp32 accumulation; the output stays fp32. Each call names its compute type:
+ * Compute type bf16: oneDNN's reorders round both operands to bf16 (to nearest even) into the
+ * layouts its bf16 kernels want, and the product accumulates in fp32; the output stays fp32. Each call names its compute type:
  * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32. */
 #include "base/base.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,15 @@ typedef struct mm_key {
 typedef struct mm_entry {
     mm_key key;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_desc_t a, b, c;      /* the matmul's operands */
+    /* bf16: the caller's fp32 operands (a_f32, b_f32), reordered into a and b, the layouts
+     * oneDNN chose for its bf16 kernels; to_a, to_b NULL for fp32 */
+    dnnl_memory_desc_t a_f32, b_f32;
+    dnnl_primitive_t to_a, to_b;
+    /* bf16 where oneDNN has no bf16 matmul for this CPU (AVX2 and older): the operands are
+     * rounded to bf16 values here, packed as fp32, and multiplied by the fp32 kernels, the
+     * same arithmetic (bf16 operands, fp32 accumulation), only slower */
+    bool emulated;
 } mm_entry;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,6 +53,13 @@ void qc_set_compute(qc_compute c) { compute = c; }
 qc_compute qc_get_compute(void) { return compute; }
 
 const char *qc_compute_name(qc_compute c) { return c == QC_COMPUTE_BF16 ? "bf16" : "f32"; }
+
+bool qc_compute_parse(const char *name, qc_compute *c) {
+    if (strcmp(name, "f32") == 0) *c = QC_COMPUTE_F32;
+    else if (strcmp(name, "bf16") == 0) *c = QC_COMPUTE_BF16;
+    else return false;
+    return true;
+}
 
 const char *qc_matmul_isa(void) {
     switch (dnnl_get_effective_cpu_isa()) {
@@ -81,20 +97,33 @@ static qc_status dnnl_fail(qc_err *e, dnnl_status_t s, const char *what, const m
         }                                                                                             \
     } while (0)
 
-/* A new primitive for k, into *out. Called with the lock held. */
+static void destroy(mm_entry *m) {
+    if (m->prim) dnnl_primitive_destroy(m->prim);
+    if (m->to_a) dnnl_primitive_destroy(m->to_a);
+    if (m->to_b) dnnl_primitive_destroy(m->to_b);
+    m->prim = m->to_a = m->to_b = NULL;
+}
+
+/* A new primitive for k (and with bf16, the conversions of its operands), into *out, which
+ * holds none. Called with the lock held. */
 static qc_status create(const mm_key *k, mm_entry *out, qc_err *e) {
     qc_status st = QC_OK;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_data_type_t in = k->compute == QC_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_primitive_desc_t pd = NULL, ra = NULL, rb = NULL;
+    bool bf16 = k->compute == QC_COMPUTE_BF16;
     dnnl_dims_t da = { k->m, k->k }, db = { k->k, k->n }, dc = { k->m, k->n };
     dnnl_dims_t sc = { k->ldc, 1 }; /* a transposed operand is read through its strides */
     dnnl_dims_t sa = { k->a_t ? 1 : k->lda, k->a_t ? k->lda : 1 }, sb = { k->b_t ? 1 : k->ldb, k->b_t ? k->ldb : 1 };
     dnnl_matmul_desc_t md;
     if (!engine) DNNL_TRY(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine creation", k);
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->a, 2, da, in, sa), "source layout", k);
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->b, 2, db, in, sb), "weights layout", k);
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->a_f32, 2, da, dnnl_f32, sa), "source layout", k);
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->b_f32, 2, db, dnnl_f32, sb), "weights layout", k);
+    out->a = out->a_f32, out->b = out->b_f32;
+    if (bf16) { /* layouts of oneDNN's choice, known once the primitive is made */
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&out->a, 2, da, dnnl_bf16, dnnl_format_tag_any), "bf16 source layout", k);
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&out->b, 2, db, dnnl_bf16, dnnl_format_tag_any), "bf16 weights layout", k);
+    }
     DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->c, 2, dc, dnnl_f32, sc), "destination layout", k);
     DNNL_TRY(dnnl_matmul_desc_init(&md, &out->a, &out->b, NULL, &out->c), "descriptor", k);
     DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes", k);
@@ -104,10 +133,31 @@ static qc_status create(const mm_key *k, mm_entry *out, qc_err *e) {
         DNNL_TRY(dnnl_post_ops_append_sum(ops, k->beta), "accumulation", k);
         DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops", k);
     }
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL), "primitive descriptor", k);
+    dnnl_status_t made = dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL);
+    if (made == dnnl_unimplemented && bf16) { /* emulated: fp32 kernels on packed, rounded copies */
+        dnnl_dims_t pa = { k->a_t ? 1 : k->k, k->a_t ? k->m : 1 }, pb = { k->b_t ? 1 : k->n, k->b_t ? k->k : 1 };
+        bf16 = false, out->emulated = true;
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->a, 2, da, dnnl_f32, pa), "source layout", k);
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&out->b, 2, db, dnnl_f32, pb), "weights layout", k);
+        DNNL_TRY(dnnl_matmul_desc_init(&md, &out->a, &out->b, NULL, &out->c), "descriptor", k);
+        made = dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL);
+    }
+    DNNL_TRY(made, "primitive descriptor", k);
     DNNL_TRY(dnnl_primitive_create(&out->prim, pd), "primitive creation", k);
+    out->to_a = out->to_b = NULL;
+    if (bf16) {
+        out->a = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+        out->b = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        DNNL_TRY(dnnl_reorder_primitive_desc_create(&ra, &out->a_f32, engine, &out->a, engine, NULL), "bf16 source conversion", k);
+        DNNL_TRY(dnnl_primitive_create(&out->to_a, ra), "bf16 source conversion", k);
+        DNNL_TRY(dnnl_reorder_primitive_desc_create(&rb, &out->b_f32, engine, &out->b, engine, NULL), "bf16 weights conversion", k);
+        DNNL_TRY(dnnl_primitive_create(&out->to_b, rb), "bf16 weights conversion", k);
+    }
     out->key = *k;
 done:
+    if (st) destroy(out);
+    if (ra) dnnl_primitive_desc_destroy(ra);
+    if (rb) dnnl_primitive_desc_destroy(rb);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (ops) dnnl_post_ops_destroy(ops);
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -122,9 +172,10 @@ static qc_status lookup(const mm_key *k, mm_entry *out, qc_err *e) {
     while (i < cached && memcmp(&cache[i].key, k, sizeof *k) != 0) i++;
     if (i == cached) {
         if (cached == CACHE_SIZE) {
-            for (int j = 0; j < cached; j++) dnnl_primitive_destroy(cache[j].prim);
+            for (int j = 0; j < cached; j++) destroy(&cache[j]);
             cached = i = 0;
         }
+        memset(&cache[i], 0, sizeof cache[i]);
         st = create(k, &cache[i], e);
         if (!st) cached++;
     }
@@ -133,30 +184,39 @@ static qc_status lookup(const mm_key *k, mm_entry *out, qc_err *e) {
     return st;
 }
 
-/* rows × cols of x (leading dimension ld) as bf16, packed. */
-static uint16_t *to_bf16(const float *x, int64_t rows, int64_t cols, int64_t ld) {
-    uint16_t *y = malloc((size_t)rows * (size_t)cols * sizeof *y);
+/* rows × cols of x (leading dimension ld) rounded to bf16 values (to nearest even), packed in
+ * fp32, into a new buffer (NULL: out of memory). */
+static float *rounded_bf16(const float *x, int64_t rows, int64_t cols, int64_t ld) {
+    float *y = malloc((size_t)rows * (size_t)cols * sizeof *y);
     if (!y) return NULL;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && rows * cols > (1 << 16))
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) y[r * cols + c] = qc_f32_to_bf16(x[r * ld + c]);
+        for (int64_t c = 0; c < cols; c++) y[r * cols + c] = qc_bf16_to_f32(qc_f32_to_bf16(x[r * ld + c]));
     return y;
+}
+
+/* Runs the reorder r from src (layout from, data p) into a new buffer of layout to, into *out
+ * (freed by the caller). */
+static qc_status convert(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *p, const dnnl_memory_desc_t *to,
+                         dnnl_stream_t stream, void **out, const char *what, const mm_key *key, qc_err *e) {
+    qc_status st = QC_OK;
+    dnnl_memory_t mf = NULL, mt = NULL;
+    if (!(*out = malloc(dnnl_memory_desc_get_size(to))))
+        return qc_fail(e, QC_ERR_NOMEM, "out of memory for the bf16 %s of a %lld x %lld x %lld product", what,
+                       (long long)key->m, (long long)key->n, (long long)key->k);
+    DNNL_TRY(dnnl_memory_create(&mf, from, engine, (void *)p), what, key);
+    DNNL_TRY(dnnl_memory_create(&mt, to, engine, *out), what, key);
+    dnnl_exec_arg_t args[2] = { { DNNL_ARG_FROM, mf }, { DNNL_ARG_TO, mt } };
+    DNNL_TRY(dnnl_primitive_execute(r, stream, 2, args), what, key);
+done:
+    if (mf) dnnl_memory_destroy(mf);
+    if (mt) dnnl_memory_destroy(mt);
+    return st;
 }
 
 qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e) {
     if (m == 0 || n == 0) return QC_OK;
-    bool bf16 = ct == QC_COMPUTE_BF16;
-    uint16_t *ah = NULL, *bh = NULL;
-    if (bf16) { /* packed copies: their leading dimensions become their widths */
-        ah = a_t ? to_bf16(a, k, m, lda) : to_bf16(a, m, k, lda);
-        bh = b_t ? to_bf16(b, n, k, ldb) : to_bf16(b, k, n, ldb);
-        if (!ah || !bh) {
-            free(ah), free(bh);
-            return qc_fail(e, QC_ERR_NOMEM, "out of memory for bf16 operands of a %lld x %lld x %lld product",
-                           (long long)m, (long long)n, (long long)k);
-        }
-        lda = a_t ? m : k, ldb = b_t ? k : n;
-    }
     mm_key key;
     memset(&key, 0, sizeof key); /* the cache compares keys bytewise, padding included */
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
@@ -164,11 +224,24 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
     mm_entry ent;
     dnnl_stream_t stream = NULL;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    void *ah = NULL, *bh = NULL; /* bf16: the converted operands */
     qc_status st = lookup(&key, &ent, e);
     if (st) goto done;
     DNNL_TRY(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream", &key);
-    DNNL_TRY(dnnl_memory_create(&ma, &ent.a, engine, bf16 ? (void *)ah : (void *)a), "source", &key);
-    DNNL_TRY(dnnl_memory_create(&mb, &ent.b, engine, bf16 ? (void *)bh : (void *)b), "weights", &key);
+    if (ent.emulated) {
+        ah = a_t ? rounded_bf16(a, k, m, lda) : rounded_bf16(a, m, k, lda);
+        bh = b_t ? rounded_bf16(b, n, k, ldb) : rounded_bf16(b, k, n, ldb);
+        if (!ah || !bh) {
+            st = qc_fail(e, QC_ERR_NOMEM, "out of memory for the bf16 operands of a %lld x %lld x %lld product",
+                         (long long)m, (long long)n, (long long)k);
+            goto done;
+        }
+    } else if (ent.to_a) { /* bf16: both operands converted (rounded to nearest even) */
+        if ((st = convert(ent.to_a, &ent.a_f32, a, &ent.a, stream, &ah, "source", &key, e))) goto done;
+        if ((st = convert(ent.to_b, &ent.b_f32, b, &ent.b, stream, &bh, "weights", &key, e))) goto done;
+    }
+    DNNL_TRY(dnnl_memory_create(&ma, &ent.a, engine, ah ? ah : (void *)a), "source", &key);
+    DNNL_TRY(dnnl_memory_create(&mb, &ent.b, engine, bh ? bh : (void *)b), "weights", &key);
     DNNL_TRY(dnnl_memory_create(&mc, &ent.c, engine, c), "destination", &key);
     dnnl_exec_arg_t args[3] = { { DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mb }, { DNNL_ARG_DST, mc } };
     DNNL_TRY(dnnl_primitive_execute(ent.prim, stream, 3, args), "execution", &key);

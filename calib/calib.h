@@ -361,6 +361,8 @@ typedef struct qc_run_desc {
     int observe;                /* --observe's count; 0: none */
     bool per_linear;
     int threads;
+    qc_compute compute;         /* the products' operand type (--compute) */
+    const char *matmul_isa;     /* the instruction set oneDNN runs them on (qc_matmul_isa) */
     const char *recipe_text;    /* the effective recipe as JSON (qc_recipe_dump of qc_run_desc_recipe's) */
     /* the inputs (from qc_run_desc_recipe on, only qc_run_desc_json reads them) */
     const qc_model *model;      /* its files (qc_checkpoint_file), configuration, format */

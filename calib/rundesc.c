@@ -146,6 +146,10 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     if (d->per_linear) cJSON_AddBoolToObject(s, "per_linear", true);
     if (o->batch_tokens) cJSON_AddNumberToObject(s, "batch_tokens", o->batch_tokens);
     cJSON_AddNumberToObject(s, "threads", d->threads);
+    /* a resume on another CPU would multiply with other kernels: the instruction set is part
+     * of what the result depends on */
+    cJSON_AddStringToObject(s, "compute", qc_compute_name(d->compute));
+    cJSON_AddStringToObject(s, "matmul_isa", d->matmul_isa ? d->matmul_isa : "");
     cJSON *rj = d->recipe_text ? cJSON_Parse(d->recipe_text) : NULL;
     if (rj) cJSON_AddItemToObject(s, "recipe", rj);
     add_inputs(d, cJSON_AddObjectToObject(s, "inputs"));

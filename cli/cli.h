@@ -81,6 +81,13 @@ qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids
 int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs);
 /* Applies --threads (0 = every core); returns the count used. */
 int cli_threads(long n);
+/* --compute NAME (f32 or bf16) made the run's (qc_set_compute): 0, or a usage error (printed,
+ * EXIT_USAGE) for another name. */
+int cli_compute(const cli_cmd *cmd, const char *name);
+/* The "products: oneDNN on ISA, compute C" line at the start of a run, and a warning when
+ * bf16 was asked for on a CPU that does not multiply it natively. */
+void cli_log_compute(qc_log *log);
+#define CLI_COMPUTE_HELP "matrix products in f32 or bf16 (bf16 operands, fp32 accumulation; statistics and solvers stay fp32)"
 
 /* A size such as 12G, 512M, 1.5GiB or 4096 (bytes; K/M/G/T are powers of 1024): false when
  * it is not one. */

@@ -10,6 +10,8 @@ static const char *model_path, *text_path, *tok_path, *save_path, *kld_path, *ac
 static long seqlen, batch_tokens, threads;
 static bool json, quiet;
 
+static const char *compute_name = "f32";
+
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
     { "text", OPT_STR, &text_path, "FILE", "text to evaluate: plain, .jsonl or .json.gz (required)", 0, 0 },
@@ -20,6 +22,7 @@ static const cli_opt opts[] = {
     { "act-quant", OPT_STR, &act_quant, "aN", "simulate N-bit activations: every block linear's input quantized per token, symmetric, dynamic (a8: W8A8)", 0, 0 },
     { "batch-tokens", OPT_INT, &batch_tokens, "N", "tokens per forward chunk (default 2048)", 1, 1 << 24 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "json", OPT_FLAG, &json, NULL, "print one JSON object instead of text", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
@@ -55,6 +58,8 @@ static void print_json(const qc_config *c, size_t ntok, size_t docs, size_t byte
     cJSON_AddNumberToObject(o, "bytes", (double)bytes);
     cJSON_AddNumberToObject(o, "vocab", c->vocab_size);
     cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    cJSON_AddStringToObject(o, "compute", qc_compute_name(qc_get_compute()));
+    cJSON_AddStringToObject(o, "matmul_isa", qc_matmul_isa());
     if (r->has_kld) {
         cJSON_AddNumberToObject(o, "kld_mean", r->kld_mean);
         cJSON_AddNumberToObject(o, "kld_median", r->kld_median);
@@ -97,8 +102,10 @@ int cmd_eval(int argc, char **argv) {
     if (act_quant && (sscanf(act_quant, "a%d", &act_bits) != 1 || act_bits < 2 || act_bits > 16 ||
                       snprintf(NULL, 0, "a%d", act_bits) != (int)strlen(act_quant)))
         return cli_usage_error(&cmd, "--act-quant '%s': expected aN, N bits from 2 to 16 (a8: W8A8's int8 activations)", act_quant);
+    if ((rc = cli_compute(&cmd, compute_name))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet || json);
+    cli_log_compute(&log);
     qc_err e = { "" };
     qc_model *m = NULL;
     qc_tokenizer tok = { 0 };

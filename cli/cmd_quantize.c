@@ -26,6 +26,8 @@ static long wbits = UNSET, groupsize = UNSET, embed_groupsize = UNSET, blocksize
 static double percdamp = 0.01;
 static bool sym, mse, act_order, static_groups, no_true_seq, true_seq, json, quiet, force, gguf_no_pad, verify, resume, restart;
 
+static const char *compute_name = "f32";
+
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model to quantize: llama2.c .bin or Hugging Face folder (required)", 0, 0 },
     { "quantize", OPT_STR, &recipe_arg, "RECIPE", "a JSON recipe, inline ('{...}') or a file: method, linear:int4 / int8 / a8w4dq, embedding, per-module overrides, skip list (see below); flags given beside it win", 0, 0 },
@@ -77,6 +79,7 @@ static const cli_opt opts[] = {
     { "max-memory", OPT_STR, &max_memory, "SIZE", "refuse to start when the memory plan needs more than SIZE (e.g. 8G, 512M; default: the kernel's MemAvailable)", 0, 0 },
     { "act-dtype", OPT_STR, &act_dtype, "T", "calibration activations between blocks: f32 (default), f16 or bf16 (half the memory, rounded once per block)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
 };
@@ -536,6 +539,7 @@ static int check_options(qc_calib_opts *o) {
         return cli_usage_error(&cmd, "--act-dtype %s is for gptq and rtn: AWQ and SmoothQuant search on fp32 activations", act_dtype);
     if (max_memory && !cli_parse_size(max_memory, &budget))
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
+    if ((rc = cli_compute(&cmd, compute_name))) return rc;
     if (out_path && (rc = check_out())) return rc;
     qc_err e = { "" };
     for (int i = 0; i < evals.n; i++) /* read after calibrating: checked now */
@@ -742,8 +746,11 @@ int cmd_quantize(int argc, char **argv, int first) {
     desc.recipe_text = recipe_text;
     cli_threads(threads);
     desc.threads = qc_get_threads();
+    desc.compute = qc_get_compute();
+    desc.matmul_isa = qc_matmul_isa();
     qc_log log = cli_log(quiet || json);
     o.log = &log;
+    cli_log_compute(&log);
     qc_logf(&log, QC_LOG_INFO, "output format %s: %s", qc_out_format_name(format), chosen.reason);
     qc_model *m = NULL, *qm = NULL, *mm = NULL, *m1 = NULL;
     qc_quantized q1 = { 0 }; /* --observe: the first pass */

@@ -12,6 +12,8 @@ static cli_list calib;
 static long nsamples = 32, seqlen, seed, threads;
 static bool force, quiet;
 
+static const char *compute_name = "f32";
+
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model: any format qcalib reads (required)", 0, 0 },
     { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
@@ -22,6 +24,7 @@ static const cli_opt opts[] = {
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler (default 0)", 0, 4294967295.0 },
     { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: the model's own)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display and no summary", 0, 0 },
     { 0 },
@@ -74,9 +77,11 @@ int cmd_stats(int argc, char **argv) {
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
     const char *inputs[CLI_LIST_MAX + 3] = { model_path, tok_path, tokens_path };
     for (int i = 0; i < calib.n; i++) inputs[3 + i] = calib.v[i];
+    if ((rc = cli_compute(&cmd, compute_name))) return rc;
     if ((rc = cli_check_out(&cmd, out_path, force, inputs, 3 + calib.n))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
+    cli_log_compute(&log);
     qc_err e = { "" };
     qc_model *m = NULL;
     qc_tokenizer tok = { 0 };

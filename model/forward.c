@@ -1,7 +1,7 @@
 /* forward.c — one Llama block in fp32 over a chunk of tokens, the operations llama2.c's
  * run.c performs per token, here over all tokens at once: every linear is one oneDNN matmul
  * (base/'s qc_matmul, in the run's compute type), the attention products per head are
- * cblas_sgemm, and the element-wise steps (RMSNorm, RoPE, softmax, SwiGLU) are OpenMP
+ * oneDNN fp32 matmuls (cblas_sgemm while generating), and the element-wise steps (RMSNorm, RoPE, softmax, SwiGLU) are OpenMP
  * loops over rows. The float expressions of the element-wise steps are run.c's own, so
  * the pass reproduces its greedy decoding token for token. */
 #include "model/internal.h"
@@ -68,25 +68,45 @@ static void softmax_causal(float *s, int len, int n, float scale) {
     memset(s + len, 0, (size_t)(n - len) * sizeof(float));
 }
 
+/* scores (nq, nk) = q · kᵀ or out = scores · v for one head: through oneDNN (qc_matmul, fp32
+ * operands whatever the run's compute type) over whole windows, whose shapes repeat, and
+ * through OpenBLAS while generating, where the keys grow by one each token and oneDNN would
+ * make a primitive for every length. */
+static qc_status head_product(bool cached, bool b_t, int m, int n, int k, const float *a, int lda, const float *b,
+                              int ldb, float *c, int ldc, qc_err *e) {
+    if (!cached) return qc_matmul(QC_COMPUTE_F32, false, b_t, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc, e);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_t ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c,
+                ldc);
+    return QC_OK;
+}
+
 /* Causal attention of nq queries at positions pos0..pos0+nq-1 over keys/values at
- * positions 0..pos0+nq-1. q, out: (nq, n_heads*hd); k, v: (pos0+nq, n_kv_heads*hd). Each
- * query head h reads key/value head h / (n_heads / n_kv_heads). Heads run in parallel, each
- * thread with its own (nq, nk) block of scores. */
-static void attend(const qc_config *c, const float *q, const float *k, const float *v, int nq,
-                   int pos0, float *out, float *scores) {
+ * positions 0..pos0+nq-1 (cached: the keys and values of earlier calls included). q, out:
+ * (nq, n_heads*hd); k, v: (pos0+nq, n_kv_heads*hd). Each query head h reads key/value head
+ * h / (n_heads / n_kv_heads). Heads run in parallel, each thread with its own (nq, nk) block
+ * of scores; the first error of any head is returned. */
+static qc_status attend(const qc_config *c, const float *q, const float *k, const float *v, int nq, int pos0,
+                        bool cached, float *out, float *scores, qc_err *e) {
     int hd = c->head_dim, nk = pos0 + nq, group = c->n_heads / c->n_kv_heads;
     int qdim = c->n_heads * hd, kvdim = c->n_kv_heads * hd;
     float scale = sqrtf((float)hd);
+    qc_status st = QC_OK;
 #pragma omp parallel for schedule(dynamic) if ((int64_t)nq * nk * c->n_heads > PAR_MIN_WORK)
     for (int h = 0; h < c->n_heads; h++) {
         int kvh = h / group;
         float *sc = scores + (size_t)omp_get_thread_num() * nq * nk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, q + (size_t)h * hd,
-                    qdim, k + (size_t)kvh * hd, kvdim, 0.0f, sc, nk);
-        for (int i = 0; i < nq; i++) softmax_causal(sc + (size_t)i * nk, pos0 + i + 1, nk, scale);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, sc, nk,
-                    v + (size_t)kvh * hd, kvdim, 0.0f, out + (size_t)h * hd, qdim);
+        qc_err he = { "" };
+        qc_status s = head_product(cached, true, nq, nk, hd, q + (size_t)h * hd, qdim, k + (size_t)kvh * hd, kvdim, sc,
+                                   nk, &he);
+        for (int i = 0; i < nq && !s; i++) softmax_causal(sc + (size_t)i * nk, pos0 + i + 1, nk, scale);
+        if (!s) s = head_product(cached, false, nq, hd, nk, sc, nk, v + (size_t)kvh * hd, kvdim, out + (size_t)h * hd,
+                                 qdim, &he);
+        if (s) {
+#pragma omp critical(attend_error)
+            if (!st) st = s, *e = he;
+        }
     }
+    return st;
 }
 
 /* y (ntok, rows) = x (ntok, cols) · wᵀ + bias (NULL: no bias), as an nn.Linear computes it. */
@@ -149,14 +169,15 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     if (kv) {
         size_t base = ((size_t)layer * kv->max_len) * kvdim;
-        attend(c, ws->q, kv->k + base, kv->v + base, ntok, pos0, ws->att, ws->scores);
+        st = attend(c, ws->q, kv->k + base, kv->v + base, ntok, pos0, true, ws->att, ws->scores, e);
     } else {
-        for (int w = 0; w < nwin; w++) {
+        for (int w = 0; w < nwin && !st; w++) {
             size_t r = (size_t)w * seqlen;
-            attend(c, ws->q + r * qdim, k + r * kvdim, v + r * kvdim, seqlen, 0, ws->att + r * qdim,
-                   ws->scores);
+            st = attend(c, ws->q + r * qdim, k + r * kvdim, v + r * kvdim, seqlen, 0, false, ws->att + r * qdim,
+                        ws->scores, e);
         }
     }
+    if (st) return st;
     st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
     if (st || *stop) return st;
     return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], dim, qdim, out, e);

@@ -65,6 +65,7 @@ refused o17 "--eval of a folder" "--eval $T/a_folder: is a folder" --method rtn 
 head -c 100 "$S/data/tinystories/tinystories_eval.txt" >short.txt
 refused o21 "--eval of a text shorter than one --eval-seqlen window" "--eval short.txt (--eval-seqlen 64): sequential windows:" \
     --method rtn --model "$M" $R --eval short.txt
+refused o22 "--compute of an unknown type" "--compute 'fp8': expected f32 or bf16" --method rtn --model "$M" $R --compute fp8
 refused absent/o18 "--out in a folder that does not exist" "absent/o18: its folder absent cannot hold it" --method rtn --model "$M" $R
 cp "$S/models/stories260K/tok512.bin" tok_nan.bin && chmod u+w tok_nan.bin # token 0's score (bytes 4..7) NaN
 printf '\000\000\300\177' | dd of=tok_nan.bin bs=1 seek=4 conv=notrunc 2>/dev/null

@@ -70,6 +70,7 @@ done <<'FLIPS'
 --seqlen 64|seqlen: 64
 --seed 1|seed: 1
 --threads 1|threads: 1
+--compute bf16|compute: bf16
 FLIPS
 expect_fail "resume with another calibration file refused, naming it" 1 "this run has \"calib[0]: $S/data/tinystories/tinystories_eval.txt" \
     $Q $ARGS --model "$M" --calib "$S/data/tinystories/tinystories_eval.txt" --out part --quiet --resume
