@@ -16,6 +16,13 @@ static inline void bench_fill_random(float *p, size_t n, float scale, uint64_t *
     }
 }
 
+/* One block of the synthetic 1b's shapes (2048 wide, 16 heads of 128, FFN 5632; io/synth.c). */
+static inline qc_config bench_1b_config(void) {
+    return (qc_config){ .dim = 2048, .hidden_dim = 5632, .n_layers = 1, .n_heads = 16, .n_kv_heads = 16,
+                        .head_dim = 128, .vocab_size = 32000, .seq_len = 2048, .norm_eps = 1e-5f,
+                        .rope_theta = 10000 };
+}
+
 /* One Llama-2-7B block's shapes (4096 wide, 32 heads, FFN 11008). */
 static inline qc_config bench_7b_config(void) {
     return (qc_config){ .dim = 4096, .hidden_dim = 11008, .n_layers = 1, .n_heads = 32, .n_kv_heads = 32,

@@ -29,6 +29,7 @@ typedef struct qc_stats {
     double *sum_abs;  /* (n) Σ |x| (AWQ's mean|x|) */
     double *sum;      /* (n) Σ x */
     double *sum_sq;   /* (n) Σ x² (llama.cpp's importance matrix) */
+    double seconds;   /* spent in qc_stats_add */
 } qc_stats;
 
 /* The input width of a site's linears (dim, the attention width, or the FFN width). */
@@ -181,7 +182,8 @@ typedef struct qc_quantized {
                              (qc_block_scale) folded into each block, NULL where none; writers
                              read norms and unquantized linears through them. NULL: none at all */
     bool fp32_linears;    /* unquantized linears are kept fp32 (no_quant), not fp16-rounded */
-    double seconds;
+    double seconds;       /* the whole calibration; of it: */
+    double stats_seconds; /* accumulating statistics (qc_stats_add); the solves are the reports' */
 } qc_quantized;
 
 /* Windows per forward chunk of the runner (o->batch_tokens). */

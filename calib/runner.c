@@ -200,7 +200,7 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
                        &out->reports[out->nreports], e);
             if (!st) qc_prestep_report(&pre, lin, &out->reports[out->nreports++]);
         }
-        for (int s = s0; s < s1; s++) qc_stats_free(&stats[s]);
+        for (int s = s0; s < s1; s++) out->stats_seconds += stats[s].seconds, qc_stats_free(&stats[s]);
     }
     /* the next block's inputs: the pre-step's fp32 outputs, or through the quantized block */
     if (!st && x_fp32) memcpy(r->x, x_fp32, ntok * (size_t)r->cfg->dim * sizeof(float));

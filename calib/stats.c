@@ -38,6 +38,7 @@ qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e) { return init(s,
 
 qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, qc_err *e) {
     int n = s->n;
+    double t0 = qc_now();
     int64_t first_bad = INT64_MAX; /* token * n + channel of the first non-finite value */
 #pragma omp parallel for schedule(static) reduction(min : first_bad) if ((int64_t)ntok * n > (1 << 16))
     for (int j0 = 0; j0 < n; j0 += CHANNEL_BLOCK) {
@@ -72,6 +73,7 @@ qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, 
         if (st) return qc_fail_prefix(e, st, "%s: Hessian", what);
     }
     s->count += ntok;
+    s->seconds += qc_now() - t0;
     return QC_OK;
 }
 

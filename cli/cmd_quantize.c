@@ -140,6 +140,7 @@ static const cli_cmd cmd = {
 };
 
 static qc_out_format format;
+static double write_seconds; /* writing the output format's files */
 static qc_format_choice chosen; /* format, and why (qc_format_choose) */
 static uint64_t budget; /* --max-memory in bytes; 0: MemAvailable */
 static qc_mem_plan plan;
@@ -319,6 +320,14 @@ static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, 
     cJSON_AddNumberToObject(s, "damping_raised", retried);
     cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
+    double solve = 0;
+    for (int i = 0; i < q->nreports; i++) solve += q->reports[i].seconds;
+    /* calibration's parts (the forward passes and the rest of the runner, statistics, solves), then
+     * writing; every timing key ends in "seconds" */
+    cJSON_AddNumberToObject(s, "forward_seconds", q->seconds - q->stats_seconds - solve);
+    cJSON_AddNumberToObject(s, "statistics_seconds", q->stats_seconds);
+    cJSON_AddNumberToObject(s, "solve_seconds", solve);
+    cJSON_AddNumberToObject(s, "write_seconds", write_seconds);
     if (file_bpw > 0) {
         cJSON_AddNumberToObject(s, "file_bits_per_weight", file_bpw);
         if (format == QC_FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
@@ -850,7 +859,9 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st) st = qc_calibrate(m, &w, &o, &q, &e);
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "model"));
+    double t_write = qc_now();
     if (!st) st = write_outputs(&d, m, &q, &o, name, have_tok ? &tok : NULL, &log, &e);
+    write_seconds = qc_now() - t_write;
     if (!st && (format == QC_FMT_GPTQ || format == QC_FMT_GGUF))
         st = cli_file_bpw(&d, format == QC_FMT_GPTQ, &m->cfg, mods, &file_bpw, &file_bpw_gidx, &e);
     qc_weight_source qsrc = { 0 };

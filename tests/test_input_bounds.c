@@ -9,14 +9,7 @@
 #include "tests/check.h"
 
 #include <sys/resource.h>
-#include <time.h>
 #include <zlib.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Peak resident memory of this process so far, bytes. */
 static size_t max_rss(void) {
@@ -135,19 +128,17 @@ static void test_regex_backtracking_fails_fast(void) {
         return;
     }
     /* Unbounded, 4000 bytes took about 20 s (5 ms per byte: 201^3 steps per position) and then
-     * succeeded; bounded, the first match stops after about 2 million steps. */
+     * succeeded; bounded, the first match stops after about 2 million steps. That the
+     * encoding fails with the limit's own message is the proof the limit cut it short (a
+     * time taken is a benchmark's business, not a test's). */
     size_t n = 4000;
     char *text = malloc(n);
     memset(text, 'a', n);
     int32_t *ids = NULL;
     size_t nids = 0;
-    double t0 = now();
     CHECK_FAILS(qc_tokenizer_encode(&t, text, n, false, false, &ids, &nids, &e), e, "needs too many backtracking steps");
-    double secs = now() - t0;
     CHECK(strstr(e.msg, path) && strstr(e.msg, "/[^Z]{0,200}[^Z]{0,200}[^Z]{0,200}Z|./"), "names the file and the pattern: %s",
           e.msg);
-    /* 2 million steps take milliseconds; 5 s leaves room for a loaded machine and sanitizers */
-    CHECK(secs < 5, "failed after %.1f s", secs);
     free(ids);
     free(text);
     qc_tokenizer_free(&t);

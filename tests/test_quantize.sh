@@ -60,7 +60,15 @@ check "same command, byte-identical model" "cmp -s '$T/gptq/model.safetensors' '
 check "same command, identical logs but for the seconds column" \
     "cut -d, -f1-15 '$T/gptq/quant_log.csv' >'$T/a' && cut -d, -f1-15 '$T/gptq2/quant_log.csv' >'$T/b' && cmp -s '$T/a' '$T/b'"
 check "same command, identical summary but for seconds" \
-    "grep -v '\"seconds\"' '$T/gptq/summary.json' >'$T/a' && grep -v '\"seconds\"' '$T/gptq2/summary.json' >'$T/b' && cmp -s '$T/a' '$T/b'"
+    "grep -v 'seconds\"' '$T/gptq/summary.json' >'$T/a' && grep -v 'seconds\"' '$T/gptq2/summary.json' >'$T/b' && cmp -s '$T/a' '$T/b'"
+# the time split: the parts of calibration add up to its seconds (each printed to 15 digits by
+# cJSON, the sum's rounding far below 1e-6 s), the solves are the quant log's
+sec=$(json_num "$T/gptq/summary.json" seconds) fw=$(json_num "$T/gptq/summary.json" forward_seconds)
+stt=$(json_num "$T/gptq/summary.json" statistics_seconds) sol=$(json_num "$T/gptq/summary.json" solve_seconds)
+wr=$(json_num "$T/gptq/summary.json" write_seconds)
+logsum=$(awk -F, 'NR > 1 { s += $16 } END { printf "%.9f", s }' "$T/gptq/quant_log.csv")
+check "summary.json splits calibration's $sec s into forward $fw + statistics $stt + solve $sol s (the quant log's $logsum), and writing $wr s" \
+    "awk 'BEGIN { d = $fw + $stt + $sol - $sec; l = $sol - $logsum; exit !($fw > 0 && $stt > 0 && $sol > 0 && $wr > 0 && d < 1e-6 && d > -1e-6 && l < 1e-3 && l > -1e-3) }'"
 
 # -- a Hessian from 8 tokens (rank <= 8 < 64 inputs) with no damping cannot be factorized:
 #    the damping is raised and the run goes on; with no retries allowed, round-to-nearest
