@@ -147,6 +147,10 @@ typedef struct qc_outdir {
  * entries skipped) nor a folder containing one, all compared as resolved real paths. The
  * error names the path and the reason. */
 qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e);
+/* Whether --force may replace the single-file output at path: nothing there, or a regular
+ * file (not a symbolic link) that is none of the run's `inputs`. Whether it is a model file
+ * of the format being written is the caller's check. */
+qc_status qc_outfile_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e);
 
 /* Whether a new output folder may be written at path, for a caller to refuse before long
  * work: nothing there, or with `replace` a folder that qc_outdir_check_replace allows

@@ -5,7 +5,10 @@
  *   - the root folder or the home folder ($HOME);
  *   - the folder of any input of the run (the model file's folder, a model folder itself, the
  *     calibration and evaluation texts' folders, ...) or a folder containing one.
- * A path that is not a folder (a file, a symbolic link, a device) is never replaced. */
+ * A path that is not a folder (a file, a symbolic link, a device) is never replaced.
+ * Single-file outputs (GGUF, llama2.c) cannot carry a marker: --force replaces only a regular
+ * file that is not an input of the run (qc_outfile_check_replace); the caller also makes sure
+ * it is a model file of the format being written (cli/ opens it as a checkpoint). */
 #include "base/base.h"
 
 #include <errno.h>
@@ -67,6 +70,29 @@ qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, i
         free(marker);
     }
     free(home_real);
+    free(real);
+    return st;
+}
+
+qc_status qc_outfile_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT) return QC_OK; /* nothing to replace */
+        return qc_fail(e, QC_ERR_IO, "%s: cannot be examined: %s", path, strerror(errno));
+    }
+    if (S_ISLNK(sb.st_mode))
+        return qc_fail(e, QC_ERR_ARG, "%s: is a symbolic link; --force replaces only a model file qcalib can read", path);
+    if (!S_ISREG(sb.st_mode))
+        return qc_fail(e, QC_ERR_ARG, "%s: exists and is not a regular file; --force replaces only a model file", path);
+    char *real = realpath(path, NULL);
+    if (!real) return qc_fail(e, QC_ERR_IO, "%s: cannot be resolved: %s", path, strerror(errno));
+    qc_status st = QC_OK;
+    for (int i = 0; i < ninputs && !st; i++) {
+        char *in = inputs[i] ? realpath(inputs[i], NULL) : NULL;
+        if (in && strcmp(in, real) == 0)
+            st = qc_fail(e, QC_ERR_ARG, "%s: is %s, an input of this run; --force will not replace it", path, inputs[i]);
+        free(in);
+    }
     free(real);
     return st;
 }

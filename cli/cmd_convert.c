@@ -33,6 +33,23 @@ static const cli_cmd cmd = {
     "example:\n  qcalib convert --model stories260K.bin --out stories260K-hf --dtype f16",
 };
 
+/* A single-file output: nothing at out_path, or with --force a regular file that is no input
+ * and that qcalib reads as a model of the format being written (what an earlier convert
+ * wrote), so --force never replaces an unrelated file. 0, or a usage error (printed). */
+static int check_out_file(const char *format, const char *const *inputs, int ninputs) {
+    if (!qc_path_exists(out_path)) return 0; /* (lstat: a dangling link exists) */
+    if (!force) return cli_usage_error(&cmd, "%s already exists (pass --force to replace it)", out_path);
+    qc_err e = { "" };
+    if (qc_outfile_check_replace(out_path, inputs, ninputs, &e)) return cli_usage_error(&cmd, "%s", e.msg);
+    qc_checkpoint *ck = NULL;
+    bool same = !qc_checkpoint_open(&ck, out_path, &e) && strcmp(qc_checkpoint_format(ck), format) == 0;
+    qc_checkpoint_close(ck);
+    if (!same)
+        return cli_usage_error(&cmd, "%s: not a %s model file qcalib can read; --force replaces only such a file "
+                               "(remove it yourself, or choose another --out)", out_path, format);
+    return 0;
+}
+
 int cmd_convert(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, 2);
     if (rc) return rc < 0 ? 0 : rc;
@@ -47,10 +64,9 @@ int cmd_convert(int argc, char **argv) {
     else return cli_usage_error(&cmd, "--dtype '%s': expected f32 or f16%s", dtype_name, hf ? " or bf16" : "");
     if (!hf && shard_mb) return cli_usage_error(&cmd, "--shard-size applies to --to hf");
     if (!hf && !gguf && dt != QC_DT_F32) return cli_usage_error(&cmd, "--to llama2c writes fp32: --dtype does not apply");
-    if (!hf && qc_path_exists(out_path) && !force)
-        return cli_usage_error(&cmd, "%s already exists (pass --force to replace it)", out_path);
     const char *inputs[] = { model_path, tok_path };
     if (hf && (rc = cli_check_out(&cmd, out_path, force, inputs, 2))) return rc;
+    if (!hf && (rc = check_out_file(gguf ? "gguf" : "llama2.c", inputs, 2))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
     qc_err e = { "" };

@@ -680,7 +680,7 @@ static int print_recipe(qc_calib_opts *o) {
     free(recipe_text);
     qc_model_free(m);
     qc_recipe_free(&recipe);
-    return st ? cli_fail(&e) : 0;
+    return st == QC_ERR_ARG ? cli_usage_error(&cmd, "%s", e.msg) : st ? cli_fail(&e) : 0;
 }
 
 /* The memory budget: --max-memory, else MemAvailable, else 0 (no /proc/meminfo: none known). */
@@ -794,8 +794,8 @@ int cmd_quantize(int argc, char **argv, int first) {
                     before, m->cfg.hidden_dim, multiple);
         }
     }
-    if (!st) st = resolve_modules(m, &o, &e);
-    bool usage = false; /* what the format cannot hold is a usage error, found before calibrating */
+    bool usage = false; /* what the recipe or format cannot hold is a usage error, found before calibrating */
+    if (!st) usage = (st = resolve_modules(m, &o, &e)) == QC_ERR_ARG;
     if (!st) {
         qc_gguf_export_opts go = { QC_GGUF_F16, gguf_embed_t, gguf_output_t, have_tok ? &tok : NULL, model_path };
         qc_format_run fr = { format, &m->cfg, model_path, m->ck, &o, &go };
@@ -827,6 +827,12 @@ int cmd_quantize(int argc, char **argv, int first) {
     summary = st ? NULL : qc_run_desc_json(&desc);
     char *fingerprint = summary ? qc_run_desc_fingerprint(summary) : NULL;
     if (!st && !fingerprint) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
+    /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
+    char *spill_dir = qc_path_dirname(out_path);
+    if (!st && !spill_dir) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
+    o.spill_dir = spill_dir;
+    /* a plan beyond the budget is refused before DIR.work is made or discarded */
+    if (!st) usage = (st = check_plan(m, &w, &o, &log, &e)) != QC_OK;
     qc_resume *rs = NULL;
     bool two_pass = target_bpw > 0 || observe_k; /* checkpoints cover single passes */
     if (!st && restart) st = qc_resume_discard(out_path, &e);
@@ -834,11 +840,6 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st && !(st = qc_resume_open(&rs, out_path, m, &o, fingerprint, resume, &e)) && !two_pass && !qc_calib_rescales(&o))
         o.checkpoint = qc_resume_checkpoint(rs);
     free(fingerprint);
-    /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
-    char *spill_dir = qc_path_dirname(out_path);
-    if (!st && !spill_dir) st = qc_fail(&e, QC_ERR_NOMEM, "out of memory");
-    o.spill_dir = spill_dir;
-    if (!st) st = check_plan(m, &w, &o, &log, &e);
     if (!st && target_bpw > 0) st = choose_mixed(m, &w, &o, &log, &e);
     if (!st && observe_k) { /* the first pass, and its worst linears at 8 bits */
         qc_quant_spec up;

@@ -48,6 +48,21 @@ check "nothing written at the root" "[ ! -e /.work ]"
 
 expect_fail "convert --force follows the same rule" 2 "p: not a folder qcalib wrote" $Q convert --model "$M" --out p --force
 check "convert replaces its own output" "$Q convert --model $M --out hf --quiet && $Q convert --model $M --out hf --force --quiet && [ -f hf/.qcalib-output ]"
+# single files (--to gguf, llama2c) carry no marker: --force replaces only a regular file that
+# qcalib reads as a model of the format being written, and never an input or a link
+echo "not a model" >notes.gguf && cp notes.gguf notes.bak
+expect_fail "convert --to gguf --force onto a file that is no GGUF model" 2 "notes.gguf: not a gguf model file qcalib can read" \
+    $Q convert --model "$M" --to gguf --out notes.gguf --force
+check "that file is untouched" "cmp -s notes.gguf notes.bak"
+$Q convert --model "$M" --to gguf --out m.gguf --quiet
+expect_fail "convert --to llama2c --force onto a GGUF model" 2 "m.gguf: not a llama2.c model file" \
+    $Q convert --model "$M" --to llama2c --out m.gguf --force
+expect_fail "convert --force onto its own input" 2 "m.gguf: is m.gguf, an input of this run" \
+    $Q convert --model m.gguf --to gguf --out m.gguf --force
+ln -s m.gguf link.gguf
+expect_fail "convert --force onto a symbolic link" 2 "link.gguf: is a symbolic link" $Q convert --model "$M" --to gguf --out link.gguf --force
+check "convert --to gguf --force replaces a GGUF model" \
+    "$Q convert --model $M --to gguf --dtype f16 --out m.gguf --force --quiet && [ -L link.gguf ] && $Q inspect --model m.gguf | grep -q F16"
 expect_fail "stats --force follows the same rule" 2 "p: not a folder qcalib wrote" $Q stats --model "$M" --out p --force --quiet
 
 # -- a kill inside the replace

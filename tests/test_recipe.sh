@@ -72,8 +72,14 @@ bad_recipe "wrong type" '{"linear:int4": {"groupsize": "32"}}' '"groupsize" must
 bad_recipe "embedding without bitwidth" '{"embedding": {"groupsize": 32}}' '"bitwidth" (4 or 8) is required'
 bad_recipe "not JSON" '{"linear:int4": {"groupsize": 32}' 'not valid JSON'
 bad_recipe "a key twice" '{"method": "rtn", "method": "gptq"}' '"method" is given twice'
-bad_recipe "a pattern matching no linear" '{"model.layer.*.mlp.down_proj": {"bits": 8}}' 'matches none of the model'"'"'s linears'
-bad_recipe "an override the format cannot store" '{"model.layers.0.mlp.up_proj": {"bits": 5}}' '--format gptq stores 2, 3, 4 or 8 bits, not 5'
+# -- well-formed rules the model or the format cannot take: usage errors (exit 2), found
+#    before calibrating, nothing written
+bad_rule() {
+    expect_fail "$1" 2 "$3" $Q $SMALL --format gptq --quantize "$2" --out "$T/never"
+    check "$1: no output folder, no work folder" "[ ! -e '$T/never' ] && [ ! -e '$T/never.work' ]"
+}
+bad_rule "a pattern matching no linear" '{"model.layer.*.mlp.down_proj": {"bits": 8}}' 'matches none of the model'"'"'s linears'
+bad_rule "an override the format cannot store" '{"model.layers.0.mlp.up_proj": {"bits": 5}}' '--format gptq stores 2, 3, 4 or 8 bits, not 5'
 # a NUL inside a key or value would cut it short ("model.layers.*" would take all 35 linears)
 bad_recipe "a NUL in a module pattern is refused, the key named" '{"model.layers.*\u0000.mlp.down_proj": {"bits": 8}}' \
     'the key "model.layers.*\u0000.mlp.down_proj" at byte 1 holds a NUL character'

@@ -25,9 +25,9 @@ expect_fail "synth: bad dtype" 2 "--dtype 'f8'" $Q synth --shape tiny --dtype f8
 expect_fail "synth: existing output" 2 "already exists" $Q synth --shape tiny --out "$T/tiny"
 
 # -- --max-memory: refused before any work, nothing written
-expect_fail "--max-memory below the plan is refused, naming the option and the plan" 1 \
+expect_fail "--max-memory below the plan is a usage error, naming the option and the plan" 2 \
     "but --max-memory allows 1 MB; memory plan (MB):" $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/refused" --max-memory 1M
-check "refused: no output folder, no temporary left" "! ls -d '$T'/refused* >/dev/null 2>&1"
+check "refused: no output folder, no work folder, no temporary left" "! ls -d '$T'/refused* >/dev/null 2>&1"
 expect_fail "--max-memory: not a size" 2 "--max-memory 'lots'" $Q --method gptq --model "$M" --calib "$CAL" --out "$T/x" --max-memory lots
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/fits" --max-memory 2G --quiet >/dev/null 2>"$T/err"
 check "--max-memory 2G: the run fits" "[ -s '$T/fits/model.safetensors' ]"
