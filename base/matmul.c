@@ -6,7 +6,7 @@
  *
  * Creating a primitive costs far more than running a small one, so each (shape, layout,
  * alpha, beta, compute type) gets one, kept in a small cache for the life of the process;
- * a full cache is emptied and refilled (a run uses a few dozen shapes). Executing a
+ * a full cache is emptied and refilled (a run uses a few dozen: the forward's, the strips of XᵀX, GPTQ's updates). Executing a
  * primitive is thread-safe; the cache is guarded by a mutex.
  *
  * Compute type bf16: oneDNN's reorders round both operands to bf16 (to nearest even) into the
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_SIZE 128
+#define CACHE_SIZE 256
 
 typedef struct mm_key {
     int64_t m, n, k, lda, ldb, ldc;

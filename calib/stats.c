@@ -1,5 +1,5 @@
-/* stats.c — the statistics a site's hook accumulates (QUANT-SPEC §2): Σ xᵀx by SYRK in
- * fp32 (OpenBLAS's threads; unless channels only), the token count, and per input channel
+/* stats.c — the statistics a site's hook accumulates (QUANT-SPEC §2): Σ xᵀx in fp32 by
+ * oneDNN products over its upper triangle (unless channels only), the token count, and per input channel
  * max|x|, max, min in fp32 and Σ|x|, Σx, Σx² in double (OpenMP over blocks of channels). */
 #include "calib/calib.h"
 
@@ -31,6 +31,10 @@ static qc_status init(qc_stats *s, int n, bool hessian, qc_err *e) {
 
 qc_status qc_stats_init(qc_stats *s, int n, qc_err *e) { return init(s, n, true, e); }
 qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e) { return init(s, n, false, e); }
+
+/* Columns per strip of XᵀX's upper triangle: wide enough for oneDNN's kernels to run at full
+ * rate, narrow enough to skip most of the lower half. */
+#define XTX_STRIP 512
 
 /* Columns per unit of work of the per-channel loop: each thread owns whole channels, so
  * every sum adds its tokens in order and the result does not depend on the thread count. */
@@ -65,11 +69,15 @@ qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, 
     if (first_bad != INT64_MAX)
         return qc_fail(e, QC_ERR_NUMERIC, "%s: non-finite activation (%g) at token %lld, channel %d", what,
                        (double)x[first_bad], (long long)(s->count + first_bad / n), (int)(first_bad % n));
-    /* XᵀX in fp32 whatever the run's compute type (the Hessian is a statistic): one oneDNN
-     * product of the whole square (oneDNN has no syrk; the lower half is overwritten by
-     * qc_stats_finish from the upper, so both halves agree) */
-    if (s->xtx) {
-        qc_status st = qc_matmul(QC_COMPUTE_F32, true, false, n, n, ntok, 1.0f, x, n, x, n, 1.0f, s->xtx, n, e);
+    /* XᵀX in fp32 whatever the run's compute type (the Hessian is a statistic). oneDNN has no
+     * syrk, so the upper triangle is covered by column strips: strip [c0, c1) needs rows
+     * [0, c1), one product each. That is n²/2 + n·XTX_STRIP/2 of the n² products of the whole
+     * square (0.52 of it at 11008 columns); the few below the diagonal inside a strip are
+     * overwritten by qc_stats_finish from the upper half, so both halves agree. */
+    for (int c0 = 0; s->xtx && c0 < n; c0 += XTX_STRIP) {
+        int c1 = c0 + XTX_STRIP < n ? c0 + XTX_STRIP : n;
+        qc_status st = qc_matmul(QC_COMPUTE_F32, true, false, c1, c1 - c0, ntok, 1.0f, x, n, x + c0, n, 1.0f,
+                                 s->xtx + c0, n, e);
         if (st) return qc_fail_prefix(e, st, "%s: Hessian", what);
     }
     s->count += ntok;
