@@ -5,9 +5,10 @@
  * thread alone.
  *
  * Creating a primitive costs far more than running a small one, so each (shape, layout,
- * alpha, beta, compute type) gets one, kept in a small cache for the life of the process;
- * a full cache is emptied and refilled (a run uses a few dozen: the forward's, the strips of XᵀX, GPTQ's updates). Executing a
- * primitive is thread-safe; the cache is guarded by a mutex.
+ * alpha, beta, compute type) gets one, kept in a cache for the life of the process (a run
+ * uses a few dozen shapes: the forward's, the strips of XᵀX, GPTQ's updates); beyond its
+ * size, a product gets a primitive of its own. Executing a primitive is thread-safe; the
+ * cache is guarded by a mutex.
  *
  * Compute type bf16: oneDNN's reorders round both operands to bf16 (to nearest even) into the
  * layouts its bf16 kernels want, and the product accumulates in fp32; the output stays fp32. Each call names its compute type:
@@ -164,22 +165,25 @@ done:
     return st;
 }
 
-/* The cached primitive for k (created on first use). */
-static qc_status lookup(const mm_key *k, mm_entry *out, qc_err *e) {
+/* The cached primitive for k (created on first use), into *out; *owned false. With the cache
+ * full, a primitive made for this call alone, *owned true: the caller destroys it (cached
+ * primitives are never destroyed while the process runs, as other threads may be running
+ * them). */
+static qc_status lookup(const mm_key *k, mm_entry *out, bool *owned, qc_err *e) {
     pthread_mutex_lock(&lock);
     qc_status st = QC_OK;
     int i = 0;
     while (i < cached && memcmp(&cache[i].key, k, sizeof *k) != 0) i++;
-    if (i == cached) {
-        if (cached == CACHE_SIZE) {
-            for (int j = 0; j < cached; j++) destroy(&cache[j]);
-            cached = i = 0;
-        }
+    *owned = i == CACHE_SIZE;
+    if (*owned) {
+        memset(out, 0, sizeof *out);
+        st = create(k, out, e);
+    } else if (i == cached) {
         memset(&cache[i], 0, sizeof cache[i]);
         st = create(k, &cache[i], e);
         if (!st) cached++;
     }
-    if (!st) *out = cache[i];
+    if (!st && !*owned) *out = cache[i];
     pthread_mutex_unlock(&lock);
     return st;
 }
@@ -225,8 +229,12 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
     dnnl_stream_t stream = NULL;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     void *ah = NULL, *bh = NULL; /* bf16: the converted operands */
-    qc_status st = lookup(&key, &ent, e);
-    if (st) goto done;
+    bool owned = false;
+    qc_status st = lookup(&key, &ent, &owned, e);
+    if (st) {
+        owned = false; /* a failed creation leaves nothing to destroy */
+        goto done;
+    }
     DNNL_TRY(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream", &key);
     if (ent.emulated) {
         ah = a_t ? rounded_bf16(a, k, m, lda) : rounded_bf16(a, m, k, lda);
@@ -251,6 +259,7 @@ done:
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
     if (stream) dnnl_stream_destroy(stream);
+    if (owned) destroy(&ent);
     free(ah), free(bh);
     return st;
 }

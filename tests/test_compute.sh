@@ -66,4 +66,8 @@ pe=$(json_num "$T/avx2.json" ppl)
 $Q eval --model "$M" --text "$T/ev.txt" --seqlen 128 --compute f32 --json >"$T/f32.json" 2>/dev/null
 pf=$(json_num "$T/f32.json" ppl)
 check "on AVX2 bf16 is within 0.1% of f32 ($pe against $pf)" "within '$pe' '$pf' 0.001"
+# the products themselves on AVX2's emulated bf16 (and fp32): test_matmul's bounds, in a process
+# whose oneDNN is capped there
+ONEDNN_MAX_CPU_ISA=AVX2 "${QCALIB_BUILD:-build}/tests/test_matmul" >"$T/mm_avx2.out" 2>&1
+check "test_matmul's products hold their bounds with oneDNN capped at AVX2" "grep -q ' 0 failed' '$T/mm_avx2.out'"
 finish compute
