@@ -83,6 +83,10 @@ typedef struct qc_calib_opts {
     qc_gptq_opts gptq;
     bool true_sequential; /* {q,k,v} → {o} → {gate,up} → {down}, each on inputs computed
                              with the earlier subsets quantized */
+    bool recompute;       /* true-sequential: each subset's inputs recomputed from the block's
+                             input, instead of computed once from the block's activations kept
+                             between subsets (the same bits; the memory plan's `intermediates`,
+                             for when they do not fit) */
     bool keep_f16[QC_LIN_COUNT]; /* linears left unquantized, their weights rounded to fp16
                                     (what a file storing them as F16 holds) */
     const qc_module_quant *modules; /* optional (n_layers × QC_LIN_COUNT, [layer * QC_LIN_COUNT
