@@ -468,6 +468,10 @@ typedef struct qc_mem_plan {
     size_t model_file;      /* the model's tensors on disk (mapped; never resident as a whole) */
     size_t activations;     /* the residual stream of all windows (act_dtype) + one fp32 chunk */
     size_t workspace;       /* the forward pass's scratch for one chunk */
+    size_t intermediates;   /* true-sequential: the block's activations kept between sites, fp32
+                               for every window (x + o(attention), and o's then down's input) */
+    bool recomputed;        /* ... not kept (o->recompute): not counted, each site's inputs
+                               recomputed from the block's input */
     size_t block_weights;   /* one block in fp32 */
     size_t statistics;      /* the site statistics held at once (true-sequential: one site) */
     size_t largest_hessian; /* the largest site's statistics */

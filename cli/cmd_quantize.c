@@ -330,6 +330,7 @@ static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, 
     cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
     const struct { const char *name; size_t bytes; } parts[] = {
         { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
+        { "intermediates", plan.recomputed ? 0 : plan.intermediates },
         { "block_weights", plan.block_weights }, { "statistics", plan.statistics },
         { "largest_hessian", plan.largest_hessian }, { "solver", plan.solver },
         { "results_calibrating", plan.results_calibrating }, { "results_exporting", plan.results_exporting },
@@ -681,16 +682,25 @@ static uint64_t memory_limit(const char **source) {
     return limit;
 }
 
-/* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
-static qc_status check_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log,
-                            qc_err *e) {
+static void make_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o) {
     qc_mem_plan_make(m->ck, w->n, w->seqlen, o, target_bpw > 0 ? mixed_candidates(NULL) : 0, qc_get_threads(), &plan);
     qc_mem_plan_count_text(&plan, text_read, text_bound);
+}
+
+/* The memory plan, printed; when the budget does not hold the block activations kept between
+ * true-sequential sites, they are recomputed instead (o->recompute); a plan beyond the budget
+ * even then is refused before anything is computed. */
+static qc_status check_plan(const qc_model *m, const qc_windows *w, qc_calib_opts *o, const qc_log *log, qc_err *e) {
+    const char *source;
+    uint64_t limit = memory_limit(&source);
+    make_plan(m, w, o);
+    if (limit && (uint64_t)plan.peak > limit && plan.intermediates && !plan.recomputed) {
+        o->recompute = true;
+        make_plan(m, w, o);
+    }
     char text[1024];
     qc_mem_plan_describe(&plan, o, text, sizeof text);
     qc_logf(log, QC_LOG_INFO, "%s", text);
-    const char *source;
-    uint64_t limit = memory_limit(&source);
     if (!limit) return QC_OK; /* nothing to check against */
     if ((uint64_t)plan.peak <= limit) return QC_OK;
     return qc_fail(e, QC_ERR_NOMEM,
