@@ -469,7 +469,8 @@ typedef struct qc_mem_plan {
     size_t activations;     /* the residual stream of all windows (act_dtype) + one fp32 chunk */
     size_t workspace;       /* the forward pass's scratch for one chunk */
     size_t intermediates;   /* true-sequential: the block's activations kept between sites, fp32
-                               for every window (x + o(attention), and o's then down's input) */
+                               for every window (o's then down's input, and x + o(attention)
+                               unless it takes the fp32 residual stream's place) */
     bool recomputed;        /* ... not kept (o->recompute): not counted, each site's inputs
                                recomputed from the block's input */
     size_t block_weights;   /* one block in fp32 */

@@ -75,11 +75,13 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     p->activations = ntok * c->dim * qc_dtype_size(o->act_dtype) + chunk * c->dim * f;
     p->workspace = chunk * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim) * f +
                    (size_t)threads * chunk * seqlen * f + (size_t)seqlen * c->head_dim * f;
-    /* true-sequential: the block's activations kept between sites (runner.c): x + o(attention),
-     * and o's then down's input, fp32 for every window */
+    /* true-sequential: the block's activations kept between sites (runner.c), fp32 for every
+     * window: o's then down's input, and x + o(attention) unless it takes the residual
+     * stream's place (held in fp32, no observer: the measuring pass has one) */
     if (o->true_sequential) {
         size_t mid = qdim > (size_t)c->hidden_dim ? qdim : (size_t)c->hidden_dim;
-        p->intermediates = ntok * ((size_t)c->dim + mid) * f;
+        bool own_x1 = o->act_dtype != QC_DT_F32 || o->observe || measure_ncand > 0;
+        p->intermediates = ntok * ((own_x1 ? (size_t)c->dim : 0) + mid) * f;
         p->recomputed = o->recompute;
     }
     p->block_weights = 2 * (size_t)c->dim * f;

@@ -54,7 +54,8 @@ typedef struct runner {
     qc_workspace *ws;
     /* the kept stages (true-sequential without o->recompute; else NULL), fp32 as the
      * recomputing route has them, every window: */
-    float *x1;         /* (windows*seqlen, dim) the block's input, then x + o(attention) */
+    float *x1;         /* (windows*seqlen, dim) the block's input, then x + o(attention); x
+                          itself when x is fp32 and no observer needs the block's input */
     float *mid;        /* (windows*seqlen, max(heads*head_dim, hidden)) o's input, then down's */
 } runner;
 
@@ -99,7 +100,7 @@ static qc_status stage(runner *r, const qc_block *b, int layer, qc_site site, in
     qc_status s = QC_OK;
     switch (site) {
     case QC_SITE_QKV:
-        qc_convert_to_f32(r->o->act_dtype, chunk_of(r, w0), n, x1);
+        if ((void *)x1 != (void *)chunk_of(r, w0)) qc_convert_to_f32(r->o->act_dtype, chunk_of(r, w0), n, x1);
         qc_block_norm(c, b, QC_SITE_QKV, x1, ntok, in);
         break;
     case QC_SITE_O:
@@ -134,8 +135,9 @@ static qc_status stage_out(runner *r, const qc_block *b, int layer, int w0, int 
     qc_status s = qc_subblock_forward(c, b, layer, QC_SUB_DOWN, r->mid + t0 * qc_site_width(c, QC_SITE_DOWN), nw, seqlen,
                                       r->tmp, r->ws, e);
     if (s) return s;
-    qc_residual_add(r->x1 + t0 * c->dim, r->tmp, n);
-    qc_convert_from_f32(r->o->act_dtype, r->x1 + t0 * c->dim, n, chunk_of(r, w0));
+    float *x1 = r->x1 + t0 * c->dim;
+    qc_residual_add(x1, r->tmp, n);
+    if ((void *)x1 != (void *)chunk_of(r, w0)) qc_convert_from_f32(r->o->act_dtype, x1, n, chunk_of(r, w0));
     return QC_OK;
 }
 
@@ -384,7 +386,8 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
     if (r.ws && o->true_sequential && !o->recompute) { /* the kept stages */
         int mid = qc_site_width(c, QC_SITE_O) > c->hidden_dim ? qc_site_width(c, QC_SITE_O) : c->hidden_dim;
-        r.x1 = qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "kept block activations");
+        r.x1 = o->act_dtype == QC_DT_F32 && !o->observe ? (float *)(void *)r.x
+                                                        : qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "kept block activations");
         r.mid = r.x1 ? qc_malloc(ntok, (size_t)mid * sizeof(float), e, "kept block activations") : NULL;
         if (!r.mid) st = QC_ERR_NOMEM;
     }
@@ -403,11 +406,11 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     if (!st && o->embed.bits > 0) st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
+    if ((void *)r.x1 != (void *)r.x) free(r.x1);
+    free(r.mid);
     free(r.x);
     free(r.tmp);
     qc_workspace_free(r.ws);
-    free(r.x1);
-    free(r.mid);
     out->seconds = qc_now() - t0;
     if (st) qc_quantized_free(out);
     return st;
