@@ -5,8 +5,10 @@
  *                       ├─ solver on each linear of the site ──────▶ quantized weights
  *                       └─ block i again, quantized ──────────────▶ x for block i+1
  *
- * Only one block's weights and one site's statistics are in memory at a time, besides the
- * activations of the calibration windows. */
+ * True-sequential, the block's activations between sites are kept instead (runner.c): each
+ * site's input is computed once, from the one before through the linears just solved, and
+ * the last one gives x for block i+1. Only one block's weights and one site's statistics are
+ * in memory at a time, besides the activations of the calibration windows. */
 #ifndef QC_CALIB_H
 #define QC_CALIB_H
 
