@@ -4,8 +4,8 @@
  * later subsets see them; then the block's output is the next block's input, and the block
  * is released. True-sequential, the block's activations between sites are kept (stages):
  * each site's input is computed once, from the one before it through the linears just
- * solved, and the last stage's output is the next block's input; each linear's input is
- * computed once per block. Without room for them (o->recompute), or with all sites at once,
+ * solved, and the last stage's output is the next block's input: one forward's worth of
+ * linears per block. Without room for them (o->recompute), or with all sites at once,
  * every subset runs the block from its input with hooks that record the statistics and stop
  * at its last site (the stages recompute what came before), and a final pass runs the
  * quantized block; both routes do the same operations on the same chunks of windows, so
