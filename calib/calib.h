@@ -5,8 +5,10 @@
  *                       ├─ solver on each linear of the site ──────▶ quantized weights
  *                       └─ block i again, quantized ──────────────▶ x for block i+1
  *
- * Only one block's weights and one site's statistics are in memory at a time, besides the
- * activations of the calibration windows. */
+ * True-sequential, the block's activations between sites are kept instead (runner.c): each
+ * site's input is computed once, from the one before through the linears just solved, and
+ * the last one gives x for block i+1. Only one block's weights and one site's statistics are
+ * in memory at a time, besides the activations of the calibration windows. */
 #ifndef QC_CALIB_H
 #define QC_CALIB_H
 
@@ -84,6 +86,10 @@ typedef struct qc_calib_opts {
     qc_gptq_opts gptq;
     bool true_sequential; /* {q,k,v} → {o} → {gate,up} → {down}, each on inputs computed
                              with the earlier subsets quantized */
+    bool recompute;       /* true-sequential: each subset's inputs recomputed from the block's
+                             input, instead of computed once from the block's activations kept
+                             between subsets (the same bits; the memory plan's `intermediates`,
+                             for when they do not fit) */
     bool keep_f16[QC_LIN_COUNT]; /* linears left unquantized, their weights rounded to fp16
                                     (what a file storing them as F16 holds) */
     const qc_module_quant *modules; /* optional (n_layers × QC_LIN_COUNT, [layer * QC_LIN_COUNT
@@ -468,6 +474,11 @@ typedef struct qc_mem_plan {
     size_t model_file;      /* the model's tensors on disk (mapped; never resident as a whole) */
     size_t activations;     /* the residual stream of all windows (act_dtype) + one fp32 chunk */
     size_t workspace;       /* the forward pass's scratch for one chunk */
+    size_t intermediates;   /* true-sequential: the block's activations kept between sites, fp32
+                               for every window (o's then down's input, and x + o(attention)
+                               unless it takes the fp32 residual stream's place) */
+    bool recomputed;        /* ... not kept (o->recompute): not counted, each site's inputs
+                               recomputed from the block's input */
     size_t block_weights;   /* one block in fp32 */
     size_t statistics;      /* the site statistics held at once (true-sequential: one site) */
     size_t largest_hessian; /* the largest site's statistics */

@@ -3,8 +3,8 @@
  * run that cannot fit is refused before it starts.
  *
  * Three phases never overlap: the calibration text (read, tokenized and its windows drawn, then
- * freed; QC_CALIB_TEXT_MEM per byte of text, derived in datasets/calib_set.c), calibration (the residual stream, one block's weights, one
- * site's statistics, one solve) and export (the writer's buffers, the results it reads).
+ * freed; QC_CALIB_TEXT_MEM per byte of text, derived in datasets/calib_set.c), calibration (the residual stream, the block's
+ * activations kept between true-sequential sites, one block's weights, one site's statistics, one solve) and export (the writer's buffers, the results it reads).
  * The peak is the larger phase plus a fixed allowance for the runtime; --target-bpw's measuring
  * pass counts as calibration with its own buffers added. Each figure follows
  * the allocation it stands for; a change to those allocations must change this file (the
@@ -75,6 +75,15 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     p->activations = ntok * c->dim * qc_dtype_size(o->act_dtype) + chunk * c->dim * f;
     p->workspace = chunk * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim) * f +
                    (size_t)threads * chunk * seqlen * f + (size_t)seqlen * c->head_dim * f;
+    /* true-sequential: the block's activations kept between sites (runner.c), fp32 for every
+     * window: o's then down's input, and x + o(attention) unless it takes the residual
+     * stream's place (held in fp32, no observer: the measuring pass has one) */
+    if (o->true_sequential) {
+        size_t mid = qdim > (size_t)c->hidden_dim ? qdim : (size_t)c->hidden_dim;
+        bool own_x1 = o->act_dtype != QC_DT_F32 || o->observe || measure_ncand > 0;
+        p->intermediates = ntok * ((own_x1 ? (size_t)c->dim : 0) + mid) * f;
+        p->recomputed = o->recompute;
+    }
     p->block_weights = 2 * (size_t)c->dim * f;
     for (int l = 0; l < QC_LIN_COUNT; l++) p->block_weights += mat(c, qc_linear_weight(l)) * f;
 
@@ -124,7 +133,8 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
 
     p->runtime = RUNTIME_BASE + (size_t)threads * RUNTIME_PER_THREAD;
     size_t solving = p->statistics + p->solver;
-    p->calibration = p->activations + p->workspace + p->block_weights + p->fp32_outputs + p->measuring +
+    p->calibration = p->activations + p->workspace + (p->recomputed ? 0 : p->intermediates) + p->block_weights +
+                     p->fp32_outputs + p->measuring +
                      (p->prestep > solving ? p->prestep : solving) + p->results_calibrating;
     p->export_phase = p->exporter + p->results_exporting;
     p->peak = (p->calibration > p->export_phase ? p->calibration : p->export_phase) + p->runtime;
@@ -153,13 +163,17 @@ void qc_mem_plan_count_text(qc_mem_plan *p, size_t text_read, size_t text_bound)
 static double mb(size_t b) { return (double)b / (1 << 20); }
 
 void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *buf, size_t size) {
+    char kept[128];
+    if (!p->intermediates) snprintf(kept, sizeof kept, "0.0 (not true-sequential)");
+    else if (p->recomputed) snprintf(kept, sizeof kept, "0.0 (recomputed from the block's input; kept they take %.1f)", mb(p->intermediates));
+    else snprintf(kept, sizeof kept, "%.1f (each linear's input computed once)", mb(p->intermediates));
     snprintf(buf, size,
-             "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, one block's fp32 weights %.1f, "
+             "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, block activations kept between sites %s, one block's fp32 weights %.1f, "
              "statistics %.1f (largest Hessian %.1f, %d columns), largest solve %.1f, AWQ/SmoothQuant inputs %.1f "
              "and fp32 outputs %.1f, mixed-precision measuring %.1f, results held %.1f "
              "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; calibration text %.1f (%d × %.1f "
              "read; one source may hold %.1f of text under this budget); runtime %.1f; peak %.1f",
-             mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), mb(p->block_weights),
+             mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), kept, mb(p->block_weights),
              mb(p->statistics), mb(p->largest_hessian), p->largest_hessian_cols, mb(p->solver), mb(p->prestep),
              mb(p->fp32_outputs), mb(p->measuring),
              mb(p->results_calibrating), o->spill_dir ? "spilled beside the output as solved" : "all in memory",

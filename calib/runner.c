@@ -1,12 +1,19 @@
 /* runner.c — calibration block by block (DESIGN.md's data flow). For each block: for each
- * true-sequential subset of its input sites, run the block over every window with hooks that
- * accumulate the subset's statistics (stopping after its last site), solve each linear of
- * the subset and put its dequantized weights into the block, so later subsets see them;
- * then run the quantized block to produce the next block's inputs, and release it. The
- * residual stream of all windows is the only large state. With SmoothQuant or AWQ, a
- * pre-step (prestep.c) first rescales the loaded block, function unchanged; the scales are
- * kept with the result so writers fold them into the norms; with fp32 propagation the next
- * block's inputs are the pre-step's fp32 outputs instead of the quantized block's. */
+ * true-sequential subset of its input sites, gather the subset's statistics over every
+ * window, solve each linear of the subset and put its dequantized weights into the block, so
+ * later subsets see them; then the block's output is the next block's input, and the block
+ * is released. True-sequential, the block's activations between sites are kept (stages):
+ * each site's input is computed once, from the one before it through the linears just
+ * solved, and the last stage's output is the next block's input: one forward's worth of
+ * linears per block. Without room for them (o->recompute), or with all sites at once,
+ * every subset runs the block from its input with hooks that record the statistics and stop
+ * at its last site (the stages recompute what came before), and a final pass runs the
+ * quantized block; both routes do the same operations on the same chunks of windows, so
+ * they give the same bits. The residual stream of all windows (and the kept stages) is the
+ * only large state. With SmoothQuant or AWQ, a pre-step (prestep.c) first rescales the
+ * loaded block, function unchanged; the scales are kept with the result so writers fold
+ * them into the norms; with fp32 propagation the next block's inputs are the pre-step's
+ * fp32 outputs instead of the quantized block's. */
 #include "calib/internal.h"
 
 #include <stdlib.h>
@@ -45,6 +52,11 @@ typedef struct runner {
     float *tmp;        /* (chunk tokens, dim) scratch for passes that must not advance x */
     int per_chunk;     /* windows per forward chunk */
     qc_workspace *ws;
+    /* the kept stages (true-sequential without o->recompute; else NULL), fp32 as the
+     * recomputing route has them, every window: */
+    float *x1;         /* (windows*seqlen, dim) the block's input, then x + o(attention); x
+                          itself when x is fp32 and no observer needs the block's input */
+    float *mid;        /* (windows*seqlen, max(heads*head_dim, hidden)) o's input, then down's */
 } runner;
 
 /* The chunk of windows [w0, w0 + nw) of x, where it is stored. */
@@ -73,6 +85,59 @@ static qc_status pass(runner *r, const qc_model *m, const qc_block *b, int layer
         if (st) return st;
         if (!hooks && x == r->tmp) qc_convert_from_f32(dt, x, n, xs);
     }
+    return QC_OK;
+}
+
+/* Stage `site` of the kept route on the chunk of windows [w0, w0 + nw): the site's input,
+ * from what the stage before kept and the linears solved since, added to st. QKV: x1 = the
+ * block's input in fp32, its attention norm; O: q, k, v, RoPE, attention, kept in mid;
+ * GATE_UP: x1 += o(mid), its FFN norm; DOWN: gate, up, SwiGLU, kept in mid. */
+static qc_status stage(runner *r, const qc_block *b, int layer, qc_site site, int w0, int nw, qc_stats *st, qc_err *e) {
+    const qc_config *c = r->cfg;
+    int seqlen = r->w->seqlen, ntok = nw * seqlen;
+    size_t t0 = (size_t)w0 * seqlen, n = (size_t)ntok * c->dim;
+    float *x1 = r->x1 + t0 * c->dim, *in = r->tmp;
+    qc_status s = QC_OK;
+    switch (site) {
+    case QC_SITE_QKV:
+        if ((void *)x1 != (void *)chunk_of(r, w0)) qc_convert_to_f32(r->o->act_dtype, chunk_of(r, w0), n, x1);
+        qc_block_norm(c, b, QC_SITE_QKV, x1, ntok, in);
+        break;
+    case QC_SITE_O:
+        in = r->mid + t0 * qc_site_width(c, QC_SITE_O);
+        qc_block_norm(c, b, QC_SITE_QKV, x1, ntok, r->tmp);
+        s = qc_subblock_forward(c, b, layer, QC_SUB_ATTEND, r->tmp, nw, seqlen, in, r->ws, e);
+        break;
+    case QC_SITE_GATE_UP:
+        s = qc_subblock_forward(c, b, layer, QC_SUB_O, r->mid + t0 * qc_site_width(c, QC_SITE_O), nw, seqlen, in, r->ws, e);
+        if (!s) qc_residual_add(x1, in, n);
+        qc_block_norm(c, b, QC_SITE_GATE_UP, x1, ntok, in);
+        break;
+    case QC_SITE_DOWN:
+        in = r->mid + t0 * qc_site_width(c, QC_SITE_DOWN);
+        qc_block_norm(c, b, QC_SITE_GATE_UP, x1, ntok, r->tmp);
+        s = qc_subblock_forward(c, b, layer, QC_SUB_SWIGLU, r->tmp, nw, seqlen, in, r->ws, e);
+        break;
+    default: QC_ASSERT(!"stage: not a site");
+    }
+    if (s) return s;
+    char what[64];
+    snprintf(what, sizeof what, "block %d, input of %s", layer, qc_site_name(site));
+    return qc_stats_add(st, in, ntok, what, e);
+}
+
+/* The kept route's last stage on the chunk [w0, w0 + nw): x1 += down(mid), the block's
+ * output, into x as the next block's input. */
+static qc_status stage_out(runner *r, const qc_block *b, int layer, int w0, int nw, qc_err *e) {
+    const qc_config *c = r->cfg;
+    int seqlen = r->w->seqlen;
+    size_t t0 = (size_t)w0 * seqlen, n = (size_t)nw * seqlen * c->dim;
+    qc_status s = qc_subblock_forward(c, b, layer, QC_SUB_DOWN, r->mid + t0 * qc_site_width(c, QC_SITE_DOWN), nw, seqlen,
+                                      r->tmp, r->ws, e);
+    if (s) return s;
+    float *x1 = r->x1 + t0 * c->dim;
+    qc_residual_add(x1, r->tmp, n);
+    if ((void *)x1 != (void *)chunk_of(r, w0)) qc_convert_from_f32(r->o->act_dtype, x1, n, chunk_of(r, w0));
     return QC_OK;
 }
 
@@ -154,8 +219,73 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
     return QC_OK;
 }
 
-/* One block: the subsets of sites [s0, s1) in order (one site each when true-sequential,
- * all four at once otherwise), then the quantized pass. */
+/* Site s's statistics are finished: the observer (if any) sees them with the block as it is. */
+static qc_status observe(runner *r, const qc_block *b, int layer, qc_site s, qc_stats *stats, qc_err *e) {
+    qc_stats_finish(stats);
+    qc_observation ob = { layer, s, stats, b, r->x, r->o->act_dtype, r->w->n, r->w->seqlen, r->per_chunk, r->ws };
+    return r->o->observe ? r->o->observe(r->o->observe_ctx, &ob, e) : QC_OK;
+}
+
+/* Solves each linear of site s on its statistics and puts it into b, with its log row. */
+static qc_status solve_site(runner *r, qc_block *b, int layer, qc_site s, qc_stats *stats, const qc_prestep *pre,
+                            qc_quantized *out, qc_err *e) {
+    qc_status st = QC_OK;
+    for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
+        if (qc_linear_site(lin) != s) continue;
+        char detail[64];
+        snprintf(detail, sizeof detail, "block %d/%d %s", layer + 1, r->cfg->n_layers,
+                 qc_weight_short_name(qc_linear_weight(lin)));
+        qc_progress(r->o->log, "quantize", (int64_t)out->nreports, (int64_t)r->cfg->n_layers * QC_LIN_COUNT, detail);
+        st = solve(r, b, layer, lin, stats, &out->res[(size_t)layer * QC_LIN_COUNT + lin], &out->reports[out->nreports], e);
+        if (!st) qc_prestep_report(pre, lin, &out->reports[out->nreports++]);
+    }
+    return st;
+}
+
+/* The kept route: each site's statistics from its stage, its linears solved; then, unless
+ * the next block's inputs come from elsewhere (to_x false), the block's output into x. */
+static qc_status run_stages(runner *r, qc_block *b, int layer, const qc_prestep *pre, bool to_x, qc_quantized *out,
+                            qc_err *e) {
+    qc_status st = QC_OK;
+    for (int s = 0; s < QC_SITE_COUNT && !st; s++) {
+        qc_stats stats = { 0 };
+        st = qc_stats_init(&stats, qc_site_width(r->cfg, s), e);
+        for (int w0 = 0; w0 < r->w->n && !st; w0 += r->per_chunk)
+            st = stage(r, b, layer, (qc_site)s, w0, r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk, &stats, e);
+        if (!st) st = observe(r, b, layer, (qc_site)s, &stats, e);
+        if (!st) st = solve_site(r, b, layer, (qc_site)s, &stats, pre, out, e);
+        out->stats_seconds += stats.seconds;
+        qc_stats_free(&stats);
+    }
+    for (int w0 = 0; w0 < r->w->n && to_x && !st; w0 += r->per_chunk)
+        st = stage_out(r, b, layer, w0, r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk, e);
+    return st;
+}
+
+/* The recomputing route: the subsets of sites [s0, s1) in order (one site each when
+ * true-sequential, all four at once otherwise), each from a pass over the block with hooks;
+ * then, unless the next block's inputs come from elsewhere (to_x false), the quantized pass. */
+static qc_status run_passes(runner *r, qc_block *b, int layer, const qc_prestep *pre, bool to_x, qc_quantized *out,
+                            qc_err *e) {
+    qc_status st = QC_OK;
+    for (int s0 = 0, s1; s0 < QC_SITE_COUNT && !st; s0 = s1) {
+        s1 = r->o->true_sequential ? s0 + 1 : QC_SITE_COUNT;
+        qc_stats stats[QC_SITE_COUNT] = { 0 };
+        collect k = { { 0 }, (qc_site)(s1 - 1) };
+        for (int s = s0; s < s1 && !st; s++) {
+            st = qc_stats_init(&stats[s], qc_site_width(r->cfg, s), e);
+            k.stats[s] = &stats[s];
+        }
+        qc_hooks hooks = { on_input, &k };
+        if (!st) st = pass(r, NULL, b, layer, &hooks, e);
+        for (int s = s0; s < s1 && !st; s++) st = observe(r, b, layer, (qc_site)s, &stats[s], e);
+        for (int s = s0; s < s1 && !st; s++) st = solve_site(r, b, layer, (qc_site)s, &stats[s], pre, out, e);
+        for (int s = s0; s < s1; s++) out->stats_seconds += stats[s].seconds, qc_stats_free(&stats[s]);
+    }
+    return !st && to_x ? pass(r, NULL, b, layer, NULL, e) : st;
+}
+
+/* One block: the pre-step, the sites by either route, the next block's inputs. */
 static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_quantized *out, qc_err *e) {
     qc_block b;
     qc_status st = qc_block_load(ck, layer, &b, e);
@@ -173,38 +303,9 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
         for (int t = 0; t < QC_SCALE_STAGES; t++)
             for (int s = 0; s < QC_SITE_COUNT; s++)
                 out->scales[((size_t)layer * QC_SCALE_STAGES + t) * QC_SITE_COUNT + s] = pre.s[t][s], pre.s[t][s] = NULL;
-    for (int s0 = 0, s1; s0 < QC_SITE_COUNT && !st; s0 = s1) {
-        s1 = r->o->true_sequential ? s0 + 1 : QC_SITE_COUNT;
-        qc_stats stats[QC_SITE_COUNT] = { 0 };
-        collect k = { { 0 }, (qc_site)(s1 - 1) };
-        for (int s = s0; s < s1 && !st; s++) {
-            st = qc_stats_init(&stats[s], qc_site_width(r->cfg, s), e);
-            k.stats[s] = &stats[s];
-        }
-        qc_hooks hooks = { on_input, &k };
-        if (!st) st = pass(r, NULL, &b, layer, &hooks, e);
-        for (int s = s0; s < s1 && !st; s++) {
-            qc_stats_finish(&stats[s]);
-            qc_observation ob = { layer, (qc_site)s, &stats[s], &b, r->x, r->o->act_dtype, r->w->n, r->w->seqlen,
-                                  r->per_chunk, r->ws };
-            if (r->o->observe) st = r->o->observe(r->o->observe_ctx, &ob, e);
-        }
-        for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
-            int s = (int)qc_linear_site(lin);
-            if (s < s0 || s >= s1) continue;
-            char detail[64];
-            snprintf(detail, sizeof detail, "block %d/%d %s", layer + 1, r->cfg->n_layers,
-                     qc_weight_short_name(qc_linear_weight(lin)));
-            qc_progress(r->o->log, "quantize", (int64_t)out->nreports, (int64_t)r->cfg->n_layers * QC_LIN_COUNT, detail);
-            st = solve(r, &b, layer, lin, &stats[s], &out->res[(size_t)layer * QC_LIN_COUNT + lin],
-                       &out->reports[out->nreports], e);
-            if (!st) qc_prestep_report(&pre, lin, &out->reports[out->nreports++]);
-        }
-        for (int s = s0; s < s1; s++) out->stats_seconds += stats[s].seconds, qc_stats_free(&stats[s]);
-    }
-    /* the next block's inputs: the pre-step's fp32 outputs, or through the quantized block */
+    /* the next block's inputs: the pre-step's fp32 outputs, or the quantized block's */
+    if (!st) st = r->x1 ? run_stages(r, &b, layer, &pre, !x_fp32, out, e) : run_passes(r, &b, layer, &pre, !x_fp32, out, e);
     if (!st && x_fp32) memcpy(r->x, x_fp32, ntok * (size_t)r->cfg->dim * sizeof(float));
-    else if (!st) st = pass(r, NULL, &b, layer, NULL, e);
     free(x_fp32);
     qc_prestep_free(&pre);
     qc_block_free(&b);
@@ -266,7 +367,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
                        "on fp32 activations", qc_dtype_name(o->act_dtype));
     double t0 = qc_now();
     size_t nlin = (size_t)c->n_layers * QC_LIN_COUNT, ntok = (size_t)w->n * w->seqlen;
-    runner r = { c, w, o, NULL, NULL, qc_calib_chunk_windows(o, w->n, w->seqlen), NULL };
+    runner r = { c, w, o, NULL, NULL, qc_calib_chunk_windows(o, w->n, w->seqlen), NULL, NULL, NULL };
     out->n_layers = c->n_layers;
     out->ck = m->ck;
     out->res = qc_calloc(nlin, sizeof *out->res, e, "results");
@@ -284,9 +385,16 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     r.x = st ? NULL : qc_malloc(xbytes, 1, e, "calibration activations");
     r.tmp = r.x ? qc_malloc((size_t)r.per_chunk * w->seqlen, (size_t)c->dim * sizeof(float), e, "activations") : NULL;
     r.ws = r.tmp ? qc_workspace_new(c, r.per_chunk * w->seqlen, w->seqlen, e) : NULL;
+    if (r.ws && o->true_sequential && !o->recompute) { /* the kept stages */
+        int mid = qc_site_width(c, QC_SITE_O) > c->hidden_dim ? qc_site_width(c, QC_SITE_O) : c->hidden_dim;
+        r.x1 = o->act_dtype == QC_DT_F32 && !o->observe ? (float *)(void *)r.x
+                                                        : qc_malloc(ntok, (size_t)c->dim * sizeof(float), e, "kept block activations");
+        r.mid = r.x1 ? qc_malloc(ntok, (size_t)mid * sizeof(float), e, "kept block activations") : NULL;
+        if (!r.mid) st = QC_ERR_NOMEM;
+    }
     const qc_calib_checkpoint *cp = o->checkpoint;
     int first = 0; /* blocks before it were finished by an interrupted run */
-    if (!st) st = r.ws ? QC_OK : QC_ERR_NOMEM;
+    if (!st && !r.ws) st = QC_ERR_NOMEM;
     if (!st && cp) st = cp->restore(cp->ctx, out, r.x, xbytes, &first, e);
     for (int l = 0; l < first && !st; l++) st = spill_block(out, l, e);
     if (!st && first == 0) st = pass(&r, m, NULL, 0, NULL, e); /* the embedding */
@@ -299,6 +407,8 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     if (!st && o->embed.bits > 0) st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
+    if ((void *)r.x1 != (void *)r.x) free(r.x1);
+    free(r.mid);
     free(r.x);
     free(r.tmp);
     qc_workspace_free(r.ws);

@@ -116,9 +116,12 @@ static const cli_cmd cmd = {
     "(except measured times). Each finished block is checkpointed in DIR.work (removed at the end):\n"
     "after a crash or a kill, the same command with --resume continues after the last one.\n\n"
     "memory: the plan (residual stream, one block's weights, statistics, the largest solve, the\n"
-    "writer's buffers) is printed first and checked against --max-memory; the model is read one\n"
-    "block at a time from the mapped file and quantized results go to a scratch file (unlinked)\n"
-    "beside DIR as they are solved, so memory does not grow with the model's depth.\n\n"
+    "writer's buffers) is printed first and checked against --max-memory; true-sequential, the\n"
+    "block's activations are kept between sites (each linear's input computed once), or, when\n"
+    "the budget does not hold them, recomputed from the block's input (the same result); the\n"
+    "model is read one block at a time from the mapped file and quantized results go to a\n"
+    "scratch file (unlinked) beside DIR as they are solved, so memory does not grow with the\n"
+    "model's depth.\n\n"
     "recipes (--quantize; DIR/recipe.json holds the effective one, which --quantize reads back):\n"
     "  {\"method\": \"gptq\", \"linear:int4\": {\"groupsize\": 128}}      = --method gptq --wbits 4 --groupsize 128\n"
     "  {\"linear:int8\": {\"groupsize\": 0}}                         = --wbits 8 --groupsize 0 --sym\n"
@@ -328,6 +331,10 @@ static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, 
     cJSON_AddNumberToObject(s, "statistics_seconds", q->stats_seconds);
     cJSON_AddNumberToObject(s, "solve_seconds", solve);
     cJSON_AddNumberToObject(s, "write_seconds", write_seconds);
+    /* how true-sequential stages got their inputs (the same bits either way) */
+    cJSON_AddStringToObject(s, "intermediates", !plan.intermediates ? "none (all sites at once)"
+                                                : plan.recomputed   ? "recomputed"
+                                                                    : "kept");
     if (file_bpw > 0) {
         cJSON_AddNumberToObject(s, "file_bits_per_weight", file_bpw);
         if (format == QC_FMT_GPTQ) cJSON_AddNumberToObject(s, "file_bits_per_weight_with_g_idx", file_bpw_gidx);
@@ -342,6 +349,7 @@ static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, 
     cJSON *mp = cJSON_AddObjectToObject(s, "memory_plan_mb");
     const struct { const char *name; size_t bytes; } parts[] = {
         { "model_file", plan.model_file }, { "activations", plan.activations }, { "workspace", plan.workspace },
+        { "intermediates", plan.recomputed ? 0 : plan.intermediates },
         { "block_weights", plan.block_weights }, { "statistics", plan.statistics },
         { "largest_hessian", plan.largest_hessian }, { "solver", plan.solver },
         { "results_calibrating", plan.results_calibrating }, { "results_exporting", plan.results_exporting },
@@ -694,16 +702,25 @@ static uint64_t memory_limit(const char **source) {
     return limit;
 }
 
-/* The memory plan, printed; a plan beyond the budget is refused before anything is computed. */
-static qc_status check_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_log *log,
-                            qc_err *e) {
+static void make_plan(const qc_model *m, const qc_windows *w, const qc_calib_opts *o) {
     qc_mem_plan_make(m->ck, w->n, w->seqlen, o, target_bpw > 0 ? mixed_candidates(NULL) : 0, qc_get_threads(), &plan);
     qc_mem_plan_count_text(&plan, text_read, text_bound);
+}
+
+/* The memory plan, printed; when the budget does not hold the block activations kept between
+ * true-sequential sites, they are recomputed instead (o->recompute); a plan beyond the budget
+ * even then is refused before anything is computed. */
+static qc_status check_plan(const qc_model *m, const qc_windows *w, qc_calib_opts *o, const qc_log *log, qc_err *e) {
+    const char *source;
+    uint64_t limit = memory_limit(&source);
+    make_plan(m, w, o);
+    if (limit && (uint64_t)plan.peak > limit && plan.intermediates && !plan.recomputed) {
+        o->recompute = true;
+        make_plan(m, w, o);
+    }
     char text[1024];
     qc_mem_plan_describe(&plan, o, text, sizeof text);
     qc_logf(log, QC_LOG_INFO, "%s", text);
-    const char *source;
-    uint64_t limit = memory_limit(&source);
     if (!limit) return QC_OK; /* nothing to check against */
     if ((uint64_t)plan.peak <= limit) return QC_OK;
     return qc_fail(e, QC_ERR_NOMEM,

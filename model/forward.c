@@ -120,7 +120,7 @@ static qc_status linear(const float *x, int ntok, const float *w, const float *b
     return QC_OK;
 }
 
-static void add_into(float *x, const float *y, size_t n) {
+void qc_residual_add(float *x, const float *y, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
@@ -146,13 +146,12 @@ static qc_status hook(const qc_hooks *hooks, int layer, qc_site site, float *x, 
     return st;
 }
 
-/* Attention on xn, the output of the attention RMSNorm (ntok, dim): q, k, v (with their
- * biases), RoPE, causal attention, o (with its bias); the result (before the residual add)
- * into out. With kv (then nwin == 1), the tokens sit at positions kv->len.. and their
- * keys/values go into the cache, attention spanning it. The hook sees o's input. */
-static qc_status attention(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
-                           qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop,
-                           qc_err *e) {
+/* q, k, v (with their biases), RoPE and causal attention on xn (ntok, dim), the output of
+ * the attention RMSNorm: o's input into att (ntok, n_heads*head_dim). With kv (then
+ * nwin == 1), the tokens sit at positions kv->len.. and their keys/values go into the cache,
+ * attention spanning it. */
+static qc_status attend_all(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
+                            qc_kvcache *kv, qc_workspace *ws, float *att, qc_err *e) {
     int ntok = nwin * seqlen, pos0 = kv ? kv->len : 0, dim = c->dim;
     int qdim = c->n_heads * c->head_dim, kvdim = c->n_kv_heads * c->head_dim;
     float *k = ws->k, *v = ws->v;
@@ -169,32 +168,49 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     if (kv) {
         size_t base = ((size_t)layer * kv->max_len) * kvdim;
-        st = attend(c, ws->q, kv->k + base, kv->v + base, ntok, pos0, true, ws->att, ws->scores, e);
+        st = attend(c, ws->q, kv->k + base, kv->v + base, ntok, pos0, true, att, ws->scores, e);
     } else {
         for (int w = 0; w < nwin && !st; w++) {
             size_t r = (size_t)w * seqlen;
-            st = attend(c, ws->q + r * qdim, k + r * kvdim, v + r * kvdim, seqlen, 0, false, ws->att + r * qdim,
+            st = attend(c, ws->q + r * qdim, k + r * kvdim, v + r * kvdim, seqlen, 0, false, att + r * qdim,
                         ws->scores, e);
         }
     }
-    if (st) return st;
-    st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
-    if (st || *stop) return st;
-    return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], dim, qdim, out, e);
+    return st;
 }
 
-/* The feed-forward network on xn, the output of the FFN RMSNorm (ntok, dim): gate, up,
- * SwiGLU, down; the result (before the residual add) into out. The hook sees down's input. */
+/* Attention on xn, the output of the attention RMSNorm (ntok, dim): attend_all, then o (with
+ * its bias); the result (before the residual add) into out. The hook sees o's input. */
+static qc_status attention(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
+                           qc_kvcache *kv, const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop,
+                           qc_err *e) {
+    int ntok = nwin * seqlen, qdim = c->n_heads * c->head_dim;
+    qc_status st = attend_all(c, b, layer, xn, nwin, seqlen, kv, ws, ws->att, e);
+    if (!st) st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
+    if (st || *stop) return st;
+    return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, e);
+}
+
+/* gate, up and SwiGLU on xn (ntok, dim), the output of the FFN RMSNorm: down's input into h
+ * (ntok, hidden_dim), which must not be ws->h3. */
+static qc_status gated(const qc_config *c, const qc_block *b, const float *xn, int ntok, qc_workspace *ws, float *h,
+                       qc_err *e) {
+    int dim = c->dim, hidden = c->hidden_dim;
+    qc_status st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, h, e);
+    if (!st) st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3, e);
+    if (!st) swiglu(h, ws->h3, (size_t)ntok * hidden);
+    return st;
+}
+
+/* The feed-forward network on xn, the output of the FFN RMSNorm (ntok, dim): gated, then
+ * down; the result (before the residual add) into out. The hook sees down's input. */
 static qc_status mlp(const qc_config *c, const qc_block *b, int layer, const float *xn, int nwin, int seqlen,
                      const qc_hooks *hooks, qc_workspace *ws, float *out, bool *stop, qc_err *e) {
-    int ntok = nwin * seqlen, dim = c->dim, hidden = c->hidden_dim;
-    qc_status st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, ws->h1, e);
-    if (!st) st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3, e);
-    if (st) return st;
-    swiglu(ws->h1, ws->h3, (size_t)ntok * hidden);
-    st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
+    int ntok = nwin * seqlen, hidden = c->hidden_dim;
+    qc_status st = gated(c, b, xn, ntok, ws, ws->h1, e);
+    if (!st) st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    return qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], dim, hidden, out, e);
+    return qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], c->dim, hidden, out, e);
 }
 
 static qc_status check_fits(const qc_workspace *ws, int layer, int ntok, int pos0, int seqlen, qc_err *e) {
@@ -219,23 +235,35 @@ static qc_status run_block(const qc_config *c, const qc_block *b, int layer, flo
     qc_rmsnorm(x, b->attn_norm, ntok, dim, c->norm_eps, ws->xb);
     if ((st = hook(hooks, layer, QC_SITE_QKV, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
     if ((st = attention(c, b, layer, ws->xb, nwin, seqlen, kv, hooks, ws, ws->out, &stop, e)) || stop) return st;
-    add_into(x, ws->out, (size_t)ntok * dim);
+    qc_residual_add(x, ws->out, (size_t)ntok * dim);
 
     qc_rmsnorm(x, b->ffn_norm, ntok, dim, c->norm_eps, ws->xb);
     if ((st = hook(hooks, layer, QC_SITE_GATE_UP, ws->xb, ntok, dim, nwin, seqlen, &stop, e)) || stop) return st;
     if ((st = mlp(c, b, layer, ws->xb, nwin, seqlen, hooks, ws, ws->out, &stop, e)) || stop) return st;
-    add_into(x, ws->out, (size_t)ntok * dim);
+    qc_residual_add(x, ws->out, (size_t)ntok * dim);
     return QC_OK;
 }
 
-qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *xn,
+qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *in,
                               int nwin, int seqlen, float *out, qc_workspace *ws, qc_err *e) {
     if (nwin < 1 || seqlen < 1) return qc_fail(e, QC_ERR_ARG, "block %d: %d windows of %d tokens", layer, nwin, seqlen);
     qc_status st = check_fits(ws, layer, nwin * seqlen, 0, seqlen, e);
-    bool stop;
     if (st) return st;
-    return part == QC_SUB_ATTENTION ? attention(c, b, layer, xn, nwin, seqlen, NULL, NULL, ws, out, &stop, e)
-                                    : mlp(c, b, layer, xn, nwin, seqlen, NULL, ws, out, &stop, e);
+    int ntok = nwin * seqlen, qdim = c->n_heads * c->head_dim;
+    bool stop;
+    switch (part) {
+    case QC_SUB_ATTENTION: return attention(c, b, layer, in, nwin, seqlen, NULL, NULL, ws, out, &stop, e);
+    case QC_SUB_MLP: return mlp(c, b, layer, in, nwin, seqlen, NULL, ws, out, &stop, e);
+    case QC_SUB_ATTEND: return attend_all(c, b, layer, in, nwin, seqlen, NULL, ws, out, e);
+    case QC_SUB_O: return linear(in, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, e);
+    case QC_SUB_SWIGLU: return gated(c, b, in, ntok, ws, out, e);
+    case QC_SUB_DOWN: return qc_matmul_xwt(in, ntok, b->w[QC_LIN_DOWN], c->dim, c->hidden_dim, out, e);
+    }
+    return qc_fail(e, QC_ERR_ARG, "block %d: no sub-block %d", layer, (int)part);
+}
+
+void qc_block_norm(const qc_config *c, const qc_block *b, qc_site site, const float *x, int ntok, float *xn) {
+    qc_rmsnorm(x, site == QC_SITE_QKV ? b->attn_norm : b->ffn_norm, ntok, c->dim, c->norm_eps, xn);
 }
 
 qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,

@@ -101,15 +101,30 @@ qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int 
 qc_status qc_block_forward(const qc_config *c, const qc_block *b, int layer, float *x, int nwin,
                            int seqlen, const qc_hooks *hooks, qc_workspace *ws, qc_err *e);
 
-/* The two halves of a block, each from its RMSNorm's output to its output before the
- * residual add: attention (q, k, v, RoPE, attention, o) and the MLP (gate, up, SwiGLU, down). */
-typedef enum qc_subblock { QC_SUB_ATTENTION, QC_SUB_MLP } qc_subblock;
+/* Parts of a block, each from one point of it to a later one. The widths: dim, the attention
+ * width n_heads*head_dim, the FFN width hidden_dim.
+ *   QC_SUB_ATTENTION  attention RMSNorm's output (dim) → attention's output before the residual add (dim)
+ *   QC_SUB_MLP        FFN RMSNorm's output (dim) → the MLP's output before the residual add (dim)
+ *   QC_SUB_ATTEND     attention RMSNorm's output (dim) → o's input: q, k, v, RoPE, attention (attention width)
+ *   QC_SUB_O          o's input (attention width) → o, with its bias (dim)
+ *   QC_SUB_SWIGLU     FFN RMSNorm's output (dim) → down's input: gate, up, SwiGLU (hidden_dim)
+ *   QC_SUB_DOWN       down's input (hidden_dim) → down (dim)
+ * ATTEND then O is ATTENTION, SWIGLU then DOWN is MLP, operation for operation (the same
+ * bits as qc_block_forward for the same chunk of windows). */
+typedef enum qc_subblock {
+    QC_SUB_ATTENTION, QC_SUB_MLP, QC_SUB_ATTEND, QC_SUB_O, QC_SUB_SWIGLU, QC_SUB_DOWN
+} qc_subblock;
 
-/* out (nwin*seqlen, dim) = the sub-block `part` of block b on xn (nwin*seqlen, dim), its
- * RMSNorm's output; what AWQ's scale search compares candidate weights on. out must not be
- * xn. nwin*seqlen must fit the workspace. */
-qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *xn,
+/* out (nwin*seqlen, the part's output width) = the sub-block `part` of block b on in
+ * (nwin*seqlen, its input width): what AWQ's scale search compares candidate weights on, and
+ * the calibration runner's stages. out must not be in. nwin*seqlen must fit the workspace. */
+qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, qc_subblock part, const float *in,
                               int nwin, int seqlen, float *out, qc_workspace *ws, qc_err *e);
+/* xn (ntok, dim) = the RMSNorm of block b in front of `site` (QC_SITE_QKV: the attention's;
+ * QC_SITE_GATE_UP: the FFN's) on x (ntok, dim); xn may be x. */
+void qc_block_norm(const qc_config *c, const qc_block *b, qc_site site, const float *x, int ntok, float *xn);
+/* x += y (n floats): a part's output added to the residual stream, as the block adds it. */
+void qc_residual_add(float *x, const float *y, size_t n);
 
 /* Runs block `layer` on ntok new tokens at positions kv->len .. kv->len+ntok-1, attending to
  * the cached positions as well; stores their keys and values in kv (kv->len is unchanged). */

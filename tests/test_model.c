@@ -4,6 +4,7 @@
  *  - the batched pass against itself: several windows at once vs one by one, and the
  *    cached one-token-at-a-time path vs whole windows;
  *  - hooks: each site sees its real input, may stop the block, may modify the input;
+ *  - the block's parts (qc_subblock_forward, qc_block_norm, qc_residual_add) are the block;
  *  - Hugging Face copies (F32, sharded F32, F16, BF16) give the llama2.c path's logits. */
 #include "datasets/datasets.h"
 #include "eval/eval.h"
@@ -294,6 +295,62 @@ static void test_hooks(void) {
     qc_model_free(m);
 }
 
+/* The block by parts (norm, ATTEND, O, residual, norm, SWIGLU, DOWN, residual) is the block,
+ * bit for bit; ATTEND then O is ATTENTION and SWIGLU then DOWN is MLP; each part's output is
+ * the next site's input as a hook sees it. */
+typedef struct sites { float *x[QC_SITE_COUNT]; } sites;
+
+static qc_status copy_site(void *ctx, qc_hook_call *call, qc_err *e) {
+    (void)e;
+    sites *k = ctx;
+    memcpy(k->x[call->site], call->x, (size_t)call->ntok * call->cols * sizeof(float));
+    return QC_OK;
+}
+
+static void test_parts_are_the_block(void) {
+    qc_err e = { "" };
+    qc_model *m;
+    CHECK_OK(qc_model_open(&m, model_file(), &e), e);
+    const qc_config *c = &m->cfg;
+    int nwin = 3, seqlen = 48, ntok = nwin * seqlen, qdim = c->n_heads * c->head_dim;
+    size_t nx = (size_t)ntok * c->dim, nh = (size_t)ntok * c->hidden_dim, f = sizeof(float);
+    qc_workspace *ws = qc_workspace_new(c, ntok, seqlen, &e);
+    const qc_block *b;
+    CHECK_OK(qc_model_block(m, 1, &b, &e), e);
+    float *x0 = malloc(nx * f), *x = malloc(nx * f), *x1 = malloc(nx * f), *xn = malloc(nx * f), *y = malloc(nx * f);
+    float *y2 = malloc(nx * f), *att = malloc((size_t)ntok * qdim * f), *h = malloc(nh * f);
+    sites k = { { malloc(nx * f), malloc((size_t)ntok * qdim * f), malloc(nx * f), malloc(nh * f) } };
+    CHECK_OK(qc_model_embed(m, eval_ids + 500, ntok, x0, &e), e);
+    memcpy(x, x0, nx * f);
+    qc_hooks hooks = { copy_site, &k };
+    CHECK_OK(qc_block_forward(c, b, 1, x, nwin, seqlen, &hooks, ws, &e), e);
+
+    memcpy(x1, x0, nx * f);
+    qc_block_norm(c, b, QC_SITE_QKV, x1, ntok, xn);
+    CHECK(memcmp(xn, k.x[QC_SITE_QKV], nx * f) == 0, "the attention norm is q, k, v's input");
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_ATTEND, xn, nwin, seqlen, att, ws, &e), e);
+    CHECK(memcmp(att, k.x[QC_SITE_O], (size_t)ntok * qdim * f) == 0, "ATTEND gives o's input");
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_O, att, nwin, seqlen, y, ws, &e), e);
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_ATTENTION, xn, nwin, seqlen, y2, ws, &e), e);
+    CHECK(memcmp(y, y2, nx * f) == 0, "ATTEND then O is ATTENTION");
+    qc_residual_add(x1, y, nx);
+    qc_block_norm(c, b, QC_SITE_GATE_UP, x1, ntok, xn);
+    CHECK(memcmp(xn, k.x[QC_SITE_GATE_UP], nx * f) == 0, "the FFN norm of x + attention is gate and up's input");
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_SWIGLU, xn, nwin, seqlen, h, ws, &e), e);
+    CHECK(memcmp(h, k.x[QC_SITE_DOWN], nh * f) == 0, "SWIGLU gives down's input");
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_DOWN, h, nwin, seqlen, y, ws, &e), e);
+    CHECK_OK(qc_subblock_forward(c, b, 1, QC_SUB_MLP, xn, nwin, seqlen, y2, ws, &e), e);
+    CHECK(memcmp(y, y2, nx * f) == 0, "SWIGLU then DOWN is MLP");
+    qc_residual_add(x1, y, nx);
+    CHECK(memcmp(x1, x, nx * f) == 0, "the parts and residual adds give the block's output");
+    CHECK(memcmp(x1, x0, nx * f) != 0, "the block changed its input");
+    CHECK_FAILS(qc_subblock_forward(c, b, 1, QC_SUB_DOWN, h, nwin + 1, seqlen, y, ws, &e), e, "exceed the workspace");
+    for (int s = 0; s < QC_SITE_COUNT; s++) free(k.x[s]);
+    free(x0), free(x), free(x1), free(xn), free(y), free(y2), free(att), free(h);
+    qc_workspace_free(ws);
+    qc_model_free(m);
+}
+
 /* A weight source that rounds every weight of a checkpoint through fp16 or bf16. */
 typedef struct rounding { const qc_checkpoint *ck; qc_dtype dt; } rounding;
 
@@ -436,6 +493,7 @@ int main(void) {
     RUN(test_windows_batched_equal_single);
     RUN(test_cached_equals_windowed);
     RUN(test_hooks);
+    RUN(test_parts_are_the_block);
     RUN(test_hf_matches_llama2c);
     RUN(test_ffn_padding_is_exact);
     RUN(test_nan_weight_rejected);

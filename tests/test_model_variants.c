@@ -439,8 +439,22 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
     for (int i = 0; i < 4 * SEQ; i++) calib[i] = (int32_t)((i * 13 + 5) % VOCAB);
     qc_windows w = { .n = 4, .seqlen = SEQ, .tokens = calib };
     qc_calib_opts o = { .method = method, .spec = spec, .gptq = qc_gptq_defaults(), .true_sequential = true };
-    qc_quantized q;
+    qc_quantized q, rq;
     CHECK_OK(qc_calibrate(m, &w, &o, &q, &e), e);
+    /* recomputing each site's inputs instead of keeping the block's activations between sites
+     * gives the same bits (tests/test_stages.c), here with biases and heads wider than dim */
+    o.recompute = true;
+    CHECK_OK(qc_calibrate(m, &w, &o, &rq, &e), e);
+    int differ = 0;
+    for (int i = 0; q.res && rq.res && i < LAYERS * QC_LIN_COUNT; i++) {
+        const qc_qweight *a = &q.res[i], *b = &rq.res[i];
+        size_t ng = (size_t)a->rows * a->ngroups * sizeof(float);
+        differ += memcmp(a->codes, b->codes, (size_t)a->rows * a->cols) || memcmp(a->scales, b->scales, ng) ||
+                  memcmp(a->zeros, b->zeros, ng);
+    }
+    CHECK(q.res && rq.res && differ == 0, "%s: %d results differ between kept and recomputed stages",
+          qc_method_name(method), differ);
+    qc_quantized_free(&rq);
     qc_weight_source src = qc_quantized_source(&q);
     float *mem = model_logits(dir, &src);
     char out[700], what[64];

@@ -126,6 +126,10 @@ static void test_plan_stories260k(void) {
           "workspace %zu", p.workspace);
     CHECK(p.largest_hessian == 172 * 172 * 4 + 172 * 20 && p.largest_hessian_cols == 172, "Hessian %zu", p.largest_hessian);
     CHECK(p.statistics == p.largest_hessian, "true-sequential: one site's statistics");
+    /* the block's activations kept between sites: o's then down's input (the larger of 64
+     * and 172), fp32 for all 128 × 512 tokens; x + o(attention) takes the fp32 residual
+     * stream's place */
+    CHECK(p.intermediates == (size_t)128 * 512 * 172 * 4 && !p.recomputed, "kept activations %zu", p.intermediates);
     /* down (64×172) is the largest solve: W copy, H's diagonal; result (codes, 2 groups of scales and
      * zeros, g_idx, perm); output error 2·(2·64·172) floats; factorization 172² and vectors;
      * column loop per thread: (128·16·2 + 128² + 16·128 + 32) + 172 floats; row losses */
@@ -135,16 +139,31 @@ static void test_plan_stories260k(void) {
     CHECK(p.results_calibrating == 0, "spilled results are not held");
     CHECK(p.results_exporting == 2 * (size_t)(64 * 172 + 64 * 2 * 8 + 172 * 8), "two results mapped: %zu", p.results_exporting);
     CHECK(p.exporter == (size_t)512 * 64 * 9 + 64 * 64 * 4, "exporter %zu", p.exporter);
-    size_t calib = p.activations + p.workspace + p.block_weights + p.statistics + p.solver;
+    size_t calib = p.activations + p.workspace + p.intermediates + p.block_weights + p.statistics + p.solver;
     CHECK(p.calibration == calib && p.peak == calib + p.runtime && p.runtime == (size_t)(32 + 2 * 16) * MB,
           "peak %zu = calibration %zu + runtime %zu", p.peak, p.calibration, p.runtime);
+    /* recomputed instead: the same figure named, not counted */
+    o.recompute = true;
+    qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
+    CHECK(p.recomputed && p.intermediates == (size_t)128 * 512 * 172 * 4 &&
+              p.calibration == calib - p.intermediates && p.peak == p.calibration + p.runtime,
+          "recomputed: calibration %zu, expected %zu", p.calibration, calib - p.intermediates);
+    char text[1024];
+    qc_mem_plan_describe(&p, &o, text, sizeof text);
+    CHECK(strstr(text, "block activations kept between sites 0.0 (recomputed from the block's input; kept they take 43.0)"),
+          "the plan names the route: %s", text);
+    o.recompute = false;
+    qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
     /* --target-bpw over 6 candidates: 19 residual streams of 8 windows (4096 tokens), two
      * log-probability chunks of 2048 tokens × 512, a later block, the classifier, one down_proj */
     size_t before = p.calibration;
     qc_mem_plan_make(ck, 128, 512, &o, 6, 2, &p);
     size_t measuring = ((size_t)19 * 8 * 512 * 64 + 2 * 2048 * 512 + lin + 2 * 64 + 512 * 64 + 172 * 64) * 4;
-    CHECK(p.measuring == measuring && p.calibration == before + measuring, "measuring %zu, expected %zu", p.measuring,
-          measuring);
+    /* the measuring pass's observer needs the block's input: x + o(attention) gets its own 64 */
+    size_t own_x1 = (size_t)128 * 512 * 64 * 4;
+    CHECK(p.measuring == measuring && p.intermediates == (size_t)128 * 512 * (64 + 172) * 4 &&
+              p.calibration == before + measuring + own_x1,
+          "measuring %zu, expected %zu", p.measuring, measuring);
     /* held in memory: every result, during both phases; half activations: x in 2 bytes */
     o.spill_dir = NULL;
     o.act_dtype = QC_DT_F16;
@@ -154,6 +173,7 @@ static void test_plan_stories260k(void) {
     CHECK(p.results_calibrating == all && p.results_exporting == all, "all results held: %zu, expected %zu",
           p.results_calibrating, all);
     CHECK(p.activations == (size_t)128 * 512 * 64 * 2 + 2048 * 64 * 4, "fp16 activations %zu", p.activations);
+    CHECK(p.intermediates == (size_t)128 * 512 * (64 + 172) * 4, "kept activations beside an fp16 stream %zu", p.intermediates);
     qc_checkpoint_close(ck);
 }
 
@@ -173,6 +193,7 @@ static void test_plan_synth_tiny(void) {
     CHECK(p.activations == (size_t)16 * 256 * 128 * 4 + 2048 * 128 * 4, "activations %zu", p.activations);
     /* all four sites at once: 128, 128, 128 and 352 columns */
     CHECK(p.statistics == 3 * (size_t)(128 * 128 * 4 + 128 * 20) + 352 * 352 * 4 + 352 * 20, "statistics %zu", p.statistics);
+    CHECK(p.intermediates == 0, "not true-sequential: no block activations kept (%zu)", p.intermediates);
     /* RTN: W copy, H's diagonal, the result, the output error; the largest is down (128×352, 11 groups) */
     size_t down = 128 * 352 * 4 + 352 * 4 + (128 * 352 + 128 * 11 * 8 + 352 * 8) + 2 * 2 * 128 * 352 * 4;
     CHECK(p.solver == down, "solver %zu, expected %zu", p.solver, down);

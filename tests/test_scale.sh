@@ -2,8 +2,9 @@
 # test_scale.sh — the scale features from the command line: `qcalib synth` writes a loadable,
 # labelled SYNTHETIC model that quantizes and evaluates; the memory plan is printed and
 # recorded; --max-memory below the plan refuses before any work, naming the option and the
-# plan, and leaves no output; --act-dtype f16 runs and stays close to fp32 on the real
-# stories260K; bad values of the new options are usage errors.
+# plan, and leaves no output; the block's activations kept between true-sequential sites, or
+# recomputed (the same file) under a budget that does not hold them; --act-dtype f16 runs and
+# stays close to fp32 on the real stories260K; bad values of the new options are usage errors.
 . tests/lib.sh
 SMALL="--nsamples 16 --seqlen 128"
 
@@ -31,6 +32,20 @@ check "refused: no output folder, no work folder, no temporary left" "! ls -d '$
 expect_fail "--max-memory: not a size" 2 "--max-memory 'lots'" $Q --method gptq --model "$M" --calib "$CAL" --out "$T/x" --max-memory lots
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/fits" --max-memory 2G --quiet >/dev/null 2>"$T/err"
 check "--max-memory 2G: the run fits" "[ -s '$T/fits/model.safetensors' ]"
+
+# -- true-sequential: the block's activations kept between sites when the budget holds them,
+# else recomputed from the block's input; the plan says which, and the files are the same bytes
+BIG="--nsamples 256 --seqlen 256 --threads 1"
+$Q --method gptq --model "$M" --calib "$CAL" $BIG --out "$T/kept" >/dev/null 2>"$T/kerr"
+peak=$(json_num "$T/kept/summary.json" peak)
+kept=$(awk "BEGIN{printf \"%.1f\", $(json_num "$T/kept/summary.json" intermediates)}")
+budget=$(awk "BEGIN{printf \"%d\", $peak - $kept / 2}")
+check "kept: the plan counts them ($kept MB of $peak)" \
+    "grep -q 'block activations kept between sites $kept (each linear.s input computed once)' '$T/kerr'"
+$Q --method gptq --model "$M" --calib "$CAL" $BIG --out "$T/recomputed" --max-memory ${budget}M >/dev/null 2>"$T/rerr"
+check "--max-memory ${budget}M: recomputed instead, and said" \
+    "grep -q 'block activations kept between sites 0.0 (recomputed from the block.s input; kept they take $kept)' '$T/rerr' && [ \"\$(json_num '$T/recomputed/summary.json' intermediates)\" = 0 ]"
+check "kept or recomputed: the same model.safetensors" "cmp -s '$T/kept/model.safetensors' '$T/recomputed/model.safetensors'"
 
 # -- --act-dtype f16 on stories260K: works, perplexity within 1% of the fp32-activation run
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/a32" --eval "$EVAL" --quiet >/dev/null 2>"$T/err"
