@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     const cJSON *mp = cJSON_GetObjectItem(j, "memory_plan_mb");
     double plan = mp ? num(mp, "peak") : -1, calib_s = num(j, "seconds"), fw = num(j, "forward_seconds");
     double st = num(j, "statistics_seconds"), so = num(j, "solve_seconds"), wr = num(j, "write_seconds");
-    const cJSON *route = cJSON_GetObjectItem(j, "intermediates");
+    const cJSON *route = cJSON_GetObjectItem(j, "stage_inputs");
     bool kept = cJSON_IsString(route) && strcmp(route->valuestring, "kept") == 0;
     double rss_mb = rss / 1024.0;
     printf("\n  %-20s %8s %9s %9s %9s %7s %8s %12s %8s\n", "run", "wall s", "calib s", "forward", "stats", "solve",

@@ -332,7 +332,7 @@ static void summary_json(cJSON *s, const qc_quantized *q, const eval_row *rows, 
     cJSON_AddNumberToObject(s, "solve_seconds", solve);
     cJSON_AddNumberToObject(s, "write_seconds", write_seconds);
     /* how true-sequential stages got their inputs (the same bits either way) */
-    cJSON_AddStringToObject(s, "intermediates", !plan.intermediates ? "none (all sites at once)"
+    cJSON_AddStringToObject(s, "stage_inputs", !plan.intermediates ? "none (all sites at once)"
                                                 : plan.recomputed   ? "recomputed"
                                                                     : "kept");
     if (file_bpw > 0) {
