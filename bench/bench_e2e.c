@@ -32,7 +32,7 @@
  * synthetic 1b, 16 × 512 tokens, --threads 1, wall seconds, measured on this machine with that
  * commit's build (`git worktree add ../old 9ec0578 && make -C ../old`, then this command). */
 #define BEFORE_COMMIT "9ec0578"
-#define BEFORE_SECONDS 0.0
+#define BEFORE_SECONDS 598.6
 
 static const char *env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
@@ -147,6 +147,11 @@ int main(int argc, char **argv) {
         printf("  before the speed work (main at %s, same job): %.0f s; now %.1f s: %.2fx faster (target >= 4x)\n",
                BEFORE_COMMIT, BEFORE_SECONDS, secs, BEFORE_SECONDS / secs);
 
+    if (fw <= 0 || st <= 0 || so <= 0 || wr <= 0) { /* a binary from before the time split */
+        printf("  (no time split in this binary's summary.json: no per-stage rates, no projection)\n");
+        cJSON_Delete(j);
+        return 0;
+    }
     /* the PROJECTION: 7B at 128 × 2048 from this run's per-stage rates */
     qc_config here = shape_config(shape), big = shape_config("7b");
     work w = model_work(&here, atoi(nsamples), 512, kept);

@@ -12,7 +12,7 @@ static cli_list calib;
 static long nsamples = 32, seqlen, seed, threads;
 static bool force, quiet;
 
-static const char *compute_name = "f32";
+static const char *compute_name = "f32", *max_memory;
 
 static const cli_opt opts[] = {
     { "model", OPT_STR, &model_path, "PATH", "model: any format qcalib reads (required)", 0, 0 },
@@ -23,6 +23,7 @@ static const cli_opt opts[] = {
     { "seqlen", OPT_INT, &seqlen, "N", "tokens per window (default: the model's context, at most 2048)", 2, 1 << 20 },
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler (default 0)", 0, 4294967295.0 },
     { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: the model's own)", 0, 0 },
+    { "max-memory", OPT_STR, &max_memory, "SIZE", "memory the calibration text may take while its windows are drawn, as quantize counts it (e.g. 8G; default: the kernel's MemAvailable)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
@@ -78,6 +79,10 @@ int cmd_stats(int argc, char **argv) {
     const char *inputs[CLI_LIST_MAX + 3] = { model_path, tok_path, tokens_path };
     for (int i = 0; i < calib.n; i++) inputs[3 + i] = calib.v[i];
     if ((rc = cli_compute(&cmd, compute_name))) return rc;
+    uint64_t budget = 0; /* bounds each --calib source's text (calib/plan.c), as quantize does */
+    if (max_memory && !cli_parse_size(max_memory, &budget))
+        return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
+    if (!budget && !cli_mem_available(&budget)) budget = 0;
     if ((rc = cli_check_out(&cmd, out_path, force, inputs, 3 + calib.n))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
@@ -95,7 +100,10 @@ int cmd_stats(int argc, char **argv) {
     if (!st && calib.n) {
         int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
         st = cli_tokenizer(tok_path, m->ck, &tok, &e);
-        if (!st) st = qc_calib_windows(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, &w, &e);
+        size_t text_read;
+        if (!st)
+            st = qc_calib_windows_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed,
+                                         qc_mem_plan_text_bound(budget, qc_get_threads()), &text_read, &w, &e);
     } else if (!st && tokens_path) {
         st = qc_windows_load_npy(tokens_path, &w, &e);
     }

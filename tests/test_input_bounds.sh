@@ -29,6 +29,10 @@ check "the refusal names the file, the bound ($bound MB) and --max-memory" \
 # (unbounded, the text was tokenized whole: minutes and many GB, 13.9 GB RSS for 1 GB of text;
 # the refusal's own message, naming the bound, shows it stopped there)
 check "refused: no output folder" "! ls -d '$T'/bombed* >/dev/null 2>&1"
+expect_fail "stats --calib of the bomb is refused under the same bound" 1 \
+    "bounds each source to $bound MB of text" timeout 60 $Q stats --model "$M" --calib "$T/bomb.json.gz" --nsamples 4 \
+    --seqlen 64 --threads 1 --quiet --out "$T/bombed_stats" --max-memory 1G
+check "stats refused: no output folder" "! ls -d '$T'/bombed_stats* >/dev/null 2>&1"
 
 # -- the plan counts the calibration text: 48 bytes per byte of the 635575 read
 $Q --method gptq --model "$M" --calib "$CAL" $SMALL --out "$T/fits" --max-memory 2G >/dev/null 2>"$T/plan"
