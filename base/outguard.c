@@ -34,19 +34,29 @@ static char *input_folder(const char *input) {
     return dir;
 }
 
-qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e) {
+/* What --force would replace at path, resolved into *real: NULL when nothing is there; else
+ * it must be of the given type (S_IFDIR or S_IFREG, named `kind`) and not a symbolic link,
+ * the refusal saying what --force replaces (`replaces`). */
+static qc_status existing(const char *path, mode_t type, const char *kind, const char *replaces, char **real,
+                          qc_err *e) {
     struct stat sb;
+    *real = NULL;
     if (lstat(path, &sb) != 0) {
         if (errno == ENOENT) return QC_OK; /* nothing to replace */
         return qc_fail(e, QC_ERR_IO, "%s: cannot be examined: %s", path, strerror(errno));
     }
     if (S_ISLNK(sb.st_mode))
-        return qc_fail(e, QC_ERR_ARG, "%s: is a symbolic link; --force replaces only a folder qcalib wrote", path);
-    if (!S_ISDIR(sb.st_mode))
-        return qc_fail(e, QC_ERR_ARG, "%s: exists and is not a folder; --force replaces only a folder qcalib wrote", path);
-    char *real = realpath(path, NULL);
-    if (!real) return qc_fail(e, QC_ERR_IO, "%s: cannot be resolved: %s", path, strerror(errno));
-    qc_status st = QC_OK;
+        return qc_fail(e, QC_ERR_ARG, "%s: is a symbolic link; --force replaces only %s", path, replaces);
+    if ((sb.st_mode & S_IFMT) != type)
+        return qc_fail(e, QC_ERR_ARG, "%s: exists and is not a %s; --force replaces only %s", path, kind, replaces);
+    if (!(*real = realpath(path, NULL))) return qc_fail(e, QC_ERR_IO, "%s: cannot be resolved: %s", path, strerror(errno));
+    return QC_OK;
+}
+
+qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e) {
+    char *real;
+    qc_status st = existing(path, S_IFDIR, "folder", "a folder qcalib wrote", &real, e);
+    if (st || !real) return st;
     const char *home = getenv("HOME");
     char *home_real = home && *home ? realpath(home, NULL) : NULL;
     if (strcmp(real, "/") == 0)
@@ -63,6 +73,7 @@ qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, i
     }
     if (!st) {
         char *marker = qc_path_join(real, QC_OUTDIR_MARKER);
+        struct stat sb;
         if (!marker) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
         else if (lstat(marker, &sb) != 0 || !S_ISREG(sb.st_mode))
             st = qc_fail(e, QC_ERR_ARG, "%s: not a folder qcalib wrote (it has no %s); --force replaces only qcalib's "
@@ -75,18 +86,9 @@ qc_status qc_outdir_check_replace(const char *path, const char *const *inputs, i
 }
 
 qc_status qc_outfile_check_replace(const char *path, const char *const *inputs, int ninputs, qc_err *e) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) {
-        if (errno == ENOENT) return QC_OK; /* nothing to replace */
-        return qc_fail(e, QC_ERR_IO, "%s: cannot be examined: %s", path, strerror(errno));
-    }
-    if (S_ISLNK(sb.st_mode))
-        return qc_fail(e, QC_ERR_ARG, "%s: is a symbolic link; --force replaces only a model file qcalib can read", path);
-    if (!S_ISREG(sb.st_mode))
-        return qc_fail(e, QC_ERR_ARG, "%s: exists and is not a regular file; --force replaces only a model file", path);
-    char *real = realpath(path, NULL);
-    if (!real) return qc_fail(e, QC_ERR_IO, "%s: cannot be resolved: %s", path, strerror(errno));
-    qc_status st = QC_OK;
+    char *real;
+    qc_status st = existing(path, S_IFREG, "regular file", "a model file qcalib can read", &real, e);
+    if (st || !real) return st;
     for (int i = 0; i < ninputs && !st; i++) {
         char *in = inputs[i] ? realpath(inputs[i], NULL) : NULL;
         if (in && strcmp(in, real) == 0)
