@@ -21,8 +21,10 @@
 #define RUNTIME_BASE ((size_t)32 << 20)
 #define RUNTIME_PER_THREAD ((size_t)16 << 20)
 
-/* Rows per chunk of qc_quant_output_error (quant.c's ERR_CHUNK). */
+/* Rows per chunk and H columns per strip of qc_quant_output_error (quant.c's ERR_CHUNK,
+ * ERR_STRIP). */
 #define ERR_CHUNK 256
+#define ERR_STRIP 512
 /* GPTQ's column-loop tile (gptq.c's TILE). */
 #define GPTQ_TILE 16
 
@@ -49,7 +51,8 @@ static size_t solve_bytes(int rows, int cols, size_t result, const qc_calib_opts
     size_t n = (size_t)cols, f = sizeof(float);
     size_t b = (size_t)rows * cols * f + n * f + result;
     size_t err_rows = rows < ERR_CHUNK ? (size_t)rows : ERR_CHUNK;
-    b += 2 * (2 * err_rows * n * f);
+    size_t err_strip = n < ERR_STRIP ? n : ERR_STRIP;
+    b += (2 * err_rows * (n + err_strip) + err_strip * err_strip) * f;
     if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         size_t bs = (size_t)(o->gptq.blocksize < cols ? o->gptq.blocksize : cols);
         size_t chunk = ((size_t)rows / 8 + GPTQ_TILE - 1) / GPTQ_TILE * GPTQ_TILE;

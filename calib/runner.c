@@ -141,10 +141,12 @@ static qc_status stage_out(runner *r, const qc_block *b, int layer, int w0, int 
     return QC_OK;
 }
 
-static void output_error(const float *w, const float *q, int rows, int cols, const float *h, qc_layer_report *rep) {
+static qc_status output_error(const float *w, const float *q, int rows, int cols, const float *h, qc_layer_report *rep,
+                              qc_err *e) {
     double energy;
-    qc_quant_output_error_parts(w, q, rows, cols, h, &rep->abs_err, &energy);
+    qc_status s = qc_quant_output_error_parts(w, q, rows, cols, h, &rep->abs_err, &energy, e);
     rep->rel_err = qc_quant_error_ratio(rep->abs_err, energy);
+    return s;
 }
 
 qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
@@ -187,11 +189,11 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
     if (qc_calib_keeps(o, layer, lin)) { /* no solver: the weights a file storing F16 holds */
         for (size_t i = 0; i < nw; i++) w[i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
         rep->kept_f16 = true;
-        output_error(b->w[lin], w, rows, cols, st->xtx, rep);
-        memcpy(b->w[lin], w, nw * sizeof(float));
+        qc_status s = output_error(b->w[lin], w, rows, cols, st->xtx, rep, e);
+        if (!s) memcpy(b->w[lin], w, nw * sizeof(float));
         free(w);
         rep->seconds = qc_now() - t0;
-        return QC_OK;
+        return s;
     }
     qc_gptq_info info = { 0 };
     qc_status s = qc_calib_quantize_linear(o, qc_calib_spec(o, layer, lin), b->w[lin], rows, cols, st, w, res, &info, e);
@@ -204,9 +206,10 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
         return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     }
     qc_qweight_dequantize(res, w);
-    output_error(b->w[lin], w, rows, cols, st->xtx, rep);
-    memcpy(b->w[lin], w, nw * sizeof(float));
+    s = output_error(b->w[lin], w, rows, cols, st->xtx, rep, e);
+    if (!s) memcpy(b->w[lin], w, nw * sizeof(float));
     free(w);
+    if (s) return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     rep->seconds = qc_now() - t0;
     const char *name = qc_weight_short_name(qc_linear_weight(lin));
     if (rep->fallback)

@@ -22,7 +22,6 @@
  * (0.070 vs 0.087). */
 #include "quant/quant.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,38 +254,63 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits) {
     }
 }
 
-/* Rows per chunk of the output error: [W; W−Q] of one chunk times H is one sgemm. */
+/* The output error's products by H. Rows go in chunks of ERR_CHUNK, [W; W−Q] of a chunk
+ * stacked as one operand A (2m, cols); H's columns in strips of ERR_STRIP. Only H's upper
+ * triangle is read, and only about half of the full product A·H is formed: strip [c0, c1)
+ * takes its strictly-upper rows [0, c0) once, doubled (they stand for their mirror images
+ * too), and its diagonal block mirrored into a small full copy. Then
+ *   Σ_{j ∈ strip} A[:, j] ∘ (2·A[:, 0:c0]·H[0:c0, j] + A[:, c0:c1]·Hblk[:, j])
+ * summed over the strips is Σ_ij A_i H_ij A_j, each row's quadratic form, with every entry
+ * of the product still a sum of at most cols fp32 terms. (A full oneDNN sgemm on a
+ * mirrored H would need an n² copy; OpenBLAS's ssymm does the whole square, and on one
+ * core at half oneDNN's rate.) */
 #define ERR_CHUNK 256
+#define ERR_STRIP 512
 
 double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h) {
     double num, den;
-    qc_quant_output_error_parts(w, q, rows, cols, h, &num, &den);
+    if (qc_quant_output_error_parts(w, q, rows, cols, h, &num, &den, NULL)) return NAN;
     return qc_quant_error_ratio(num, den);
 }
 
-void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
-                                 double *energy) {
-    int chunk = rows < ERR_CHUNK ? rows : ERR_CHUNK;
-    float *a = malloc((size_t)2 * chunk * cols * sizeof(float));
-    float *b = malloc((size_t)2 * chunk * cols * sizeof(float));
+qc_status qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
+                                      double *energy, qc_err *e) {
+    const int chunk = rows < ERR_CHUNK ? rows : ERR_CHUNK, strip = cols < ERR_STRIP ? cols : ERR_STRIP;
     *err = *energy = NAN;
-    if (!a || !b) {
+    float *a = qc_malloc((size_t)2 * chunk * cols, sizeof(float), e, "output error");
+    float *b = a ? qc_malloc((size_t)2 * chunk * strip, sizeof(float), e, "output error") : NULL;
+    float *hb = b ? qc_malloc((size_t)strip * strip, sizeof(float), e, "output error") : NULL;
+    if (!hb) {
         free(a), free(b);
-        return;
+        return QC_ERR_NOMEM;
     }
     double num = 0.0, den = 0.0;
-    qc_blas_threads(true);
-    for (int r0 = 0; r0 < rows; r0 += chunk) {
-        int m = rows - r0 < chunk ? rows - r0 : chunk;
-        size_t n = (size_t)m * cols;
+    qc_status st = QC_OK;
+    for (int r0 = 0; r0 < rows && !st; r0 += chunk) {
+        const int m = rows - r0 < chunk ? rows - r0 : chunk;
+        const size_t n = (size_t)m * cols;
         memcpy(a, w + (size_t)r0 * cols, n * sizeof(float));
         for (size_t i = 0; i < n; i++) a[n + i] = w[(size_t)r0 * cols + i] - q[(size_t)r0 * cols + i];
-        /* b = [W; D] · H; then tr(W H Wᵀ) = Σ W ∘ (W H), tr(D H Dᵀ) = Σ D ∘ (D H) */
-        cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, 2 * m, cols, 1.0f, h, cols, a, cols, 0.0f, b, cols);
-        for (size_t i = 0; i < n; i++) den += (double)a[i] * b[i];
-        for (size_t i = 0; i < n; i++) num += (double)a[n + i] * b[n + i];
+        for (int c0 = 0; c0 < cols && !st; c0 += strip) {
+            const int c1 = c0 + strip < cols ? c0 + strip : cols, sw = c1 - c0;
+            for (int i = 0; i < sw; i++)
+                for (int j = i; j < sw; j++)
+                    hb[(size_t)i * sw + j] = hb[(size_t)j * sw + i] = h[(size_t)(c0 + i) * cols + c0 + j];
+            st = qc_matmul(QC_COMPUTE_F32, false, false, 2 * m, sw, sw, 1.0f, a + c0, cols, hb, sw, 0.0f, b, sw, e);
+            if (!st && c0 > 0)
+                st = qc_matmul(QC_COMPUTE_F32, false, false, 2 * m, sw, c0, 2.0f, a, cols, h + c0, cols, 1.0f, b, sw, e);
+            if (st) break;
+            /* tr(W H Wᵀ) from the first m rows, tr(D H Dᵀ) from the last m */
+            for (int r = 0; r < 2 * m; r++) {
+                const float *ar = a + (size_t)r * cols + c0, *br = b + (size_t)r * sw;
+                double acc = 0.0;
+                for (int j = 0; j < sw; j++) acc += (double)ar[j] * br[j];
+                *(r < m ? &den : &num) += acc;
+            }
+        }
     }
-    qc_blas_threads(false);
-    free(a), free(b);
+    free(a), free(b), free(hb);
+    if (st) return qc_fail_prefix(e, st, "output error of a (%d, %d) weight", rows, cols);
     *err = num, *energy = den;
+    return QC_OK;
 }

@@ -98,12 +98,14 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits);
 
 /* Relative output error of replacing w by q on inputs whose Σ xᵀx is h (cols, cols):
  * ‖X(W−Q)ᵀ‖² / ‖XWᵀ‖² = tr((W−Q) H (W−Q)ᵀ) / tr(W H Wᵀ), accumulated in double (the
- * products by H are fp32 sgemm, chunks of 256 rows). Only h's upper triangle is read.
- * Uses OpenBLAS's threads: call it outside OpenMP regions. NaN if memory runs out. */
+ * products by H are fp32 oneDNN products over H's upper triangle, each entry a sum of at
+ * most cols terms). Only h's upper triangle is read. Uses OpenMP threads through oneDNN.
+ * NaN if memory runs out or a product fails. */
 double qc_quant_output_error(const float *w, const float *q, int rows, int cols, const float *h);
-/* Its two parts: *err = ‖X(W−Q)ᵀ‖², *energy = ‖XWᵀ‖² (both NaN if memory runs out). */
-void qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
-                                 double *energy);
+/* Its two parts: *err = ‖X(W−Q)ᵀ‖², *energy = ‖XWᵀ‖² (both NaN on failure, which says
+ * what failed in e). */
+qc_status qc_quant_output_error_parts(const float *w, const float *q, int rows, int cols, const float *h, double *err,
+                                      double *energy, qc_err *e);
 /* err / energy as qc_quant_output_error reports it: 0 / 0 = 0, x / 0 = ∞, NaN stays NaN. */
 static inline double qc_quant_error_ratio(double err, double energy) {
     return err != err ? err : energy > 0.0 ? err / energy : err == 0.0 ? 0.0 : __builtin_inf();

@@ -297,14 +297,17 @@ static void test_result_lifecycle(void) {
     CHECK(strstr(e.msg, "[2, 7]") && r.codes == NULL, "names the entry, allocates nothing: %s", e.msg);
 }
 
-/* tr((W−Q)H(W−Q)ᵀ)/tr(WHWᵀ) equals ‖X(W−Q)ᵀ‖²/‖XWᵀ‖² computed directly from X; 0 for Q = W;
- * only H's upper triangle is read. 300 rows: two chunks of the implementation. */
-static void test_output_error(void) {
-    enum { R = 300, C = 48, T = 200 };
+/* tr((W−Q)H(W−Q)ᵀ) and tr(WHWᵀ) equal ‖X(W−Q)ᵀ‖² and ‖XWᵀ‖² computed directly from X, and
+ * their ratio is the reported error; 0 for Q = W; only H's upper triangle is read. SYNTHETIC
+ * X, W, Q. Inputs and weights have nonzero means, as real activations do, so that H's
+ * off-diagonal entries carry much of each quadratic form (a strip counted once instead of
+ * twice is far outside the bound). R = 300 rows: two chunks of the implementation; C = 600
+ * columns: two strips of H, a full one and a partial one with strictly-upper rows. */
+static void output_error_case(int R, int C, int T) {
     float *x = malloc(sizeof(float) * T * C), *w = malloc(sizeof(float) * R * C), *q = malloc(sizeof(float) * R * C);
     float *h = malloc(sizeof(float) * C * C);
-    for (int i = 0; i < T * C; i++) x[i] = frand() * (i % C == 3 ? 5.0f : 1.0f);
-    for (int i = 0; i < R * C; i++) w[i] = frand(), q[i] = w[i] + 0.05f * frand();
+    for (int i = 0; i < T * C; i++) x[i] = (frand() + 0.5f) * (i % C == 3 ? 5.0f : 1.0f);
+    for (int i = 0; i < R * C; i++) w[i] = frand() + 0.3f, q[i] = w[i] + 0.05f * (frand() + 0.2f);
     for (int i = 0; i < C; i++)
         for (int j = 0; j < C; j++) {
             double acc = 0;
@@ -318,9 +321,10 @@ static void test_output_error(void) {
             for (int c = 0; c < C; c++) y += (double)x[t * C + c] * w[r * C + c], d += (double)x[t * C + c] * (w[r * C + c] - q[r * C + c]);
             num += d * d, den += y * y;
         }
-    /* qcalib forms D·H in fp32 (sums of C terms: gamma_C of Σ|d||H|), D = W − Q and H in fp32
-     * (a rounding each), the traces in double; so each trace is off by (gamma_C + 3u) times the
-     * same quadratic form with every term's magnitude, and the ratio by the sum of the two */
+    /* qcalib forms D·H in fp32 (sums of at most C terms: gamma_C of Σ|d||H|), D = W − Q and H
+     * in fp32 (a rounding each), the traces in double; so each trace is off by (gamma_C + 3u)
+     * times the same quadratic form with every term's magnitude, and the ratio by the sum of
+     * the two relative bounds */
     double num_abs = 0, den_abs = 0;
     for (int r = 0; r < R; r++)
         for (int i = 0; i < C; i++)
@@ -329,14 +333,27 @@ static void test_output_error(void) {
                 num_abs += fabs((double)w[r * C + i] - q[r * C + i]) * hij * fabs((double)w[r * C + j] - q[r * C + j]);
                 den_abs += fabs((double)w[r * C + i]) * hij * fabs((double)w[r * C + j]);
             }
+    const double g = fp32_gamma(C) + 3 * FP32_U;
+    double got_num, got_den;
+    qc_err e;
+    CHECK(qc_quant_output_error_parts(w, q, R, C, h, &got_num, &got_den, &e) == QC_OK, "output error: %s", e.msg);
+    CHECK(fabs(got_num - num) <= g * num_abs, "(%d, %d): error %.9g, direct %.9g, fp32 bound %.3g", R, C, got_num, num,
+          g * num_abs);
+    CHECK(fabs(got_den - den) <= g * den_abs, "(%d, %d): energy %.9g, direct %.9g, fp32 bound %.3g", R, C, got_den, den,
+          g * den_abs);
     double direct = num / den, got = qc_quant_output_error(w, q, R, C, h);
-    double tol = (fp32_gamma(C) + 3 * FP32_U) * (num_abs / num + den_abs / den) * direct;
-    CHECK(fabs(got - direct) <= tol, "output error %.9g, direct %.9g, fp32 bound %.3g", got, direct, tol);
+    double tol = g * (num_abs / num + den_abs / den) * direct;
+    CHECK(fabs(got - direct) <= tol, "(%d, %d): output error %.9g, direct %.9g, fp32 bound %.3g", R, C, got, direct, tol);
     for (int i = 0; i < C; i++)
         for (int j = 0; j < i; j++) h[i * C + j] = NAN; /* the lower triangle is not read */
     CHECK(qc_quant_output_error(w, q, R, C, h) == got, "upper triangle only");
     CHECK(qc_quant_output_error(w, w, R, C, h) == 0.0, "Q = W: 0");
     free(x), free(w), free(q), free(h);
+}
+
+static void test_output_error(void) {
+    output_error_case(300, 48, 200);
+    output_error_case(300, 600, 200);
 }
 
 /* SYNTHETIC: an all-positive group has zero point 0, which GPTQ v1 files cannot store;

@@ -131,9 +131,10 @@ static void test_plan_stories260k(void) {
      * stream's place */
     CHECK(p.intermediates == (size_t)128 * 512 * 172 * 4 && !p.recomputed, "kept activations %zu", p.intermediates);
     /* down (64×172) is the largest solve: W copy, H's diagonal; result (codes, 2 groups of scales and
-     * zeros, g_idx, perm); output error 2·(2·64·172) floats; factorization 172² and vectors;
+     * zeros, g_idx, perm); output error: [W; W−Q] 2·64·172 floats, its product by one
+     * strip of H (the whole 172 columns) 2·64·172, the strip's diagonal block 172²; factorization 172² and vectors;
      * column loop per thread: (128·16·2 + 128² + 16·128 + 32) + 172 floats; row losses */
-    size_t down = 64 * 172 * 4 + 172 * 4 + (64 * 172 + 64 * 2 * 8 + 172 * 8) + 2 * 2 * 64 * 172 * 4 +
+    size_t down = 64 * 172 * 4 + 172 * 4 + (64 * 172 + 64 * 2 * 8 + 172 * 8) + (2 * 64 * 2 * 172 + 172 * 172) * 4 +
                   172 * 172 * 4 + 172 * 21 + 2 * ((128 * 16 * 2 + 128 * 128 + 16 * 128 + 32) * 4 + 172 * 4) + 64 * 8;
     CHECK(p.solver == down, "solver %zu, expected %zu", p.solver, down);
     CHECK(p.results_calibrating == 0, "spilled results are not held");
@@ -194,8 +195,9 @@ static void test_plan_synth_tiny(void) {
     /* all four sites at once: 128, 128, 128 and 352 columns */
     CHECK(p.statistics == 3 * (size_t)(128 * 128 * 4 + 128 * 20) + 352 * 352 * 4 + 352 * 20, "statistics %zu", p.statistics);
     CHECK(p.intermediates == 0, "not true-sequential: no block activations kept (%zu)", p.intermediates);
-    /* RTN: W copy, H's diagonal, the result, the output error; the largest is down (128×352, 11 groups) */
-    size_t down = 128 * 352 * 4 + 352 * 4 + (128 * 352 + 128 * 11 * 8 + 352 * 8) + 2 * 2 * 128 * 352 * 4;
+    /* RTN: W copy, H's diagonal, the result, the output error (as above: one strip of 352
+     * columns); the largest is down (128×352, 11 groups) */
+    size_t down = 128 * 352 * 4 + 352 * 4 + (128 * 352 + 128 * 11 * 8 + 352 * 8) + (2 * 128 * 2 * 352 + 352 * 352) * 4;
     CHECK(p.solver == down, "solver %zu, expected %zu", p.solver, down);
     CHECK(p.exporter == (size_t)512 * 128 * 9 + 128 * 128 * 4, "exporter %zu", p.exporter);
     qc_checkpoint_close(ck);
