@@ -192,6 +192,8 @@ void qc_remove_tree(const char *path);
 /* ---- number formats --------------------------------------------------------------------- */
 
 float qc_f16_to_f32(uint16_t h);
+/* n little-endian halves at src to floats: qc_f16_to_f32 of each, in a loop that vectorizes. */
+void qc_f16_le_to_f32(const uint8_t *src, size_t n, float *dst);
 uint16_t qc_f32_to_f16(float f);   /* round to nearest even; overflow to ±Inf */
 float qc_bf16_to_f32(uint16_t h);
 uint16_t qc_f32_to_bf16(float f);  /* round to nearest even (NaN kept quiet) */

@@ -52,7 +52,7 @@ void qc_convert_to_f32(qc_dtype t, const void *src, size_t n, float *dst) {
 #endif
         break;
     case QC_DT_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = qc_f16_to_f32(le16(p + 2 * i));
+        qc_f16_le_to_f32(p, n, dst);
         break;
     case QC_DT_BF16:
         for (size_t i = 0; i < n; i++) dst[i] = qc_bf16_to_f32(le16(p + 2 * i));

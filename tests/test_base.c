@@ -50,6 +50,24 @@ static void test_f16_exhaustive(void) {
         bad += qc_f32_to_f16(f) != h;
     }
     CHECK(bad == 0, "%d halves did not round-trip", bad);
+    /* each half's value from its fields (Inf and NaN: exponent all ones, the payload in the
+     * float's top mantissa bits), and the array conversion bit for bit the same */
+    uint8_t le[2 * 65536];
+    float arr[65536];
+    for (uint32_t h = 0; h < 65536; h++) le[2 * h] = (uint8_t)h, le[2 * h + 1] = (uint8_t)(h >> 8);
+    qc_f16_le_to_f32(le, 65536, arr);
+    int badval = 0, badarr = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        int ex = (int)(h >> 10 & 0x1f), man = (int)(h & 0x3ff);
+        float f = qc_f16_to_f32((uint16_t)h), want = ex == 0 ? ldexpf((float)man, -24) : ldexpf((float)(1024 + man), ex - 25);
+        if (h & 0x8000) want = -want;
+        uint32_t fb, ab;
+        memcpy(&fb, &f, 4), memcpy(&ab, &arr[h], 4);
+        badval += ex == 31 ? fb != ((h & 0x8000u) << 16 | 0x7f800000u | (uint32_t)man << 13) : f != want || signbit(f) != signbit(want);
+        badarr += fb != ab;
+    }
+    CHECK(badval == 0, "%d halves converted to the wrong float", badval);
+    CHECK(badarr == 0, "%d halves converted differently by qc_f16_le_to_f32", badarr);
     /* midpoints between consecutive positive finite halves round to the even one */
     int badmid = 0;
     for (uint32_t h = 0; h < 0x7bff; h++) {
