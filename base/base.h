@@ -272,5 +272,7 @@ bool qc_matmul_native_bf16(void); /* whether the CPU multiplies bf16 itself (els
  * outside, on qc_get_threads() threads. A oneDNN failure is an error naming the shape. */
 qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e);
+/* a (n, n) row-major: the strict lower triangle becomes the mirror of the upper one. */
+void qc_mirror_upper(float *a, int n);
 
 #endif

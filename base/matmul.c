@@ -263,3 +263,14 @@ done:
     free(ah), free(bh);
     return st;
 }
+
+/* Tiles of 64 × 64 keep both sides in cache: row by row, each transposed read of a wide
+ * matrix's column would miss. OpenMP threads take whole tile rows. */
+void qc_mirror_upper(float *a, int n) {
+    const int T = 64;
+#pragma omp parallel for schedule(dynamic) if ((int64_t)n * n > (1 << 15))
+    for (int ib = 0; ib < n; ib += T)
+        for (int jb = 0; jb <= ib; jb += T)
+            for (int i = ib; i < ib + T && i < n; i++)
+                for (int j = jb; j < jb + T && j < i; j++) a[(size_t)i * n + j] = a[(size_t)j * n + i];
+}

@@ -86,9 +86,7 @@ qc_status qc_stats_add(qc_stats *s, const float *x, int ntok, const char *what, 
 }
 
 void qc_stats_finish(qc_stats *s) {
-    if (s->xtx)
-        for (int i = 0; i < s->n; i++)
-        for (int j = 0; j < i; j++) s->xtx[(size_t)i * s->n + j] = s->xtx[(size_t)j * s->n + i];
+    if (s->xtx) qc_mirror_upper(s->xtx, s->n);
 }
 
 void qc_stats_free(qc_stats *s) {

@@ -95,17 +95,6 @@ static int64_t find_nonfinite(const float *a, size_t n) {
     return -1;
 }
 
-/* a (n, n): the strict lower triangle becomes the mirror of the upper one; tiles of 64
- * keep both sides in cache. */
-static void mirror_upper(float *a, int n) {
-    const int T = 64;
-#pragma omp parallel for schedule(dynamic) if ((int64_t)n * n > PAR_MIN_WORK)
-    for (int ib = 0; ib < n; ib += T)
-        for (int jb = 0; jb <= ib; jb += T)
-            for (int i = ib; i < ib + T && i < n; i++)
-                for (int j = jb; j < jb + T && j < i; j++) a[(size_t)i * n + j] = a[(size_t)j * n + i];
-}
-
 /* A column and its diag(H) entry, for the act-order sort. */
 typedef struct keyed {
     float key;
@@ -164,7 +153,7 @@ static void build_hessian(float *a, const float *h, const int32_t *perm, int n, 
 static bool factor_reference(float *a, int n) {
     if (LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'L', n, a, n) != 0) return false;
     if (LAPACKE_spotri_work(LAPACK_COL_MAJOR, 'L', n, a, n) != 0) return false;
-    mirror_upper(a, n);
+    qc_mirror_upper(a, n);
     return LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', n, a, n) == 0;
 }
 
@@ -382,7 +371,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
             return qc_fail(e, QC_ERR_NUMERIC, "gptq: the Hessian has a non-finite value (%g) at [%d, %lld]",
                            (double)h[(size_t)i * n + i + bad], i, (long long)(i + bad));
     }
-    if (o->act_order) mirror_upper(h, n);
+    if (o->act_order) qc_mirror_upper(h, n);
 
     keyed *diag = qc_malloc((size_t)n, sizeof(keyed), e, "gptq: Hessian diagonal");
     float *dv = diag ? qc_malloc((size_t)n, sizeof(float), e, "gptq: Hessian diagonal") : NULL;

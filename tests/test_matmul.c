@@ -115,12 +115,26 @@ static void test_isa_and_failure(void) {
                 "oneDNN matmul (2 x 2 x -3, f32)");
 }
 
+/* qc_mirror_upper over 130 columns (tiles of 64 and a partial one): the lower triangle
+ * becomes the upper one's mirror, the upper triangle and the diagonal stay as they were. */
+static void test_mirror_upper(void) {
+    enum { N = 130 };
+    static float a[N * N];
+    for (int i = 0; i < N * N; i++) a[i] = (float)i;
+    qc_mirror_upper(a, N);
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) bad += a[i * N + j] != (float)(i <= j ? i * N + j : j * N + i);
+    CHECK(bad == 0, "%d entries not the upper triangle's mirror", bad);
+}
+
 int main(void) {
     if (!load()) return check_summary();
     RUN(test_f32_products);
     RUN(test_bf16_products);
     RUN(test_beyond_the_cache);
     RUN(test_isa_and_failure);
+    RUN(test_mirror_upper);
     free(ewords), free(w1);
     return check_summary();
 }
