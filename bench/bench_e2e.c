@@ -1,7 +1,8 @@
 /* bench_e2e.c — the whole tool at a real model's shapes: `qcalib --method gptq --wbits 4
  * --groupsize 128` (GPTQ format) on the SYNTHETIC 1b model (2048 wide, 16 blocks, FFN 5632,
  * vocab 32000, F16; `qcalib synth`), calibrated on nsamples × 512 tokens of
- * tinystories_calib.txt, on BENCH_THREADS threads (default 1, as the saved figure below).
+ * tinystories_calib.txt, on BENCH_THREADS threads (default 1, as the saved figure below), with
+ * --compute BENCH_COMPUTE (default f32).
  * Prints:
  *   - the wall time and its split from summary.json (forward passes with block loading,
  *     statistics, GPTQ solves, writing), the peak resident memory of the child (wait4's
@@ -95,6 +96,7 @@ int main(int argc, char **argv) {
     const char *shape = argc > 2 ? argv[2] : "1b", *nsamples = argc > 3 ? argv[3] : "16";
     const char *q = env_or("QCALIB", "build/qcalib"), *shared = env_or("QCALIB_SHARED", "../shared");
     const char *data = env_or("BENCH_DATA", "build/bench-data"), *threads = env_or("BENCH_THREADS", "1");
+    const char *compute = env_or("BENCH_COMPUTE", "f32");
     char model[1024], out[1024], calib[1024], summary[1100], mkdir_cmd[1100], rm_cmd[1100];
     snprintf(model, sizeof model, "%s/synth-%s", data, shape);
     snprintf(out, sizeof out, "%s/quantized-%s", data, shape);
@@ -104,7 +106,7 @@ int main(int argc, char **argv) {
     snprintf(rm_cmd, sizeof rm_cmd, "rm -rf '%s'", out);
     if (system(mkdir_cmd) != 0) return fprintf(stderr, "bench_e2e: cannot create %s\n", data), 1;
     printf("bench_e2e: qcalib --method gptq --wbits 4 --groupsize 128 on the SYNTHETIC %s model, nsamples %s, seqlen 512, "
-           "%s thread%s\n", shape, nsamples, threads, strcmp(threads, "1") == 0 ? "" : "s");
+           "%s thread%s, --compute %s\n", shape, nsamples, threads, strcmp(threads, "1") == 0 ? "" : "s", compute);
 
     double synth_s = 0;
     long synth_rss = 0;
@@ -115,8 +117,8 @@ int main(int argc, char **argv) {
         printf("  wrote %s in %.1f s (peak RSS %.0f MB)\n", model, synth_s, synth_rss / 1024.0);
     }
     char *qargv[] = { (char *)q, "--method", "gptq", "--wbits", "4", "--groupsize", "128", "--model", model, "--calib",
-                      calib, "--nsamples", (char *)nsamples, "--seqlen", "512", "--threads", (char *)threads, "--out",
-                      out, "--force", "--quiet", NULL };
+                      calib, "--nsamples", (char *)nsamples, "--seqlen", "512", "--threads", (char *)threads,
+                      "--compute", (char *)compute, "--out", out, "--force", "--quiet", NULL };
     double secs = 0;
     long rss = 0;
     int rc = run(qargv, &secs, &rss);
@@ -144,8 +146,8 @@ int main(int argc, char **argv) {
     printf("  intermediates between true-sequential stages: %s\n", kept ? "kept" : "recomputed");
     bool comparable = strcmp(shape, "1b") == 0 && strcmp(nsamples, "16") == 0 && strcmp(threads, "1") == 0;
     if (comparable && BEFORE_SECONDS > 0)
-        printf("  before the speed work (main at %s, same job): %.0f s; now %.1f s: %.2fx faster (target >= 4x)\n",
-               BEFORE_COMMIT, BEFORE_SECONDS, secs, BEFORE_SECONDS / secs);
+        printf("  before the speed work (main at %s, same job, f32, the only type it had): %.0f s; now (%s) %.1f s: "
+               "%.2fx faster (target >= 4x)\n", BEFORE_COMMIT, BEFORE_SECONDS, compute, secs, BEFORE_SECONDS / secs);
 
     if (fw <= 0 || st <= 0 || so <= 0 || wr <= 0) { /* a binary from before the time split */
         printf("  (no time split in this binary's summary.json: no per-stage rates, no projection)\n");
@@ -173,10 +175,10 @@ int main(int argc, char **argv) {
         fprintf(f, "{\"e2e_%s_s\": %.1f, \"e2e_%s_calib_s\": %.1f, \"e2e_%s_forward_s\": %.1f, \"e2e_%s_stats_s\": %.1f, "
                    "\"e2e_%s_solve_s\": %.1f, \"e2e_%s_write_s\": %.1f, \"e2e_%s_peak_rss_mb\": %.0f, "
                    "\"e2e_%s_plan_mb\": %.0f, \"e2e_%s_rss_over_plan\": %.3f, \"e2e_%s_nsamples\": %s, "
-                   "\"e2e_%s_threads\": %s, \"projection_7b_128x2048_recomputed_h\": %.2f, "
+                   "\"e2e_%s_threads\": %s, \"e2e_%s_compute\": \"%s\", \"projection_7b_128x2048_recomputed_h\": %.2f, "
                    "\"projection_7b_128x2048_kept_h\": %.2f}\n",
                 shape, secs, shape, calib_s, shape, fw, shape, st, shape, so, shape, wr, shape, rss_mb, shape, plan,
-                shape, plan > 0 ? rss_mb / plan : 0.0, shape, nsamples, shape, threads, proj[0] / 3600, proj[1] / 3600);
+                shape, plan > 0 ? rss_mb / plan : 0.0, shape, nsamples, shape, threads, shape, compute, proj[0] / 3600, proj[1] / 3600);
         fclose(f);
     }
     cJSON_Delete(j);

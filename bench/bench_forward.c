@@ -6,8 +6,10 @@
  *                runner's chunk of 2048 tokens);
  *   7b-block     SYNTHETIC: one block of Llama-7B's shape (4096 wide, 32 heads, FFN 11008) over
  *                one window of 2048 tokens.
- * FLOPs counted: 2·rows·cols per token per linear, 4·T²·head_dim per head per window for
- * attention (the full square is computed; the causal half is masked), the classifier. The
+ * FLOPs counted: 2·rows·cols per token per linear, 2·T(T+1)·head_dim per head per window for
+ * attention (the causal half of the score square and its product with V: the work the
+ * attention needs; blocks of queries compute a little more, forward.c's QUERY_BLOCK), the
+ * classifier. The
  * reference ("bare") runs the block's seven linear products, (tokens × in) · (in × out), as
  * oneDNN matmul primitives made once, on operands already in the compute type and in the
  * layout oneDNN chose for them, and nothing else: what the forward could reach if its
@@ -28,7 +30,7 @@ static double linear_flops(const qc_config *c, double ntok) {
 }
 
 static double attention_flops(const qc_config *c, int nwin, int seqlen) {
-    return 4.0 * nwin * (double)seqlen * seqlen * c->head_dim * c->n_heads;
+    return 2.0 * nwin * (double)seqlen * (seqlen + 1) * c->head_dim * c->n_heads;
 }
 
 /* One bare product (m × k) · (k × n) in type t, operands in oneDNN's chosen layouts. */

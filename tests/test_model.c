@@ -196,11 +196,13 @@ static void test_windows_batched_equal_single(void) {
     free(all);
 }
 
+/* 300 tokens: the window's queries go in two blocks (forward.c's QUERY_BLOCK, 256), the
+ * cached path's one at a time. */
 static void test_cached_equals_windowed(void) {
     qc_err e = { "" };
     qc_model *m;
     CHECK_OK(qc_model_open(&m, model_file(), &e), e);
-    int n = 64, vocab = m->cfg.vocab_size, dim = m->cfg.dim;
+    int n = 300, vocab = m->cfg.vocab_size, dim = m->cfg.dim;
     float *full = logits_of(model_file(), 0, 1, n);
     qc_kvcache kv;
     CHECK_OK(qc_kvcache_init(&kv, &m->cfg, n, &e), e);
