@@ -73,11 +73,10 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
                 p->model_file += mat(c, w) * qc_dtype_size(qc_checkpoint_dtype(ck, w, l));
     size_t f = sizeof(float), ntok = (size_t)nwin * seqlen;
     size_t chunk = (size_t)qc_calib_chunk_windows(o, nwin, seqlen) * seqlen;
-    size_t qdim = (size_t)c->n_heads * c->head_dim, kvdim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t qdim = (size_t)c->n_heads * c->head_dim;
 
     p->activations = ntok * c->dim * qc_dtype_size(o->act_dtype) + chunk * c->dim * f;
-    p->workspace = chunk * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim) * f +
-                   (size_t)threads * chunk * seqlen * f + (size_t)seqlen * c->head_dim * f;
+    p->workspace = qc_workspace_bytes(c, (int)chunk, seqlen, threads);
     /* true-sequential: the block's activations kept between sites (runner.c), fp32 for every
      * window: o's then down's input, and x + o(attention) unless it takes the residual
      * stream's place (held in fp32, no observer: the measuring pass has one) */

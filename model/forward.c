@@ -89,7 +89,8 @@ static qc_status head_product(bool cached, bool b_t, int m, int n, int k, const 
  * positions 0..pos0+nq-1 (cached: the keys and values of earlier calls included). q, out:
  * (nq, n_heads*hd); k, v: (pos0+nq, n_kv_heads*hd). Each query head h reads key/value head
  * h / (n_heads / n_kv_heads). Heads run in parallel, each thread with its own block of
- * scores; the queries go in blocks of QUERY_BLOCK, block [i0, i1) against keys [0, pos0+i1).
+ * scores; the queries go in blocks of QUERY_BLOCK, block [i0, i1) against keys [0, pos0+i1)
+ * (at 2048 tokens, 56% of the score square is computed instead of all of it).
  * The first error of any head is returned. */
 static qc_status attend(const qc_config *c, const float *q, const float *k, const float *v, int nq, int pos0,
                         bool cached, float *out, float *scores, qc_err *e) {
@@ -100,7 +101,7 @@ static qc_status attend(const qc_config *c, const float *q, const float *k, cons
 #pragma omp parallel for schedule(dynamic) if ((int64_t)nq * nk * c->n_heads > PAR_MIN_WORK)
     for (int h = 0; h < c->n_heads; h++) {
         int kvh = h / group;
-        float *sc = scores + (size_t)omp_get_thread_num() * nq * nk;
+        float *sc = scores + (size_t)omp_get_thread_num() * (nq < QUERY_BLOCK ? nq : QUERY_BLOCK) * nk;
         qc_err he = { "" };
         qc_status s = QC_OK;
         for (int i0 = 0; i0 < nq && !s; i0 += QUERY_BLOCK) {

@@ -5,6 +5,11 @@
 
 #include "model/model.h"
 
+/* Queries per block of the attention (forward.c): a block's queries see keys up to its last
+ * one only, so most of the masked half of the score square is never computed, and a head's
+ * scores need QUERY_BLOCK rows at most. */
+#define QUERY_BLOCK 256
+
 struct qc_workspace {
     int max_tokens, max_ctx;
     float *xb;       /* (max_tokens, dim) normalised input of a site */
@@ -13,7 +18,8 @@ struct qc_workspace {
     float *k, *v;    /* (max_tokens, n_kv_heads*head_dim) */
     float *att;      /* (max_tokens, n_heads*head_dim) attention output */
     float *h1, *h3;  /* (max_tokens, hidden_dim) gate and up outputs */
-    float *scores;   /* (threads, max_tokens, max_ctx) attention weights, one head per thread */
+    float *scores;   /* (threads, min(max_tokens, QUERY_BLOCK), max_ctx) attention weights, one
+                        head per thread */
     float *rope_cos; /* (max_ctx, head_dim/2) */
     float *rope_sin; /* (max_ctx, head_dim/2) */
 };

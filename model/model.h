@@ -79,6 +79,8 @@ typedef struct qc_workspace qc_workspace;
 
 qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e);
 void qc_workspace_free(qc_workspace *ws);
+/* The bytes qc_workspace_new allocates, for `threads` OpenMP threads (for memory plans). */
+size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int threads);
 
 /* Keys and values of earlier positions, for incremental decoding. */
 typedef struct qc_kvcache {

@@ -20,6 +20,13 @@ static float rope_freq(const qc_config *c, size_t i) {
     return (1.0f - smooth) * freq / c->rope_factor + smooth * freq;
 }
 
+size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int threads) {
+    size_t t = (size_t)max_tokens, qdim = (size_t)c->n_heads * c->head_dim, kvdim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t rows = t * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim);
+    size_t scores = (size_t)threads * (t < QUERY_BLOCK ? t : QUERY_BLOCK) * (size_t)max_ctx;
+    return (rows + scores + (size_t)max_ctx * (size_t)(c->head_dim / 2) * 2) * sizeof(float);
+}
+
 qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e) {
     if (max_tokens < 1 || max_ctx < 1) {
         qc_fail(e, QC_ERR_ARG, "workspace: %d tokens, context %d", max_tokens, max_ctx);
@@ -39,7 +46,7 @@ qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, 
     ws->att = ws->v ? qc_malloc(t, qdim * sizeof(float), e, "attention output") : NULL;
     ws->h1 = ws->att ? qc_malloc(t, (size_t)c->hidden_dim * sizeof(float), e, "FFN activations") : NULL;
     ws->h3 = ws->h1 ? qc_malloc(t, (size_t)c->hidden_dim * sizeof(float), e, "FFN activations") : NULL;
-    size_t per_thread = t * (size_t)max_ctx; /* attention runs one head per thread */
+    size_t per_thread = (t < QUERY_BLOCK ? t : QUERY_BLOCK) * (size_t)max_ctx; /* one head per thread */
     ws->scores = ws->h3 ? qc_malloc((size_t)omp_get_max_threads(), per_thread * sizeof(float), e, "attention scores") : NULL;
     ws->rope_cos = ws->scores ? qc_malloc((size_t)max_ctx, half * sizeof(float), e, "RoPE table") : NULL;
     ws->rope_sin = ws->rope_cos ? qc_malloc((size_t)max_ctx, half * sizeof(float), e, "RoPE table") : NULL;

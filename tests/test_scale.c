@@ -121,8 +121,9 @@ static void test_plan_stories260k(void) {
     CHECK(p.model_file == (lin * 5 + 2 * 64 * 5 + 512 * 64 + 64) * 4, "model tensors %zu", p.model_file);
     CHECK(p.activations == (size_t)128 * 512 * 64 * 4 + 2048 * 64 * 4, "activations %zu", p.activations);
     CHECK(p.block_weights == (lin + 2 * 64) * 4, "block %zu", p.block_weights);
-    /* chunk 2048 tokens: x, out 64; q, att 64; k, v 32; two FFN 172; scores 2 threads × 2048 × 512; RoPE */
-    CHECK(p.workspace == (size_t)2048 * (2 * 64 + 2 * 64 + 2 * 32 + 2 * 172) * 4 + (size_t)2 * 2048 * 512 * 4 + 512 * 8 * 4,
+    /* chunk 2048 tokens: x, out 64; q, att 64; k, v 32; two FFN 172; scores 2 threads × one
+     * block of 256 queries × 512 keys; RoPE */
+    CHECK(p.workspace == (size_t)2048 * (2 * 64 + 2 * 64 + 2 * 32 + 2 * 172) * 4 + (size_t)2 * 256 * 512 * 4 + 512 * 8 * 4,
           "workspace %zu", p.workspace);
     CHECK(p.largest_hessian == 172 * 172 * 4 + 172 * 20 && p.largest_hessian_cols == 172, "Hessian %zu", p.largest_hessian);
     CHECK(p.statistics == p.largest_hessian, "true-sequential: one site's statistics");
