@@ -4,7 +4,8 @@
  * through the type table, then decoded: every value is the nearest point of its sub-block's
  * grid, read from the stored scales; (c) decoding random and hand-made blocks against the
  * layout evaluated here element by element, independently of the library's loops; (d)
- * quantize(decode(block)) == block for the blocks where the format makes that a fixed point.
+ * quantize(decode(block)) == block for the blocks where the format makes that a fixed point;
+ * and the GGUF reader decoding K-quant tensors through the type table.
  *
  * The layout is read here from raw bytes at the offsets ggml-common.h gives (not through the
  * library's structs): element e's code and its sub-block's scale (and min) by the formulas of
@@ -17,6 +18,7 @@
 #include <stddef.h>
 
 #define TINY "models/tinystories-656K"
+#define TOK512 "models/stories260K/tok512.bin"
 
 /* ---- the layout, from raw bytes -------------------------------------------------------------------- */
 
@@ -518,11 +520,90 @@ static void test_fixed_points(void) {
     CHECK(memcmp(b, b2, t4->bytes) != 0 && top == 63, "Q4_K with scales up to 62 comes back rescaled to 63");
 }
 
+/* ---- the GGUF reader ---------------------------------------------------------------------------------- */
+
+/* A synthetic Llama 256 wide (FFN 512) written as F32 GGUF by qcalib's writer, then each linear
+ * turned into a K-quant tensor in place: its type field set, its rows' blocks written at the
+ * start of its data (the rest of the F32 space left as a gap, which the reader allows). The
+ * checkpoint then reads every such weight as the type table's decoder gives its blocks. */
+static void test_reader_decodes_kquants(void) {
+    qc_err e = { "" };
+    qc_synth s = { .seed = 20 };
+    CHECK(qc_synth_shape("tiny", &s.cfg), "tiny shape");
+    s.cfg.dim = 256, s.cfg.hidden_dim = 512, s.cfg.head_dim = 64;
+    qc_tokenizer tok;
+    CHECK_OK(qc_tokenizer_load(&tok, shared_path(TOK512), 512, &e), e);
+    qc_weight_source src = qc_synth_source(&s);
+    qc_gguf_export_opts o = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
+                              .tok = &tok, .name = "kq" };
+    const char *path = tmp_path("kq.gguf");
+    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    qc_tokenizer_free(&tok);
+    qc_gguf_file f;
+    memset(&f, 0, sizeof f);
+    CHECK_OK(qc_gguf_file_open(&f, path, &e), e);
+    if (!f.map.data) return;
+    uint8_t *bytes = malloc(f.map.size);
+    memcpy(bytes, f.map.data, f.map.size);
+    size_t size = f.map.size, data_start = f.data_start;
+    const qc_config *c = &s.cfg;
+    const qc_weight lin[] = { QC_W_Q, QC_W_K, QC_W_V, QC_W_O, QC_W_GATE, QC_W_UP, QC_W_DOWN };
+    enum { NLIN = sizeof lin / sizeof lin[0] };
+    int nw = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int i = 0; i < NLIN; i++, nw++) {
+            const kq_type *t = &TYPES[nw % NTYPES];
+            char name[64];
+            qc_gguf_tensor_name(lin[i], l, name, sizeof name);
+            const qc_gguf_tensor *ts = qc_gguf_find_tensor(&f, name);
+            CHECK(ts && ts->n_dims == 2 && ts->ne[0] % 256 == 0, "%s: a matrix with rows of 256s", name);
+            if (!ts) continue;
+            /* the tensor info: u64 name length, the name, u32 n_dims, i64 ne[n_dims], u32 type */
+            size_t at = (size_t)((const uint8_t *)ts->name - f.map.data) + (size_t)ts->name_len + 4 + 8 * 2;
+            uint32_t type = (uint32_t)(bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 | (uint32_t)bytes[at + 3] << 24);
+            CHECK(type == QC_GGUF_F32, "%s: type field found (%u)", name, type);
+            bytes[at] = (uint8_t)t->id, bytes[at + 1] = bytes[at + 2] = bytes[at + 3] = 0;
+            const float *w = (const float *)ts->data; /* F32 little endian, as the host (x86-64) */
+            uint8_t *dst = bytes + data_start + ts->offset;
+            size_t rb = (size_t)ts->ne[0] / 256 * t->bytes;
+            for (int64_t r = 0; r < ts->ne[1]; r++) info(t)->from_float(w + r * ts->ne[0], dst + r * rb, ts->ne[0]);
+        }
+    qc_gguf_file_close(&f);
+    const char *kpath = tmp_path("kq-k.gguf");
+    write_file(kpath, bytes, size);
+    qc_checkpoint *ck = NULL;
+    CHECK_OK(qc_checkpoint_open(&ck, kpath, &e), e);
+    float *got = malloc(512 * 256 * sizeof *got), *want = malloc(512 * 256 * sizeof *want);
+    nw = 0;
+    for (int l = 0; l < c->n_layers && ck; l++)
+        for (int i = 0; i < NLIN; i++, nw++) {
+            const kq_type *t = &TYPES[nw % NTYPES];
+            int rows, cols;
+            qc_weight_shape(c, lin[i], &rows, &cols);
+            CHECK_OK(qc_checkpoint_read(ck, lin[i], l, got, &e), e);
+            char name[64];
+            qc_gguf_tensor_name(lin[i], l, name, sizeof name);
+            qc_gguf_file_open(&f, kpath, &e);
+            const qc_gguf_tensor *ts = qc_gguf_find_tensor(&f, name);
+            if (ts) info(t)->to_float(ts->data, want, (int64_t)rows * cols);
+            qc_gguf_file_close(&f);
+            CHECK(ts && memcmp(got, want, (size_t)rows * cols * sizeof *got) == 0, "%s (%s) reads as its blocks decode",
+                  name, t->name);
+            const char *qt = qc_checkpoint_qtype(ck, lin[i], l);
+            CHECK(qt && strcmp(qt, t->name) == 0, "%s: qtype %s", name, qt ? qt : "(none)");
+        }
+    qc_checkpoint_close(ck);
+    free(got);
+    free(want);
+    free(bytes);
+}
+
 int main(void) {
     RUN(test_block_sizes);
     RUN(test_decode_by_hand);
     RUN(test_decode_random_blocks);
     RUN(test_real_weights);
     RUN(test_fixed_points);
+    RUN(test_reader_decodes_kquants);
     return check_summary();
 }
