@@ -593,6 +593,22 @@ static void test_reader_decodes_kquants(void) {
             CHECK(qt && strcmp(qt, t->name) == 0, "%s: qtype %s", name, qt ? qt : "(none)");
         }
     qc_checkpoint_close(ck);
+    /* a corrupt block, an Inf super-block factor (fp16 0x7c00) in blk.0.attn_v.weight (Q4_K,
+     * d at the block's first bytes): reading it is a clean numeric error naming the file */
+    CHECK_OK(qc_gguf_file_open(&f, kpath, &e), e);
+    const qc_gguf_tensor *tv = qc_gguf_find_tensor(&f, "blk.0.attn_v.weight");
+    CHECK(tv && tv->type->id == QC_GGUF_Q4_K, "blk.0.attn_v.weight is Q4_K");
+    if (tv) bytes[data_start + tv->offset] = 0x00, bytes[data_start + tv->offset + 1] = 0x7c;
+    qc_gguf_file_close(&f);
+    const char *bpath = tmp_path("kq-inf.gguf");
+    write_file(bpath, bytes, size);
+    CHECK_OK(qc_checkpoint_open(&ck, bpath, &e), e);
+    if (ck) {
+        e.msg[0] = '\0';
+        qc_status st = qc_checkpoint_read(ck, QC_W_V, 0, got, &e);
+        CHECK(st == QC_ERR_NUMERIC && strstr(e.msg, bpath), "Inf scale: status %d, message \"%s\"", (int)st, e.msg);
+    }
+    qc_checkpoint_close(ck);
     free(got);
     free(want);
     free(bytes);
