@@ -162,9 +162,13 @@ static float fit_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
  * round the codes and fit scale and min by weighted least squares (min clamped to 0, the
  * scale refitted alone then), keeping the fit of smallest weighted error (|error| when mad,
  * squared otherwise). Stores the codes in L (Laux: scratch); *neg_min = −min; returns the
- * scale. */
+ * scale.
+ * guarded: as the weighted quantizers run it (make_qkx3_quants): a range collapsed to a point
+ * is max <= min rather than max == min, and each candidate code comes from a clamped
+ * v = iscale·(x − min), 0 when v <= 0 and round_int(min(v, nmax)) otherwise (the same codes
+ * for finite v in range; no overflow of round_int when min has moved up to max). */
 static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min, uint8_t *Laux,
-                        float rmin, float rdelta, int nstep, bool mad) {
+                        float rmin, float rdelta, int nstep, bool mad, bool guarded) {
     float min = x[0], max = x[0];
     float sum_w = w[0];
     float sum_x = sum_w * x[0];
@@ -175,78 +179,7 @@ static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t
         sum_x += w[i] * x[i];
     }
     if (min > 0) min = 0;
-    if (max == min) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        *neg_min = -min;
-        return 0.f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = round_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)imax(0, imin(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = mad ? fabsf(diff) : diff * diff;
-        best_error += w[i] * diff;
-    }
-    if (nstep < 1) {
-        *neg_min = -min;
-        return scale;
-    }
-    for (int k = 0; k <= nstep; ++k) {
-        iscale = (rmin + rdelta * k + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = imax(0, imin(nmax, round_int(iscale * (x[i] - min))));
-            Laux[i] = (uint8_t)l;
-            sum_l += w[i] * l;
-            sum_l2 += w[i] * l * l;
-            sum_xl += w[i] * l * x[i];
-        }
-        float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float error = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = mad ? fabsf(diff) : diff * diff;
-                error += w[i] * diff;
-            }
-            if (error < best_error) {
-                for (int i = 0; i < n; ++i) L[i] = Laux[i];
-                best_error = error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *neg_min = -min;
-    return scale;
-}
-
-/* fit_affine as the weighted quantizers run it (make_qkx3_quants, weights given, squared or
- * absolute error): the same search, except that a range collapsed to a point (max <= min)
- * gives codes 0, and each candidate code is taken from a clamped v = iscale·(x − min) (0 when
- * v <= 0, round_int(min(v, nmax)) otherwise). */
-static float fit_affine_weighted(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min,
-                                 uint8_t *Laux, float rmin, float rdelta, int nstep, bool mad) {
-    float min = x[0], max = x[0];
-    float sum_w = w[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; ++i) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max <= min) {
+    if (guarded ? max <= min : max == min) {
         memset(L, 0, (size_t)n);
         *neg_min = -min;
         return 0.f;
@@ -270,7 +203,7 @@ static float fit_affine_weighted(int n, int nmax, const float *x, const float *w
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;
         for (int i = 0; i < n; ++i) {
             const float v = iscale * (x[i] - min);
-            const int l = v > 0 ? round_int(v < nmax ? v : (float)nmax) : 0;
+            int l = guarded ? (v > 0 ? round_int(v < nmax ? v : (float)nmax) : 0) : imax(0, imin(nmax, round_int(v)));
             Laux[i] = (uint8_t)l;
             sum_l += w[i] * l;
             sum_l2 += w[i] * l * l;
@@ -522,7 +455,7 @@ void qc_gguf_q2_k_ref(const float x[QC_QK_K], qc_block_q2_k *b) {
     float max_scale = 0, max_min = 0;
     for (int s = 0; s < QC_QK_K / 16; ++s) {
         for (int l = 0; l < 16; ++l) w[l] = fabsf(x[16 * s + l]);
-        scales[s] = fit_affine(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], Laux, -0.5f, 0.1f, 15, true);
+        scales[s] = fit_affine(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], Laux, -0.5f, 0.1f, 15, true, false);
         if (scales[s] > max_scale) max_scale = scales[s];
         if (mins[s] > max_min) max_min = mins[s];
     }
@@ -598,7 +531,7 @@ static void ref_q45(const float x[QC_QK_K], int nmax, float rmin, int nstep, uin
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * s + l] * x[32 * s + l];
         float av_x = sqrtf(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) w[l] = av_x + fabsf(x[32 * s + l]);
-        scales[s] = fit_affine(32, nmax, x + 32 * s, w, L + 32 * s, &mins[s], Laux, rmin, 0.1f, nstep, false);
+        scales[s] = fit_affine(32, nmax, x + 32 * s, w, L + 32 * s, &mins[s], Laux, rmin, 0.1f, nstep, false, false);
         if (scales[s] > max_scale) max_scale = scales[s];
         if (mins[s] > max_min) max_min = mins[s];
     }
@@ -686,7 +619,7 @@ void qc_gguf_q2_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_b
         for (int l = 0; l < 16; ++l) w[l] = q[l] * sqrtf(sigma2 + x[16 * s + l] * x[16 * s + l]);
         /* ggml sums QK_K/16 = 16 weights here: the sub-block's 16, as it is 16 wide */
         for (int l = 0; l < QC_QK_K / 16; ++l) sw[s] += w[l];
-        scales[s] = fit_affine_weighted(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false);
+        scales[s] = fit_affine(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false, true);
     }
     float dm = fit_positive(QC_QK_K / 16, 15, scales, Ls, sw);
     float mm = fit_positive(QC_QK_K / 16, 15, mins, Lm, sw);
@@ -731,7 +664,7 @@ void qc_gguf_q3_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_b
     pack_3bit((uint8_t *)L, b->hmask, b->qs);
 }
 
-/* Q4_K and Q5_K weighted: as ref_q45 with the weights above, fit_affine_weighted (steps
+/* Q4_K and Q5_K weighted: as ref_q45 with the weights above, guarded fit_affine (steps
  * −0.9 + 0.05·k, 37 of them) and the 6-bit scales and mins fitted by fit_positive. */
 static void weighted_q45(const float x[QC_QK_K], const float qw[QC_QK_K], int nmax, uint16_t *dfield,
                          uint16_t *dminfield, uint8_t *scbytes, uint8_t L[QC_QK_K]) {
@@ -746,7 +679,7 @@ static void weighted_q45(const float x[QC_QK_K], const float qw[QC_QK_K], int nm
         float sumw = 0;
         for (int l = 0; l < 32; ++l) sumw += w[l];
         sw[s] = sumw;
-        scales[s] = fit_affine_weighted(32, nmax, x + 32 * s, w, L + 32 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false);
+        scales[s] = fit_affine(32, nmax, x + 32 * s, w, L + 32 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false, true);
     }
     float d_block = fit_positive(QC_QK_K / 32, 63, scales, Ls, sw);
     float m_block = fit_positive(QC_QK_K / 32, 63, mins, Lm, sw);
