@@ -99,7 +99,7 @@ static_assert(sizeof(qc_block_q6_k) == 2 + QC_QK_K / 16 + 3 * QC_QK_K / 4, "Q6_K
  * (quantize_row_*_K_ref, what llama-quantize runs without an importance matrix): byte-identical
  * to llama.cpp's for the same finite input. Weighted quantizers (quantize_row_*_K_impl, what
  * llama-quantize runs with an importance matrix): qw holds the 256 importances of the block's
- * columns (llama.cpp's imatrix values, Σx² per input channel), none negative. */
+ * columns (llama.cpp's imatrix values: the mean x² of each input channel), none negative. */
 void qc_gguf_q2_k_to_float(const qc_block_q2_k *b, float out[QC_QK_K]);
 void qc_gguf_q3_k_to_float(const qc_block_q3_k *b, float out[QC_QK_K]);
 void qc_gguf_q4_k_to_float(const qc_block_q4_k *b, float out[QC_QK_K]);

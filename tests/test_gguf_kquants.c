@@ -420,7 +420,7 @@ static void test_real_weights(void) {
     }
     float *y = malloc((size_t)nb * 256 * sizeof *y), *qw = malloc((size_t)nb * 256 * sizeof *qw);
     uint8_t *blocks = malloc((size_t)nb * 210);
-    /* importances: a smooth positive profile over the columns, as Σx² per channel would be */
+    /* importances: positive and varied from column to column, as an imatrix's mean x² per channel */
     for (int i = 0; i < nb * 256; i++) qw[i] = 1.0f + (float)((i * 37) % 256) / 64.0f;
     for (int k = 0; k < NTYPES; k++) {
         const kq_type *t = &TYPES[k];
