@@ -92,6 +92,9 @@ typedef struct qc_gguf_type_info {
     void (*to_float)(const void *blocks, float *out, int64_t n);
     /* ggml's reference quantizer without calibration (quantize_row_*_ref); n a multiple of block. */
     void (*from_float)(const float *x, void *blocks, int64_t n);
+    /* ggml's quantizer with an importance matrix (quantize_q*_K with quant_weights): qw holds
+     * one importance per column (n of them); NULL for the types qcalib does not quantize so. */
+    void (*from_float_weighted)(const float *x, const float *qw, void *blocks, int64_t n);
 } qc_gguf_type_info;
 
 /* The table entry of ggml type id t, or NULL when qcalib does not handle it. */

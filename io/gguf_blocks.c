@@ -1,7 +1,8 @@
 /* gguf_blocks.c — ggml's element types as qcalib reads and writes them: the table indexed by
  * ggml type id (name, block size, bytes per block, decoder, reference quantizer), the scalar
- * reference paths for Q4_0, Q4_1 and Q8_0 (layouts and bits per weight in gguf.h), encoding a
- * solver's quantized weight into blocks exactly as it is, and the public type names.
+ * reference paths for Q4_0, Q4_1 and Q8_0 (layouts and bits per weight in gguf.h; the K-quants'
+ * are gguf_kquants.c's), encoding a solver's quantized weight into blocks exactly as it is,
+ * and the public type names.
  *
  * Decoding follows ggml-quants.c's dequantize_row_q*: the value is computed in fp32 as
  * (float)q·d (+ m), the same expression qc_qweight_dequantize evaluates for the same code,
@@ -11,6 +12,7 @@
  * convert with ggml's casts, so their blocks are byte-identical to llama-quantize's for the
  * same input. fp16 conversion is round to nearest even, as ggml's. */
 #include "io/gguf.h"
+#include "io/gguf_kquants.h"
 
 #include <float.h>
 #include <math.h>
@@ -143,17 +145,28 @@ ROW_FUNCS(q4_0, QC_QK4_0)
 ROW_FUNCS(q4_1, QC_QK4_1)
 ROW_FUNCS(q8_0, QC_QK8_0)
 
-/* id, name, block, bytes per block, general.file_type, dtype, quantized, to_float, from_float */
+/* id, name, block, bytes per block, general.file_type, dtype, quantized, to_float, from_float,
+ * from_float_weighted. A K-quant's file_type is the llama_ftype of a model mostly of that type
+ * (the _S mixes; Q2_K and Q6_K have one each). */
 static const qc_gguf_type_info type_table[] = {
-    { QC_GGUF_F32, "F32", 1, 4, 0, QC_DT_F32, false, f32_to_float, f32_from_float },
-    { QC_GGUF_F16, "F16", 1, 2, 1, QC_DT_F16, false, f16_to_float, f16_from_float },
+    { QC_GGUF_F32, "F32", 1, 4, 0, QC_DT_F32, false, f32_to_float, f32_from_float, NULL },
+    { QC_GGUF_F16, "F16", 1, 2, 1, QC_DT_F16, false, f16_to_float, f16_from_float, NULL },
     { QC_GGUF_Q4_0, "Q4_0", QC_QK4_0, sizeof(qc_block_q4_0), 2, QC_DT_U8, true, q4_0_row_to_float,
-      q4_0_row_from_float },
+      q4_0_row_from_float, NULL },
     { QC_GGUF_Q4_1, "Q4_1", QC_QK4_1, sizeof(qc_block_q4_1), 3, QC_DT_U8, true, q4_1_row_to_float,
-      q4_1_row_from_float },
+      q4_1_row_from_float, NULL },
     { QC_GGUF_Q8_0, "Q8_0", QC_QK8_0, sizeof(qc_block_q8_0), 7, QC_DT_U8, true, q8_0_row_to_float,
-      q8_0_row_from_float },
-    { QC_GGUF_BF16, "BF16", 1, 2, 32, QC_DT_BF16, false, bf16_to_float, bf16_from_float },
+      q8_0_row_from_float, NULL },
+    { QC_GGUF_BF16, "BF16", 1, 2, 32, QC_DT_BF16, false, bf16_to_float, bf16_from_float, NULL },
+#define KQUANT_ROW(ID, NAME, T, FTYPE)                                                                  \
+    { ID, NAME, QC_QK_K, sizeof(qc_block_##T), FTYPE, QC_DT_U8, true, qc_gguf_##T##_row_to_float,       \
+      qc_gguf_##T##_row_ref, qc_gguf_##T##_row_weighted }
+    KQUANT_ROW(QC_GGUF_Q2_K, "Q2_K", q2_k, 10),
+    KQUANT_ROW(QC_GGUF_Q3_K, "Q3_K", q3_k, 11),
+    KQUANT_ROW(QC_GGUF_Q4_K, "Q4_K", q4_k, 14),
+    KQUANT_ROW(QC_GGUF_Q5_K, "Q5_K", q5_k, 16),
+    KQUANT_ROW(QC_GGUF_Q6_K, "Q6_K", q6_k, 18),
+#undef KQUANT_ROW
 };
 
 const qc_gguf_type_info *qc_gguf_type_info_of(uint32_t t) {

@@ -854,7 +854,8 @@ static void test_broken_files(void) {
     broken64(tfield("blk.1.attn_v.weight", 2), 0, "dimensions must be positive");
     broken64(tfield("blk.1.attn_v.weight", 2), (uint64_t)1 << 62, "element count overflows");
     broken32(tfield("blk.2.ffn_up.weight", 3), 99, "unknown type 99");
-    broken32(tfield("blk.2.ffn_up.weight", 3), 12, "type Q4_K, which qcalib does not read");
+    broken32(tfield("blk.2.ffn_up.weight", 3), 6, "type Q5_0, which qcalib does not read");
+    broken32(tfield("blk.2.ffn_up.weight", 3), 12, "rows of 64 elements are not whole blocks of 256");
     broken32(tfield("blk.2.ffn_down.weight", 3), QC_GGUF_Q8_0, "rows of 172 elements are not whole blocks of 32");
     broken64(tfield("blk.3.ffn_gate.weight", 4), tensor("blk.3.ffn_gate.weight")->offset + 4,
              "not a multiple of the alignment 32");
