@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "datasets/datasets.h"
+#include "quant/quant.h"
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
@@ -122,34 +123,6 @@ void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
  * row and column (the element for a vector, cols = 1). */
 qc_status qc_check_dtype_range(qc_dtype t, const float *src, size_t n, size_t cols, const char *file,
                                const char *tensor, qc_err *e);
-
-/* ---- quantized weights ---------------------------------------------------------------------------- */
-
-/* A weight quantized in groups, as solvers produce it and quantized formats store it: per
- * row, groups of `groupsize` input columns (the last may be shorter; <= 0: the whole row)
- * share a scale and a zero point. Arrays are owned and in ORIGINAL column order. */
-typedef struct qc_qweight {
-    int rows, cols, ngroups;
-    int bits;        /* 2..8 */
-    int groupsize;   /* columns per group; <= 0: one group per row */
-    bool sym;        /* zero = (maxq + 1) / 2 for every group */
-    uint8_t *codes;  /* (rows, cols) 0..2^bits − 1 */
-    float *scales;   /* (rows, ngroups) */
-    float *zeros;    /* (rows, ngroups) zero points, integral values stored as float */
-    float *mins;     /* (rows, ngroups) or NULL; when set, value = scale·q + min (GGUF Q4_1's
-                        fp16 d and m) and zeros are unused */
-    int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
-    int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
-} qc_qweight;
-
-/* The value of code q: scale · (q − zero), the one formula every zero-point format uses. */
-static inline float qc_qvalue(float q, float scale, float zero) { return scale * (q - zero); }
-
-/* Allocates codes, scales, zeros, g_idx (c / groupsize) and perm (identity); mins stays NULL. */
-qc_status qc_qweight_init(qc_qweight *q, int rows, int cols, int bits, int groupsize, bool sym, qc_err *e);
-void qc_qweight_free(qc_qweight *q); /* NULL or zeroed: no-op */
-/* w (rows, cols) = the dequantized weight, in fp32. */
-void qc_qweight_dequantize(const qc_qweight *q, float *w);
 
 /* ---- checkpoints ---------------------------------------------------------------------------------- */
 
