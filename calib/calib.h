@@ -53,8 +53,22 @@ void qc_stats_free(qc_stats *s);
  * spec says awq_range); awq+gptq = the same, then GPTQ; smoothquant = SmoothQuant's smoothing
  * (smooth_alpha), then round-to-nearest, or nothing (no_quant). */
 typedef enum qc_method {
-    QC_METHOD_RTN, QC_METHOD_GPTQ, QC_METHOD_AWQ, QC_METHOD_AWQ_GPTQ, QC_METHOD_SMOOTHQUANT
+    QC_METHOD_RTN, QC_METHOD_GPTQ, QC_METHOD_AWQ, QC_METHOD_AWQ_GPTQ, QC_METHOD_SMOOTHQUANT, QC_METHOD_COUNT
 } qc_method;
+
+/* A row of the methods table (method.c). */
+typedef struct qc_method_info {
+    qc_method method;
+    const char *name;  /* "gptq", "awq+gptq", ...: the command line's, recipes' and logs' spelling */
+    bool gptq;         /* solved by GPTQ (column order, damping); else round-to-nearest */
+    bool awq;          /* AWQ's scale and clip search first */
+    bool smooth;       /* SmoothQuant's smoothing, with its own α */
+} qc_method_info;
+
+const qc_method_info *qc_method_info_of(qc_method m);
+const char *qc_method_name(qc_method m);
+/* The method spelled `name`; false for a name the table does not hold. */
+bool qc_method_parse(const char *name, qc_method *m);
 
 struct qc_quantized;
 struct qc_observation;
@@ -69,8 +83,6 @@ typedef struct qc_calib_checkpoint {
     qc_status (*save)(void *ctx, int layer, const struct qc_quantized *out, const void *x, size_t nbytes, qc_err *e);
     void *ctx;
 } qc_calib_checkpoint;
-
-const char *qc_method_name(qc_method m);
 
 /* One linear's own settings, in place of qc_calib_opts' spec (recipes' per-module overrides,
  * mixed precision by measurement). */

@@ -72,7 +72,7 @@ static qc_status smooth(const qc_config *c, qc_block *b, capture *k, size_t ntok
 qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, int nwin, int seqlen, int chunk,
                            const qc_calib_opts *o, qc_workspace *ws, float *x_out, qc_prestep *p, qc_err *e) {
     memset(p, 0, sizeof *p);
-    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ, sm = o->smooth_alpha > 0.0f;
+    bool awq = qc_method_info_of(o->method)->awq, sm = o->smooth_alpha > 0.0f;
     size_t ntok = (size_t)nwin * seqlen, dim = (size_t)c->dim;
     capture k = { { 0 }, 0 };
     qc_status st = QC_OK;

@@ -26,7 +26,7 @@ void qc_run_desc_recipe(const qc_run_desc *d, qc_recipe *r) {
     r->act_bits = d->act_bits > 0 ? d->act_bits : QC_RECIPE_UNSET;
     r->embed_bits = o->embed.bits > 0 ? o->embed.bits : QC_RECIPE_UNSET;
     r->embed_groupsize = o->embed.bits > 0 ? o->embed.groupsize : QC_RECIPE_UNSET;
-    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
+    bool gptq = qc_method_info_of(o->method)->gptq;
     r->percdamp = gptq ? d->percdamp : NAN;
     r->blocksize = gptq ? o->gptq.blocksize : QC_RECIPE_UNSET;
     r->act_order = gptq ? o->gptq.act_order : QC_RECIPE_UNSET;
@@ -111,7 +111,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     snprintf(spec, sizeof spec, "f16 scales %d, mins %d, signed scale %d, zero from one %d, awq range %d",
              o->spec.f16_scales, o->spec.store_min, o->spec.signed_scale, o->spec.zero_from_one, o->spec.awq_range);
     cJSON_AddStringToObject(s, "quantizer", spec);
-    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
+    if (qc_method_info_of(o->method)->gptq) {
         cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
         cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
         cJSON_AddBoolToObject(s, "act_order", o->gptq.act_order);
@@ -119,7 +119,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
         cJSON_AddNumberToObject(s, "damp_retries", o->gptq.max_retries);
     }
     cJSON_AddBoolToObject(s, "true_sequential", o->true_sequential);
-    if (o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ) {
+    if (qc_method_info_of(o->method)->awq) {
         cJSON_AddBoolToObject(s, "awq_duo_scaling", o->awq.duo_scaling);
         cJSON_AddBoolToObject(s, "awq_clip", o->awq.clip);
     }

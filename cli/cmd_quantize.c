@@ -513,27 +513,24 @@ static int check_options(qc_calib_opts *o) {
     if (!out_path && !dump_recipe) return cli_usage_error(&cmd, "--out is required");
     if (!calib.n && !tokens_path && !dump_recipe) return cli_usage_error(&cmd, "give calibration text with --calib FILE (or --calib-tokens FILE.npy)");
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
-    static const char *methods[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
-    int mi = 0;
-    while (mi < 5 && strcmp(method_name, methods[mi]) != 0) mi++;
-    if (mi == 5) return cli_usage_error(&cmd, "--method '%s': expected gptq, rtn, awq, awq+gptq or smoothquant", method_name);
-    o->method = (qc_method)mi;
-    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
-    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
+    if (!qc_method_parse(method_name, &o->method))
+        return cli_usage_error(&cmd, "--method '%s': expected gptq, rtn, awq, awq+gptq or smoothquant", method_name);
+    const qc_method_info *mi = qc_method_info_of(o->method);
+    bool gptq = mi->gptq, awq = mi->awq;
     if (!gptq && (act_order || static_groups))
         return cli_usage_error(&cmd, "--act-order and --static-groups are GPTQ options; --method %s has no column order", method_name);
     if (!awq && (awq_duo || awq_clip || no_awq_clip))
         return cli_usage_error(&cmd, "--awq-duo-scaling, --awq-clip and --no-awq-clip are options of --method awq and awq+gptq");
     if (awq_clip && no_awq_clip) return cli_usage_error(&cmd, "--awq-clip and --no-awq-clip exclude each other");
     if (awq && mse) return cli_usage_error(&cmd, "--mse is GPTQ's clip search; AWQ has its own (--awq-clip, the default)");
-    if (o->method == QC_METHOD_SMOOTHQUANT && smooth_alpha > 0)
+    if (mi->smooth && smooth_alpha > 0)
         return cli_usage_error(&cmd, "--method smoothquant takes its α from --alpha; --smooth is the pre-step of the other methods");
-    if (o->method != QC_METHOD_SMOOTHQUANT && alpha != 0.5)
+    if (!mi->smooth && alpha != 0.5)
         return cli_usage_error(&cmd, "--alpha is --method smoothquant's; smooth before %s with --smooth A", method_name);
-    o->smooth_alpha = o->method == QC_METHOD_SMOOTHQUANT ? (float)alpha : (float)smooth_alpha;
-    if (o->method == QC_METHOD_SMOOTHQUANT && !(o->smooth_alpha > 0))
+    o->smooth_alpha = mi->smooth ? (float)alpha : (float)smooth_alpha;
+    if (mi->smooth && !(o->smooth_alpha > 0))
         return cli_usage_error(&cmd, "--alpha must be above 0 for --method smoothquant");
-    o->no_quant = o->method == QC_METHOD_SMOOTHQUANT && wbits == UNSET;
+    o->no_quant = mi->smooth && wbits == UNSET;
     if (resume && qc_calib_rescales(o))
         return cli_usage_error(&cmd, "--resume covers --method gptq and rtn; AWQ and SmoothQuant runs are not checkpointed yet (their per-block scales would be lost)");
     o->awq = (qc_awq_opts){ .duo_scaling = awq_duo, .clip = !no_awq_clip };
