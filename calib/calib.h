@@ -34,9 +34,6 @@ typedef struct qc_stats {
     double seconds;   /* spent in qc_stats_add */
 } qc_stats;
 
-/* The input width of a site's linears (dim, the attention width, or the FFN width). */
-int qc_site_width(const qc_config *c, qc_site s);
-
 qc_status qc_stats_init(qc_stats *s, int n, qc_err *e);
 /* The per-channel figures only, without Σ xᵀx (what analysis needs; n² memory spared). */
 qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e);
@@ -240,7 +237,7 @@ qc_status qc_wstats_compute(const float *w, int rows, int cols, qc_wstats *s, qc
 
 /* Statistics of every matrix of ck: the token embedding, the classifier unless tied, and
  * each block's seven linears in block order; *out (newly allocated) has *n entries. */
-qc_status qc_model_wstats(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e);
+qc_status qc_wstats_checkpoint(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e);
 
 /* The per-channel statistics (qc_stats_init_channels) of every site's input in the fp32
  * model over the windows w, block by block, nothing quantized: out has n_layers ×
@@ -308,8 +305,6 @@ typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, 
 
 const char *qc_out_format_name(qc_out_format f); /* "gptq", ... */
 bool qc_out_format_parse(const char *name, qc_out_format *f);
-/* Whether GPTQ checkpoints (and their loaders) hold `bits`-bit linears: 2, 3, 4 or 8. */
-bool qc_gptq_holds_bits(int bits);
 
 /* A setting as the user gave it: its value (0 or 1 for a flag) and where it came from, for
  * messages ("--wbits", "--sym", "the recipe's sym"); from NULL: not given. */
@@ -528,7 +523,7 @@ void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *bu
 size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */
-qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
-                             const char *jsonl_path, qc_err *e);
+qc_status qc_quantized_write_log(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
+                                 const char *jsonl_path, qc_err *e);
 
 #endif

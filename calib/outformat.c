@@ -51,8 +51,6 @@ static const char *given_text(const qc_given *g, bool boolean, char *buf, size_t
     return buf;
 }
 
-bool qc_gptq_holds_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
-
 /* GGUF's linear type for what was given; `how` names what chose GGUF ("--format gguf"). */
 static qc_status gguf_type(const qc_format_ask *a, const char *how, qc_format_choice *c, qc_err *e) {
     char t[96];
@@ -93,7 +91,7 @@ static bool gptq_refuses(const qc_format_ask *a, char *why, size_t size) {
                  given_text(&a->embed_bits, false, t, sizeof t));
         return true;
     }
-    if (a->bits.from && !qc_gptq_holds_bits(a->bits.value)) {
+    if (a->bits.from && !qc_gptq_format_holds_bits(a->bits.value)) {
         snprintf(why, size, "GPTQ files store 2, 3, 4 or 8 bits, not %s", given_text(&a->bits, false, t, sizeof t));
         return true;
     }
@@ -104,7 +102,7 @@ static bool gptq_refuses(const qc_format_ask *a, char *why, size_t size) {
     }
     for (int i = 0; a->recipe && i < a->recipe->nrules; i++) {
         const qc_recipe_rule *r = &a->recipe->rules[i];
-        if (!r->skip && r->bits != QC_RECIPE_UNSET && !qc_gptq_holds_bits(r->bits)) {
+        if (!r->skip && r->bits != QC_RECIPE_UNSET && !qc_gptq_format_holds_bits(r->bits)) {
             snprintf(why, size, "GPTQ files store 2, 3, 4 or 8 bits, not the %d bits the recipe gives %s", r->bits,
                      r->pattern);
             return true;

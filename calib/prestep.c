@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int site_width(const qc_config *c, qc_site s) {
-    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 /* The capture hook's state: where the current chunk's rows go. */
 typedef struct capture {
     float *x[QC_SITE_COUNT]; /* (ntok, width) per site; NULL: not captured */
@@ -78,7 +74,7 @@ qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const flo
     qc_status st = QC_OK;
     for (int s = 0; s < QC_SITE_COUNT && !st; s++) {
         bool need = awq || (sm && (s == QC_SITE_QKV || s == QC_SITE_GATE_UP));
-        if (need && !(k.x[s] = qc_malloc(ntok, (size_t)site_width(c, s) * sizeof(float), e, "captured inputs")))
+        if (need && !(k.x[s] = qc_malloc(ntok, (size_t)qc_site_width(c, s) * sizeof(float), e, "captured inputs")))
             st = QC_ERR_NOMEM;
     }
     float *tmp = st ? NULL : qc_malloc((size_t)chunk * seqlen, dim * sizeof(float), e, "activations");

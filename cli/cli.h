@@ -61,17 +61,9 @@ void cli_log_done(void); /* ends an updating line */
 
 /* ---- inputs shared by the commands ---- */
 
-/* The tokenizer: `path` if given, else the one the checkpoint carries (GGUF), else
- * tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. */
+/* The tokenizer (qc_checkpoint_find_tokenizer); having none is an error whose message ends
+ * with "; pass --tokenizer FILE". */
 qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
-/* The same, where having none is not an error: when no path is given and there is none to
- * find, *found false, QC_OK, and e's message says where it looked. A tokenizer found but
- * unreadable is still an error. */
-qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e);
-/* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
- * BOS at the start when the tokenizer adds one (t->add_bos). *docs and *bytes describe what was read. */
-qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
-                          size_t *docs, size_t *bytes, qc_err *e);
 /* --out checked before any work: first the temporaries of out left by a dead run are swept
  * (qc_leftovers_sweep; a line on stderr says so); then qc_outdir_check: a path that exists is
  * a usage error without --force, and with it unless qc_outdir_check_replace allows replacing

@@ -79,7 +79,7 @@ int cmd_convert(int argc, char **argv) {
             qc_tokenizer tok = { 0 };
             qc_outdir d = { 0 };
             bool found;
-            st = cli_tokenizer_if_any(tok_path, ck, &tok, &found, &e);
+            st = qc_checkpoint_find_tokenizer(tok_path, ck, &tok, &found, &e);
             if (!st && !found) qc_logf(&log, QC_LOG_WARN, "%s: the folder gets no tokenizer (pass --tokenizer FILE)", e.msg);
             if (!st) st = qc_outdir_open(&d, out_path, force, &e);
             if (!st) st = qc_export_hf_into(&src, &d, &o, &log, &e);

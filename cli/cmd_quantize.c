@@ -227,7 +227,7 @@ static qc_status module_spec(void *ctx, int bits, int gs, bool msym, qc_quant_sp
                            msym ? " symmetric" : "");
         s = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : msym ? QC_GGUF_Q4_0 : QC_GGUF_Q4_1);
     } else if (format == QC_FMT_GPTQ) {
-        if (!qc_gptq_holds_bits(bits))
+        if (!qc_gptq_format_holds_bits(bits))
             return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits, not %d", bits);
     } else if (format != QC_FMT_FAKE) {
         return qc_fail(e, QC_ERR_ARG, "--format %s holds one setting for every linear; per-module settings need --format "
@@ -282,7 +282,7 @@ static qc_status eval_text(qc_model *m, const qc_tokenizer *t, const char *text,
     int32_t *ids = NULL;
     size_t n, docs, bytes;
     qc_windows w = { 0 };
-    qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
+    qc_status st = qc_tokenizer_encode_file(t, text, &ids, &n, &docs, &bytes, e);
     if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) qc_fail_prefix(e, st, "%s", text);
     qc_eval_opts o = { 0, NULL, NULL, log, abits };
     if (!st) st = qc_eval_perplexity(m, &w, &o, r, e);
@@ -297,7 +297,7 @@ static qc_status eval_windows(const qc_tokenizer *t, const char *text, int sl, b
     int32_t *ids = NULL;
     size_t n, docs, bytes;
     qc_windows w = { 0 };
-    qc_status st = cli_text_tokens(t, text, &ids, &n, &docs, &bytes, e);
+    qc_status st = qc_tokenizer_encode_file(t, text, &ids, &n, &docs, &bytes, e);
     if (!st && (st = qc_windows_sequential(ids, n, sl, &w, e))) {
         qc_fail_prefix(e, st, "--eval %s (--eval-seqlen %d)", text, sl);
         *usage = true;
@@ -434,7 +434,7 @@ static qc_status write_outputs(const qc_outdir *d, qc_model *m, const qc_quantiz
     if (!st && tok && (format != QC_FMT_GGUF || tok->hf))
         st = qc_tokenizer_write_into(tok, d, tokenizer_hf(m), e);
     char *csv = qc_outdir_file(d, "quant_log.csv"), *jl = qc_outdir_file(d, "quant_log.jsonl");
-    if (!st) st = qc_quant_log_write(q, o, csv, jl, e);
+    if (!st) st = qc_quantized_write_log(q, o, csv, jl, e);
     free(csv);
     free(jl);
     if (!st) st = write_text(d, "recipe.json", recipe_text, e);
@@ -472,7 +472,7 @@ static int format_spec(qc_quant_spec *sp) {
         if (sp->bits != 4) return cli_usage_error(&cmd, "--format awq is 4-bit only (AutoAWQ's GEMM layout)");
         if (act_order) return cli_usage_error(&cmd, "--format awq has no g_idx: --act-order results cannot be stored");
     }
-    if (format == QC_FMT_GPTQ && !qc_gptq_holds_bits(sp->bits))
+    if (format == QC_FMT_GPTQ && !qc_gptq_format_holds_bits(sp->bits))
         return cli_usage_error(&cmd, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
     return 0;
 }
@@ -788,7 +788,7 @@ int cmd_quantize(int argc, char **argv, int first) {
     if (!st && need_tok) {
         st = cli_tokenizer(tok_path, m->ck, &tok, &e);
     } else if (!st) { /* --calib-tokens alone: the output still carries the vocabulary beside the model */
-        st = cli_tokenizer_if_any(NULL, m->ck, &tok, &have_tok, &e);
+        st = qc_checkpoint_find_tokenizer(NULL, m->ck, &tok, &have_tok, &e);
         if (!st && !have_tok) qc_logf(&log, QC_LOG_WARN, "%s: the output folder will carry no vocabulary", e.msg);
     }
     if (!st && (format == QC_FMT_GGUF || format == QC_FMT_LLAMA2C || format == QC_FMT_AWQ)) { /* groups must tile rows */
@@ -822,12 +822,12 @@ int cmd_quantize(int argc, char **argv, int first) {
         usage = (st = qc_mixed_check_budget(&m->cfg, cands, mixed_candidates(cands), target_bpw, fused_groups(), mods,
                                             &e)) != QC_OK;
     if (!st) {
-        int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
+        int sl = seqlen ? (int)seqlen : qc_config_default_seqlen(&m->cfg);
         const char *source;
         text_bound = qc_mem_plan_text_bound(memory_limit(&source), qc_get_threads());
         st = tokens_path ? qc_windows_load_npy(tokens_path, &w, &e)
-                         : qc_calib_windows_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, text_bound,
-                                                   &text_read, &w, &e);
+                         : qc_windows_draw_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed, text_bound,
+                                                 &text_read, &w, &e);
         if (!st && tokens_path) st = qc_windows_check_vocab(&w, m->cfg.vocab_size, tokens_path, &e);
     }
     if (!st)

@@ -68,6 +68,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+bool qc_gptq_format_holds_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
+
 /* ---- writing (the walk over the model is qfmt_write.c's) ------------------------------------------ */
 
 /* Checks one linear against the format (qc_qfmt.check); its settings may differ from the
@@ -79,7 +81,7 @@ static qc_status gptq_check(const void *opts, const qc_qweight *q, const qc_qwei
                           ? "GPTQ v1 (\"gptq\": qzeros hold zero - 1, and loaders add 1 back without wrapping, "
                             "so a zero point of 0 needs checkpoint_format gptq_v2)"
                           : "GPTQ v2 (\"gptq_v2\")";
-    if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8)
+    if (!qc_gptq_format_holds_bits(q->bits))
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d bits; GPTQ checkpoints hold 2, 3, 4 or 8", name, q->bits);
     float maxq = (float)((1 << q->bits) - 1);
     qc_status st = o->checkpoint_format == 1 ? qc_qfmt_check_qweight(q, name, rows, cols, 1.0f, maxq + 1.0f, how, e)

@@ -49,6 +49,10 @@ typedef struct qc_config {
 /* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message
  * names `source` (a file) and the offending field. */
 qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e);
+/* Tokens per window when --seqlen is not given (quantize, stats, eval): the model's context,
+ * at most QC_SEQLEN_DEFAULT_MAX. */
+#define QC_SEQLEN_DEFAULT_MAX 2048
+int qc_config_default_seqlen(const qc_config *c);
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
@@ -293,6 +297,9 @@ typedef struct qc_gptq_export_opts {
 
 qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
                               const qc_log *log, qc_err *e);
+/* The bit widths GPTQ checkpoints hold, and their loaders (AutoGPTQ, GPTQModel, vLLM) read:
+ * 2, 3, 4 or 8. The one statement of that set: writer, config readers and format choice ask it. */
+bool qc_gptq_format_holds_bits(int bits);
 
 /* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
  * points stored, one group size for every linear, every linear quantized. Refuses quantized
@@ -374,6 +381,12 @@ qc_status qc_llama2c_q8_check(const qc_config *c, const char *path, int groupsiz
 /* The tokenizer a checkpoint carries (GGUF's tokenizer metadata); QC_ERR_UNSUPPORTED when it
  * carries none. */
 qc_status qc_checkpoint_tokenizer(const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
+/* The model's tokenizer (tokenizer_find.c): `path` if given, else the one ck carries (GGUF),
+ * else tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. When no path is
+ * given and there is none to find: *found false, QC_OK, and e's message says where it
+ * looked. A tokenizer found but unreadable is an error. */
+qc_status qc_checkpoint_find_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found,
+                                       qc_err *e);
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */
