@@ -89,7 +89,7 @@ int cmd_convert(int argc, char **argv) {
         } else if (gguf) {
             qc_tokenizer tok = { 0 };
             qc_gguf_type t = dt == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;
-            st = cli_tokenizer(tok_path, ck, &tok, &e);
+            st = qc_checkpoint_require_tokenizer(tok_path, ck, &tok, &e);
             qc_gguf_export_opts o = { t, t, t, &tok, model_path };
             if (!st) st = qc_export_gguf(&src, out_path, &o, &log, &e);
             qc_tokenizer_free(&tok);

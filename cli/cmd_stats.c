@@ -99,7 +99,7 @@ int cmd_stats(int argc, char **argv) {
     if (!st) st = qc_wstats_checkpoint(m->ck, &log, &ws, &n, &e);
     if (!st && calib.n) {
         int sl = seqlen ? (int)seqlen : qc_config_default_seqlen(&m->cfg);
-        st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+        st = qc_checkpoint_require_tokenizer(tok_path, m->ck, &tok, &e);
         size_t text_read;
         if (!st)
             st = qc_windows_draw_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed,

@@ -1,22 +1,10 @@
-/* inputs.c — what several commands need: the model's tokenizer with the hint to pass
- * --tokenizer when there is none, the check of --out against the inputs, the thread count
- * and compute type. */
+/* inputs.c — what several commands need: the check of --out against the inputs, the thread
+ * count and compute type. */
 #include "cli/cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
-    bool found;
-    qc_status st = qc_checkpoint_find_tokenizer(path, ck, t, &found, e);
-    if (!st && !found) {
-        size_t n = strlen(e->msg);
-        snprintf(e->msg + n, sizeof e->msg - n, "; pass --tokenizer FILE");
-        return QC_ERR_ARG;
-    }
-    return st;
-}
 
 int cli_threads(long n) { return qc_set_threads((int)n); }
 

@@ -387,6 +387,9 @@ qc_status qc_checkpoint_tokenizer(const qc_checkpoint *ck, qc_tokenizer *t, qc_e
  * looked. A tokenizer found but unreadable is an error. */
 qc_status qc_checkpoint_find_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found,
                                        qc_err *e);
+/* The same, where having none is an error (QC_ERR_ARG) whose message ends with "; pass
+ * --tokenizer FILE". */
+qc_status qc_checkpoint_require_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */

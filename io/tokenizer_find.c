@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 qc_status qc_checkpoint_find_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found,
                                        qc_err *e) {
@@ -33,4 +34,15 @@ qc_status qc_checkpoint_find_tokenizer(const char *path, const qc_checkpoint *ck
             name, dir);
     free(dir);
     return QC_OK;
+}
+
+qc_status qc_checkpoint_require_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
+    bool found;
+    qc_status st = qc_checkpoint_find_tokenizer(path, ck, t, &found, e);
+    if (!st && !found) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, "; pass --tokenizer FILE");
+        return QC_ERR_ARG;
+    }
+    return st;
 }

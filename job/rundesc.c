@@ -9,7 +9,7 @@
  * index, each calibration text), the calibration windows by theirs; a model's tensors are
  * hashed as they are converted, block by block (model/'s qc_model_block_hash), which is what
  * the resume checks for each block it restores. */
-#include "calib/calib.h"
+#include "job/job.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
