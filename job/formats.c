@@ -2,7 +2,8 @@
  * llama2c, fake) and the one convert writes (hf), each saying which quantizer settings the
  * format holds (bits, group sizes, symmetry, how its scales are stored), its defaults,
  * whether it holds a quantized embedding or biases, its padding rule, its writer and what
- * reads it back, and how its file's bits per weight are counted. The rules that cannot be a
+ * reads it back, how its file's bits per weight are counted, and for the formats convert
+ * writes (hf, gguf, llama2c) the full-precision writer and the types it stores. The rules that cannot be a
  * field are the row's functions, defined above the table in the row's order; a new format
  * (GGUF's K-quants) is a new row and nothing else.
  *
@@ -215,6 +216,40 @@ static qc_status hf_write(const qc_format_write *w, qc_err *e) {
     return qc_export_hf_into(w->src, w->d, &ho, w->log, e);
 }
 
+/* ---- full precision (convert) ---- */
+
+/* A Hugging Face folder, with the model's tokenizer when it has one. */
+static qc_status hf_convert(const qc_convert_write *w, qc_err *e) {
+    qc_hf_export_opts o = { w->t->dtype, (size_t)w->s->shard_mb << 20 };
+    qc_tokenizer tok = { 0 };
+    qc_outdir d = { 0 };
+    bool found;
+    qc_status st = qc_checkpoint_find_tokenizer(w->s->tokenizer, w->ck, &tok, &found, e);
+    if (!st && !found) qc_logf(w->log, QC_LOG_WARN, "%s: the folder gets no tokenizer (pass --tokenizer FILE)", e->msg);
+    if (!st) st = qc_outdir_open(&d, w->s->out, w->s->force, e);
+    if (!st) st = qc_export_hf_into(w->src, &d, &o, w->log, e);
+    if (!st && found) st = qc_tokenizer_write_into(&tok, &d, true, e);
+    st = st ? (qc_outdir_abort(&d), st) : qc_outdir_commit(&d, e);
+    qc_tokenizer_free(&tok);
+    return st;
+}
+
+/* One .gguf, every tensor F32 or F16, the vocabulary embedded. */
+static qc_status gguf_convert(const qc_convert_write *w, qc_err *e) {
+    qc_tokenizer tok = { 0 };
+    qc_gguf_type t = w->t->dtype == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;
+    qc_status st = qc_checkpoint_require_tokenizer(w->s->tokenizer, w->ck, &tok, e);
+    qc_gguf_export_opts o = { t, t, t, &tok, w->s->model };
+    if (!st) st = qc_export_gguf(w->src, w->s->out, &o, w->log, e);
+    qc_tokenizer_free(&tok);
+    return st;
+}
+
+/* llama2.c's legacy fp32 .bin. */
+static qc_status llama2c_convert(const qc_convert_write *w, qc_err *e) {
+    return qc_export_llama2c(w->src, w->s->out, w->log, e);
+}
+
 /* ---- the table ---- */
 
 #define ALL_BITS (QC_BITS(2) | QC_BITS(3) | QC_BITS(4) | QC_BITS(5) | QC_BITS(6) | QC_BITS(7) | QC_BITS(8))
@@ -258,6 +293,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .write = gguf_write, .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
         .carries_vocab = true, .tokenizer_json = 1,
         .bpw = gguf_bpw, .bpw_note = "", .bpw_index = false,
+        .convert = gguf_convert, .convert_dtypes = QC_BITS(QC_DT_F32) | QC_BITS(QC_DT_F16), .reads_as = "gguf",
     },
     [QC_FMT_LLAMA2C] = {
         .format = QC_FMT_LLAMA2C, .name = "llama2c", .label = "llama2.c int8", .quantized = true,
@@ -267,12 +303,15 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .spec = llama2c_spec, .module_spec = any_module_spec, .embed_spec = llama2c_embed_spec, .pad = llama2c_pad,
         .write = llama2c_write, .reader = "llama2.c's version 2 (int8) .bin",
         .carries_vocab = false, .tokenizer_json = 0,
+        .convert = llama2c_convert, .convert_dtypes = QC_BITS(QC_DT_F32), .reads_as = "llama2.c",
     },
     [QC_FMT_HF] = {
         .format = QC_FMT_HF, .name = "hf", .label = "Hugging Face", .quantized = false,
         .bits = 0, .bits_text = "no", .embed = false, .bias = false,
         .write = hf_write, .reader = "safetensors (F32, F16, BF16) with config.json",
         .carries_vocab = false, .tokenizer_json = 1,
+        .convert = hf_convert, .convert_dtypes = QC_BITS(QC_DT_F32) | QC_BITS(QC_DT_F16) | QC_BITS(QC_DT_BF16),
+        .convert_folder = true, .reads_as = "hf-safetensors",
     },
 };
 

@@ -55,6 +55,15 @@ typedef struct qc_format_write {
     const qc_log *log;
 } qc_format_write;
 
+/* What a row's full-precision writer is handed (convert.c). */
+typedef struct qc_convert_write {
+    const qc_convert_settings *s;
+    const qc_convert_target *t;
+    const qc_checkpoint *ck;
+    const qc_weight_source *src;
+    const qc_log *log;
+} qc_convert_write;
+
 /* ---- modules.c: per-linear settings ---- */
 
 qc_status qc_job_resolve_modules(qc_job *j, const qc_model *m, qc_err *e);

@@ -27,6 +27,7 @@ typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, 
 
 struct qc_job;
 struct qc_format_write;
+struct qc_convert_write;
 
 /* A bit width in a row's `bits` set. */
 #define QC_BITS(b) (1u << (b))
@@ -70,6 +71,13 @@ typedef struct qc_format_row {
                      double *bpw_index, qc_err *e);
     const char *bpw_note;     /* said beside the figure: " (g_idx apart)" */
     bool bpw_index;           /* the file also stores a column index (g_idx), counted apart */
+    /* full precision (convert): the writer, the element types it stores (QC_BITS of qc_dtype),
+     * whether it writes a folder (else one file, and with shards), and the name
+     * qc_checkpoint_format gives a file of this format; convert NULL: not a convert target */
+    qc_status (*convert)(const struct qc_convert_write *w, qc_err *e);
+    unsigned convert_dtypes;
+    bool convert_folder;
+    const char *reads_as;
 } qc_format_row;
 
 /* The row of format f. */
@@ -174,6 +182,33 @@ struct cJSON *qc_run_desc_json(const qc_run_desc *d);
  * of memory. */
 char *qc_run_desc_fingerprint(const struct cJSON *desc);
 
+
+/* ---- convert: a checkpoint in full precision, in another format (convert.c) ---- */
+
+typedef struct qc_convert_settings {
+    const char *model, *out;   /* required */
+    const char *to;            /* a full-precision row's name: hf, gguf, llama2c */
+    const char *dtype;         /* f32, f16, bf16 */
+    const char *tokenizer;     /* NULL: the model's own, or beside it */
+    long shard_mb;             /* folders: shards of at most this many MB; 0: one file */
+    bool force;
+} qc_convert_settings;
+
+typedef struct qc_convert_target {
+    const qc_format_row *row;
+    qc_dtype dtype;
+} qc_convert_target;
+
+/* What the settings ask for, checked against the row (QC_ERR_ARG: a usage error). */
+qc_status qc_job_convert_plan(const qc_convert_settings *s, qc_convert_target *t, qc_err *e);
+/* For a row that writes one file: nothing at s->out, or with --force a regular file that is
+ * no input (inputs, ninputs; NULL entries skipped) and that qcalib reads as a model of the
+ * row's format, so --force never replaces an unrelated file (QC_ERR_ARG otherwise). */
+qc_status qc_job_convert_check_file(const qc_convert_settings *s, const qc_convert_target *t, const char *const *inputs,
+                                    int ninputs, qc_err *e);
+/* Writes the model of s->model at s->out, atomically (a folder with the model's tokenizer
+ * when it has one, or one file). */
+qc_status qc_job_convert(const qc_convert_settings *s, const qc_convert_target *t, const qc_log *log, qc_err *e);
 
 /* ---- the job ---- */
 
