@@ -18,9 +18,11 @@ static void linear_name(int layer, qc_linear lin, char *buf, size_t size) {
     if (dot) *dot = '\0';
 }
 
-/* Every quantized linear against the format: AWQ's packing, GGUF's 32-blocks; *quantized counts them. */
+/* Every quantized linear against the format (its row's check_linear: AWQ's packing, GGUF's
+ * 32-blocks); *quantized counts them. */
 static qc_status check_linears(const qc_format_run *r, int *quantized, qc_err *e) {
     const qc_config *c = r->cfg;
+    const qc_format_row *f = qc_format_row_of(r->format);
     *quantized = 0;
     for (int l = 0; l < c->n_layers; l++)
         for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
@@ -31,35 +33,24 @@ static qc_status check_linears(const qc_format_run *r, int *quantized, qc_err *e
             qc_weight_shape(c, qc_linear_weight((qc_linear)lin), &rows, &cols);
             char name[128];
             linear_name(l, (qc_linear)lin, name, sizeof name);
-            if (r->format == QC_FMT_AWQ) {
-                qc_status st = qc_awq_check_shape(name, rows, cols, s->groupsize, e);
-                if (st) return st;
-            }
-            if (r->format == QC_FMT_GGUF && (s->groupsize != 32 || cols % 32 != 0))
-                return qc_fail(e, QC_ERR_UNSUPPORTED,
-                               "%s: rows of %d values in groups of %d are not whole 32-wide blocks (%s)", name, cols,
-                               s->groupsize, cols % 32 ? "--gguf-no-pad keeps such linears F16" : "groups of 32 only");
+            qc_status st = f->check_linear ? f->check_linear(name, rows, cols, s, e) : QC_OK;
+            if (st) return st;
         }
     return QC_OK;
 }
 
-/* Whether the writer stores weight w of block l as F16 as it reads it (nothing solved it):
- * GPTQ and AWQ every weight that is not a quantized linear; GGUF its F16 embedding or output,
- * and the linears it keeps (as F16). A run that rescales its blocks changes their norms,
- * biases and linears before they are written: only the embedding and classifier are checked. */
+/* Whether the writer stores weight w of block l as F16 as it reads it (nothing solved it): the
+ * row's stored_f16 says, for a weight that is not a quantized linear. A run that rescales its
+ * blocks changes their norms, biases and linears before they are written: only the embedding
+ * and classifier are checked. */
 static bool stored_f16(const qc_format_run *r, qc_weight w, int l) {
+    const qc_format_row *f = qc_format_row_of(r->format);
     bool global = w == QC_W_EMBED || w == QC_W_CLASSIFIER;
-    if (!global && qc_calib_rescales(r->opts)) return false;
+    if (!f->stored_f16 || (!global && qc_calib_rescales(r->opts))) return false;
     bool kept = false;
     for (int lin = 0; lin < QC_LIN_COUNT; lin++)
         if (qc_linear_weight((qc_linear)lin) == w) kept = r->opts->no_quant || qc_calib_keeps(r->opts, l, (qc_linear)lin);
-    if (w == QC_W_CLASSIFIER && r->cfg->tied_classifier && r->format != QC_FMT_GGUF) return false;
-    if (r->format == QC_FMT_GPTQ || r->format == QC_FMT_AWQ)
-        return !qc_weight_is_linear(w) ? w != QC_W_EMBED || r->opts->embed.bits == 0 : kept;
-    if (r->format != QC_FMT_GGUF) return false;
-    if (w == QC_W_EMBED) return r->opts->embed.bits == 0 && r->gguf->embed_type == QC_GGUF_F16;
-    if (w == QC_W_CLASSIFIER) return r->gguf->output_type == QC_GGUF_F16;
-    return qc_weight_is_linear(w) && kept;
+    return f->stored_f16(r, w, kept);
 }
 
 #define F16_CHUNK ((size_t)1 << 20) /* floats read at a time */
@@ -106,14 +97,13 @@ static qc_status check_f16_range(const qc_format_run *r, qc_err *e) {
 }
 
 qc_status qc_format_check_run(const qc_format_run *r, qc_err *e) {
+    const qc_format_row *f = qc_format_row_of(r->format);
     int quantized;
-    qc_status st = QC_OK;
-    if (r->format == QC_FMT_GGUF) st = qc_gguf_check_export(r->cfg, r->gguf, r->model, e);
-    if (!st && r->format == QC_FMT_LLAMA2C) st = qc_llama2c_q8_check(r->cfg, r->model, r->opts->spec.groupsize, e);
+    qc_status st = f->check_model ? f->check_model(r, e) : QC_OK;
     if (!st) st = check_linears(r, &quantized, e);
-    if (!st && r->format == QC_FMT_GPTQ && !quantized)
-        st = qc_fail(e, QC_ERR_ARG, "no linear is quantized (the recipe skips them all): a GPTQ checkpoint needs at "
-                     "least one; --format fake writes the model as it is");
+    if (!st && f->needs_quantized && !quantized)
+        st = qc_fail(e, QC_ERR_ARG, "no linear is quantized (the recipe skips them all): a %s checkpoint needs at "
+                     "least one; --format fake writes the model as it is", f->label);
     if (!st) st = check_f16_range(r, e); /* last: it reads weights */
     return st ? qc_fail_prefix(e, st, "--format %s", qc_out_format_name(r->format)) : QC_OK;
 }

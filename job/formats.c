@@ -61,6 +61,13 @@ static char *model_file(const qc_format_write *w, const char *name, qc_err *e) {
     return path;
 }
 
+/* GPTQ and AWQ files: every weight that is not a quantized linear is F16 as read (the
+ * embedding unless quantized; a tied classifier is not stored). */
+static bool float_f16(const qc_format_run *r, qc_weight w, bool kept) {
+    if (w == QC_W_CLASSIFIER && r->cfg->tied_classifier) return false;
+    return !qc_weight_is_linear(w) ? w != QC_W_EMBED || r->opts->embed.bits == 0 : kept;
+}
+
 /* ---- gptq ---- */
 
 static qc_status gptq_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
@@ -84,6 +91,10 @@ static qc_status gptq_bpw(const qc_outdir *d, const qc_config *c, const qc_modul
                           double *with_index, qc_err *e);
 
 /* ---- awq ---- */
+
+static qc_status awq_check_linear(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
+    return qc_awq_check_shape(name, rows, cols, s->groupsize, e);
+}
 
 static qc_status awq_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
     *sp = given_spec(j);
@@ -144,6 +155,23 @@ static qc_status gguf_embed_spec(qc_job *j, const qc_quant_spec *lin, qc_quant_s
 
 static int gguf_pad(const qc_quant_spec *s) { return 32; }
 
+static qc_status gguf_check_model(const qc_format_run *r, qc_err *e) {
+    return qc_gguf_check_export(r->cfg, r->gguf, r->model, e);
+}
+
+static qc_status gguf_check_linear(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
+    if (s->groupsize == 32 && cols % 32 == 0) return QC_OK;
+    return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rows of %d values in groups of %d are not whole 32-wide blocks (%s)", name,
+                   cols, s->groupsize, cols % 32 ? "--gguf-no-pad keeps such linears F16" : "groups of 32 only");
+}
+
+/* Its F16 embedding or output types, and the linears it keeps (as F16). */
+static bool gguf_f16(const qc_format_run *r, qc_weight w, bool kept) {
+    if (w == QC_W_EMBED) return r->opts->embed.bits == 0 && r->gguf->embed_type == QC_GGUF_F16;
+    if (w == QC_W_CLASSIFIER) return r->gguf->output_type == QC_GGUF_F16;
+    return qc_weight_is_linear(w) && kept;
+}
+
 static qc_status gguf_write(const qc_format_write *w, qc_err *e) {
     char *path = model_file(w, "model.gguf", e);
     if (!path) return QC_ERR_NOMEM;
@@ -182,6 +210,10 @@ static qc_status llama2c_embed_spec(qc_job *j, const qc_quant_spec *lin, qc_quan
 }
 
 static int llama2c_pad(const qc_quant_spec *s) { return s->groupsize > 0 ? s->groupsize : 1; }
+
+static qc_status llama2c_check_model(const qc_format_run *r, qc_err *e) {
+    return qc_llama2c_q8_check(r->cfg, r->model, r->opts->spec.groupsize, e);
+}
 
 static qc_status llama2c_write(const qc_format_write *w, qc_err *e) {
     char *path = model_file(w, "model.bin", e);
@@ -270,6 +302,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .f16_scales = true, .per_linear = true, .keeps_f16 = true, .fused = true, .default_bits = 4,
         .default_groupsize = 128, .embed = false, .bias = false,
         .spec = gptq_spec, .module_spec = any_module_spec, .embed_spec = f16_embed_spec, .pad = NULL,
+        .needs_quantized = true, .stored_f16 = float_f16,
         .write = gptq_write, .reader = "safetensors with quantization_config \"gptq\" (qweight, qzeros, scales, g_idx)",
         .carries_vocab = false, .tokenizer_json = 1,
         .bpw = gptq_bpw, .bpw_note = " (g_idx apart)", .bpw_index = true,
@@ -280,6 +313,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .per_linear = false, .keeps_f16 = false, .fused = false, .default_bits = 4, .default_groupsize = 128,
         .embed = false, .bias = false,
         .spec = awq_spec, .module_spec = any_module_spec, .embed_spec = f16_embed_spec, .pad = awq_pad,
+        .check_linear = awq_check_linear, .stored_f16 = float_f16,
         .write = awq_write, .reader = "safetensors with quantization_config \"awq\" (AutoAWQ's GEMM layout)",
         .carries_vocab = false, .tokenizer_json = 1,
     },
@@ -289,7 +323,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .per_linear = true, .keeps_f16 = true, .fused = false, .default_bits = 4, .default_groupsize = 32,
         .embed = true, .bias = false,
         .spec = gguf_spec, .module_spec = gguf_module_spec, .embed_spec = gguf_embed_spec, .pad = gguf_pad,
-        .pad_optional = true,
+        .pad_optional = true, .check_model = gguf_check_model, .check_linear = gguf_check_linear, .stored_f16 = gguf_f16,
         .write = gguf_write, .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
         .carries_vocab = true, .tokenizer_json = 1,
         .bpw = gguf_bpw, .bpw_note = "", .bpw_index = false,
@@ -301,6 +335,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .per_linear = false, .keeps_f16 = false, .fused = false, .default_bits = 8, .default_groupsize = 64,
         .embed = true, .bias = false,
         .spec = llama2c_spec, .module_spec = any_module_spec, .embed_spec = llama2c_embed_spec, .pad = llama2c_pad,
+        .check_model = llama2c_check_model,
         .write = llama2c_write, .reader = "llama2.c's version 2 (int8) .bin",
         .carries_vocab = false, .tokenizer_json = 0,
         .convert = llama2c_convert, .convert_dtypes = QC_BITS(QC_DT_F32), .reads_as = "llama2.c",

@@ -26,6 +26,7 @@
 typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, QC_FMT_LLAMA2C, QC_FMT_HF, QC_FMT_COUNT } qc_out_format;
 
 struct qc_job;
+struct qc_format_run;
 struct qc_format_write;
 struct qc_convert_write;
 
@@ -61,6 +62,13 @@ typedef struct qc_format_row {
      * every group is one of the file's blocks; 0: none */
     int (*pad)(const qc_quant_spec *s);
     bool pad_optional;        /* --gguf-no-pad: linears whose rows are not whole blocks stay F16 instead */
+    /* what its writer would refuse, asked before calibrating (qc_format_check_run): the model
+     * as a whole, each quantized linear (name, shape, spec), at least one quantized linear; and
+     * which weights it stores as F16 as read (kept: an unquantized linear), range-checked */
+    qc_status (*check_model)(const struct qc_format_run *r, qc_err *e);
+    qc_status (*check_linear)(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e);
+    bool needs_quantized;
+    bool (*stored_f16)(const struct qc_format_run *r, qc_weight w, bool kept);
     /* writer and reader */
     qc_status (*write)(const struct qc_format_write *w, qc_err *e);
     const char *reader;       /* what reads it back (io/'s qc_checkpoint_open): the layout it recognises */
