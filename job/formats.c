@@ -13,6 +13,7 @@
  * solver compensated for. */
 #include "job/internal.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,10 @@ static qc_status gptq_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
     if (!qc_gptq_format_holds_bits(sp->bits))
         return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
     return QC_OK;
+}
+
+static void gptq_describe(const qc_run_desc *d, cJSON *s) {
+    cJSON_AddStringToObject(s, "checkpoint_format", d->checkpoint_format == 2 ? "v2" : "v1");
 }
 
 static qc_status gptq_write(const qc_format_write *w, qc_err *e) {
@@ -170,6 +175,13 @@ static bool gguf_f16(const qc_format_run *r, qc_weight w, bool kept) {
     if (w == QC_W_EMBED) return r->opts->embed.bits == 0 && r->gguf->embed_type == QC_GGUF_F16;
     if (w == QC_W_CLASSIFIER) return r->gguf->output_type == QC_GGUF_F16;
     return qc_weight_is_linear(w) && kept;
+}
+
+static void gguf_describe(const qc_run_desc *d, cJSON *s) {
+    cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(d->gguf_linear));
+    cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(d->gguf_embed));
+    cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(d->gguf_output));
+    cJSON_AddBoolToObject(s, "gguf_no_pad", d->gguf_no_pad);
 }
 
 static qc_status gguf_write(const qc_format_write *w, qc_err *e) {
@@ -302,7 +314,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .f16_scales = true, .per_linear = true, .keeps_f16 = true, .fused = true, .default_bits = 4,
         .default_groupsize = 128, .embed = false, .bias = false,
         .spec = gptq_spec, .module_spec = any_module_spec, .embed_spec = f16_embed_spec, .pad = NULL,
-        .needs_quantized = true, .stored_f16 = float_f16,
+        .needs_quantized = true, .stored_f16 = float_f16, .describe = gptq_describe,
         .write = gptq_write, .reader = "safetensors with quantization_config \"gptq\" (qweight, qzeros, scales, g_idx)",
         .carries_vocab = false, .tokenizer_json = 1,
         .bpw = gptq_bpw, .bpw_note = " (g_idx apart)", .bpw_index = true,
@@ -324,7 +336,8 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .embed = true, .bias = false,
         .spec = gguf_spec, .module_spec = gguf_module_spec, .embed_spec = gguf_embed_spec, .pad = gguf_pad,
         .pad_optional = true, .check_model = gguf_check_model, .check_linear = gguf_check_linear, .stored_f16 = gguf_f16,
-        .write = gguf_write, .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
+        .describe = gguf_describe, .write = gguf_write,
+        .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
         .carries_vocab = true, .tokenizer_json = 1,
         .bpw = gguf_bpw, .bpw_note = "", .bpw_index = false,
         .convert = gguf_convert, .convert_dtypes = QC_BITS(QC_DT_F32) | QC_BITS(QC_DT_F16), .reads_as = "gguf",

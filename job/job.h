@@ -26,6 +26,8 @@
 typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, QC_FMT_LLAMA2C, QC_FMT_HF, QC_FMT_COUNT } qc_out_format;
 
 struct qc_job;
+struct qc_run_desc;
+struct cJSON;
 struct qc_format_run;
 struct qc_format_write;
 struct qc_convert_write;
@@ -69,6 +71,8 @@ typedef struct qc_format_row {
     qc_status (*check_linear)(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e);
     bool needs_quantized;
     bool (*stored_f16)(const struct qc_format_run *r, qc_weight w, bool kept);
+    /* its own settings in the run's description (summary.json, the fingerprint); NULL: none */
+    void (*describe)(const struct qc_run_desc *d, struct cJSON *s);
     /* writer and reader */
     qc_status (*write)(const struct qc_format_write *w, qc_err *e);
     const char *reader;       /* what reads it back (io/'s qc_checkpoint_open): the layout it recognises */

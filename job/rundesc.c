@@ -94,13 +94,8 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     cJSON_AddStringToObject(s, "model_format", qc_checkpoint_format(d->model->ck));
     cJSON_AddStringToObject(s, "format", qc_out_format_name(d->format));
     cJSON_AddStringToObject(s, "format_reason", d->format_reason);
-    if (d->format == QC_FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", d->checkpoint_format == 2 ? "v2" : "v1");
-    if (d->format == QC_FMT_GGUF) {
-        cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(d->gguf_linear));
-        cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(d->gguf_embed));
-        cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(d->gguf_output));
-        cJSON_AddBoolToObject(s, "gguf_no_pad", d->gguf_no_pad);
-    }
+    const qc_format_row *f = qc_format_row_of(d->format);
+    if (f->describe) f->describe(d, s); /* the format's own settings */
     cJSON_AddNumberToObject(s, "ffn_width", d->model->cfg.hidden_dim);
     cJSON_AddStringToObject(s, "method", qc_method_name(o->method));
     cJSON_AddNumberToObject(s, "wbits", o->spec.bits);
