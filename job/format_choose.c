@@ -36,13 +36,10 @@ static const char *given_text(const qc_given *g, bool boolean, char *buf, size_t
     return buf;
 }
 
-/* Whether row f stores b-bit linears. */
-static bool holds_bits(const qc_format_row *f, int b) { return b >= 0 && b < 32 && (f->bits & QC_BITS(b)); }
-
 /* GGUF's linear type for what was given; `how` names what chose GGUF ("--format gguf"). */
 static qc_status gguf_type(const qc_format_ask *a, const char *how, qc_format_choice *c, qc_err *e) {
     char t[96];
-    if (a->groupsize.from && a->groupsize.value != 32)
+    if (a->groupsize.from && a->groupsize.value != qc_format_row_of(QC_FMT_GGUF)->groupsize)
         return qc_fail(e, QC_ERR_ARG, "%s stores blocks of 32: %s contradicts it", how,
                        given_text(&a->groupsize, false, t, sizeof t));
     if (a->gguf_type) {
@@ -81,7 +78,7 @@ static bool gptq_refuses(const qc_format_ask *a, char *why, size_t size) {
                  given_text(&a->embed_bits, false, t, sizeof t));
         return true;
     }
-    if (a->bits.from && !holds_bits(g, a->bits.value)) {
+    if (a->bits.from && !qc_format_holds_bits(g, a->bits.value)) {
         snprintf(why, size, "GPTQ files store %s bits, not %s", g->bits_text, given_text(&a->bits, false, t, sizeof t));
         return true;
     }
@@ -92,7 +89,7 @@ static bool gptq_refuses(const qc_format_ask *a, char *why, size_t size) {
     }
     for (int i = 0; a->recipe && i < a->recipe->nrules; i++) {
         const qc_recipe_rule *r = &a->recipe->rules[i];
-        if (!r->skip && r->bits != QC_RECIPE_UNSET && !holds_bits(g, r->bits)) {
+        if (!r->skip && r->bits != QC_RECIPE_UNSET && !qc_format_holds_bits(g, r->bits)) {
             snprintf(why, size, "GPTQ files store %s bits, not the %d bits the recipe gives %s", g->bits_text, r->bits,
                      r->pattern);
             return true;

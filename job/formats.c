@@ -35,7 +35,7 @@ static qc_status any_module_spec(const qc_job *j, int bits, int gs, bool sym, qc
     if (!j->fmt->per_linear)
         return qc_fail(e, QC_ERR_ARG, "--format %s holds one setting for every linear; per-module settings need --format "
                        "gptq, gguf or fake", j->fmt->name);
-    if (!(j->fmt->bits & QC_BITS(bits)))
+    if (!qc_format_holds_bits(j->fmt, bits))
         return qc_fail(e, QC_ERR_ARG, "--format %s stores %s bits, not %d", j->fmt->name, j->fmt->bits_text, bits);
     *out = j->base_spec;
     out->bits = bits, out->groupsize = gs > 0 ? gs : 0, out->sym = sym;
@@ -74,7 +74,7 @@ static bool float_f16(const qc_format_run *r, qc_weight w, bool kept) {
 static qc_status gptq_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
     *sp = given_spec(j);
     sp->zero_from_one = strcmp(j->s.checkpoint_format, "v1") == 0;
-    if (!qc_gptq_format_holds_bits(sp->bits))
+    if (!qc_format_holds_bits(j->fmt, sp->bits))
         return qc_fail(e, QC_ERR_ARG, "--format gptq stores 2, 3, 4 or 8 bits; --wbits %d needs --format fake", sp->bits);
     return QC_OK;
 }
@@ -138,7 +138,7 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
 }
 
 static qc_status gguf_module_spec(const qc_job *j, int bits, int gs, bool sym, qc_quant_spec *out, qc_err *e) {
-    if (gs != 32 || (bits != 4 && bits != 8) || (bits == 8 && !sym))
+    if (gs != j->fmt->groupsize || !qc_format_holds_bits(j->fmt, bits) || (bits == 8 && !sym))
         return qc_fail(e, QC_ERR_ARG, "--format gguf stores blocks of 32 as q4_0 (4-bit symmetric), q4_1 (4-bit) or "
                        "q8_0 (8-bit symmetric): %d bits in groups of %d%s cannot be stored", bits, gs,
                        sym ? " symmetric" : "");
@@ -362,6 +362,10 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .convert_folder = true, .reads_as = "hf-safetensors",
     },
 };
+
+bool qc_format_holds_bits(const qc_format_row *f, int bits) {
+    return bits >= 0 && bits < 32 && (f->bits & QC_BITS(bits));
+}
 
 const qc_format_row *qc_format_row_of(qc_out_format f) { return (int)f >= 0 && f < QC_FMT_COUNT ? &rows[f] : NULL; }
 

@@ -94,6 +94,8 @@ typedef struct qc_format_row {
 
 /* The row of format f. */
 const qc_format_row *qc_format_row_of(qc_out_format f);
+/* Whether row f's linears can be `bits` wide. */
+bool qc_format_holds_bits(const qc_format_row *f, int bits);
 const char *qc_out_format_name(qc_out_format f); /* "gptq", ... */
 /* The format spelled `name` among those a quantize run writes (hf is convert's); false: none. */
 bool qc_out_format_parse(const char *name, qc_out_format *f);
