@@ -1,8 +1,9 @@
 /* job.h — one quantize run as a library call, between calib/eval and cli/:
  *
- *   qc_job_settings ──qc_job_plan──▶ qc_job (the checked options, the effective recipe, the
- *   output format's row) ──qc_job_run──▶ the output folder (model files, tokenizer, logs,
- *   recipe.json, summary.json) and qc_job_summary; qc_job_free.
+ *   qc_job_settings ──qc_job_open──▶ qc_job (the recipe read) ──qc_job_plan──▶ (the checked
+ *   options, the recipe under the flags, the output format's row) ──qc_job_run──▶ the output
+ *   folder (model files, tokenizer, logs, recipe.json, summary.json) and qc_job_summary;
+ *   qc_job_free.
  *
  * qc_job_plan checks the settings against each other and the output format (QC_ERR_ARG: the
  * settings are at fault, a usage error); qc_job_run opens the model, checks everything the
@@ -12,9 +13,10 @@
  * (progress, messages) and checkpoint callback; it never prints.
  *
  * The table of output formats (formats.c) holds one row per format: what its linears can
- * be, its defaults, whether it holds a quantized embedding or biases, its padding rule, its
- * writer and reader, and how its file's bits per weight are counted. Everything that
- * depends on the format reads its row. */
+ * be, its defaults, whether it holds a quantized embedding or biases, its padding rule, what
+ * its writer refuses, its writer and reader, how its file's bits per weight are counted, and
+ * for convert's targets the full-precision writer (qc_job_convert). Everything that depends
+ * on the format reads its row. */
 #ifndef QC_JOB_H
 #define QC_JOB_H
 
