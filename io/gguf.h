@@ -1,6 +1,6 @@
 /* gguf.h — internal to io/ (and to io's tests and test tools): nothing else includes it.
  *
- * What the GGUF files (gguf_blocks.c, gguf_write.c, gguf_file.c, gguf_checkpoint.c) share:
+ * What the GGUF files (gguf_blocks.c, gguf_write.c, gguf_read.c, gguf_checkpoint.c) share:
  * ggml's block formats, declared once, with a table indexed by ggml type id; the GGUF
  * container's constants; and the validated view of a GGUF file that the reader builds (and
  * tests list).

@@ -1,5 +1,5 @@
 /* gguf_checkpoint.c — a Llama checkpoint on top of a GGUF container (qc_gguf_open, over
- * gguf_file.c's qc_gguf_file), and the tokenizer a GGUF file carries (qc_checkpoint_tokenizer).
+ * gguf_read.c's qc_gguf_file), and the tokenizer a GGUF file carries (qc_checkpoint_tokenizer).
  * The Llama metadata and tensor names in ../shared/docs/GGUF.md.
  *
  * The required metadata keys present with usable types and values, features qcalib cannot

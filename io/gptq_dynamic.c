@@ -1,6 +1,6 @@
 /* gptq_dynamic.c — per-module settings in a GPTQ checkpoint: GPTQModel's "dynamic" field of
  * quantization_config (and quantize_config.json), which vLLM reads too. Read by the HF reader
- * (hf_config.c parses, hf.c asks for each linear's settings), written by the GPTQ writer.
+ * (hf_config.c parses, hf_checkpoint.c asks for each linear's settings), written by the GPTQ writer.
  *
  *   "dynamic": {
  *     "-:^model\\.layers\\.2\\.self_attn\\.v_proj$": {},

@@ -3,7 +3,7 @@
  * dequantization (QUANT-SPEC §7).
  *
  * Folder written (inside a qc_outdir):
- *   config.json           export_hf.c's fields (torch_dtype "float16") + "quantization_config":
+ *   config.json           hf_export.c's fields (torch_dtype "float16") + "quantization_config":
  *                         {quant_method "gptq", bits, group_size (−1: per channel),
  *                          damp_percent, desc_act, static_groups, sym, true_sequential,
  *                          checkpoint_format "gptq" | "gptq_v2"} (transformers' GPTQConfig),
@@ -59,7 +59,7 @@
  * embedding as fp16; GGUF and llama2.c int8 can hold it).
  *
  * Reading: the config's settings, or for a linear a dynamic entry matches, that entry's (a
- * "-:" one: a plain PREFIX.weight, hf.c), decide the shapes every tensor is checked against
+ * "-:" one: a plain PREFIX.weight, hf_checkpoint.c), decide the shapes every tensor is checked against
  * and the qtype reported ("gptq-8bit-g32").
  *
  * Memory: one linear's packed tensors (plus the source's qweight) at a time. */

@@ -7,7 +7,14 @@
  * Q and K rows (and their biases') in the interleaved-pair RoPE layout of Meta's
  * checkpoints, llama2.c and GGUF (HF's "rotate-half" rows are un-permuted on read and
  * re-permuted on write; a row permutation commutes with per-row quantization, so nothing
- * downstream cares). */
+ * downstream cares).
+ *
+ * Files, one naming scheme: a container's reader and writer are <container>_read.c and
+ * <container>_write.c (safetensors, gguf); a model layout's reader, which makes a
+ * qc_checkpoint of it, is <layout>_checkpoint.c (hf on safetensors, gguf, llama2c) and its
+ * full-precision writer <layout>_export.c (hf, llama2c; gguf_write.c writes GGUF's container
+ * and layout at once); quantized layouts are <layout>_format.c (gptq, awq: both directions,
+ * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c. */
 #ifndef QC_IO_H
 #define QC_IO_H
 

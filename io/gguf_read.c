@@ -1,6 +1,6 @@
-/* gguf_file.c — the GGUF container: a validated view of any GGUF file (qc_gguf_file), its
+/* gguf_read.c — the GGUF container: a validated view of any GGUF file (qc_gguf_file), its
  * metadata values and tensor infos. Layout in gguf.h; the Llama layer on top of it is
- * gguf_checkpoint.c (as hf.c is safetensors.c's).
+ * gguf_checkpoint.c (as hf_checkpoint.c is safetensors_read.c's).
  *
  * Nothing in the file is trusted before it is checked, in the order it is met: the magic and
  * version (2 and 3 share a layout); the two counts against the bytes left (a metadata entry
