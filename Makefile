@@ -18,7 +18,7 @@ LDLIBS  += -ldnnl -lopenblas -llapacke -lcjson -lz -lpcre2-8 -lutf8proc -lm
 LDFLAGS += -fopenmp $(SAN)
 
 # Library folders, bottom of the dependency chain first (DESIGN.md).
-MODULES := base datasets io model quant gptq awq smooth calib eval
+MODULES := base datasets quant io model gptq awq smooth calib eval job
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)

@@ -54,7 +54,7 @@ qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_S
     int64_t ntok = (int64_t)nwin * seqlen;
     for (int s = 0; s < QC_SITE_COUNT && !st; s++) {
         if (!has_group(c, (qc_site)s)) continue;
-        int width = qc_awq_site_width(c, (qc_site)s);
+        int width = qc_site_width(c, (qc_site)s);
         if (!(r->s[s] = qc_malloc((size_t)width, sizeof(float), e, "AWQ scales"))) st = QC_ERR_NOMEM;
         if (!st) st = qc_awq_search_scale(c, b, layer, (qc_site)s, x[s], nwin, seqlen, spec, o, ws, r->s[s], &r->group[s], e);
     }
@@ -62,7 +62,7 @@ qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_S
         qc_block_scale(c, b, (const float *const *)r->s);
         for (int s = 0; s < QC_SITE_COUNT; s++) {
             if (!r->s[s]) continue;
-            int width = qc_awq_site_width(c, (qc_site)s);
+            int width = qc_site_width(c, (qc_site)s);
             for (int64_t t = 0; t < ntok; t++)
                 for (int j = 0; j < width; j++) x[s][(size_t)t * width + j] /= r->s[s][j];
         }

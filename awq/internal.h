@@ -1,4 +1,4 @@
-/* internal.h — internal to awq/: which linears a scaling group scales, and site widths. */
+/* internal.h — internal to awq/: which linears a scaling group scales. */
 #ifndef QC_AWQ_INTERNAL_H
 #define QC_AWQ_INTERNAL_H
 
@@ -6,7 +6,5 @@
 
 /* The linears whose input is the site's (up to three); returns their count. */
 int qc_awq_site_linears(qc_site site, qc_linear lin[3]);
-/* The width of the site's input. */
-int qc_awq_site_width(const qc_config *c, qc_site site);
 
 #endif

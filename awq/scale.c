@@ -23,10 +23,6 @@ int qc_awq_site_linears(qc_site site, qc_linear lin[3]) {
     return n;
 }
 
-int qc_awq_site_width(const qc_config *c, qc_site site) {
-    return site == QC_SITE_O ? c->n_heads * c->head_dim : site == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean, qc_err *e) {
     double *sum = qc_calloc((size_t)cols, sizeof(double), e, "AWQ activation means");
     if (!sum) return QC_ERR_NOMEM;
@@ -88,7 +84,7 @@ static qc_status weight_mean(const qc_block *b, const qc_config *c, const qc_lin
 /* The inspected module of the site on windows [w0, w0+nw) of x; out (nw*seqlen, dim). */
 static qc_status inspect(const qc_config *c, const qc_block *b, int layer, qc_site site, const float *x, int w0,
                          int nw, int seqlen, qc_workspace *ws, float *out, qc_err *e) {
-    int width = qc_awq_site_width(c, site);
+    int width = qc_site_width(c, site);
     const float *xc = x + (size_t)w0 * seqlen * width;
     if (site == QC_SITE_QKV || site == QC_SITE_GATE_UP)
         return qc_subblock_forward(c, b, layer, site == QC_SITE_QKV ? QC_SUB_ATTENTION : QC_SUB_MLP, xc, nw, seqlen,
@@ -100,7 +96,7 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
                               int nwin, int seqlen, const qc_quant_spec *spec, const qc_awq_opts *o,
                               qc_workspace *ws, float *s, qc_awq_group *g, qc_err *e) {
     qc_linear lin[3];
-    int nlin = qc_awq_site_linears(site, lin), width = qc_awq_site_width(c, site), dim = c->dim;
+    int nlin = qc_awq_site_linears(site, lin), width = qc_site_width(c, site), dim = c->dim;
     int chunk = o->chunk_windows > 0 ? o->chunk_windows : 1;
     size_t ntok = (size_t)nwin * seqlen, wsize[3];
     float *buf[3] = { 0 }, *x_mean = NULL, *wmean = NULL, *cand = NULL, *ref = NULL, *out = NULL;

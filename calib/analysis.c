@@ -95,7 +95,7 @@ qc_status qc_activation_stats(qc_model *m, const qc_windows *w, int batch_tokens
     return st;
 }
 
-qc_status qc_model_wstats(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e) {
+qc_status qc_wstats_checkpoint(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e) {
     const qc_config *c = qc_checkpoint_config(ck);
     int total = 1 + !c->tied_classifier + c->n_layers * QC_LIN_COUNT, k = 0;
     *n = 0;

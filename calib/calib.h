@@ -34,9 +34,6 @@ typedef struct qc_stats {
     double seconds;   /* spent in qc_stats_add */
 } qc_stats;
 
-/* The input width of a site's linears (dim, the attention width, or the FFN width). */
-int qc_site_width(const qc_config *c, qc_site s);
-
 qc_status qc_stats_init(qc_stats *s, int n, qc_err *e);
 /* The per-channel figures only, without Σ xᵀx (what analysis needs; n² memory spared). */
 qc_status qc_stats_init_channels(qc_stats *s, int n, qc_err *e);
@@ -53,8 +50,22 @@ void qc_stats_free(qc_stats *s);
  * spec says awq_range); awq+gptq = the same, then GPTQ; smoothquant = SmoothQuant's smoothing
  * (smooth_alpha), then round-to-nearest, or nothing (no_quant). */
 typedef enum qc_method {
-    QC_METHOD_RTN, QC_METHOD_GPTQ, QC_METHOD_AWQ, QC_METHOD_AWQ_GPTQ, QC_METHOD_SMOOTHQUANT
+    QC_METHOD_RTN, QC_METHOD_GPTQ, QC_METHOD_AWQ, QC_METHOD_AWQ_GPTQ, QC_METHOD_SMOOTHQUANT, QC_METHOD_COUNT
 } qc_method;
+
+/* A row of the methods table (method.c). */
+typedef struct qc_method_info {
+    qc_method method;
+    const char *name;  /* "gptq", "awq+gptq", ...: the command line's, recipes' and logs' spelling */
+    bool gptq;         /* solved by GPTQ (column order, damping); else round-to-nearest */
+    bool awq;          /* AWQ's scale and clip search first */
+    bool smooth;       /* SmoothQuant's smoothing, with its own α */
+} qc_method_info;
+
+const qc_method_info *qc_method_info_of(qc_method m);
+const char *qc_method_name(qc_method m);
+/* The method spelled `name`; false for a name the table does not hold. */
+bool qc_method_parse(const char *name, qc_method *m);
 
 struct qc_quantized;
 struct qc_observation;
@@ -69,8 +80,6 @@ typedef struct qc_calib_checkpoint {
     qc_status (*save)(void *ctx, int layer, const struct qc_quantized *out, const void *x, size_t nbytes, qc_err *e);
     void *ctx;
 } qc_calib_checkpoint;
-
-const char *qc_method_name(qc_method m);
 
 /* One linear's own settings, in place of qc_calib_opts' spec (recipes' per-module overrides,
  * mixed precision by measurement). */
@@ -228,7 +237,7 @@ qc_status qc_wstats_compute(const float *w, int rows, int cols, qc_wstats *s, qc
 
 /* Statistics of every matrix of ck: the token embedding, the classifier unless tied, and
  * each block's seven linears in block order; *out (newly allocated) has *n entries. */
-qc_status qc_model_wstats(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e);
+qc_status qc_wstats_checkpoint(const qc_checkpoint *ck, const qc_log *log, qc_wstats **out, int *n, qc_err *e);
 
 /* The per-channel statistics (qc_stats_init_channels) of every site's input in the fp32
  * model over the windows w, block by block, nothing quantized: out has n_layers ×
@@ -289,110 +298,6 @@ typedef qc_status (*qc_recipe_spec_fn)(void *ctx, int bits, int groupsize, bool 
  * that matches no linear of the model is an error naming it. */
 qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_quant_spec *base, qc_recipe_spec_fn spec_of,
                             void *ctx, qc_module_quant *mods, qc_err *e);
-
-/* ---- the output format of a quantize run (outformat.c) ---- */
-
-typedef enum qc_out_format { QC_FMT_FAKE, QC_FMT_GPTQ, QC_FMT_AWQ, QC_FMT_GGUF, QC_FMT_LLAMA2C } qc_out_format;
-
-const char *qc_out_format_name(qc_out_format f); /* "gptq", ... */
-bool qc_out_format_parse(const char *name, qc_out_format *f);
-/* Whether GPTQ checkpoints (and their loaders) hold `bits`-bit linears: 2, 3, 4 or 8. */
-bool qc_gptq_holds_bits(int bits);
-
-/* A setting as the user gave it: its value (0 or 1 for a flag) and where it came from, for
- * messages ("--wbits", "--sym", "the recipe's sym"); from NULL: not given. */
-typedef struct qc_given {
-    int value;
-    const char *from;
-} qc_given;
-
-/* What a quantize run was asked for, as given (nothing defaulted). */
-typedef struct qc_format_ask {
-    const char *format;       /* --format's value; NULL: not given */
-    const char *gguf_type;    /* --gguf-type's value; NULL: not given */
-    const char *gguf_option;  /* a --gguf-* option given, by name ("--gguf-output-type"); NULL: none */
-    qc_given bits, groupsize, sym; /* the linears' (groupsize <= 0: one group per row) */
-    qc_given embed_bits;      /* the token embedding is quantized */
-    double percdamp;          /* GPTQ's damping, which a GPTQ config records ... */
-    const char *percdamp_from; /* ... given as this ("--percdamp"); NULL: not given */
-    const qc_recipe *recipe;  /* its rules' bits count too; may be NULL */
-    bool no_quant;            /* no weight is quantized (smoothquant without --wbits) */
-} qc_format_ask;
-
-typedef struct qc_format_choice {
-    qc_out_format format;
-    qc_gguf_type gguf_type;   /* format gguf: the linears' block type (q4_0, q4_1, q8_0) */
-    char reason[512];         /* why this format: for the console and summary.json */
-} qc_format_choice;
-
-/* The format to write and why (outformat.c states the rule: --format, else gguf only when a
- * --gguf-* option is given, else gptq when it holds every setting given, else fake). A
- * setting given that the format cannot hold, or an unknown name, is QC_ERR_ARG with a
- * message naming both options. */
-qc_status qc_format_choose(const qc_format_ask *a, qc_format_choice *c, qc_err *e);
-
-/* A run as its format's writer will receive it, for qc_format_check_run. */
-typedef struct qc_format_run {
-    qc_out_format format;
-    const qc_config *cfg;             /* the model's, after any FFN padding */
-    const char *model;                /* its path, for messages */
-    const qc_checkpoint *ck;          /* its weights (those stored in F16 as read are range-checked) */
-    const qc_calib_opts *opts;        /* the linears' specs (spec, modules), which are kept, no_quant */
-    const qc_gguf_export_opts *gguf;  /* format gguf: the embedding and output types, the tokenizer */
-} qc_format_run;
-
-/* Whether the format can hold this run on this model, everything the writer checks that does
- * not depend on the solved weights (outformat.c): GGUF's config, types and vocabulary
- * (qc_gguf_check_export) and 32-wide blocks of every quantized linear; llama2.c int8's config
- * and group size (qc_llama2c_q8_check); AWQ's packing of every linear (qc_awq_check_shape);
- * GPTQ's at least one quantized linear; the weights the writer stores in F16 as they are read,
- * against fp16's range. For a caller to refuse before calibrating; the message starts with
- * "--format NAME". */
-qc_status qc_format_check_run(const qc_format_run *r, qc_err *e);
-
-/* ---- the description of a quantize run (rundesc.c) ---- */
-
-/* Everything a quantize run's result depends on: the checked options and the settings
- * beside them, the effective recipe, and the inputs. Made once; the effective recipe
- * (recipe.json), summary.json's settings and inputs, and the resume fingerprint are derived
- * from it (rundesc.c), never written out by hand again. */
-typedef struct qc_run_desc {
-    const qc_calib_opts *opts;  /* the checked options */
-    double percdamp;            /* GPTQ's damping as given (opts holds it as a float) */
-    qc_out_format format;
-    const char *format_reason;  /* qc_format_choice's */
-    int checkpoint_format;      /* gptq: 1 (qzeros hold zero - 1) or 2 */
-    qc_gguf_type gguf_linear, gguf_embed, gguf_output; /* gguf: the block types */
-    bool gguf_no_pad;           /* gguf: FFN rows that are not whole blocks stay F16, unpadded */
-    int act_bits;               /* the runtime quantizes activations to this many bits; 0: not */
-    double target_bpw;          /* mixed precision's budget; 0: none */
-    int observe;                /* --observe's count; 0: none */
-    bool per_linear;
-    int threads;
-    qc_compute compute;         /* the products' operand type (--compute) */
-    const char *matmul_isa;     /* the instruction set oneDNN runs them on (qc_matmul_isa) */
-    const char *recipe_text;    /* the effective recipe as JSON (qc_recipe_dump of qc_run_desc_recipe's) */
-    /* the inputs (from qc_run_desc_recipe on, only qc_run_desc_json reads them) */
-    const qc_model *model;      /* its files (qc_checkpoint_file), configuration, format */
-    const char *const *calib;   /* the calibration texts as given (ncalib), or ... */
-    int ncalib;
-    const char *calib_tokens;   /* ... the windows as given (.npy) */
-    const qc_windows *windows;  /* what was drawn from them, with the sources' content hashes */
-    uint64_t seed;
-} qc_run_desc;
-
-/* The effective recipe: r's rules as given, every other field from d's settings (what
- * recipe.json holds and --quantize reads back). Needs no input. */
-void qc_run_desc_recipe(const qc_run_desc *d, qc_recipe *r);
-struct cJSON;
-/* d as a JSON object, summary.json's first fields: the settings, the effective recipe, and
- * "inputs": the model's configuration, its files and the calibration sources by real path
- * with their content hashes, the windows' hash. NULL: out of memory. */
-struct cJSON *qc_run_desc_json(const qc_run_desc *d);
-/* The resume fingerprint: every field of qc_run_desc_json's object, one "key: value" line
- * each (nested keys joined by '.'), so a difference names the setting or input. NULL: out
- * of memory. */
-char *qc_run_desc_fingerprint(const struct cJSON *desc);
 
 /* ---- mixed precision (mixed.c) ---- */
 
@@ -516,7 +421,7 @@ void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *bu
 size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s);
 
 /* Writes the quant log as CSV and as JSON lines (one object per layer), atomically. */
-qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
-                             const char *jsonl_path, qc_err *e);
+qc_status qc_quantized_write_log(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
+                                 const char *jsonl_path, qc_err *e);
 
 #endif

@@ -34,10 +34,6 @@ static size_t mat(const qc_config *c, qc_weight w) {
     return (size_t)rows * (size_t)cols;
 }
 
-static int site_cols(const qc_config *c, qc_site s) {
-    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s) {
     size_t ng = s->groupsize > 0 ? (size_t)(cols + s->groupsize - 1) / (size_t)s->groupsize : 1;
     size_t params = (size_t)rows * ng * sizeof(float) * (s->store_min ? 3 : 2);
@@ -90,7 +86,7 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     for (int l = 0; l < QC_LIN_COUNT; l++) p->block_weights += mat(c, qc_linear_weight(l)) * f;
 
     for (int s = 0; s < QC_SITE_COUNT; s++) { /* one site at a time, or all four */
-        size_t n = (size_t)site_cols(c, s), b = n * n * f + n * (sizeof(float) + 2 * sizeof(double));
+        size_t n = (size_t)qc_site_width(c, s), b = n * n * f + n * (sizeof(float) + 2 * sizeof(double));
         if (b > p->largest_hessian) p->largest_hessian = b, p->largest_hessian_cols = (int)n;
         if (o->true_sequential) p->statistics = b > p->statistics ? b : p->statistics;
         else p->statistics += b;

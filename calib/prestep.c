@@ -11,10 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int site_width(const qc_config *c, qc_site s) {
-    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 /* The capture hook's state: where the current chunk's rows go. */
 typedef struct capture {
     float *x[QC_SITE_COUNT]; /* (ntok, width) per site; NULL: not captured */
@@ -72,13 +68,13 @@ static qc_status smooth(const qc_config *c, qc_block *b, capture *k, size_t ntok
 qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, int nwin, int seqlen, int chunk,
                            const qc_calib_opts *o, qc_workspace *ws, float *x_out, qc_prestep *p, qc_err *e) {
     memset(p, 0, sizeof *p);
-    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ, sm = o->smooth_alpha > 0.0f;
+    bool awq = qc_method_info_of(o->method)->awq, sm = o->smooth_alpha > 0.0f;
     size_t ntok = (size_t)nwin * seqlen, dim = (size_t)c->dim;
     capture k = { { 0 }, 0 };
     qc_status st = QC_OK;
     for (int s = 0; s < QC_SITE_COUNT && !st; s++) {
         bool need = awq || (sm && (s == QC_SITE_QKV || s == QC_SITE_GATE_UP));
-        if (need && !(k.x[s] = qc_malloc(ntok, (size_t)site_width(c, s) * sizeof(float), e, "captured inputs")))
+        if (need && !(k.x[s] = qc_malloc(ntok, (size_t)qc_site_width(c, s) * sizeof(float), e, "captured inputs")))
             st = QC_ERR_NOMEM;
     }
     float *tmp = st ? NULL : qc_malloc((size_t)chunk * seqlen, dim * sizeof(float), e, "activations");

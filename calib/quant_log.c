@@ -40,8 +40,8 @@ static qc_status write_row(qc_outfile *csv, qc_outfile *jl, const qc_layer_repor
     return st;
 }
 
-qc_status qc_quant_log_write(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
-                             const char *jsonl_path, qc_err *e) {
+qc_status qc_quantized_write_log(const qc_quantized *q, const qc_calib_opts *o, const char *csv_path,
+                                 const char *jsonl_path, qc_err *e) {
     qc_outfile csv, jl;
     qc_status st = qc_out_open(&csv, csv_path, e);
     if (st) return st;

@@ -241,7 +241,6 @@ static qc_status parse_top(parser *p, const cJSON *root, qc_recipe *r) {
     static const char *const keys[] = { "method", "linear:int2", "linear:int3", "linear:int4", "linear:int5",
                                         "linear:int6", "linear:int7", "linear:int8", "linear:a8w4dq", "embedding",
                                         "gptq", "act_quant", "target_bpw", "observe", "skip", NULL };
-    static const char *const methods[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
     if (!cJSON_IsObject(root)) return bad(p, "", "%s", "a recipe is a JSON object");
     for (const cJSON *j = root->child; j; j = j->next) {
         const char *k = j->string;
@@ -259,10 +258,8 @@ static qc_status parse_top(parser *p, const cJSON *root, qc_recipe *r) {
                 return bad(p, k, "%s", "expected \"aN\", N bits from 2 to 16 (\"a8\": 8-bit activations)");
         }
         else if (strcmp(k, "method") == 0) {
-            int m = 0;
-            while (m < 5 && !(cJSON_IsString(j) && strcmp(j->valuestring, methods[m]) == 0)) m++;
-            if (m == 5) return bad(p, "method", "%s", "expected \"gptq\", \"rtn\", \"awq\", \"awq+gptq\" or \"smoothquant\"");
-            r->method = m;
+            if (!cJSON_IsString(j) || !qc_method_parse(j->valuestring, &r->method))
+                return bad(p, "method", "%s", "expected \"gptq\", \"rtn\", \"awq\", \"awq+gptq\" or \"smoothquant\"");
             r->has_method = true;
         } else if (is_pattern(k)) st = parse_module(p, j, r);
         else st = unknown_key(p, "", k, keys);
@@ -349,9 +346,8 @@ qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_qua
 /* ---- printing ---- */
 
 char *qc_recipe_dump(const qc_recipe *r) {
-    static const char *const methods[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
     cJSON *j = cJSON_CreateObject();
-    if (r->has_method) cJSON_AddStringToObject(j, "method", methods[r->method]);
+    if (r->has_method) cJSON_AddStringToObject(j, "method", qc_method_name(r->method));
     bool dq = r->act_bits == 8 && r->bits == 4 && r->sym == 1;
     if (r->bits != QC_RECIPE_UNSET) {
         char key[32];

@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *qc_method_name(qc_method m) {
-    static const char *names[] = { "rtn", "gptq", "awq", "awq+gptq", "smoothquant" };
-    return names[m];
-}
-
 /* The hook's state: which sites it records into, and where to stop. */
 typedef struct collect {
     qc_stats *stats[QC_SITE_COUNT]; /* NULL: not recorded in this pass */

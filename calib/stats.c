@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int qc_site_width(const qc_config *c, qc_site s) {
-    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
-}
-
 static qc_status init(qc_stats *s, int n, bool hessian, qc_err *e) {
     memset(s, 0, sizeof *s);
     s->n = n;

@@ -61,17 +61,6 @@ void cli_log_done(void); /* ends an updating line */
 
 /* ---- inputs shared by the commands ---- */
 
-/* The tokenizer: `path` if given, else the one the checkpoint carries (GGUF), else
- * tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. */
-qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
-/* The same, where having none is not an error: when no path is given and there is none to
- * find, *found false, QC_OK, and e's message says where it looked. A tokenizer found but
- * unreadable is still an error. */
-qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e);
-/* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
- * BOS at the start when the tokenizer adds one (t->add_bos). *docs and *bytes describe what was read. */
-qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
-                          size_t *docs, size_t *bytes, qc_err *e);
 /* --out checked before any work: first the temporaries of out left by a dead run are swept
  * (qc_leftovers_sweep; a line on stderr says so); then qc_outdir_check: a path that exists is
  * a usage error without --force, and with it unless qc_outdir_check_replace allows replacing
@@ -94,22 +83,6 @@ void cli_log_compute(qc_log *log);
 bool cli_parse_size(const char *s, uint64_t *bytes);
 /* The kernel's MemAvailable (/proc/meminfo); false when unknown. */
 bool cli_mem_available(uint64_t *bytes);
-
-/* ---- what quantize reports about per-linear settings (quant_report.c) ---- */
-
-struct qc_module_quant;
-struct qc_quant_spec;
-/* "w4g128" or "w8" (one group per row). */
-void cli_spec_name(const struct qc_quant_spec *s, char *buf, size_t size);
-/* mixed_precision.csv's text: per linear its chosen setting (mods), then each candidate's
- * measured error and size in bits (err: n_layers × QC_LIN_COUNT, nc); NULL: out of memory. */
-char *cli_mixed_table(const qc_config *c, const struct qc_module_quant *mods, const struct qc_quant_spec *cands,
-                      int nc, const double *err);
-/* Bits per weight of the linears written into d, skipped ones (mods' keep_f16) apart: the
- * bytes of their qweight, qzeros and scales tensors in a GPTQ model.safetensors (*bpw_gidx
- * with g_idx too), or their block types in a model.gguf (gptq false). */
-qc_status cli_file_bpw(const qc_outdir *d, bool gptq, const qc_config *c, const struct qc_module_quant *mods,
-                       double *bpw, double *bpw_gidx, qc_err *e);
 
 /* ---- subcommands: each returns the process exit code ---- */
 int cmd_eval(int argc, char **argv);

@@ -114,10 +114,10 @@ int cmd_eval(int argc, char **argv) {
     size_t n = 0, docs = 0, bytes = 0;
     qc_eval_result r;
     qc_status st = qc_model_open(&m, model_path, &e);
-    if (!st) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
-    if (!st) st = cli_text_tokens(&tok, text_path, &ids, &n, &docs, &bytes, &e);
+    if (!st) st = qc_checkpoint_require_tokenizer(tok_path, m->ck, &tok, &e);
+    if (!st) st = qc_tokenizer_encode_file(&tok, text_path, &ids, &n, &docs, &bytes, &e);
     if (!st) {
-        int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
+        int sl = seqlen ? (int)seqlen : qc_config_default_seqlen(&m->cfg);
         st = qc_windows_sequential(ids, n, sl, &w, &e);
         if (st) qc_fail_prefix(&e, st, "%s", text_path);
     }

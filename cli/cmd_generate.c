@@ -64,7 +64,7 @@ int cmd_generate(int argc, char **argv) {
     size_t np = 0;
     float *x = NULL, *logits = NULL;
     qc_status st = qc_model_open(&m, model_path, &e);
-    if (!st) st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+    if (!st) st = qc_checkpoint_require_tokenizer(tok_path, m->ck, &tok, &e);
     if (!st) st = qc_tokenizer_encode(&tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, true, false, &ptok, &np, &e);
     if (st) goto done;
     int n = (int)steps;

@@ -96,14 +96,14 @@ int cmd_stats(int argc, char **argv) {
     qc_outdir d = { 0 };
     int n = 0;
     qc_status st = qc_model_open(&m, model_path, &e);
-    if (!st) st = qc_model_wstats(m->ck, &log, &ws, &n, &e);
+    if (!st) st = qc_wstats_checkpoint(m->ck, &log, &ws, &n, &e);
     if (!st && calib.n) {
-        int sl = seqlen ? (int)seqlen : (m->cfg.seq_len < 2048 ? m->cfg.seq_len : 2048);
-        st = cli_tokenizer(tok_path, m->ck, &tok, &e);
+        int sl = seqlen ? (int)seqlen : qc_config_default_seqlen(&m->cfg);
+        st = qc_checkpoint_require_tokenizer(tok_path, m->ck, &tok, &e);
         size_t text_read;
         if (!st)
-            st = qc_calib_windows_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed,
-                                         qc_mem_plan_text_bound(budget, qc_get_threads()), &text_read, &w, &e);
+            st = qc_windows_draw_within(&tok, calib.v, calib.n, (int)nsamples, sl, (uint64_t)seed,
+                                       qc_mem_plan_text_bound(budget, qc_get_threads()), &text_read, &w, &e);
     } else if (!st && tokens_path) {
         st = qc_windows_load_npy(tokens_path, &w, &e);
     }

@@ -1,67 +1,10 @@
-/* inputs.c — what several commands need: the tokenizer that belongs to a model, a text
- * file as token ids, the check of --out against the inputs, the thread count. */
+/* inputs.c — what several commands need: the check of --out against the inputs, the thread
+ * count and compute type. */
 #include "cli/cli.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-qc_status cli_tokenizer_if_any(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found, qc_err *e) {
-    const char *model_path = qc_checkpoint_path(ck);
-    int vocab = qc_checkpoint_config(ck)->vocab_size;
-    *found = true;
-    if (path) return qc_tokenizer_load(t, path, vocab, e);
-    if (qc_checkpoint_tokenizer(ck, t, e) == QC_OK) return QC_OK; /* carried by the file (GGUF) */
-    char *dir = qc_path_is_dir(model_path) ? qc_strdup(model_path, e) : qc_path_dirname(model_path);
-    if (!dir) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    char name[32];
-    snprintf(name, sizeof name, "tok%d.bin", vocab);
-    const char *candidates[3] = { "tokenizer.json", "tokenizer.bin", name }; /* a Hugging Face folder's first */
-    for (int i = 0; i < 3; i++) {
-        char *p = qc_path_join(dir, candidates[i]);
-        if (p && qc_path_exists(p)) {
-            qc_status st = qc_tokenizer_load(t, p, vocab, e);
-            free(p);
-            free(dir);
-            return st;
-        }
-        free(p);
-    }
-    *found = false;
-    qc_fail(e, QC_ERR_ARG, "no tokenizer found beside %s (looked for tokenizer.json, tokenizer.bin and %s in %s)", model_path,
-            name, dir);
-    free(dir);
-    return QC_OK;
-}
-
-qc_status cli_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e) {
-    bool found;
-    qc_status st = cli_tokenizer_if_any(path, ck, t, &found, e);
-    if (!st && !found) {
-        size_t n = strlen(e->msg);
-        snprintf(e->msg + n, sizeof e->msg - n, "; pass --tokenizer FILE");
-        return QC_ERR_ARG;
-    }
-    return st;
-}
-
-qc_status cli_text_tokens(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n,
-                          size_t *docs, size_t *bytes, qc_err *e) {
-    qc_corpus c;
-    qc_status st = qc_corpus_load(&c, path, e);
-    if (st) return st;
-    char *text;
-    size_t len;
-    st = qc_corpus_joined(&c, &text, &len, e);
-    *docs = c.ndocs;
-    qc_corpus_free(&c);
-    if (st) return st;
-    *bytes = len;
-    st = qc_tokenizer_encode(t, text, len, t->add_bos, false, ids, n, e);
-    free(text);
-    if (st) qc_fail_prefix(e, st, "%s", path);
-    return st;
-}
 
 int cli_threads(long n) { return qc_set_threads((int)n); }
 

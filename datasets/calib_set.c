@@ -104,14 +104,14 @@ static qc_status draw_from_source(const qc_tokenizer *t, const char *path, int n
     return st;
 }
 
-qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
-                           uint64_t seed, qc_windows *w, qc_err *e) {
+qc_status qc_windows_draw(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                         uint64_t seed, qc_windows *w, qc_err *e) {
     size_t text_read;
-    return qc_calib_windows_within(t, paths, npaths, nsamples, seqlen, seed, QC_CORPUS_MAX_BYTES, &text_read, w, e);
+    return qc_windows_draw_within(t, paths, npaths, nsamples, seqlen, seed, QC_CORPUS_MAX_BYTES, &text_read, w, e);
 }
 
-qc_status qc_calib_windows_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
-                                  uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e) {
+qc_status qc_windows_draw_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                                uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e) {
     memset(w, 0, sizeof *w);
     *text_read = 0;
     if (npaths < 1) return qc_fail(e, QC_ERR_ARG, "no calibration text given");

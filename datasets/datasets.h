@@ -115,6 +115,11 @@ int qc_tokenizer_lookup(const qc_tokenizer *t, const char *s, size_t len);
  * a byte-fallback id, BOS/EOS), and for texts over 4 GiB. */
 qc_status qc_tokenizer_encode(const qc_tokenizer *t, const char *text, size_t len, bool bos,
                               bool eos, int32_t **ids, size_t *n, qc_err *e);
+/* The text of a file (plain, JSONL, .json.gz; documents joined by "\n\n") as token ids with
+ * BOS at the start when the tokenizer adds one (t->add_bos); *docs and *bytes describe what
+ * was read (text_tokens.c). */
+qc_status qc_tokenizer_encode_file(const qc_tokenizer *t, const char *path, int32_t **ids, size_t *n, size_t *docs,
+                                   size_t *bytes, qc_err *e);
 
 /* The text of one token given the one before it. tokenizer.json: the bytes the file's decoder
  * makes of it (the first token after BOS loses a leading space where the decoder strips one).
@@ -179,13 +184,13 @@ qc_status qc_windows_random(const int32_t *ids, size_t n, int nsamples, int seql
 /* Calibration windows from one or more text sources (plain, JSONL, .json.gz), drawn as the
  * GPTQ reference's data loaders draw them (layout and recipes in calib_set.c); nsamples are
  * shared evenly between the sources. */
-qc_status qc_calib_windows(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
-                           uint64_t seed, qc_windows *w, qc_err *e);
+qc_status qc_windows_draw(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                         uint64_t seed, qc_windows *w, qc_err *e);
 /* The same with each source bounded to max_text bytes of text (qc_corpus_load_max; the
  * message then says how the bound follows from the memory budget); *text_read gets the text
  * bytes of the largest source, the one whose reading and drawing held the most. */
-qc_status qc_calib_windows_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
-                                  uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e);
+qc_status qc_windows_draw_within(const qc_tokenizer *t, const char *const *paths, int npaths, int nsamples, int seqlen,
+                                uint64_t seed, size_t max_text, size_t *text_read, qc_windows *w, qc_err *e);
 
 /* Windows saved as a NumPy int32/int64 array (nsamples, seqlen), used as they are. Token ids
  * are checked against a model's vocabulary by qc_windows_check_vocab. */

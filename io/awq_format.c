@@ -3,7 +3,7 @@
  * on-the-fly dequantization (QUANT-SPEC §7).
  *
  * Folder written (inside a qc_outdir):
- *   config.json        export_hf.c's fields (torch_dtype "float16") + "quantization_config":
+ *   config.json        hf_export.c's fields (torch_dtype "float16") + "quantization_config":
  *                      AutoAWQ's to_transformers_dict(): {quant_method "awq", zero_point true,
  *                      group_size (−1: per channel), bits 4, version "gemm",
  *                      modules_to_not_convert null}

@@ -1,5 +1,5 @@
 /* checkpoint.c — the format-independent half of qc_checkpoint: choosing the reader for a
- * path, and reading weights. Each format's open function (llama2c.c, hf.c) validates its
+ * path, and reading weights. Each format's open function (llama2c_checkpoint.c, hf_checkpoint.c) validates its
  * file(s) and fills a table saying where every weight's bytes are (qc_ck_loc: pointer into
  * a mapping, dtype, whether Q/K rows are in HF order); from then on reading is the same for
  * every format: convert the rows asked for to fp32, taking each from its permuted position

@@ -66,6 +66,10 @@ qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e) 
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
+int qc_config_default_seqlen(const qc_config *c) {
+    return c->seq_len < QC_SEQLEN_DEFAULT_MAX ? c->seq_len : QC_SEQLEN_DEFAULT_MAX;
+}
+
 bool qc_weight_is_global(qc_weight w) {
     return w == QC_W_EMBED || w == QC_W_FINAL_NORM || w == QC_W_CLASSIFIER;
 }

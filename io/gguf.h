@@ -1,8 +1,9 @@
 /* gguf.h — internal to io/ (and to io's tests and test tools): nothing else includes it.
  *
- * What the GGUF files (gguf_blocks.c, gguf_write.c, gguf_read.c) share: ggml's block formats,
- * declared once, with a table indexed by ggml type id; the GGUF container's constants; and the
- * validated view of a GGUF file that the reader builds (and tests list).
+ * What the GGUF files (gguf_blocks.c, gguf_write.c, gguf_read.c, gguf_checkpoint.c) share:
+ * ggml's block formats, declared once, with a table indexed by ggml type id; the GGUF
+ * container's constants; and the validated view of a GGUF file that the reader builds (and
+ * tests list).
  *
  * Container layout (GGUF v3, little endian; ../shared/docs/GGUF.md, ggml's gguf.cpp):
  *     "GGUF"  u32 version  i64 n_tensors  i64 n_kv

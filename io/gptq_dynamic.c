@@ -1,6 +1,6 @@
 /* gptq_dynamic.c — per-module settings in a GPTQ checkpoint: GPTQModel's "dynamic" field of
  * quantization_config (and quantize_config.json), which vLLM reads too. Read by the HF reader
- * (hf_config.c parses, hf.c asks for each linear's settings), written by the GPTQ writer.
+ * (hf_config.c parses, hf_checkpoint.c asks for each linear's settings), written by the GPTQ writer.
  *
  *   "dynamic": {
  *     "-:^model\\.layers\\.2\\.self_attn\\.v_proj$": {},
@@ -84,7 +84,7 @@ static qc_status parse_field(const char *path, qc_hfq_rule *r, const cJSON *v, q
                        r->key, k, qc_json_type(v));
     double d = v->valuedouble;
     bool bits = !strcmp(k, "bits");
-    if (bits && d != 2 && d != 3 && d != 4 && d != 8)
+    if (bits && !(d >= 2 && d <= 8 && d == floor(d) && qc_gptq_format_holds_bits((int)d)))
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: quantization_config.dynamic \"%s\": bits %g (GPTQ: 2, 3, 4 or 8)",
                        path, r->key, d);
     if (!bits && d != -1 && !(d > 0 && d <= QC_MAX_DIM && d == floor(d)))

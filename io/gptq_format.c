@@ -3,7 +3,7 @@
  * dequantization (QUANT-SPEC §7).
  *
  * Folder written (inside a qc_outdir):
- *   config.json           export_hf.c's fields (torch_dtype "float16") + "quantization_config":
+ *   config.json           hf_export.c's fields (torch_dtype "float16") + "quantization_config":
  *                         {quant_method "gptq", bits, group_size (−1: per channel),
  *                          damp_percent, desc_act, static_groups, sym, true_sequential,
  *                          checkpoint_format "gptq" | "gptq_v2"} (transformers' GPTQConfig),
@@ -59,7 +59,7 @@
  * embedding as fp16; GGUF and llama2.c int8 can hold it).
  *
  * Reading: the config's settings, or for a linear a dynamic entry matches, that entry's (a
- * "-:" one: a plain PREFIX.weight, hf.c), decide the shapes every tensor is checked against
+ * "-:" one: a plain PREFIX.weight, hf_checkpoint.c), decide the shapes every tensor is checked against
  * and the qtype reported ("gptq-8bit-g32").
  *
  * Memory: one linear's packed tensors (plus the source's qweight) at a time. */
@@ -67,6 +67,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+bool qc_gptq_format_holds_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
 
 /* ---- writing (the walk over the model is qfmt_write.c's) ------------------------------------------ */
 
@@ -79,7 +81,7 @@ static qc_status gptq_check(const void *opts, const qc_qweight *q, const qc_qwei
                           ? "GPTQ v1 (\"gptq\": qzeros hold zero - 1, and loaders add 1 back without wrapping, "
                             "so a zero point of 0 needs checkpoint_format gptq_v2)"
                           : "GPTQ v2 (\"gptq_v2\")";
-    if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8)
+    if (!qc_gptq_format_holds_bits(q->bits))
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d bits; GPTQ checkpoints hold 2, 3, 4 or 8", name, q->bits);
     float maxq = (float)((1 << q->bits) - 1);
     qc_status st = o->checkpoint_format == 1 ? qc_qfmt_check_qweight(q, name, rows, cols, 1.0f, maxq + 1.0f, how, e)

@@ -160,7 +160,7 @@ static qc_status parse_quant(const char *path, const cJSON *qc, qc_hf_quant *q, 
                        q->group_size);
     if (gptq) {
         q->method = QC_HFQ_GPTQ;
-        if (q->bits != 2 && q->bits != 3 && q->bits != 4 && q->bits != 8)
+        if (!qc_gptq_format_holds_bits(q->bits))
             return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: quantization_config.bits %d (GPTQ: 2, 3, 4 or 8)", path,
                            q->bits);
         const char *fmt;

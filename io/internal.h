@@ -72,7 +72,7 @@ qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e);
 qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e);
 qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e);
 
-/* llama2.c legacy files (layout in llama2c.c): the 28-byte header, then the weights in this
+/* llama2.c legacy files (layout in llama2c_checkpoint.c): the 28-byte header, then the weights in this
  * order, each per-layer one for all layers back to back; then freq_cis_real/imag, then the
  * classifier when it is not tied. */
 #define QC_LLAMA2C_HEADER_BYTES 28
@@ -133,7 +133,7 @@ void qc_sb_free(qc_sb *b);
  * appends failed is an out-of-memory error naming the file. */
 qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b, qc_err *e);
 
-/* config.json of a Hugging Face Llama folder (the fields are listed in export_hf.c), with the
+/* config.json of a Hugging Face Llama folder (the fields are listed in hf_export.c), with the
  * torch_dtype of dt (F32, F16, BF16) and, unless quant_json is NULL, "quantization_config":
  * quant_json (an object's JSON text) as the last field. */
 void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b);

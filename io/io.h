@@ -7,12 +7,20 @@
  * Q and K rows (and their biases') in the interleaved-pair RoPE layout of Meta's
  * checkpoints, llama2.c and GGUF (HF's "rotate-half" rows are un-permuted on read and
  * re-permuted on write; a row permutation commutes with per-row quantization, so nothing
- * downstream cares). */
+ * downstream cares).
+ *
+ * Files, one naming scheme: a container's reader and writer are <container>_read.c and
+ * <container>_write.c (safetensors, gguf); a model layout's reader, which makes a
+ * qc_checkpoint of it, is <layout>_checkpoint.c (hf on safetensors, gguf, llama2c) and its
+ * full-precision writer <layout>_export.c (hf, llama2c; gguf_write.c writes GGUF's container
+ * and layout at once); quantized layouts are <layout>_format.c (gptq, awq: both directions,
+ * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c. */
 #ifndef QC_IO_H
 #define QC_IO_H
 
 #include "base/base.h"
 #include "datasets/datasets.h"
+#include "quant/quant.h"
 
 /* ---- configuration --------------------------------------------------------------------------- */
 
@@ -48,6 +56,10 @@ typedef struct qc_config {
 /* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message
  * names `source` (a file) and the offending field. */
 qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e);
+/* Tokens per window when --seqlen is not given (quantize, stats, eval): the model's context,
+ * at most QC_SEQLEN_DEFAULT_MAX. */
+#define QC_SEQLEN_DEFAULT_MAX 2048
+int qc_config_default_seqlen(const qc_config *c);
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
@@ -122,34 +134,6 @@ void qc_convert_from_f32(qc_dtype t, const float *src, size_t n, void *dst);
  * row and column (the element for a vector, cols = 1). */
 qc_status qc_check_dtype_range(qc_dtype t, const float *src, size_t n, size_t cols, const char *file,
                                const char *tensor, qc_err *e);
-
-/* ---- quantized weights ---------------------------------------------------------------------------- */
-
-/* A weight quantized in groups, as solvers produce it and quantized formats store it: per
- * row, groups of `groupsize` input columns (the last may be shorter; <= 0: the whole row)
- * share a scale and a zero point. Arrays are owned and in ORIGINAL column order. */
-typedef struct qc_qweight {
-    int rows, cols, ngroups;
-    int bits;        /* 2..8 */
-    int groupsize;   /* columns per group; <= 0: one group per row */
-    bool sym;        /* zero = (maxq + 1) / 2 for every group */
-    uint8_t *codes;  /* (rows, cols) 0..2^bits − 1 */
-    float *scales;   /* (rows, ngroups) */
-    float *zeros;    /* (rows, ngroups) zero points, integral values stored as float */
-    float *mins;     /* (rows, ngroups) or NULL; when set, value = scale·q + min (GGUF Q4_1's
-                        fp16 d and m) and zeros are unused */
-    int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
-    int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
-} qc_qweight;
-
-/* The value of code q: scale · (q − zero), the one formula every zero-point format uses. */
-static inline float qc_qvalue(float q, float scale, float zero) { return scale * (q - zero); }
-
-/* Allocates codes, scales, zeros, g_idx (c / groupsize) and perm (identity); mins stays NULL. */
-qc_status qc_qweight_init(qc_qweight *q, int rows, int cols, int bits, int groupsize, bool sym, qc_err *e);
-void qc_qweight_free(qc_qweight *q); /* NULL or zeroed: no-op */
-/* w (rows, cols) = the dequantized weight, in fp32. */
-void qc_qweight_dequantize(const qc_qweight *q, float *w);
 
 /* ---- checkpoints ---------------------------------------------------------------------------------- */
 
@@ -320,6 +304,9 @@ typedef struct qc_gptq_export_opts {
 
 qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
                               const qc_log *log, qc_err *e);
+/* The bit widths GPTQ checkpoints hold, and their loaders (AutoGPTQ, GPTQModel, vLLM) read:
+ * 2, 3, 4 or 8. The one statement of that set: writer, config readers and format choice ask it. */
+bool qc_gptq_format_holds_bits(int bits);
 
 /* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
  * points stored, one group size for every linear, every linear quantized. Refuses quantized
@@ -401,6 +388,15 @@ qc_status qc_llama2c_q8_check(const qc_config *c, const char *path, int groupsiz
 /* The tokenizer a checkpoint carries (GGUF's tokenizer metadata); QC_ERR_UNSUPPORTED when it
  * carries none. */
 qc_status qc_checkpoint_tokenizer(const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
+/* The model's tokenizer (tokenizer_find.c): `path` if given, else the one ck carries (GGUF),
+ * else tokenizer.json, tokenizer.bin or tok<vocab>.bin beside the model. When no path is
+ * given and there is none to find: *found false, QC_OK, and e's message says where it
+ * looked. A tokenizer found but unreadable is an error. */
+qc_status qc_checkpoint_find_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, bool *found,
+                                       qc_err *e);
+/* The same, where having none is an error (QC_ERR_ARG) whose message ends with "; pass
+ * --tokenizer FILE". */
+qc_status qc_checkpoint_require_tokenizer(const char *path, const qc_checkpoint *ck, qc_tokenizer *t, qc_err *e);
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */

@@ -1,6 +1,6 @@
 /* llama2c_q8.c — llama2.c's "ak42" checkpoints: the reader for export.py's version 1 (fp32)
  * and version 2 (Q8_0 int8, the file runq.c loads), and the version 2 writer. The reader
- * maps nothing itself (llama2c.c has mapped the file and dispatched here on the magic
+ * maps nothing itself (llama2c_checkpoint.c has mapped the file and dispatched here on the magic
  * number); the writer goes through an atomic output file, one tensor at a time.
  *
  * Layout (little endian; L = n_layers, hd = dim / n_heads, kv = n_kv_heads; export.py's

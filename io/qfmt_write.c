@@ -4,7 +4,7 @@
  * model and writes the folder.
  *
  * Folder written (inside a qc_outdir):
- *   config.json        export_hf.c's fields (torch_dtype "float16") + "quantization_config":
+ *   config.json        hf_export.c's fields (torch_dtype "float16") + "quantization_config":
  *                      the format's object
  *   fmt->extra_file    the format's own JSON (quantize_config.json, quant_config.json)
  *   model.safetensors  in model order: model.embed_tokens.weight; per layer input_layernorm,

@@ -1,6 +1,6 @@
 /* qformat.h — internal to io/ (callers use io/io.h): what the GPTQ and AWQ safetensors
  * formats share between their writers (gptq_format.c, awq_format.c), the bit packing both use
- * (qpack.c), and the Hugging Face reader that opens such folders (hf.c, hf_config.c).
+ * (qpack.c), and the Hugging Face reader that opens such folders (hf_checkpoint.c, hf_config.c).
  *
  * A quantized linear PREFIX (e.g. "model.layers.3.self_attn.q_proj") is stored as
  *   GPTQ: PREFIX.qweight I32 [in_words, out]   PREFIX.qzeros I32 [ngroups, out_words]

@@ -20,6 +20,10 @@ qc_weight qc_linear_weight(qc_linear l) { return linear_weight[l]; }
 qc_weight qc_linear_bias(qc_linear l) { return linear_bias[l]; }
 qc_site qc_linear_site(qc_linear l) { return linear_site[l]; }
 
+int qc_site_width(const qc_config *c, qc_site s) {
+    return s == QC_SITE_O ? c->n_heads * c->head_dim : s == QC_SITE_DOWN ? c->hidden_dim : c->dim;
+}
+
 const char *qc_site_name(qc_site s) {
     static const char *names[QC_SITE_COUNT] = { "qkv", "o", "gate_up", "down" };
     return names[s];

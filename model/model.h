@@ -35,6 +35,8 @@ qc_weight qc_linear_weight(qc_linear l);
 qc_weight qc_linear_bias(qc_linear l);
 qc_site qc_linear_site(qc_linear l);
 const char *qc_site_name(qc_site s); /* "qkv", "o", "gate_up", "down" */
+/* The input width of a site's linears: dim, the attention width (n_heads × head_dim) or the FFN width. */
+int qc_site_width(const qc_config *c, qc_site s);
 
 /* One transformer block's weights in fp32; owned. */
 typedef struct qc_block {

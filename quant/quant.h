@@ -8,7 +8,34 @@
 #define QC_QUANT_H
 
 #include "base/base.h"
-#include "io/io.h"
+
+/* ---- quantized weights ---------------------------------------------------------------------------- */
+
+/* A weight quantized in groups, as solvers produce it and quantized formats store it: per
+ * row, groups of `groupsize` input columns (the last may be shorter; <= 0: the whole row)
+ * share a scale and a zero point. Arrays are owned and in ORIGINAL column order. */
+typedef struct qc_qweight {
+    int rows, cols, ngroups;
+    int bits;        /* 2..8 */
+    int groupsize;   /* columns per group; <= 0: one group per row */
+    bool sym;        /* zero = (maxq + 1) / 2 for every group */
+    uint8_t *codes;  /* (rows, cols) 0..2^bits − 1 */
+    float *scales;   /* (rows, ngroups) */
+    float *zeros;    /* (rows, ngroups) zero points, integral values stored as float */
+    float *mins;     /* (rows, ngroups) or NULL; when set, value = scale·q + min (GGUF Q4_1's
+                        fp16 d and m) and zeros are unused */
+    int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
+    int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
+} qc_qweight;
+
+/* The value of code q: scale · (q − zero), the one formula every zero-point format uses. */
+static inline float qc_qvalue(float q, float scale, float zero) { return scale * (q - zero); }
+
+/* Allocates codes, scales, zeros, g_idx (c / groupsize) and perm (identity); mins stays NULL. */
+qc_status qc_qweight_init(qc_qweight *q, int rows, int cols, int bits, int groupsize, bool sym, qc_err *e);
+void qc_qweight_free(qc_qweight *q); /* NULL or zeroed: no-op */
+/* w (rows, cols) = the dequantized weight, in fp32. */
+void qc_qweight_dequantize(const qc_qweight *q, float *w);
 
 typedef struct qc_quant_spec {
     int bits;        /* 2..8 */
@@ -75,7 +102,7 @@ static inline float qc_quant_code_min(float x, float d, float m, int maxq) {
     return q < 0.0f ? 0.0f : q > (float)maxq ? (float)maxq : q;
 }
 
-/* Allocates r (io/'s qc_qweight, what every solver produces) for a (rows, cols) weight
+/* Allocates r (qc_qweight above, what every solver produces) for a (rows, cols) weight
  * quantized by spec s, after checking s. Solvers (qc_quant_rtn, qc_gptq_quantize)
  * initialise their result this way themselves: pass an unused (or freed) one; on failure it
  * is left zeroed. */

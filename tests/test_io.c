@@ -14,7 +14,7 @@
 
 #define STORIES "models/stories260K/stories260K.bin"
 #define STORIES_BYTES 1056540
-/* Where stories260K's freq_cis arrays start: header + weights (see io/llama2c.c). */
+/* Where stories260K's freq_cis arrays start: header + weights (see io/llama2c_checkpoint.c). */
 #define STORIES_FREQ_OFFSET 1040156
 
 static float *alloc_weight(const qc_config *c, qc_weight w) {

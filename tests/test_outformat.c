@@ -1,8 +1,8 @@
-/* test_outformat.c — calib/outformat.c: the output format a quantize run writes without
+/* test_outformat.c — job/format_choose.c: the output format a quantize run writes without
  * --format (gguf only for a --gguf-* option, else gptq when it holds every setting given,
  * else fake), GGUF's block type from the settings, and each contradiction between two
  * options given refused with a message naming both. */
-#include "calib/calib.h"
+#include "job/job.h"
 #include "tests/check.h"
 
 #define GIVEN(v, f) ((qc_given){ (v), (f) })

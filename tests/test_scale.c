@@ -225,7 +225,7 @@ static void stories_windows(qc_windows *w, int n, int seqlen) {
     qc_tokenizer t = { 0 };
     CHECK_OK(qc_tokenizer_load(&t, shared_path("models/stories260K/tok512.bin"), 512, &e), e);
     const char *src[1] = { shared_path("data/tinystories/tinystories_calib.txt") };
-    CHECK_OK(qc_calib_windows(&t, src, 1, n, seqlen, 0, w, &e), e);
+    CHECK_OK(qc_windows_draw(&t, src, 1, n, seqlen, 0, w, &e), e);
     qc_tokenizer_free(&t);
 }
 

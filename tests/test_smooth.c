@@ -168,7 +168,7 @@ static void test_smoothing_lowers_int8_error(void) {
     CHECK_OK(qc_model_open(&m, shared_path("models/stories260K/stories260K.bin"), &e), e);
     if (!m) return;
     CHECK_OK(qc_tokenizer_load(&tok, shared_path("models/stories260K/tok512.bin"), m->cfg.vocab_size, &e), e);
-    CHECK_OK(qc_calib_windows(&tok, &calib, 1, 16, 512, 0, &w, &e), e);
+    CHECK_OK(qc_windows_draw(&tok, &calib, 1, 16, 512, 0, &w, &e), e);
     const qc_config *c = &m->cfg;
     int ntok = w.n * w.seqlen, dim = c->dim, qdim = c->n_heads * c->head_dim, kvdim = c->n_kv_heads * c->head_dim;
     float *x = malloc((size_t)ntok * dim * sizeof(float));

@@ -31,7 +31,7 @@ static void windows_of(const model_case *mc, qc_windows *w) {
     CHECK_OK(mc->json ? qc_tokenizer_load_json(&t, shared_path(mc->tokenizer), &e)
                       : qc_tokenizer_load(&t, shared_path(mc->tokenizer), 512, &e), e);
     const char *src[1] = { shared_path("data/tinystories/tinystories_calib.txt") };
-    CHECK_OK(qc_calib_windows(&t, src, 1, NWIN, SEQLEN, 0, w, &e), e);
+    CHECK_OK(qc_windows_draw(&t, src, 1, NWIN, SEQLEN, 0, w, &e), e);
     qc_tokenizer_free(&t);
 }
 

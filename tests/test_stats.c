@@ -53,7 +53,7 @@ static void test_weight_stats_match_independent_figures(void) {
     CHECK_OK(qc_checkpoint_open(&ck, shared_path("models/stories260K/stories260K.bin"), &e), e);
     qc_wstats *ws = NULL;
     int n = 0;
-    CHECK_OK(qc_model_wstats(ck, NULL, &ws, &n, &e), e);
+    CHECK_OK(qc_wstats_checkpoint(ck, NULL, &ws, &n, &e), e);
     const qc_config *c = qc_checkpoint_config(ck);
     CHECK(n == 1 + c->n_layers * QC_LIN_COUNT, "%d weights (tied classifier: embedding + 7 per block)", n);
     static const char *ref_names[QC_LIN_COUNT] = { "wq", "wk", "wv", "wo", "w1", "w3", "w2" };

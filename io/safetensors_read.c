@@ -1,4 +1,4 @@
-/* safetensors.c — the safetensors reader. The file is mapped, the header validated in full,
+/* safetensors_read.c — the safetensors reader. The file is mapped, the header validated in full,
  * and each tensor described by a pointer into the mapping (nothing is copied).
  *
  * Layout (all little endian):

@@ -1,4 +1,4 @@
-/* export_hf.c — writing a Hugging Face Llama folder from any weight source.
+/* hf_export.c — writing a Hugging Face Llama folder from any weight source.
  *
  * The folder (built under a temporary name by base's qc_outdir, renamed into place when
  * complete) holds:

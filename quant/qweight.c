@@ -1,6 +1,6 @@
 /* qweight.c — the groupwise-quantized weight every solver produces and every quantized
  * format stores: allocation and dequantization. */
-#include "io/io.h"
+#include "quant/quant.h"
 
 #include <stdlib.h>
 #include <string.h>

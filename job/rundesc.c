@@ -9,7 +9,7 @@
  * index, each calibration text), the calibration windows by theirs; a model's tensors are
  * hashed as they are converted, block by block (model/'s qc_model_block_hash), which is what
  * the resume checks for each block it restores. */
-#include "calib/calib.h"
+#include "job/job.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -26,7 +26,7 @@ void qc_run_desc_recipe(const qc_run_desc *d, qc_recipe *r) {
     r->act_bits = d->act_bits > 0 ? d->act_bits : QC_RECIPE_UNSET;
     r->embed_bits = o->embed.bits > 0 ? o->embed.bits : QC_RECIPE_UNSET;
     r->embed_groupsize = o->embed.bits > 0 ? o->embed.groupsize : QC_RECIPE_UNSET;
-    bool gptq = o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ;
+    bool gptq = qc_method_info_of(o->method)->gptq;
     r->percdamp = gptq ? d->percdamp : NAN;
     r->blocksize = gptq ? o->gptq.blocksize : QC_RECIPE_UNSET;
     r->act_order = gptq ? o->gptq.act_order : QC_RECIPE_UNSET;
@@ -94,13 +94,8 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     cJSON_AddStringToObject(s, "model_format", qc_checkpoint_format(d->model->ck));
     cJSON_AddStringToObject(s, "format", qc_out_format_name(d->format));
     cJSON_AddStringToObject(s, "format_reason", d->format_reason);
-    if (d->format == QC_FMT_GPTQ) cJSON_AddStringToObject(s, "checkpoint_format", d->checkpoint_format == 2 ? "v2" : "v1");
-    if (d->format == QC_FMT_GGUF) {
-        cJSON_AddStringToObject(s, "gguf_type", qc_gguf_type_name(d->gguf_linear));
-        cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(d->gguf_embed));
-        cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(d->gguf_output));
-        cJSON_AddBoolToObject(s, "gguf_no_pad", d->gguf_no_pad);
-    }
+    const qc_format_row *f = qc_format_row_of(d->format);
+    if (f->describe) f->describe(d, s); /* the format's own settings */
     cJSON_AddNumberToObject(s, "ffn_width", d->model->cfg.hidden_dim);
     cJSON_AddStringToObject(s, "method", qc_method_name(o->method));
     cJSON_AddNumberToObject(s, "wbits", o->spec.bits);
@@ -111,7 +106,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     snprintf(spec, sizeof spec, "f16 scales %d, mins %d, signed scale %d, zero from one %d, awq range %d",
              o->spec.f16_scales, o->spec.store_min, o->spec.signed_scale, o->spec.zero_from_one, o->spec.awq_range);
     cJSON_AddStringToObject(s, "quantizer", spec);
-    if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
+    if (qc_method_info_of(o->method)->gptq) {
         cJSON_AddNumberToObject(s, "percdamp", o->gptq.percdamp);
         cJSON_AddNumberToObject(s, "blocksize", o->gptq.blocksize);
         cJSON_AddBoolToObject(s, "act_order", o->gptq.act_order);
@@ -119,7 +114,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
         cJSON_AddNumberToObject(s, "damp_retries", o->gptq.max_retries);
     }
     cJSON_AddBoolToObject(s, "true_sequential", o->true_sequential);
-    if (o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ) {
+    if (qc_method_info_of(o->method)->awq) {
         cJSON_AddBoolToObject(s, "awq_duo_scaling", o->awq.duo_scaling);
         cJSON_AddBoolToObject(s, "awq_clip", o->awq.clip);
     }

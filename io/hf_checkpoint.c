@@ -1,4 +1,4 @@
-/* hf.c — the Hugging Face checkpoint reader: a folder with config.json and either
+/* hf_checkpoint.c — the Hugging Face checkpoint reader: a folder with config.json and either
  * model.safetensors or model.safetensors.index.json plus its shards, or a single
  * .safetensors file with config.json beside it.
  *

@@ -1,9 +1,9 @@
-/* st_writer.c — the streaming safetensors writer. Tensors are declared first (name, dtype,
+/* safetensors_write.c — the streaming safetensors writer. Tensors are declared first (name, dtype,
  * shape), which fixes the header; their data is then written in declaration order, one
  * whole tensor per call, straight to an atomic output file (base's qc_outfile), so a file
  * of any size is written without holding more than one tensor in memory.
  *
- * Layout written (see safetensors.c for the reader):
+ * Layout written (see safetensors_read.c for the reader):
  *   u64 N little endian | N bytes of JSON header | data
  * The header is {"__metadata__": {...}, "name": {"dtype", "shape", "data_offsets"}, ...}
  * with tensors in declaration order and their data back to back in the same order, no

@@ -1,4 +1,4 @@
-/* export_llama2c.c — writing a llama2.c legacy checkpoint (layout in llama2c.c) from any
+/* llama2c_export.c — writing a llama2.c legacy checkpoint (layout in llama2c_checkpoint.c) from any
  * weight source, through an atomic output file.
  *
  * What llama2.c's run.c cannot represent is refused rather than written wrongly: it

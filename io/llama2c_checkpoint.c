@@ -1,4 +1,4 @@
-/* llama2c.c — the llama2.c legacy ("version 0") checkpoint reader. The file is mapped and
+/* llama2c_checkpoint.c — the llama2.c legacy ("version 0") checkpoint reader. The file is mapped and
  * each weight addressed in place; nothing is copied at open time. A file that begins with
  * the magic number "ak42" is one of export.py's later versions (1: fp32, 2: Q8_0 int8) and
  * goes to llama2c_q8.c, which has its layout.
