@@ -98,6 +98,18 @@ typedef struct qc_gguf_type_info {
     void (*from_float_weighted)(const float *x, const float *qw, void *blocks, int64_t n);
 } qc_gguf_type_info;
 
+/* A block's fp16 field (d, m, dmin), stored little endian whatever the host. */
+static inline void qc_gguf_put_f16(uint16_t *field, float f) {
+    uint16_t h = qc_f32_to_f16(f);
+    uint8_t *p = (uint8_t *)field;
+    p[0] = (uint8_t)(h & 0xff);
+    p[1] = (uint8_t)(h >> 8);
+}
+static inline float qc_gguf_get_f16(const uint16_t *field) {
+    const uint8_t *p = (const uint8_t *)field;
+    return qc_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
+
 /* The table entry of ggml type id t, or NULL when qcalib does not handle it. */
 const qc_gguf_type_info *qc_gguf_type_info_of(uint32_t t);
 /* ggml's name for any ggml type id (also those qcalib does not handle), or NULL if unknown. */

@@ -19,23 +19,10 @@
 #include <string.h>
 #include <strings.h>
 
-/* fp16 fields, stored little endian whatever the host. */
-static void put_f16(uint16_t *field, float f) {
-    uint16_t h = qc_f32_to_f16(f);
-    uint8_t *p = (uint8_t *)field;
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
-
-static float get_f16(const uint16_t *field) {
-    const uint8_t *p = (const uint8_t *)field;
-    return qc_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-}
-
 /* ---- one block ------------------------------------------------------------------------------- */
 
 void qc_gguf_q4_0_to_float(const qc_block_q4_0 *b, float out[QC_QK4_0]) {
-    float d = get_f16(&b->d);
+    float d = qc_gguf_get_f16(&b->d);
     for (int j = 0; j < QC_QK4_0 / 2; j++) {
         out[j] = (float)((b->qs[j] & 0x0f) - 8) * d;
         out[j + QC_QK4_0 / 2] = (float)((b->qs[j] >> 4) - 8) * d;
@@ -43,7 +30,7 @@ void qc_gguf_q4_0_to_float(const qc_block_q4_0 *b, float out[QC_QK4_0]) {
 }
 
 void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]) {
-    float d = get_f16(&b->d), m = get_f16(&b->m);
+    float d = qc_gguf_get_f16(&b->d), m = qc_gguf_get_f16(&b->m);
     for (int j = 0; j < QC_QK4_1 / 2; j++) {
         out[j] = (float)(b->qs[j] & 0x0f) * d + m;
         out[j + QC_QK4_1 / 2] = (float)(b->qs[j] >> 4) * d + m;
@@ -51,25 +38,25 @@ void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]) {
 }
 
 void qc_gguf_q8_0_to_float(const qc_block_q8_0 *b, float out[QC_QK8_0]) {
-    float d = get_f16(&b->d);
+    float d = qc_gguf_get_f16(&b->d);
     for (int j = 0; j < QC_QK8_0; j++) out[j] = (float)b->qs[j] * d;
 }
 
 void qc_gguf_q4_0_from_codes(const uint8_t codes[QC_QK4_0], float d, qc_block_q4_0 *b) {
-    put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->d, d);
     for (int j = 0; j < QC_QK4_0 / 2; j++)
         b->qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + QC_QK4_0 / 2] & 0x0f) << 4);
 }
 
 void qc_gguf_q4_1_from_codes(const uint8_t codes[QC_QK4_1], float d, float m, qc_block_q4_1 *b) {
-    put_f16(&b->d, d);
-    put_f16(&b->m, m);
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, m);
     for (int j = 0; j < QC_QK4_1 / 2; j++)
         b->qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + QC_QK4_1 / 2] & 0x0f) << 4);
 }
 
 void qc_gguf_q8_0_from_codes(const uint8_t codes[QC_QK8_0], float d, qc_block_q8_0 *b) {
-    put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->d, d);
     for (int j = 0; j < QC_QK8_0; j++) b->qs[j] = (int8_t)((int)codes[j] - 128);
 }
 
@@ -83,7 +70,7 @@ void qc_gguf_q4_0_ref(const float x[QC_QK4_0], qc_block_q4_0 *b) {
         }
     const float d = max / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->d, d);
     for (int j = 0; j < QC_QK4_0 / 2; j++) {
         int8_t q0 = (int8_t)(x[j] * id + 8.5f), q1 = (int8_t)(x[j + QC_QK4_0 / 2] * id + 8.5f);
         uint8_t c0 = (uint8_t)(q0 < 15 ? q0 : 15), c1 = (uint8_t)(q1 < 15 ? q1 : 15);
@@ -100,8 +87,8 @@ void qc_gguf_q4_1_ref(const float x[QC_QK4_1], qc_block_q4_1 *b) {
     }
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(&b->d, d);
-    put_f16(&b->m, min);
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, min);
     for (int j = 0; j < QC_QK4_1 / 2; j++) {
         int8_t q0 = (int8_t)((x[j] - min) * id + 0.5f), q1 = (int8_t)((x[j + QC_QK4_1 / 2] - min) * id + 0.5f);
         uint8_t c0 = (uint8_t)(q0 < 15 ? q0 : 15), c1 = (uint8_t)(q1 < 15 ? q1 : 15);
@@ -115,7 +102,7 @@ void qc_gguf_q8_0_ref(const float x[QC_QK8_0], qc_block_q8_0 *b) {
     for (int j = 0; j < QC_QK8_0; j++) amax = fmaxf(amax, fabsf(x[j]));
     const float d = amax / ((1 << 7) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->d, d);
     for (int j = 0; j < QC_QK8_0; j++) b->qs[j] = (int8_t)roundf(x[j] * id);
 }
 

@@ -36,19 +36,6 @@
 /* ggml's GROUP_MAX_EPS: a group whose largest magnitude is below this is all zeros. */
 #define ZERO_GROUP 1e-15f
 
-/* fp16 fields, stored little endian whatever the host. */
-static void put_f16(uint16_t *field, float f) {
-    uint16_t h = qc_f32_to_f16(f);
-    uint8_t *p = (uint8_t *)field;
-    p[0] = (uint8_t)(h & 0xff);
-    p[1] = (uint8_t)(h >> 8);
-}
-
-static float get_f16(const uint16_t *field) {
-    const uint8_t *p = (const uint8_t *)field;
-    return qc_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
-}
-
 /* Nearest integer, ties to even, for |v| < 2^22: v + 1.5·2^23 lands in the binade where an
  * fp32's unit in the last place is 1, so the addition itself rounds; the integer is read
  * back from the mantissa bits. */
@@ -62,15 +49,8 @@ static inline int round_int(float v) {
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-/* ---- the searches -------------------------------------------------------------------------------- */
-
-/* Symmetric codes l in −nmax..nmax−1 for n values with x ≈ scale·l (make_qx_quants with
- * rmse_type 1): start from the scale that maps the value of largest magnitude to −nmax,
- * take the weighted least-squares scale of those codes, then try 18 nearby starting scales
- * −(nmax ± 0.1·k)/max and keep the codes whose least-squares fit explains most of Σw·x²
- * (largest (Σw·x·l)²/Σw·l²). Weights: w[i], or x[i]² when w is NULL. Stores l + nmax in L;
- * returns the scale (0 and codes 0 for an all-zero group). */
-static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, const float *w) {
+/* The value of largest magnitude among x[0..n) (the first of equals; 0 when all are 0). */
+static float largest_magnitude(const float *x, int n) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; ++i) {
         float ax = fabsf(x[i]);
@@ -79,19 +59,41 @@ static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, const flo
             max = x[i];
         }
     }
-    if (amax < ZERO_GROUP) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
+    return max;
+}
+
+/* ---- the searches -------------------------------------------------------------------------------- */
+
+/* Codes l = clamp(round(iscale·x), −nmax, nmax−1) into L as l + offset, with the weighted
+ * sums Σw·x·l and Σw·l² (weights w[i], or x[i]² when w is NULL) in ggml's order. */
+static void symmetric_codes(int n, int nmax, float iscale, const float *x, const float *w, int8_t *L, int offset,
+                            float *sumlx, float *suml2) {
+    float slx = 0, sl2 = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = imax(-nmax, imin(nmax - 1, round_int(iscale * x[i])));
+        L[i] = (int8_t)(l + offset);
+        float wi = w ? w[i] : x[i] * x[i];
+        slx += wi * x[i] * l;
+        sl2 += wi * l * l;
+    }
+    *sumlx = slx, *suml2 = sl2;
+}
+
+/* Symmetric codes l in −nmax..nmax−1 for n values with x ≈ scale·l (make_qx_quants with
+ * rmse_type 1): start from the scale that maps the value of largest magnitude to −nmax,
+ * take the weighted least-squares scale of those codes, then try 18 nearby starting scales
+ * −(nmax ± 0.1·k)/max and keep the codes whose least-squares fit explains most of Σw·x²
+ * (largest (Σw·x·l)²/Σw·l²). Weights: w[i], or x[i]² when w is NULL. Stores l + nmax in L;
+ * returns the scale (0 and codes 0 for an all-zero group). */
+static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, const float *w) {
+    float max = largest_magnitude(x, n);
+    if (fabsf(max) < ZERO_GROUP) {
+        memset(L, 0, (size_t)n);
         return 0.f;
     }
     float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = imax(-nmax, imin(nmax - 1, round_int(iscale * x[i])));
-        L[i] = (int8_t)(l + nmax);
-        float wi = w ? w[i] : x[i] * x[i];
-        sumlx += wi * x[i] * l;
-        suml2 += wi * l * l;
-    }
+    float sumlx, suml2;
+    symmetric_codes(n, nmax, iscale, x, w, L, nmax, &sumlx, &suml2);
     float scale = suml2 ? sumlx / suml2 : 0.0f;
     float best = scale * sumlx;
     for (int k = -9; k <= 9; ++k) {
@@ -119,27 +121,14 @@ static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, const flo
  * value the other codes' least-squares scale implies, when that raises (Σw·x·l)²/Σw·l²
  * (weights x²). Stores l + nmax in L; returns the least-squares scale. */
 static float fit_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
-    if (amax < ZERO_GROUP) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
+    float max = largest_magnitude(x, n);
+    if (fabsf(max) < ZERO_GROUP) {
+        memset(L, 0, (size_t)n);
         return 0.f;
     }
     float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = imax(-nmax, imin(nmax - 1, round_int(iscale * x[i])));
-        L[i] = (int8_t)l;
-        float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
+    float sumlx, suml2;
+    symmetric_codes(n, nmax, iscale, x, NULL, L, 0, &sumlx, &suml2);
     for (int sweep = 0; sweep < 5; ++sweep) {
         int changed = 0;
         for (int i = 0; i < n; ++i) {
@@ -401,7 +390,7 @@ static void pack_6bit(const uint8_t *L, uint8_t *ql, uint8_t *qh) {
 /* ---- decoders ---------------------------------------------------------------------------------------- */
 
 void qc_gguf_q2_k_to_float(const qc_block_q2_k *b, float out[QC_QK_K]) {
-    const float d = get_f16(&b->d), dmin = get_f16(&b->dmin);
+    const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
     for (int e = 0; e < QC_QK_K; ++e) {
         uint8_t sc = b->scales[e / 16];
         const float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
@@ -411,7 +400,7 @@ void qc_gguf_q2_k_to_float(const qc_block_q2_k *b, float out[QC_QK_K]) {
 }
 
 void qc_gguf_q3_k_to_float(const qc_block_q3_k *b, float out[QC_QK_K]) {
-    const float d = get_f16(&b->d);
+    const float d = qc_gguf_get_f16(&b->d);
     for (int e = 0; e < QC_QK_K; ++e) {
         const float dl = d * unpack_scale6(b->scales, e / 16);
         int low = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
@@ -421,7 +410,7 @@ void qc_gguf_q3_k_to_float(const qc_block_q3_k *b, float out[QC_QK_K]) {
 }
 
 void qc_gguf_q4_k_to_float(const qc_block_q4_k *b, float out[QC_QK_K]) {
-    const float d = get_f16(&b->d), dmin = get_f16(&b->dmin);
+    const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
     for (int s = 0; s < QC_QK_K / 32; ++s) {
         uint8_t ls, lm;
         unpack_scale_min6(b->scales, s, &ls, &lm);
@@ -432,7 +421,7 @@ void qc_gguf_q4_k_to_float(const qc_block_q4_k *b, float out[QC_QK_K]) {
 }
 
 void qc_gguf_q5_k_to_float(const qc_block_q5_k *b, float out[QC_QK_K]) {
-    const float d = get_f16(&b->d), dmin = get_f16(&b->dmin);
+    const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
     for (int s = 0; s < QC_QK_K / 32; ++s) {
         uint8_t ls, lm;
         unpack_scale_min6(b->scales, s, &ls, &lm);
@@ -444,7 +433,7 @@ void qc_gguf_q5_k_to_float(const qc_block_q5_k *b, float out[QC_QK_K]) {
 }
 
 void qc_gguf_q6_k_to_float(const qc_block_q6_k *b, float out[QC_QK_K]) {
-    const float d = get_f16(&b->d);
+    const float d = qc_gguf_get_f16(&b->d);
     for (int e = 0; e < QC_QK_K; ++e) {
         int c = e / 128, k = (e % 128) / 32, l = e % 32;
         uint8_t lo = b->ql[64 * c + 32 * (k % 2) + l];
@@ -471,22 +460,22 @@ void qc_gguf_q2_k_ref(const float x[QC_QK_K], qc_block_q2_k *b) {
     if (max_scale > 0) {
         float iscale = levels / max_scale;
         for (int s = 0; s < QC_QK_K / 16; ++s) b->scales[s] = (uint8_t)round_int(iscale * scales[s]);
-        put_f16(&b->d, max_scale / levels);
+        qc_gguf_put_f16(&b->d, max_scale / levels);
     } else {
         for (int s = 0; s < QC_QK_K / 16; ++s) b->scales[s] = 0;
-        put_f16(&b->d, 0.f);
+        qc_gguf_put_f16(&b->d, 0.f);
     }
     if (max_min > 0) {
         float iscale = levels / max_min;
         for (int s = 0; s < QC_QK_K / 16; ++s) b->scales[s] |= (uint8_t)(round_int(iscale * mins[s]) << 4);
-        put_f16(&b->dmin, max_min / levels);
+        qc_gguf_put_f16(&b->dmin, max_min / levels);
     } else {
-        put_f16(&b->dmin, 0.f);
+        qc_gguf_put_f16(&b->dmin, 0.f);
     }
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        const float d = get_f16(&b->d) * (b->scales[s] & 0xF);
+        const float d = qc_gguf_get_f16(&b->d) * (b->scales[s] & 0xF);
         if (!d) continue;
-        const float dm = get_f16(&b->dmin) * (b->scales[s] >> 4);
+        const float dm = qc_gguf_get_f16(&b->dmin) * (b->scales[s] >> 4);
         for (int i = 0; i < 16; ++i)
             L[16 * s + i] = (uint8_t)imax(0, imin(3, round_int((x[16 * s + i] + dm) / d)));
     }
@@ -514,12 +503,12 @@ void qc_gguf_q3_k_ref(const float x[QC_QK_K], qc_block_q3_k *b) {
             int8_t l = (int8_t)round_int(iscale * scales[s]);
             pack_scale6(b->scales, s, imax(-32, imin(31, l)) + 32);
         }
-        put_f16(&b->d, 1 / iscale);
+        qc_gguf_put_f16(&b->d, 1 / iscale);
     } else {
-        put_f16(&b->d, 0.f);
+        qc_gguf_put_f16(&b->d, 0.f);
     }
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        float d = get_f16(&b->d) * (int8_t)unpack_scale6(b->scales, s);
+        float d = qc_gguf_get_f16(&b->d) * (int8_t)unpack_scale6(b->scales, s);
         if (!d) continue;
         for (int i = 0; i < 16; ++i)
             L[16 * s + i] = (int8_t)(imax(-4, imin(3, round_int(x[16 * s + i] / d))) + 4);
@@ -551,14 +540,14 @@ static void ref_q45(const float x[QC_QK_K], int nmax, float rmin, int nstep, uin
         uint8_t lm = (uint8_t)round_int(inv_min * mins[s]);
         pack_scale_min6(scbytes, s, ls < 63 ? ls : 63, lm < 63 ? lm : 63);
     }
-    put_f16(dfield, max_scale / 63.f);
-    put_f16(dminfield, max_min / 63.f);
+    qc_gguf_put_f16(dfield, max_scale / 63.f);
+    qc_gguf_put_f16(dminfield, max_min / 63.f);
     for (int s = 0; s < QC_QK_K / 32; ++s) {
         uint8_t ls, lm;
         unpack_scale_min6(scbytes, s, &ls, &lm);
-        const float d = get_f16(dfield) * ls;
+        const float d = qc_gguf_get_f16(dfield) * ls;
         if (!d) continue;
-        const float dm = get_f16(dminfield) * lm;
+        const float dm = qc_gguf_get_f16(dminfield) * lm;
         for (int i = 0; i < 32; ++i)
             L[32 * s + i] = (uint8_t)imax(0, imin(nmax, round_int((x[32 * s + i] + dm) / d)));
     }
@@ -593,14 +582,14 @@ static void q6_k_fit(const float x[QC_QK_K], const float *qw, qc_block_q6_k *b) 
     }
     if (max_abs_scale < ZERO_GROUP) {
         memset(b, 0, sizeof *b);
-        put_f16(&b->d, 0.f);
+        qc_gguf_put_f16(&b->d, 0.f);
         return;
     }
     float iscale = -128.f / max_scale;
-    put_f16(&b->d, 1 / iscale);
+    qc_gguf_put_f16(&b->d, 1 / iscale);
     for (int s = 0; s < QC_QK_K / 16; ++s) b->scales[s] = (int8_t)imin(127, round_int(iscale * scales[s]));
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        float d = get_f16(&b->d) * b->scales[s];
+        float d = qc_gguf_get_f16(&b->d) * b->scales[s];
         if (!d) continue;
         for (int i = 0; i < 16; ++i)
             L[16 * s + i] = (int8_t)(imax(-32, imin(31, round_int(x[16 * s + i] / d))) + 32);
@@ -616,26 +605,35 @@ void qc_gguf_q6_k_ref(const float x[QC_QK_K], qc_block_q6_k *b) { q6_k_fit(x, NU
  * 4 or 6 bits by fit_positive (fit_symmetric for Q3_K's signed scales), weighted by their
  * sub-block's total weight, instead of as multiples of their maximum. */
 
+/* Σx² over a super-block, in order (the weighted quantizers' σ² is a multiple of it). */
+static float block_sum_sq(const float x[QC_QK_K]) {
+    float sum = 0;
+    for (int j = 0; j < QC_QK_K; ++j) sum += x[j] * x[j];
+    return sum;
+}
+
+/* One sub-block's weights w[l] = q[l]·sqrt(σ² + x[l]²) (importance q), returning Σw in order. */
+static float sub_weights(const float *x, const float *q, float sigma2, int len, float *w) {
+    float sum = 0;
+    for (int l = 0; l < len; ++l) w[l] = q[l] * sqrtf(sigma2 + x[l] * x[l]);
+    for (int l = 0; l < len; ++l) sum += w[l];
+    return sum;
+}
+
 void qc_gguf_q2_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_block_q2_k *b) {
     uint8_t L[QC_QK_K], Laux[16], Ls[QC_QK_K / 16], Lm[QC_QK_K / 16];
     float mins[QC_QK_K / 16], scales[QC_QK_K / 16], sw[QC_QK_K / 16], w[16];
-    memset(sw, 0, sizeof sw);
-    float sumx2 = 0;
-    for (int j = 0; j < QC_QK_K; ++j) sumx2 += x[j] * x[j];
-    float sigma2 = sumx2 / QC_QK_K;
+    float sigma2 = block_sum_sq(x) / QC_QK_K;
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        const float *q = qw + 16 * s;
-        for (int l = 0; l < 16; ++l) w[l] = q[l] * sqrtf(sigma2 + x[16 * s + l] * x[16 * s + l]);
-        /* ggml sums QK_K/16 = 16 weights here: the sub-block's 16, as it is 16 wide */
-        for (int l = 0; l < QC_QK_K / 16; ++l) sw[s] += w[l];
+        sw[s] = sub_weights(x + 16 * s, qw + 16 * s, sigma2, 16, w);
         scales[s] = fit_affine(16, 3, x + 16 * s, w, L + 16 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false, true);
     }
     float dm = fit_positive(QC_QK_K / 16, 15, scales, Ls, sw);
     float mm = fit_positive(QC_QK_K / 16, 15, mins, Lm, sw);
-    put_f16(&b->d, dm);
-    put_f16(&b->dmin, mm);
-    dm = get_f16(&b->d);
-    mm = get_f16(&b->dmin);
+    qc_gguf_put_f16(&b->d, dm);
+    qc_gguf_put_f16(&b->dmin, mm);
+    dm = qc_gguf_get_f16(&b->d);
+    mm = qc_gguf_get_f16(&b->dmin);
     for (int s = 0; s < QC_QK_K / 16; ++s) b->scales[s] = (uint8_t)(Ls[s] | (Lm[s] << 4));
     for (int s = 0; s < QC_QK_K / 16; ++s) {
         const float d = dm * (b->scales[s] & 0xF);
@@ -649,23 +647,17 @@ void qc_gguf_q2_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_b
 void qc_gguf_q3_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_block_q3_k *b) {
     int8_t L[QC_QK_K], Ls[QC_QK_K / 16];
     float scales[QC_QK_K / 16], w[16], sw[QC_QK_K / 16];
-    float sumx2 = 0;
-    for (int j = 0; j < QC_QK_K; ++j) sumx2 += x[j] * x[j];
-    float sigma2 = 2 * sumx2 / QC_QK_K;
+    float sigma2 = 2 * block_sum_sq(x) / QC_QK_K;
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        const float *q = qw + 16 * s;
-        for (int l = 0; l < 16; ++l) w[l] = q[l] * sqrtf(sigma2 + x[16 * s + l] * x[16 * s + l]);
-        float sumw = 0;
-        for (int l = 0; l < 16; ++l) sumw += w[l];
-        sw[s] = sumw;
+        sw[s] = sub_weights(x + 16 * s, qw + 16 * s, sigma2, 16, w);
         scales[s] = fit_symmetric(16, 4, x + 16 * s, L + 16 * s, w);
     }
     memset(b->scales, 0, sizeof b->scales);
     float d_block = fit_symmetric(QC_QK_K / 16, 32, scales, Ls, sw);
     for (int s = 0; s < QC_QK_K / 16; ++s) pack_scale6(b->scales, s, Ls[s]);
-    put_f16(&b->d, d_block);
+    qc_gguf_put_f16(&b->d, d_block);
     for (int s = 0; s < QC_QK_K / 16; ++s) {
-        float d = get_f16(&b->d) * (int8_t)unpack_scale6(b->scales, s);
+        float d = qc_gguf_get_f16(&b->d) * (int8_t)unpack_scale6(b->scales, s);
         if (!d) continue;
         for (int i = 0; i < 16; ++i)
             L[16 * s + i] = (int8_t)(imax(-4, imin(3, round_int(x[16 * s + i] / d))) + 4);
@@ -679,28 +671,22 @@ static void weighted_q45(const float x[QC_QK_K], const float qw[QC_QK_K], int nm
                          uint16_t *dminfield, uint8_t *scbytes, uint8_t L[QC_QK_K]) {
     uint8_t Laux[32], Ls[QC_QK_K / 32], Lm[QC_QK_K / 32];
     float w[32], sw[QC_QK_K / 32], mins[QC_QK_K / 32], scales[QC_QK_K / 32];
-    float sum_x2 = 0;
-    for (int l = 0; l < QC_QK_K; ++l) sum_x2 += x[l] * x[l];
-    float sigma2 = 2 * sum_x2 / QC_QK_K;
+    float sigma2 = 2 * block_sum_sq(x) / QC_QK_K;
     for (int s = 0; s < QC_QK_K / 32; ++s) {
-        const float *q = qw + 32 * s;
-        for (int l = 0; l < 32; ++l) w[l] = q[l] * sqrtf(sigma2 + x[32 * s + l] * x[32 * s + l]);
-        float sumw = 0;
-        for (int l = 0; l < 32; ++l) sumw += w[l];
-        sw[s] = sumw;
+        sw[s] = sub_weights(x + 32 * s, qw + 32 * s, sigma2, 32, w);
         scales[s] = fit_affine(32, nmax, x + 32 * s, w, L + 32 * s, &mins[s], Laux, -0.9f, 0.05f, 36, false, true);
     }
     float d_block = fit_positive(QC_QK_K / 32, 63, scales, Ls, sw);
     float m_block = fit_positive(QC_QK_K / 32, 63, mins, Lm, sw);
     for (int s = 0; s < QC_QK_K / 32; ++s) pack_scale_min6(scbytes, s, Ls[s] < 63 ? Ls[s] : 63, Lm[s] < 63 ? Lm[s] : 63);
-    put_f16(dfield, d_block);
-    put_f16(dminfield, m_block);
+    qc_gguf_put_f16(dfield, d_block);
+    qc_gguf_put_f16(dminfield, m_block);
     for (int s = 0; s < QC_QK_K / 32; ++s) {
         uint8_t ls, lm;
         unpack_scale_min6(scbytes, s, &ls, &lm);
-        const float d = get_f16(dfield) * ls;
+        const float d = qc_gguf_get_f16(dfield) * ls;
         if (!d) continue;
-        const float dm = get_f16(dminfield) * lm;
+        const float dm = qc_gguf_get_f16(dminfield) * lm;
         for (int i = 0; i < 32; ++i)
             L[32 * s + i] = (uint8_t)imax(0, imin(nmax, round_int((x[32 * s + i] + dm) / d)));
     }
