@@ -48,7 +48,7 @@ static size_t solve_bytes(int rows, int cols, size_t result, const qc_calib_opts
     size_t b = (size_t)rows * cols * f + n * f + result;
     size_t err_rows = rows < ERR_CHUNK ? (size_t)rows : ERR_CHUNK;
     size_t err_strip = n < ERR_STRIP ? n : ERR_STRIP;
-    b += (2 * err_rows * (n + err_strip) + err_strip * err_strip) * f;
+    b += (2 * err_rows * (n + err_strip) + n * err_strip) * f;
     if (o->method == QC_METHOD_GPTQ || o->method == QC_METHOD_AWQ_GPTQ) {
         size_t bs = (size_t)(o->gptq.blocksize < cols ? o->gptq.blocksize : cols);
         size_t chunk = ((size_t)rows / 8 + GPTQ_TILE - 1) / GPTQ_TILE * GPTQ_TILE;

@@ -80,17 +80,12 @@ static qc_status head_product(bool cached, bool b_t, int m, int n, int k, const 
     return QC_OK;
 }
 
-/* Queries per block of the attention: a block's queries see keys up to its last one only,
- * so the masked upper half of the score square is mostly skipped (at 2048 tokens, 56% of
- * the square is computed instead of all of it). */
-#define QUERY_BLOCK 256
-
 /* Causal attention of nq queries at positions pos0..pos0+nq-1 over keys/values at
  * positions 0..pos0+nq-1 (cached: the keys and values of earlier calls included). q, out:
  * (nq, n_heads*hd); k, v: (pos0+nq, n_kv_heads*hd). Each query head h reads key/value head
  * h / (n_heads / n_kv_heads). Heads run in parallel, each thread with its own block of
- * scores; the queries go in blocks of QUERY_BLOCK, block [i0, i1) against keys [0, pos0+i1)
- * (at 2048 tokens, 56% of the score square is computed instead of all of it).
+ * scores; the queries go in blocks of QUERY_BLOCK (internal.h), block [i0, i1) against keys
+ * [0, pos0+i1) (at 2048 tokens, 56% of the score square is computed instead of all of it).
  * The first error of any head is returned. */
 static qc_status attend(const qc_config *c, const float *q, const float *k, const float *v, int nq, int pos0,
                         bool cached, float *out, float *scores, qc_err *e) {

@@ -258,7 +258,8 @@ void qc_quant_act_per_token(float *x, int ntok, int cols, int bits) {
  * stacked as one operand A (2m, cols); H's columns in strips of ERR_STRIP. Only H's upper
  * triangle is read, and only about half of the full product A·H is formed: strip [c0, c1)
  * takes its strictly-upper rows [0, c0) once, doubled (they stand for their mirror images
- * too), and its diagonal block mirrored into a small full copy. Then
+ * too), and its diagonal block mirrored into a full copy (all of them made once, cols ×
+ * ERR_STRIP floats, before the row chunks). Then
  *   Σ_{j ∈ strip} A[:, j] ∘ (2·A[:, 0:c0]·H[0:c0, j] + A[:, c0:c1]·Hblk[:, j])
  * summed over the strips is Σ_ij A_i H_ij A_j, each row's quadratic form, with every entry
  * of the product still a sum of at most cols fp32 terms. (A full oneDNN sgemm on a
@@ -279,10 +280,17 @@ qc_status qc_quant_output_error_parts(const float *w, const float *q, int rows, 
     *err = *energy = NAN;
     float *a = qc_malloc((size_t)2 * chunk * cols, sizeof(float), e, "output error");
     float *b = a ? qc_malloc((size_t)2 * chunk * strip, sizeof(float), e, "output error") : NULL;
-    float *hb = b ? qc_malloc((size_t)strip * strip, sizeof(float), e, "output error") : NULL;
+    float *hb = b ? qc_malloc((size_t)cols * strip, sizeof(float), e, "output error") : NULL;
     if (!hb) {
         free(a), free(b);
         return QC_ERR_NOMEM;
+    }
+    /* strip [c0, c1)'s diagonal block, mirrored, at hb + c0·strip, (sw, sw) */
+    for (int c0 = 0; c0 < cols; c0 += strip) {
+        const int sw = c0 + strip < cols ? strip : cols - c0;
+        float *blk = hb + (size_t)c0 * strip;
+        for (int i = 0; i < sw; i++)
+            for (int j = i; j < sw; j++) blk[(size_t)i * sw + j] = blk[(size_t)j * sw + i] = h[(size_t)(c0 + i) * cols + c0 + j];
     }
     double num = 0.0, den = 0.0;
     qc_status st = QC_OK;
@@ -293,10 +301,8 @@ qc_status qc_quant_output_error_parts(const float *w, const float *q, int rows, 
         for (size_t i = 0; i < n; i++) a[n + i] = w[(size_t)r0 * cols + i] - q[(size_t)r0 * cols + i];
         for (int c0 = 0; c0 < cols && !st; c0 += strip) {
             const int c1 = c0 + strip < cols ? c0 + strip : cols, sw = c1 - c0;
-            for (int i = 0; i < sw; i++)
-                for (int j = i; j < sw; j++)
-                    hb[(size_t)i * sw + j] = hb[(size_t)j * sw + i] = h[(size_t)(c0 + i) * cols + c0 + j];
-            st = qc_matmul(QC_COMPUTE_F32, false, false, 2 * m, sw, sw, 1.0f, a + c0, cols, hb, sw, 0.0f, b, sw, e);
+            st = qc_matmul(QC_COMPUTE_F32, false, false, 2 * m, sw, sw, 1.0f, a + c0, cols, hb + (size_t)c0 * strip, sw,
+                           0.0f, b, sw, e);
             if (!st && c0 > 0)
                 st = qc_matmul(QC_COMPUTE_F32, false, false, 2 * m, sw, c0, 2.0f, a, cols, h + c0, cols, 1.0f, b, sw, e);
             if (st) break;

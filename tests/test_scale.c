@@ -133,7 +133,7 @@ static void test_plan_stories260k(void) {
     CHECK(p.intermediates == (size_t)128 * 512 * 172 * 4 && !p.recomputed, "kept activations %zu", p.intermediates);
     /* down (64×172) is the largest solve: W copy, H's diagonal; result (codes, 2 groups of scales and
      * zeros, g_idx, perm); output error: [W; W−Q] 2·64·172 floats, its product by one
-     * strip of H (the whole 172 columns) 2·64·172, the strip's diagonal block 172²; factorization 172² and vectors;
+     * strip of H (the whole 172 columns) 2·64·172, the strips' diagonal blocks 172·172; factorization 172² and vectors;
      * column loop per thread: (128·16·2 + 128² + 16·128 + 32) + 172 floats; row losses */
     size_t down = 64 * 172 * 4 + 172 * 4 + (64 * 172 + 64 * 2 * 8 + 172 * 8) + (2 * 64 * 2 * 172 + 172 * 172) * 4 +
                   172 * 172 * 4 + 172 * 21 + 2 * ((128 * 16 * 2 + 128 * 128 + 16 * 128 + 32) * 4 + 172 * 4) + 64 * 8;
