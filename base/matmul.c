@@ -5,10 +5,13 @@
  * thread alone.
  *
  * Creating a primitive costs far more than running a small one, so each (shape, layout,
- * alpha, beta, compute type) gets one, kept in a cache for the life of the process (a run
+ * alpha, beta, compute type, thread count) gets one, kept in a cache for the life of the process (a run
  * uses a few dozen shapes: the forward's, the strips of XᵀX, GPTQ's updates); beyond its
  * size, a product gets a primitive of its own. Executing a primitive is thread-safe; the
- * cache is guarded by a mutex.
+ * cache is guarded by a mutex. The thread count is part of the key because oneDNN divides a
+ * product's work among the threads it sees when the primitive is made: a primitive made on
+ * one thread and run on two ran at one thread's speed (bench_scaling, 7B block: 2.01 s and
+ * 1.97 s).
  *
  * Compute type bf16: oneDNN's reorders round both operands to bf16 (to nearest even) into the
  * layouts its bf16 kernels want, and the product accumulates in fp32; the output stays fp32. Each call names its compute type:
@@ -28,6 +31,7 @@ typedef struct mm_key {
     float alpha, beta;
     bool a_t, b_t;
     qc_compute compute;
+    int threads;        /* 1 inside an OpenMP region, else OpenMP's thread count */
 } mm_key;
 
 typedef struct mm_entry {
@@ -225,6 +229,7 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
     memset(&key, 0, sizeof key); /* the cache compares keys bytewise, padding included */
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.alpha = alpha, key.beta = beta, key.a_t = a_t, key.b_t = b_t, key.compute = ct;
+    key.threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     mm_entry ent;
     dnnl_stream_t stream = NULL;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
