@@ -516,6 +516,21 @@ void qc_gguf_q3_k_ref(const float x[QC_QK_K], qc_block_q3_k *b) {
     pack_3bit((uint8_t *)L, b->hmask, b->qs);
 }
 
+/* Q4_K/Q5_K: the codes 0..nmax of each 32-value sub-block against the scale and min as stored
+ * (fp16 d, dmin times the 6-bit ls, lm); a sub-block whose scale is 0 keeps the codes it has. */
+static void q45_codes(const float x[QC_QK_K], int nmax, const uint16_t *dfield, const uint16_t *dminfield,
+                      const uint8_t *scbytes, uint8_t L[QC_QK_K]) {
+    for (int s = 0; s < QC_QK_K / 32; ++s) {
+        uint8_t ls, lm;
+        unpack_scale_min6(scbytes, s, &ls, &lm);
+        const float d = qc_gguf_get_f16(dfield) * ls;
+        if (!d) continue;
+        const float dm = qc_gguf_get_f16(dminfield) * lm;
+        for (int i = 0; i < 32; ++i)
+            L[32 * s + i] = (uint8_t)imax(0, imin(nmax, round_int((x[32 * s + i] + dm) / d)));
+    }
+}
+
 /* Q4_K and Q5_K (nmax 15 or 31): per sub-block of 32, fit_affine with weights
  * rms(sub-block) + |x| and squared error; scales and mins as 6-bit multiples of max/63;
  * codes recomputed against the stored values into L. */
@@ -542,15 +557,7 @@ static void ref_q45(const float x[QC_QK_K], int nmax, float rmin, int nstep, uin
     }
     qc_gguf_put_f16(dfield, max_scale / 63.f);
     qc_gguf_put_f16(dminfield, max_min / 63.f);
-    for (int s = 0; s < QC_QK_K / 32; ++s) {
-        uint8_t ls, lm;
-        unpack_scale_min6(scbytes, s, &ls, &lm);
-        const float d = qc_gguf_get_f16(dfield) * ls;
-        if (!d) continue;
-        const float dm = qc_gguf_get_f16(dminfield) * lm;
-        for (int i = 0; i < 32; ++i)
-            L[32 * s + i] = (uint8_t)imax(0, imin(nmax, round_int((x[32 * s + i] + dm) / d)));
-    }
+    q45_codes(x, nmax, dfield, dminfield, scbytes, L);
 }
 
 void qc_gguf_q4_k_ref(const float x[QC_QK_K], qc_block_q4_k *b) {
@@ -681,15 +688,7 @@ static void weighted_q45(const float x[QC_QK_K], const float qw[QC_QK_K], int nm
     for (int s = 0; s < QC_QK_K / 32; ++s) pack_scale_min6(scbytes, s, Ls[s] < 63 ? Ls[s] : 63, Lm[s] < 63 ? Lm[s] : 63);
     qc_gguf_put_f16(dfield, d_block);
     qc_gguf_put_f16(dminfield, m_block);
-    for (int s = 0; s < QC_QK_K / 32; ++s) {
-        uint8_t ls, lm;
-        unpack_scale_min6(scbytes, s, &ls, &lm);
-        const float d = qc_gguf_get_f16(dfield) * ls;
-        if (!d) continue;
-        const float dm = qc_gguf_get_f16(dminfield) * lm;
-        for (int i = 0; i < 32; ++i)
-            L[32 * s + i] = (uint8_t)imax(0, imin(nmax, round_int((x[32 * s + i] + dm) / d)));
-    }
+    q45_codes(x, nmax, dfield, dminfield, scbytes, L);
 }
 
 void qc_gguf_q4_k_weighted(const float x[QC_QK_K], const float qw[QC_QK_K], qc_block_q4_k *b) {
