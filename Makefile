@@ -21,7 +21,8 @@ LDFLAGS += -fopenmp $(SAN)
 MODULES := base datasets quant io model gptq awq smooth calib eval job
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CLI_SRC := $(wildcard cli/*.c)
-TEST_SRC := $(wildcard tests/test_*.c)
+TEST_KINDS := unit vectors badinput e2e
+TEST_SRC := $(foreach k,$(TEST_KINDS),$(wildcard tests/$(k)/*.c))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 

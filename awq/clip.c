@@ -15,7 +15,7 @@
  * is decided by the range's last bit, and with it whether the weights clamped to ±max (±7.5
  * steps) all round half a step down (levels −8..7) or all up (−7..8): that candidate's loss
  * moved by 12–15% in the shared 8192-token case. Either choice is the least loss of its own
- * candidates; tests/test_awq.c checks that. */
+ * candidates; tests/vectors/awq.c checks that. */
 #include "awq/internal.h"
 
 #include <math.h>

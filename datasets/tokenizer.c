@@ -38,7 +38,7 @@ static uint64_t fnv1a(const char *s, size_t n) {
 /* Builds the hash table over t->pieces. When two ids have the same piece, the lower id is
  * the one found: run.c's bsearch over a qsort'ed copy returns an unspecified one of them,
  * so any choice is "run.c"; the lower id is deterministic and is the first in the file.
- * (tok512.bin has no duplicate pieces; tests/test_datasets.c checks that.) */
+ * (tok512.bin has no duplicate pieces; tests/unit/datasets.c checks that.) */
 static qc_status build_index(qc_tokenizer *t, tok_index *ix, qc_err *e) {
     size_t size = 16;
     while (size < (size_t)t->vocab_size * 2) size *= 2;

@@ -29,7 +29,7 @@
  *                   merged piece's score (highest first), then the longer left part, the
  *                   longer right part (in code points), the merged piece's id, the left part's
  *                   id. Merging the lowest rank first is then run.c's merging of the pair of
- *                   highest score (tests/test_tokenizer_write.c and test_hf_tokenizer.sh check
+ *                   highest score (tests/unit/datasets_tokenizer_write.c and vectors/datasets_hf_tokenizer.sh check
  *                   the ids on every shared text, by qcalib's reader and by Hugging Face's).
  *   added_tokens    <unk>, <s>, </s>: special and not normalized, as in Llama 2. A text that
  *                   spells one is that token here and spelled out by run.c's encode.

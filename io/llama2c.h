@@ -1,4 +1,4 @@
-/* llama2c.h — internal to io/ (and to tests/test_llama2c_q8.c until io.h declares the
+/* llama2c.h — internal to io/ (and to tests/unit/io_llama2c_q8.c until io.h declares the
  * writer): what the llama2.c readers and writers share beyond io/internal.h — the "ak42"
  * files of llama2.c's export.py (version 1: fp32 with a 256-byte header; version 2: Q8_0
  * int8, the format runq.c loads), layout in llama2c_q8.c.

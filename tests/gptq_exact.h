@@ -1,5 +1,5 @@
 /* gptq_exact.h — one GPTQ case's recurrence in exact arithmetic (double), given a run's
- * discrete choices, and the rounding an fp32 run of it can carry. For test_gptq.c, whose
+ * discrete choices, and the rounding an fp32 run of it can carry. For vectors/gptq.c, whose
  * agreement bounds follow from it.
  *
  * GPTQ quantizes column j of a row (j in processing order) to q_j from its compensated value

@@ -1,4 +1,4 @@
-# lib.sh — sourced by the shell tests (tests/test_*.sh): where things are, and the checks.
+# lib.sh — sourced by the shell tests (tests/*/*.sh): where things are, and the checks.
 # Q: the qcalib binary; S: the shared folder; T: this test's scratch folder; M: stories260K.
 set -u
 Q=${QCALIB:-build/qcalib}

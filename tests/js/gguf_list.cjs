@@ -1,6 +1,6 @@
 // gguf_list.cjs — prints a GGUF file's header, metadata and tensor infos as parsed by
 // Hugging Face's @huggingface/gguf, in the listing format of tests/tools/gguf_tool.c ("list"),
-// so that tests/test_gguf_js.sh can compare a second, independent parser with what qcalib wrote.
+// so that tests/vectors/io_gguf_js.sh can compare a second, independent parser with what qcalib wrote.
 //   node tests/js/gguf_list.cjs NODE_PREFIX FILE.gguf
 // NODE_PREFIX: the folder `npm install --prefix` put node_modules in.
 "use strict";

@@ -1,5 +1,5 @@
 // hf_documents.cjs — cuts the plain texts of the shared folder into documents, written as JSON
-// lines ({"text": ...}) for tests/test_hf_tokenizer.sh, so that qcalib and the reference
+// lines ({"text": ...}) for tests/vectors/datasets_hf_tokenizer.sh, so that qcalib and the reference
 // tokenizer see the same strings:
 //   node tests/js/hf_documents.cjs wikitext FILE OUT   one document per article: a new one starts
 //       at each top-level heading line " = Title = " (second-level " = = ... = = " stay inside);

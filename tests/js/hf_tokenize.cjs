@@ -1,5 +1,5 @@
 // hf_tokenize.cjs — token ids by Hugging Face's own JavaScript tokenizers (@huggingface/tokenizers),
-// the reference tests/test_hf_tokenizer.sh compares `qcalib tokenize` with.
+// the reference tests/vectors/datasets_hf_tokenizer.sh compares `qcalib tokenize` with.
 //   node tests/js/hf_tokenize.cjs NODE_PREFIX TOKENIZER_DIR TEXT...
 // NODE_PREFIX: the folder `npm install --prefix` put node_modules in; TOKENIZER_DIR holds
 // tokenizer.json and tokenizer_config.json. Each TEXT is read as qcalib reads it and one line

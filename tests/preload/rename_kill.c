@@ -1,4 +1,4 @@
-/* rename_kill.c — an LD_PRELOAD shim for tests/test_force.sh, compiled by that test: it stands
+/* rename_kill.c — an LD_PRELOAD shim for tests/e2e/quantize_force.sh, compiled by that test: it stands
  * between qcalib and libc's rename and renameat2 to put a replace of an output folder in the
  * worst cases, from outside the program (nothing in qcalib knows of it).
  *   RENAME_KILL=exchange   SIGKILL right after a successful renameat2(RENAME_EXCHANGE), the

@@ -1,0 +1,82 @@
+# badinput/cli_leftovers.sh — nothing left behind (issue 17, item 5). SIGTERM and SIGINT during
+# --eval remove the output's temporary folder (a full model copy) and end the run as the
+# signal does (exit 143, 130); the finished blocks stay in OUT.work for --resume. After a
+# SIGKILL during --eval the next run on OUT clears the dead run's OUT.tmp.* and says so. A
+# work folder left by a run killed before its first checkpoint (no state: here, a
+# fingerprint's temporary) is reused by a plain run and by --resume; one whose fingerprint
+# is gone is reported with --restart, which discards it. A second run on an output in use
+# is refused naming the first one's pid. AWQ and --target-bpw runs treat a stale OUT.work as
+# every run does: refused with --resume / --restart, never ignored and left behind.
+. "$(dirname "$0")/../lib.sh"
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
+EVAL=$S/data/tinystories/tinystories_eval.txt
+cd "$T" || exit 1
+R="--method gptq --nsamples 8 --seqlen 128 --threads 2 --quiet"
+q() { $Q $R --model "$M" --calib "$CAL" "$@"; }
+# signal_in_eval SIG OUT: a run with --eval (SIGINT not ignored, as from a terminal) gets SIG
+# once OUT.tmp.* (the finished output waiting for the evaluation) exists; rc: its exit status
+signal_in_eval() {
+    env --default-signal=INT $Q $R --model "$M" --calib "$CAL" --eval "$EVAL" --out "$2" >/dev/null 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && ! ls -d "$2".tmp.* >/dev/null 2>&1; do sleep 0.05; done
+    sleep 0.5 # (into the evaluation)
+    kill -"$1" $pid
+    { wait $pid; } 2>/dev/null
+    rc=$?
+}
+# done_blocks DIR: the finished blocks a work folder's state records (0: none)
+done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
+
+signal_in_eval TERM e1
+check "SIGTERM during --eval: exit 143" "[ $rc -eq 143 ]"
+check "SIGTERM: no e1.tmp.*, no e1" "! ls -d e1.tmp.* >/dev/null 2>&1 && [ ! -e e1 ]"
+check "SIGTERM: the 5 finished blocks stay in e1.work" "[ \$(done_blocks e1.work) -eq 5 ]"
+check "... and resume at once (the lock died with the run)" "q --out e1 --resume >/dev/null 2>&1 && [ -f e1/summary.json ] && [ ! -e e1.work ]"
+signal_in_eval INT e2
+check "SIGINT during --eval: exit 130, no e2.tmp.*" "[ $rc -eq 130 ] && ! ls -d e2.tmp.* >/dev/null 2>&1 && [ ! -e e2 ]"
+signal_in_eval KILL e3
+check "SIGKILL during --eval leaves e3.tmp.* (exit $rc)" "[ $rc -eq 137 ] && ls -d e3.tmp.* >/dev/null 2>&1"
+q --out e3 --resume >/dev/null 2>err
+check "the next run on e3 clears it and says so" \
+    "[ $? -eq 0 ] && grep -q '1 temporary of e3 left by a qcalib run that died' err && ! ls -d e3.tmp.* >/dev/null 2>&1"
+
+# a kill while the fingerprint was written: the folder holds its temporary, no fingerprint
+mkdir w.work && echo partial >w.work/fingerprint.tmp.Ab12Cd
+check "a work folder without checkpoints does not block a plain run" "q --out w >/dev/null 2>&1 && [ -f w/summary.json ] && [ ! -e w.work ]"
+mkdir w2.work && echo partial >w2.work/fingerprint.tmp.Ab12Cd
+check "... nor a --resume (nothing to resume: from the start)" "q --out w2 --resume >/dev/null 2>&1 && [ -f w2/summary.json ] && [ ! -e w2.work ]"
+
+# a run that checkpointed blocks, killed: a slower one (more windows) so the kill lands mid-run
+kill_after() { # OUT: SIGKILL once OUT.work records a finished block
+    $Q --method gptq --nsamples 48 --seqlen 128 --threads 1 --quiet --model "$M" --calib "$CAL" --out "$1" >/dev/null 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ "$(done_blocks "$1.work")" -lt 1 ]; do sleep 0.01; done
+    kill -9 $pid 2>/dev/null
+    { wait $pid; } 2>/dev/null
+}
+kill_after k
+rm k.work/fingerprint
+expect_fail "a work folder with blocks but no fingerprint: --resume names --restart" 1 "pass --restart" \
+    $Q --method gptq --nsamples 48 --seqlen 128 --threads 1 --quiet --model "$M" --calib "$CAL" --out k --resume
+check "--restart discards it and runs afresh" "q --out k --restart >/dev/null 2>&1 && [ -f k/summary.json ] && [ ! -e k.work ]"
+
+kill_after a
+expect_fail "AWQ refuses a stale work folder" 1 "a.work holds the checkpoints of an interrupted run" \
+    $Q --method awq --nsamples 8 --seqlen 128 --quiet --model "$M" --calib "$CAL" --out a
+check "AWQ with --restart runs and leaves no work folder" \
+    "$Q --method awq --nsamples 8 --seqlen 128 --quiet --model $M --calib $CAL --out a --restart >/dev/null 2>&1 && [ -f a/summary.json ] && [ ! -e a.work ]"
+kill_after b
+expect_fail "--target-bpw refuses a stale work folder" 1 "b.work holds the checkpoints of an interrupted run" \
+    q --target-bpw 5 --out b
+check "... and leaves it as it was" "[ \$(done_blocks b.work) -ge 1 ] && [ ! -e b ]"
+
+# two runs on one output
+$Q --method gptq --nsamples 64 --seqlen 256 --threads 1 --quiet --model "$M" --calib "$CAL" --out busy >/dev/null 2>&1 &
+pid=$!
+while kill -0 $pid 2>/dev/null && [ ! -s busy.work/lock ]; do sleep 0.01; done
+expect_fail "a second run on an output in use names the first one's pid" 1 "in use by another qcalib run (pid $pid)" q --out busy
+kill -TERM $pid
+{ wait $pid; } 2>/dev/null
+check "the first run, stopped (SIGTERM), left no busy.tmp.*" "! ls -d busy.tmp.* >/dev/null 2>&1 && [ ! -e busy ]"
+finish "leftovers"
