@@ -268,6 +268,23 @@ typedef struct qc_weight_source {
 
 qc_weight_source qc_checkpoint_source(const qc_checkpoint *ck);
 
+/* A model widened with zeros so that every matrix's input width is a multiple of `multiple`
+ * (pad.c, where the algebra is): the residual width d and the FFN width to the next multiple,
+ * the attention width by whole groups of heads (head_dim and the GQA ratio kept), each RMSNorm
+ * weight scaled by sqrt(d/d') and eps by d/d', so that it computes the same function. in (and
+ * what it reads from) is borrowed and must outlive the padded source. */
+typedef struct qc_pad {
+    qc_config cfg;                 /* the padded model */
+    const qc_weight_source *in;    /* borrowed */
+    double norm_scale;             /* sqrt(d/d') */
+} qc_pad;
+
+/* multiple: a positive multiple of 32, else QC_ERR_ARG naming --pad-to; a width that cannot be
+ * padded within qcalib's limits is QC_ERR_UNSUPPORTED naming it. */
+qc_status qc_pad_init(qc_pad *p, const qc_weight_source *in, int multiple, qc_err *e);
+/* Full-precision reads of the padded weights (no qweight: quantized inputs read dequantized). */
+qc_weight_source qc_pad_source(const qc_pad *p);
+
 typedef struct qc_hf_export_opts {
     qc_dtype dtype;       /* F32, F16 or BF16 */
     size_t shard_bytes;   /* 0: one model.safetensors; else shards of at most this size + index */
