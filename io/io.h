@@ -30,6 +30,7 @@
 #define QC_MAX_HEADS    1024
 #define QC_MAX_VOCAB    (1 << 22)
 #define QC_MAX_SEQ_LEN  (1 << 22)
+#define QC_MAX_ROPE_FREQS 256 /* head_dim / 2 of a model with scaled RoPE frequencies */
 
 typedef struct qc_config {
     int dim;          /* hidden size */
@@ -51,6 +52,13 @@ typedef struct qc_config {
      * below rope_original_ctx / high_freq_factor kept, the band between interpolated. */
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_ctx;
+    /* What the RoPE pass applies: frequency i of a head is divided by rope_freqs[i], for
+     * i < rope_nfreqs = head_dim / 2; rope_nfreqs 0: no scaling. From Llama 3's parameters above
+     * (qc_config_set_llama3_rope, when config.json is read) or from a GGUF's rope_freqs.weight
+     * tensor, which holds exactly these factors (then rope_factor may be 0: the parameters
+     * are not in the file). */
+    int rope_nfreqs;
+    float rope_freqs[QC_MAX_ROPE_FREQS];
 } qc_config;
 
 /* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message
@@ -60,6 +68,11 @@ qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e);
  * at most QC_SEQLEN_DEFAULT_MAX. */
 #define QC_SEQLEN_DEFAULT_MAX 2048
 int qc_config_default_seqlen(const qc_config *c);
+/* Fills c->rope_freqs from Llama 3's rope_scaling parameters (rope_factor > 0; rope_theta and
+ * head_dim set): llama.cpp's converter's rope_freqs (rope_freqs.c has the formula), computed in
+ * double and rounded once. A head_dim over 2·QC_MAX_ROPE_FREQS is QC_ERR_UNSUPPORTED naming
+ * `source`. */
+qc_status qc_config_set_llama3_rope(qc_config *c, const char *source, qc_err *e);
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
@@ -361,8 +374,8 @@ typedef struct qc_gguf_export_opts {
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
 /* What qc_export_gguf checks of the model and the options before it looks at any weight, for
- * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads (no
- * rope_scaling yet: it would need a rope_freqs tensor), the float, embedding and output types
+ * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads
+ * (Llama 3's rope_scaling goes in as a rope_freqs.weight tensor), the float, embedding and output types
  * (quantized ones need dim a multiple of their block), and the vocabulary (present, as long
  * as the model's, no repeated piece). The message names `path`. */
 qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o, const char *path, qc_err *e);
