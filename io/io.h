@@ -380,6 +380,26 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
  * as the model's, no repeated piece). The message names `path`. */
 qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o, const char *path, qc_err *e);
 
+/* ---- llama.cpp's importance matrix (imatrix_write.c) ------------------------------------------------ */
+
+/* Σx² of every linear's input, per input channel, over `tokens` tokens in `chunks` windows of
+ * `chunk_size`: what llama-imatrix measures and llama-quantize --imatrix reads. */
+typedef struct qc_imatrix_src {
+    const qc_config *cfg;
+    /* (the input width of w) the sums for linear w of block `layer` (borrowed) */
+    const double *(*sum_sq)(void *ctx, qc_weight w, int layer);
+    void *ctx;
+    int64_t tokens;
+    int chunks, chunk_size;
+    const char *const *datasets; /* the calibration files, for the file's metadata */
+    int ndatasets;
+} qc_imatrix_src;
+
+/* Writes m at path, atomically: llama.cpp's GGUF imatrix when path ends in ".gguf", else its
+ * legacy .dat (layouts in imatrix_write.c). No tokens, or a sum beyond fp32, is an error
+ * naming path (and the tensor). */
+qc_status qc_imatrix_write(const char *path, const qc_imatrix_src *m, qc_err *e);
+
 /* ---- synthetic models (benchmarks and unit tests only; synth.c) --------------------------------------- */
 
 /* A Llama of random weights: the shape's config and a seed fix every value. */
