@@ -75,9 +75,8 @@ qc_status qc_pad_init(qc_pad *p, const qc_weight_source *in, int multiple, qc_er
                        "--pad-to %d: the attention width n_heads·head_dim = %d·%d cannot be padded by whole groups "
                        "of %d heads within %d heads and width %d", multiple, c->n_heads, c->head_dim, r,
                        QC_MAX_HEADS, QC_MAX_DIM);
-    double ratio = (double)c->dim / o->dim;
-    o->norm_eps = (float)((double)c->norm_eps * ratio);
-    p->norm_scale = sqrt(ratio);
+    o->norm_eps = (float)((double)c->norm_eps * c->dim / o->dim); /* eps·d exact in double */
+    p->norm_scale = sqrt((double)c->dim / o->dim);
     p->in = in;
     return qc_config_validate(o, "the padded model", e);
 }
