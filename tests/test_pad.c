@@ -59,6 +59,18 @@ static float *logits_of(const char *path, const int32_t *ids, int nwin, int seql
     return lg;
 }
 
+/* An attention width whole groups of heads cannot tile within qcalib's limits: 129 heads of
+ * 1000 (129000 wide) need 160 heads (160000 > QC_MAX_DIM) to reach a multiple of 256. */
+static void test_refused_heads(void) {
+    qc_err e = { "" };
+    qc_config c = { .dim = 4096, .hidden_dim = 4096, .n_layers = 1, .n_heads = 129, .n_kv_heads = 129, .head_dim = 1000,
+                    .vocab_size = 32, .seq_len = 16, .norm_eps = 1e-5f, .rope_theta = 10000 };
+    qc_weight_source in = { .cfg = &c };
+    qc_pad p;
+    CHECK_OK(qc_config_validate(&c, "the test config", &e), e);
+    CHECK_FAILS(qc_pad_init(&p, &in, 256, &e), e, "the attention width n_heads·head_dim = 129·1000");
+}
+
 static void test_shapes(void) {
     for (int i = 0; i < 2; i++) {
         qc_err e = { "" };
@@ -180,6 +192,7 @@ static void test_logits(void) {
 
 int main(void) {
     RUN(test_shapes);
+    RUN(test_refused_heads);
     RUN(test_weights);
     RUN(test_logits);
     return check_summary();
