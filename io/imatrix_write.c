@@ -123,9 +123,10 @@ qc_status qc_imatrix_write(const char *path, const qc_imatrix_src *m, qc_err *e)
             const double *s = m->sum_sq(m->ctx, w, l);
             for (int j = 0; j < x->n; j++)
                 if (!isfinite((float)s[j])) {
+                    qc_status st = qc_fail(e, QC_ERR_NUMERIC, "%s: %s: Σx² of input channel %d is %g, beyond fp32",
+                                           path, x->name, j, s[j]);
                     free(es);
-                    return qc_fail(e, QC_ERR_NUMERIC, "%s: %s: Σx² of input channel %d is %g, beyond fp32", path,
-                                   x->name, j, s[j]);
+                    return st;
                 }
         }
     qsort(es, (size_t)ne, sizeof *es, cmp_entry);
