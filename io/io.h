@@ -14,7 +14,8 @@
  * qc_checkpoint of it, is <layout>_checkpoint.c (hf on safetensors, gguf, llama2c) and its
  * full-precision writer <layout>_export.c (hf, llama2c; gguf_write.c writes GGUF's container
  * and layout at once); quantized layouts are <layout>_format.c (gptq, awq: both directions,
- * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c. */
+ * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c; imatrix_write.c writes llama.cpp's
+ * importance matrix; pad.c is a weight source that widens another (convert --pad-to). */
 #ifndef QC_IO_H
 #define QC_IO_H
 
