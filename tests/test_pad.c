@@ -43,6 +43,24 @@ static int32_t *eval_tokens(const real_model *rm, int vocab, size_t need) {
     return ids;
 }
 
+/* A real model opened, and its padding to multiples of 256 (p borrows in: x stays put). */
+typedef struct padded {
+    qc_checkpoint *ck;
+    qc_weight_source in, src;
+    qc_pad p;
+} padded;
+
+static bool open_padded(int i, padded *x) {
+    qc_err e = { "" };
+    memset(x, 0, sizeof *x);
+    CHECK_OK(qc_checkpoint_open(&x->ck, shared_path(models[i].path), &e), e);
+    if (!x->ck) return false;
+    x->in = qc_checkpoint_source(x->ck);
+    CHECK_OK(qc_pad_init(&x->p, &x->in, 256, &e), e);
+    x->src = qc_pad_source(&x->p);
+    return true;
+}
+
 static float *logits_of(const char *path, const int32_t *ids, int nwin, int seqlen, int *vocab) {
     qc_err e = { "" };
     qc_model *m;
@@ -74,13 +92,10 @@ static void test_refused_heads(void) {
 static void test_shapes(void) {
     for (int i = 0; i < 2; i++) {
         qc_err e = { "" };
-        qc_checkpoint *ck;
-        CHECK_OK(qc_checkpoint_open(&ck, shared_path(models[i].path), &e), e);
-        qc_weight_source in = qc_checkpoint_source(ck);
-        const qc_config *c = in.cfg;
+        padded x;
+        if (!open_padded(i, &x)) continue;
+        const qc_config *c = x.in.cfg, *o = &x.p.cfg;
         qc_pad p;
-        CHECK_OK(qc_pad_init(&p, &in, 256, &e), e);
-        const qc_config *o = &p.cfg;
         CHECK(o->dim % 256 == 0 && o->dim >= c->dim && o->dim - c->dim < 256, "dim %d → %d", c->dim, o->dim);
         CHECK(o->hidden_dim % 256 == 0 && o->hidden_dim >= c->hidden_dim && o->hidden_dim - c->hidden_dim < 256,
               "FFN %d → %d", c->hidden_dim, o->hidden_dim);
@@ -96,10 +111,10 @@ static void test_shapes(void) {
               (double)o->norm_eps);
         CHECK(o->vocab_size == c->vocab_size && o->n_layers == c->n_layers && o->rope_theta == c->rope_theta,
               "vocabulary, layers and RoPE unchanged");
-        CHECK_FAILS(qc_pad_init(&p, &in, 0, &e), e, "--pad-to 0");
-        CHECK_FAILS(qc_pad_init(&p, &in, 100, &e), e, "multiple of 32");
-        CHECK_FAILS(qc_pad_init(&p, &in, -256, &e), e, "--pad-to -256");
-        qc_checkpoint_close(ck);
+        CHECK_FAILS(qc_pad_init(&p, &x.in, 0, &e), e, "--pad-to 0");
+        CHECK_FAILS(qc_pad_init(&p, &x.in, 100, &e), e, "multiple of 32");
+        CHECK_FAILS(qc_pad_init(&p, &x.in, -256, &e), e, "--pad-to -256");
+        qc_checkpoint_close(x.ck);
     }
 }
 
@@ -108,25 +123,22 @@ static void test_shapes(void) {
 static void test_weights(void) {
     for (int i = 0; i < 2; i++) {
         qc_err e = { "" };
-        qc_checkpoint *ck;
-        CHECK_OK(qc_checkpoint_open(&ck, shared_path(models[i].path), &e), e);
-        qc_weight_source in = qc_checkpoint_source(ck);
-        qc_pad p;
-        CHECK_OK(qc_pad_init(&p, &in, 256, &e), e);
-        qc_weight_source src = qc_pad_source(&p);
-        double scale = sqrt((double)in.cfg->dim / p.cfg.dim);
+        padded x;
+        if (!open_padded(i, &x)) continue;
+        const qc_weight_source *in = &x.in, *src = &x.src;
+        double scale = sqrt((double)in->cfg->dim / x.p.cfg.dim);
         int bad = 0;
         for (int w = 0; w < QC_W_COUNT; w++) {
-            if (!qc_weight_present(in.cfg, (qc_weight)w)) continue;
+            if (!qc_weight_present(in->cfg, (qc_weight)w)) continue;
             int r0, c0, rows, cols;
-            qc_weight_shape(in.cfg, (qc_weight)w, &r0, &c0);
-            qc_weight_shape(&p.cfg, (qc_weight)w, &rows, &cols);
+            qc_weight_shape(in->cfg, (qc_weight)w, &r0, &c0);
+            qc_weight_shape(&x.p.cfg, (qc_weight)w, &rows, &cols);
             float *a = malloc((size_t)r0 * c0 * sizeof(float)), *b = malloc((size_t)rows * cols * sizeof(float));
-            int nl = qc_weight_is_global((qc_weight)w) ? 1 : in.cfg->n_layers;
+            int nl = qc_weight_is_global((qc_weight)w) ? 1 : in->cfg->n_layers;
             bool norm = w == QC_W_ATTN_NORM || w == QC_W_FFN_NORM || w == QC_W_FINAL_NORM;
             for (int l = 0; l < nl; l++) {
-                CHECK_OK(qc_checkpoint_read(ck, (qc_weight)w, l, a, &e), e);
-                CHECK_OK(src.read(src.ctx, (qc_weight)w, l, b, &e), e);
+                CHECK_OK(qc_checkpoint_read(x.ck, (qc_weight)w, l, a, &e), e);
+                CHECK_OK(src->read(src->ctx, (qc_weight)w, l, b, &e), e);
                 for (int r = 0; r < rows; r++)
                     for (int k = 0; k < cols; k++) {
                         float want = r < r0 && k < c0 ? a[(size_t)r * c0 + k] : 0.0f;
@@ -138,7 +150,7 @@ static void test_weights(void) {
             free(a), free(b);
         }
         CHECK(bad == 0, "%s: %d padded values differ from the original's", models[i].path, bad);
-        qc_checkpoint_close(ck);
+        qc_checkpoint_close(x.ck);
     }
 }
 
@@ -148,22 +160,18 @@ static void test_logits(void) {
     const int nwin = 2, seqlen = 128;
     for (int i = 0; i < 2; i++) {
         qc_err e = { "" };
-        qc_checkpoint *ck;
-        CHECK_OK(qc_checkpoint_open(&ck, shared_path(models[i].path), &e), e);
-        qc_weight_source in = qc_checkpoint_source(ck);
-        const qc_config *c = in.cfg;
-        qc_pad p;
-        CHECK_OK(qc_pad_init(&p, &in, 256, &e), e);
-        qc_weight_source src = qc_pad_source(&p);
+        padded x;
+        if (!open_padded(i, &x)) continue;
+        const qc_config *c = x.in.cfg;
         char hf[4096], gguf[4096];
         snprintf(hf, sizeof hf, "%s", tmp_path(i ? "pad656k-hf" : "pad260k-hf"));
         snprintf(gguf, sizeof gguf, "%s", tmp_path(i ? "pad656k.gguf" : "pad260k.gguf"));
         qc_hf_export_opts ho = { QC_DT_F32, 0 };
-        CHECK_OK(qc_export_hf(&src, hf, &ho, true, NULL, &e), e);
+        CHECK_OK(qc_export_hf(&x.src, hf, &ho, true, NULL, &e), e);
         qc_tokenizer tok;
         CHECK_OK(qc_tokenizer_load(&tok, shared_path(models[i].tokenizer), c->vocab_size, &e), e);
         qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, models[i].path };
-        CHECK_OK(qc_export_gguf(&src, gguf, &go, NULL, &e), e);
+        CHECK_OK(qc_export_gguf(&x.src, gguf, &go, NULL, &e), e);
         qc_tokenizer_free(&tok);
 
         int32_t *ids = eval_tokens(&models[i], c->vocab_size, (size_t)nwin * seqlen);
@@ -186,7 +194,7 @@ static void test_logits(void) {
         printf("    %s: padded logits within %.3g (hf), %.3g (gguf) of the original's; bound %.3g\n", models[i].path,
                dh, dg, bound);
         free(base), free(from_hf), free(from_gguf), free(ids);
-        qc_checkpoint_close(ck);
+        qc_checkpoint_close(x.ck);
     }
 }
 
