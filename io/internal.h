@@ -137,9 +137,6 @@ qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b,
  * torch_dtype of dt (F32, F16, BF16) and, unless quant_json is NULL, "quantization_config":
  * quant_json (an object's JSON text) as the last field. */
 void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b);
-/* What config.json can describe: a valid config whose scaled RoPE frequencies (if any) come
- * from Llama 3's rope_scaling parameters, not only from a GGUF's rope_freqs tensor. The
- * message names `path`. */
-qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e);
+
 
 #endif

@@ -310,6 +310,11 @@ typedef struct qc_hf_export_opts {
 qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
                        bool replace, const qc_log *log, qc_err *e);
 
+/* What config.json (HF, GPTQ and AWQ folders) can describe, for a caller to refuse before it
+ * calibrates: a valid config whose scaled RoPE frequencies, if any, come from Llama 3's
+ * rope_scaling parameters, not only from a GGUF's rope_freqs tensor. The message names `path`. */
+qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e);
+
 /* The same files, written into an output folder being built (e.g. beside logs). */
 qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
                             const qc_log *log, qc_err *e);
