@@ -4,7 +4,7 @@
 # of symbolic links to ../shared's files; the numbers: test_rope_freqs.c):
 # - convert --to gguf writes it, inspect shows the scaled frequencies, and eval of the GGUF
 #   prints the HF folder's perplexity;
-# - a quantize run on that GGUF into a format with config.json (gptq, awq) is refused before
+# - a quantize run on that GGUF into a format with config.json (gptq, awq, fake) is refused before
 #   calibrating, naming the missing rope_scaling parameters (exit 2, nothing written); into
 #   gguf it runs, and the written file keeps the factors.
 . tests/lib.sh
@@ -25,7 +25,7 @@ check "eval: the GGUF's perplexity is the HF folder's ($a, $b), not the unscaled
     "[ -n '$a' ] && [ '$a' = '$b' ] && [ '$a' != '$c' ]"
 
 R="--method rtn --model $T/l3.gguf $TOK --calib $CAL --nsamples 2 --seqlen 64 --threads 1 --quiet"
-for f in gptq awq; do
+for f in gptq awq fake; do
     expect_fail "--format $f of a GGUF with rope_freqs" 2 "--format $f: $T/l3.gguf: the model's RoPE frequency factors came from a GGUF's rope_freqs tensor" \
         $Q $R --format $f --out "$T/o-$f"
     check "--format $f: nothing written" "[ ! -e '$T/o-$f' ] && [ ! -e '$T/o-$f.work' ]"
