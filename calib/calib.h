@@ -249,6 +249,11 @@ qc_status qc_activation_stats(qc_model *m, const qc_windows *w, int batch_tokens
  * weight), weight_hist.csv (the standardized histograms summed per module type), and with
  * act (n_layers × QC_SITE_COUNT, as qc_activation_stats fills it; may be NULL)
  * act_stats.csv (one row per block, site and input channel); stats.json holds all of it. */
+/* act (as qc_activation_stats fills it, over the windows w) as llama.cpp's importance matrix at
+ * path (imatrix.c; GGUF when path ends in ".gguf", else the legacy .dat: qc_imatrix_write),
+ * naming `datasets` (the calibration files) in its metadata. Atomic. */
+qc_status qc_stats_imatrix_write(const char *path, const qc_config *c, const qc_stats *act, const qc_windows *w,
+                                 const char *const *datasets, int ndatasets, qc_err *e);
 qc_status qc_stats_report_write(const qc_outdir *d, const qc_config *c, const qc_wstats *ws, int n,
                                 const qc_stats *act, qc_err *e);
 

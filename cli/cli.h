@@ -68,6 +68,10 @@ void cli_log_done(void); /* ends an updating line */
  * folder that is missing or cannot be written in. 0 when the run may go on, else EXIT_USAGE
  * (printed). */
 int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs);
+/* The same for an output that is one file (the option naming it is the caller's message): nothing
+ * at path, or with force a regular file that is no input (qc_outfile_check_replace); and a
+ * folder to write it in. A usage error otherwise. */
+int cli_check_out_file(const cli_cmd *cmd, const char *path, bool force, const char *const *inputs, int ninputs);
 /* Applies --threads (0 = every core); returns the count used. */
 int cli_threads(long n);
 /* --compute NAME (f32 or bf16) made the run's (qc_set_compute): 0, or a usage error (printed,

@@ -43,6 +43,7 @@ static void add_config(cJSON *o, const qc_config *c) {
     cJSON_AddBoolToObject(o, "tied_classifier", c->tied_classifier);
     cJSON_AddBoolToObject(o, "attn_qkv_bias", c->attn_qkv_bias);
     cJSON_AddBoolToObject(o, "attn_o_bias", c->attn_o_bias);
+    if (c->rope_nfreqs > 0) cJSON_AddItemToObject(o, "rope_freqs", cJSON_CreateFloatArray(c->rope_freqs, c->rope_nfreqs));
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -82,9 +83,11 @@ int cmd_inspect(int argc, char **argv) {
         free(s);
     } else {
         printf("%s: %s, %zu parameters\n", path, qc_checkpoint_format(ck), params);
-        printf("config: dim %d, FFN %d, %d blocks, %d heads (%d key/value) of %d, vocab %d, context %d, eps %g, rope theta %g%s%s\n",
+        printf("config: dim %d, FFN %d, %d blocks, %d heads (%d key/value) of %d, vocab %d, context %d, eps %g, rope theta %g%s%s%s\n",
                c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len,
-               (double)c->norm_eps, (double)c->rope_theta, c->tied_classifier ? ", classifier tied to the embedding" : "",
+               (double)c->norm_eps, (double)c->rope_theta,
+               c->rope_nfreqs ? " scaled per frequency (Llama 3's rope_scaling)" : "",
+               c->tied_classifier ? ", classifier tied to the embedding" : "",
                c->attn_o_bias ? ", q/k/v/o biases" : c->attn_qkv_bias ? ", q/k/v biases" : "");
         cJSON *t;
         cJSON_ArrayForEach(t, ts) {

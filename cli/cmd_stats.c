@@ -7,7 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-static const char *model_path, *out_path, *tok_path, *tokens_path;
+static const char *model_path, *out_path, *tok_path, *tokens_path, *imatrix_path;
 static cli_list calib;
 static long nsamples = 32, seqlen, seed, threads;
 static bool force, quiet;
@@ -24,6 +24,7 @@ static const cli_opt opts[] = {
     { "seed", OPT_INT, &seed, "N", "seed of the window sampler (default 0)", 0, 4294967295.0 },
     { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: the model's own)", 0, 0 },
     { "max-memory", OPT_STR, &max_memory, "SIZE", "memory the calibration text may take while its windows are drawn, as quantize counts it (e.g. 8G; default: the kernel's MemAvailable)", 0, 0 },
+    { "imatrix-out", OPT_STR, &imatrix_path, "FILE", "also write the activations' Σx² as llama.cpp's importance matrix for llama-quantize --imatrix: GGUF if FILE ends in .gguf, else the legacy .dat (needs --calib or --calib-tokens)", 0, 0 },
     { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
@@ -43,8 +44,13 @@ static const cli_cmd cmd = {
     "DIR receives weight_stats.csv, weight_hist.csv, act_stats.csv (with calibration text) and\n"
     "stats.json (all of it); the columns are listed in the README. Plot them with\n"
     "scripts/plot-weight-hist and scripts/plot-act-max.\n\n"
-    "example:\n"
-    "  qcalib stats --model stories260K.bin --calib tinystories_calib.txt --out st",
+    "--imatrix-out FILE writes the same activations' Σx² per input channel of every linear,\n"
+    "over every token of every window, as llama-imatrix does on the same windows: llama.cpp's\n"
+    "tensor names (blk.N.attn_q.weight, ...), FILE.gguf in its GGUF imatrix layout, any other\n"
+    "name in its legacy .dat layout.\n\n"
+    "examples:\n"
+    "  qcalib stats --model stories260K.bin --calib tinystories_calib.txt --out st\n"
+    "  qcalib stats --model m.gguf --calib calib.txt --seqlen 512 --out st --imatrix-out m.imatrix.gguf",
 };
 
 static void print_summary(const qc_config *c, const qc_wstats *ws, int n, const qc_stats *act) {
@@ -76,6 +82,8 @@ int cmd_stats(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!model_path || !out_path) return cli_usage_error(&cmd, "--model and --out are required");
     if (calib.n && tokens_path) return cli_usage_error(&cmd, "--calib and --calib-tokens exclude each other");
+    if (imatrix_path && !calib.n && !tokens_path)
+        return cli_usage_error(&cmd, "--imatrix-out needs activations: give --calib or --calib-tokens");
     const char *inputs[CLI_LIST_MAX + 3] = { model_path, tok_path, tokens_path };
     for (int i = 0; i < calib.n; i++) inputs[3 + i] = calib.v[i];
     if ((rc = cli_compute(&cmd, compute_name))) return rc;
@@ -84,6 +92,7 @@ int cmd_stats(int argc, char **argv) {
         return cli_usage_error(&cmd, "--max-memory '%s': expected a size such as 8G, 512M or 1.5GiB", max_memory);
     if (!budget && !cli_mem_available(&budget)) budget = 0;
     if ((rc = cli_check_out(&cmd, out_path, force, inputs, 3 + calib.n))) return rc;
+    if (imatrix_path && (rc = cli_check_out_file(&cmd, imatrix_path, force, inputs, 3 + calib.n))) return rc;
     cli_threads(threads);
     qc_log log = cli_log(quiet);
     cli_log_compute(&log);
@@ -114,6 +123,12 @@ int cmd_stats(int argc, char **argv) {
     }
     if (!st) st = qc_outdir_open(&d, out_path, force, &e);
     if (!st) st = qc_stats_report_write(&d, &m->cfg, ws, n, act, &e);
+    if (!st && imatrix_path) {
+        const char *datasets[CLI_LIST_MAX];
+        int nd = tokens_path ? 1 : calib.n;
+        for (int i = 0; i < nd; i++) datasets[i] = tokens_path ? tokens_path : calib.v[i];
+        st = qc_stats_imatrix_write(imatrix_path, &m->cfg, act, &w, datasets, nd, &e);
+    }
     if (!st) st = qc_outdir_commit(&d, &e);
     qc_outdir_abort(&d);
     cli_log_done();

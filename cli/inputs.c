@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int cli_threads(long n) { return qc_set_threads((int)n); }
 
@@ -21,6 +22,19 @@ void cli_log_compute(qc_log *log) {
     if (c == QC_COMPUTE_BF16 && !qc_matmul_native_bf16())
         qc_logf(log, QC_LOG_WARN, "--compute bf16: this CPU (%s) does not multiply bf16 natively; oneDNN converts the "
                 "operands, which is slower than --compute f32", qc_matmul_isa());
+}
+
+int cli_check_out_file(const cli_cmd *cmd, const char *path, bool force, const char *const *inputs, int ninputs) {
+    qc_err e = { "" };
+    if (qc_path_exists(path) && !force) return cli_usage_error(cmd, "%s already exists (pass --force to replace it)", path);
+    if (qc_outfile_check_replace(path, inputs, ninputs, &e)) return cli_usage_error(cmd, "%s", e.msg);
+    char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+    const char *parent = !dir ? "." : !slash ? "." : slash == dir ? "/" : (*slash = 0, dir);
+    struct stat sb;
+    bool ok = stat(parent, &sb) == 0 && S_ISDIR(sb.st_mode) && access(parent, W_OK) == 0;
+    int rc = ok ? 0 : cli_usage_error(cmd, "%s: the folder %s does not exist or cannot be written in", path, parent);
+    free(dir);
+    return rc;
 }
 
 int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *const *inputs, int ninputs) {

@@ -214,6 +214,14 @@ static void model_files(tiny *t, const qc_tokenizer *tok) {
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f16_q4_0.gguf"), &g, NULL, &e), "gguf f16", &e);
     g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_Q4_1, QC_GGUF_Q4_0, tok, "tiny" };
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_q4_1.gguf"), &g, NULL, &e), "gguf q4_1", &e);
+    /* Llama 3's rope_scaling: a rope_freqs.weight tensor */
+    qc_config plain = t->cfg;
+    t->cfg.rope_factor = 8, t->cfg.rope_low_freq_factor = 1, t->cfg.rope_high_freq_factor = 4;
+    t->cfg.rope_original_ctx = 64;
+    ok(qc_config_set_llama3_rope(&t->cfg, "tiny", &e), "llama3 rope", &e);
+    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, tok, "tiny" };
+    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_rope_freqs.gguf"), &g, NULL, &e), "gguf rope_freqs", &e);
+    t->cfg = plain;
 
     /* Hugging Face folders: plain (F32, F16, BF16), sharded, GPTQ, AWQ */
     qc_hf_export_opts h = { .dtype = QC_DT_F32 };

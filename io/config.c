@@ -54,6 +54,13 @@ qc_status qc_config_check(const qc_config *c, const char *source, const qc_confi
     if (!(isfinite(c->rope_theta) && c->rope_theta > 0))
         return qc_fail(e, QC_ERR_FORMAT, "%s: %s %g must be positive and finite", source,
                        n->rope_theta, (double)c->rope_theta);
+    if (c->rope_nfreqs != 0 && (c->rope_nfreqs != c->head_dim / 2 || c->rope_nfreqs > QC_MAX_ROPE_FREQS))
+        return qc_fail(e, QC_ERR_FORMAT, "%s: %d RoPE frequency factors for %s %d (head_dim / 2 expected, at most %d)",
+                       source, c->rope_nfreqs, n->head_dim, c->head_dim, QC_MAX_ROPE_FREQS);
+    for (int i = 0; i < c->rope_nfreqs; i++)
+        if (!(isfinite(c->rope_freqs[i]) && c->rope_freqs[i] > 0))
+            return qc_fail(e, QC_ERR_FORMAT, "%s: RoPE frequency factor %d is %g; positive and finite expected", source, i,
+                           (double)c->rope_freqs[i]);
     if (c->attn_o_bias && !c->attn_qkv_bias) /* no Hugging Face config describes it */
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: an attention output (o) bias without q, k and v biases is not supported",
                        source);

@@ -179,6 +179,26 @@ static qc_status read_config(const qc_gguf_file *f, qc_config *c, qc_err *e) {
     return qc_config_check(c, path, &gguf_names, e);
 }
 
+/* rope_freqs.weight, when present (Llama 3's rope_scaling as llama.cpp's converter writes it):
+ * F32 [head_dim / 2], each factor positive and finite, into c (qc_config's rope_freqs); marked
+ * used. */
+static qc_status read_rope_freqs(const qc_gguf_file *f, qc_config *c, bool *used, qc_err *e) {
+    const char *path = f->map.path;
+    const qc_gguf_tensor *t = qc_gguf_find_tensor(f, "rope_freqs.weight");
+    if (!t) return QC_OK;
+    int n = c->head_dim / 2;
+    if (t->type->id != QC_GGUF_F32 || t->n_dims != 1 || t->ne[0] != n)
+        return qc_fail(e, QC_ERR_FORMAT, "%s: rope_freqs.weight is %s [%lld, %lld]; F32 [%d] (head_dim / 2) was expected",
+                       path, t->type->name, (long long)t->ne[0], (long long)t->ne[1], n);
+    if (n > QC_MAX_ROPE_FREQS)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rope_freqs.weight for head_dim %d is not supported (at most %d)",
+                       path, c->head_dim, 2 * QC_MAX_ROPE_FREQS);
+    for (int i = 0; i < n; i++) c->rope_freqs[i] = qc_lef32(t->data + 4 * (size_t)i);
+    c->rope_nfreqs = n;
+    used[t - f->tensors] = true;
+    return qc_config_check(c, path, &gguf_names, e); /* the factors positive and finite */
+}
+
 /* Dequantizes rows [row0, row0+nrows) of a block tensor, and nothing else. */
 static qc_status decode_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, int64_t row0, int nrows, int cols,
                              float *out, qc_err *e) {
@@ -251,6 +271,7 @@ qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
             if (w == QC_W_CLASSIFIER) cls = t;
         }
     }
+    if (!st) st = read_rope_freqs(f, &ck->cfg, used, e);
     for (int64_t i = 0; i < f->n_tensors && !st; i++)
         if (!used[i])
             st = qc_fail(e, QC_ERR_UNSUPPORTED, "%s: tensor '%.*s' is not part of a Llama model as qcalib reads it",

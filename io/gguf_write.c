@@ -22,7 +22,9 @@
  * llama.cpp's converters do, and then from read() even when the embedding is quantized), and
  * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down, and the attention
  * biases the model has as attn_q/k/v/output.bias (F32; llama.cpp's llama architecture loads
- * them when present). A linear, or the token embedding, that src holds quantized (qweight())
+ * them when present); last, for scaled RoPE (Llama 3's rope_scaling), rope_freqs.weight, F32
+ * [head_dim / 2]: the factor llama.cpp divides each frequency by (io/rope_freqs.c), as its
+ * converter writes it. A linear, or the token embedding, that src holds quantized (qweight())
  * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit);
  * other linears as opts->float_type of read(). An unquantized embedding and the classifier go
  * through ggml's reference quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
@@ -191,6 +193,7 @@ typedef struct tensor {
     int rows, cols;                 /* ne = [cols, rows]; rows = 1 for a vector (n_dims 1) */
     const qc_gguf_type_info *type;
     const qc_qweight *qw;           /* the solver's blocks, or NULL: from read() */
+    bool rope_freqs;                /* rope_freqs.weight: the config's factors, not a weight (w unused) */
     uint64_t offset;                /* relative to the data start */
     size_t nbytes;
 } tensor;
@@ -255,6 +258,12 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
         }
         t->type = qc_gguf_type_info_of((uint32_t)ty);
         t->nbytes = qc_gguf_row_bytes(t->type, t->cols) * (size_t)t->rows;
+    }
+    if (c->rope_nfreqs > 0) { /* Llama 3's rope_scaling, as llama.cpp's converter writes it: F32 [head_dim / 2] */
+        const qc_gguf_type_info *f32 = qc_gguf_type_info_of(QC_GGUF_F32);
+        ts[n++] = (tensor){ .name = "rope_freqs.weight", .w = QC_W_FINAL_NORM, .rows = 1, .cols = c->rope_nfreqs,
+                            .type = f32, .nbytes = qc_gguf_row_bytes(f32, c->rope_nfreqs), .rope_freqs = true };
+        *nt = n;
     }
     return QC_OK;
 }
@@ -335,6 +344,10 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
 static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, float *buf, uint8_t *out, const char *path,
                               qc_err *e) {
     size_t rb = qc_gguf_row_bytes(t->type, t->cols);
+    if (t->rope_freqs) {
+        t->type->from_float(src->cfg->rope_freqs, out, t->cols);
+        return QC_OK;
+    }
     if (t->qw) {
 #pragma omp parallel for schedule(static) if ((int64_t)t->rows * t->cols > (1 << 16))
         for (int r = 0; r < t->rows; r++)
@@ -360,8 +373,6 @@ qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o,
     qc_status st = qc_config_validate(c, path, e);
     if (st) return st;
     if (!o) return qc_fail(e, QC_ERR_ARG, "%s: GGUF export needs its options", path);
-    if (c->rope_factor > 0) /* llama.cpp takes it as a rope_freqs tensor, which is not written yet */
-        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: GGUF export of a model with rope_scaling (Llama 3) is not supported yet", path);
     if ((st = check_type(o->float_type, false, "float_type", c, path, e)) ||
         (st = check_type(o->embed_type, true, "embed_type", c, path, e)) ||
         (st = check_type(o->output_type, true, "output_type", c, path, e)))
@@ -374,7 +385,7 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
     const qc_config *c = src->cfg;
     qc_status st = qc_gguf_check_export(c, o, path, e);
     if (st) return st;
-    int nt = QC_CK_NGLOBAL + c->n_layers * QC_CK_NLAYER;
+    int nt = QC_CK_NGLOBAL + c->n_layers * QC_CK_NLAYER + 1; /* + rope_freqs */
     tensor *ts = qc_calloc((size_t)nt, sizeof *ts, e, path);
     if (!ts) return QC_ERR_NOMEM;
     bytes hdr = { 0 };

@@ -286,6 +286,7 @@ static qc_status parse(const char *path, const cJSON *root, qc_config *c, qc_hf_
         return st;
     if (field(root, "rope_scaling") && (st = parse_rope_scaling(path, field(root, "rope_scaling"), c, e))) return st;
     if ((st = qc_config_check(c, path, &qc_config_names_hf, e))) return st;
+    if (c->rope_factor > 0 && (st = qc_config_set_llama3_rope(c, path, e))) return st;
     if (mistral) {
         int window;
         if ((st = get_int(path, root, "sliding_window", false, INT32_MAX, &window, e))) return st;

@@ -191,6 +191,14 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
     return st;
 }
 
+qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e) {
+    qc_status st = qc_config_validate(c, path, e);
+    if (!st && c->rope_nfreqs > 0 && !(c->rope_factor > 0))
+        st = qc_fail(e, QC_ERR_UNSUPPORTED, "%s: the model's RoPE frequency factors came from a GGUF's rope_freqs tensor, "
+                     "without the rope_scaling parameters config.json needs", path);
+    return st;
+}
+
 qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
                             const qc_log *log, qc_err *e) {
     const qc_config *c = src->cfg;
@@ -198,7 +206,7 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
     qc_dtype dt = o->dtype;
     if (dt != QC_DT_F32 && dt != QC_DT_F16 && dt != QC_DT_BF16)
         return qc_fail(e, QC_ERR_ARG, "%s: cannot export as %s (F32, F16 or BF16)", dir, qc_dtype_name(dt));
-    qc_status st = qc_config_validate(c, dir, e);
+    qc_status st = qc_hf_check_config(c, dir, e);
     if (st) return st;
 
     int max = QC_CK_NGLOBAL + QC_CK_NLAYER * c->n_layers;

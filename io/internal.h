@@ -138,4 +138,5 @@ qc_status qc_sb_write_file(const qc_outdir *d, const char *name, const qc_sb *b,
  * quant_json (an object's JSON text) as the last field. */
 void qc_hf_config_json(const qc_config *c, qc_dtype dt, const char *quant_json, qc_sb *b);
 
+
 #endif

@@ -14,7 +14,8 @@
  * qc_checkpoint of it, is <layout>_checkpoint.c (hf on safetensors, gguf, llama2c) and its
  * full-precision writer <layout>_export.c (hf, llama2c; gguf_write.c writes GGUF's container
  * and layout at once); quantized layouts are <layout>_format.c (gptq, awq: both directions,
- * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c. */
+ * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c; imatrix_write.c writes llama.cpp's
+ * importance matrix; pad.c is a weight source that widens another (convert --pad-to). */
 #ifndef QC_IO_H
 #define QC_IO_H
 
@@ -30,6 +31,7 @@
 #define QC_MAX_HEADS    1024
 #define QC_MAX_VOCAB    (1 << 22)
 #define QC_MAX_SEQ_LEN  (1 << 22)
+#define QC_MAX_ROPE_FREQS 256 /* head_dim / 2 of a model with scaled RoPE frequencies */
 
 typedef struct qc_config {
     int dim;          /* hidden size */
@@ -51,6 +53,13 @@ typedef struct qc_config {
      * below rope_original_ctx / high_freq_factor kept, the band between interpolated. */
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_ctx;
+    /* What the RoPE pass applies: frequency i of a head is divided by rope_freqs[i], for
+     * i < rope_nfreqs = head_dim / 2; rope_nfreqs 0: no scaling. From Llama 3's parameters above
+     * (qc_config_set_llama3_rope, when config.json is read) or from a GGUF's rope_freqs.weight
+     * tensor, which holds exactly these factors (then rope_factor may be 0: the parameters
+     * are not in the file). */
+    int rope_nfreqs;
+    float rope_freqs[QC_MAX_ROPE_FREQS];
 } qc_config;
 
 /* Checks ranges and divisibility (heads divide evenly, dims within QC_MAX_*); the message
@@ -60,6 +69,11 @@ qc_status qc_config_validate(const qc_config *c, const char *source, qc_err *e);
  * at most QC_SEQLEN_DEFAULT_MAX. */
 #define QC_SEQLEN_DEFAULT_MAX 2048
 int qc_config_default_seqlen(const qc_config *c);
+/* Fills c->rope_freqs from Llama 3's rope_scaling parameters (rope_factor > 0; rope_theta and
+ * head_dim set): llama.cpp's converter's rope_freqs (rope_freqs.c has the formula), computed in
+ * double and rounded once. A head_dim over 2·QC_MAX_ROPE_FREQS is QC_ERR_UNSUPPORTED naming
+ * `source`. */
+qc_status qc_config_set_llama3_rope(qc_config *c, const char *source, qc_err *e);
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
@@ -268,6 +282,23 @@ typedef struct qc_weight_source {
 
 qc_weight_source qc_checkpoint_source(const qc_checkpoint *ck);
 
+/* A model widened with zeros so that every matrix's input width is a multiple of `multiple`
+ * (pad.c, where the algebra is): the residual width d and the FFN width to the next multiple,
+ * the attention width by whole groups of heads (head_dim and the GQA ratio kept), each RMSNorm
+ * weight scaled by sqrt(d/d') and eps by d/d', so that it computes the same function. in (and
+ * what it reads from) is borrowed and must outlive the padded source. */
+typedef struct qc_pad {
+    qc_config cfg;                 /* the padded model */
+    const qc_weight_source *in;    /* borrowed */
+    double norm_scale;             /* sqrt(d/d') */
+} qc_pad;
+
+/* multiple: a positive multiple of 32, else QC_ERR_ARG naming --pad-to; a width that cannot be
+ * padded within qcalib's limits is QC_ERR_UNSUPPORTED naming it. */
+qc_status qc_pad_init(qc_pad *p, const qc_weight_source *in, int multiple, qc_err *e);
+/* Full-precision reads of the padded weights (no qweight: quantized inputs read dequantized). */
+qc_weight_source qc_pad_source(const qc_pad *p);
+
 typedef struct qc_hf_export_opts {
     qc_dtype dtype;       /* F32, F16 or BF16 */
     size_t shard_bytes;   /* 0: one model.safetensors; else shards of at most this size + index */
@@ -278,6 +309,11 @@ typedef struct qc_hf_export_opts {
  * only when complete; an existing one is replaced only if `replace`. */
 qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
                        bool replace, const qc_log *log, qc_err *e);
+
+/* What config.json (HF, GPTQ and AWQ folders) can describe, for a caller to refuse before it
+ * calibrates: a valid config whose scaled RoPE frequencies, if any, come from Llama 3's
+ * rope_scaling parameters, not only from a GGUF's rope_freqs tensor. The message names `path`. */
+qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e);
 
 /* The same files, written into an output folder being built (e.g. beside logs). */
 qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
@@ -344,11 +380,31 @@ typedef struct qc_gguf_export_opts {
 qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
 /* What qc_export_gguf checks of the model and the options before it looks at any weight, for
- * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads (no
- * rope_scaling yet: it would need a rope_freqs tensor), the float, embedding and output types
+ * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads
+ * (Llama 3's rope_scaling goes in as a rope_freqs.weight tensor), the float, embedding and output types
  * (quantized ones need dim a multiple of their block), and the vocabulary (present, as long
  * as the model's, no repeated piece). The message names `path`. */
 qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o, const char *path, qc_err *e);
+
+/* ---- llama.cpp's importance matrix (imatrix_write.c) ------------------------------------------------ */
+
+/* Σx² of every linear's input, per input channel, over `tokens` tokens in `chunks` windows of
+ * `chunk_size`: what llama-imatrix measures and llama-quantize --imatrix reads. */
+typedef struct qc_imatrix_src {
+    const qc_config *cfg;
+    /* (the input width of w) the sums for linear w of block `layer` (borrowed) */
+    const double *(*sum_sq)(void *ctx, qc_weight w, int layer);
+    void *ctx;
+    int64_t tokens;
+    int chunks, chunk_size;
+    const char *const *datasets; /* the calibration files, for the file's metadata */
+    int ndatasets;
+} qc_imatrix_src;
+
+/* Writes m at path, atomically: llama.cpp's GGUF imatrix when path ends in ".gguf", else its
+ * legacy .dat (layouts in imatrix_write.c). No tokens, or a sum beyond fp32, is an error
+ * naming path (and the tensor). */
+qc_status qc_imatrix_write(const char *path, const qc_imatrix_src *m, qc_err *e);
 
 /* ---- synthetic models (benchmarks and unit tests only; synth.c) --------------------------------------- */
 

@@ -71,7 +71,7 @@ qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const ch
     if (c->norm_eps != 1e-5f)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's %s hard-codes norm_eps 1e-5; this model has %g",
                        path, runtime, (double)c->norm_eps);
-    if (c->rope_factor > 0)
+    if (c->rope_nfreqs > 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: llama2.c's %s has no rope_scaling; this model has Llama 3's", path, runtime);
     return QC_OK;
 }

@@ -277,7 +277,7 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
                          const qc_log *log, qc_err *e) {
     const qc_config *c = src->cfg;
     const char *dir = d->path;
-    qc_status st = qc_config_validate(c, dir, e);
+    qc_status st = qc_hf_check_config(c, dir, e);
     if (st) return st;
     qc_qfmt_plan plan = { 0 };
     if ((st = plan_source(fmt, opts, src, &plan, e))) {

@@ -2,7 +2,8 @@
  * through the rows of the formats table that can hold full precision: hf (a folder, F32, F16
  * or BF16, shards), gguf and llama2c (one file each; F32 or F16, F32). The settings checked
  * against the row (QC_ERR_ARG: a usage error), the single-file output checked before --force
- * replaces it, the model and its tokenizer read, the row's full-precision writer run. */
+ * replaces it, the model and its tokenizer read, widened with zeros when --pad-to asks
+ * (io/pad.c), the row's full-precision writer run. */
 #include "job/internal.h"
 
 #include <stdlib.h>
@@ -27,6 +28,8 @@ qc_status qc_job_convert_plan(const qc_convert_settings *s, qc_convert_target *p
     if (!p->row->convert_folder && s->shard_mb) return qc_fail(e, QC_ERR_ARG, "--shard-size applies to --to hf");
     if (!(p->row->convert_dtypes & QC_BITS(p->dtype)))
         return qc_fail(e, QC_ERR_ARG, "--to %s writes fp32: --dtype does not apply", p->row->name);
+    if (s->pad_to < 0 || s->pad_to % 32 != 0 || s->pad_to > QC_MAX_DIM)
+        return qc_fail(e, QC_ERR_ARG, "--pad-to %ld: expected a positive multiple of 32 (256 for K-quants)", s->pad_to);
     return QC_OK;
 }
 
@@ -48,10 +51,24 @@ qc_status qc_job_convert_check_file(const qc_convert_settings *s, const qc_conve
 qc_status qc_job_convert(const qc_convert_settings *s, const qc_convert_target *p, const qc_log *log, qc_err *e) {
     qc_checkpoint *ck = NULL;
     qc_status st = qc_checkpoint_open(&ck, s->model, e);
+    qc_weight_source src, in;
+    qc_pad pad;
+    if (!st) src = in = qc_checkpoint_source(ck);
+    if (!st && s->pad_to) {
+        if (!(st = qc_pad_init(&pad, &in, (int)s->pad_to, e))) {
+            src = qc_pad_source(&pad);
+            const qc_config *a = in.cfg, *b = &pad.cfg;
+            qc_logf(log, QC_LOG_INFO, "padded to multiples of %ld: dim %d → %d, FFN %d → %d, heads %d/%d → %d/%d "
+                    "(head_dim %d), rms_norm_eps %g → %g", s->pad_to, a->dim, b->dim, a->hidden_dim, b->hidden_dim,
+                    a->n_heads, a->n_kv_heads, b->n_heads, b->n_kv_heads, b->head_dim, (double)a->norm_eps,
+                    (double)b->norm_eps);
+        }
+    }
     if (!st) {
-        qc_weight_source src = qc_checkpoint_source(ck);
         qc_convert_write w = { s, p, ck, &src, log };
         st = p->row->convert(&w, e);
+        if (st == QC_ERR_UNSUPPORTED && s->pad_to) /* e.g. llama2.c's fixed eps, which padding changes */
+            st = qc_fail_prefix(e, st, "--pad-to %ld", s->pad_to);
     }
     qc_checkpoint_close(ck);
     return st;

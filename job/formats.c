@@ -97,6 +97,16 @@ static qc_status gptq_bpw(const qc_outdir *d, const qc_config *c, const qc_modul
 
 /* ---- awq ---- */
 
+/* A folder with config.json (gptq, awq; fake unless the input is llama2.c's): what it can
+ * describe of the model. */
+static qc_status hf_config_check_model(const qc_format_run *r, qc_err *e) {
+    return qc_hf_check_config(r->cfg, r->model, e);
+}
+
+static qc_status fake_check_model(const qc_format_run *r, qc_err *e) {
+    return strcmp(qc_checkpoint_format(r->ck), "llama2.c") == 0 ? QC_OK : hf_config_check_model(r, e);
+}
+
 static qc_status awq_check_linear(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
     return qc_awq_check_shape(name, rows, cols, s->groupsize, e);
 }
@@ -305,7 +315,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .per_linear = true, .keeps_f16 = true, .fused = false, .default_bits = 4, .default_groupsize = 128,
         .embed = true, .bias = false,
         .spec = fake_spec, .module_spec = any_module_spec, .embed_spec = any_embed_spec, .pad = NULL,
-        .write = fake_write, .reader = "the input's format: llama2.c .bin or a Hugging Face folder (F32)",
+        .check_model = fake_check_model, .write = fake_write, .reader = "the input's format: llama2.c .bin or a Hugging Face folder (F32)",
         .carries_vocab = false, .tokenizer_json = -1,
     },
     [QC_FMT_GPTQ] = {
@@ -314,7 +324,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .f16_scales = true, .per_linear = true, .keeps_f16 = true, .fused = true, .default_bits = 4,
         .default_groupsize = 128, .embed = false, .bias = false,
         .spec = gptq_spec, .module_spec = any_module_spec, .embed_spec = f16_embed_spec, .pad = NULL,
-        .needs_quantized = true, .stored_f16 = float_f16, .describe = gptq_describe,
+        .needs_quantized = true, .check_model = hf_config_check_model, .stored_f16 = float_f16, .describe = gptq_describe,
         .write = gptq_write, .reader = "safetensors with quantization_config \"gptq\" (qweight, qzeros, scales, g_idx)",
         .carries_vocab = false, .tokenizer_json = 1,
         .bpw = gptq_bpw, .bpw_note = " (g_idx apart)", .bpw_index = true,
@@ -325,7 +335,7 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .per_linear = false, .keeps_f16 = false, .fused = false, .default_bits = 4, .default_groupsize = 128,
         .embed = false, .bias = false,
         .spec = awq_spec, .module_spec = any_module_spec, .embed_spec = f16_embed_spec, .pad = awq_pad,
-        .check_linear = awq_check_linear, .stored_f16 = float_f16,
+        .check_model = hf_config_check_model, .check_linear = awq_check_linear, .stored_f16 = float_f16,
         .write = awq_write, .reader = "safetensors with quantization_config \"awq\" (AutoAWQ's GEMM layout)",
         .carries_vocab = false, .tokenizer_json = 1,
     },

@@ -208,6 +208,8 @@ typedef struct qc_convert_settings {
     const char *tokenizer;     /* NULL: the model's own, or beside it */
     long shard_mb;             /* folders: shards of at most this many MB; 0: one file */
     bool force;
+    long pad_to;               /* > 0: widen the model with zeros so every matrix's input width is a
+                                  multiple of it (qc_pad_init); 0: as it is */
 } qc_convert_settings;
 
 typedef struct qc_convert_target {

@@ -73,6 +73,9 @@ static void add_inputs(const qc_run_desc *d, cJSON *in) {
              c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, c->seq_len,
              c->norm_eps, c->rope_theta, c->tied_classifier, c->attn_qkv_bias, c->attn_o_bias, c->rope_factor,
              c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_original_ctx);
+    if (c->rope_nfreqs > 0) /* the factors the RoPE pass applies, whether from parameters or a rope_freqs tensor */
+        snprintf(text + strlen(text), sizeof text - strlen(text), ", rope_freqs %d hash %016llx", c->rope_nfreqs,
+                 (unsigned long long)qc_hash64(QC_HASH64_SEED, c->rope_freqs, (size_t)c->rope_nfreqs * sizeof(float)));
     cJSON_AddStringToObject(in, "model_config", text);
     const qc_windows *w = d->windows;
     cJSON *src = cJSON_AddObjectToObject(in, "calib_files");

@@ -8,16 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The rotation frequency of pair i of a head: run.c's float expression, then Llama 3's
- * rope_scaling as transformers' _compute_llama3_parameters applies it (float arithmetic). */
+/* The rotation frequency of pair i of a head: run.c's float expression, divided by the
+ * config's per-frequency factor when RoPE is scaled (Llama 3's rope_scaling, as config.json's
+ * parameters give it or a GGUF's rope_freqs tensor holds it: io/rope_freqs.c). */
 static float rope_freq(const qc_config *c, size_t i) {
     float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-    if (c->rope_factor <= 0) return freq;
-    float wavelen = 2.0f * (float)M_PI / freq, ctx = (float)c->rope_original_ctx;
-    if (wavelen < ctx / c->rope_high_freq_factor) return freq;
-    if (wavelen > ctx / c->rope_low_freq_factor) return freq / c->rope_factor;
-    float smooth = (ctx / wavelen - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
-    return (1.0f - smooth) * freq / c->rope_factor + smooth * freq;
+    return c->rope_nfreqs ? freq / c->rope_freqs[i] : freq;
 }
 
 size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int threads) {

@@ -37,8 +37,6 @@ refused o3 "--format awq with groups of 48 (dim 64)" "--format awq: model.layers
     --method rtn --format awq --groupsize 48 --model "$M" $R
 refused o4 "--format llama2c with groups of 48 (dim 64)" "--format llama2c: $M: group size 48 does not divide dim 64" \
     --method rtn --format llama2c --groupsize 48 --model "$M" $R
-refused o5 "--format gguf of a Llama 3 rope_scaling model" "--format gguf: rope: GGUF export of a model with rope_scaling" \
-    --method rtn --format gguf --model rope $R
 refused o6 "--format llama2c of a Llama 3 rope_scaling model" "--format llama2c: rope: llama2.c's runq.c has no rope_scaling" \
     --method rtn --format llama2c --model rope $R
 refused a_file "--force onto a file" "a_file: exists and is not a folder" --method rtn --model "$M" $R --force
