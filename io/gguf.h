@@ -42,8 +42,6 @@ typedef enum qc_gguf_vtype {
 size_t qc_gguf_vtype_size(uint32_t t);
 const char *qc_gguf_vtype_name(uint32_t t); /* "u32", "str", ...; "?" when unknown */
 
-/* llama.cpp's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
-void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size);
 
 
 /* ---- block formats ---------------------------------------------------------------------------
@@ -138,8 +136,11 @@ void qc_gguf_q8_0_ref(const float x[QC_QK8_0], qc_block_q8_0 *b);
 /* The block type a quantized weight is stored as (Q4_0: 4 bits, zero 8; Q4_1: 4 bits with
  * mins; Q8_0: 8 bits, zero 128), after checking everything a GGUF block needs: groups of 32
  * contiguous columns (g_idx[c] = c / 32), cols a multiple of 32, every scale (and min) finite
- * and exactly an fp16 value, codes within range, and the zero point the type implies. `what`
- * names the weight in messages. */
+ * and exactly an fp16 value, codes within range, and the zero point the type implies. A
+ * K-quant weight (q->super) is Q<bits>_K: whole 256-value super-blocks in the type's
+ * contiguous sub-blocks, finite fp16 d and dmin (NaN or Inf: QC_ERR_NUMERIC), integer
+ * sub-block scales and mins in their fields' ranges, and the groups' scales and mins exactly
+ * the products the decoder forms from them. `what` names the weight in messages. */
 qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e);
 /* Encodes row r of q (already checked by qc_gguf_qweight_type as type t) into its blocks. */
 void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void *blocks);

@@ -172,9 +172,10 @@ const char *qc_gguf_ggml_type_name(uint32_t t) {
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
-/* The five types the writer produces (qc_gguf_type). */
+/* The types the writer produces (qc_gguf_type). */
 static bool is_writer_type(int t) {
-    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0;
+    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0 ||
+           qc_gguf_type_is_k((qc_gguf_type)t);
 }
 
 const char *qc_gguf_type_name(qc_gguf_type t) {
@@ -186,8 +187,14 @@ double qc_gguf_type_bits(qc_gguf_type t) {
     return ti ? 8.0 * (double)ti->block_bytes / (double)ti->block : 0.0;
 }
 
+int qc_gguf_type_block(qc_gguf_type t) {
+    const qc_gguf_type_info *ti = is_writer_type((int)t) ? qc_gguf_type_info_of((uint32_t)t) : NULL;
+    return ti ? ti->block : 0;
+}
+
 bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
-    static const qc_gguf_type all[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
+    static const qc_gguf_type all[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0,
+                                        QC_GGUF_Q2_K, QC_GGUF_Q3_K, QC_GGUF_Q4_K, QC_GGUF_Q5_K, QC_GGUF_Q6_K };
     for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
         if (strcasecmp(name, qc_gguf_type_name(all[i])) == 0) {
             *t = all[i];
@@ -200,7 +207,59 @@ bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
 
 static bool fp16_exact(float v) { return isfinite(v) && qc_f16_to_f32(qc_f32_to_f16(v)) == v; }
 
+/* A K-quant weight (q->super set): Q<bits>_K with its type's sub-blocks, whole super-blocks,
+ * contiguous groups, every stored factor a finite fp16 value, every integer scale and min in
+ * its field's range, and the groups' scales and mins exactly the products the decoder forms. */
+static qc_status kquant_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e) {
+    if (q->bits < 2 || q->bits > 6)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d-bit super-blocks are no K-quant (Q2_K..Q6_K)", what, q->bits);
+    *t = (qc_gguf_type)(QC_GGUF_Q2_K + q->bits - 2);
+    const char *tn = qc_gguf_type_name(*t);
+    bool has_mins = q->bits == 2 || q->bits == 4 || q->bits == 5;
+    int sub = q->bits == 4 || q->bits == 5 ? 32 : 16, nsub = QC_KQ_SUPER / sub;
+    if (q->groupsize != sub || q->cols % QC_KQ_SUPER != 0 || q->ngroups != q->cols / sub || (q->mins != NULL) != has_mins)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s needs rows of whole %d-value super-blocks in sub-blocks of %d%s; "
+                       "this weight has %d columns in groups of %d (qcalib convert --pad-to 256 widens a model)",
+                       what, tn, QC_KQ_SUPER, sub, has_mins ? " with mins" : "", q->cols, q->groupsize);
+    for (int c = 0; c < q->cols; c++)
+        if (q->g_idx[c] != c / sub)
+            return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: column %d is in group %d; %s blocks need contiguous groups "
+                           "(act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
+    static const int sc_lo[] = { 0, 0, 0, -32, 0, 0, -128 }, sc_hi[] = { 0, 0, 15, 31, 63, 63, 127 };
+    int nsb = q->cols / QC_KQ_SUPER;
+    for (int r = 0; r < q->rows; r++)
+        for (int b = 0; b < nsb; b++) {
+            const float *sb = q->super + ((size_t)r * nsb + b) * QC_KQ_SB_FLOATS(sub);
+            for (int k = 0; k < 2; k++)
+                if (!fp16_exact(sb[k]) || (k == 1 && !has_mins && sb[k] != 0.0f))
+                    return qc_fail(e, isfinite(sb[k]) ? QC_ERR_ARG : QC_ERR_NUMERIC,
+                                   "%s: row %d, super-block %d: %s %.9g is not %s; %s stores it in fp16", what, r, b,
+                                   k ? "dmin" : "d", (double)sb[k], isfinite(sb[k]) ? "an fp16 value" : "finite", tn);
+            for (int s = 0; s < nsub; s++) {
+                float sc = sb[2 + s], m = sb[2 + nsub + s];
+                size_t g = (size_t)r * q->ngroups + (size_t)b * nsub + s;
+                if (!(sc >= sc_lo[q->bits] && sc <= sc_hi[q->bits] && sc == floorf(sc)) ||
+                    !(m >= 0 && m <= (has_mins ? sc_hi[q->bits] : 0) && m == floorf(m)))
+                    return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: scale %g or min %g is not an integer %s "
+                                   "stores", what, r, b * nsub + s, (double)sc, (double)m, tn);
+                bool same = q->scales[g] == sb[0] * sc && (!has_mins || q->mins[g] == -(sb[1] * m));
+                if (!same || (!has_mins && q->zeros[g] != (q->bits == 3 ? 4.0f : 32.0f)))
+                    return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: the group's scale%s is not the product of "
+                                   "the stored factors %s decodes", what, r, b * nsub + s, has_mins ? " or min" : " or zero",
+                                   tn);
+            }
+        }
+    int maxq = (1 << q->bits) - 1;
+    size_t n = (size_t)q->rows * q->cols;
+    for (size_t i = 0; i < n; i++)
+        if (q->codes[i] > maxq)
+            return qc_fail(e, QC_ERR_ARG, "%s: row %zu, column %zu: code %d is beyond %d bits", what, i / q->cols,
+                           i % q->cols, q->codes[i], q->bits);
+    return QC_OK;
+}
+
 qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e) {
+    if (q->super) return kquant_type(q, what, t, e);
     if (q->bits == 4 && q->mins) *t = QC_GGUF_Q4_1;
     else if (q->bits == 4) *t = QC_GGUF_Q4_0;
     else if (q->bits == 8 && !q->mins) *t = QC_GGUF_Q8_0;
@@ -249,6 +308,15 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
 
 void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void *blocks) {
     const uint8_t *codes = q->codes + (size_t)r * q->cols;
+    if (qc_gguf_type_is_k(t)) {
+        int nsb = q->cols / QC_KQ_SUPER;
+        size_t bytes = qc_gguf_type_info_of((uint32_t)t)->block_bytes;
+        for (int b = 0; b < nsb; b++)
+            qc_gguf_kquant_pack(q->bits, codes + (size_t)b * QC_KQ_SUPER,
+                                q->super + ((size_t)r * nsb + b) * QC_KQ_SB_FLOATS(q->groupsize),
+                                (uint8_t *)blocks + (size_t)b * bytes);
+        return;
+    }
     const float *sc = q->scales + (size_t)r * q->ngroups;
     for (int g = 0; g < q->ngroups; g++) {
         const uint8_t *c = codes + (size_t)g * 32;

@@ -1,5 +1,5 @@
 /* modules.c — per-linear settings of a job: the recipe's rules checked against the model and
- * the format, the candidate settings of --target-bpw the format can store, the measuring pass
+ * the format, a GGUF K-quant mix's per-tensor types under them, the candidate settings of --target-bpw the format can store, the measuring pass
  * and the choice (with its table, mixed_precision.csv), and whether the choices keep the
  * linears a runtime fuses alike. */
 #include "job/internal.h"
@@ -8,14 +8,16 @@
 #include <stdlib.h>
 
 qc_status qc_job_resolve_modules(qc_job *j, const qc_model *m, qc_err *e) {
-    if (!j->recipe.nrules && !(j->s.target_bpw > 0) && !j->s.observe) return QC_OK;
+    if (!j->recipe.nrules && !(j->s.target_bpw > 0) && !j->s.observe && !j->gguf_mix) return QC_OK;
     size_t n = (size_t)m->cfg.n_layers * QC_LIN_COUNT;
+    free(j->mods);
     if (!(j->mods = qc_calloc(n, sizeof *j->mods, e, "module settings"))) return QC_ERR_NOMEM;
     qc_status st = qc_recipe_modules(&j->recipe, &m->cfg, &j->o.spec, qc_job_module_spec, j, j->mods, e);
     for (size_t i = 0; i < n && !st; i++)
         if (j->mods[i].keep_f16 && !j->fmt->keeps_f16)
             st = qc_fail(e, QC_ERR_ARG, "--format %s cannot hold unquantized linears: the recipe's skip list needs --format "
                          "gptq, gguf or fake", j->fmt->name);
+    if (!st) st = qc_job_gguf_mix(j, &m->cfg, e);
     j->o.modules = j->mods;
     return st;
 }
@@ -60,7 +62,8 @@ int qc_job_split_sites(const qc_job *j, const qc_config *c) {
 }
 
 void qc_spec_name(const qc_quant_spec *s, char *buf, size_t size) {
-    if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
+    if (s->kquant) snprintf(buf, size, "q%d_k", s->bits);
+    else if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
     else snprintf(buf, size, "w%d", s->bits);
 }
 

@@ -149,9 +149,10 @@ static void test_type_names(void) {
     CHECK(qc_gguf_type_parse("q8_0", &t) && t == QC_GGUF_Q8_0, "q8_0");
     CHECK(qc_gguf_type_parse("f16", &t) && t == QC_GGUF_F16, "f16");
     CHECK(qc_gguf_type_parse("F32", &t) && t == QC_GGUF_F32, "F32");
-    CHECK(!qc_gguf_type_parse("q4_k", &t) && !qc_gguf_type_parse("", &t) && !qc_gguf_type_parse(NULL, &t),
+    CHECK(qc_gguf_type_parse("q4_k", &t) && t == QC_GGUF_Q4_K, "q4_k");
+    CHECK(!qc_gguf_type_parse("q5_0", &t) && !qc_gguf_type_parse("", &t) && !qc_gguf_type_parse(NULL, &t),
           "unknown names");
-    CHECK(strcmp(qc_gguf_type_name(QC_GGUF_Q8_0), "Q8_0") == 0 && strcmp(qc_gguf_type_name((qc_gguf_type)12), "?") == 0,
+    CHECK(strcmp(qc_gguf_type_name(QC_GGUF_Q8_0), "Q8_0") == 0 && strcmp(qc_gguf_type_name((qc_gguf_type)6), "?") == 0,
           "names");
     CHECK(qc_gguf_type_info_of(QC_GGUF_Q8_0)->file_type == 7 && qc_gguf_type_info_of(QC_GGUF_Q4_1)->file_type == 3,
           "llama_ftype values");
@@ -599,8 +600,10 @@ static void test_writer_refusals(void) {
     o.float_type = QC_GGUF_Q4_0;
     CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "float_type 2 is not one of F32, F16");
     o.float_type = QC_GGUF_F32;
-    o.embed_type = (qc_gguf_type)12;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "embed_type 12");
+    o.embed_type = (qc_gguf_type)6; /* Q5_0: not written */
+    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "embed_type 6");
+    o.embed_type = QC_GGUF_Q4_K;
+    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "embed_type Q4_K needs rows that are whole blocks of 256");
     o.embed_type = QC_GGUF_F32;
     o.tok = NULL;
     CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "needs the model's tokenizer");

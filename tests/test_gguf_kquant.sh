@@ -1,0 +1,45 @@
+# test_gguf_kquant.sh — GGUF K-quant output through the CLI: a SYNTHETIC 256-wide model
+# (qcalib synth --shape tiny256; its numbers mean nothing) quantized as llama.cpp's Q4_K_M mix
+# by round-to-nearest, read back by inspect and eval; stories260K (64 wide: no tensor fits a
+# 256-value super-block) as Q6_K falling back to Q8_0, reported on the console and in
+# summary.json; and the refusals: Q4_K_M on stories260K (Q4_K's fallback Q5_0 is not a type
+# qcalib writes) naming the tensor and `qcalib convert --pad-to 256`, GPTQ into K-quants, and
+# contradicting settings, each a usage error (exit 2) with nothing written.
+. "$(dirname "$0")/lib.sh"
+Q=$(realpath "$Q") S=$(realpath "$S")
+M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
+cd "$T" || exit 1
+R="--calib $CAL --nsamples 4 --seqlen 64 --quiet"
+
+$Q synth --shape tiny256 --out syn --quiet || { echo "  synth failed"; exit 1; }
+$Q --method rtn --gguf-type q4_k_m --model syn $R --out km >log 2>&1
+check "synthetic tiny256 as q4_k_m (implies --format gguf)" "[ -f km/model.gguf ]"
+$Q inspect --model km >insp 2>&1
+# llama.cpp's Q4_K_M on 8 blocks: attn_v and ffn_down of blocks 0, 3, 6, 7 are Q6_K ("more bits")
+check "inspect: block 3's v_proj Q6_K, block 1's Q4_K, the classifier Q6_K, the embedding Q4_K" \
+    "grep -q 'layers.3.self_attn.v_proj.weight .*Q6_K' insp && grep -q 'layers.1.self_attn.v_proj.weight .*Q4_K' insp &&
+     grep -q 'lm_head.weight .*Q6_K' insp && grep -q 'embed_tokens.weight .*Q4_K' insp"
+check "summary.json records the mix" "grep -q '\"gguf_mix\":[[:space:]]*\"Q4_K_M\"' km/summary.json"
+head -c 2000 "$CAL" >short.txt
+check "eval reads the K-quant file" "$Q eval --model km --text short.txt --seqlen 64 --quiet >/dev/null 2>&1"
+
+$Q --method rtn --gguf-type q6_k --model "$M" $R --out k6 >log6 2>&1
+check "stories260K as q6_k: written, each tensor falling back to Q8_0" \
+    "[ -f k6/model.gguf ] && grep -q 'blk.0.attn_q.weight: rows of 64 are not whole 256-blocks of Q6_K: Q8_0 instead' log6"
+check "summary.json lists the fallbacks" \
+    "grep -q '\"gguf_fallbacks\"' k6/summary.json && grep -q '\"fallback\":[[:space:]]*\"Q8_0\"' k6/summary.json"
+
+refused() {
+    out=$1 name=$2 needle=$3; shift 3
+    expect_fail "$name" 2 "$needle" $Q "$@" --out "$out"
+    check "$name: nothing written" "[ ! -e '$out' ] && [ ! -e '$out.work' ] && ! ls -d '$out'.tmp.* >/dev/null 2>&1"
+}
+refused r1 "q4_k_m on stories260K" \
+    "blk.0.attn_q.weight: rows of 64 values are not whole 256-value blocks of Q4_K, and Q5_0 (llama.cpp's fallback for it) is not a type qcalib writes; widen the model first: qcalib convert --pad-to 256" \
+    --method rtn --gguf-type q4_k_m --model "$M" $R
+refused r2 "gptq into K-quants" "--method gptq into K-quant blocks is not implemented yet" \
+    --method gptq --gguf-type q3_k_m --model syn $R
+refused r3 "q4_k_m with --wbits 3" "--gguf-type q4_k_m's linears are Q4_K by default" \
+    --method rtn --gguf-type q4_k_m --wbits 3 --model syn $R
+refused r4 "an unknown mix" "expected q4_0, q4_1, q8_0, a K-quant" --method rtn --gguf-type q4_k_x --model syn $R
+finish gguf_kquant
