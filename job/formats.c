@@ -120,8 +120,8 @@ static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_expo
 
 /* The solver settings whose results GGUF stores as block type t: q4_0, q4_1, q8_0 (groups of
  * 32), or a K-quant Q<bits>_K (sub-blocks of 16 or 32 in super-blocks of 256, fitted by io/'s
- * K-quant fitter: llama.cpp's reference quantizer, whose parameters GPTQ cannot compensate
- * yet). */
+ * K-quant fitter: round-to-nearest runs llama.cpp's reference quantizer, GPTQ its
+ * importance-weighted one on the compensated weights, docs/kquant-gptq.md). */
 static qc_quant_spec gguf_block_spec(qc_gguf_type t, bool mse) {
     if (qc_gguf_type_is_k(t)) {
         int bits = qc_gguf_k_bits(t);
@@ -146,10 +146,9 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
                        j->s.gguf_output_type);
     *sp = gguf_block_spec(j->gguf_linear, j->s.mse);
     const qc_method_info *mi = qc_method_info_of(j->o.method);
-    if (j->gguf_mix && (mi->gptq || mi->awq))
-        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quant blocks are written by round-to-nearest (llama.cpp's "
-                       "reference quantizer); --method %s into K-quant blocks is not implemented yet: --method rtn",
-                       j->s.gguf_type, j->s.method);
+    if (j->gguf_mix && mi->awq)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --method %s into K-quant blocks is not implemented; --method "
+                       "rtn (llama.cpp's reference quantizer) or gptq (docs/kquant-gptq.md)", j->s.gguf_type, j->s.method);
     if (j->gguf_mix && j->s.mse)
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quants choose their scales by llama.cpp's own search; --mse "
                        "does not apply", j->s.gguf_type);
@@ -157,7 +156,8 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s chooses each tensor's type itself: --target-bpw and --observe "
                        "are not supported with K-quant mixes yet", j->s.gguf_type);
     if (j->s.act_order && !j->s.static_groups)
-        return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
+        return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous %s: --act-order needs --static-groups",
+                       j->gguf_mix ? "256-wide K-quant super-blocks" : "32-wide blocks");
     return QC_OK;
 }
 

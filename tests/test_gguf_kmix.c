@@ -9,7 +9,7 @@
  * tensor (every K tensor the reference quantizer's bytes of the weights read), stories260K
  * (64/172 wide) as Q3_K_S falling back to Q4_0 and Q8_0 (reported in summary.json), and as
  * Q4_K_M refused (Q4_K's fallback Q5_0 is not written) naming the tensor and
- * `qcalib convert --pad-to 256`, leaving nothing behind. */
+ * `qcalib convert --pad-to 256`, leaving nothing behind; AWQ into K-quants refused. */
 #include "io/gguf.h"
 #include "io/gguf_kquants.h"
 #include "job/job.h"
@@ -304,11 +304,11 @@ static void test_run_stories260k(void) {
     CHECK(access(out, F_OK) != 0, "%s written", out);
     qc_job_free(j);
 
-    /* GPTQ into K-quant blocks is not there yet: a usage error at planning */
-    settings(&s, model, tmp_path("kmix-gptq"), "q4_k_m");
-    s.method = "gptq";
+    /* AWQ into K-quant blocks is not there: a usage error at planning */
+    settings(&s, model, tmp_path("kmix-awq"), "q4_k_m");
+    s.method = "awq";
     CHECK_OK(qc_job_open(&s, &j, &e), e);
-    CHECK_FAILS(qc_job_plan(j, &e), e, "--method gptq into K-quant blocks is not implemented yet");
+    CHECK_FAILS(qc_job_plan(j, &e), e, "--method awq into K-quant blocks is not implemented");
     qc_job_free(j);
 }
 

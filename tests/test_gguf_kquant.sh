@@ -3,8 +3,10 @@
 # by round-to-nearest, read back by inspect and eval; stories260K (64 wide: no tensor fits a
 # 256-value super-block) as Q6_K falling back to Q8_0, reported on the console and in
 # summary.json; and the refusals: Q4_K_M on stories260K (Q4_K's fallback Q5_0 is not a type
-# qcalib writes) naming the tensor and `qcalib convert --pad-to 256`, GPTQ into K-quants, and
-# contradicting settings, each a usage error (exit 2) with nothing written.
+# qcalib writes) naming the tensor and `qcalib convert --pad-to 256`, AWQ into K-quants,
+# act-order without static groups, and contradicting settings, each a usage error (exit 2)
+# with nothing written; and GPTQ into K-quants on the synthetic model, with and without
+# act-order, written in the same types and read back by eval with the solver's weights.
 . "$(dirname "$0")/lib.sh"
 Q=$(realpath "$Q") S=$(realpath "$S")
 M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
@@ -23,6 +25,14 @@ check "summary.json records the mix" "grep -q '\"gguf_mix\":[[:space:]]*\"Q4_K_M
 head -c 2000 "$CAL" >short.txt
 check "eval reads the K-quant file" "$Q eval --model km --text short.txt --seqlen 64 --quiet >/dev/null 2>&1"
 
+$Q --method gptq --gguf-type q4_k_m --model syn $R --eval short.txt --eval-seqlen 64 --verify --out kg >logg 2>&1
+$Q inspect --model kg >inspg 2>&1
+check "GPTQ into q4_k_m: the same types, and the written file evaluates as the solver's weights (--verify)" \
+    "[ -f kg/model.gguf ] && grep -q 'layers.3.self_attn.v_proj.weight .*Q6_K' inspg && grep -q 'layers.1.self_attn.v_proj.weight .*Q4_K' inspg &&
+     grep -q memory_ppl kg/summary.json"
+$Q --method gptq --act-order --static-groups --gguf-type q3_k_m --model syn $R --out ka >loga 2>&1
+check "GPTQ with act-order and static groups into q3_k_m" "[ -f ka/model.gguf ]"
+
 $Q --method rtn --gguf-type q6_k --model "$M" $R --out k6 >log6 2>&1
 check "stories260K as q6_k: written, each tensor falling back to Q8_0" \
     "[ -f k6/model.gguf ] && grep -q 'blk.0.attn_q.weight: rows of 64 are not whole 256-blocks of Q6_K: Q8_0 instead' log6"
@@ -37,8 +47,10 @@ refused() {
 refused r1 "q4_k_m on stories260K" \
     "blk.0.attn_q.weight: rows of 64 values are not whole 256-value blocks of Q4_K, and Q5_0 (llama.cpp's fallback for it) is not a type qcalib writes; widen the model first: qcalib convert --pad-to 256" \
     --method rtn --gguf-type q4_k_m --model "$M" $R
-refused r2 "gptq into K-quants" "--method gptq into K-quant blocks is not implemented yet" \
-    --method gptq --gguf-type q3_k_m --model syn $R
+refused r2 "awq into K-quants" "--method awq into K-quant blocks is not implemented" \
+    --method awq --gguf-type q3_k_m --model syn $R
+refused r5 "act-order without static groups into K-quants" "256-wide K-quant super-blocks: --act-order needs --static-groups" \
+    --method gptq --act-order --gguf-type q4_k_m --model syn $R
 refused r3 "q4_k_m with --wbits 3" "--gguf-type q4_k_m's linears are Q4_K by default" \
     --method rtn --gguf-type q4_k_m --wbits 3 --model syn $R
 refused r4 "an unknown mix" "expected q4_0, q4_1, q8_0, a K-quant" --method rtn --gguf-type q4_k_x --model syn $R
