@@ -1,6 +1,6 @@
 /* gguf_blocks.c — ggml's element types as qcalib reads and writes them: the table indexed by
  * ggml type id (name, block size, bytes per block, decoder, reference quantizer), the scalar
- * reference paths for Q4_0, Q4_1 and Q8_0 (layouts and bits per weight in gguf.h; the K-quants'
+ * reference paths for Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (layouts and bits per weight in gguf.h; the K-quants'
  * are gguf_kquants.c's), encoding a solver's quantized weight into blocks exactly as it is,
  * and the public type names.
  *
@@ -40,6 +40,93 @@ void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]) {
 void qc_gguf_q8_0_to_float(const qc_block_q8_0 *b, float out[QC_QK8_0]) {
     float d = qc_gguf_get_f16(&b->d);
     for (int j = 0; j < QC_QK8_0; j++) out[j] = (float)b->qs[j] * d;
+}
+
+/* The fifth bits of a Q5 block: bit j of the little-endian u32 qh is element j's. */
+static uint32_t get_qh(const uint8_t qh[4]) {
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+static void put_qh(uint8_t qh[4], uint32_t v) {
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(v >> 8 * k);
+}
+
+/* dequantize_row_q5_0 / _q5_1: the int code (− 16) times d (+ m), in that order. */
+void qc_gguf_q5_0_to_float(const qc_block_q5_0 *b, float out[QC_QK5_0]) {
+    float d = qc_gguf_get_f16(&b->d);
+    uint32_t qh = get_qh(b->qh);
+    for (int j = 0; j < QC_QK5_0 / 2; j++) {
+        int x0 = ((b->qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4) - 16;
+        int x1 = ((b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - 16;
+        out[j] = (float)x0 * d;
+        out[j + QC_QK5_0 / 2] = (float)x1 * d;
+    }
+}
+
+void qc_gguf_q5_1_to_float(const qc_block_q5_1 *b, float out[QC_QK5_1]) {
+    float d = qc_gguf_get_f16(&b->d), m = qc_gguf_get_f16(&b->m);
+    uint32_t qh = get_qh(b->qh);
+    for (int j = 0; j < QC_QK5_1 / 2; j++) {
+        int x0 = (b->qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4;
+        int x1 = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        out[j] = (float)x0 * d + m;
+        out[j + QC_QK5_1 / 2] = (float)x1 * d + m;
+    }
+}
+
+/* 32 codes 0..31 into a Q5 block's nibbles and fifth bits. */
+static void pack_q5(const uint8_t codes[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + 16] & 0x0f) << 4);
+        h |= (uint32_t)((codes[j] >> 4) & 1) << j | (uint32_t)((codes[j + 16] >> 4) & 1) << (j + 16);
+    }
+    put_qh(qh, h);
+}
+
+void qc_gguf_q5_0_from_codes(const uint8_t codes[QC_QK5_0], float d, qc_block_q5_0 *b) {
+    qc_gguf_put_f16(&b->d, d);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+void qc_gguf_q5_1_from_codes(const uint8_t codes[QC_QK5_1], float d, float m, qc_block_q5_1 *b) {
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, m);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+/* quantize_row_q5_0_ref: d = (signed value of largest magnitude) / −16, q = min(31, (int8)(x/d + 16.5)). */
+void qc_gguf_q5_0_ref(const float x[QC_QK5_0], qc_block_q5_0 *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QC_QK5_0; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    const float d = max / -16;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t codes[QC_QK5_0];
+    for (int j = 0; j < QC_QK5_0; j++) {
+        int8_t q = (int8_t)(x[j] * id + 16.5f);
+        codes[j] = (uint8_t)(q < 31 ? q : 31);
+    }
+    qc_gguf_put_f16(&b->d, d);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+/* quantize_row_q5_1_ref: d = (max − min) / 31, m = min, q = (uint8)((x − min)/d + 0.5). */
+void qc_gguf_q5_1_ref(const float x[QC_QK5_1], qc_block_q5_1 *b) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < QC_QK5_1; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / ((1 << 5) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t codes[QC_QK5_1];
+    for (int j = 0; j < QC_QK5_1; j++) codes[j] = (uint8_t)((x[j] - min) * id + 0.5f);
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, min);
+    pack_q5(codes, b->qs, b->qh);
 }
 
 void qc_gguf_q4_0_from_codes(const uint8_t codes[QC_QK4_0], float d, qc_block_q4_0 *b) {
@@ -131,6 +218,8 @@ static void bf16_from_float(const float *x, void *dst, int64_t n) {
 ROW_FUNCS(q4_0, QC_QK4_0)
 ROW_FUNCS(q4_1, QC_QK4_1)
 ROW_FUNCS(q8_0, QC_QK8_0)
+ROW_FUNCS(q5_0, QC_QK5_0)
+ROW_FUNCS(q5_1, QC_QK5_1)
 
 /* id, name, block, bytes per block, general.file_type, dtype, quantized, to_float, from_float,
  * from_float_weighted. A K-quant's file_type is the llama_ftype of a model mostly of that type
@@ -142,6 +231,10 @@ static const qc_gguf_type_info type_table[] = {
       q4_0_row_from_float, NULL },
     { QC_GGUF_Q4_1, "Q4_1", QC_QK4_1, sizeof(qc_block_q4_1), 3, QC_DT_U8, true, q4_1_row_to_float,
       q4_1_row_from_float, NULL },
+    { QC_GGUF_Q5_0, "Q5_0", QC_QK5_0, sizeof(qc_block_q5_0), 8, QC_DT_U8, true, q5_0_row_to_float,
+      q5_0_row_from_float, NULL },
+    { QC_GGUF_Q5_1, "Q5_1", QC_QK5_1, sizeof(qc_block_q5_1), 9, QC_DT_U8, true, q5_1_row_to_float,
+      q5_1_row_from_float, NULL },
     { QC_GGUF_Q8_0, "Q8_0", QC_QK8_0, sizeof(qc_block_q8_0), 7, QC_DT_U8, true, q8_0_row_to_float,
       q8_0_row_from_float, NULL },
     { QC_GGUF_BF16, "BF16", 1, 2, 32, QC_DT_BF16, false, bf16_to_float, bf16_from_float, NULL },
@@ -174,8 +267,8 @@ const char *qc_gguf_ggml_type_name(uint32_t t) {
 
 /* The types the writer produces (qc_gguf_type). */
 static bool is_writer_type(int t) {
-    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0 ||
-           qc_gguf_type_is_k((qc_gguf_type)t);
+    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_0 ||
+           t == QC_GGUF_Q5_1 || t == QC_GGUF_Q8_0 || qc_gguf_type_is_k((qc_gguf_type)t);
 }
 
 const char *qc_gguf_type_name(qc_gguf_type t) {
@@ -193,8 +286,9 @@ int qc_gguf_type_block(qc_gguf_type t) {
 }
 
 bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
-    static const qc_gguf_type all[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0,
-                                        QC_GGUF_Q2_K, QC_GGUF_Q3_K, QC_GGUF_Q4_K, QC_GGUF_Q5_K, QC_GGUF_Q6_K };
+    static const qc_gguf_type all[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q5_0,
+                                        QC_GGUF_Q5_1, QC_GGUF_Q8_0, QC_GGUF_Q2_K, QC_GGUF_Q3_K, QC_GGUF_Q4_K,
+                                        QC_GGUF_Q5_K, QC_GGUF_Q6_K };
     for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
         if (strcasecmp(name, qc_gguf_type_name(all[i])) == 0) {
             *t = all[i];
@@ -262,11 +356,14 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
     if (q->super) return kquant_type(q, what, t, e);
     if (q->bits == 4 && q->mins) *t = QC_GGUF_Q4_1;
     else if (q->bits == 4) *t = QC_GGUF_Q4_0;
+    else if (q->bits == 5 && q->mins) *t = QC_GGUF_Q5_1;
+    else if (q->bits == 5) *t = QC_GGUF_Q5_0;
     else if (q->bits == 8 && !q->mins) *t = QC_GGUF_Q8_0;
     else
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: %d-bit groups%s have no GGUF block type qcalib writes (Q4_0: 4-bit, zero 8; "
-                       "Q4_1: 4-bit with mins; Q8_0: 8-bit, zero 128)", what, q->bits, q->mins ? " with mins" : "");
+                       "Q4_1: 4-bit with mins; Q5_0: 5-bit, zero 16; Q5_1: 5-bit with mins; Q8_0: 8-bit, zero 128)",
+                       what, q->bits, q->mins ? " with mins" : "");
     const char *tn = qc_gguf_type_name(*t);
     if (q->groupsize != 32 || q->cols % 32 != 0 || q->ngroups != q->cols / 32)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
@@ -279,7 +376,7 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
                            "%s: column %d is in group %d; %s blocks need contiguous groups (g_idx = column / 32: "
                            "act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
     int maxq = (1 << q->bits) - 1;
-    float zero = *t == QC_GGUF_Q4_0 ? 8.0f : 128.0f;
+    float zero = *t == QC_GGUF_Q4_0 ? 8.0f : *t == QC_GGUF_Q5_0 ? 16.0f : 128.0f;
     size_t ng = (size_t)q->rows * q->ngroups;
     for (size_t g = 0; g < ng; g++) {
         int r = (int)(g / q->ngroups), gi = (int)(g % q->ngroups);
@@ -289,13 +386,13 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
                            "must quantize with fp16-rounded scales", what, r, gi, (double)q->scales[g], tn);
         if (q->mins && !fp16_exact(q->mins[g]))
             return qc_fail(e, QC_ERR_ARG,
-                           "%s: row %d, group %d: min %.9g is not an fp16 value; Q4_1 stores m in fp16", what, r, gi,
-                           (double)q->mins[g]);
+                           "%s: row %d, group %d: min %.9g is not an fp16 value; %s stores m in fp16", what, r, gi,
+                           (double)q->mins[g], tn);
         if (!q->mins && q->zeros[g] != zero)
             return qc_fail(e, QC_ERR_UNSUPPORTED,
                            "%s: row %d, group %d: zero point %g; %s blocks have zero %g (symmetric groups)%s", what, r,
                            gi, (double)q->zeros[g], tn, (double)zero,
-                           q->bits == 4 ? "; asymmetric 4-bit groups are Q4_1 and need mins (value = scale·q + min)"
+                           q->bits != 8 ? "; asymmetric groups are Q4_1 or Q5_1 and need mins (value = scale·q + min)"
                                         : "");
     }
     size_t n = (size_t)q->rows * q->cols;
@@ -324,6 +421,10 @@ void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void
         case QC_GGUF_Q4_0: qc_gguf_q4_0_from_codes(c, sc[g], (qc_block_q4_0 *)blocks + g); break;
         case QC_GGUF_Q4_1:
             qc_gguf_q4_1_from_codes(c, sc[g], q->mins[(size_t)r * q->ngroups + g], (qc_block_q4_1 *)blocks + g);
+            break;
+        case QC_GGUF_Q5_0: qc_gguf_q5_0_from_codes(c, sc[g], (qc_block_q5_0 *)blocks + g); break;
+        case QC_GGUF_Q5_1:
+            qc_gguf_q5_1_from_codes(c, sc[g], q->mins[(size_t)r * q->ngroups + g], (qc_block_q5_1 *)blocks + g);
             break;
         case QC_GGUF_Q8_0: qc_gguf_q8_0_from_codes(c, sc[g], (qc_block_q8_0 *)blocks + g); break;
         default: QC_ASSERT(!"not a block type");

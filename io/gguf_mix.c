@@ -30,7 +30,8 @@
  * names mean the mix, as in llama-quantize (Q6_K's mix gives every tensor Q6_K anyway).
  * Shapes (tensor_type_fallback): a tensor whose rows are not whole blocks of its type falls
  * back to Q4_0 (Q2_K, Q3_K), Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and to F16 when not
- * even that fits; llama.cpp does so in every mix (not with --pure, where it fails). */
+ * even that fits; llama.cpp does so in every mix (not with --pure, where it fails). qcalib
+ * applies the fallbacks to its single types too, and refuses the F16 case (job/formats.c). */
 #include "io/gguf.h"
 
 #include <strings.h>

@@ -211,11 +211,11 @@ void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size) {
 static qc_status check_type(qc_gguf_type t, bool blocks_ok, const char *opt, const qc_config *c, const char *path,
                             qc_err *e) {
     const qc_gguf_type_info *ti = qc_gguf_type_info_of((uint32_t)t);
-    bool writer = t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0 ||
-                  qc_gguf_type_is_k(t);
+    bool writer = t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_0 ||
+                  t == QC_GGUF_Q5_1 || t == QC_GGUF_Q8_0 || qc_gguf_type_is_k(t);
     if (!ti || !writer || (!blocks_ok && ti->quantized))
         return qc_fail(e, QC_ERR_ARG, "%s: %s %d is not one of %s", path, opt, (int)t,
-                       blocks_ok ? "F32, F16, Q4_0, Q4_1, Q8_0, Q2_K..Q6_K"
+                       blocks_ok ? "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K"
                                  : "F32, F16 (quantized linears come from the solver)");
     if (c->dim % ti->block != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s %s needs rows that are whole blocks of %d; dim is %d", path, opt,
@@ -415,8 +415,8 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
     else qc_out_abort(&of);
     if (!st) { /* e.g. "linears 30 Q4_0 + 5 F32" */
         static const qc_gguf_type kinds[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1,
-                                              QC_GGUF_Q8_0, QC_GGUF_Q2_K, QC_GGUF_Q3_K, QC_GGUF_Q4_K,
-                                              QC_GGUF_Q5_K, QC_GGUF_Q6_K };
+                                              QC_GGUF_Q5_0, QC_GGUF_Q5_1, QC_GGUF_Q8_0, QC_GGUF_Q2_K,
+                                              QC_GGUF_Q3_K, QC_GGUF_Q4_K, QC_GGUF_Q5_K, QC_GGUF_Q6_K };
         char lin[400] = "";
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             int cnt = 0, nq = 0;

@@ -319,7 +319,8 @@ qc_status qc_awq_check_shape(const char *name, int rows, int cols, int groupsize
 
 /* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
 typedef enum qc_gguf_type {
-    QC_GGUF_F32 = 0, QC_GGUF_F16 = 1, QC_GGUF_Q4_0 = 2, QC_GGUF_Q4_1 = 3, QC_GGUF_Q8_0 = 8,
+    QC_GGUF_F32 = 0, QC_GGUF_F16 = 1, QC_GGUF_Q4_0 = 2, QC_GGUF_Q4_1 = 3, QC_GGUF_Q5_0 = 6, QC_GGUF_Q5_1 = 7,
+    QC_GGUF_Q8_0 = 8,
     QC_GGUF_Q2_K = 10, QC_GGUF_Q3_K = 11, QC_GGUF_Q4_K = 12, QC_GGUF_Q5_K = 13, QC_GGUF_Q6_K = 14,
 } qc_gguf_type;
 
@@ -354,9 +355,8 @@ qc_gguf_type qc_gguf_mix_default(const qc_gguf_mix *m); /* the type of the tenso
 qc_gguf_type qc_gguf_mix_type(const qc_gguf_mix *m, const qc_config *c, qc_weight w, int layer);
 /* llama.cpp's type for a tensor of type t whose rows hold cols values: t itself when they are
  * whole blocks of t; else its fallback, Q4_0 for Q2_K and Q3_K, Q5_0 for Q4_K, Q5_1 for Q5_K,
- * Q8_0 for Q6_K (tensor_type_fallback), as a ggml type id whether qcalib writes it or not
- * (Q5_0 and Q5_1 it does not), *name its ggml name; -1 when even that does not fit (llama.cpp
- * then writes F16), *name the fallback's. */
+ * Q8_0 for Q6_K (tensor_type_fallback), *name its ggml name; -1 when even that does not fit
+ * (llama.cpp then writes F16), *name the fallback's. */
 int qc_gguf_fallback(qc_gguf_type t, int cols, const char **name);
 
 typedef struct qc_gguf_export_opts {
@@ -372,7 +372,8 @@ typedef struct qc_gguf_export_opts {
 
 /* A quantized linear, or a quantized token embedding (qweight() of QC_W_EMBED), becomes
  * blocks of its own type: 4-bit symmetric groups of 32 with zero 8 are Q4_0 (d = scale), 4-bit
- * groups with mins are Q4_1 (d = scale, m = min), 8-bit symmetric groups of 32 are Q8_0, a
+ * groups with mins are Q4_1 (d = scale, m = min), 5-bit ones Q5_0 (zero 16) and Q5_1 (mins),
+ * 8-bit symmetric groups of 32 are Q8_0, a
  * K-quant weight (super set) is Q<bits>_K with its stored factors (NaN or Inf refused); its
  * scales (and mins) must already be fp16 values, so that the file holds exactly the weights
  * the solver compensated for; one that fits none is refused. output.weight always comes from

@@ -4,8 +4,9 @@
  * whether it holds a quantized embedding or biases, its padding rule, its writer and what
  * reads it back, how its file's bits per weight are counted, and for the formats convert
  * writes (hf, gguf, llama2c) the full-precision writer and the types it stores. The rules that cannot be a
- * field are the row's functions, defined above the table in the row's order; a new format
- * (GGUF's K-quants) is a new row and nothing else.
+ * field are the row's functions, defined above the table in the row's order; a new format is
+ * a new row and nothing else (GGUF's K-quants are types of the gguf row: its functions ask
+ * io/gguf_mix.c's table which type each tensor of a mix gets).
  *
  * The spec rules (README "Output formats"): explicit settings the format cannot hold are
  * QC_ERR_ARG naming both; the solver quantizes with exactly what the file stores (fp16
@@ -118,10 +119,11 @@ static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_expo
 
 /* ---- gguf ---- */
 
-/* The solver settings whose results GGUF stores as block type t: q4_0, q4_1, q8_0 (groups of
- * 32), or a K-quant Q<bits>_K (sub-blocks of 16 or 32 in super-blocks of 256, fitted by io/'s
- * K-quant fitter: round-to-nearest runs llama.cpp's reference quantizer, GPTQ its
- * importance-weighted one on the compensated weights, docs/kquant-gptq.md). */
+/* The solver settings whose results GGUF stores as block type t: q4_0, q4_1, q8_0, or the
+ * K-quants' fallbacks q5_0, q5_1 (groups of 32; signed scales for q4_0 and q5_0), or a
+ * K-quant Q<bits>_K (sub-blocks of 16 or 32 in super-blocks of 256, fitted by io/'s K-quant
+ * fitter: round-to-nearest runs llama.cpp's reference quantizer, GPTQ its importance-weighted
+ * one on the compensated weights, docs/kquant-gptq.md). */
 static qc_quant_spec gguf_block_spec(qc_gguf_type t, bool mse) {
     if (qc_gguf_type_is_k(t)) {
         int bits = qc_gguf_k_bits(t);
@@ -129,8 +131,10 @@ static qc_quant_spec gguf_block_spec(qc_gguf_type t, bool mse) {
         return (qc_quant_spec){ .bits = bits, .groupsize = bits == 4 || bits == 5 ? 32 : 16, .sym = !mins,
                                 .f16_scales = true, .store_min = mins, .kquant = qc_gguf_kquant_fit };
     }
-    return (qc_quant_spec){ .bits = t == QC_GGUF_Q8_0 ? 8 : 4, .groupsize = 32, .sym = t != QC_GGUF_Q4_1, .mse = mse,
-                            .f16_scales = true, .store_min = t == QC_GGUF_Q4_1, .signed_scale = t == QC_GGUF_Q4_0 };
+    bool mins = t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_1;
+    return (qc_quant_spec){ .bits = t == QC_GGUF_Q8_0 ? 8 : t == QC_GGUF_Q5_0 || t == QC_GGUF_Q5_1 ? 5 : 4, .groupsize = 32,
+                            .sym = !mins, .mse = mse, .f16_scales = true, .store_min = mins,
+                            .signed_scale = t == QC_GGUF_Q4_0 || t == QC_GGUF_Q5_0 };
 }
 
 /* The block type: qc_format_choose's, which checked it against the options. A K-quant mix's
@@ -182,21 +186,21 @@ static qc_status gguf_module_spec(const qc_job *j, int bits, int gs, bool sym, q
 /* The type of a spec GGUF stores (the inverse of gguf_block_spec). */
 static qc_gguf_type spec_type(const qc_quant_spec *s) {
     if (s->kquant) return (qc_gguf_type)(QC_GGUF_Q2_K + s->bits - 2);
+    if (s->bits == 5) return s->store_min ? QC_GGUF_Q5_1 : QC_GGUF_Q5_0;
     return s->bits == 8 ? QC_GGUF_Q8_0 : s->store_min ? QC_GGUF_Q4_1 : QC_GGUF_Q4_0;
 }
 
-/* Where a tensor whose rows are not whole blocks of its type goes: llama.cpp's fallback when
- * qcalib writes it (reported: the console and summary.json), else an error naming the tensor
- * and the widening that makes it fit. */
+/* Where a tensor whose rows are not whole blocks of its type goes: llama.cpp's fallback
+ * (reported: the console and summary.json), or, when not even that fits (llama.cpp would
+ * write F16), an error naming the tensor and the widening that makes it fit. */
 static qc_status gguf_fit(qc_job *j, const char *tensor, int cols, qc_gguf_type *t, qc_err *e) {
     const char *fb_name = NULL;
     int fb = qc_gguf_fallback(*t, cols, &fb_name);
     if (fb == (int)*t) return QC_OK;
-    if (fb < 0 || !strcmp(qc_gguf_type_name((qc_gguf_type)fb), "?"))
+    if (fb < 0)
         return qc_fail(e, QC_ERR_ARG, "%s: rows of %d values are not whole %d-value blocks of %s, and %s "
-                       "(llama.cpp's fallback for it) %s; widen the model first: qcalib convert --pad-to 256",
-                       tensor, cols, qc_gguf_type_block(*t), qc_gguf_type_name(*t), fb_name ? fb_name : "F16",
-                       fb < 0 ? "does not fit either" : "is not a type qcalib writes");
+                       "(llama.cpp's fallback for it) does not fit either; widen the model first: qcalib convert "
+                       "--pad-to 256", tensor, cols, qc_gguf_type_block(*t), qc_gguf_type_name(*t), fb_name);
     qc_logf(j->log, QC_LOG_WARN, "%s: rows of %d are not whole %d-blocks of %s: %s instead (llama.cpp's fallback)", tensor,
             cols, qc_gguf_type_block(*t), qc_gguf_type_name(*t), fb_name);
     cJSON *o = cJSON_CreateObject();
@@ -434,7 +438,8 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .spec = gguf_spec, .module_spec = gguf_module_spec, .embed_spec = gguf_embed_spec, .pad = gguf_pad,
         .pad_optional = true, .check_model = gguf_check_model, .check_linear = gguf_check_linear, .stored_f16 = gguf_f16,
         .describe = gguf_describe, .write = gguf_write,
-        .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
+        .reader = "GGUF v3 (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k..q6_k, f16, f32 tensors; the vocabulary in llama2.c's "
+                  "layout)",
         .carries_vocab = true, .tokenizer_json = 1,
         .bpw = gguf_bpw, .bpw_note = "", .bpw_index = false,
         .convert = gguf_convert, .convert_dtypes = QC_BITS(QC_DT_F32) | QC_BITS(QC_DT_F16), .reads_as = "gguf",

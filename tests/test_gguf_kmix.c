@@ -7,9 +7,10 @@
  * refusal of NaN / Inf factors and of inconsistent groups, naming the tensor; and whole runs
  * through job/: a synthetic 256-wide model as Q4_K_M with a recipe rule overriding one
  * tensor (every K tensor the reference quantizer's bytes of the weights read), stories260K
- * (64/172 wide) as Q3_K_S falling back to Q4_0 and Q8_0 (reported in summary.json), and as
- * Q4_K_M refused (Q4_K's fallback Q5_0 is not written) naming the tensor and
- * `qcalib convert --pad-to 256`, leaving nothing behind; AWQ into K-quants refused. */
+ * (64/172 wide) as Q3_K_S falling back to Q4_0 and Q8_0 (reported in summary.json) and as
+ * Q4_K_M falling back to Q5_0 and Q8_0; a synthetic 80-wide model, whose rows not even the
+ * fallback's 32-blocks tile, refused naming the tensor and `qcalib convert --pad-to 256`,
+ * leaving nothing behind; AWQ into K-quants refused. */
 #include "io/gguf.h"
 #include "io/gguf_kquants.h"
 #include "job/job.h"
@@ -184,6 +185,55 @@ static void test_rtn_blocks(void) {
     qc_checkpoint_close(ck);
 }
 
+/* The K-quants' fallbacks Q5_0 and Q5_1 as solver results on real weights: their blocks
+ * decode to exactly the dequantized weights; and ggml's reference quantizers' blocks decode
+ * to values within half a step d of the weights (the rounding's bound), a whole step for
+ * Q5_0 (its top level, 15, clips a value of the sign opposite the largest magnitude's, −16),
+ * plus what fp16's rounding of d (and m) moves a code of at most 32 steps. */
+static void test_q5_blocks(void) {
+    qc_err e = { "" };
+    qc_checkpoint *ck = NULL;
+    CHECK_OK(qc_checkpoint_open(&ck, shared_path("models/tinystories-656K"), &e), e);
+    if (!ck) return;
+    float *w = NULL;
+    int rows = real_rows(ck, QC_W_DOWN, &w), cols = 256;
+    float *deq = malloc((size_t)rows * cols * sizeof *deq), *dec = malloc((size_t)cols * sizeof *dec);
+    for (int k = 0; k < 2; k++) {
+        qc_gguf_type t = k ? QC_GGUF_Q5_1 : QC_GGUF_Q5_0;
+        qc_quant_spec s = { .bits = 5, .groupsize = 32, .sym = !k, .f16_scales = true, .store_min = k, .signed_scale = !k };
+        qc_qweight q;
+        CHECK_OK(qc_quant_rtn(w, rows, cols, &s, &q, &e), e);
+        qc_gguf_type got;
+        CHECK_OK(qc_gguf_qweight_type(&q, "q5", &got, &e), e);
+        CHECK(got == t, "5-bit %s groups are %s", k ? "asymmetric" : "symmetric", qc_gguf_type_name(got));
+        const qc_gguf_type_info *ti = qc_gguf_type_info_of((uint32_t)t);
+        size_t rb = qc_gguf_row_bytes(ti, cols);
+        uint8_t *blocks = malloc(rb);
+        qc_qweight_dequantize(&q, deq);
+        int same = 0, near = 0;
+        for (int r = 0; r < rows; r++) {
+            qc_gguf_encode_qweight_row(&q, t, r, blocks);
+            ti->to_float(blocks, dec, cols);
+            same += !memcmp(dec, deq + (size_t)r * cols, (size_t)cols * sizeof *dec);
+            ti->from_float(w + (size_t)r * cols, blocks, cols);
+            ti->to_float(blocks, dec, cols);
+            bool ok = true;
+            for (int c = 0; c < cols; c++) {
+                float d = qc_gguf_get_f16((const uint16_t *)(blocks + (size_t)(c / 32) * ti->block_bytes));
+                float x = w[(size_t)r * cols + c];
+                ok &= fabsf(dec[c] - x) <= fabsf(d) * ((k ? 0.5f : 1.0f) + 32.0f * 0x1p-11f) + 0x1p-11f * fabsf(x) + 1e-7f;
+            }
+            near += ok;
+        }
+        CHECK(same == rows, "%s: %d of %d rows decode to the dequantized weights", ti->name, same, rows);
+        CHECK(near == rows, "%s reference: %d of %d rows within half a step", ti->name, near, rows);
+        free(blocks);
+        qc_qweight_free(&q);
+    }
+    free(w), free(deq), free(dec);
+    qc_checkpoint_close(ck);
+}
+
 /* ---- whole runs ---- */
 
 static const char *calib_texts[1];
@@ -292,14 +342,45 @@ static void test_run_stories260k(void) {
           type_of(&f, "token_embd.weight") == QC_GGUF_Q4_0, "types");
     qc_gguf_file_close(&f);
 
-    /* Q4_K_M: Q4_K's fallback is Q5_0, which qcalib does not write: refused before calibrating */
-    out = tmp_path("kmix-q4km-refused");
+    /* Q4_K_M: Q4_K falls back to Q5_0; the "more bits" blocks' attn_v and ffn_down are Q6_K,
+     * which falls back to Q8_0 */
+    out = tmp_path("kmix-q4km-s260");
     settings(&s, model, out, "q4_k_m");
     CHECK_OK(qc_job_open(&s, &j, &e), e);
     CHECK_OK(qc_job_plan(j, &e), e);
+    CHECK_OK(qc_job_run(j, NULL, &e), e);
+    qc_job_free(j);
+    snprintf(path, sizeof path, "%s/model.gguf", out);
+    CHECK_OK(qc_gguf_file_open(&f, path, &e), e);
+    /* 5 blocks: more_bits holds for blocks 2 and 4 */
+    CHECK(type_of(&f, "blk.1.attn_q.weight") == QC_GGUF_Q5_0 && type_of(&f, "blk.2.attn_v.weight") == QC_GGUF_Q8_0 &&
+          type_of(&f, "blk.0.attn_v.weight") == QC_GGUF_Q5_0 && type_of(&f, "blk.4.ffn_down.weight") == QC_GGUF_Q8_0 &&
+          type_of(&f, "blk.1.ffn_down.weight") == QC_GGUF_Q5_0 &&
+          type_of(&f, "token_embd.weight") == QC_GGUF_Q5_0 && type_of(&f, "output.weight") == QC_GGUF_Q8_0,
+          "Q4_K_M on stories260K: types");
+    qc_gguf_file_close(&f);
+
+    /* a width whose rows are not even whole 32-blocks: no fallback either (llama.cpp writes
+     * F16): refused before calibrating, naming the tensor and the widening */
+    qc_synth syn = { .cfg = { .dim = 80, .hidden_dim = 160, .n_layers = 1, .n_heads = 5, .n_kv_heads = 5,
+                              .head_dim = 16, .vocab_size = 512, .seq_len = 64, .norm_eps = 1e-5f,
+                              .rope_theta = 10000.0f },
+                     .seed = 3 };
+    const char *odd = tmp_path("kmix-80wide");
+    qc_outdir d = { 0 };
+    CHECK_OK(qc_outdir_open(&d, odd, true, &e), e);
+    CHECK_OK(qc_export_synth_into(&syn, "80 wide", &d, QC_DT_F16, NULL, &e), e);
+    char *tok = qc_outdir_file(&d, "tokenizer.bin");
+    CHECK_OK(qc_tokenizer_write_synthetic(tok, syn.cfg.vocab_size, &e), e);
+    free(tok);
+    CHECK_OK(qc_outdir_commit(&d, &e), e);
+    out = tmp_path("kmix-refused");
+    settings(&s, odd, out, "q4_k_m");
+    CHECK_OK(qc_job_open(&s, &j, &e), e);
+    CHECK_OK(qc_job_plan(j, &e), e);
     CHECK_FAILS(qc_job_run(j, NULL, &e), e,
-                "blk.0.attn_q.weight: rows of 64 values are not whole 256-value blocks of Q4_K, and Q5_0 (llama.cpp's "
-                "fallback for it) is not a type qcalib writes; widen the model first: qcalib convert --pad-to 256");
+                "blk.0.attn_q.weight: rows of 80 values are not whole 256-value blocks of Q4_K, and Q5_0 (llama.cpp's "
+                "fallback for it) does not fit either; widen the model first: qcalib convert --pad-to 256");
     CHECK(qc_job_usage(j), "a usage error");
     CHECK(access(out, F_OK) != 0, "%s written", out);
     qc_job_free(j);
@@ -315,6 +396,7 @@ static void test_run_stories260k(void) {
 int main(void) {
     RUN(test_mix_table);
     RUN(test_rtn_blocks);
+    RUN(test_q5_blocks);
     RUN(test_run_q4_k_m);
     RUN(test_run_stories260k);
     return check_summary();
