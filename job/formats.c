@@ -156,9 +156,9 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
     if (j->gguf_mix && j->s.mse)
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quants choose their scales by llama.cpp's own search; --mse "
                        "does not apply", j->s.gguf_type);
-    if (j->gguf_mix && (j->s.target_bpw > 0 || j->s.observe))
-        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s chooses each tensor's type itself: --target-bpw and --observe "
-                       "are not supported with K-quant mixes yet", j->s.gguf_type);
+    if (j->gguf_mix && j->s.observe)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --observe is not supported with K-quants (--target-bpw chooses "
+                       "among Q3_K..Q6_K)", j->s.gguf_type);
     if (j->s.act_order && !j->s.static_groups)
         return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous %s: --act-order needs --static-groups",
                        j->gguf_mix ? "256-wide K-quant super-blocks" : "32-wide blocks");
@@ -229,7 +229,11 @@ qc_status qc_job_gguf_mix(qc_job *j, const qc_config *c, qc_err *e) {
             int rows, cols;
             qc_weight_shape(c, w, &rows, &cols);
             qc_gguf_tensor_name(w, l, name, sizeof name);
-            if (!(st = gguf_fit(j, name, cols, &t, e))) mq->spec = gguf_block_spec(t, false);
+            if (j->s.target_bpw > 0 && !mq->pinned && cols % QC_KQ_SUPER != 0) /* its candidates are K-quants */
+                st = qc_fail(e, QC_ERR_ARG, "--target-bpw with --gguf-type %s chooses among Q3_K..Q6_K, which need rows "
+                             "of whole 256-value super-blocks: %s has rows of %d (qcalib convert --pad-to 256)",
+                             j->s.gguf_type, name, cols);
+            else if (!(st = gguf_fit(j, name, cols, &t, e))) mq->spec = gguf_block_spec(t, false);
         }
     /* the embedding and output (read and quantized by the writer), unless given */
     qc_gguf_type et = qc_gguf_mix_type(j->gguf_mix, c, QC_W_EMBED, 0), ot = qc_gguf_mix_type(j->gguf_mix, c, QC_W_CLASSIFIER, 0);

@@ -23,10 +23,21 @@ qc_status qc_job_resolve_modules(qc_job *j, const qc_model *m, qc_err *e) {
 }
 
 /* 3, 4, 8 bits × groups of 32, 128 (the run's symmetry, else the other one: GGUF's 8-bit
- * blocks are symmetric only). */
+ * blocks are symmetric only); with a GGUF K-quant mix, Q3_K, Q4_K, Q5_K and Q6_K. */
 int qc_job_mixed_candidates(const qc_job *j, qc_quant_spec *c) {
-    static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 };
+    static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 }, kbits[] = { 3, 4, 5, 6 };
     int n = 0;
+    if (j->gguf_mix) {
+        for (int b = 0; b < 4; b++) {
+            qc_err ignored;
+            qc_quant_spec s;
+            if (!j->fmt->module_spec(j, kbits[b], 0, false, &s, &ignored)) {
+                if (c) c[n] = s;
+                n++;
+            }
+        }
+        return n;
+    }
     for (int b = 0; b < 3; b++)
         for (int g = 0; g < 2; g++)
             for (int flip = 0; flip < 2; flip++) {

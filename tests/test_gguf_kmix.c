@@ -3,7 +3,8 @@
  * derived here from llama.cpp's rules as its llama-quant.cpp states them, and its shape
  * fallbacks); a K-quant solver result (quant.h's qc_qweight with super-blocks) on real
  * weights: round-to-nearest gives exactly the reference quantizer's blocks, and
- * qc_qweight_dequantize exactly what the GGUF decoder gives, bit for bit; the writer's
+ * qc_qweight_dequantize exactly what the GGUF decoder gives, bit for bit (and --target-bpw
+ * counts each K-quant at its blocks' bytes); the writer's
  * refusal of NaN / Inf factors and of inconsistent groups, naming the tensor; and whole runs
  * through job/: a synthetic 256-wide model as Q4_K_M with a recipe rule overriding one
  * tensor (every K tensor the reference quantizer's bytes of the weights read), stories260K
@@ -176,6 +177,13 @@ static void test_rtn_blocks(void) {
             free(mine), free(ref);
             qc_qweight_free(&q);
         }
+        if (k == 0) /* --target-bpw counts a K-quant candidate at its blocks' bytes */
+            for (int bits = 2; bits <= 6; bits++) {
+                qc_quant_spec s = kspec(bits);
+                const qc_gguf_type_info *ti = qc_gguf_type_info_of((uint32_t)(QC_GGUF_Q2_K + bits - 2));
+                CHECK(qc_spec_storage_bits(&s, 3, 512) == 8.0 * (double)qc_gguf_row_bytes(ti, 512) * 3,
+                      "%s: storage bits %g", ti->name, qc_spec_storage_bits(&s, 3, 512));
+            }
         /* a row that is not whole super-blocks */
         qc_qweight q;
         qc_quant_spec s = kspec(4);

@@ -32,7 +32,7 @@ check "GPTQ into q4_k_m: the same types, and the written file evaluates as the s
     "[ -f kg/model.gguf ] && grep -q 'layers.3.self_attn.v_proj.weight .*Q6_K' inspg && grep -q 'layers.1.self_attn.v_proj.weight .*Q4_K' inspg &&
      grep -q memory_ppl kg/summary.json"
 # a GPTQ run killed after 3 of its 8 blocks and resumed writes the same bytes as one that was not
-A="--method gptq --gguf-type q4_k_m --model syn --calib $CAL --nsamples 32 --seqlen 128 --threads 1 --quiet"
+A="--method gptq --gguf-type q4_k_m --model syn --calib $CAL --nsamples 16 --seqlen 128 --threads 1 --quiet"
 $Q $A --out rfull >/dev/null 2>&1
 $Q $A --out rk >/dev/null 2>&1 &
 pid=$!
@@ -46,6 +46,12 @@ kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 $Q $A --out rk --resume >/dev/null 2>&1
 check "GPTQ q4_k_m killed after $n blocks and resumed: the same model.gguf" "[ $n -ge 3 ] && cmp -s rfull/model.gguf rk/model.gguf"
+$Q --method rtn --gguf-type q4_k_m --target-bpw 4.5 --model syn $R --out kb >logb 2>&1
+bpw=$(json_num kb/summary.json file_bits_per_weight)
+check "--target-bpw 4.5 among Q3_K..Q6_K: the file's linears at most 4.5 bits per weight ($bpw), more than one type" \
+    "[ -f kb/model.gguf ] && awk 'BEGIN { exit !($bpw <= 4.5 && $bpw > 3.4375) }' &&
+     \$Q inspect --model kb >inspb 2>&1 && [ \$(grep -c 'proj.weight .*Q[3456]_K' inspb) -eq 56 ] &&
+     [ \$(grep -o 'proj.weight .*Q[3456]_K' inspb | awk '{print \$NF}' | sort -u | wc -l) -gt 1 ]"
 $Q --method gptq --act-order --static-groups --gguf-type q3_k_m --model syn $R --out ka >loga 2>&1
 check "GPTQ with act-order and static groups into q3_k_m" "[ -f ka/model.gguf ]"
 
@@ -71,5 +77,7 @@ refused r5 "act-order without static groups into K-quants" "256-wide K-quant sup
     --method gptq --act-order --gguf-type q4_k_m --model syn $R
 refused r3 "q4_k_m with --wbits 3" "--gguf-type q4_k_m's linears are Q4_K by default" \
     --method rtn --gguf-type q4_k_m --wbits 3 --model syn $R
+refused r6 "--target-bpw with K-quants on 64-wide rows" "blk.0.attn_q.weight has rows of 64 (qcalib convert --pad-to 256)" \
+    --method rtn --gguf-type q4_k_m --target-bpw 4.5 --model "$M" $R
 refused r4 "an unknown mix" "expected q4_0, q4_1, q8_0, a K-quant" --method rtn --gguf-type q4_k_x --model syn $R
 finish gguf_kquant
