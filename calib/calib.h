@@ -311,7 +311,8 @@ qc_status qc_recipe_modules(const qc_recipe *r, const qc_config *c, const qc_qua
  * the rows' zero points packed the same way, an fp16 min each (store_min) or nothing
  * (signed_scale): exactly GPTQ safetensors' qweight + qzeros + scales (g_idx, one int32 per
  * column whatever the setting, apart) and GGUF's Q4_0 / Q4_1 blocks; Q8_0 is counted with
- * zero points it does not store (8.75 bits per weight for its 8.5). */
+ * zero points it does not store (8.75 bits per weight for its 8.5). A K-quant spec: its
+ * blocks' bytes exactly (Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210 per 256 weights). */
 double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols);
 
 /* Measures every linear not kept at each of the ncand (1..64) candidate specs: one

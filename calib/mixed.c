@@ -35,6 +35,10 @@ static double packed_bits(int n, int bits) {
 }
 
 double qc_spec_storage_bits(const qc_quant_spec *s, int rows, int cols) {
+    if (s->kquant) { /* a super-block: its codes, sub-block scales (and mins), fp16 d (and dmin) */
+        double bytes = s->bits * QC_KQ_SUPER / 8 + (s->bits == 2 || s->bits == 6 ? 16 : 12) + (s->store_min ? 4 : 2);
+        return 8.0 * bytes * rows * (cols / QC_KQ_SUPER);
+    }
     int ng = qc_quant_ngroups(s, cols);
     double zeros = s->store_min ? 16.0 * rows : s->signed_scale ? 0 : packed_bits(rows, s->bits);
     return rows * packed_bits(cols, s->bits) + ng * (16.0 * rows + zeros);

@@ -37,6 +37,7 @@ static size_t mat(const qc_config *c, qc_weight w) {
 size_t qc_plan_result_bytes(int rows, int cols, const qc_quant_spec *s) {
     size_t ng = s->groupsize > 0 ? (size_t)(cols + s->groupsize - 1) / (size_t)s->groupsize : 1;
     size_t params = (size_t)rows * ng * sizeof(float) * (s->store_min ? 3 : 2);
+    if (s->kquant) params += (size_t)rows * (size_t)(cols / QC_KQ_SUPER) * QC_KQ_SB_FLOATS(s->groupsize) * sizeof(float);
     return (size_t)rows * cols + params + (size_t)cols * 2 * sizeof(int32_t);
 }
 

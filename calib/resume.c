@@ -140,6 +140,11 @@ static qc_status embed_hash(qc_resume *r, uint64_t *h, qc_err *e) {
 
 /* ---- saving --------------------------------------------------------------------------------- */
 
+/* Floats of a K-quant result's super-block parameters (0: none). */
+static size_t super_floats(const qc_qweight *q) {
+    return q->super ? (size_t)q->rows * (q->cols / QC_KQ_SUPER) * QC_KQ_SB_FLOATS(q->groupsize) : 0;
+}
+
 static void put_qweight(qc_outfile *f, const qc_qweight *q, qc_status *st, qc_err *e) {
     size_t n = (size_t)q->rows * q->cols, ng = (size_t)q->rows * q->ngroups;
     put64(f, q->codes != NULL, st, e);
@@ -151,6 +156,7 @@ static void put_qweight(qc_outfile *f, const qc_qweight *q, qc_status *st, qc_er
     if (q->mins) putbytes(f, q->mins, ng * sizeof(float), st, e);
     putbytes(f, q->g_idx, (size_t)q->cols * sizeof(int32_t), st, e);
     putbytes(f, q->perm, (size_t)q->cols * sizeof(int32_t), st, e);
+    if (q->super) putbytes(f, q->super, super_floats(q) * sizeof(float), st, e);
 }
 
 static qc_status save(void *ctx, int layer, const qc_quantized *out, const void *x, size_t nbytes, qc_err *e) {
@@ -233,6 +239,11 @@ static qc_status get_qweight(cursor *c, const qc_resume *r, int layer, int lin, 
     if (mins) getbytes(c, q->mins, ng * sizeof(float));
     getbytes(c, q->g_idx, (size_t)cols * sizeof(int32_t));
     getbytes(c, q->perm, (size_t)cols * sizeof(int32_t));
+    if (s->kquant && cols % QC_KQ_SUPER != 0) return qc_fail(e, QC_ERR_FORMAT, "%s: damaged (linear %d's shape)", path, lin);
+    if (s->kquant && !(q->super = qc_malloc((size_t)rows * (cols / QC_KQ_SUPER) * QC_KQ_SB_FLOATS(s->groupsize),
+                                             sizeof(float), e, path)))
+        return QC_ERR_NOMEM;
+    if (q->super) getbytes(c, q->super, super_floats(q) * sizeof(float));
     if (c->short_read) return qc_fail(e, QC_ERR_FORMAT, "%s: truncated", path);
     int maxq = (1 << s->bits) - 1;
     for (size_t i = 0; i < n; i++)

@@ -24,9 +24,9 @@
 
 #define SPILL_ALIGN 64
 
-/* Where one result's arrays are in the file; -1: absent (mins of most formats). */
+/* Where one result's arrays are in the file; -1: absent (mins and super of most formats). */
 typedef struct spill_entry {
-    int64_t codes, scales, zeros, mins, g_idx, perm;
+    int64_t codes, scales, zeros, mins, g_idx, perm, super;
 } spill_entry;
 
 struct qc_spill {
@@ -57,7 +57,7 @@ qc_status qc_spill_open(qc_spill **out, const char *dir, size_t n, qc_err *e) {
         close(fd);
         return QC_ERR_NOMEM;
     }
-    for (size_t i = 0; i < n; i++) ent[i] = (spill_entry){ -1, -1, -1, -1, -1, -1 };
+    for (size_t i = 0; i < n; i++) ent[i] = (spill_entry){ -1, -1, -1, -1, -1, -1, -1 };
     *s = (qc_spill){ .fd = fd, .entries = ent, .n = n };
     *out = s;
     return QC_OK;
@@ -85,6 +85,11 @@ static qc_status append(qc_spill *s, const void *data, size_t n, int64_t *at, qc
     return QC_OK;
 }
 
+/* Bytes of a K-quant result's super-block parameters (0: none). */
+static size_t super_bytes(const qc_qweight *q) {
+    return q->super ? (size_t)q->rows * (q->cols / QC_KQ_SUPER) * QC_KQ_SB_FLOATS(q->groupsize) * sizeof(float) : 0;
+}
+
 qc_status qc_spill_put(qc_spill *s, size_t i, qc_qweight *q, qc_err *e) {
     QC_ASSERT(i < s->n && !s->map);
     size_t n = (size_t)q->rows * q->cols, ng = (size_t)q->rows * q->ngroups;
@@ -95,11 +100,12 @@ qc_status qc_spill_put(qc_spill *s, size_t i, qc_qweight *q, qc_err *e) {
     if (!st) st = append(s, q->mins, ng * sizeof(float), &t->mins, e);
     if (!st) st = append(s, q->g_idx, (size_t)q->cols * sizeof(int32_t), &t->g_idx, e);
     if (!st) st = append(s, q->perm, (size_t)q->cols * sizeof(int32_t), &t->perm, e);
+    if (!st) st = append(s, q->super, super_bytes(q), &t->super, e);
     if (st) return st;
     qc_qweight shape = *q;
     qc_qweight_free(q);
     *q = shape;
-    q->codes = NULL, q->scales = q->zeros = q->mins = NULL, q->g_idx = q->perm = NULL;
+    q->codes = NULL, q->scales = q->zeros = q->mins = q->super = NULL, q->g_idx = q->perm = NULL;
     return QC_OK;
 }
 
@@ -119,6 +125,7 @@ qc_status qc_spill_map(qc_spill *s, qc_qweight *res, qc_err *e) {
         q->mins = t->mins < 0 ? NULL : (float *)(void *)(s->map + t->mins);
         q->g_idx = (int32_t *)(void *)(s->map + t->g_idx);
         q->perm = (int32_t *)(void *)(s->map + t->perm);
+        q->super = t->super < 0 ? NULL : (float *)(void *)(s->map + t->super);
     }
     qc_map_release(s->map, (size_t)s->size); /* written through the page cache: start with nothing resident */
     return QC_OK;
@@ -128,7 +135,8 @@ bool qc_spill_mapped(const qc_spill *s) { return s && s->map; }
 
 static size_t result_bytes(const qc_qweight *q) {
     size_t ng = (size_t)q->rows * q->ngroups;
-    return (size_t)q->rows * q->cols + ng * sizeof(float) * (q->mins ? 3 : 2) + (size_t)q->cols * 8 + 5 * SPILL_ALIGN;
+    return (size_t)q->rows * q->cols + ng * sizeof(float) * (q->mins ? 3 : 2) + (size_t)q->cols * 8 + super_bytes(q) +
+           6 * SPILL_ALIGN;
 }
 
 void qc_spill_touch(qc_spill *s, const qc_qweight *q) {

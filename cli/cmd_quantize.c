@@ -41,14 +41,14 @@ static const cli_opt opts[] = {
     { "true-sequential", OPT_FLAG, &S.true_sequential, NULL, "quantize {q,k,v}, {o}, {gate,up}, {down} in turn (the default)", 0, 0 },
     { "no-true-sequential", OPT_FLAG, &S.no_true_sequential, NULL, "calibrate all linears of a block on fp32 block inputs at once", 0, 0 },
     { "checkpoint-format", OPT_STR, &S.checkpoint_format, "V", "gptq: v1 (qzeros hold zero - 1, what most loaders read; default) or v2", 0, 0 },
-    { "gguf-type", OPT_STR, &S.gguf_type, "T", "gguf: block type of the linears, q4_0, q4_1 or q8_0 (default: q8_0 for --wbits 8, q4_1 for a recipe's sym false, else q4_0); implies --format gguf", 0, 0 },
-    { "gguf-embed-type", OPT_STR, &S.gguf_embed_type, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 f16 f32 (default: --gguf-type)", 0, 0 },
-    { "gguf-output-type", OPT_STR, &S.gguf_output_type, "T", "gguf: output (classifier) type (default q8_0)", 0, 0 },
+    { "gguf-type", OPT_STR, &S.gguf_type, "T", "gguf: block type of the linears, q4_0, q4_1 or q8_0 (default: q8_0 for --wbits 8, q4_1 for a recipe's sym false, else q4_0), a K-quant q3_k, q4_k, q5_k (every tensor), or llama.cpp's mixes q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k (--method rtn or gptq); implies --format gguf", 0, 0 },
+    { "gguf-embed-type", OPT_STR, &S.gguf_embed_type, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 q2_k..q6_k f16 f32 (default: --gguf-type, or the mix's)", 0, 0 },
+    { "gguf-output-type", OPT_STR, &S.gguf_output_type, "T", "gguf: output (classifier) type (default q8_0; a K-quant mix: q6_k, or q8_0 when the width is not whole 256-blocks)", 0, 0 },
     { "gguf-no-pad", OPT_FLAG, &S.gguf_no_pad, NULL, "gguf: do not pad the FFN to a multiple of 32; linears that cannot be blocked stay F16", 0, 0 },
     { "embed-bits", OPT_INT, &S.embed_bits, "N", "quantize the token embedding too: 4 or 8 bits, symmetric (formats gguf, llama2c, fake)", 4, 8 },
     { "embed-groupsize", OPT_INT, &S.embed_groupsize, "N", "columns per group of the embedding, 0: one group per row (default 0; gguf: 32; llama2c: --groupsize)", 0, 1 << 20 },
     { "act-quant", OPT_STR, &S.act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
-    { "target-bpw", OPT_FLOAT, &S.target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
+    { "target-bpw", OPT_FLOAT, &S.target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores; a GGUF K-quant --gguf-type: Q3_K..Q6_K), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
     { "observe", OPT_INT, &S.observe, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with)", 1, 1 << 20 },
     { "per-linear", OPT_FLAG, &S.per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel loads such a file, vLLM (one fused layer per group) does not", 0, 0 },
     { "nsamples", OPT_INT, &S.nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
@@ -92,7 +92,10 @@ static const cli_cmd cmd = {
     "  awq      AutoAWQ's GEMM layout (4-bit, no act-order)\n"
     "  gguf     model.gguf for llama.cpp: --gguf-type q4_0 (4-bit symmetric groups of 32),\n"
     "           q4_1 (asymmetric, fp16 d and m) or q8_0; the FFN is padded with zeros to a multiple\n"
-    "           of 32 first (exact) so every linear is blocks\n"
+    "           of 32 first (exact) so every linear is blocks; K-quants (rtn, gptq): q3_k,\n"
+    "           q4_k, q5_k for every tensor, or llama.cpp's mixes (q4_k_m, ...) with its per-tensor\n"
+    "           types and its fallbacks for rows that are not whole 256-blocks (reported; refused,\n"
+    "           naming the tensor, where the fallback is a type qcalib does not write)\n"
     "  llama2c  model.bin, llama2.c's int8 \"version 2\" for runq.c (8-bit symmetric groups)\n"
     "  fake     the dequantized weights in the input's own format\n"
     "plus the tokenizer (tokenizer.bin, or tokenizer.json and tokenizer_config.json), quant_log.csv\n"

@@ -10,7 +10,7 @@ static long seed, threads;
 static bool force, quiet;
 
 static const cli_opt opts[] = {
-    { "shape", OPT_STR, &shape, "NAME", "tiny (128 wide, 2 blocks), 1b (2048 wide, 16 blocks, FFN 5632) or 7b (Llama-2-7B) (required)", 0, 0 },
+    { "shape", OPT_STR, &shape, "NAME", "tiny (128 wide, 2 blocks), tiny256 (256 wide, 8 blocks: GGUF K-quants fit), 1b (2048 wide, 16 blocks, FFN 5632) or 7b (Llama-2-7B) (required)", 0, 0 },
     { "out", OPT_STR, &out_path, "DIR", "output folder (required; must not exist unless --force)", 0, 0 },
     { "dtype", OPT_STR, &dtype_name, "TYPE", "f16 (default), bf16 or f32", 0, 0 },
     { "seed", OPT_INT, &seed, "N", "the weights' seed (default 0): same seed, same bytes", 0, 2147483647 },
@@ -21,7 +21,7 @@ static const cli_opt opts[] = {
 };
 
 static const cli_cmd cmd = {
-    "synth", "--shape tiny|1b|7b --out DIR [--dtype f16|bf16|f32] [--seed N]",
+    "synth", "--shape tiny|tiny256|1b|7b --out DIR [--dtype f16|bf16|f32] [--seed N]",
     "Writes a SYNTHETIC Llama for benchmarks: random weights (about normal, standard deviation\n"
     "0.02; RMSNorm weights near 1) at real shapes, as a Hugging Face folder (config.json labelled\n"
     "\"qcalib_synthetic\": true, model.safetensors) with a synthetic llama2.c tokenizer.bin, so\n"
@@ -36,8 +36,8 @@ int cmd_synth(int argc, char **argv) {
     int rc = cli_parse(&cmd, argc, argv, 2);
     if (rc) return rc < 0 ? 0 : rc;
     qc_synth s = { .seed = (uint64_t)seed };
-    if (!shape) return cli_usage_error(&cmd, "--shape is required (tiny, 1b or 7b)");
-    if (!qc_synth_shape(shape, &s.cfg)) return cli_usage_error(&cmd, "--shape '%s': expected tiny, 1b or 7b", shape);
+    if (!shape) return cli_usage_error(&cmd, "--shape is required (tiny, tiny256, 1b or 7b)");
+    if (!qc_synth_shape(shape, &s.cfg)) return cli_usage_error(&cmd, "--shape '%s': expected tiny, tiny256, 1b or 7b", shape);
     if (!out_path) return cli_usage_error(&cmd, "--out is required");
     qc_dtype dt;
     if (strcmp(dtype_name, "f16") == 0) dt = QC_DT_F16;

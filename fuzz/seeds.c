@@ -8,7 +8,8 @@
  * of the C4 sample, the first paragraphs of TinyStories). Small model files come from a
  * "tiny" model: stories260K's own weights cut to 1 layer, dim 32, FFN 64, 4 heads (2 KV
  * heads), vocabulary 64 (the first 64 pieces of tok512), written by qcalib's own writers in
- * every format it reads — small enough that libFuzzer's mutations stay fast. Hugging Face
+ * every format it reads — small enough that libFuzzer's mutations stay fast; the GGUF K-quant
+ * seeds come from a synthetic 256-wide model of one small block. Hugging Face
  * tokenizer.json seeds are tok512's vocabulary restated in the two kinds qcalib reads. */
 #include "datasets/datasets.h"
 #include "io/io.h"
@@ -210,18 +211,35 @@ static void model_files(tiny *t, const qc_tokenizer *tok) {
     qc_gguf_export_opts g = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
                               .tok = tok, .name = "tiny" };
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f32.gguf"), &g, NULL, &e), "gguf f32", &e);
-    g = (qc_gguf_export_opts){ QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q8_0, tok, "tiny" };
+    g = (qc_gguf_export_opts){ QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q8_0, tok, "tiny", 0 };
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f16_q4_0.gguf"), &g, NULL, &e), "gguf f16", &e);
-    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_Q4_1, QC_GGUF_Q4_0, tok, "tiny" };
+    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_Q4_1, QC_GGUF_Q4_0, tok, "tiny", 0 };
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_q4_1.gguf"), &g, NULL, &e), "gguf q4_1", &e);
     /* Llama 3's rope_scaling: a rope_freqs.weight tensor */
     qc_config plain = t->cfg;
     t->cfg.rope_factor = 8, t->cfg.rope_low_freq_factor = 1, t->cfg.rope_high_freq_factor = 4;
     t->cfg.rope_original_ctx = 64;
     ok(qc_config_set_llama3_rope(&t->cfg, "tiny", &e), "llama3 rope", &e);
-    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, tok, "tiny" };
+    g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, tok, "tiny", 0 };
     ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_rope_freqs.gguf"), &g, NULL, &e), "gguf rope_freqs", &e);
     t->cfg = plain;
+    /* the K-quants need rows of 256: a synthetic model 256 wide with one 8-wide head and an
+     * 8-wide FFN (its linears small in F16), the embedding and classifier in each K-quant type;
+     * under 64 KiB each */
+    qc_synth syn = { .cfg = { .dim = 256, .hidden_dim = 8, .n_layers = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 8,
+                              .vocab_size = t->cfg.vocab_size, .seq_len = 32, .norm_eps = 1e-5f,
+                              .rope_theta = 10000.0f },
+                     .seed = 1 };
+    qc_weight_source ksrc = qc_synth_source(&syn);
+    const qc_gguf_type kpairs[3][2] = { { QC_GGUF_Q4_K, QC_GGUF_Q6_K }, { QC_GGUF_Q2_K, QC_GGUF_Q3_K },
+                                        { QC_GGUF_Q5_K, QC_GGUF_Q4_K } };
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "seeds/gguf/k256_%s_%s.gguf", qc_gguf_type_name(kpairs[k][0]),
+                 qc_gguf_type_name(kpairs[k][1]));
+        g = (qc_gguf_export_opts){ QC_GGUF_F16, kpairs[k][0], kpairs[k][1], tok, "k256", 0 };
+        ok(qc_export_gguf(&ksrc, out_path(name), &g, NULL, &e), "gguf k-quants", &e);
+    }
 
     /* Hugging Face folders: plain (F32, F16, BF16), sharded, GPTQ, AWQ */
     qc_hf_export_opts h = { .dtype = QC_DT_F32 };

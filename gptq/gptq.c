@@ -33,6 +33,15 @@
  * call, on the cores the OpenMP loop needs.) Without FMA contraction (ISO C mode), each
  * operation is the reference's fp32 operation.
  *
+ * K-quants (a spec with kquant; docs/kquant-gptq.md): groups are the type's sub-blocks, and
+ * a super-block of 256 columns gets all its sub-blocks' scales and mins at once, as the file
+ * stores them (fp16 d, dmin, integer sub-block scales), by the spec's importance-weighted
+ * fitter (llama.cpp's imatrix quantizer) with importances diag(H): dynamically when the
+ * column loop reaches the super-block, from the W compensated for every earlier column (the
+ * block size dividing 256), or with static groups from the original W before any column.
+ * GPTQ then rounds each column against those fixed scales and spreads the error as always.
+ * A sub-block whose scale is 0 gets code 0 (or its zero point): every code has its value.
+ *
  * Escalation (qcalib's addition, QUANT-SPEC §3 step 6): a factorization that fails (or a
  * factor whose diagonal is not finite and positive) is retried from the original H with ten
  * times the damping (0.01 if it was 0), at most max_retries times; after that the layer
@@ -216,9 +225,22 @@ typedef struct solver {
     int gs;              /* groupsize, 0: one group per row */
     bool static_groups;
     const int32_t *perm; /* processing order, NULL: identity */
+    const float *imp;    /* K-quants: (n) diag(H), the importances the super-blocks' scales are
+                            fitted with (original order; K-quants are never permuted dynamically) */
     qc_qweight *out;
     double *row_loss;    /* (rows) */
 } solver;
+
+/* A K-quant super-block's parameters for row r, from x (QC_KQ_SUPER values of the row from
+ * column c0 on, original order): the spec's fitter weighted by imp, its codes discarded (GPTQ
+ * makes its own against the scales). */
+static void fit_super(const qc_quant_spec *s, const float *x, const float *imp, qc_qweight *out, int r, int c0) {
+    uint8_t codes[QC_KQ_SUPER];
+    int nsb = out->cols / QC_KQ_SUPER, b = c0 / QC_KQ_SUPER;
+    size_t g = (size_t)r * out->ngroups + (size_t)c0 / (size_t)s->groupsize;
+    s->kquant(s->bits, x, imp + c0, codes, &out->scales[g], &out->zeros[g], out->mins ? &out->mins[g] : NULL,
+              out->super + ((size_t)r * nsb + b) * QC_KQ_SB_FLOATS(s->groupsize));
+}
 
 /* One tile row: the same column of TILE weight rows. Lane-wise IEEE operations, exactly the
  * scalar ones (generic vectors: SSE2 on baseline x86-64, wider where the target has it). */
@@ -250,6 +272,12 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
             if (i == 0) g = 0;
         } else if (sv->static_groups) {
             g = (sv->perm ? sv->perm[k] : k) / gs;
+        } else if (sv->s->kquant && k % gs == 0) {
+            g = k / gs;
+            /* a super-block's scales from the full W (compensated for every earlier column when
+             * the block size divides 256), weighted by diag(H); its groups' then in turn */
+            if (k % QC_KQ_SUPER == 0)
+                for (int r = 0; r < nr; r++) fit_super(sv->s, sv->w + (size_t)(r0 + r) * n + k, sv->imp, sv->out, r0 + r, k);
         } else if (k % gs == 0) {
             g = k / gs;
             /* from the full W: the lazy updates of earlier blocks, none of this one's */
@@ -269,8 +297,11 @@ static void solve_tile(const solver *sv, int i1, int count, const float *ub, int
         const float d = ub[(size_t)i * count + i], dd = d * d;
         vtile xi = x[i];
         /* qc_quant_code lane by lane: clamp(round_half_even(x / scale) + zero, 0, maxq); with
-         * mins, qc_quant_code_min: clamp(round_half_even((x − m) / d), 0, maxq) */
+         * mins, qc_quant_code_min: clamp(round_half_even((x − m) / d), 0, maxq). A K-quant
+         * sub-block may have scale 0 (every code then has the same value): code 0, or the
+         * zero point, instead of x / 0 */
         vtile v = mins ? (xi - mn) / sc : xi / sc;
+        v = VSELECT(sc == zero, zero, v);
         vtile t = (vtile)((vmask)big | ((vmask)v & signbit)); /* copysign(2^23, v) */
         vtile mag = (vtile)((vmask)v & ~signbit);            /* |v| */
         vtile q = VSELECT(mag < big, (v + t) - t, v) + (mins ? zero : zp);
@@ -359,6 +390,8 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         return qc_fail(e, QC_ERR_ARG, "gptq: --percdamp %g: expected a finite value >= 0", (double)o->percdamp);
     if (o->blocksize <= 0) return qc_fail(e, QC_ERR_ARG, "gptq: --blocksize %d: expected a positive number of columns", o->blocksize);
     if (o->max_retries < 0) return qc_fail(e, QC_ERR_ARG, "gptq: max_retries %d: expected >= 0", o->max_retries);
+    if (s->kquant && o->act_order && !o->static_groups)
+        return qc_fail(e, QC_ERR_ARG, "gptq: K-quant super-blocks are contiguous columns: --act-order needs --static-groups");
     const int n = cols;
     const size_t nw = (size_t)rows * cols, nh = (size_t)n * n;
     int64_t bad = find_nonfinite(w, nw);
@@ -398,7 +431,12 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     const int32_t *pp = o->act_order ? perm : NULL;
     const bool fast = n >= fast_route_min;
     const float mean = fast ? (float)(sum / n) : torch_mean(dv, pp, n);
-    free(dv);
+    /* K-quants: the super-blocks' importances, diag(H) as llama.cpp's imatrix weighs them (its
+     * mean x² per input, here Σx²: the fitters do not depend on the scale), 0 for dead inputs */
+    float *imp = s->kquant ? dv : NULL;
+    for (int i = 0; imp && i < n; i++)
+        if (dead[i]) imp[i] = 0.0f;
+    if (!imp) free(dv);
 
     /* Steps 5–6, escalating the damping while a factorization fails. w is untouched so far,
      * which the fallback needs. */
@@ -417,7 +455,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     }
     qc_blas_threads(false);
     if (!ok) {
-        free(dead), free(perm), free(a);
+        free(dead), free(perm), free(a), free(imp);
         info->fallback = true;
         return qc_quant_rtn(w, rows, cols, s, out, e); /* info->loss stays 0: no U to weigh it */
     }
@@ -436,7 +474,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
     }
     uint8_t *tmp = scratch ? qc_malloc((size_t)max_threads() * n, sizeof(float), e, "gptq: row buffers") : NULL;
     if (!tmp) {
-        free(dead), free(perm), free(a), free(row_loss), free(scratch);
+        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch);
         qc_qweight_free(out);
         return st ? st : QC_ERR_NOMEM;
     }
@@ -456,8 +494,13 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
             for (int c = 0; c < cols; c++)
                 if (dead[c]) w[(size_t)r * cols + c] = 0.0f;
     }
-    /* Step 3: static groups, in original column order. */
-    if (gs && o->static_groups) {
+    /* Step 3: static groups, in original column order (K-quants: each super-block's scales by
+     * the weighted fitter, before any column is compensated). */
+    if (s->kquant && o->static_groups) {
+#pragma omp parallel for schedule(static) if ((int64_t)nw > PAR_MIN_WORK)
+        for (int r = 0; r < rows; r++)
+            for (int c0 = 0; c0 < cols; c0 += QC_KQ_SUPER) fit_super(s, w + (size_t)r * cols + c0, imp, out, r, c0);
+    } else if (gs && o->static_groups) {
 #pragma omp parallel for schedule(static) if ((int64_t)nw > PAR_MIN_WORK)
         for (int r = 0; r < rows; r++)
             for (int g = 0; g < ng; g++) {
@@ -471,7 +514,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
 
     /* Step 7. */
     solver sv = { .w = w, .rows = rows, .n = n, .s = s, .gs = gs, .static_groups = o->static_groups, .perm = pp,
-                  .out = out, .row_loss = row_loss };
+                  .imp = imp, .out = out, .row_loss = row_loss };
     qc_status solved = QC_OK;
 #pragma omp parallel for schedule(dynamic) if (nchunks > 1)
     for (int c = 0; c < nchunks; c++) {
@@ -488,7 +531,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         }
     }
     if (solved) {
-        free(dead), free(perm), free(a), free(row_loss), free(scratch), free(tmp);
+        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp);
         qc_qweight_free(out);
         return solved;
     }
@@ -502,6 +545,6 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         }
     }
     for (int r = 0; r < rows; r++) info->loss += row_loss[r];
-    free(dead), free(perm), free(a), free(row_loss), free(scratch), free(tmp);
+    free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp);
     return QC_OK;
 }

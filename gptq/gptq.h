@@ -36,7 +36,9 @@ typedef struct qc_gptq_info {
  * o NULL: the defaults; info may be NULL. The result does not depend on the thread count
  * below 1024 columns (and equals the reference bit for bit there); from 1024 on, OpenBLAS's
  * threaded factorizations may change last bits with the thread count. Uses OpenMP and
- * OpenBLAS threads: call it outside OpenMP regions. */
+ * OpenBLAS threads: call it outside OpenMP regions. A K-quant spec (s->kquant) fits each
+ * 256-column super-block's scales by s->kquant weighted by diag(H) (gptq.c says when), and
+ * needs static groups with act-order. */
 qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quant_spec *s,
                            const qc_gptq_opts *o, qc_qweight *out, qc_gptq_info *info, qc_err *e);
 

@@ -42,8 +42,6 @@ typedef enum qc_gguf_vtype {
 size_t qc_gguf_vtype_size(uint32_t t);
 const char *qc_gguf_vtype_name(uint32_t t); /* "u32", "str", ...; "?" when unknown */
 
-/* llama.cpp's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
-void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size);
 
 
 /* ---- block formats ---------------------------------------------------------------------------
@@ -68,6 +66,26 @@ typedef struct qc_block_q4_1 {
     uint8_t qs[QC_QK4_1 / 2];
 } qc_block_q4_1;
 static_assert(sizeof(qc_block_q4_1) == 4 + QC_QK4_1 / 2, "Q4_1 block is 20 bytes");
+
+#define QC_QK5_0 32
+/* Q5_0: 5.5 bits per weight. Value d·(q − 16), q in 0..31: the low 4 bits as Q4_0's nibbles,
+ * the fifth bit of element j in bit j of qh (a little-endian u32). */
+typedef struct qc_block_q5_0 {
+    uint16_t d;               /* fp16 scale */
+    uint8_t qh[4];            /* the codes' fifth bits */
+    uint8_t qs[QC_QK5_0 / 2];
+} qc_block_q5_0;
+static_assert(sizeof(qc_block_q5_0) == 6 + QC_QK5_0 / 2, "Q5_0 block is 22 bytes");
+
+#define QC_QK5_1 32
+/* Q5_1: 6 bits per weight. Value d·q + m, q in 0..31; bits as Q5_0. */
+typedef struct qc_block_q5_1 {
+    uint16_t d;               /* fp16 scale */
+    uint16_t m;               /* fp16 minimum */
+    uint8_t qh[4];            /* the codes' fifth bits */
+    uint8_t qs[QC_QK5_1 / 2];
+} qc_block_q5_1;
+static_assert(sizeof(qc_block_q5_1) == 8 + QC_QK5_1 / 2, "Q5_1 block is 24 bytes");
 
 #define QC_QK8_0 32
 /* Q8_0: 8.5 bits per weight. Value d·q, q in −128..127. */
@@ -124,6 +142,12 @@ static inline size_t qc_gguf_row_bytes(const qc_gguf_type_info *ti, int64_t n) {
 void qc_gguf_q4_0_to_float(const qc_block_q4_0 *b, float out[QC_QK4_0]);
 void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]);
 void qc_gguf_q8_0_to_float(const qc_block_q8_0 *b, float out[QC_QK8_0]);
+void qc_gguf_q5_0_to_float(const qc_block_q5_0 *b, float out[QC_QK5_0]);
+void qc_gguf_q5_1_to_float(const qc_block_q5_1 *b, float out[QC_QK5_1]);
+/* codes 0..31 with value d·(code − 16) */
+void qc_gguf_q5_0_from_codes(const uint8_t codes[QC_QK5_0], float d, qc_block_q5_0 *b);
+/* codes 0..31 with value d·code + m */
+void qc_gguf_q5_1_from_codes(const uint8_t codes[QC_QK5_1], float d, float m, qc_block_q5_1 *b);
 /* codes 0..15 with value d·(code − 8) */
 void qc_gguf_q4_0_from_codes(const uint8_t codes[QC_QK4_0], float d, qc_block_q4_0 *b);
 /* codes 0..15 with value d·code + m */
@@ -134,12 +158,17 @@ void qc_gguf_q8_0_from_codes(const uint8_t codes[QC_QK8_0], float d, qc_block_q8
 void qc_gguf_q4_0_ref(const float x[QC_QK4_0], qc_block_q4_0 *b);
 void qc_gguf_q4_1_ref(const float x[QC_QK4_1], qc_block_q4_1 *b);
 void qc_gguf_q8_0_ref(const float x[QC_QK8_0], qc_block_q8_0 *b);
+void qc_gguf_q5_0_ref(const float x[QC_QK5_0], qc_block_q5_0 *b);
+void qc_gguf_q5_1_ref(const float x[QC_QK5_1], qc_block_q5_1 *b);
 
 /* The block type a quantized weight is stored as (Q4_0: 4 bits, zero 8; Q4_1: 4 bits with
- * mins; Q8_0: 8 bits, zero 128), after checking everything a GGUF block needs: groups of 32
+ * mins; Q5_0: 5 bits, zero 16; Q5_1: 5 bits with mins; Q8_0: 8 bits, zero 128), after checking everything a GGUF block needs: groups of 32
  * contiguous columns (g_idx[c] = c / 32), cols a multiple of 32, every scale (and min) finite
- * and exactly an fp16 value, codes within range, and the zero point the type implies. `what`
- * names the weight in messages. */
+ * and exactly an fp16 value, codes within range, and the zero point the type implies. A
+ * K-quant weight (q->super) is Q<bits>_K: whole 256-value super-blocks in the type's
+ * contiguous sub-blocks, finite fp16 d and dmin (NaN or Inf: QC_ERR_NUMERIC), integer
+ * sub-block scales and mins in their fields' ranges, and the groups' scales and mins exactly
+ * the products the decoder forms from them. `what` names the weight in messages. */
 qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e);
 /* Encodes row r of q (already checked by qc_gguf_qweight_type as type t) into its blocks. */
 void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void *blocks);

@@ -1,6 +1,6 @@
 /* gguf_blocks.c — ggml's element types as qcalib reads and writes them: the table indexed by
  * ggml type id (name, block size, bytes per block, decoder, reference quantizer), the scalar
- * reference paths for Q4_0, Q4_1 and Q8_0 (layouts and bits per weight in gguf.h; the K-quants'
+ * reference paths for Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (layouts and bits per weight in gguf.h; the K-quants'
  * are gguf_kquants.c's), encoding a solver's quantized weight into blocks exactly as it is,
  * and the public type names.
  *
@@ -40,6 +40,93 @@ void qc_gguf_q4_1_to_float(const qc_block_q4_1 *b, float out[QC_QK4_1]) {
 void qc_gguf_q8_0_to_float(const qc_block_q8_0 *b, float out[QC_QK8_0]) {
     float d = qc_gguf_get_f16(&b->d);
     for (int j = 0; j < QC_QK8_0; j++) out[j] = (float)b->qs[j] * d;
+}
+
+/* The fifth bits of a Q5 block: bit j of the little-endian u32 qh is element j's. */
+static uint32_t get_qh(const uint8_t qh[4]) {
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+static void put_qh(uint8_t qh[4], uint32_t v) {
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(v >> 8 * k);
+}
+
+/* dequantize_row_q5_0 / _q5_1: the int code (− 16) times d (+ m), in that order. */
+void qc_gguf_q5_0_to_float(const qc_block_q5_0 *b, float out[QC_QK5_0]) {
+    float d = qc_gguf_get_f16(&b->d);
+    uint32_t qh = get_qh(b->qh);
+    for (int j = 0; j < QC_QK5_0 / 2; j++) {
+        int x0 = ((b->qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4) - 16;
+        int x1 = ((b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - 16;
+        out[j] = (float)x0 * d;
+        out[j + QC_QK5_0 / 2] = (float)x1 * d;
+    }
+}
+
+void qc_gguf_q5_1_to_float(const qc_block_q5_1 *b, float out[QC_QK5_1]) {
+    float d = qc_gguf_get_f16(&b->d), m = qc_gguf_get_f16(&b->m);
+    uint32_t qh = get_qh(b->qh);
+    for (int j = 0; j < QC_QK5_1 / 2; j++) {
+        int x0 = (b->qs[j] & 0x0f) | (int)((qh >> j) & 1) << 4;
+        int x1 = (b->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        out[j] = (float)x0 * d + m;
+        out[j + QC_QK5_1 / 2] = (float)x1 * d + m;
+    }
+}
+
+/* 32 codes 0..31 into a Q5 block's nibbles and fifth bits. */
+static void pack_q5(const uint8_t codes[32], uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((codes[j] & 0x0f) | (codes[j + 16] & 0x0f) << 4);
+        h |= (uint32_t)((codes[j] >> 4) & 1) << j | (uint32_t)((codes[j + 16] >> 4) & 1) << (j + 16);
+    }
+    put_qh(qh, h);
+}
+
+void qc_gguf_q5_0_from_codes(const uint8_t codes[QC_QK5_0], float d, qc_block_q5_0 *b) {
+    qc_gguf_put_f16(&b->d, d);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+void qc_gguf_q5_1_from_codes(const uint8_t codes[QC_QK5_1], float d, float m, qc_block_q5_1 *b) {
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, m);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+/* quantize_row_q5_0_ref: d = (signed value of largest magnitude) / −16, q = min(31, (int8)(x/d + 16.5)). */
+void qc_gguf_q5_0_ref(const float x[QC_QK5_0], qc_block_q5_0 *b) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < QC_QK5_0; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    const float d = max / -16;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t codes[QC_QK5_0];
+    for (int j = 0; j < QC_QK5_0; j++) {
+        int8_t q = (int8_t)(x[j] * id + 16.5f);
+        codes[j] = (uint8_t)(q < 31 ? q : 31);
+    }
+    qc_gguf_put_f16(&b->d, d);
+    pack_q5(codes, b->qs, b->qh);
+}
+
+/* quantize_row_q5_1_ref: d = (max − min) / 31, m = min, q = (uint8)((x − min)/d + 0.5). */
+void qc_gguf_q5_1_ref(const float x[QC_QK5_1], qc_block_q5_1 *b) {
+    float min = FLT_MAX, max = -FLT_MAX;
+    for (int j = 0; j < QC_QK5_1; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    const float d = (max - min) / ((1 << 5) - 1);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint8_t codes[QC_QK5_1];
+    for (int j = 0; j < QC_QK5_1; j++) codes[j] = (uint8_t)((x[j] - min) * id + 0.5f);
+    qc_gguf_put_f16(&b->d, d);
+    qc_gguf_put_f16(&b->m, min);
+    pack_q5(codes, b->qs, b->qh);
 }
 
 void qc_gguf_q4_0_from_codes(const uint8_t codes[QC_QK4_0], float d, qc_block_q4_0 *b) {
@@ -131,6 +218,8 @@ static void bf16_from_float(const float *x, void *dst, int64_t n) {
 ROW_FUNCS(q4_0, QC_QK4_0)
 ROW_FUNCS(q4_1, QC_QK4_1)
 ROW_FUNCS(q8_0, QC_QK8_0)
+ROW_FUNCS(q5_0, QC_QK5_0)
+ROW_FUNCS(q5_1, QC_QK5_1)
 
 /* id, name, block, bytes per block, general.file_type, dtype, quantized, to_float, from_float,
  * from_float_weighted. A K-quant's file_type is the llama_ftype of a model mostly of that type
@@ -142,6 +231,10 @@ static const qc_gguf_type_info type_table[] = {
       q4_0_row_from_float, NULL },
     { QC_GGUF_Q4_1, "Q4_1", QC_QK4_1, sizeof(qc_block_q4_1), 3, QC_DT_U8, true, q4_1_row_to_float,
       q4_1_row_from_float, NULL },
+    { QC_GGUF_Q5_0, "Q5_0", QC_QK5_0, sizeof(qc_block_q5_0), 8, QC_DT_U8, true, q5_0_row_to_float,
+      q5_0_row_from_float, NULL },
+    { QC_GGUF_Q5_1, "Q5_1", QC_QK5_1, sizeof(qc_block_q5_1), 9, QC_DT_U8, true, q5_1_row_to_float,
+      q5_1_row_from_float, NULL },
     { QC_GGUF_Q8_0, "Q8_0", QC_QK8_0, sizeof(qc_block_q8_0), 7, QC_DT_U8, true, q8_0_row_to_float,
       q8_0_row_from_float, NULL },
     { QC_GGUF_BF16, "BF16", 1, 2, 32, QC_DT_BF16, false, bf16_to_float, bf16_from_float, NULL },
@@ -172,9 +265,10 @@ const char *qc_gguf_ggml_type_name(uint32_t t) {
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
-/* The five types the writer produces (qc_gguf_type). */
+/* The types the writer produces (qc_gguf_type). */
 static bool is_writer_type(int t) {
-    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0;
+    return t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_0 ||
+           t == QC_GGUF_Q5_1 || t == QC_GGUF_Q8_0 || qc_gguf_type_is_k((qc_gguf_type)t);
 }
 
 const char *qc_gguf_type_name(qc_gguf_type t) {
@@ -186,8 +280,15 @@ double qc_gguf_type_bits(qc_gguf_type t) {
     return ti ? 8.0 * (double)ti->block_bytes / (double)ti->block : 0.0;
 }
 
+int qc_gguf_type_block(qc_gguf_type t) {
+    const qc_gguf_type_info *ti = is_writer_type((int)t) ? qc_gguf_type_info_of((uint32_t)t) : NULL;
+    return ti ? ti->block : 0;
+}
+
 bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
-    static const qc_gguf_type all[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
+    static const qc_gguf_type all[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q5_0,
+                                        QC_GGUF_Q5_1, QC_GGUF_Q8_0, QC_GGUF_Q2_K, QC_GGUF_Q3_K, QC_GGUF_Q4_K,
+                                        QC_GGUF_Q5_K, QC_GGUF_Q6_K };
     for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
         if (strcasecmp(name, qc_gguf_type_name(all[i])) == 0) {
             *t = all[i];
@@ -200,14 +301,69 @@ bool qc_gguf_type_parse(const char *name, qc_gguf_type *t) {
 
 static bool fp16_exact(float v) { return isfinite(v) && qc_f16_to_f32(qc_f32_to_f16(v)) == v; }
 
+/* A K-quant weight (q->super set): Q<bits>_K with its type's sub-blocks, whole super-blocks,
+ * contiguous groups, every stored factor a finite fp16 value, every integer scale and min in
+ * its field's range, and the groups' scales and mins exactly the products the decoder forms. */
+static qc_status kquant_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e) {
+    if (q->bits < 2 || q->bits > 6)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d-bit super-blocks are no K-quant (Q2_K..Q6_K)", what, q->bits);
+    *t = (qc_gguf_type)(QC_GGUF_Q2_K + q->bits - 2);
+    const char *tn = qc_gguf_type_name(*t);
+    bool has_mins = q->bits == 2 || q->bits == 4 || q->bits == 5;
+    int sub = q->bits == 4 || q->bits == 5 ? 32 : 16, nsub = QC_KQ_SUPER / sub;
+    if (q->groupsize != sub || q->cols % QC_KQ_SUPER != 0 || q->ngroups != q->cols / sub || (q->mins != NULL) != has_mins)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s needs rows of whole %d-value super-blocks in sub-blocks of %d%s; "
+                       "this weight has %d columns in groups of %d (qcalib convert --pad-to 256 widens a model)",
+                       what, tn, QC_KQ_SUPER, sub, has_mins ? " with mins" : "", q->cols, q->groupsize);
+    for (int c = 0; c < q->cols; c++)
+        if (q->g_idx[c] != c / sub)
+            return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: column %d is in group %d; %s blocks need contiguous groups "
+                           "(act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
+    static const int sc_lo[] = { 0, 0, 0, -32, 0, 0, -128 }, sc_hi[] = { 0, 0, 15, 31, 63, 63, 127 };
+    int nsb = q->cols / QC_KQ_SUPER;
+    for (int r = 0; r < q->rows; r++)
+        for (int b = 0; b < nsb; b++) {
+            const float *sb = q->super + ((size_t)r * nsb + b) * QC_KQ_SB_FLOATS(sub);
+            for (int k = 0; k < 2; k++)
+                if (!fp16_exact(sb[k]) || (k == 1 && !has_mins && sb[k] != 0.0f))
+                    return qc_fail(e, isfinite(sb[k]) ? QC_ERR_ARG : QC_ERR_NUMERIC,
+                                   "%s: row %d, super-block %d: %s %.9g is not %s; %s stores it in fp16", what, r, b,
+                                   k ? "dmin" : "d", (double)sb[k], isfinite(sb[k]) ? "an fp16 value" : "finite", tn);
+            for (int s = 0; s < nsub; s++) {
+                float sc = sb[2 + s], m = sb[2 + nsub + s];
+                size_t g = (size_t)r * q->ngroups + (size_t)b * nsub + s;
+                if (!(sc >= sc_lo[q->bits] && sc <= sc_hi[q->bits] && sc == floorf(sc)) ||
+                    !(m >= 0 && m <= (has_mins ? sc_hi[q->bits] : 0) && m == floorf(m)))
+                    return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: scale %g or min %g is not an integer %s "
+                                   "stores", what, r, b * nsub + s, (double)sc, (double)m, tn);
+                bool same = q->scales[g] == sb[0] * sc && (!has_mins || q->mins[g] == -(sb[1] * m));
+                if (!same || (!has_mins && q->zeros[g] != (q->bits == 3 ? 4.0f : 32.0f)))
+                    return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: the group's scale%s is not the product of "
+                                   "the stored factors %s decodes", what, r, b * nsub + s, has_mins ? " or min" : " or zero",
+                                   tn);
+            }
+        }
+    int maxq = (1 << q->bits) - 1;
+    size_t n = (size_t)q->rows * q->cols;
+    for (size_t i = 0; i < n; i++)
+        if (q->codes[i] > maxq)
+            return qc_fail(e, QC_ERR_ARG, "%s: row %zu, column %zu: code %d is beyond %d bits", what, i / q->cols,
+                           i % q->cols, q->codes[i], q->bits);
+    return QC_OK;
+}
+
 qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_type *t, qc_err *e) {
+    if (q->super) return kquant_type(q, what, t, e);
     if (q->bits == 4 && q->mins) *t = QC_GGUF_Q4_1;
     else if (q->bits == 4) *t = QC_GGUF_Q4_0;
+    else if (q->bits == 5 && q->mins) *t = QC_GGUF_Q5_1;
+    else if (q->bits == 5) *t = QC_GGUF_Q5_0;
     else if (q->bits == 8 && !q->mins) *t = QC_GGUF_Q8_0;
     else
         return qc_fail(e, QC_ERR_UNSUPPORTED,
                        "%s: %d-bit groups%s have no GGUF block type qcalib writes (Q4_0: 4-bit, zero 8; "
-                       "Q4_1: 4-bit with mins; Q8_0: 8-bit, zero 128)", what, q->bits, q->mins ? " with mins" : "");
+                       "Q4_1: 4-bit with mins; Q5_0: 5-bit, zero 16; Q5_1: 5-bit with mins; Q8_0: 8-bit, zero 128)",
+                       what, q->bits, q->mins ? " with mins" : "");
     const char *tn = qc_gguf_type_name(*t);
     if (q->groupsize != 32 || q->cols % 32 != 0 || q->ngroups != q->cols / 32)
         return qc_fail(e, QC_ERR_UNSUPPORTED,
@@ -220,7 +376,7 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
                            "%s: column %d is in group %d; %s blocks need contiguous groups (g_idx = column / 32: "
                            "act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
     int maxq = (1 << q->bits) - 1;
-    float zero = *t == QC_GGUF_Q4_0 ? 8.0f : 128.0f;
+    float zero = *t == QC_GGUF_Q4_0 ? 8.0f : *t == QC_GGUF_Q5_0 ? 16.0f : 128.0f;
     size_t ng = (size_t)q->rows * q->ngroups;
     for (size_t g = 0; g < ng; g++) {
         int r = (int)(g / q->ngroups), gi = (int)(g % q->ngroups);
@@ -230,13 +386,13 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
                            "must quantize with fp16-rounded scales", what, r, gi, (double)q->scales[g], tn);
         if (q->mins && !fp16_exact(q->mins[g]))
             return qc_fail(e, QC_ERR_ARG,
-                           "%s: row %d, group %d: min %.9g is not an fp16 value; Q4_1 stores m in fp16", what, r, gi,
-                           (double)q->mins[g]);
+                           "%s: row %d, group %d: min %.9g is not an fp16 value; %s stores m in fp16", what, r, gi,
+                           (double)q->mins[g], tn);
         if (!q->mins && q->zeros[g] != zero)
             return qc_fail(e, QC_ERR_UNSUPPORTED,
                            "%s: row %d, group %d: zero point %g; %s blocks have zero %g (symmetric groups)%s", what, r,
                            gi, (double)q->zeros[g], tn, (double)zero,
-                           q->bits == 4 ? "; asymmetric 4-bit groups are Q4_1 and need mins (value = scale·q + min)"
+                           q->bits != 8 ? "; asymmetric groups are Q4_1 or Q5_1 and need mins (value = scale·q + min)"
                                         : "");
     }
     size_t n = (size_t)q->rows * q->cols;
@@ -249,6 +405,15 @@ qc_status qc_gguf_qweight_type(const qc_qweight *q, const char *what, qc_gguf_ty
 
 void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void *blocks) {
     const uint8_t *codes = q->codes + (size_t)r * q->cols;
+    if (qc_gguf_type_is_k(t)) {
+        int nsb = q->cols / QC_KQ_SUPER;
+        size_t bytes = qc_gguf_type_info_of((uint32_t)t)->block_bytes;
+        for (int b = 0; b < nsb; b++)
+            qc_gguf_kquant_pack(q->bits, codes + (size_t)b * QC_KQ_SUPER,
+                                q->super + ((size_t)r * nsb + b) * QC_KQ_SB_FLOATS(q->groupsize),
+                                (uint8_t *)blocks + (size_t)b * bytes);
+        return;
+    }
     const float *sc = q->scales + (size_t)r * q->ngroups;
     for (int g = 0; g < q->ngroups; g++) {
         const uint8_t *c = codes + (size_t)g * 32;
@@ -256,6 +421,10 @@ void qc_gguf_encode_qweight_row(const qc_qweight *q, qc_gguf_type t, int r, void
         case QC_GGUF_Q4_0: qc_gguf_q4_0_from_codes(c, sc[g], (qc_block_q4_0 *)blocks + g); break;
         case QC_GGUF_Q4_1:
             qc_gguf_q4_1_from_codes(c, sc[g], q->mins[(size_t)r * q->ngroups + g], (qc_block_q4_1 *)blocks + g);
+            break;
+        case QC_GGUF_Q5_0: qc_gguf_q5_0_from_codes(c, sc[g], (qc_block_q5_0 *)blocks + g); break;
+        case QC_GGUF_Q5_1:
+            qc_gguf_q5_1_from_codes(c, sc[g], q->mins[(size_t)r * q->ngroups + g], (qc_block_q5_1 *)blocks + g);
             break;
         case QC_GGUF_Q8_0: qc_gguf_q8_0_from_codes(c, sc[g], (qc_block_q8_0 *)blocks + g); break;
         default: QC_ASSERT(!"not a block type");

@@ -8,7 +8,7 @@
  * failure is a message naming the file and the problem.
  *
  * Reading: F32, F16 and BF16 tensors are read in place by checkpoint.c's dtype path; block
- * tensors (Q4_0, Q4_1, Q8_0, the K-quants) go through a decoder that dequantizes only the rows
+ * tensors (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, the K-quants) go through a decoder that dequantizes only the rows
  * asked for, so an embedding lookup touches one row. llama2.c-style vocabularies are stored
  * with spaces as U+2581 ("▁", SentencePiece's convention, which llama.cpp's tokenizer
  * expects); the tokenizer built from a GGUF file turns them back into spaces.

@@ -1,8 +1,10 @@
 /* gguf_kquants.c — ggml's K-quant block formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; layouts in
  * gguf_kquants.h): their decoders, ggml's reference quantizers without importance weights
  * (quantize_row_*_K_ref, what `llama-quantize --pure` runs without an imatrix), the
- * importance-weighted ones (quantize_row_*_K_impl, what it runs with one), and the searches
- * they share.
+ * importance-weighted ones (quantize_row_*_K_impl, what it runs with one), the searches
+ * they share, and a solver's K-quant weight to and from blocks (quant.h's qc_qweight with
+ * super-blocks: qc_gguf_kquant_fit, the fitter solvers get through their spec, and
+ * qc_gguf_kquant_pack, the writer's encoder).
  *
  * Bit-exact agreement with llama.cpp (ggml/src/ggml-quants.c, read at ggml-org/llama.cpp
  * 01243c58) is the point of this file, so each computation is written as ggml evaluates it:
@@ -727,3 +729,131 @@ KQUANT_ROWS(q3_k)
 KQUANT_ROWS(q4_k)
 KQUANT_ROWS(q5_k)
 KQUANT_ROWS(q6_k)
+
+/* ---- a solver's K-quant weight: blocks to and from qc_qweight's layout (quant.h) -------------------------
+ * The fields are read and written exactly as the decoders above read them, so the groups'
+ * scales d·sc and mins −(dmin·m) are the decoders' own fp32 products. */
+
+/* Codes 0..2^bits − 1 of every element of a block, as the decoders read them. */
+static void block_codes(int bits, const void *block, uint8_t L[QC_QK_K]) {
+    for (int e = 0; e < QC_QK_K; ++e) {
+        int c = e / 128, k = (e % 128) / 32, l = e % 32;
+        switch (bits) {
+        case 2: L[e] = (uint8_t)((((const qc_block_q2_k *)block)->qs[32 * c + l] >> (2 * k)) & 3); break;
+        case 3: {
+            const qc_block_q3_k *b = block;
+            L[e] = (uint8_t)(((b->qs[32 * c + l] >> (2 * k)) & 3) | (((b->hmask[l] >> (e / 32)) & 1) << 2));
+            break;
+        }
+        case 4:
+        case 5: {
+            const uint8_t *qs = bits == 4 ? ((const qc_block_q4_k *)block)->qs : ((const qc_block_q5_k *)block)->qs;
+            uint8_t byte = qs[32 * (e / 64) + l];
+            L[e] = (uint8_t)(e % 64 < 32 ? byte & 0xF : byte >> 4);
+            if (bits == 5 && (((const qc_block_q5_k *)block)->qh[l] >> (e / 32)) & 1) L[e] += 16;
+            break;
+        }
+        default: {
+            const qc_block_q6_k *b = block;
+            uint8_t lo = b->ql[64 * c + 32 * (k % 2) + l];
+            L[e] = (uint8_t)((k < 2 ? lo & 0xF : lo >> 4) | ((b->qh[32 * c + l] >> (2 * k)) & 3) << 4);
+        }
+        }
+    }
+}
+
+void qc_gguf_kquant_fit(int bits, const float *x, const float *imp, uint8_t *codes, float *scales, float *zeros,
+                        float *mins, float *sb) {
+    union {
+        qc_block_q2_k q2;
+        qc_block_q3_k q3;
+        qc_block_q4_k q4;
+        qc_block_q5_k q5;
+        qc_block_q6_k q6;
+    } b;
+    int nsub = bits == 4 || bits == 5 ? QC_QK_K / 32 : QC_QK_K / 16;
+    float d, dmin = 0.0f;
+    switch (bits) {
+    case 2: imp ? qc_gguf_q2_k_weighted(x, imp, &b.q2) : qc_gguf_q2_k_ref(x, &b.q2); break;
+    case 3: imp ? qc_gguf_q3_k_weighted(x, imp, &b.q3) : qc_gguf_q3_k_ref(x, &b.q3); break;
+    case 4: imp ? qc_gguf_q4_k_weighted(x, imp, &b.q4) : qc_gguf_q4_k_ref(x, &b.q4); break;
+    case 5: imp ? qc_gguf_q5_k_weighted(x, imp, &b.q5) : qc_gguf_q5_k_ref(x, &b.q5); break;
+    default: imp ? qc_gguf_q6_k_weighted(x, imp, &b.q6) : qc_gguf_q6_k_ref(x, &b.q6); break;
+    }
+    switch (bits) {
+    case 2: d = qc_gguf_get_f16(&b.q2.d), dmin = qc_gguf_get_f16(&b.q2.dmin); break;
+    case 3: d = qc_gguf_get_f16(&b.q3.d); break;
+    case 4: d = qc_gguf_get_f16(&b.q4.d), dmin = qc_gguf_get_f16(&b.q4.dmin); break;
+    case 5: d = qc_gguf_get_f16(&b.q5.d), dmin = qc_gguf_get_f16(&b.q5.dmin); break;
+    default: d = qc_gguf_get_f16(&b.q6.d); break;
+    }
+    sb[0] = d, sb[1] = dmin;
+    for (int s = 0; s < nsub; ++s) {
+        int sc, m = 0;
+        switch (bits) {
+        case 2: sc = b.q2.scales[s] & 0xF, m = b.q2.scales[s] >> 4; break;
+        case 3: sc = unpack_scale6(b.q3.scales, s); break;
+        case 4:
+        case 5: {
+            uint8_t ls, lm;
+            unpack_scale_min6(bits == 4 ? b.q4.scales : b.q5.scales, s, &ls, &lm);
+            sc = ls, m = lm;
+            break;
+        }
+        default: sc = b.q6.scales[s]; break;
+        }
+        sb[2 + s] = (float)sc, sb[2 + nsub + s] = (float)m;
+        scales[s] = d * sc; /* the decoders' dl */
+        if (mins) {
+            mins[s] = -(dmin * m); /* the decoders' ml, negated: dl·q − ml = dl·q + (−ml) exactly */
+            zeros[s] = scales[s] != 0.0f ? -mins[s] / scales[s] : 0.0f;
+        } else {
+            zeros[s] = bits == 3 ? 4.0f : 32.0f;
+        }
+    }
+    block_codes(bits, &b, codes);
+}
+
+void qc_gguf_kquant_pack(int bits, const uint8_t *codes, const float *sb, void *block) {
+    int nsub = bits == 4 || bits == 5 ? QC_QK_K / 32 : QC_QK_K / 16;
+    const float *sc = sb + 2, *m = sb + 2 + nsub;
+    uint8_t L[QC_QK_K];
+    memcpy(L, codes, QC_QK_K);
+    switch (bits) {
+    case 2: {
+        qc_block_q2_k *b = block;
+        qc_gguf_put_f16(&b->d, sb[0]);
+        qc_gguf_put_f16(&b->dmin, sb[1]);
+        for (int s = 0; s < nsub; ++s) b->scales[s] = (uint8_t)((int)sc[s] | (int)m[s] << 4);
+        pack_2bit(L, b->qs);
+        break;
+    }
+    case 3: {
+        qc_block_q3_k *b = block;
+        qc_gguf_put_f16(&b->d, sb[0]);
+        memset(b->scales, 0, sizeof b->scales);
+        for (int s = 0; s < nsub; ++s) pack_scale6(b->scales, s, (int)sc[s] + 32);
+        pack_3bit(L, b->hmask, b->qs);
+        break;
+    }
+    case 4:
+    case 5: {
+        uint16_t *d = bits == 4 ? &((qc_block_q4_k *)block)->d : &((qc_block_q5_k *)block)->d;
+        uint16_t *dmin = bits == 4 ? &((qc_block_q4_k *)block)->dmin : &((qc_block_q5_k *)block)->dmin;
+        uint8_t *scb = bits == 4 ? ((qc_block_q4_k *)block)->scales : ((qc_block_q5_k *)block)->scales;
+        qc_gguf_put_f16(d, sb[0]);
+        qc_gguf_put_f16(dmin, sb[1]);
+        memset(scb, 0, QC_K_SCALE_BYTES);
+        for (int s = 0; s < nsub; ++s) pack_scale_min6(scb, s, (uint8_t)sc[s], (uint8_t)m[s]);
+        if (bits == 4) pack_4bit(L, ((qc_block_q4_k *)block)->qs);
+        else pack_5bit(L, ((qc_block_q5_k *)block)->qh, ((qc_block_q5_k *)block)->qs);
+        break;
+    }
+    default: {
+        qc_block_q6_k *b = block;
+        qc_gguf_put_f16(&b->d, sb[0]);
+        for (int s = 0; s < nsub; ++s) b->scales[s] = (int8_t)sc[s];
+        pack_6bit(L, b->ql, b->qh);
+    }
+    }
+}

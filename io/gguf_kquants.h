@@ -37,12 +37,7 @@
 #define QC_QK_K 256          /* weights per super-block */
 #define QC_K_SCALE_BYTES 12  /* Q4_K/Q5_K: 8 six-bit scales and 8 six-bit mins */
 
-/* ggml type ids (ggml.h's enum ggml_type). */
-#define QC_GGUF_Q2_K 10
-#define QC_GGUF_Q3_K 11
-#define QC_GGUF_Q4_K 12
-#define QC_GGUF_Q5_K 13
-#define QC_GGUF_Q6_K 14
+/* Their ggml type ids are io.h's qc_gguf_type (QC_GGUF_Q2_K = 10 .. QC_GGUF_Q6_K = 14). */
 
 /* Q2_K: 2.625 bits per weight (84 bytes / 256). Value d·sc·q − dmin·m, q in 0..3; 16
  * sub-blocks of 16, each with a 4-bit scale and a 4-bit min in one byte. */
@@ -129,5 +124,12 @@ QC_KQUANT_ROW_DECLS(q4_k)
 QC_KQUANT_ROW_DECLS(q5_k)
 QC_KQUANT_ROW_DECLS(q6_k)
 #undef QC_KQUANT_ROW_DECLS
+
+/* ---- a solver's K-quant weight (quant.h's qc_qweight with `super`) ---------------------------
+ * One super-block of Q<bits>_K from its codes (QC_QK_K) and stored parameters sb
+ * (QC_KQ_SB_FLOATS: d, dmin, the integer scales, the integer mins), into `block` (the type's
+ * block struct). The fields are stored as given: the caller has checked them (fp16 d and dmin,
+ * integers in the type's range, codes below 2^bits). */
+void qc_gguf_kquant_pack(int bits, const uint8_t *codes, const float *sb, void *block);
 
 #endif

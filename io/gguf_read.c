@@ -286,7 +286,7 @@ static qc_status parse_tensor_info(qc_gguf_file *f, cursor *c, qc_err *e) {
             if (known)
                 return qc_fail(e, QC_ERR_UNSUPPORTED,
                                "%s: tensor '%.*s' has type %s, which qcalib does not read "
-                               "(F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q2_K to Q6_K)", f->map.path, t->name_len, t->name, known);
+                               "(F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K)", f->map.path, t->name_len, t->name, known);
             return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%.*s' has unknown type %u", f->map.path, t->name_len, t->name,
                            type);
         }

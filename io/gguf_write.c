@@ -2,8 +2,8 @@
  * (container layout in gguf.h; metadata and tensor names in ../shared/docs/GGUF.md).
  *
  * Metadata, as llama.cpp's converters write it and with the value types its loader insists
- * on (u32 integers, f32 floats): general.{architecture "llama", name, file_type (the type of
- * most linear weights), quantization_version 2, alignment 32}; llama.{context_length,
+ * on (u32 integers, f32 floats): general.{architecture "llama", name, file_type (a K-quant
+ * mix's llama_ftype when opts->ftype gives one, else the type of most linear weights), quantization_version 2, alignment 32}; llama.{context_length,
  * embedding_length, block_count, feed_forward_length (src's width, after any FFN padding),
  * rope.dimension_count = head_dim, attention.head_count, head_count_kv,
  * layer_norm_rms_epsilon, rope.freq_base, vocab_size} (+ attention.key_length and
@@ -25,7 +25,8 @@
  * them when present); last, for scaled RoPE (Llama 3's rope_scaling), rope_freqs.weight, F32
  * [head_dim / 2]: the factor llama.cpp divides each frequency by (io/rope_freqs.c), as its
  * converter writes it. A linear, or the token embedding, that src holds quantized (qweight())
- * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit);
+ * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit; a
+ * K-quant weight's super-blocks are packed as the solver left them, NaN or Inf factors refused);
  * other linears as opts->float_type of read(). An unquantized embedding and the classifier go
  * through ggml's reference quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
  * (llama.cpp's RoPE layout for this architecture; its converter permutes a Llama's HF biases
@@ -213,10 +214,12 @@ void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size) {
 static qc_status check_type(qc_gguf_type t, bool blocks_ok, const char *opt, const qc_config *c, const char *path,
                             qc_err *e) {
     const qc_gguf_type_info *ti = qc_gguf_type_info_of((uint32_t)t);
-    bool writer = t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q8_0;
+    bool writer = t == QC_GGUF_F32 || t == QC_GGUF_F16 || t == QC_GGUF_Q4_0 || t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_0 ||
+                  t == QC_GGUF_Q5_1 || t == QC_GGUF_Q8_0 || qc_gguf_type_is_k(t);
     if (!ti || !writer || (!blocks_ok && ti->quantized))
         return qc_fail(e, QC_ERR_ARG, "%s: %s %d is not one of %s", path, opt, (int)t,
-                       blocks_ok ? "F32, F16, Q4_0, Q4_1, Q8_0" : "F32, F16 (quantized linears come from the solver)");
+                       blocks_ok ? "F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K"
+                                 : "F32, F16 (quantized linears come from the solver)");
     if (c->dim % ti->block != 0)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s %s needs rows that are whole blocks of %d; dim is %d", path, opt,
                        ti->name, ti->block, c->dim);
@@ -268,7 +271,8 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
     return QC_OK;
 }
 
-/* general.file_type: the llama_ftype of the type most linear weights have. */
+/* general.file_type (unless opts->ftype gives a mix's): the llama_ftype of the type most
+ * linear weights have. */
 static uint32_t file_type(const tensor *ts, int nt) {
     int64_t count[64] = { 0 };
     const qc_gguf_type_info *best = ts[0].type;
@@ -297,7 +301,7 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
         if (len > 0) snprintf(name, sizeof name, "%.*s", (int)len, start);
     }
     kv_str(&kv, "general.name", name);
-    kv_u32(&kv, "general.file_type", file_type(ts, nt));
+    kv_u32(&kv, "general.file_type", o->ftype > 0 ? (uint32_t)o->ftype : file_type(ts, nt));
     kv_u32(&kv, "general.quantization_version", 2);
     kv_u32(&kv, "general.alignment", QC_GGUF_ALIGNMENT);
     kv_u32(&kv, "llama.vocab_size", (uint32_t)c->vocab_size);
@@ -421,8 +425,10 @@ qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc
     if (!st) st = qc_out_commit(&of, e);
     else qc_out_abort(&of);
     if (!st) { /* e.g. "linears 30 Q4_0 + 5 F32" */
-        static const qc_gguf_type kinds[] = { QC_GGUF_F32, QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q4_1, QC_GGUF_Q8_0 };
-        char lin[160] = "";
+        static const qc_gguf_type kinds[] = { QC_GGUF_F32,  QC_GGUF_F16,  QC_GGUF_Q4_0, QC_GGUF_Q4_1,
+                                              QC_GGUF_Q5_0, QC_GGUF_Q5_1, QC_GGUF_Q8_0, QC_GGUF_Q2_K,
+                                              QC_GGUF_Q3_K, QC_GGUF_Q4_K, QC_GGUF_Q5_K, QC_GGUF_Q6_K };
+        char lin[400] = "";
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             int cnt = 0, nq = 0;
             for (int i = 0; i < nt; i++)

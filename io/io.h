@@ -355,12 +355,45 @@ qc_status qc_awq_check_shape(const char *name, int rows, int cols, int groupsize
 
 /* GGUF for llama.cpp (../shared/docs/GGUF.md). Block types are ggml's own type ids. */
 typedef enum qc_gguf_type {
-    QC_GGUF_F32 = 0, QC_GGUF_F16 = 1, QC_GGUF_Q4_0 = 2, QC_GGUF_Q4_1 = 3, QC_GGUF_Q8_0 = 8,
+    QC_GGUF_F32 = 0, QC_GGUF_F16 = 1, QC_GGUF_Q4_0 = 2, QC_GGUF_Q4_1 = 3, QC_GGUF_Q5_0 = 6, QC_GGUF_Q5_1 = 7,
+    QC_GGUF_Q8_0 = 8,
+    QC_GGUF_Q2_K = 10, QC_GGUF_Q3_K = 11, QC_GGUF_Q4_K = 12, QC_GGUF_Q5_K = 13, QC_GGUF_Q6_K = 14,
 } qc_gguf_type;
 
-const char *qc_gguf_type_name(qc_gguf_type t); /* "Q4_0", ... */
-bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "f16", ... */
+const char *qc_gguf_type_name(qc_gguf_type t); /* "Q4_0", "Q4_K", ... */
+/* llama.cpp's tensor name of a weight: "token_embd.weight", "blk.3.attn_q.weight", ... */
+void qc_gguf_tensor_name(qc_weight w, int layer, char *buf, size_t size);
+bool qc_gguf_type_parse(const char *name, qc_gguf_type *t); /* "q4_0", "Q4_0", "f16", "q6_k", ... */
 double qc_gguf_type_bits(qc_gguf_type t); /* bits per weight its blocks take: Q4_0 4.5, F16 16, ...; 0: unknown */
+int qc_gguf_type_block(qc_gguf_type t);   /* weights per block: 32, 256 for the K-quants, 1 for F16/F32 */
+/* Whether t is a K-quant (Q2_K..Q6_K), and its bits (Q<bits>_K). */
+static inline bool qc_gguf_type_is_k(qc_gguf_type t) { return t >= QC_GGUF_Q2_K && t <= QC_GGUF_Q6_K; }
+static inline int qc_gguf_k_bits(qc_gguf_type t) { return (int)t - QC_GGUF_Q2_K + 2; }
+
+/* The K-quant fitter solvers get through their spec (quant.h's qc_kquant_fit_fn): llama.cpp's
+ * reference quantizer of Q<bits>_K (imp NULL: byte for byte what `llama-quantize --pure`
+ * writes for the same values) or its importance-weighted one, its block unpacked into
+ * qc_qweight's K-quant layout. */
+void qc_gguf_kquant_fit(int bits, const float *x, const float *imp, uint8_t *codes, float *scales, float *zeros,
+                        float *mins, float *sb);
+
+/* ---- llama.cpp's K-quant mixes (gguf_mix.c) ----
+ * A mix (`--gguf-type q4_k_m`) is llama-quantize's ftype: a default type and per-tensor rules
+ * for the Llama architecture (attn_v, ffn_down, attn_output, output, token_embd). */
+typedef struct qc_gguf_mix qc_gguf_mix;
+/* The mix or single type named `name` ("q4_k_m", "Q3_K_S", "q6_k", ...); NULL: no such mix. */
+const qc_gguf_mix *qc_gguf_mix_find(const char *name);
+const char *qc_gguf_mix_name(const qc_gguf_mix *m);     /* "Q4_K_M" */
+int qc_gguf_mix_ftype(const qc_gguf_mix *m);            /* general.file_type (llama_ftype) */
+qc_gguf_type qc_gguf_mix_default(const qc_gguf_mix *m); /* the type of the tensors no rule names */
+/* The type the mix gives weight w (a linear, QC_W_EMBED or QC_W_CLASSIFIER) of block `layer`
+ * in a model of config c, before shape fallbacks (llama_tensor_get_type's choice). */
+qc_gguf_type qc_gguf_mix_type(const qc_gguf_mix *m, const qc_config *c, qc_weight w, int layer);
+/* llama.cpp's type for a tensor of type t whose rows hold cols values: t itself when they are
+ * whole blocks of t; else its fallback, Q4_0 for Q2_K and Q3_K, Q5_0 for Q4_K, Q5_1 for Q5_K,
+ * Q8_0 for Q6_K (tensor_type_fallback), *name its ggml name; -1 when even that does not fit
+ * (llama.cpp then writes F16), *name the fallback's. */
+int qc_gguf_fallback(qc_gguf_type t, int cols, const char **name);
 
 typedef struct qc_gguf_export_opts {
     qc_gguf_type float_type;   /* for linears src holds unquantized (F32 or F16) */
@@ -369,11 +402,15 @@ typedef struct qc_gguf_export_opts {
     const qc_tokenizer *tok;       /* the vocabulary, for the tokenizer metadata (required) */
     const char *name;          /* the model's path: general.name is its last part without a
                                   .bin/.safetensors/.gguf ("stories260K"), however it is spelled */
+    int ftype;                 /* > 0: general.file_type (a mix's llama_ftype); 0: the type most
+                                  linear weights have */
 } qc_gguf_export_opts;
 
 /* A quantized linear, or a quantized token embedding (qweight() of QC_W_EMBED), becomes
  * blocks of its own type: 4-bit symmetric groups of 32 with zero 8 are Q4_0 (d = scale), 4-bit
- * groups with mins are Q4_1 (d = scale, m = min), 8-bit symmetric groups of 32 are Q8_0; its
+ * groups with mins are Q4_1 (d = scale, m = min), 5-bit ones Q5_0 (zero 16) and Q5_1 (mins),
+ * 8-bit symmetric groups of 32 are Q8_0, a
+ * K-quant weight (super set) is Q<bits>_K with its stored factors (NaN or Inf refused); its
  * scales (and mins) must already be fp16 values, so that the file holds exactly the weights
  * the solver compensated for; one that fits none is refused. output.weight always comes from
  * read(), in output_type. */
@@ -414,7 +451,8 @@ typedef struct qc_synth {
     uint64_t seed;
 } qc_synth;
 
-/* The config of a named shape: "tiny" (128 wide, 2 blocks, tests), "1b" (2048 wide, 16 blocks,
+/* The config of a named shape: "tiny" (128 wide, 2 blocks, tests), "tiny256" (256 wide, 8
+ * blocks, FFN 768: GGUF K-quant tests), "1b" (2048 wide, 16 blocks,
  * FFN 5632, vocab 32000) or "7b" (Llama-2-7B); false for another name. */
 bool qc_synth_shape(const char *name, qc_config *c);
 /* Weights generated on read, one tensor at a time (deterministic, thread-count independent). */

@@ -26,6 +26,11 @@ static const struct {
     /* tiny: a small model for tests, with grouped-query attention and an FFN that 32-blocks tile */
     { "tiny", { .dim = 128, .hidden_dim = 352, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32,
                 .vocab_size = 512, .seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f } },
+    /* tiny256: rows that GGUF K-quants' 256-value super-blocks tile (width and FFN multiples of
+     * 256), 8 blocks (llama.cpp's mixes vary their types along the blocks) and 4 query heads per
+     * KV head (its n_gqa >= 4 rules) */
+    { "tiny256", { .dim = 256, .hidden_dim = 768, .n_layers = 8, .n_heads = 4, .n_kv_heads = 1, .head_dim = 64,
+                   .vocab_size = 512, .seq_len = 256, .norm_eps = 1e-5f, .rope_theta = 10000.0f } },
     /* 1b: 2048 wide, 16 blocks, FFN 5632, 32000 tokens (TinyLlama's width and FFN, fewer blocks,
      * full multi-head attention) */
     { "1b", { .dim = 2048, .hidden_dim = 5632, .n_layers = 16, .n_heads = 16, .n_kv_heads = 16, .head_dim = 128,

@@ -14,7 +14,8 @@
  * one does. GGUF is never chosen unasked, since its block types would replace the group size
  * and symmetry asked for and quantize the embedding and the classifier besides.
  *
- * GGUF's linear type: --gguf-type, else from the settings given: 8 bits → q8_0; 4 bits (or
+ * GGUF's linear type: --gguf-type (a K-quant mix or type: its default type, settings given
+ * must be the type's own), else from the settings given: 8 bits → q8_0; 4 bits (or
  * none given) → q4_1 when asymmetry was asked for explicitly (a recipe's "sym": false), else
  * q4_0, GGUF's usual type. A setting given explicitly that the chosen format or type cannot
  * hold is an error naming both (QC_ERR_ARG): --format gguf with --groupsize 128, --gguf-type
@@ -36,17 +37,41 @@ static const char *given_text(const qc_given *g, bool boolean, char *buf, size_t
     return buf;
 }
 
+/* A K-quant --gguf-type (a mix, or a single type): the mix's default type; settings given must
+ * be the type's own (bits Q<bits>_K, its sub-block as groupsize, its symmetry). */
+static qc_status gguf_kquant(const qc_format_ask *a, const qc_gguf_mix *mix, qc_format_choice *c, qc_err *e) {
+    char t[96];
+    c->gguf_mix = mix;
+    c->gguf_type = qc_gguf_mix_default(mix);
+    int bits = qc_gguf_k_bits(c->gguf_type), sub = bits == 4 || bits == 5 ? 32 : 16;
+    bool sym = bits == 3 || bits == 6;
+    if (a->bits.from && a->bits.value != bits)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s's linears are %s by default (a recipe rule's bits choose another "
+                       "type per module): %s contradicts it", a->gguf_type, qc_gguf_type_name(c->gguf_type),
+                       given_text(&a->bits, false, t, sizeof t));
+    if (a->groupsize.from && a->groupsize.value != sub)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s stores sub-blocks of %d in super-blocks of 256: %s contradicts it",
+                       a->gguf_type, sub, given_text(&a->groupsize, false, t, sizeof t));
+    if (a->sym.from && a->sym.value != sym)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s is %s: %s contradicts it", a->gguf_type,
+                       sym ? "symmetric" : "asymmetric (with mins)", given_text(&a->sym, true, t, sizeof t));
+    return QC_OK;
+}
+
 /* GGUF's linear type for what was given; `how` names what chose GGUF ("--format gguf"). */
 static qc_status gguf_type(const qc_format_ask *a, const char *how, qc_format_choice *c, qc_err *e) {
     char t[96];
+    const qc_gguf_mix *mix = a->gguf_type ? qc_gguf_mix_find(a->gguf_type) : NULL;
+    if (mix) return gguf_kquant(a, mix, c, e);
     if (a->groupsize.from && a->groupsize.value != qc_format_row_of(QC_FMT_GGUF)->groupsize)
         return qc_fail(e, QC_ERR_ARG, "%s stores blocks of 32: %s contradicts it", how,
                        given_text(&a->groupsize, false, t, sizeof t));
     if (a->gguf_type) {
         if (!qc_gguf_type_parse(a->gguf_type, &c->gguf_type) ||
             (c->gguf_type != QC_GGUF_Q4_0 && c->gguf_type != QC_GGUF_Q4_1 && c->gguf_type != QC_GGUF_Q8_0))
-            return qc_fail(e, QC_ERR_ARG, "--gguf-type '%s': expected q4_0, q4_1 or q8_0 (for f16/f32 files: qcalib "
-                           "convert --to gguf)", a->gguf_type);
+            return qc_fail(e, QC_ERR_ARG, "--gguf-type '%s': expected q4_0, q4_1, q8_0, a K-quant (q3_k, q4_k, q5_k) or "
+                           "llama.cpp's mixes q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k (for "
+                           "f16/f32 files: qcalib convert --to gguf)", a->gguf_type);
         int bits = c->gguf_type == QC_GGUF_Q8_0 ? 8 : 4;
         bool sym = c->gguf_type != QC_GGUF_Q4_1;
         if (a->bits.from && a->bits.value != bits)

@@ -4,8 +4,9 @@
  * whether it holds a quantized embedding or biases, its padding rule, its writer and what
  * reads it back, how its file's bits per weight are counted, and for the formats convert
  * writes (hf, gguf, llama2c) the full-precision writer and the types it stores. The rules that cannot be a
- * field are the row's functions, defined above the table in the row's order; a new format
- * (GGUF's K-quants) is a new row and nothing else.
+ * field are the row's functions, defined above the table in the row's order; a new format is
+ * a new row and nothing else (GGUF's K-quants are types of the gguf row: its functions ask
+ * io/gguf_mix.c's table which type each tensor of a mix gets).
  *
  * The spec rules (README "Output formats"): explicit settings the format cannot hold are
  * QC_ERR_ARG naming both; the solver quantizes with exactly what the file stores (fp16
@@ -128,32 +129,129 @@ static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_expo
 
 /* ---- gguf ---- */
 
-/* The solver settings whose results GGUF stores as block type t (q4_0, q4_1 or q8_0). */
+/* The solver settings whose results GGUF stores as block type t: q4_0, q4_1, q8_0, or the
+ * K-quants' fallbacks q5_0, q5_1 (groups of 32; signed scales for q4_0 and q5_0), or a
+ * K-quant Q<bits>_K (sub-blocks of 16 or 32 in super-blocks of 256, fitted by io/'s K-quant
+ * fitter: round-to-nearest runs llama.cpp's reference quantizer, GPTQ its importance-weighted
+ * one on the compensated weights, docs/kquant-gptq.md). */
 static qc_quant_spec gguf_block_spec(qc_gguf_type t, bool mse) {
-    return (qc_quant_spec){ .bits = t == QC_GGUF_Q8_0 ? 8 : 4, .groupsize = 32, .sym = t != QC_GGUF_Q4_1, .mse = mse,
-                            .f16_scales = true, .store_min = t == QC_GGUF_Q4_1, .signed_scale = t == QC_GGUF_Q4_0 };
+    if (qc_gguf_type_is_k(t)) {
+        int bits = qc_gguf_k_bits(t);
+        bool mins = bits == 2 || bits == 4 || bits == 5;
+        return (qc_quant_spec){ .bits = bits, .groupsize = bits == 4 || bits == 5 ? 32 : 16, .sym = !mins,
+                                .f16_scales = true, .store_min = mins, .kquant = qc_gguf_kquant_fit };
+    }
+    bool mins = t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_1;
+    return (qc_quant_spec){ .bits = t == QC_GGUF_Q8_0 ? 8 : t == QC_GGUF_Q5_0 || t == QC_GGUF_Q5_1 ? 5 : 4, .groupsize = 32,
+                            .sym = !mins, .mse = mse, .f16_scales = true, .store_min = mins,
+                            .signed_scale = t == QC_GGUF_Q4_0 || t == QC_GGUF_Q5_0 };
 }
 
-/* The block type: qc_format_choose's, which checked it against the options. */
+/* The block type: qc_format_choose's, which checked it against the options. A K-quant mix's
+ * embedding and output types depend on the model's width; qc_job_gguf_mix sets them once it
+ * is open. */
 static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
-    j->gguf_linear = j->chosen.gguf_type, j->gguf_embed = j->gguf_linear;
+    j->gguf_linear = j->chosen.gguf_type, j->gguf_embed = j->gguf_linear, j->gguf_mix = j->chosen.gguf_mix;
     if (j->s.gguf_embed_type && !qc_gguf_type_parse(j->s.gguf_embed_type, &j->gguf_embed))
-        return qc_fail(e, QC_ERR_ARG, "--gguf-embed-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", j->s.gguf_embed_type);
+        return qc_fail(e, QC_ERR_ARG, "--gguf-embed-type '%s': expected q4_0, q4_1, q8_0, q2_k..q6_k, f16 or f32",
+                       j->s.gguf_embed_type);
     if (!qc_gguf_type_parse(j->s.gguf_output_type, &j->gguf_output))
-        return qc_fail(e, QC_ERR_ARG, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, f16 or f32", j->s.gguf_output_type);
+        return qc_fail(e, QC_ERR_ARG, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, q2_k..q6_k, f16 or f32",
+                       j->s.gguf_output_type);
     *sp = gguf_block_spec(j->gguf_linear, j->s.mse);
+    const qc_method_info *mi = qc_method_info_of(j->o.method);
+    if (j->gguf_mix && mi->awq)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --method %s into K-quant blocks is not implemented; --method "
+                       "rtn (llama.cpp's reference quantizer) or gptq (docs/kquant-gptq.md)", j->s.gguf_type, j->s.method);
+    if (j->gguf_mix && j->s.mse)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quants choose their scales by llama.cpp's own search; --mse "
+                       "does not apply", j->s.gguf_type);
+    if (j->gguf_mix && j->s.observe)
+        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --observe is not supported with K-quants (--target-bpw chooses "
+                       "among Q3_K..Q6_K)", j->s.gguf_type);
     if (j->s.act_order && !j->s.static_groups)
-        return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous 32-wide blocks: --act-order needs --static-groups");
+        return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous %s: --act-order needs --static-groups",
+                       j->gguf_mix ? "256-wide K-quant super-blocks" : "32-wide blocks");
     return QC_OK;
 }
 
+/* A linear's own type. In a K-quant run a recipe rule's bits choose the type (2..6: Q<bits>_K,
+ * 8: Q8_0; its groupsize and sym are then the type's own); else blocks of 32 as before. */
 static qc_status gguf_module_spec(const qc_job *j, int bits, int gs, bool sym, qc_quant_spec *out, qc_err *e) {
+    if (j->gguf_mix) {
+        if ((bits < 2 || bits > 6) && bits != 8)
+            return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: a module's bits choose its type, 2..6 (Q2_K..Q6_K) or 8 "
+                           "(Q8_0), not %d", j->s.gguf_type, bits);
+        *out = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : (qc_gguf_type)(QC_GGUF_Q2_K + bits - 2), false);
+        return QC_OK;
+    }
     if (gs != j->fmt->groupsize || !qc_format_holds_bits(j->fmt, bits) || (bits == 8 && !sym))
         return qc_fail(e, QC_ERR_ARG, "--format gguf stores blocks of 32 as q4_0 (4-bit symmetric), q4_1 (4-bit) or "
                        "q8_0 (8-bit symmetric): %d bits in groups of %d%s cannot be stored", bits, gs,
                        sym ? " symmetric" : "");
     *out = gguf_block_spec(bits == 8 ? QC_GGUF_Q8_0 : sym ? QC_GGUF_Q4_0 : QC_GGUF_Q4_1, j->base_spec.mse);
     return QC_OK;
+}
+
+/* The type of a spec GGUF stores (the inverse of gguf_block_spec). */
+static qc_gguf_type spec_type(const qc_quant_spec *s) {
+    if (s->kquant) return (qc_gguf_type)(QC_GGUF_Q2_K + s->bits - 2);
+    if (s->bits == 5) return s->store_min ? QC_GGUF_Q5_1 : QC_GGUF_Q5_0;
+    return s->bits == 8 ? QC_GGUF_Q8_0 : s->store_min ? QC_GGUF_Q4_1 : QC_GGUF_Q4_0;
+}
+
+/* Where a tensor whose rows are not whole blocks of its type goes: llama.cpp's fallback
+ * (reported: the console and summary.json), or, when not even that fits (llama.cpp would
+ * write F16), an error naming the tensor and the widening that makes it fit. */
+static qc_status gguf_fit(qc_job *j, const char *tensor, int cols, qc_gguf_type *t, qc_err *e) {
+    const char *fb_name = NULL;
+    int fb = qc_gguf_fallback(*t, cols, &fb_name);
+    if (fb == (int)*t) return QC_OK;
+    if (fb < 0)
+        return qc_fail(e, QC_ERR_ARG, "%s: rows of %d values are not whole %d-value blocks of %s, and %s "
+                       "(llama.cpp's fallback for it) does not fit either; widen the model first: qcalib convert "
+                       "--pad-to 256", tensor, cols, qc_gguf_type_block(*t), qc_gguf_type_name(*t), fb_name);
+    qc_logf(j->log, QC_LOG_WARN, "%s: rows of %d are not whole %d-blocks of %s: %s instead (llama.cpp's fallback)", tensor,
+            cols, qc_gguf_type_block(*t), qc_gguf_type_name(*t), fb_name);
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "tensor", tensor) ||
+        !cJSON_AddStringToObject(o, "type", qc_gguf_type_name(*t)) || !cJSON_AddStringToObject(o, "fallback", fb_name) ||
+        !cJSON_AddItemToArray(j->gguf_fallbacks, o)) {
+        cJSON_Delete(o);
+        return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    }
+    *t = (qc_gguf_type)fb;
+    return QC_OK;
+}
+
+qc_status qc_job_gguf_mix(qc_job *j, const qc_config *c, qc_err *e) {
+    if (!j->gguf_mix) return QC_OK;
+    cJSON_Delete(j->gguf_fallbacks);
+    if (!(j->gguf_fallbacks = cJSON_CreateArray())) return qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    char name[96];
+    qc_status st = QC_OK;
+    for (int l = 0; l < c->n_layers && !st; l++)
+        for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
+            qc_module_quant *mq = &j->mods[(size_t)l * QC_LIN_COUNT + lin];
+            qc_weight w = qc_linear_weight((qc_linear)lin);
+            if (mq->keep_f16 || j->o.keep_f16[lin]) continue; /* a recipe's skip, --gguf-no-pad */
+            qc_gguf_type t = mq->pinned ? spec_type(&mq->spec) : qc_gguf_mix_type(j->gguf_mix, c, w, l);
+            int rows, cols;
+            qc_weight_shape(c, w, &rows, &cols);
+            qc_gguf_tensor_name(w, l, name, sizeof name);
+            if (j->s.target_bpw > 0 && !mq->pinned && cols % QC_KQ_SUPER != 0) /* its candidates are K-quants */
+                st = qc_fail(e, QC_ERR_ARG, "--target-bpw with --gguf-type %s chooses among Q3_K..Q6_K, which need rows "
+                             "of whole 256-value super-blocks: %s has rows of %d (qcalib convert --pad-to 256)",
+                             j->s.gguf_type, name, cols);
+            else if (!(st = gguf_fit(j, name, cols, &t, e))) mq->spec = gguf_block_spec(t, false);
+        }
+    /* the embedding and output (read and quantized by the writer), unless given */
+    qc_gguf_type et = qc_gguf_mix_type(j->gguf_mix, c, QC_W_EMBED, 0), ot = qc_gguf_mix_type(j->gguf_mix, c, QC_W_CLASSIFIER, 0);
+    if (!st && !j->s.gguf_embed_type && !j->s.embed_bits && !(st = gguf_fit(j, "token_embd.weight", c->dim, &et, e)))
+        j->gguf_embed = et;
+    if (!st && !j->given.gguf_output_type && !(st = gguf_fit(j, "output.weight", c->dim, &ot, e))) j->gguf_output = ot;
+    j->desc.gguf_embed = j->gguf_embed, j->desc.gguf_output = j->gguf_output;
+    return st;
 }
 
 static qc_status gguf_embed_spec(qc_job *j, const qc_quant_spec *lin, qc_quant_spec *es, qc_err *e) {
@@ -168,6 +266,7 @@ static qc_status gguf_embed_spec(qc_job *j, const qc_quant_spec *lin, qc_quant_s
     return QC_OK;
 }
 
+/* FFN widths padded to 32: the legacy types' blocks, and the K-quants' fallbacks. */
 static int gguf_pad(const qc_quant_spec *s) { return 32; }
 
 static qc_status gguf_check_model(const qc_format_run *r, qc_err *e) {
@@ -175,6 +274,10 @@ static qc_status gguf_check_model(const qc_format_run *r, qc_err *e) {
 }
 
 static qc_status gguf_check_linear(const char *name, int rows, int cols, const qc_quant_spec *s, qc_err *e) {
+    if (s->kquant && cols % QC_KQ_SUPER == 0) return QC_OK;
+    if (s->kquant)
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rows of %d values are not whole super-blocks of %d (Q%d_K); widen the "
+                       "model first: qcalib convert --pad-to 256", name, cols, QC_KQ_SUPER, s->bits);
     if (s->groupsize == 32 && cols % 32 == 0) return QC_OK;
     return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: rows of %d values in groups of %d are not whole 32-wide blocks (%s)", name,
                    cols, s->groupsize, cols % 32 ? "--gguf-no-pad keeps such linears F16" : "groups of 32 only");
@@ -192,12 +295,14 @@ static void gguf_describe(const qc_run_desc *d, cJSON *s) {
     cJSON_AddStringToObject(s, "gguf_embed_type", qc_gguf_type_name(d->gguf_embed));
     cJSON_AddStringToObject(s, "gguf_output_type", qc_gguf_type_name(d->gguf_output));
     cJSON_AddBoolToObject(s, "gguf_no_pad", d->gguf_no_pad);
+    if (d->gguf_mix) cJSON_AddStringToObject(s, "gguf_mix", qc_gguf_mix_name(d->gguf_mix));
 }
 
 static qc_status gguf_write(const qc_format_write *w, qc_err *e) {
     char *path = model_file(w, "model.gguf", e);
     if (!path) return QC_ERR_NOMEM;
-    qc_gguf_export_opts go = { QC_GGUF_F16, w->job->gguf_embed, w->job->gguf_output, w->tok, w->model_name };
+    qc_gguf_export_opts go = { QC_GGUF_F16, w->job->gguf_embed, w->job->gguf_output, w->tok, w->model_name,
+                               w->job->gguf_mix ? qc_gguf_mix_ftype(w->job->gguf_mix) : 0 };
     qc_status st = qc_export_gguf(w->src, path, &go, w->log, e);
     free(path);
     return st;
@@ -293,7 +398,7 @@ static qc_status gguf_convert(const qc_convert_write *w, qc_err *e) {
     qc_tokenizer tok = { 0 };
     qc_gguf_type t = w->t->dtype == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;
     qc_status st = qc_checkpoint_require_tokenizer(w->s->tokenizer, w->ck, &tok, e);
-    qc_gguf_export_opts o = { t, t, t, &tok, w->s->model };
+    qc_gguf_export_opts o = { t, t, t, &tok, w->s->model, 0 };
     if (!st) st = qc_export_gguf(w->src, w->s->out, &o, w->log, e);
     qc_tokenizer_free(&tok);
     return st;
@@ -347,7 +452,8 @@ static const qc_format_row rows[QC_FMT_COUNT] = {
         .spec = gguf_spec, .module_spec = gguf_module_spec, .embed_spec = gguf_embed_spec, .pad = gguf_pad,
         .pad_optional = true, .check_model = gguf_check_model, .check_linear = gguf_check_linear, .stored_f16 = gguf_f16,
         .describe = gguf_describe, .write = gguf_write,
-        .reader = "GGUF v3 (q4_0, q4_1, q8_0, f16, f32 tensors; the vocabulary in llama2.c's layout)",
+        .reader = "GGUF v3 (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k..q6_k, f16, f32 tensors; the vocabulary in llama2.c's "
+                  "layout)",
         .carries_vocab = true, .tokenizer_json = 1,
         .bpw = gguf_bpw, .bpw_note = "", .bpw_index = false,
         .convert = gguf_convert, .convert_dtypes = QC_BITS(QC_DT_F32) | QC_BITS(QC_DT_F16), .reads_as = "gguf",

@@ -15,6 +15,9 @@ struct qc_job {
     const qc_format_row *fmt;
     qc_format_choice chosen; /* the format, and why */
     qc_gguf_type gguf_linear, gguf_embed, gguf_output;
+    const qc_gguf_mix *gguf_mix; /* a K-quant --gguf-type, its mix; NULL: none */
+    struct cJSON *gguf_fallbacks; /* with a mix: [{"tensor", "type", "fallback"}] of the tensors whose
+                                     rows are not whole blocks of their type (summary.json) */
     qc_quant_spec base_spec; /* o.spec, what module settings start from */
     int act_bits;
     char act_text[16];       /* the recipe's act_bits as "aN" */
@@ -41,6 +44,11 @@ struct qc_job {
 
 /* The spec a linear gets for (bits, groupsize, sym) in the job's format (qc_recipe_spec_fn). */
 qc_status qc_job_module_spec(void *job, int bits, int groupsize, bool sym, qc_quant_spec *out, qc_err *e);
+/* A K-quant mix (j->gguf_mix) laid over the module settings on the open model's config c: each
+ * linear the recipe did not pin gets the mix's type, each tensor whose rows are not whole
+ * blocks of its type llama.cpp's fallback (logged, and listed in j->gguf_fallbacks) or an error
+ * naming it; the embedding and output types unless given. No mix: nothing. */
+qc_status qc_job_gguf_mix(qc_job *j, const qc_config *c, qc_err *e);
 /* Whether the folder's tokenizer is a tokenizer.json (else tokenizer.bin), for input ck. */
 bool qc_job_tokenizer_json(const qc_job *j, const qc_checkpoint *ck);
 

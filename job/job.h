@@ -125,7 +125,8 @@ typedef struct qc_format_ask {
 
 typedef struct qc_format_choice {
     qc_out_format format;
-    qc_gguf_type gguf_type;   /* format gguf: the linears' block type (q4_0, q4_1, q8_0) */
+    qc_gguf_type gguf_type;   /* format gguf: the linears' block type (q4_0, q4_1, q8_0; a mix's default) */
+    const qc_gguf_mix *gguf_mix; /* format gguf with a K-quant --gguf-type: its mix (per-tensor types); NULL: none */
     char reason[512];         /* why this format: for the console and summary.json */
 } qc_format_choice;
 
@@ -167,6 +168,7 @@ typedef struct qc_run_desc {
     const char *format_reason;  /* qc_format_choice's */
     int checkpoint_format;      /* gptq: 1 (qzeros hold zero - 1) or 2 */
     qc_gguf_type gguf_linear, gguf_embed, gguf_output; /* gguf: the block types */
+    const qc_gguf_mix *gguf_mix; /* gguf: the K-quant mix, or NULL */
     bool gguf_no_pad;           /* gguf: FFN rows that are not whole blocks stay F16, unpadded */
     int act_bits;               /* the runtime quantizes activations to this many bits; 0: not */
     double target_bpw;          /* mixed precision's budget; 0: none */
@@ -334,7 +336,7 @@ typedef struct qc_job_summary {
 
 const qc_job_summary *qc_job_summary_of(const qc_job *j);
 
-/* "w4g128", or "w8" for one group per row: a spec for logs. */
+/* "w4g128", or "w8" for one group per row, "q4_k" for a GGUF K-quant: a spec for logs. */
 void qc_spec_name(const qc_quant_spec *s, char *buf, size_t size);
 
 #endif

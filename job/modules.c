@@ -1,5 +1,5 @@
 /* modules.c — per-linear settings of a job: the recipe's rules checked against the model and
- * the format, the candidate settings of --target-bpw the format can store, the measuring pass
+ * the format, a GGUF K-quant mix's per-tensor types under them, the candidate settings of --target-bpw the format can store, the measuring pass
  * and the choice (with its table, mixed_precision.csv), and whether the choices keep the
  * linears a runtime fuses alike. */
 #include "job/internal.h"
@@ -8,23 +8,36 @@
 #include <stdlib.h>
 
 qc_status qc_job_resolve_modules(qc_job *j, const qc_model *m, qc_err *e) {
-    if (!j->recipe.nrules && !(j->s.target_bpw > 0) && !j->s.observe) return QC_OK;
+    if (!j->recipe.nrules && !(j->s.target_bpw > 0) && !j->s.observe && !j->gguf_mix) return QC_OK;
     size_t n = (size_t)m->cfg.n_layers * QC_LIN_COUNT;
+    free(j->mods);
     if (!(j->mods = qc_calloc(n, sizeof *j->mods, e, "module settings"))) return QC_ERR_NOMEM;
     qc_status st = qc_recipe_modules(&j->recipe, &m->cfg, &j->o.spec, qc_job_module_spec, j, j->mods, e);
     for (size_t i = 0; i < n && !st; i++)
         if (j->mods[i].keep_f16 && !j->fmt->keeps_f16)
             st = qc_fail(e, QC_ERR_ARG, "--format %s cannot hold unquantized linears: the recipe's skip list needs --format "
                          "gptq, gguf or fake", j->fmt->name);
+    if (!st) st = qc_job_gguf_mix(j, &m->cfg, e);
     j->o.modules = j->mods;
     return st;
 }
 
 /* 3, 4, 8 bits × groups of 32, 128 (the run's symmetry, else the other one: GGUF's 8-bit
- * blocks are symmetric only). */
+ * blocks are symmetric only); with a GGUF K-quant mix, Q3_K, Q4_K, Q5_K and Q6_K. */
 int qc_job_mixed_candidates(const qc_job *j, qc_quant_spec *c) {
-    static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 };
+    static const int bits[] = { 3, 4, 8 }, gs[] = { 32, 128 }, kbits[] = { 3, 4, 5, 6 };
     int n = 0;
+    if (j->gguf_mix) {
+        for (int b = 0; b < 4; b++) {
+            qc_err ignored;
+            qc_quant_spec s;
+            if (!j->fmt->module_spec(j, kbits[b], 0, false, &s, &ignored)) {
+                if (c) c[n] = s;
+                n++;
+            }
+        }
+        return n;
+    }
     for (int b = 0; b < 3; b++)
         for (int g = 0; g < 2; g++)
             for (int flip = 0; flip < 2; flip++) {
@@ -60,7 +73,8 @@ int qc_job_split_sites(const qc_job *j, const qc_config *c) {
 }
 
 void qc_spec_name(const qc_quant_spec *s, char *buf, size_t size) {
-    if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
+    if (s->kquant) snprintf(buf, size, "q%d_k", s->bits);
+    else if (s->groupsize > 0) snprintf(buf, size, "w%dg%d", s->bits, s->groupsize);
     else snprintf(buf, size, "w%d", s->bits);
 }
 

@@ -59,6 +59,8 @@ void qc_job_summary_json(qc_job *j, cJSON *s, const qc_quantized *q) {
     cJSON_AddNumberToObject(s, "max_rel_err", max);
     cJSON_AddNumberToObject(s, "damping_raised", retried);
     cJSON_AddNumberToObject(s, "fallbacks", fallbacks);
+    if (j->gguf_fallbacks) /* tensors given llama.cpp's fallback type (a K-quant mix) */
+        cJSON_AddItemToObject(s, "gguf_fallbacks", cJSON_Duplicate(j->gguf_fallbacks, true));
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
     double solve = 0;
     for (int i = 0; i < q->nreports; i++) solve += q->reports[i].seconds;

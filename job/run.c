@@ -183,7 +183,7 @@ qc_status qc_job_run(qc_job *j, const qc_job_hooks *h, qc_err *e) {
     if (!st) st = find_tokenizer(j, m, &tok, &have_tok, e);
     if (!st) usage = (st = qc_job_resolve_modules(j, m, e)) == QC_ERR_ARG;
     if (!st) {
-        qc_gguf_export_opts go = { QC_GGUF_F16, j->gguf_embed, j->gguf_output, have_tok ? &tok : NULL, s->model };
+        qc_gguf_export_opts go = { QC_GGUF_F16, j->gguf_embed, j->gguf_output, have_tok ? &tok : NULL, s->model, 0 };
         qc_format_run fr = { j->fmt->format, &m->cfg, s->model, m->ck, o, &go };
         usage = (st = qc_format_check_run(&fr, e)) != QC_OK;
     }
@@ -265,6 +265,7 @@ void qc_job_free(qc_job *j) {
     cJSON_Delete(j->json);
     free(j->evals);
     free(j->mods);
+    cJSON_Delete(j->gguf_fallbacks);
     free(j->mixed_csv);
     free(j->recipe_text);
     qc_recipe_free(&j->recipe);

@@ -152,6 +152,7 @@ static void describe(qc_job *j) {
     j->desc = (qc_run_desc){ .opts = &j->o, .percdamp = s->percdamp, .format = j->fmt->format, .format_reason = j->chosen.reason,
                              .checkpoint_format = strcmp(s->checkpoint_format, "v2") == 0 ? 2 : 1,
                              .gguf_linear = j->gguf_linear, .gguf_embed = j->gguf_embed, .gguf_output = j->gguf_output,
+                             .gguf_mix = j->gguf_mix,
                              .gguf_no_pad = s->gguf_no_pad, .act_bits = j->act_bits, .target_bpw = s->target_bpw,
                              .observe = (int)s->observe, .per_linear = s->per_linear, .calib = s->calib,
                              .ncalib = s->ncalib, .calib_tokens = s->calib_tokens, .seed = (uint64_t)s->seed };

@@ -39,6 +39,14 @@ qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
         return qc_fail(e, QC_ERR_ARG, "AWQ-style parameters are asymmetric, without --mse or stored minima");
     if (s->bits < 2 || s->bits > 8)
         return qc_fail(e, QC_ERR_ARG, "--wbits %d: supported widths are 2 to 8 bits", s->bits);
+    if (s->kquant) {
+        bool mins = s->bits == 2 || s->bits == 4 || s->bits == 5;
+        int sub = s->bits == 4 || s->bits == 5 ? 32 : 16;
+        if (s->bits > 6 || s->groupsize != sub || s->sym == mins || s->store_min != mins || s->mse || s->awq_range ||
+            s->signed_scale || s->zero_from_one)
+            return qc_fail(e, QC_ERR_ARG, "K-quant Q%d_K: not a K-quant type, or settings it does not have (sub-blocks "
+                           "of %d, %s)", s->bits, sub, mins ? "with mins" : "symmetric");
+    }
     if (s->groupsize < -1)
         return qc_fail(e, QC_ERR_ARG, "--groupsize %d: expected a positive number of columns, or -1 (or 0) for one group per row",
                        s->groupsize);
@@ -48,7 +56,7 @@ qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
 bool qc_quant_spec_same(const qc_quant_spec *a, const qc_quant_spec *b) {
     return a->bits == b->bits && a->groupsize == b->groupsize && a->sym == b->sym && a->mse == b->mse &&
            a->f16_scales == b->f16_scales && a->store_min == b->store_min && a->signed_scale == b->signed_scale &&
-           a->awq_range == b->awq_range && a->zero_from_one == b->zero_from_one;
+           a->awq_range == b->awq_range && a->zero_from_one == b->zero_from_one && a->kquant == b->kquant;
 }
 
 int qc_quant_maxq(const qc_quant_spec *s) { return (1 << s->bits) - 1; }
@@ -187,11 +195,29 @@ qc_status qc_quant_alloc(qc_qweight *r, int rows, int cols, const qc_quant_spec 
     memset(r, 0, sizeof *r);
     qc_status st = qc_quant_spec_check(s, e);
     if (!st) st = qc_qweight_init(r, rows, cols, s->bits, s->groupsize, s->sym, e);
-    if (!st && s->store_min && !(r->mins = qc_calloc((size_t)rows * r->ngroups, sizeof(float), e, "group minima"))) {
+    if (!st && s->kquant && cols % QC_KQ_SUPER != 0) {
         qc_qweight_free(r);
-        st = QC_ERR_NOMEM;
+        return qc_fail(e, QC_ERR_UNSUPPORTED, "Q%d_K: rows of %d values are not whole super-blocks of %d", s->bits, cols,
+                       QC_KQ_SUPER);
     }
+    if (!st && s->store_min && !(r->mins = qc_calloc((size_t)rows * r->ngroups, sizeof(float), e, "group minima")))
+        st = QC_ERR_NOMEM;
+    if (!st && s->kquant &&
+        !(r->super = qc_calloc((size_t)rows * (cols / QC_KQ_SUPER) * QC_KQ_SB_FLOATS(s->groupsize), sizeof(float), e,
+                               "K-quant super-blocks")))
+        st = QC_ERR_NOMEM;
+    if (st) qc_qweight_free(r);
     return st;
+}
+
+/* Row i of r (K-quant) from x, one super-block at a time by the spec's fitter. */
+static void kquant_row(const qc_quant_spec *s, const float *x, int cols, qc_qweight *r, int i) {
+    int per = QC_KQ_SUPER / s->groupsize, nsb = cols / QC_KQ_SUPER, sbf = QC_KQ_SB_FLOATS(s->groupsize);
+    for (int b = 0; b < nsb; b++) {
+        size_t g = (size_t)i * r->ngroups + (size_t)b * per;
+        s->kquant(s->bits, x + (size_t)b * QC_KQ_SUPER, NULL, r->codes + (size_t)i * cols + (size_t)b * QC_KQ_SUPER,
+                  r->scales + g, r->zeros + g, r->mins ? r->mins + g : NULL, r->super + ((size_t)i * nsb + b) * sbf);
+    }
 }
 
 qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *s, qc_qweight *r,
@@ -209,6 +235,10 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
     for (int i = 0; i < rows; i++) {
         const float *x = w + (size_t)i * cols;
         uint8_t *q = r->codes + (size_t)i * cols;
+        if (s->kquant) {
+            kquant_row(s, x, cols, r, i);
+            continue;
+        }
         for (int g = 0; g < ng; g++) {
             int c0 = g * gs, c1 = c0 + gs < cols ? c0 + gs : cols;
             float sc, zp, mn = 0.0f;
@@ -227,6 +257,7 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
 }
 
 void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out) {
+    QC_ASSERT(!s->kquant);
     int gs = s->groupsize > 0 ? s->groupsize : cols, maxq = qc_quant_maxq(s);
 #pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN_WORK)
     for (int i = 0; i < rows; i++) {

@@ -13,7 +13,23 @@
 
 /* A weight quantized in groups, as solvers produce it and quantized formats store it: per
  * row, groups of `groupsize` input columns (the last may be shorter; <= 0: the whole row)
- * share a scale and a zero point. Arrays are owned and in ORIGINAL column order. */
+ * share a scale and a zero point. Arrays are owned and in ORIGINAL column order.
+ *
+ * K-quants (GGUF's Q2_K..Q6_K; `super` set): each row is cut into super-blocks of QC_KQ_SUPER
+ * (256) columns, each cut into groups (sub-blocks) of 16 (Q2_K, Q3_K, Q6_K) or 32 (Q4_K,
+ * Q5_K); bits says the type (Q<bits>_K). The groups' arrays hold what the runtime computes:
+ *   scales[g] = d·sc_g            (fp32 product of the stored fp16 d and integer sc_g)
+ *   mins[g]   = −(dmin·m_g)       (Q2_K, Q4_K, Q5_K: value = scales[g]·q + mins[g], i.e.
+ *                                  d·sc·q − dmin·m, llama.cpp's order of operations; zeros[g]
+ *                                  holds −mins[g]/scales[g] (0 for a zero scale), for logs)
+ *   zeros[g]  = 4 (Q3_K), 32 (Q6_K), no mins: value = scales[g]·(q − zeros[g])
+ * and `super` holds what the file stores, per row and super-block, QC_KQ_SB_FLOATS(groupsize)
+ * floats: d, dmin (fp16 values; dmin 0 for Q3_K, Q6_K), then the integer sub-block scales
+ * sc_g (Q2_K 0..15, Q3_K −32..31, Q4_K/Q5_K 0..63, Q6_K −128..127), then the integer mins m_g
+ * (Q2_K 0..15, Q4_K/Q5_K 0..63; 0 for Q3_K, Q6_K). qc_qweight_dequantize evaluates the
+ * same fp32 expressions as ggml's decoders, so it equals the GGUF decoder bit for bit. */
+#define QC_KQ_SUPER 256
+#define QC_KQ_SB_FLOATS(groupsize) (2 + 2 * (QC_KQ_SUPER / (groupsize)))
 typedef struct qc_qweight {
     int rows, cols, ngroups;
     int bits;        /* 2..8 */
@@ -26,7 +42,19 @@ typedef struct qc_qweight {
                         fp16 d and m) and zeros are unused */
     int32_t *g_idx;  /* (cols) the group of each column (not monotonic with act-order) */
     int32_t *perm;   /* (cols) processing order: perm[k] = column quantized k-th */
+    float *super;    /* K-quants: (rows, cols / QC_KQ_SUPER, QC_KQ_SB_FLOATS(groupsize)) the
+                        stored super-block factors and integer sub-block scales (above);
+                        NULL otherwise */
 } qc_qweight;
+
+/* Fits one K-quant super-block (QC_KQ_SUPER values x) of type Q<bits>_K: imp NULL, the
+ * reference quantizer (llama.cpp's without an importance matrix), else importance-weighted
+ * by imp (QC_KQ_SUPER non-negative values). Fills codes (QC_KQ_SUPER), the super-block's
+ * groups' scales, zeros and mins (mins NULL for Q3_K and Q6_K) and its stored parameters sb
+ * (QC_KQ_SB_FLOATS), as qc_qweight lays them out. x must be finite. io/ provides it (the block
+ * formats live there); the solvers call it through their spec. */
+typedef void (*qc_kquant_fit_fn)(int bits, const float *x, const float *imp, uint8_t *codes, float *scales, float *zeros,
+                                 float *mins, float *sb);
 
 /* The value of code q: scale · (q − zero), the one formula every zero-point format uses. */
 static inline float qc_qvalue(float q, float scale, float zero) { return scale * (q - zero); }
@@ -56,6 +84,10 @@ typedef struct qc_quant_spec {
     bool awq_range;  /* AWQ-style parameters (llm-awq's pseudo_quantize_tensor): the group's own
                         [min, max] (0 not forced in), scale = max(max − min, 1e−5) / maxq,
                         zero = clamp(−round(min / scale), 0, maxq); asymmetric, no --mse */
+    qc_kquant_fit_fn kquant; /* non-NULL: GGUF K-quant super-blocks, Q<bits>_K, fitted by
+                                this function (groupsize: the type's sub-block, 16 or 32; sym
+                                for Q3_K and Q6_K, store_min for Q2_K, Q4_K and Q5_K); rows
+                                must be whole super-blocks */
     bool zero_from_one; /* zero points >= 1 (GPTQ "v1" files store zero − 1 and loaders add 1
                            back unsigned: a zero of 0 cannot be stored); costs an all-positive
                            group its top level, and nothing otherwise */
@@ -115,7 +147,8 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
 
 /* out (rows, cols) = w round-to-nearest quantized by s and dequantized (the "fake
  * quantization" of the references' searches); out may be w. s must have passed
- * qc_quant_spec_check and w must be finite. */
+ * qc_quant_spec_check and w must be finite; not a K-quant spec (only AWQ's searches use it, and
+ * AWQ does not write K-quants). */
 void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out);
 
 /* Per-token symmetric dynamic activation quantization, as SmoothQuant's W8A8 simulation

@@ -39,6 +39,7 @@ void qc_qweight_free(qc_qweight *q) {
     free(q->mins);
     free(q->g_idx);
     free(q->perm);
+    free(q->super);
     memset(q, 0, sizeof *q);
 }
 
