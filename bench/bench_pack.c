@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     qc_gptq_export_opts go = { .checkpoint_format = 1, .damp_percent = 0.01f, .true_sequential = true };
     double t0 = qc_now();
     qc_status st = qc_outdir_open(&d, dir, true, &e);
-    if (!st) st = qc_export_gptq_into(&src, &d, &go, NULL, &e);
+    if (!st) st = qc_gptq_export_into(&src, &d, &go, NULL, &e);
     if (!st) st = qc_outdir_commit(&d, &e);
     else qc_outdir_abort(&d);
     double t_gptq = (qc_now() - t0) / LINEARS;
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     s.use = &s.q4_0;
     qc_gguf_export_opts o = { QC_GGUF_F16, QC_GGUF_Q8_0, QC_GGUF_Q8_0, &tok, "synthetic" };
     t0 = qc_now();
-    if (!st) st = qc_export_gguf(&src, gguf, &o, NULL, &e);
+    if (!st) st = qc_gguf_export(&src, gguf, &o, NULL, &e);
     double t_gguf = (qc_now() - t0) / LINEARS;
     if (st) {
         fprintf(stderr, "bench_pack: %s\n", e.msg);

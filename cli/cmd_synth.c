@@ -50,7 +50,7 @@ int cmd_synth(int argc, char **argv) {
     qc_err e = { "" };
     qc_outdir d = { 0 };
     qc_status st = qc_outdir_open(&d, out_path, force, &e);
-    if (!st) st = qc_export_synth_into(&s, shape, &d, dt, &log, &e);
+    if (!st) st = qc_synth_export_into(&s, shape, &d, dt, &log, &e);
     char *tok = st ? NULL : qc_outdir_file(&d, "tokenizer.bin");
     if (!st) st = tok ? qc_tokenizer_write_synthetic(tok, s.cfg.vocab_size, &e) : qc_fail(&e, QC_ERR_NOMEM, "out of memory");
     free(tok);

@@ -186,9 +186,9 @@ static qc_status outdir_export(tiny *t, const char *dir, int kind, qc_err *e) {
     if (st) return st;
     if (kind == 'g') {
         qc_gptq_export_opts o = { .checkpoint_format = 1, .damp_percent = 0.01f, .true_sequential = true };
-        st = qc_export_gptq_into(&src, &d, &o, NULL, e);
+        st = qc_gptq_export_into(&src, &d, &o, NULL, e);
     } else {
-        st = qc_export_awq_into(&src, &d, NULL, e);
+        st = qc_awq_export_into(&src, &d, NULL, e);
     }
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
@@ -199,29 +199,29 @@ static void model_files(tiny *t, const qc_tokenizer *tok) {
     qc_err e;
     qc_weight_source src = tiny_source(t);
     /* llama2.c: legacy tied and untied, version 1, version 2 */
-    ok(qc_export_llama2c(&src, out_path("seeds/llama2c/tiny_tied.bin"), NULL, &e), "legacy", &e);
+    ok(qc_llama2c_export(&src, out_path("seeds/llama2c/tiny_tied.bin"), NULL, &e), "legacy", &e);
     write_ak42_v1(t, out_path("seeds/llama2c/tiny_v1.bin"));
-    ok(qc_export_llama2c_q8(&src, out_path("seeds/llama2c/tiny_v2.bin"), 32, NULL, &e), "version 2", &e);
+    ok(qc_llama2c_q8_export(&src, out_path("seeds/llama2c/tiny_v2.bin"), 32, NULL, &e), "version 2", &e);
     t->cfg.tied_classifier = false;
-    ok(qc_export_llama2c(&src, out_path("seeds/llama2c/tiny_untied.bin"), NULL, &e), "legacy untied", &e);
+    ok(qc_llama2c_export(&src, out_path("seeds/llama2c/tiny_untied.bin"), NULL, &e), "legacy untied", &e);
     write_ak42_v1(t, out_path("seeds/llama2c/tiny_v1_untied.bin"));
     t->cfg.tied_classifier = true;
 
     /* GGUF: every block type through the embedding and classifier types */
     qc_gguf_export_opts g = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
                               .tok = tok, .name = "tiny" };
-    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f32.gguf"), &g, NULL, &e), "gguf f32", &e);
+    ok(qc_gguf_export(&src, out_path("seeds/gguf/tiny_f32.gguf"), &g, NULL, &e), "gguf f32", &e);
     g = (qc_gguf_export_opts){ QC_GGUF_F16, QC_GGUF_Q4_0, QC_GGUF_Q8_0, tok, "tiny", 0 };
-    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_f16_q4_0.gguf"), &g, NULL, &e), "gguf f16", &e);
+    ok(qc_gguf_export(&src, out_path("seeds/gguf/tiny_f16_q4_0.gguf"), &g, NULL, &e), "gguf f16", &e);
     g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_Q4_1, QC_GGUF_Q4_0, tok, "tiny", 0 };
-    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_q4_1.gguf"), &g, NULL, &e), "gguf q4_1", &e);
+    ok(qc_gguf_export(&src, out_path("seeds/gguf/tiny_q4_1.gguf"), &g, NULL, &e), "gguf q4_1", &e);
     /* Llama 3's rope_scaling: a rope_freqs.weight tensor */
     qc_config plain = t->cfg;
     t->cfg.rope_factor = 8, t->cfg.rope_low_freq_factor = 1, t->cfg.rope_high_freq_factor = 4;
     t->cfg.rope_original_ctx = 64;
     ok(qc_config_set_llama3_rope(&t->cfg, "tiny", &e), "llama3 rope", &e);
     g = (qc_gguf_export_opts){ QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, tok, "tiny", 0 };
-    ok(qc_export_gguf(&src, out_path("seeds/gguf/tiny_rope_freqs.gguf"), &g, NULL, &e), "gguf rope_freqs", &e);
+    ok(qc_gguf_export(&src, out_path("seeds/gguf/tiny_rope_freqs.gguf"), &g, NULL, &e), "gguf rope_freqs", &e);
     t->cfg = plain;
     /* the K-quants need rows of 256: a synthetic model 256 wide with one 8-wide head and an
      * 8-wide FFN (its linears small in F16), the embedding and classifier in each K-quant type;
@@ -238,16 +238,16 @@ static void model_files(tiny *t, const qc_tokenizer *tok) {
         snprintf(name, sizeof name, "seeds/gguf/k256_%s_%s.gguf", qc_gguf_type_name(kpairs[k][0]),
                  qc_gguf_type_name(kpairs[k][1]));
         g = (qc_gguf_export_opts){ QC_GGUF_F16, kpairs[k][0], kpairs[k][1], tok, "k256", 0 };
-        ok(qc_export_gguf(&ksrc, out_path(name), &g, NULL, &e), "gguf k-quants", &e);
+        ok(qc_gguf_export(&ksrc, out_path(name), &g, NULL, &e), "gguf k-quants", &e);
     }
 
     /* Hugging Face folders: plain (F32, F16, BF16), sharded, GPTQ, AWQ */
     qc_hf_export_opts h = { .dtype = QC_DT_F32 };
-    ok(qc_export_hf(&src, out_path("fixtures/hf"), &h, true, NULL, &e), "hf", &e);
+    ok(qc_hf_export(&src, out_path("fixtures/hf"), &h, true, NULL, &e), "hf", &e);
     h.dtype = QC_DT_BF16;
-    ok(qc_export_hf(&src, out_path("fixtures/hf_bf16"), &h, true, NULL, &e), "hf bf16", &e);
+    ok(qc_hf_export(&src, out_path("fixtures/hf_bf16"), &h, true, NULL, &e), "hf bf16", &e);
     h = (qc_hf_export_opts){ .dtype = QC_DT_F16, .shard_bytes = 8 << 10 };
-    ok(qc_export_hf(&src, out_path("fixtures/sharded"), &h, true, NULL, &e), "hf sharded", &e);
+    ok(qc_hf_export(&src, out_path("fixtures/sharded"), &h, true, NULL, &e), "hf sharded", &e);
     qc_quant_spec s = { .bits = 4, .groupsize = 32, .f16_scales = true, .zero_from_one = true };
     tiny_quantize(t, &s);
     ok(outdir_export(t, out_path("fixtures/gptq"), 'g', &e), "gptq", &e);

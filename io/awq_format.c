@@ -129,7 +129,7 @@ static const qc_qfmt awq_format = {
     .describe = awq_describe,
 };
 
-qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e) {
+qc_status qc_awq_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e) {
     return qc_qfmt_export(&awq_format, NULL, src, d, log, e);
 }
 
@@ -181,7 +181,7 @@ qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pre
     char name[160];
     snprintf(name, sizeof name, "%s.qweight", prefix);
     const char *where = NULL;
-    const qc_st_tensor *t;
+    const qc_safetensors_tensor *t;
     qc_status st = find(files, ck, name, &t, &where, e);
     if (st) return st;
     if (rows % 8 != 0 || cols % gs != 0)
@@ -190,7 +190,7 @@ qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pre
                        "with group_size %d", where, prefix, rows, cols, q->group_size);
     char why[128];
     snprintf(why, sizeof why, "AWQ GEMM 4-bit, group size %d, in %d, out %d", q->group_size, cols, rows);
-    const qc_st_tensor *qw, *qz, *sc;
+    const qc_safetensors_tensor *qw, *qz, *sc;
     if ((st = qc_qfmt_find_tensor(find, files, ck, prefix, "qweight", false, false, cols, cols, rows / 8, rows / 8,
                                   why, &qw, e)) ||
         (st = qc_qfmt_find_tensor(find, files, ck, prefix, "qzeros", false, false, cols / gs, cols / gs, rows / 8,

@@ -31,15 +31,15 @@ qc_status qc_checkpoint_open(qc_checkpoint **out, const char *path, qc_err *e) {
     if (!config || !bin || !gguf)
         st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
     else if (dir && !qc_path_exists(config) && qc_path_exists(bin))
-        st = qc_llama2c_open(ck, bin, e); /* folders qcalib writes: model.bin or model.gguf */
+        st = qc_llama2c_checkpoint_open(ck, bin, e); /* folders qcalib writes: model.bin or model.gguf */
     else if (dir && !qc_path_exists(config) && qc_path_exists(gguf))
-        st = qc_gguf_open(ck, gguf, e);
+        st = qc_gguf_checkpoint_open(ck, gguf, e);
     else if (qc_str_ends_with(path, ".gguf"))
-        st = qc_gguf_open(ck, path, e);
+        st = qc_gguf_checkpoint_open(ck, path, e);
     else if (qc_path_is_dir(path) || qc_str_ends_with(path, ".safetensors"))
-        st = qc_hf_open(ck, path, e);
+        st = qc_hf_checkpoint_open(ck, path, e);
     else
-        st = qc_llama2c_open(ck, path, e);
+        st = qc_llama2c_checkpoint_open(ck, path, e);
     free(config);
     free(bin);
     free(gguf);
@@ -53,7 +53,7 @@ qc_status qc_checkpoint_open(qc_checkpoint **out, const char *path, qc_err *e) {
 
 void qc_checkpoint_close(qc_checkpoint *ck) {
     if (!ck) return;
-    for (int i = 0; i < ck->nshards; i++) qc_st_close(&ck->shards[i]);
+    for (int i = 0; i < ck->nshards; i++) qc_safetensors_close(&ck->shards[i]);
     free(ck->shards);
     qc_map_close(&ck->bin);
     free(ck->locs);

@@ -1,4 +1,4 @@
-/* gguf_checkpoint.c — a Llama checkpoint on top of a GGUF container (qc_gguf_open, over
+/* gguf_checkpoint.c — a Llama checkpoint on top of a GGUF container (qc_gguf_checkpoint_open, over
  * gguf_read.c's qc_gguf_file), and the tokenizer a GGUF file carries (qc_checkpoint_tokenizer).
  * The Llama metadata and tensor names in ../shared/docs/GGUF.md.
  *
@@ -221,7 +221,7 @@ static qc_status own_state(qc_checkpoint *ck, gguf_state *s, gguf_weight *aux, q
     return st;
 }
 
-qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
+qc_status qc_gguf_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     ck->format = gguf_format;
     gguf_state *s = qc_calloc(1, sizeof *s, e, path);
     if (!s) return QC_ERR_NOMEM;

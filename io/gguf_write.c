@@ -1,4 +1,4 @@
-/* gguf_write.c — qc_export_gguf: a Llama model as a GGUF v3 file that llama.cpp loads
+/* gguf_write.c — qc_gguf_export: a Llama model as a GGUF v3 file that llama.cpp loads
  * (container layout in gguf.h; metadata and tensor names in ../shared/docs/GGUF.md).
  *
  * Metadata, as llama.cpp's converters write it and with the value types its loader insists
@@ -384,7 +384,7 @@ qc_status qc_gguf_check_export(const qc_config *c, const qc_gguf_export_opts *o,
     return check_vocab(o->tok, c, path, e);
 }
 
-qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
+qc_status qc_gguf_export(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e) {
     const qc_config *c = src->cfg;
     qc_status st = qc_gguf_check_export(c, o, path, e);

@@ -232,7 +232,7 @@ static const qc_qfmt gptq_format = {
     .notes = gptq_notes,
 };
 
-qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
+qc_status qc_gptq_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
                               const qc_log *log, qc_err *e) {
     const char *dir = d->path;
     if (o->checkpoint_format != 1 && o->checkpoint_format != 2)
@@ -317,7 +317,7 @@ qc_status qc_gptq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pr
     /* Packed rows: at least ceil(n·bits/32) words, at most n padded to whole 32-code blocks. */
     int64_t in_lo = qc_qpack_min_words(cols, bits), in_hi = (cols + 31) / 32 * bits;
     int64_t out_lo = qc_qpack_min_words(rows, bits), out_hi = (rows + 31) / 32 * bits;
-    const qc_st_tensor *qw, *qz, *sc, *gi;
+    const qc_safetensors_tensor *qw, *qz, *sc, *gi;
     qc_status st;
     if ((st = qc_qfmt_find_tensor(find, files, ck, prefix, "qweight", false, false, in_lo, in_hi, rows, rows, why,
                                   &qw, e)) ||
@@ -334,7 +334,7 @@ qc_status qc_gptq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pr
                 const char *where = NULL;
                 char name[160];
                 snprintf(name, sizeof name, "%s.g_idx", prefix);
-                const qc_st_tensor *t;
+                const qc_safetensors_tensor *t;
                 if ((st = find(files, ck, name, &t, &where, e))) return st;
                 return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': g_idx[%d] = %d is outside [0, %lld) (%s)", where,
                                name, k, (int)g, (long long)ng, why);

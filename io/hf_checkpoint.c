@@ -20,7 +20,7 @@
  * un-permutes (checkpoint.c).
  *
  * A name the files do not store may be an alias: a safetensors "__metadata__" entry mapping it
- * to a stored name in the same file (qc_st_lookup; with an index, any shard's metadata), the
+ * to a stored name in the same file (qc_safetensors_lookup; with an index, any shard's metadata), the
  * way save_model stores a shared tensor once. The stored tensor then must pass the checks
  * the alias's name implies. And a tied pair is one tensor under either name, as transformers
  * reads it: with tie_word_embeddings, a file holding only lm_head.weight (e.g. TinyStories-656K,
@@ -58,7 +58,7 @@ static int shard_index(const hf_files *f, int nshards, const char *name) {
 
 /* Opens the next shard (ck->shards has room for it). */
 static qc_status open_shard(qc_checkpoint *ck, const char *path, qc_err *e) {
-    qc_status st = qc_st_open(&ck->shards[ck->nshards], path, e);
+    qc_status st = qc_safetensors_open(&ck->shards[ck->nshards], path, e);
     if (!st) ck->nshards++;
     if (!st) st = qc_ck_add_file(ck, path, false, 0, e);
     return st;
@@ -103,8 +103,8 @@ static qc_status open_index(qc_checkpoint *ck, const char *dir, const char *inde
     }
     if (st) return qc_fail_prefix(e, st, "%s", index);
     for (const cJSON *t = map->child; t; t = t->next) {
-        const qc_st_file *sh = &ck->shards[shard_index(f, u, t->valuestring)];
-        if (!qc_st_find(sh, t->string))
+        const qc_safetensors_file *sh = &ck->shards[shard_index(f, u, t->valuestring)];
+        if (!qc_safetensors_find(sh, t->string))
             return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s' is mapped to %s, which does not contain it",
                            index, t->string, t->valuestring);
     }
@@ -116,7 +116,7 @@ static qc_status open_index(qc_checkpoint *ck, const char *dir, const char *inde
 static qc_status refuse_quantized(const qc_checkpoint *ck, qc_err *e) {
     for (int s = 0; s < ck->nshards; s++)
         for (int i = 0; i < ck->shards[s].ntensors; i++) {
-            const qc_st_tensor *t = &ck->shards[s].tensors[i];
+            const qc_safetensors_tensor *t = &ck->shards[s].tensors[i];
             if (qc_str_ends_with(t->name, ".qweight"))
                 return qc_fail(e, QC_ERR_FORMAT,
                                "%s: tensor '%s' (%s) is quantized, but config.json has no quantization_config",
@@ -126,19 +126,19 @@ static qc_status refuse_quantized(const qc_checkpoint *ck, qc_err *e) {
 }
 
 /* The shard whose "__metadata__" has an entry `name`, or NULL. */
-static const qc_st_file *alias_shard(const qc_checkpoint *ck, const char *name) {
+static const qc_safetensors_file *alias_shard(const qc_checkpoint *ck, const char *name) {
     for (int s = 0; s < ck->nshards; s++)
-        if (qc_st_meta_get(&ck->shards[s], name)) return &ck->shards[s];
+        if (qc_safetensors_meta_get(&ck->shards[s], name)) return &ck->shards[s];
     return NULL;
 }
 
 /* Tensor `name` wherever the files put it, stored or aliased (*out NULL when absent);
  * *where: its shard, or the file that should hold it (the index when there is one, else the
  * single file). */
-static qc_status find_tensor(const void *files, const qc_checkpoint *ck, const char *name, const qc_st_tensor **out,
+static qc_status find_tensor(const void *files, const qc_checkpoint *ck, const char *name, const qc_safetensors_tensor **out,
                              const char **where, qc_err *e) {
     const hf_files *f = files;
-    const qc_st_file *sh = &ck->shards[0];
+    const qc_safetensors_file *sh = &ck->shards[0];
     *out = NULL;
     *where = f->source;
     if (f->weight_map) {
@@ -147,13 +147,13 @@ static qc_status find_tensor(const void *files, const qc_checkpoint *ck, const c
         if (!sh) return QC_OK;
     }
     *where = sh->map.path;
-    return qc_st_lookup(sh, name, out, e);
+    return qc_safetensors_lookup(sh, name, out, e);
 }
 
 /* Weight w's tensor: its own name's, or for a tied embedding its pair's (lm_head.weight);
  * *out NULL when neither is there. name: w's own name. */
 static qc_status find_weight(const hf_files *f, const qc_checkpoint *ck, qc_weight w, const char *name,
-                             const qc_st_tensor **out, const char **where, qc_err *e) {
+                             const qc_safetensors_tensor **out, const char **where, qc_err *e) {
     qc_status st = find_tensor(f, ck, name, out, where, e);
     if (st || *out || w != QC_W_EMBED || !ck->cfg.tied_classifier) return st;
     char pair[128];
@@ -168,7 +168,7 @@ static qc_status find_weight(const hf_files *f, const qc_checkpoint *ck, qc_weig
 static qc_status locate(qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, const char *hint, qc_err *e) {
     char name[128], label[300];
     qc_weight_hf_name(w, layer, name, sizeof name);
-    const qc_st_tensor *t;
+    const qc_safetensors_tensor *t;
     const char *where;
     qc_status st = find_weight(f, ck, w, name, &t, &where, e);
     if (st) return st;
@@ -225,7 +225,7 @@ static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf
     prefix[strlen(prefix) - strlen(".weight")] = '\0';
     qc_hf_quant mq;
     const char *skip, *where;
-    const qc_st_tensor *t;
+    const qc_safetensors_tensor *t;
     qc_status st = qc_hfq_module(q, prefix, config, &mq, &skip, e);
     if (st) return st;
     if (skip) {
@@ -242,7 +242,7 @@ static qc_status locate_module(qc_checkpoint *ck, const hf_files *f, const qc_hf
 static qc_status refuse_unexpected(const qc_checkpoint *ck, const hf_files *f, qc_weight w, int layer, qc_err *e) {
     char name[128];
     const char *where;
-    const qc_st_tensor *t;
+    const qc_safetensors_tensor *t;
     qc_weight_hf_name(w, layer, name, sizeof name);
     qc_status st = find_tensor(f, ck, name, &t, &where, e);
     if (st || !t) return st;
@@ -269,7 +269,7 @@ static qc_status locate_all(qc_checkpoint *ck, const hf_files *f, const qc_hf_qu
     return st;
 }
 
-qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e) {
+qc_status qc_hf_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     ck->format = "hf-safetensors";
     bool is_dir = qc_path_is_dir(path);
     char *dir = is_dir ? qc_strdupf("%s", path) : qc_path_dirname(path);

@@ -158,15 +158,15 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
     char name[64];
     shard_name(shard, nshards, name, sizeof name);
     char *path = qc_outdir_file(d, name);
-    qc_st_writer *w = path ? qc_st_writer_new(e) : NULL;
+    qc_safetensors_writer *w = path ? qc_safetensors_writer_new(e) : NULL;
     if (!w) {
         free(path);
         return path ? QC_ERR_NOMEM : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     }
-    qc_status st = qc_st_writer_meta(w, "format", "pt", e);
+    qc_status st = qc_safetensors_writer_meta(w, "format", "pt", e);
     for (int i = 0; i < n && !st; i++)
-        if (t[i].shard == shard) st = qc_st_writer_add(w, t[i].name, dt, t[i].ndim, t[i].shape, e);
-    if (!st) st = qc_st_writer_begin(w, path, e);
+        if (t[i].shard == shard) st = qc_safetensors_writer_add(w, t[i].name, dt, t[i].ndim, t[i].shape, e);
+    if (!st) st = qc_safetensors_writer_begin(w, path, e);
     for (int i = 0; i < n && !st; i++) {
         if (t[i].shard != shard) continue;
         if ((st = src->read(src->ctx, t[i].w, t[i].layer, s->f32, e))) {
@@ -182,11 +182,11 @@ static qc_status write_shard(const qc_weight_source *src, const qc_outdir *d, qc
         size_t count = (size_t)(t[i].shape[0] * t[i].shape[1]);
         if ((st = qc_check_dtype_range(dt, rows, count, (size_t)t[i].shape[1], d->path, t[i].name, e))) break;
         qc_convert_from_f32(dt, rows, count, s->bytes);
-        st = qc_st_writer_write(w, t[i].name, s->bytes, t[i].nbytes, e);
+        st = qc_safetensors_writer_write(w, t[i].name, s->bytes, t[i].nbytes, e);
         qc_progress(log, "export", ++*done, n, t[i].name);
     }
-    if (!st) st = qc_st_writer_finish(w, e);
-    qc_st_writer_free(w);
+    if (!st) st = qc_safetensors_writer_finish(w, e);
+    qc_safetensors_writer_free(w);
     free(path);
     return st;
 }
@@ -199,7 +199,7 @@ qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e) {
     return st;
 }
 
-qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
+qc_status qc_hf_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
                             const qc_log *log, qc_err *e) {
     const qc_config *c = src->cfg;
     const char *dir = d->path;
@@ -248,11 +248,11 @@ qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, con
     return st;
 }
 
-qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
+qc_status qc_hf_export(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
                        bool replace, const qc_log *log, qc_err *e) {
     qc_outdir d;
     qc_status st = qc_outdir_open(&d, dir, replace, e);
-    if (!st) st = qc_export_hf_into(src, &d, o, log, e);
+    if (!st) st = qc_hf_export_into(src, &d, o, log, e);
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
     return st;

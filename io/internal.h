@@ -38,7 +38,7 @@ struct qc_checkpoint {
     const char *format;  /* static string */
     qc_ck_loc *locs;     /* (QC_CK_NGLOBAL + n_layers * QC_CK_NLAYER) see qc_ck_slot */
     qc_map bin;          /* llama2.c: the whole file */
-    qc_st_file *shards;  /* HF: (nshards) the opened safetensors files */
+    qc_safetensors_file *shards;  /* HF: (nshards) the opened safetensors files */
     int nshards;
     void **owned;        /* (nowned) allocations freed at close, e.g. the locs' aux */
     int nowned;
@@ -68,9 +68,9 @@ qc_status qc_ck_alloc_locs(qc_checkpoint *ck, qc_err *e);
 
 /* Fill a zeroed ck (path already set) from a llama2.c file / an HF folder or file. On
  * failure ck may hold partial state; the caller closes it. */
-qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e);
-qc_status qc_hf_open(qc_checkpoint *ck, const char *path, qc_err *e);
-qc_status qc_gguf_open(qc_checkpoint *ck, const char *path, qc_err *e);
+qc_status qc_llama2c_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e);
+qc_status qc_hf_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e);
+qc_status qc_gguf_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e);
 
 /* llama2.c legacy files (layout in llama2c_checkpoint.c): the 28-byte header, then the weights in this
  * order, each per-layer one for all layers back to back; then freq_cis_real/imag, then the

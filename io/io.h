@@ -15,7 +15,11 @@
  * full-precision writer <layout>_export.c (hf, llama2c; gguf_write.c writes GGUF's container
  * and layout at once); quantized layouts are <layout>_format.c (gptq, awq: both directions,
  * through qfmt_read.c and qfmt_write.c) and llama2c_q8.c; imatrix_write.c writes llama.cpp's
- * importance matrix; pad.c is a weight source that widens another (convert --pad-to). */
+ * importance matrix; pad.c is a weight source that widens another (convert --pad-to).
+ * Functions are named after their file's prefix: qc_safetensors_* (the container),
+ * qc_<layout>_checkpoint_open (internal.h), qc_<layout>_export (qc_hf_export,
+ * qc_llama2c_export, qc_gguf_export; *_into for a writer that adds its files to a folder being
+ * built: qc_gptq_export_into, qc_awq_export_into). */
 #ifndef QC_IO_H
 #define QC_IO_H
 
@@ -212,60 +216,60 @@ qc_status qc_checkpoint_check_finite(const qc_checkpoint *ck, qc_err *e);
 #define QC_ST_MAX_HEADER ((uint64_t)100 << 20)
 #define QC_ST_MAX_DIMS 8
 
-typedef struct qc_st_tensor {
+typedef struct qc_safetensors_tensor {
     char *name;
     qc_dtype dtype;
     int ndim;
     int64_t shape[QC_ST_MAX_DIMS];
     const uint8_t *data; /* into the mapping; borrowed */
     size_t nbytes;
-} qc_st_tensor;
+} qc_safetensors_tensor;
 
 /* One "__metadata__" entry (string to string). */
-typedef struct qc_st_meta {
+typedef struct qc_safetensors_meta {
     char *key, *value;
-} qc_st_meta;
+} qc_safetensors_meta;
 
-typedef struct qc_st_file {
+typedef struct qc_safetensors_file {
     qc_map map;
     int ntensors;
-    qc_st_tensor *tensors; /* (ntensors) sorted by name */
+    qc_safetensors_tensor *tensors; /* (ntensors) sorted by name */
     int nmeta;
-    qc_st_meta *meta;      /* (nmeta) the "__metadata__" entries, sorted by key */
-} qc_st_file;
+    qc_safetensors_meta *meta;      /* (nmeta) the "__metadata__" entries, sorted by key */
+} qc_safetensors_file;
 
 /* Validates the header length against the file, the JSON, every dtype and shape, that
  * each tensor's bytes equal its shape's size, that offsets lie inside the data, and that
  * no two tensors overlap or share a name. */
-qc_status qc_st_open(qc_st_file *f, const char *path, qc_err *e);
+qc_status qc_safetensors_open(qc_safetensors_file *f, const char *path, qc_err *e);
 /* The tensor stored under exactly `name`, or NULL. */
-const qc_st_tensor *qc_st_find(const qc_st_file *f, const char *name);
+const qc_safetensors_tensor *qc_safetensors_find(const qc_safetensors_file *f, const char *name);
 /* The "__metadata__" value of `key`, or NULL. */
-const char *qc_st_meta_get(const qc_st_file *f, const char *key);
+const char *qc_safetensors_meta_get(const qc_safetensors_file *f, const char *key);
 /* The tensor stored under `name`, else the one a "__metadata__" alias `name` → stored name
  * designates (safetensors' save_model stores a tensor shared by two names once, under one
  * of them, and maps the other name to it; transformers reads tied embeddings that way).
  * *out is NULL when neither is there. An alias to a name the file does not store is an
  * error naming the file and both names. */
-qc_status qc_st_lookup(const qc_st_file *f, const char *name, const qc_st_tensor **out, qc_err *e);
-void qc_st_close(qc_st_file *f);
+qc_status qc_safetensors_lookup(const qc_safetensors_file *f, const char *name, const qc_safetensors_tensor **out, qc_err *e);
+void qc_safetensors_close(qc_safetensors_file *f);
 
 /* A streaming writer: declare every tensor, then write their data in declaration order;
- * the file appears at its path only when qc_st_writer_finish succeeds. */
-typedef struct qc_st_writer qc_st_writer;
+ * the file appears at its path only when qc_safetensors_writer_finish succeeds. */
+typedef struct qc_safetensors_writer qc_safetensors_writer;
 
-qc_st_writer *qc_st_writer_new(qc_err *e);
-qc_status qc_st_writer_add(qc_st_writer *w, const char *name, qc_dtype dtype, int ndim,
+qc_safetensors_writer *qc_safetensors_writer_new(qc_err *e);
+qc_status qc_safetensors_writer_add(qc_safetensors_writer *w, const char *name, qc_dtype dtype, int ndim,
                            const int64_t *shape, qc_err *e);
 /* An entry of "__metadata__" (string to string). */
-qc_status qc_st_writer_meta(qc_st_writer *w, const char *key, const char *value, qc_err *e);
+qc_status qc_safetensors_writer_meta(qc_safetensors_writer *w, const char *key, const char *value, qc_err *e);
 /* Writes the header to a temporary file beside path. */
-qc_status qc_st_writer_begin(qc_st_writer *w, const char *path, qc_err *e);
+qc_status qc_safetensors_writer_begin(qc_safetensors_writer *w, const char *path, qc_err *e);
 /* The next declared tensor's bytes, exactly its size. */
-qc_status qc_st_writer_write(qc_st_writer *w, const char *name, const void *data, size_t nbytes,
+qc_status qc_safetensors_writer_write(qc_safetensors_writer *w, const char *name, const void *data, size_t nbytes,
                              qc_err *e);
-qc_status qc_st_writer_finish(qc_st_writer *w, qc_err *e);
-void qc_st_writer_free(qc_st_writer *w); /* aborts an unfinished file; NULL: no-op */
+qc_status qc_safetensors_writer_finish(qc_safetensors_writer *w, qc_err *e);
+void qc_safetensors_writer_free(qc_safetensors_writer *w); /* aborts an unfinished file; NULL: no-op */
 
 /* ---- full-precision export --------------------------------------------------------------------------- */
 
@@ -307,7 +311,7 @@ typedef struct qc_hf_export_opts {
 /* Writes a Hugging Face Llama folder (config.json, model.safetensors or shards with
  * model.safetensors.index.json); Q/K rows in HF's layout. The folder appears at `dir`
  * only when complete; an existing one is replaced only if `replace`. */
-qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
+qc_status qc_hf_export(const qc_weight_source *src, const char *dir, const qc_hf_export_opts *o,
                        bool replace, const qc_log *log, qc_err *e);
 
 /* What config.json (HF, GPTQ and AWQ folders) can describe, for a caller to refuse before it
@@ -316,7 +320,7 @@ qc_status qc_export_hf(const qc_weight_source *src, const char *dir, const qc_hf
 qc_status qc_hf_check_config(const qc_config *c, const char *path, qc_err *e);
 
 /* The same files, written into an output folder being built (e.g. beside logs). */
-qc_status qc_export_hf_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
+qc_status qc_hf_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_hf_export_opts *o,
                             const qc_log *log, qc_err *e);
 
 /* ---- quantized formats ----------------------------------------------------------------------------- */
@@ -338,7 +342,7 @@ typedef struct qc_gptq_export_opts {
     bool desc_act, static_groups, true_sequential;
 } qc_gptq_export_opts;
 
-qc_status qc_export_gptq_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
+qc_status qc_gptq_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_gptq_export_opts *o,
                               const qc_log *log, qc_err *e);
 /* The bit widths GPTQ checkpoints hold, and their loaders (AutoGPTQ, GPTQModel, vLLM) read:
  * 2, 3, 4 or 8. The one statement of that set: writer, config readers and format choice ask it. */
@@ -347,7 +351,7 @@ bool qc_gptq_format_holds_bits(int bits);
 /* AutoAWQ's "GEMM" layout (QUANT-SPEC §7): 4-bit, contiguous groups (no act-order), zero
  * points stored, one group size for every linear, every linear quantized. Refuses quantized
  * weights it cannot hold, saying why, and a quantized token embedding (loaded as fp16). */
-qc_status qc_export_awq_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
+qc_status qc_awq_export_into(const qc_weight_source *src, const qc_outdir *d, const qc_log *log, qc_err *e);
 /* The shape half of what AWQ refuses, for a caller to check every linear before it
  * calibrates: in % groupsize == 0 (groupsize <= 0: one group per row) and out % 8 == 0; the
  * message names `name` (the linear). */
@@ -414,9 +418,9 @@ typedef struct qc_gguf_export_opts {
  * scales (and mins) must already be fp16 values, so that the file holds exactly the weights
  * the solver compensated for; one that fits none is refused. output.weight always comes from
  * read(), in output_type. */
-qc_status qc_export_gguf(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
+qc_status qc_gguf_export(const qc_weight_source *src, const char *path, const qc_gguf_export_opts *o,
                          const qc_log *log, qc_err *e);
-/* What qc_export_gguf checks of the model and the options before it looks at any weight, for
+/* What qc_gguf_export checks of the model and the options before it looks at any weight, for
  * a caller to refuse before it calibrates: a config llama.cpp's llama architecture reads
  * (Llama 3's rope_scaling goes in as a rope_freqs.weight tensor), the float, embedding and output types
  * (quantized ones need dim a multiple of their block), and the vocabulary (present, as long
@@ -459,7 +463,7 @@ bool qc_synth_shape(const char *name, qc_config *c);
 qc_weight_source qc_synth_source(const qc_synth *s);
 /* The model as a Hugging Face folder in dt (F32, F16, BF16), config.json labelled
  * "qcalib_synthetic": true with the shape's name. */
-qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_outdir *d, qc_dtype dt,
+qc_status qc_synth_export_into(const qc_synth *s, const char *shape, const qc_outdir *d, qc_dtype dt,
                                const qc_log *log, qc_err *e);
 
 /* llama2.c's "version 2" int8 checkpoint, which its runq.c loads (export.py's
@@ -470,9 +474,9 @@ qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_ou
  * qweight does not fit, gets export.py's quantizer of read() (scale = max|w| / 127).
  * groupsize must divide dim and hidden_dim (runq.c's matmul works in whole groups of a row).
  * Atomic. */
-qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
+qc_status qc_llama2c_q8_export(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e);
-/* What qc_export_llama2c_q8 checks of the model and group size before it writes anything,
+/* What qc_llama2c_q8_export checks of the model and group size before it writes anything,
  * for a caller to refuse before it calibrates: runq.c's fixed head_dim = dim / n_heads,
  * rope_theta 10000, norm_eps 1e-5, no rope_scaling, no attention biases; groupsize > 0
  * dividing dim and hidden_dim; every tensor within runq.c's 32-bit sizes. The message names
@@ -494,7 +498,7 @@ qc_status qc_checkpoint_require_tokenizer(const char *path, const qc_checkpoint 
 
 /* Writes a llama2.c legacy checkpoint (fp32; the classifier stored separately unless
  * cfg->tied_classifier), atomically. */
-qc_status qc_export_llama2c(const qc_weight_source *src, const char *path, const qc_log *log,
+qc_status qc_llama2c_export(const qc_weight_source *src, const char *path, const qc_log *log,
                             qc_err *e);
 
 #endif

@@ -24,7 +24,7 @@ qc_status qc_llama2c_config(const char *path, const int32_t h[7], bool tied, qc_
  * that differs is refused with a message naming `path` and the runtime. */
 qc_status qc_llama2c_check_config(const qc_config *c, const char *path, const char *runtime, qc_err *e);
 
-/* Fills a zeroed checkpoint from an "ak42" file of version 1 or 2 that qc_llama2c_open has
+/* Fills a zeroed checkpoint from an "ak42" file of version 1 or 2 that qc_llama2c_checkpoint_open has
  * already mapped into ck->bin (it dispatches here on the magic number). Validates the
  * header (version, params, shared_classifier flag, group_size) and the exact file size
  * before anything is addressed. Version 2 matrices read through a Q8_0 decoder, only the

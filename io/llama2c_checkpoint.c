@@ -115,7 +115,7 @@ static bool layout(const qc_config *c, const uint8_t *base, qc_ck_loc *locs, siz
     return true;
 }
 
-qc_status qc_llama2c_open(qc_checkpoint *ck, const char *path, qc_err *e) {
+qc_status qc_llama2c_checkpoint_open(qc_checkpoint *ck, const char *path, qc_err *e) {
     ck->format = "llama2.c";
     qc_status st = qc_map_open(&ck->bin, path, e);
     if (!st) st = qc_ck_add_file(ck, path, false, 0, e);

@@ -34,7 +34,7 @@ static void freq_cis(const qc_config *c, float *buf) {
     }
 }
 
-qc_status qc_export_llama2c(const qc_weight_source *src, const char *path, const qc_log *log,
+qc_status qc_llama2c_export(const qc_weight_source *src, const char *path, const qc_log *log,
                             qc_err *e) {
     const qc_config *c = src->cfg;
     qc_status st = qc_llama2c_check_config(c, path, "run.c", e);

@@ -363,7 +363,7 @@ static void header_v2(const qc_config *c, int gs, uint8_t hb[QC_AK42_HEADER_BYTE
     for (int k = 0; k < 4; k++) hb[AK42_GS_OFFSET + k] = (uint8_t)((uint32_t)gs >> 8 * k);
 }
 
-qc_status qc_export_llama2c_q8(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
+qc_status qc_llama2c_q8_export(const qc_weight_source *src, const char *path, int groupsize, const qc_log *log,
                                qc_err *e) {
     const qc_config *c = src->cfg;
     qc_status st = qc_llama2c_q8_check(c, path, groupsize, e);

@@ -13,7 +13,7 @@
 #define DECODE_PAR_MIN ((int64_t)1 << 14) /* below this many values a decode runs on one thread */
 
 /* "[a, b]" of a tensor's shape. */
-static void shape_str(const qc_st_tensor *t, char *buf, size_t size) {
+static void shape_str(const qc_safetensors_tensor *t, char *buf, size_t size) {
     size_t n = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < t->ndim && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
@@ -22,11 +22,11 @@ static void shape_str(const qc_st_tensor *t, char *buf, size_t size) {
 
 qc_status qc_qfmt_find_tensor(qc_hfq_find find, const void *files, const qc_checkpoint *ck, const char *prefix,
                               const char *suffix, bool optional, bool is_float, int64_t r_lo, int64_t r_hi,
-                              int64_t c_lo, int64_t c_hi, const char *why, const qc_st_tensor **out, qc_err *e) {
+                              int64_t c_lo, int64_t c_hi, const char *why, const qc_safetensors_tensor **out, qc_err *e) {
     char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, suffix);
     const char *where = NULL;
-    const qc_st_tensor *t;
+    const qc_safetensors_tensor *t;
     qc_status st = find(files, ck, name, &t, &where, e);
     *out = t;
     if (st) return st;

@@ -149,7 +149,7 @@ typedef struct qfmt_writer {
     const void *opts;
     const qc_weight_source *src;
     const qc_qfmt_plan *plan;
-    qc_st_writer *w;
+    qc_safetensors_writer *w;
     bool writing;
     float *f32;              /* scratch: the largest float weight (and a permuted copy of q/k) */
     uint8_t *buf;            /* scratch: its F16 bytes, or the largest packed tensor */
@@ -166,7 +166,7 @@ static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     qc_weight_hf_name(wt, layer, name, sizeof name);
     qc_weight_shape(c, wt, &rows, &cols);
     int64_t shape[2] = { rows, cols };
-    if (!x->writing) return qc_st_writer_add(x->w, name, QC_DT_F16, qc_weight_is_vector(wt) ? 1 : 2, shape, x->e);
+    if (!x->writing) return qc_safetensors_writer_add(x->w, name, QC_DT_F16, qc_weight_is_vector(wt) ? 1 : 2, shape, x->e);
     size_t n = (size_t)rows * cols;
     float *v = x->f32;
     qc_status st = x->src->read(x->src->ctx, wt, layer, v, x->e);
@@ -178,7 +178,7 @@ static qc_status put_float(const qfmt_writer *x, qc_weight wt, int layer) {
     }
     if ((st = qc_check_dtype_range(QC_DT_F16, v, n, (size_t)cols, "model.safetensors", name, x->e))) return st;
     qc_convert_from_f32(QC_DT_F16, v, n, x->buf);
-    return qc_st_writer_write(x->w, name, x->buf, n * 2, x->e);
+    return qc_safetensors_writer_write(x->w, name, x->buf, n * 2, x->e);
 }
 
 /* A linear: the format's tensors, each packed in buf; F16 PREFIX.weight when not quantized.
@@ -199,13 +199,13 @@ static qc_status put_linear(const qfmt_writer *x, const qc_qfmt_module *m) {
     for (int i = 0; i < nt && !st; i++) {
         snprintf(name, sizeof name, "%s.%s", m->name, t[i].suffix);
         if (!x->writing) {
-            st = qc_st_writer_add(x->w, name, t[i].dtype, t[i].ndim, t[i].shape, x->e);
+            st = qc_safetensors_writer_add(x->w, name, t[i].dtype, t[i].ndim, t[i].shape, x->e);
             continue;
         }
         size_t n = tensor_bytes(&t[i]);
         memset(x->buf, 0, n);
         t[i].pack(&l, &t[i], x->buf);
-        st = qc_st_writer_write(x->w, name, x->buf, n, x->e);
+        st = qc_safetensors_writer_write(x->w, name, x->buf, n, x->e);
     }
     return st;
 }
@@ -291,7 +291,7 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     float *f32 = qc_malloc(most_f, sizeof(float), e, what);
     uint8_t *buf = f32 ? qc_malloc(most_b, 1, e, what) : NULL;
     char *path = buf ? qc_outdir_file(d, "model.safetensors") : NULL;
-    qc_st_writer *w = path ? qc_st_writer_new(e) : NULL;
+    qc_safetensors_writer *w = path ? qc_safetensors_writer_new(e) : NULL;
     if (!w) {
         if (buf && !path) qc_fail(e, QC_ERR_NOMEM, "out of memory");
         free(f32), free(buf), free(path), free(plan.m);
@@ -305,13 +305,13 @@ qc_status qc_qfmt_export(const qc_qfmt *fmt, const void *opts, const qc_weight_s
     qfmt_writer x = { .fmt = fmt, .opts = opts, .src = src, .plan = &plan, .w = w, .f32 = f32, .buf = buf,
                       .log = log, .e = e };
     st = write_json(fmt, opts, c, &plan, d, e);
-    if (!st) st = qc_st_writer_meta(w, "format", "pt", e);
+    if (!st) st = qc_safetensors_writer_meta(w, "format", "pt", e);
     if (!st) st = walk(&x);
-    if (!st) st = qc_st_writer_begin(w, path, e);
+    if (!st) st = qc_safetensors_writer_begin(w, path, e);
     x.writing = true;
     if (!st) st = walk(&x);
-    if (!st) st = qc_st_writer_finish(w, e);
-    qc_st_writer_free(w);
+    if (!st) st = qc_safetensors_writer_finish(w, e);
+    qc_safetensors_writer_free(w);
     free(path);
     free(f32);
     free(buf);

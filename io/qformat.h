@@ -55,11 +55,11 @@ void qc_hf_quant_free(qc_hf_quant *q); /* the rules; q itself is the caller's */
 
 /* ---- reading --------------------------------------------------------------------------------- */
 
-/* Looks a tensor up by name (or "__metadata__" alias, qc_st_lookup) in the checkpoint's
+/* Looks a tensor up by name (or "__metadata__" alias, qc_safetensors_lookup) in the checkpoint's
  * shard(s); *out NULL when absent. `where` receives the file to name in messages (the shard
  * holding it, or the file it should be in). Fails only on an alias to a missing tensor. */
 typedef qc_status (*qc_hfq_find)(const void *files, const qc_checkpoint *ck, const char *name,
-                                 const qc_st_tensor **out, const char **where, qc_err *e);
+                                 const qc_safetensors_tensor **out, const char **where, qc_err *e);
 
 /* Locates the tensors of the quantized linear `prefix` (rows × cols as the config implies,
  * file-order rows), validates their dtypes, shapes and g_idx values, and sets *loc
@@ -75,7 +75,7 @@ qc_status qc_awq_locate(qc_checkpoint *ck, const qc_hf_quant *q, const char *pre
  * expected (r_lo, c_lo) and `why` (what implies it). (qfmt_read.c) */
 qc_status qc_qfmt_find_tensor(qc_hfq_find find, const void *files, const qc_checkpoint *ck, const char *prefix,
                               const char *suffix, bool optional, bool is_float, int64_t r_lo, int64_t r_hi,
-                              int64_t c_lo, int64_t c_hi, const char *why, const qc_st_tensor **out, qc_err *e);
+                              int64_t c_lo, int64_t c_hi, const char *why, const qc_safetensors_tensor **out, qc_err *e);
 
 /* A scale of a packed scales tensor of dtype dt (F16, BF16 or F32), at p. */
 static inline float qc_qfmt_scale(const uint8_t *p, qc_dtype dt) {

@@ -19,7 +19,7 @@
  *
  * "__metadata__" entries are kept (sorted by key): besides free-form notes ("format": "pt"),
  * an entry whose key is a tensor name the file does not store is an alias of the tensor its
- * value names (qc_st_lookup), the way safetensors' save_model writes a shared tensor once. */
+ * value names (qc_safetensors_lookup), the way safetensors' save_model writes a shared tensor once. */
 #include "io/internal.h"
 
 #include <cjson/cJSON.h>
@@ -39,18 +39,18 @@ static bool json_uint(const cJSON *v, uint64_t *out) {
 }
 
 static int cmp_name(const void *a, const void *b) {
-    return strcmp(((const qc_st_tensor *)a)->name, ((const qc_st_tensor *)b)->name);
+    return strcmp(((const qc_safetensors_tensor *)a)->name, ((const qc_safetensors_tensor *)b)->name);
 }
 
 static int cmp_data(const void *a, const void *b) {
-    const qc_st_tensor *x = *(const qc_st_tensor *const *)a, *y = *(const qc_st_tensor *const *)b;
+    const qc_safetensors_tensor *x = *(const qc_safetensors_tensor *const *)a, *y = *(const qc_safetensors_tensor *const *)b;
     if (x->data != y->data) return x->data < y->data ? -1 : 1;
     return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
 /* Fills t from one header entry; data is the start of the data section, dsize its size. */
 static qc_status parse_tensor(const char *file, const cJSON *entry, const uint8_t *data,
-                              size_t dsize, qc_st_tensor *t, qc_err *e) {
+                              size_t dsize, qc_safetensors_tensor *t, qc_err *e) {
     const char *name = entry->string;
     if (!cJSON_IsObject(entry))
         return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s': header entry is not a JSON object", file, name);
@@ -105,11 +105,11 @@ static qc_status parse_tensor(const char *file, const cJSON *entry, const uint8_
 }
 
 static int cmp_meta(const void *a, const void *b) {
-    return strcmp(((const qc_st_meta *)a)->key, ((const qc_st_meta *)b)->key);
+    return strcmp(((const qc_safetensors_meta *)a)->key, ((const qc_safetensors_meta *)b)->key);
 }
 
 /* Checks "__metadata__" and keeps its entries in f->meta, sorted by key. */
-static qc_status read_metadata(qc_st_file *f, const cJSON *meta, qc_err *e) {
+static qc_status read_metadata(qc_safetensors_file *f, const cJSON *meta, qc_err *e) {
     const char *file = f->map.path;
     if (!cJSON_IsObject(meta))
         return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" is not a JSON object", file);
@@ -123,7 +123,7 @@ static qc_status read_metadata(qc_st_file *f, const cJSON *meta, qc_err *e) {
         if (!cJSON_IsString(m))
             return qc_fail(e, QC_ERR_FORMAT, "%s: \"__metadata__\" entry '%s' is not a string", file,
                            m->string);
-        qc_st_meta *x = &f->meta[f->nmeta];
+        qc_safetensors_meta *x = &f->meta[f->nmeta];
         if (!(x->key = qc_strdup(m->string, e))) return QC_ERR_NOMEM;
         f->nmeta++;
         if (!(x->value = qc_strdup(m->valuestring, e))) return QC_ERR_NOMEM;
@@ -137,7 +137,7 @@ static qc_status read_metadata(qc_st_file *f, const cJSON *meta, qc_err *e) {
 }
 
 /* Parses the validated-length header into f->tensors. */
-static qc_status parse_header(qc_st_file *f, const char *hdr, size_t n, qc_err *e) {
+static qc_status parse_header(qc_safetensors_file *f, const char *hdr, size_t n, qc_err *e) {
     const char *file = f->map.path;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, n, &end, false);
@@ -166,7 +166,7 @@ static qc_status parse_header(qc_st_file *f, const char *hdr, size_t n, qc_err *
             st = read_metadata(f, c, e);
             continue;
         }
-        qc_st_tensor *t = &f->tensors[f->ntensors];
+        qc_safetensors_tensor *t = &f->tensors[f->ntensors];
         if (!(t->name = qc_strdup(c->string, e))) { st = QC_ERR_NOMEM; break; }
         f->ntensors++;
         st = parse_tensor(file, c, data, dsize, t, e);
@@ -179,12 +179,12 @@ static qc_status parse_header(qc_st_file *f, const char *hdr, size_t n, qc_err *
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
             return qc_fail(e, QC_ERR_FORMAT, "%s: tensor '%s' appears twice in the header", file,
                            f->tensors[i].name);
-    const qc_st_tensor **by_data = qc_malloc((size_t)f->ntensors, sizeof *by_data, e, file);
+    const qc_safetensors_tensor **by_data = qc_malloc((size_t)f->ntensors, sizeof *by_data, e, file);
     if (!by_data) return QC_ERR_NOMEM;
     for (int i = 0; i < f->ntensors; i++) by_data[i] = &f->tensors[i];
     qsort(by_data, (size_t)f->ntensors, sizeof *by_data, cmp_data);
     for (int i = 1; i < f->ntensors && !st; i++) {
-        const qc_st_tensor *a = by_data[i - 1], *b = by_data[i];
+        const qc_safetensors_tensor *a = by_data[i - 1], *b = by_data[i];
         if (b->data < a->data + a->nbytes)
             st = qc_fail(e, QC_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap (data_offsets [%zu, %zu] and [%zu, %zu])",
                          file, a->name, b->name, (size_t)(a->data - data),
@@ -195,7 +195,7 @@ static qc_status parse_header(qc_st_file *f, const char *hdr, size_t n, qc_err *
     return st;
 }
 
-qc_status qc_st_open(qc_st_file *f, const char *path, qc_err *e) {
+qc_status qc_safetensors_open(qc_safetensors_file *f, const char *path, qc_err *e) {
     memset(f, 0, sizeof *f);
     qc_status st = qc_map_open(&f->map, path, e);
     if (st) return st;
@@ -213,28 +213,28 @@ qc_status qc_st_open(qc_st_file *f, const char *path, qc_err *e) {
         else
             st = parse_header(f, (const char *)f->map.data + 8, (size_t)n, e);
     }
-    if (st) qc_st_close(f);
+    if (st) qc_safetensors_close(f);
     return st;
 }
 
-const qc_st_tensor *qc_st_find(const qc_st_file *f, const char *name) {
+const qc_safetensors_tensor *qc_safetensors_find(const qc_safetensors_file *f, const char *name) {
     if (!f || !f->ntensors) return NULL;
-    qc_st_tensor key = { .name = (char *)name };
+    qc_safetensors_tensor key = { .name = (char *)name };
     return bsearch(&key, f->tensors, (size_t)f->ntensors, sizeof *f->tensors, cmp_name);
 }
 
-const char *qc_st_meta_get(const qc_st_file *f, const char *key) {
+const char *qc_safetensors_meta_get(const qc_safetensors_file *f, const char *key) {
     if (!f || !f->nmeta) return NULL;
-    qc_st_meta k = { .key = (char *)key };
-    const qc_st_meta *m = bsearch(&k, f->meta, (size_t)f->nmeta, sizeof *f->meta, cmp_meta);
+    qc_safetensors_meta k = { .key = (char *)key };
+    const qc_safetensors_meta *m = bsearch(&k, f->meta, (size_t)f->nmeta, sizeof *f->meta, cmp_meta);
     return m ? m->value : NULL;
 }
 
-qc_status qc_st_lookup(const qc_st_file *f, const char *name, const qc_st_tensor **out, qc_err *e) {
-    *out = qc_st_find(f, name);
-    const char *target = *out ? NULL : qc_st_meta_get(f, name);
+qc_status qc_safetensors_lookup(const qc_safetensors_file *f, const char *name, const qc_safetensors_tensor **out, qc_err *e) {
+    *out = qc_safetensors_find(f, name);
+    const char *target = *out ? NULL : qc_safetensors_meta_get(f, name);
     if (!target) return QC_OK;
-    *out = qc_st_find(f, target);
+    *out = qc_safetensors_find(f, target);
     if (!*out)
         return qc_fail(e, QC_ERR_FORMAT,
                        "%s: tensor '%s' is an alias (\"__metadata__\") of '%s', which the file does not hold",
@@ -242,7 +242,7 @@ qc_status qc_st_lookup(const qc_st_file *f, const char *name, const qc_st_tensor
     return QC_OK;
 }
 
-void qc_st_close(qc_st_file *f) {
+void qc_safetensors_close(qc_safetensors_file *f) {
     if (!f) return;
     for (int i = 0; i < f->ntensors; i++) free(f->tensors[i].name);
     free(f->tensors);

@@ -27,7 +27,7 @@ typedef struct st_decl {
 
 typedef enum { ST_DECLARING, ST_WRITING, ST_DONE, ST_FAILED } st_state;
 
-struct qc_st_writer {
+struct qc_safetensors_writer {
     st_decl *decl; /* (ndecl) in declaration order */
     int ndecl, cap;
     qc_sb meta;    /* the "__metadata__" members, comma-separated, or empty */
@@ -36,13 +36,13 @@ struct qc_st_writer {
     int next;      /* index of the next tensor to write */
 };
 
-qc_st_writer *qc_st_writer_new(qc_err *e) {
-    return qc_calloc(1, sizeof(qc_st_writer), e, "safetensors writer");
+qc_safetensors_writer *qc_safetensors_writer_new(qc_err *e) {
+    return qc_calloc(1, sizeof(qc_safetensors_writer), e, "safetensors writer");
 }
 
-static const char *out_name(const qc_st_writer *w) { return w->out.path ? w->out.path : "safetensors writer"; }
+static const char *out_name(const qc_safetensors_writer *w) { return w->out.path ? w->out.path : "safetensors writer"; }
 
-qc_status qc_st_writer_add(qc_st_writer *w, const char *name, qc_dtype dtype, int ndim,
+qc_status qc_safetensors_writer_add(qc_safetensors_writer *w, const char *name, qc_dtype dtype, int ndim,
                            const int64_t *shape, qc_err *e) {
     if (w->state != ST_DECLARING)
         return qc_fail(e, QC_ERR_ARG, "%s: tensor '%s' declared after writing began", out_name(w), name);
@@ -75,7 +75,7 @@ qc_status qc_st_writer_add(qc_st_writer *w, const char *name, qc_dtype dtype, in
     return QC_OK;
 }
 
-qc_status qc_st_writer_meta(qc_st_writer *w, const char *key, const char *value, qc_err *e) {
+qc_status qc_safetensors_writer_meta(qc_safetensors_writer *w, const char *key, const char *value, qc_err *e) {
     if (w->state != ST_DECLARING)
         return qc_fail(e, QC_ERR_ARG, "%s: metadata '%s' added after writing began", out_name(w), key);
     if (w->meta.len) qc_sb_append(&w->meta, ",", 1);
@@ -85,7 +85,7 @@ qc_status qc_st_writer_meta(qc_st_writer *w, const char *key, const char *value,
     return w->meta.failed ? qc_fail(e, QC_ERR_NOMEM, "safetensors writer: out of memory") : QC_OK;
 }
 
-static qc_status check_unique(const qc_st_writer *w, const char *path, qc_err *e) {
+static qc_status check_unique(const qc_safetensors_writer *w, const char *path, qc_err *e) {
     char **names = qc_malloc((size_t)w->ndecl, sizeof *names, e, path);
     if (!names) return QC_ERR_NOMEM;
     for (int i = 0; i < w->ndecl; i++) names[i] = w->decl[i].name;
@@ -98,7 +98,7 @@ static qc_status check_unique(const qc_st_writer *w, const char *path, qc_err *e
     return st;
 }
 
-static qc_status build_header(const qc_st_writer *w, qc_sb *h, qc_err *e) {
+static qc_status build_header(const qc_safetensors_writer *w, qc_sb *h, qc_err *e) {
     qc_sb_append(h, "{", 1);
     bool first = true;
     if (w->meta.len) {
@@ -122,7 +122,7 @@ static qc_status build_header(const qc_st_writer *w, qc_sb *h, qc_err *e) {
     return h->failed ? qc_fail(e, QC_ERR_NOMEM, "safetensors writer: out of memory") : QC_OK;
 }
 
-qc_status qc_st_writer_begin(qc_st_writer *w, const char *path, qc_err *e) {
+qc_status qc_safetensors_writer_begin(qc_safetensors_writer *w, const char *path, qc_err *e) {
     if (w->state != ST_DECLARING)
         return qc_fail(e, QC_ERR_ARG, "%s: safetensors writer begun twice", path);
     qc_status st = check_unique(w, path, e);
@@ -142,17 +142,17 @@ qc_status qc_st_writer_begin(qc_st_writer *w, const char *path, qc_err *e) {
     return st;
 }
 
-static qc_status fail_writing(qc_st_writer *w, qc_status st) {
+static qc_status fail_writing(qc_safetensors_writer *w, qc_status st) {
     qc_out_abort(&w->out);
     w->state = ST_FAILED;
     return st;
 }
 
-qc_status qc_st_writer_write(qc_st_writer *w, const char *name, const void *data, size_t nbytes,
+qc_status qc_safetensors_writer_write(qc_safetensors_writer *w, const char *name, const void *data, size_t nbytes,
                              qc_err *e) {
     if (w->state != ST_WRITING)
         return qc_fail(e, QC_ERR_ARG, "%s: tensor '%s' written %s", out_name(w), name,
-                       w->state == ST_DECLARING ? "before qc_st_writer_begin"
+                       w->state == ST_DECLARING ? "before qc_safetensors_writer_begin"
                        : w->state == ST_DONE    ? "after the file was finished"
                                                 : "after an earlier failure");
     if (w->next == w->ndecl)
@@ -171,10 +171,10 @@ qc_status qc_st_writer_write(qc_st_writer *w, const char *name, const void *data
     return QC_OK;
 }
 
-qc_status qc_st_writer_finish(qc_st_writer *w, qc_err *e) {
+qc_status qc_safetensors_writer_finish(qc_safetensors_writer *w, qc_err *e) {
     if (w->state != ST_WRITING)
         return qc_fail(e, QC_ERR_ARG, "%s: finish %s", out_name(w),
-                       w->state == ST_DECLARING ? "before qc_st_writer_begin"
+                       w->state == ST_DECLARING ? "before qc_safetensors_writer_begin"
                        : w->state == ST_DONE    ? "called twice"
                                                 : "after an earlier failure");
     if (w->next < w->ndecl)
@@ -185,7 +185,7 @@ qc_status qc_st_writer_finish(qc_st_writer *w, qc_err *e) {
     return st;
 }
 
-void qc_st_writer_free(qc_st_writer *w) {
+void qc_safetensors_writer_free(qc_safetensors_writer *w) {
     if (!w) return;
     qc_out_abort(&w->out); /* no-op once committed */
     for (int i = 0; i < w->ndecl; i++) free(w->decl[i].name);

@@ -88,11 +88,11 @@ qc_weight_source qc_synth_source(const qc_synth *s) {
     return (qc_weight_source){ .cfg = &s->cfg, .read = synth_read, .ctx = (void *)s };
 }
 
-qc_status qc_export_synth_into(const qc_synth *s, const char *shape, const qc_outdir *d, qc_dtype dt,
+qc_status qc_synth_export_into(const qc_synth *s, const char *shape, const qc_outdir *d, qc_dtype dt,
                                const qc_log *log, qc_err *e) {
     qc_weight_source src = qc_synth_source(s);
     qc_hf_export_opts o = { .dtype = dt };
-    qc_status st = qc_export_hf_into(&src, d, &o, log, e);
+    qc_status st = qc_hf_export_into(&src, d, &o, log, e);
     if (st) return st;
     /* config.json again, labelled: the writer's fields plus the synthetic marker */
     qc_sb text = { 0 };

@@ -88,7 +88,7 @@ static qc_status gptq_write(const qc_format_write *w, qc_err *e) {
     const qc_calib_opts *o = &w->job->o;
     qc_gptq_export_opts go = { strcmp(w->job->s.checkpoint_format, "v2") == 0 ? 2 : 1, o->gptq.percdamp,
                                o->gptq.act_order, o->gptq.static_groups, o->true_sequential };
-    return qc_export_gptq_into(w->src, w->d, &go, w->log, e);
+    return qc_gptq_export_into(w->src, w->d, &go, w->log, e);
 }
 
 /* The linears' bits in a GPTQ model.safetensors: their qweight, qzeros and scales tensors'
@@ -125,7 +125,7 @@ static int awq_pad(const qc_quant_spec *s) {
     return g % 8 ? g * 8 : g;
 }
 
-static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_export_awq_into(w->src, w->d, w->log, e); }
+static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_awq_export_into(w->src, w->d, w->log, e); }
 
 /* ---- gguf ---- */
 
@@ -303,7 +303,7 @@ static qc_status gguf_write(const qc_format_write *w, qc_err *e) {
     if (!path) return QC_ERR_NOMEM;
     qc_gguf_export_opts go = { QC_GGUF_F16, w->job->gguf_embed, w->job->gguf_output, w->tok, w->model_name,
                                w->job->gguf_mix ? qc_gguf_mix_ftype(w->job->gguf_mix) : 0 };
-    qc_status st = qc_export_gguf(w->src, path, &go, w->log, e);
+    qc_status st = qc_gguf_export(w->src, path, &go, w->log, e);
     free(path);
     return st;
 }
@@ -345,7 +345,7 @@ static qc_status llama2c_check_model(const qc_format_run *r, qc_err *e) {
 static qc_status llama2c_write(const qc_format_write *w, qc_err *e) {
     char *path = model_file(w, "model.bin", e);
     if (!path) return QC_ERR_NOMEM;
-    qc_status st = qc_export_llama2c_q8(w->src, path, w->job->o.spec.groupsize, w->log, e);
+    qc_status st = qc_llama2c_q8_export(w->src, path, w->job->o.spec.groupsize, w->log, e);
     free(path);
     return st;
 }
@@ -363,7 +363,7 @@ static qc_status fake_write(const qc_format_write *w, qc_err *e) {
     if (strcmp(qc_checkpoint_format(w->ck), "llama2.c") != 0) return hf_write(w, e);
     char *path = model_file(w, "model.bin", e);
     if (!path) return QC_ERR_NOMEM;
-    qc_status st = qc_export_llama2c(w->src, path, w->log, e);
+    qc_status st = qc_llama2c_export(w->src, path, w->log, e);
     free(path);
     return st;
 }
@@ -372,7 +372,7 @@ static qc_status fake_write(const qc_format_write *w, qc_err *e) {
 
 static qc_status hf_write(const qc_format_write *w, qc_err *e) {
     qc_hf_export_opts ho = { QC_DT_F32, 0 }; /* F32 keeps the dequantized weights exact */
-    return qc_export_hf_into(w->src, w->d, &ho, w->log, e);
+    return qc_hf_export_into(w->src, w->d, &ho, w->log, e);
 }
 
 /* ---- full precision (convert) ---- */
@@ -386,7 +386,7 @@ static qc_status hf_convert(const qc_convert_write *w, qc_err *e) {
     qc_status st = qc_checkpoint_find_tokenizer(w->s->tokenizer, w->ck, &tok, &found, e);
     if (!st && !found) qc_logf(w->log, QC_LOG_WARN, "%s: the folder gets no tokenizer (pass --tokenizer FILE)", e->msg);
     if (!st) st = qc_outdir_open(&d, w->s->out, w->s->force, e);
-    if (!st) st = qc_export_hf_into(w->src, &d, &o, w->log, e);
+    if (!st) st = qc_hf_export_into(w->src, &d, &o, w->log, e);
     if (!st && found) st = qc_tokenizer_write_into(&tok, &d, true, e);
     st = st ? (qc_outdir_abort(&d), st) : qc_outdir_commit(&d, e);
     qc_tokenizer_free(&tok);
@@ -399,14 +399,14 @@ static qc_status gguf_convert(const qc_convert_write *w, qc_err *e) {
     qc_gguf_type t = w->t->dtype == QC_DT_F16 ? QC_GGUF_F16 : QC_GGUF_F32;
     qc_status st = qc_checkpoint_require_tokenizer(w->s->tokenizer, w->ck, &tok, e);
     qc_gguf_export_opts o = { t, t, t, &tok, w->s->model, 0 };
-    if (!st) st = qc_export_gguf(w->src, w->s->out, &o, w->log, e);
+    if (!st) st = qc_gguf_export(w->src, w->s->out, &o, w->log, e);
     qc_tokenizer_free(&tok);
     return st;
 }
 
 /* llama2.c's legacy fp32 .bin. */
 static qc_status llama2c_convert(const qc_convert_write *w, qc_err *e) {
-    return qc_export_llama2c(w->src, w->s->out, w->log, e);
+    return qc_llama2c_export(w->src, w->s->out, w->log, e);
 }
 
 /* ---- the table ---- */
@@ -520,8 +520,8 @@ static qc_status gptq_bpw(const qc_outdir *d, const qc_config *c, const qc_modul
                           double *with_index, qc_err *e) {
     double bits = 0, gidx = 0;
     char *path = qc_outdir_file(d, "model.safetensors");
-    qc_st_file f;
-    qc_status st = path ? qc_st_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    qc_safetensors_file f;
+    qc_status st = path ? qc_safetensors_open(&f, path, e) : qc_fail(e, QC_ERR_NOMEM, "out of memory");
     free(path);
     if (st) return st;
     for (int i = 0; i < f.ntensors; i++) {
@@ -530,7 +530,7 @@ static qc_status gptq_bpw(const qc_outdir *d, const qc_config *c, const qc_modul
             bits += 8.0 * f.tensors[i].nbytes;
         else if (qc_str_ends_with(n, ".g_idx")) gidx += 8.0 * f.tensors[i].nbytes;
     }
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
     double weights = quantized_weights(c, mods);
     *bpw = bits / weights;
     *with_index = (bits + gidx) / weights;

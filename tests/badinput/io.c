@@ -132,28 +132,28 @@ static void write_st(const char *path, uint64_t len, const char *header, size_t 
 static void st_fails(const char *name, uint64_t len, const char *header, size_t data, const char *what) {
     qc_err e = { "" };
     write_st(tmp_path(name), len, header, data);
-    qc_st_file f;
-    qc_status st = qc_st_open(&f, tmp_path(name), &e);
+    qc_safetensors_file f;
+    qc_status st = qc_safetensors_open(&f, tmp_path(name), &e);
     CHECK(st != QC_OK, "%s opened, expected \"%s\"", name, what);
     CHECK(strstr(e.msg, name) && strstr(e.msg, what), "%s: message \"%s\" lacks \"%s\"", name, e.msg, what);
     CHECK(f.ntensors == 0 && f.tensors == NULL && f.map.data == NULL, "%s: nothing left open", name);
-    if (st == QC_OK) qc_st_close(&f);
+    if (st == QC_OK) qc_safetensors_close(&f);
 }
 
 #define T16 "\"dtype\":\"F32\",\"shape\":[2,2]"
 
 static void test_safetensors_header(void) {
     qc_err e = { "" };
-    qc_st_file f;
+    qc_safetensors_file f;
     /* the fixture itself is fine */
     write_st(tmp_path("ok.safetensors"), UINT64_MAX, "{\"a\":{" T16 ",\"data_offsets\":[0,16]}}  ", 16);
-    CHECK_OK(qc_st_open(&f, tmp_path("ok.safetensors"), &e), e);
-    qc_st_close(&f);
+    CHECK_OK(qc_safetensors_open(&f, tmp_path("ok.safetensors"), &e), e);
+    qc_safetensors_close(&f);
 
     write_file(tmp_path("short.safetensors"), "abc", 3);
-    CHECK_FAILS(qc_st_open(&f, tmp_path("short.safetensors"), &e), e, "short.safetensors: 3 bytes, too short");
-    CHECK_FAILS(qc_st_open(&f, tmp_path("nothere.safetensors"), &e), e, "nothere.safetensors: cannot open");
-    CHECK_FAILS(qc_st_open(&f, tmp_path(""), &e), e, "is a directory");
+    CHECK_FAILS(qc_safetensors_open(&f, tmp_path("short.safetensors"), &e), e, "short.safetensors: 3 bytes, too short");
+    CHECK_FAILS(qc_safetensors_open(&f, tmp_path("nothere.safetensors"), &e), e, "nothere.safetensors: cannot open");
+    CHECK_FAILS(qc_safetensors_open(&f, tmp_path(""), &e), e, "is a directory");
     st_fails("pastend.safetensors", 1000, "{}", 0, "header length 1000 runs past the end of the file (10 bytes)");
     st_fails("huge.safetensors", (uint64_t)1 << 40, "{}", 0, "header length 1099511627776 is beyond the limit");
     st_fails("badjson.safetensors", UINT64_MAX, "{\"a\": {\"dtype\": ", 0, "header is not valid JSON");
@@ -200,18 +200,18 @@ static void test_safetensors_header(void) {
     /* aliases: "b" names stored "a"; "c" names "x", which is not stored; exact lookups ignore them */
     write_st(tmp_path("alias.safetensors"), UINT64_MAX,
              "{\"__metadata__\":{\"format\":\"pt\",\"c\":\"x\",\"b\":\"a\"},\"a\":{" T16 ",\"data_offsets\":[0,16]}}", 16);
-    CHECK_OK(qc_st_open(&f, tmp_path("alias.safetensors"), &e), e);
-    const qc_st_tensor *t = NULL;
-    CHECK(f.nmeta == 3 && strcmp(qc_st_meta_get(&f, "format"), "pt") == 0 && qc_st_meta_get(&f, "a") == NULL,
+    CHECK_OK(qc_safetensors_open(&f, tmp_path("alias.safetensors"), &e), e);
+    const qc_safetensors_tensor *t = NULL;
+    CHECK(f.nmeta == 3 && strcmp(qc_safetensors_meta_get(&f, "format"), "pt") == 0 && qc_safetensors_meta_get(&f, "a") == NULL,
           "metadata kept: %d entries", f.nmeta);
-    CHECK(qc_st_find(&f, "b") == NULL, "qc_st_find does not follow aliases");
-    CHECK_OK(qc_st_lookup(&f, "b", &t, &e), e);
-    CHECK(t && t == qc_st_find(&f, "a"), "alias b -> a");
-    CHECK_OK(qc_st_lookup(&f, "nope", &t, &e), e);
+    CHECK(qc_safetensors_find(&f, "b") == NULL, "qc_safetensors_find does not follow aliases");
+    CHECK_OK(qc_safetensors_lookup(&f, "b", &t, &e), e);
+    CHECK(t && t == qc_safetensors_find(&f, "a"), "alias b -> a");
+    CHECK_OK(qc_safetensors_lookup(&f, "nope", &t, &e), e);
     CHECK(t == NULL, "neither stored nor aliased: NULL, no error");
-    CHECK_FAILS(qc_st_lookup(&f, "c", &t, &e), e,
+    CHECK_FAILS(qc_safetensors_lookup(&f, "c", &t, &e), e,
                 "alias.safetensors: tensor 'c' is an alias (\"__metadata__\") of 'x', which the file does not hold");
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
 }
 
 /* ---- a tiny HF model and broken variants of it ------------------------------------------------------ */
@@ -264,7 +264,7 @@ typedef struct tiny_mod {
 
 static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
     qc_err e = { "" };
-    qc_st_writer *w = qc_st_writer_new(&e);
+    qc_safetensors_writer *w = qc_safetensors_writer_new(&e);
     static uint8_t zeros[4096];
     char names[64][96];
     size_t sizes[64];
@@ -289,22 +289,22 @@ static void tiny_weights(const char *path, const qc_config *c, tiny_mod m) {
                 else shape[0]++;
             }
             qc_dtype dt = m.retype && strcmp(name, m.retype) == 0 ? m.dtype : QC_DT_F32;
-            CHECK_OK(qc_st_writer_add(w, name, dt, ndim, shape, &e), e);
+            CHECK_OK(qc_safetensors_writer_add(w, name, dt, ndim, shape, &e), e);
             snprintf(names[n], sizeof names[n], "%s", name);
             sizes[n++] = (size_t)shape[0] * (size_t)shape[1] * qc_dtype_size(dt);
         }
     }
     if (m.extra) {
         int64_t shape[2] = { 1, 8 };
-        CHECK_OK(qc_st_writer_add(w, m.extra, QC_DT_I32, 2, shape, &e), e);
+        CHECK_OK(qc_safetensors_writer_add(w, m.extra, QC_DT_I32, 2, shape, &e), e);
         snprintf(names[n], sizeof names[n], "%s", m.extra);
         sizes[n++] = 32;
     }
-    if (m.alias) CHECK_OK(qc_st_writer_meta(w, m.alias, m.target, &e), e);
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
-    for (int i = 0; i < n; i++) CHECK_OK(qc_st_writer_write(w, names[i], zeros, sizes[i], &e), e);
-    CHECK_OK(qc_st_writer_finish(w, &e), e);
-    qc_st_writer_free(w);
+    if (m.alias) CHECK_OK(qc_safetensors_writer_meta(w, m.alias, m.target, &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
+    for (int i = 0; i < n; i++) CHECK_OK(qc_safetensors_writer_write(w, names[i], zeros, sizes[i], &e), e);
+    CHECK_OK(qc_safetensors_writer_finish(w, &e), e);
+    qc_safetensors_writer_free(w);
 }
 
 /* A folder `name` holding the tiny model's config and a model.safetensors modified by m. */

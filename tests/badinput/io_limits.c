@@ -58,12 +58,12 @@ static void test_safetensors_tensor(void) {
     memcpy(head, &hl, 8);
     memcpy(head + 8, json, (size_t)n);
     const char *path = write_1k("tb.safetensors", head, 8 + (size_t)n);
-    qc_st_file f;
+    qc_safetensors_file f;
     qc_err e = { "" };
-    qc_status st = qc_st_open(&f, path, &e);
+    qc_status st = qc_safetensors_open(&f, path, &e);
     CHECK(st == QC_ERR_FORMAT && strstr(e.msg, path) && strstr(e.msg, "model.embed_tokens.weight"),
           "1 TB safetensors tensor: status %s, \"%s\"", qc_status_name(st), e.msg);
-    if (!st) qc_st_close(&f);
+    if (!st) qc_safetensors_close(&f);
 }
 
 static void test_gguf_tensor(void) {

@@ -1,7 +1,7 @@
 /* gguf_tool.c — a test helper (built as build/tests/tools/gguf_tool; not part of qcalib):
  *
  *   gguf_tool export MODEL TOKENIZER OUT.gguf TYPE [EMBED_TYPE OUTPUT_TYPE]
- *       writes MODEL (any checkpoint qcalib reads) as GGUF through qc_export_gguf. TYPE f32 or
+ *       writes MODEL (any checkpoint qcalib reads) as GGUF through qc_gguf_export. TYPE f32 or
  *       f16: the linears as they are; q4_0, q4_1 or q8_0: the FFN padded to a multiple of 32
  *       and every linear quantized by a TEST-MADE round-to-nearest with fp16 parameters (not
  *       qcalib's solvers), written as those blocks. EMBED_TYPE and OUTPUT_TYPE default to
@@ -107,7 +107,7 @@ static int do_export(int argc, char **argv) {
         qc_gguf_export_opts o = { .float_type = quant ? QC_GGUF_F32 : t, .embed_type = et, .output_type = ot,
                                   .tok = &tok, .name = "stories260K (qcalib test)" };
         qc_log log = { .message = print_msg };
-        st = qc_export_gguf(&src, argv[4], &o, &log, &e);
+        st = qc_gguf_export(&src, argv[4], &o, &log, &e);
     }
     if (st) fprintf(stderr, "gguf_tool: %s\n", e.msg);
     for (int i = 0; s.q && i < c->n_layers * QC_W_COUNT; i++) qc_qweight_free(&s.q[i]);

@@ -22,7 +22,7 @@ static qc_status write_synth(const char *dir, uint64_t seed, qc_err *e) {
     QC_ASSERT(qc_synth_shape("tiny", &s.cfg));
     qc_outdir d;
     qc_status st = qc_outdir_open(&d, dir, true, e);
-    if (!st) st = qc_export_synth_into(&s, "tiny", &d, QC_DT_F16, NULL, e);
+    if (!st) st = qc_synth_export_into(&s, "tiny", &d, QC_DT_F16, NULL, e);
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
     return st;
@@ -234,7 +234,7 @@ static void export_gptq(const qc_quantized *q, const char *dir, qc_err *e) {
     qc_gptq_export_opts go = { 1, 0.01f, true, false, true }; /* desc_act: act-order g_idx */
     qc_outdir d;
     qc_status st = qc_outdir_open(&d, dir, true, e);
-    if (!st) st = qc_export_gptq_into(&src, &d, &go, NULL, e);
+    if (!st) st = qc_gptq_export_into(&src, &d, &go, NULL, e);
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
     CHECK_OK(st, *e);

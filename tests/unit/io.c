@@ -212,22 +212,22 @@ static void test_safetensors_roundtrip(void) {
     uint16_t b[3] = { 0x3c00, 0x4000, 0xc000 }; /* F16 1, 2, -2 */
     uint8_t c[3] = { 7, 8, 9 };
     int64_t sa[2] = { 2, 3 }, sb[1] = { 3 }, sc[3] = { 1, 3, 1 }, sz[2] = { 0, 4 };
-    qc_st_writer *w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "a", QC_DT_F32, 2, sa, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "b \"quoted\"", QC_DT_F16, 1, sb, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "empty", QC_DT_F32, 2, sz, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "c", QC_DT_U8, 3, sc, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "scalar", QC_DT_F32, 0, NULL, &e), e);
-    CHECK_OK(qc_st_writer_meta(w, "format", "pt", &e), e);
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
+    qc_safetensors_writer *w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "a", QC_DT_F32, 2, sa, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "b \"quoted\"", QC_DT_F16, 1, sb, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "empty", QC_DT_F32, 2, sz, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "c", QC_DT_U8, 3, sc, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "scalar", QC_DT_F32, 0, NULL, &e), e);
+    CHECK_OK(qc_safetensors_writer_meta(w, "format", "pt", &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
     CHECK(!qc_path_exists(path), "nothing at the path before finish");
-    CHECK_OK(qc_st_writer_write(w, "a", a, sizeof a, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "b \"quoted\"", b, sizeof b, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "empty", NULL, 0, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "c", c, sizeof c, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "scalar", a + 5, 4, &e), e);
-    CHECK_OK(qc_st_writer_finish(w, &e), e);
-    qc_st_writer_free(w);
+    CHECK_OK(qc_safetensors_writer_write(w, "a", a, sizeof a, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "b \"quoted\"", b, sizeof b, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "empty", NULL, 0, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "c", c, sizeof c, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "scalar", a + 5, 4, &e), e);
+    CHECK_OK(qc_safetensors_writer_finish(w, &e), e);
+    qc_safetensors_writer_free(w);
 
     size_t n;
     uint8_t *bytes = slurp(path, &n);
@@ -236,27 +236,27 @@ static void test_safetensors_roundtrip(void) {
     CHECK(n == 8 + hlen + 24 + 6 + 0 + 3 + 4, "file size %zu", n);
     free(bytes);
 
-    qc_st_file f;
-    CHECK_OK(qc_st_open(&f, path, &e), e);
+    qc_safetensors_file f;
+    CHECK_OK(qc_safetensors_open(&f, path, &e), e);
     CHECK(f.ntensors == 5, "5 tensors, got %d", f.ntensors);
     for (int i = 1; i < f.ntensors; i++) CHECK(strcmp(f.tensors[i - 1].name, f.tensors[i].name) < 0, "sorted by name");
-    const qc_st_tensor *t = qc_st_find(&f, "a");
+    const qc_safetensors_tensor *t = qc_safetensors_find(&f, "a");
     CHECK(t && t->dtype == QC_DT_F32 && t->ndim == 2 && t->shape[0] == 2 && t->shape[1] == 3 && t->nbytes == 24 &&
               memcmp(t->data, a, 24) == 0, "tensor a");
-    t = qc_st_find(&f, "b \"quoted\"");
+    t = qc_safetensors_find(&f, "b \"quoted\"");
     float bf[3];
     if (t) qc_convert_to_f32(t->dtype, t->data, 3, bf);
     CHECK(t && t->dtype == QC_DT_F16 && bf[0] == 1 && bf[1] == 2 && bf[2] == -2, "tensor with an escaped name");
-    t = qc_st_find(&f, "c");
+    t = qc_safetensors_find(&f, "c");
     CHECK(t && t->ndim == 3 && t->nbytes == 3 && memcmp(t->data, c, 3) == 0, "tensor c");
-    t = qc_st_find(&f, "empty");
+    t = qc_safetensors_find(&f, "empty");
     CHECK(t && t->nbytes == 0 && t->shape[0] == 0, "empty tensor");
-    t = qc_st_find(&f, "scalar");
+    t = qc_safetensors_find(&f, "scalar");
     CHECK(t && t->ndim == 0 && t->nbytes == 4 && qc_lef32(t->data) == 6.0f, "0-d tensor");
-    CHECK(qc_st_find(&f, "nope") == NULL && qc_st_find(&f, "__metadata__") == NULL, "absent names");
-    qc_st_close(&f);
-    qc_st_close(&f); /* closing twice (zeroed) and NULL are no-ops */
-    qc_st_close(NULL);
+    CHECK(qc_safetensors_find(&f, "nope") == NULL && qc_safetensors_find(&f, "__metadata__") == NULL, "absent names");
+    qc_safetensors_close(&f);
+    qc_safetensors_close(&f); /* closing twice (zeroed) and NULL are no-ops */
+    qc_safetensors_close(NULL);
 }
 
 static void test_safetensors_writer_misuse(void) {
@@ -264,48 +264,48 @@ static void test_safetensors_writer_misuse(void) {
     const char *path = tmp_path("misuse.safetensors");
     int64_t s[1] = { 2 };
     float x[2] = { 1, 2 };
-    qc_st_writer *w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "y", QC_DT_F32, 1, s, &e), e);
-    CHECK_FAILS(qc_st_writer_write(w, "x", x, 8, &e), e, "before qc_st_writer_begin");
-    CHECK_FAILS(qc_st_writer_add(w, "__metadata__", QC_DT_F32, 1, s, &e), e, "invalid tensor name");
+    qc_safetensors_writer *w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "y", QC_DT_F32, 1, s, &e), e);
+    CHECK_FAILS(qc_safetensors_writer_write(w, "x", x, 8, &e), e, "before qc_safetensors_writer_begin");
+    CHECK_FAILS(qc_safetensors_writer_add(w, "__metadata__", QC_DT_F32, 1, s, &e), e, "invalid tensor name");
     int64_t neg[1] = { -1 };
-    CHECK_FAILS(qc_st_writer_add(w, "z", QC_DT_F32, 1, neg, &e), e, "invalid shape");
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
-    CHECK_FAILS(qc_st_writer_add(w, "late", QC_DT_F32, 1, s, &e), e, "after writing began");
-    CHECK_FAILS(qc_st_writer_write(w, "y", x, 8, &e), e, "out of order: 'x' is next");
+    CHECK_FAILS(qc_safetensors_writer_add(w, "z", QC_DT_F32, 1, neg, &e), e, "invalid shape");
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
+    CHECK_FAILS(qc_safetensors_writer_add(w, "late", QC_DT_F32, 1, s, &e), e, "after writing began");
+    CHECK_FAILS(qc_safetensors_writer_write(w, "y", x, 8, &e), e, "out of order: 'x' is next");
     CHECK(!qc_path_exists(path), "a failed writer leaves nothing");
-    CHECK_FAILS(qc_st_writer_write(w, "x", x, 8, &e), e, "after an earlier failure");
-    qc_st_writer_free(w);
+    CHECK_FAILS(qc_safetensors_writer_write(w, "x", x, 8, &e), e, "after an earlier failure");
+    qc_safetensors_writer_free(w);
 
-    w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
-    CHECK_FAILS(qc_st_writer_write(w, "x", x, 4, &e), e, "4 bytes written, its shape needs 8");
-    qc_st_writer_free(w);
+    w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
+    CHECK_FAILS(qc_safetensors_writer_write(w, "x", x, 4, &e), e, "4 bytes written, its shape needs 8");
+    qc_safetensors_writer_free(w);
 
-    w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "y", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "x", x, 8, &e), e);
-    CHECK_FAILS(qc_st_writer_finish(w, &e), e, "tensor 'y' declared but never written");
+    w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "y", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "x", x, 8, &e), e);
+    CHECK_FAILS(qc_safetensors_writer_finish(w, &e), e, "tensor 'y' declared but never written");
     CHECK(!qc_path_exists(path), "an unfinished file leaves nothing");
-    qc_st_writer_free(w);
+    qc_safetensors_writer_free(w);
 
-    w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_FAILS(qc_st_writer_begin(w, path, &e), e, "tensor 'x' declared twice");
-    qc_st_writer_free(w);
+    w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_FAILS(qc_safetensors_writer_begin(w, path, &e), e, "tensor 'x' declared twice");
+    qc_safetensors_writer_free(w);
 
-    w = qc_st_writer_new(&e);
-    CHECK_OK(qc_st_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
-    CHECK_OK(qc_st_writer_begin(w, path, &e), e);
-    CHECK_OK(qc_st_writer_write(w, "x", x, 8, &e), e);
-    qc_st_writer_free(w); /* freed before finish: aborted */
+    w = qc_safetensors_writer_new(&e);
+    CHECK_OK(qc_safetensors_writer_add(w, "x", QC_DT_F32, 1, s, &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, path, &e), e);
+    CHECK_OK(qc_safetensors_writer_write(w, "x", x, 8, &e), e);
+    qc_safetensors_writer_free(w); /* freed before finish: aborted */
     CHECK(!qc_path_exists(path), "freeing an unfinished writer leaves nothing");
-    qc_st_writer_free(NULL);
+    qc_safetensors_writer_free(NULL);
     CHECK(system("test -z \"$(ls \"$QCALIB_TMP\" | grep misuse)\"") == 0, "no temporaries left behind");
 }
 
@@ -404,7 +404,7 @@ static void test_llama2c_separate_classifier(void) {
     if (ck2) {
         qc_weight_source src = qc_checkpoint_source(ck2);
         const char *out = tmp_path("untied_out.bin");
-        CHECK_OK(qc_export_llama2c(&src, out, NULL, &e), e);
+        CHECK_OK(qc_llama2c_export(&src, out, NULL, &e), e);
         size_t m;
         uint8_t *again = slurp(out, &m);
         CHECK(m == n + cls_bytes && memcmp(again, buf, STORIES_FREQ_OFFSET) == 0 &&
@@ -462,14 +462,14 @@ static bool same_config(const qc_config *a, const qc_config *b) {
 static void check_raw_qk(const qc_checkpoint *ck, const char *st_path, int layer, qc_dtype dt) {
     qc_err e = { "" };
     const qc_config *c = qc_checkpoint_config(ck);
-    qc_st_file f;
-    CHECK_OK(qc_st_open(&f, st_path, &e), e);
+    qc_safetensors_file f;
+    CHECK_OK(qc_safetensors_open(&f, st_path, &e), e);
     for (int k = 0; k < 2; k++) {
         qc_weight w = k ? QC_W_K : QC_W_Q;
         int heads = k ? c->n_kv_heads : c->n_heads;
         char name[128];
         qc_weight_hf_name(w, layer, name, sizeof name);
-        const qc_st_tensor *t = qc_st_find(&f, name);
+        const qc_safetensors_tensor *t = qc_safetensors_find(&f, name);
         CHECK(t != NULL, "%s in %s", name, st_path);
         if (!t) continue;
         size_t len = weight_len(c, w);
@@ -481,7 +481,7 @@ static void check_raw_qk(const qc_checkpoint *ck, const char *st_path, int layer
         CHECK(t->dtype == dt && memcmp(hf, raw, len * 4) == 0, "%s is qc_rope_rows_to_hf of the interleaved rows", name);
         free(x), free(hf), free(raw);
     }
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
 }
 
 typedef struct progress_count {
@@ -515,7 +515,7 @@ static void test_hf_roundtrips(void) {
         qc_hf_export_opts o = { .dtype = cases[k].dt, .shard_bytes = cases[k].shard };
         progress_count pc = { 0 };
         qc_log log = { .message = count_message, .progress = count_progress, .ctx = &pc };
-        CHECK_OK(qc_export_hf(&src, dir, &o, false, &log, &e), e);
+        CHECK_OK(qc_hf_export(&src, dir, &o, false, &log, &e), e);
         CHECK(pc.calls == 47 && pc.last_done == 47 && pc.last_total == 47 && pc.messages >= 1,
               "%s: progress per tensor (%lld calls)", cases[k].dir, (long long)pc.calls);
         qc_checkpoint *ck = NULL;
@@ -576,13 +576,13 @@ static void test_hf_roundtrips(void) {
             size_t data_total = 0;
             for (int s = 1; s <= nshards; s++) {
                 snprintf(path, sizeof path, "%s/model-%05d-of-%05d.safetensors", dir, s, nshards);
-                qc_st_file f;
-                CHECK_OK(qc_st_open(&f, path, &e), e);
+                qc_safetensors_file f;
+                CHECK_OK(qc_safetensors_open(&f, path, &e), e);
                 size_t data = 0;
                 for (int i = 0; i < f.ntensors; i++) data += f.tensors[i].nbytes;
                 CHECK(data <= cases[k].shard || f.ntensors == 1, "shard %d holds %zu bytes", s, data);
                 data_total += data;
-                qc_st_close(&f);
+                qc_safetensors_close(&f);
             }
             CHECK(data_total == STORIES_FREQ_OFFSET - 28, "the shards hold every weight once");
             const cJSON *q = cJSON_GetObjectItem(map, "model.layers.4.self_attn.q_proj.weight");
@@ -599,10 +599,10 @@ static void test_hf_roundtrips(void) {
     }
     /* an existing folder is refused unless replace */
     qc_hf_export_opts o = { .dtype = QC_DT_F32 };
-    CHECK_FAILS(qc_export_hf(&src, tmp_path("hf_f32"), &o, false, NULL, &e), e, "already exists");
-    CHECK_OK(qc_export_hf(&src, tmp_path("hf_f32"), &o, true, NULL, &e), e);
+    CHECK_FAILS(qc_hf_export(&src, tmp_path("hf_f32"), &o, false, NULL, &e), e, "already exists");
+    CHECK_OK(qc_hf_export(&src, tmp_path("hf_f32"), &o, true, NULL, &e), e);
     o.dtype = QC_DT_I32;
-    CHECK_FAILS(qc_export_hf(&src, tmp_path("hf_i32"), &o, false, NULL, &e), e, "cannot export as I32");
+    CHECK_FAILS(qc_hf_export(&src, tmp_path("hf_i32"), &o, false, NULL, &e), e, "cannot export as I32");
     CHECK(!qc_path_exists(tmp_path("hf_i32")), "nothing written for a refused dtype");
     qc_checkpoint_close(orig);
 }
@@ -624,11 +624,11 @@ static void test_hf_tinystories656k(void) {
           c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size, (double)c->norm_eps);
     char path[1100];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    qc_st_file f;
-    CHECK_OK(qc_st_open(&f, path, &e), e);
-    const qc_st_tensor *t = qc_st_find(&f, "lm_head.weight");
-    CHECK(t && t->dtype == QC_DT_F32 && qc_st_find(&f, "model.embed_tokens.weight") == NULL &&
-              strcmp(qc_st_meta_get(&f, "model.embed_tokens.weight"), "lm_head.weight") == 0,
+    qc_safetensors_file f;
+    CHECK_OK(qc_safetensors_open(&f, path, &e), e);
+    const qc_safetensors_tensor *t = qc_safetensors_find(&f, "lm_head.weight");
+    CHECK(t && t->dtype == QC_DT_F32 && qc_safetensors_find(&f, "model.embed_tokens.weight") == NULL &&
+              strcmp(qc_safetensors_meta_get(&f, "model.embed_tokens.weight"), "lm_head.weight") == 0,
           "the file stores lm_head.weight only, aliased by model.embed_tokens.weight");
     float *emb = alloc_weight(c, QC_W_EMBED), *cls = alloc_weight(c, QC_W_CLASSIFIER);
     CHECK_OK(qc_checkpoint_read(ck, QC_W_EMBED, 0, emb, &e), e);
@@ -636,14 +636,14 @@ static void test_hf_tinystories656k(void) {
     size_t n = weight_len(c, QC_W_EMBED);
     CHECK(t && t->nbytes == n * sizeof(float) && memcmp(emb, t->data, t->nbytes) == 0 && memcmp(cls, emb, t->nbytes) == 0,
           "embedding and classifier = lm_head.weight's bytes");
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
     free(emb);
     free(cls);
 
     const char *out = tmp_path("ts656_hf");
     qc_weight_source src = qc_checkpoint_source(ck);
     qc_hf_export_opts o = { .dtype = QC_DT_F32 };
-    CHECK_OK(qc_export_hf(&src, out, &o, false, NULL, &e), e);
+    CHECK_OK(qc_hf_export(&src, out, &o, false, NULL, &e), e);
     qc_checkpoint *back = NULL;
     CHECK_OK(qc_checkpoint_open(&back, out, &e), e);
     if (back) {
@@ -652,10 +652,10 @@ static void test_hf_tinystories656k(void) {
     }
     qc_checkpoint_close(back);
     snprintf(path, sizeof path, "%s/model.safetensors", out);
-    CHECK_OK(qc_st_open(&f, path, &e), e);
-    CHECK(qc_st_find(&f, "model.embed_tokens.weight") && !qc_st_find(&f, "lm_head.weight") && f.ntensors == 20,
+    CHECK_OK(qc_safetensors_open(&f, path, &e), e);
+    CHECK(qc_safetensors_find(&f, "model.embed_tokens.weight") && !qc_safetensors_find(&f, "lm_head.weight") && f.ntensors == 20,
           "written: the tied pair once, as model.embed_tokens.weight (%d tensors)", f.ntensors);
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
     qc_checkpoint_close(ck);
 }
 
@@ -669,7 +669,7 @@ static void test_llama2c_roundtrip(void) {
     const char *out = tmp_path("again.bin");
     progress_count pc = { 0 };
     qc_log log = { .message = count_message, .progress = count_progress, .ctx = &pc };
-    CHECK_OK(qc_export_llama2c(&src, out, &log, &e), e);
+    CHECK_OK(qc_llama2c_export(&src, out, &log, &e), e);
     CHECK(pc.last_done == 2 + 9 * 5 && pc.last_done == pc.last_total, "progress %lld of %lld",
           (long long)pc.last_done, (long long)pc.last_total);
     size_t n, m;
@@ -697,7 +697,7 @@ static void test_llama2c_roundtrip(void) {
     CHECK_OK(qc_checkpoint_open(&hf, tmp_path("hf_f32_sharded"), &e), e);
     if (hf) {
         qc_weight_source hsrc = qc_checkpoint_source(hf);
-        CHECK_OK(qc_export_llama2c(&hsrc, tmp_path("from_hf.bin"), NULL, &e), e);
+        CHECK_OK(qc_llama2c_export(&hsrc, tmp_path("from_hf.bin"), NULL, &e), e);
         uint8_t *c = slurp(tmp_path("from_hf.bin"), &m);
         uint8_t *again = slurp(out, &n);
         CHECK(m == n && memcmp(c, again, n) == 0, "HF -> llama2.c gives the same file");
@@ -729,7 +729,7 @@ static void test_synthetic_model(void) {
     qc_weight_source src = { .cfg = &c, .read = synth_read, .ctx = &c };
     const char *dir = tmp_path("hf_synth");
     qc_hf_export_opts o = { .dtype = QC_DT_F32, .shard_bytes = 4096 };
-    CHECK_OK(qc_export_hf(&src, dir, &o, false, NULL, &e), e);
+    CHECK_OK(qc_hf_export(&src, dir, &o, false, NULL, &e), e);
     qc_checkpoint *ck = NULL;
     CHECK_OK(qc_checkpoint_open(&ck, dir, &e), e);
     if (ck) {
@@ -763,17 +763,17 @@ static void test_synthetic_model(void) {
 
     /* llama2.c cannot hold it: refused with the reason, nothing written */
     const char *bin = tmp_path("synth.bin");
-    CHECK_FAILS(qc_export_llama2c(&src, bin, NULL, &e), e, "synth.bin: llama2.c requires head_dim = dim / n_heads");
+    CHECK_FAILS(qc_llama2c_export(&src, bin, NULL, &e), e, "synth.bin: llama2.c requires head_dim = dim / n_heads");
     c.head_dim = 8;
-    CHECK_FAILS(qc_export_llama2c(&src, bin, NULL, &e), e, "hard-codes rope_theta 10000");
+    CHECK_FAILS(qc_llama2c_export(&src, bin, NULL, &e), e, "hard-codes rope_theta 10000");
     c.rope_theta = 10000.0f;
-    CHECK_FAILS(qc_export_llama2c(&src, bin, NULL, &e), e, "hard-codes norm_eps 1e-5");
+    CHECK_FAILS(qc_llama2c_export(&src, bin, NULL, &e), e, "hard-codes norm_eps 1e-5");
     c.norm_eps = 1e-5f;
     c.n_kv_heads = 3;
-    CHECK_FAILS(qc_export_llama2c(&src, bin, NULL, &e), e, "n_heads 4 is not a multiple of n_kv_heads 3");
+    CHECK_FAILS(qc_llama2c_export(&src, bin, NULL, &e), e, "n_heads 4 is not a multiple of n_kv_heads 3");
     CHECK(!qc_path_exists(bin), "nothing written");
     c.n_kv_heads = 2;
-    CHECK_OK(qc_export_llama2c(&src, bin, NULL, &e), e);
+    CHECK_OK(qc_llama2c_export(&src, bin, NULL, &e), e);
     CHECK_OK(qc_checkpoint_open(&ck, bin, &e), e);
     if (ck) {
         float *x = alloc_weight(&c, QC_W_CLASSIFIER), *y = alloc_weight(&c, QC_W_CLASSIFIER);
@@ -797,15 +797,15 @@ static void test_export_failures(void) {
     qc_config c = synth_config();
     qc_weight_source src = { .cfg = &c, .read = failing_read, .ctx = &c };
     qc_hf_export_opts o = { .dtype = QC_DT_BF16, .shard_bytes = 4096 };
-    CHECK_FAILS(qc_export_hf(&src, tmp_path("hf_fail"), &o, false, NULL, &e), e,
+    CHECK_FAILS(qc_hf_export(&src, tmp_path("hf_fail"), &o, false, NULL, &e), e,
                 "reading model.layers.1.mlp.down_proj.weight: NaN in the weight");
     CHECK(!qc_path_exists(tmp_path("hf_fail")), "nothing at the target");
     /* an unwritable location: the parent is a regular file */
     write_file(tmp_path("plainfile"), "x", 1);
     src.read = synth_read;
-    CHECK_FAILS(qc_export_hf(&src, tmp_path("plainfile/out"), &o, false, NULL, &e), e, "plainfile/out");
+    CHECK_FAILS(qc_hf_export(&src, tmp_path("plainfile/out"), &o, false, NULL, &e), e, "plainfile/out");
     CHECK(!qc_path_exists(tmp_path("plainfile/out")), "nothing at the target");
-    CHECK_FAILS(qc_export_llama2c(&src, tmp_path("plainfile/out.bin"), NULL, &e), e, "plainfile/out.bin");
+    CHECK_FAILS(qc_llama2c_export(&src, tmp_path("plainfile/out.bin"), NULL, &e), e, "plainfile/out.bin");
     CHECK(system("test -z \"$(ls \"$QCALIB_TMP\" | grep -e '\\.tmp\\.' -e hf_fail)\"") == 0, "no temporaries left behind");
 }
 

@@ -391,7 +391,7 @@ static void float_roundtrip(qc_gguf_type t, bool pad, const char *name) {
     qc_weight_source src = qc_checkpoint_source(ck);
     qc_gguf_export_opts o = { .float_type = t, .embed_type = t, .output_type = t, .tok = &tok, .name = "stories260K" };
     const char *path = tmp_path(name);
-    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, path, &o, NULL, &e), e);
     check_layout(path, t == QC_GGUF_F32 ? 0 : 1);
     CHECK_OK(qc_checkpoint_open(&g, path, &e), e);
     if (g) {
@@ -464,7 +464,7 @@ static void quant_roundtrip(qc_gguf_type t, qc_gguf_type embed, qc_gguf_type out
     char name[64];
     snprintf(name, sizeof name, "stories_%s.gguf", qc_gguf_type_name(t));
     const char *path = tmp_path(name);
-    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, path, &o, NULL, &e), e);
     check_layout(path, file_type);
     CHECK_OK(qc_checkpoint_open(&g, path, &e), e);
     if (g) {
@@ -536,7 +536,7 @@ static void embed_roundtrip(qc_gguf_type et) {
     char name[64];
     snprintf(name, sizeof name, "stories_embed_%s.gguf", qc_gguf_type_name(et));
     const char *path = tmp_path(name);
-    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, path, &o, NULL, &e), e);
     check_layout(path, 2);
     qc_gguf_file f;
     CHECK_OK(qc_gguf_file_open(&f, path, &e), e);
@@ -572,7 +572,7 @@ static void embed_roundtrip(qc_gguf_type et) {
     CHECK_OK(qc_qweight_init(&qs.embed, c->vocab_size, c->dim, 4, 64, true, &e), e);
     for (size_t i = 0; i < (size_t)c->vocab_size * qs.embed.ngroups; i++) qs.embed.scales[i] = 1, qs.embed.zeros[i] = 8;
     const char *bad = tmp_path("refused_embed.gguf");
-    CHECK_FAILS_AT(qc_export_gguf(&src, bad, &o, NULL, &e), e, bad,
+    CHECK_FAILS_AT(qc_gguf_export(&src, bad, &o, NULL, &e), e, bad,
                    "token_embd.weight: Q4_0 blocks are groups of 32 columns; this weight has groupsize 64");
     CHECK(access(bad, F_OK) != 0, "nothing written");
     free(a), free(b);
@@ -598,25 +598,25 @@ static void test_writer_refusals(void) {
     qc_gguf_export_opts o = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
                               .tok = &tok };
     o.float_type = QC_GGUF_Q4_0;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "float_type 2 is not one of F32, F16");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "float_type 2 is not one of F32, F16");
     o.float_type = QC_GGUF_F32;
     o.embed_type = (qc_gguf_type)20; /* IQ4_NL: not written */
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "embed_type 20");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "embed_type 20");
     o.embed_type = QC_GGUF_Q4_K;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "embed_type Q4_K needs rows that are whole blocks of 256");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "embed_type Q4_K needs rows that are whole blocks of 256");
     o.embed_type = QC_GGUF_F32;
     o.tok = NULL;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "needs the model's tokenizer");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "needs the model's tokenizer");
     o.tok = &tok;
     tok.vocab_size = 511;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "the tokenizer has 511 tokens, the model 512");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "the tokenizer has 511 tokens, the model 512");
     tok.vocab_size = 512;
     /* a vocabulary that repeats a piece, or holds U+2581 */
     char *saved = tok.pieces[300];
     int saved_len = tok.piece_len[300];
     tok.pieces[300] = tok.pieces[301];
     tok.piece_len[300] = tok.piece_len[301];
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "are the same piece");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "are the same piece");
     tok.pieces[300] = saved;
     tok.piece_len[300] = saved_len;
 
@@ -630,32 +630,32 @@ static void test_writer_refusals(void) {
     CHECK_OK(qc_qweight_init(q, 64, 172, 4, 32, true, &e), e);
     for (int i = 0; i < 64 * q->ngroups; i++) q->scales[i] = 0.5f, q->zeros[i] = 8;
     src = qs_source(&qs);
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "blk.2.ffn_down.weight",
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "blk.2.ffn_down.weight",
                    "pad the FFN to a multiple of 32");
     qc_qweight_free(q);
     q = &qs.q[1 * QC_W_COUNT + QC_W_Q];
     CHECK_OK(qc_checkpoint_read(ck, QC_W_Q, 1, w, &e), e);
     CHECK_OK(qc_qweight_init(q, 64, 64, 4, 64, true, &e), e);
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "blk.1.attn_q.weight", "groupsize 64");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "blk.1.attn_q.weight", "groupsize 64");
     qc_qweight_free(q);
     rtn_qweight(w, 64, 64, QC_GGUF_Q4_0, q);
     q->scales[5] = 0.1f; /* not an fp16 value */
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "blk.1.attn_q.weight",
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "blk.1.attn_q.weight",
                    "scale 0.100000001 is not an fp16 value");
     q->scales[5] = 0.125f;
     q->zeros[7] = 9;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "row 3, group 1: zero point 9", "need mins");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "row 3, group 1: zero point 9", "need mins");
     q->zeros[7] = 8;
     q->g_idx[40] = 0;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "column 40 is in group 0", "act-order");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "column 40 is in group 0", "act-order");
     q->g_idx[40] = 1;
     q->codes[100] = 16;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "code 16 is beyond 4 bits", path);
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "code 16 is beyond 4 bits", path);
     q->codes[100] = 15;
     q->bits = 3;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, "3-bit groups have no GGUF block type", path);
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, "3-bit groups have no GGUF block type", path);
     q->bits = 4;
-    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e); /* one Q4_0 linear among F32 ones */
+    CHECK_OK(qc_gguf_export(&src, path, &o, NULL, &e), e); /* one Q4_0 linear among F32 ones */
     qc_checkpoint *g = NULL;
     CHECK_OK(qc_checkpoint_open(&g, path, &e), e);
     if (g) {
@@ -670,7 +670,7 @@ static void test_writer_refusals(void) {
     unlink(path);
     /* a failed export leaves nothing behind */
     q->scales[0] = NAN;
-    CHECK_FAILS_AT(qc_export_gguf(&src, path, &o, NULL, &e), e, path, "not an fp16 value");
+    CHECK_FAILS_AT(qc_gguf_export(&src, path, &o, NULL, &e), e, path, "not an fp16 value");
     CHECK(!qc_path_exists(path), "no file after a refused export");
     qs_free(&qs, 5);
     free(w);
@@ -780,7 +780,7 @@ static void test_broken_files(void) {
     qc_gguf_export_opts o = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
                               .tok = &tok };
     const char *good = tmp_path("good.gguf");
-    CHECK_OK(qc_export_gguf(&src, good, &o, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, good, &o, NULL, &e), e);
     qc_checkpoint_close(ck);
     qc_tokenizer_free(&tok);
     char *buf = NULL;

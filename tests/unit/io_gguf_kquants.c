@@ -537,7 +537,7 @@ static void test_reader_decodes_kquants(void) {
     qc_gguf_export_opts o = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
                               .tok = &tok, .name = "kq" };
     const char *path = tmp_path("kq.gguf");
-    CHECK_OK(qc_export_gguf(&src, path, &o, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, path, &o, NULL, &e), e);
     qc_tokenizer_free(&tok);
     qc_gguf_file f;
     memset(&f, 0, sizeof f);

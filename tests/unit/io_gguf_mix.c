@@ -268,7 +268,7 @@ static void test_run_q4_k_m(void) {
     const char *model = tmp_path("kmix-synth");
     qc_outdir d = { 0 };
     CHECK_OK(qc_outdir_open(&d, model, true, &e), e);
-    CHECK_OK(qc_export_synth_into(&syn, "tiny256", &d, QC_DT_F16, NULL, &e), e);
+    CHECK_OK(qc_synth_export_into(&syn, "tiny256", &d, QC_DT_F16, NULL, &e), e);
     char *tok = qc_outdir_file(&d, "tokenizer.bin");
     CHECK_OK(qc_tokenizer_write_synthetic(tok, syn.cfg.vocab_size, &e), e);
     free(tok);
@@ -377,7 +377,7 @@ static void test_run_stories260k(void) {
     const char *odd = tmp_path("kmix-80wide");
     qc_outdir d = { 0 };
     CHECK_OK(qc_outdir_open(&d, odd, true, &e), e);
-    CHECK_OK(qc_export_synth_into(&syn, "80 wide", &d, QC_DT_F16, NULL, &e), e);
+    CHECK_OK(qc_synth_export_into(&syn, "80 wide", &d, QC_DT_F16, NULL, &e), e);
     char *tok = qc_outdir_file(&d, "tokenizer.bin");
     CHECK_OK(qc_tokenizer_write_synthetic(tok, syn.cfg.vocab_size, &e), e);
     free(tok);

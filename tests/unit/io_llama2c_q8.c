@@ -351,10 +351,10 @@ static void test_export_reference(void) {
     qc_weight_source src = qc_checkpoint_source(ck);
     /* 32 and 64 do not divide hidden_dim 172: refused, nothing written */
     const char *p32 = tmp_path("g32.bin"), *p64 = tmp_path("g64.bin");
-    CHECK_FAILS_AT(qc_export_llama2c_q8(&src, p32, 32, NULL, &e), e, p32, "group size 32 does not divide hidden_dim 172");
-    CHECK_FAILS_AT(qc_export_llama2c_q8(&src, p64, 64, NULL, &e), e, p64, "group sizes that divide both are the divisors of 4");
-    CHECK_FAILS(qc_export_llama2c_q8(&src, p64, 0, NULL, &e), e, "group size 0");
-    CHECK_FAILS(qc_export_llama2c_q8(&src, p64, 3, NULL, &e), e, "group size 3 does not divide dim 64");
+    CHECK_FAILS_AT(qc_llama2c_q8_export(&src, p32, 32, NULL, &e), e, p32, "group size 32 does not divide hidden_dim 172");
+    CHECK_FAILS_AT(qc_llama2c_q8_export(&src, p64, 64, NULL, &e), e, p64, "group sizes that divide both are the divisors of 4");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, p64, 0, NULL, &e), e, "group size 0");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, p64, 3, NULL, &e), e, "group size 3 does not divide dim 64");
     CHECK(!qc_path_exists(p32) && !qc_path_exists(p64) && no_temporaries(), "nothing written");
     /* the group sizes stories260K allows */
     int sizes[] = { 1, 2, 4 };
@@ -362,7 +362,7 @@ static void test_export_reference(void) {
         char name[32];
         snprintf(name, sizeof name, "g%d.bin", sizes[i]);
         const char *path = tmp_path(name);
-        CHECK_OK(qc_export_llama2c_q8(&src, path, sizes[i], NULL, &e), e);
+        CHECK_OK(qc_llama2c_q8_export(&src, path, sizes[i], NULL, &e), e);
         bytes ref = ref_file(&src, 2, sizes[i]);
         expect_bytes(path, &ref);
         free(ref.p);
@@ -379,7 +379,7 @@ static void test_export_reference(void) {
     for (int i = 0; i < 2; i++) {
         int gs = 32 << i;
         qc_log log = { 0 };
-        CHECK_OK(qc_export_llama2c_q8(&src, pads[i], gs, &log, &e), e);
+        CHECK_OK(qc_llama2c_q8_export(&src, pads[i], gs, &log, &e), e);
         bytes ref = ref_file(&src, 2, gs);
         expect_bytes(pads[i], &ref);
         free(ref.p);
@@ -397,7 +397,7 @@ static void test_layout_by_hand(void) {
     if (!ck) return;
     const char *path = tmp_path("hand_g4.bin");
     qc_weight_source src = qc_checkpoint_source(ck);
-    CHECK_OK(qc_export_llama2c_q8(&src, path, 4, NULL, &e), e);
+    CHECK_OK(qc_llama2c_q8_export(&src, path, 4, NULL, &e), e);
     size_t n;
     uint8_t *f = slurp(path, &n);
     CHECK(n == G4_BYTES, "%zu bytes, want %d", n, G4_BYTES);
@@ -471,7 +471,7 @@ static void test_export_solver_qweights(void) {
         wrap w = { .ck = ck, .cfg = *qc_checkpoint_config(ck), .q = rtn_qweights(ck, gs) };
         qc_weight_source src = wrap_source(&w);
         const char *path = tmp_path(pass ? "solver_g64.bin" : "solver_g4.bin");
-        CHECK_OK(qc_export_llama2c_q8(&src, path, gs, NULL, &e), e);
+        CHECK_OK(qc_llama2c_q8_export(&src, path, gs, NULL, &e), e);
         bytes ref = ref_file(&src, 2, gs);
         expect_bytes(path, &ref);
         free(ref.p);
@@ -496,22 +496,22 @@ static void test_export_solver_qweights(void) {
         const char *bad = tmp_path("solver_bad.bin");
         qc_qweight *t = &w.q[2 * 7 + 6]; /* w2 (down) of layer 2 */
         t->bits = 4;
-        CHECK_FAILS_AT(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, bad,
+        CHECK_FAILS_AT(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, bad,
                        "w2 (down) of layer 2 is quantized to 4 bits; llama2.c version 2 (Q8_0) stores 8-bit codes only");
         t->bits = 8;
         t->sym = false;
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, "w2 (down) of layer 2 is quantized asymmetrically");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, "w2 (down) of layer 2 is quantized asymmetrically");
         t->sym = true;
         t->zeros[5] = 127;
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, "has zero point 127; Q8_0 needs 128");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, "has zero point 127; Q8_0 needs 128");
         t->zeros[5] = 128;
         float s1 = t->scales[1];
         t->scales[1] = NAN;
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, "row 0, group 1 has scale nan");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, "row 0, group 1 has scale nan");
         t->scales[1] = s1;
         int32_t g0 = t->g_idx[0];
         t->g_idx[0] = t->g_idx[gs]; /* act-order: column 0 in another group */
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, "column 0 is in group 1 (act-order)");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, "column 0 is in group 1 (act-order)");
         t->g_idx[0] = g0;
         qc_qweight other; /* the same weight in groups of half the size */
         CHECK_OK(qc_qweight_init(&other, t->rows, t->cols, 8, gs / 2, true, &e), e);
@@ -520,12 +520,12 @@ static void test_export_solver_qweights(void) {
         char want[128];
         snprintf(want, sizeof want, "quantized in groups of %d columns (%d per row); the file's group_size is %d",
                  gs / 2, other.ngroups, gs);
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, want);
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, want);
         *t = keep;
         qc_qweight_free(&other);
         CHECK_OK(qc_qweight_init(&other, 3, t->cols, 8, gs, true, &e), e);
         *t = other;
-        CHECK_FAILS(qc_export_llama2c_q8(&src, bad, gs, NULL, &e), e, "the quantized weight is (3, ");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, bad, gs, NULL, &e), e, "the quantized weight is (3, ");
         *t = keep;
         qc_qweight_free(&other);
         CHECK(!qc_path_exists(bad) && no_temporaries(), "nothing written");
@@ -541,7 +541,7 @@ static void test_export_solver_qweights(void) {
 static void export_and_check(const qc_weight_source *src, const char *name, int gs) {
     qc_err e = { "" };
     const char *path = tmp_path(name);
-    CHECK_OK(qc_export_llama2c_q8(src, path, gs, NULL, &e), e);
+    CHECK_OK(qc_llama2c_q8_export(src, path, gs, NULL, &e), e);
     bytes ref = ref_file(src, 2, gs);
     expect_bytes(path, &ref);
     free(ref.p);
@@ -607,7 +607,7 @@ static void test_untied_and_version1(void) {
     qc_weight_source src = wrap_source(&w);
     /* version 2, untied: shared_classifier 0 and wcls appended (32768 codes + 8192 scales) */
     const char *path = tmp_path("untied_g4.bin");
-    CHECK_OK(qc_export_llama2c_q8(&src, path, 4, NULL, &e), e);
+    CHECK_OK(qc_llama2c_q8_export(&src, path, 4, NULL, &e), e);
     bytes ref = ref_file(&src, 2, 4);
     CHECK(ref.n == G4_BYTES + 65536 && ref.p[36] == 0, "untied layout");
     expect_bytes(path, &ref);
@@ -633,7 +633,7 @@ static void test_untied_and_version1(void) {
     char bin[1100];
     snprintf(bin, sizeof bin, "%s/model.bin", dir);
     w.cfg.tied_classifier = true;
-    CHECK_OK(qc_export_llama2c_q8(&src, bin, 4, NULL, &e), e);
+    CHECK_OK(qc_llama2c_q8_export(&src, bin, 4, NULL, &e), e);
     qc_checkpoint *f = NULL;
     CHECK_OK(qc_checkpoint_open(&f, dir, &e), e);
     if (f) {
@@ -644,21 +644,21 @@ static void test_untied_and_version1(void) {
     /* configs llama2.c cannot express */
     const char *no = tmp_path("never.bin");
     w.cfg.head_dim = 16;
-    CHECK_FAILS_AT(qc_export_llama2c_q8(&src, no, 4, NULL, &e), e, no, "llama2.c requires head_dim = dim / n_heads");
+    CHECK_FAILS_AT(qc_llama2c_q8_export(&src, no, 4, NULL, &e), e, no, "llama2.c requires head_dim = dim / n_heads");
     w.cfg.head_dim = 8;
     w.cfg.rope_theta = 500000.0f;
-    CHECK_FAILS(qc_export_llama2c_q8(&src, no, 4, NULL, &e), e, "hard-codes rope_theta 10000; this model has 500000");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, no, 4, NULL, &e), e, "hard-codes rope_theta 10000; this model has 500000");
     w.cfg.rope_theta = 10000.0f;
     w.cfg.norm_eps = 1e-6f;
-    CHECK_FAILS(qc_export_llama2c_q8(&src, no, 4, NULL, &e), e, "hard-codes norm_eps 1e-5");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, no, 4, NULL, &e), e, "hard-codes norm_eps 1e-5");
     w.cfg.norm_eps = 1e-5f;
     w.cfg.n_kv_heads = 3;
-    CHECK_FAILS(qc_export_llama2c_q8(&src, no, 4, NULL, &e), e, "n_heads 8 is not a multiple of n_kv_heads 3");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, no, 4, NULL, &e), e, "n_heads 8 is not a multiple of n_kv_heads 3");
     w.cfg.n_kv_heads = 4;
     CHECK(!qc_path_exists(no) && no_temporaries(), "nothing written");
     /* an unwritable place */
     write_file(tmp_path("plain"), "x", 1);
-    CHECK_FAILS(qc_export_llama2c_q8(&src, tmp_path("plain/x.bin"), 4, NULL, &e), e, "plain/x.bin");
+    CHECK_FAILS(qc_llama2c_q8_export(&src, tmp_path("plain/x.bin"), 4, NULL, &e), e, "plain/x.bin");
     qc_checkpoint_close(ck);
 }
 
@@ -683,9 +683,9 @@ static void test_export_bad_source(void) {
     qc_weight_source src = wrap_source(&w);
     const char *path = tmp_path("nan.bin");
     src.read = nan_read;
-    CHECK_FAILS_AT(qc_export_llama2c_q8(&src, path, 4, NULL, &e), e, path, "wv of layer 3 holds nan at row 1, column 6");
+    CHECK_FAILS_AT(qc_llama2c_q8_export(&src, path, 4, NULL, &e), e, path, "wv of layer 3 holds nan at row 1, column 6");
     src.read = failing_read;
-    CHECK_FAILS_AT(qc_export_llama2c_q8(&src, path, 4, NULL, &e), e, path, "reading w3 (up) of layer 1: disk on fire");
+    CHECK_FAILS_AT(qc_llama2c_q8_export(&src, path, 4, NULL, &e), e, path, "reading w3 (up) of layer 1: disk on fire");
     CHECK(!qc_path_exists(path) && no_temporaries(), "nothing written");
     qc_checkpoint_close(ck);
 }
@@ -741,7 +741,7 @@ static void test_broken_files(void) {
     if (!ck) return;
     qc_weight_source src = qc_checkpoint_source(ck);
     const char *path = tmp_path("good_g4.bin");
-    CHECK_OK(qc_export_llama2c_q8(&src, path, 4, NULL, &e), e);
+    CHECK_OK(qc_llama2c_q8_export(&src, path, 4, NULL, &e), e);
     qc_checkpoint_close(ck);
     size_t n;
     uint8_t *good = slurp(path, &n);

@@ -167,11 +167,11 @@ static void test_logits(void) {
         snprintf(hf, sizeof hf, "%s", tmp_path(i ? "pad656k-hf" : "pad260k-hf"));
         snprintf(gguf, sizeof gguf, "%s", tmp_path(i ? "pad656k.gguf" : "pad260k.gguf"));
         qc_hf_export_opts ho = { QC_DT_F32, 0 };
-        CHECK_OK(qc_export_hf(&x.src, hf, &ho, true, NULL, &e), e);
+        CHECK_OK(qc_hf_export(&x.src, hf, &ho, true, NULL, &e), e);
         qc_tokenizer tok;
         CHECK_OK(qc_tokenizer_load(&tok, shared_path(models[i].tokenizer), c->vocab_size, &e), e);
         qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, models[i].path };
-        CHECK_OK(qc_export_gguf(&x.src, gguf, &go, NULL, &e), e);
+        CHECK_OK(qc_gguf_export(&x.src, gguf, &go, NULL, &e), e);
         qc_tokenizer_free(&tok);
 
         int32_t *ids = eval_tokens(&models[i], c->vocab_size, (size_t)nwin * seqlen);

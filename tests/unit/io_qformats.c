@@ -171,7 +171,7 @@ static qc_status export_gptq(const qc_weight_source *src, const char *dir, int f
     qc_outdir d;
     qc_status st = qc_outdir_open(&d, dir, true, e);
     if (st) return st;
-    st = qc_export_gptq_into(src, &d, &o, NULL, e);
+    st = qc_gptq_export_into(src, &d, &o, NULL, e);
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
     return st;
@@ -181,7 +181,7 @@ static qc_status export_awq(const qc_weight_source *src, const char *dir, qc_err
     qc_outdir d;
     qc_status st = qc_outdir_open(&d, dir, true, e);
     if (st) return st;
-    st = qc_export_awq_into(src, &d, NULL, e);
+    st = qc_awq_export_into(src, &d, NULL, e);
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
     return st;
@@ -314,10 +314,10 @@ static int64_t ref_words(int64_t n, int bits) {
     return (n + 32 / bits - 1) / (32 / bits);
 }
 
-static const qc_st_tensor *tensor(const qc_st_file *f, const char *prefix, const char *suffix) {
+static const qc_safetensors_tensor *tensor(const qc_safetensors_file *f, const char *prefix, const char *suffix) {
     char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, suffix);
-    const qc_st_tensor *t = qc_st_find(f, name);
+    const qc_safetensors_tensor *t = qc_safetensors_find(f, name);
     CHECK(t != NULL, "tensor %s missing", name);
     return t;
 }
@@ -325,10 +325,10 @@ static const qc_st_tensor *tensor(const qc_st_file *f, const char *prefix, const
 /* Every packed tensor of dir's model.safetensors against m, with the formulas above. */
 static void check_gptq_bytes(const qmodel *m, const char *dir, int format) {
     qc_err e;
-    qc_st_file f;
+    qc_safetensors_file f;
     char path[640];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    CHECK_OK(qc_st_open(&f, path, &e), e);
+    CHECK_OK(qc_safetensors_open(&f, path, &e), e);
     const qc_config *c = &m->cfg;
     int bad = 0;
     for (int l = 0; l < c->n_layers; l++)
@@ -338,14 +338,14 @@ static void check_gptq_bytes(const qmodel *m, const char *dir, int format) {
             char p[96], name[128];
             snprintf(p, sizeof p, "model.layers.%d.%s", l, lin_hf[k]);
             if (!q->codes) { /* kept unquantized: an F16 weight, no packed tensors */
-                const qc_st_tensor *w = tensor(&f, p, "weight");
+                const qc_safetensors_tensor *w = tensor(&f, p, "weight");
                 snprintf(name, sizeof name, "%s.qweight", p);
-                CHECK(w && w->dtype == QC_DT_F16 && qc_st_find(&f, name) == NULL, "%s: F16 weight only", p);
+                CHECK(w && w->dtype == QC_DT_F16 && qc_safetensors_find(&f, name) == NULL, "%s: F16 weight only", p);
                 continue;
             }
-            const qc_st_tensor *qw = tensor(&f, p, "qweight"), *qz = tensor(&f, p, "qzeros"),
+            const qc_safetensors_tensor *qw = tensor(&f, p, "qweight"), *qz = tensor(&f, p, "qzeros"),
                                *sc = tensor(&f, p, "scales"), *gi = tensor(&f, p, "g_idx");
-            if (!qw || !qz || !sc || !gi) return qc_st_close(&f);
+            if (!qw || !qz || !sc || !gi) return qc_safetensors_close(&f);
             int64_t inw = ref_words(q->cols, q->bits), outw = ref_words(q->rows, q->bits);
             CHECK(qw->dtype == QC_DT_I32 && qw->ndim == 2 && qw->shape[0] == inw && qw->shape[1] == q->rows,
                   "%s.qweight shape [%lld, %lld]", p, (long long)qw->shape[0], (long long)qw->shape[1]);
@@ -370,7 +370,7 @@ static void check_gptq_bytes(const qmodel *m, const char *dir, int format) {
             for (int cc = 0; cc < q->cols; cc++) bad += (int32_t)word_at(gi->data, 4, cc) != q->g_idx[cc];
         }
     CHECK(bad == 0, "%s: %d packed values differ from the reference formulas", dir, bad);
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
 }
 
 static const int awq_order[8] = { 0, 2, 4, 6, 1, 3, 5, 7 }; /* nibble i holds column 8j + awq_order[i] */
@@ -384,10 +384,10 @@ static uint32_t ref_awq_code(const uint8_t *row, int o) {
 
 static void check_awq_bytes(const qmodel *m, const char *dir) {
     qc_err e;
-    qc_st_file f;
+    qc_safetensors_file f;
     char path[640];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    CHECK_OK(qc_st_open(&f, path, &e), e);
+    CHECK_OK(qc_safetensors_open(&f, path, &e), e);
     const qc_config *c = &m->cfg;
     int bad = 0;
     for (int l = 0; l < c->n_layers; l++)
@@ -396,10 +396,10 @@ static void check_awq_bytes(const qmodel *m, const char *dir) {
             int heads = lin_w[k] == QC_W_Q ? c->n_heads : lin_w[k] == QC_W_K ? c->n_kv_heads : 0;
             char p[96];
             snprintf(p, sizeof p, "model.layers.%d.%s", l, lin_hf[k]);
-            const qc_st_tensor *qw = tensor(&f, p, "qweight"), *qz = tensor(&f, p, "qzeros"),
+            const qc_safetensors_tensor *qw = tensor(&f, p, "qweight"), *qz = tensor(&f, p, "qzeros"),
                                *sc = tensor(&f, p, "scales");
-            CHECK(qc_st_find(&f, "model.layers.0.self_attn.q_proj.g_idx") == NULL, "AWQ has no g_idx");
-            if (!qw || !qz || !sc) return qc_st_close(&f);
+            CHECK(qc_safetensors_find(&f, "model.layers.0.self_attn.q_proj.g_idx") == NULL, "AWQ has no g_idx");
+            if (!qw || !qz || !sc) return qc_safetensors_close(&f);
             int ow = q->rows / 8;
             CHECK(qw->dtype == QC_DT_I32 && qw->shape[0] == q->cols && qw->shape[1] == ow, "%s.qweight shape", p);
             CHECK(qz->dtype == QC_DT_I32 && qz->shape[0] == q->ngroups && qz->shape[1] == ow, "%s.qzeros shape", p);
@@ -417,7 +417,7 @@ static void check_awq_bytes(const qmodel *m, const char *dir) {
             }
         }
     CHECK(bad == 0, "%s: %d packed values differ from AutoAWQ's layout", dir, bad);
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
 }
 
 static bool file_contains(const char *path, const char *needle) {
@@ -724,9 +724,9 @@ static void test_gptq_refusals(void) {
     qc_gptq_export_opts o = { .checkpoint_format = 3, .damp_percent = 0.01f };
     qc_outdir d;
     CHECK_OK(qc_outdir_open(&d, path, true, &e), e);
-    CHECK_FAILS(qc_export_gptq_into(&src, &d, &o, NULL, &e), e, "checkpoint_format 3");
+    CHECK_FAILS(qc_gptq_export_into(&src, &d, &o, NULL, &e), e, "checkpoint_format 3");
     o.checkpoint_format = 1, o.damp_percent = 0.0f;
-    CHECK_FAILS(qc_export_gptq_into(&src, &d, &o, NULL, &e), e, "damp_percent");
+    CHECK_FAILS(qc_gptq_export_into(&src, &d, &o, NULL, &e), e, "damp_percent");
     qc_outdir_abort(&d);
     CHECK(!qc_path_exists(path), "nothing written for refused exports");
     qm_free(&m);
@@ -783,44 +783,44 @@ static void make_fixture(const char *good, const char *dir, const char *drop, co
     free(text);
     snprintf(src, sizeof src, "%s/model.safetensors", good);
     snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
-    qc_st_file f;
-    CHECK_OK(qc_st_open(&f, src, &e), e);
-    qc_st_writer *w = qc_st_writer_new(&e);
+    qc_safetensors_file f;
+    CHECK_OK(qc_safetensors_open(&f, src, &e), e);
+    qc_safetensors_writer *w = qc_safetensors_writer_new(&e);
     bool *used = calloc((size_t)nput + 1, 1);
     for (int i = 0; i < f.ntensors; i++) {
-        const qc_st_tensor *t = &f.tensors[i];
+        const qc_safetensors_tensor *t = &f.tensors[i];
         if (drop && strcmp(t->name, drop) == 0) continue;
         int r = -1;
         for (int k = 0; k < nput; k++)
             if (strcmp(put[k].name, t->name) == 0) r = k;
-        if (r >= 0) CHECK_OK(qc_st_writer_add(w, put[r].name, put[r].dtype, put[r].ndim, put[r].shape, &e), e);
-        else CHECK_OK(qc_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, &e), e);
+        if (r >= 0) CHECK_OK(qc_safetensors_writer_add(w, put[r].name, put[r].dtype, put[r].ndim, put[r].shape, &e), e);
+        else CHECK_OK(qc_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, &e), e);
         if (r >= 0) used[r] = true;
     }
     for (int k = 0; k < nput; k++)
-        if (!used[k]) CHECK_OK(qc_st_writer_add(w, put[k].name, put[k].dtype, put[k].ndim, put[k].shape, &e), e);
-    CHECK_OK(qc_st_writer_begin(w, dst, &e), e);
+        if (!used[k]) CHECK_OK(qc_safetensors_writer_add(w, put[k].name, put[k].dtype, put[k].ndim, put[k].shape, &e), e);
+    CHECK_OK(qc_safetensors_writer_begin(w, dst, &e), e);
     for (int i = 0; i < f.ntensors; i++) {
-        const qc_st_tensor *t = &f.tensors[i];
+        const qc_safetensors_tensor *t = &f.tensors[i];
         if (drop && strcmp(t->name, drop) == 0) continue;
         int r = -1;
         for (int k = 0; k < nput; k++)
             if (strcmp(put[k].name, t->name) == 0) r = k;
         if (r < 0) {
-            CHECK_OK(qc_st_writer_write(w, t->name, t->data, t->nbytes, &e), e);
+            CHECK_OK(qc_safetensors_writer_write(w, t->name, t->data, t->nbytes, &e), e);
         } else {
             size_t n = qc_dtype_size(put[r].dtype) * (size_t)put[r].shape[0] * (size_t)(put[r].ndim == 2 ? put[r].shape[1] : 1);
-            CHECK_OK(qc_st_writer_write(w, put[r].name, put[r].data, n, &e), e);
+            CHECK_OK(qc_safetensors_writer_write(w, put[r].name, put[r].data, n, &e), e);
         }
     }
     for (int k = 0; k < nput; k++)
         if (!used[k]) {
             size_t n = qc_dtype_size(put[k].dtype) * (size_t)put[k].shape[0] * (size_t)(put[k].ndim == 2 ? put[k].shape[1] : 1);
-            CHECK_OK(qc_st_writer_write(w, put[k].name, put[k].data, n, &e), e);
+            CHECK_OK(qc_safetensors_writer_write(w, put[k].name, put[k].data, n, &e), e);
         }
-    CHECK_OK(qc_st_writer_finish(w, &e), e);
-    qc_st_writer_free(w);
-    qc_st_close(&f);
+    CHECK_OK(qc_safetensors_writer_finish(w, &e), e);
+    qc_safetensors_writer_free(w);
+    qc_safetensors_close(&f);
     free(used);
 }
 
@@ -902,8 +902,8 @@ static void make_sharded(const char *good, const char *dir, const char *drop) {
     if (text) write_str(dst, text);
     free(text);
     snprintf(src, sizeof src, "%s/model.safetensors", good);
-    qc_st_file f;
-    CHECK_OK(qc_st_open(&f, src, &e), e);
+    qc_safetensors_file f;
+    CHECK_OK(qc_safetensors_open(&f, src, &e), e);
     static const char *const shard[2] = { "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors" };
     size_t total = 0;
     FILE *idx;
@@ -912,32 +912,32 @@ static void make_sharded(const char *good, const char *dir, const char *drop) {
     fprintf(idx, "{\"weight_map\": {");
     bool first = true;
     for (int k = 0; k < 2; k++) {
-        qc_st_writer *w = qc_st_writer_new(&e);
+        qc_safetensors_writer *w = qc_safetensors_writer_new(&e);
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1) {
                 snprintf(dst, sizeof dst, "%s/%s", dir, shard[k]);
-                CHECK_OK(qc_st_writer_begin(w, dst, &e), e);
+                CHECK_OK(qc_safetensors_writer_begin(w, dst, &e), e);
             }
             for (int i = 0; i < f.ntensors; i++) {
-                const qc_st_tensor *t = &f.tensors[i];
+                const qc_safetensors_tensor *t = &f.tensors[i];
                 bool early = strstr(t->name, "layers.0.") || strstr(t->name, "layers.1.") || strstr(t->name, "layers.2.");
                 if ((early ? 0 : 1) != k || (drop && strcmp(t->name, drop) == 0)) continue;
                 if (pass == 0) {
-                    CHECK_OK(qc_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, &e), e);
+                    CHECK_OK(qc_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, &e), e);
                     fprintf(idx, "%s\"%s\": \"%s\"", first ? "" : ", ", t->name, shard[k]);
                     first = false;
                     total += t->nbytes;
                 } else {
-                    CHECK_OK(qc_st_writer_write(w, t->name, t->data, t->nbytes, &e), e);
+                    CHECK_OK(qc_safetensors_writer_write(w, t->name, t->data, t->nbytes, &e), e);
                 }
             }
         }
-        CHECK_OK(qc_st_writer_finish(w, &e), e);
-        qc_st_writer_free(w);
+        CHECK_OK(qc_safetensors_writer_finish(w, &e), e);
+        qc_safetensors_writer_free(w);
     }
     fprintf(idx, "}, \"metadata\": {\"total_size\": %zu}}\n", total);
     CHECK(fclose(idx) == 0, "index written");
-    qc_st_close(&f);
+    qc_safetensors_close(&f);
 }
 
 static void test_sharded(void) {
@@ -1240,7 +1240,7 @@ static int export_said(qmodel *m, const char *dir, int format, said *s) {
     const char *path = scratch_into(path_buf, dir);
     qc_outdir d;
     CHECK_OK(qc_outdir_open(&d, path, true, &e), e);
-    CHECK_OK(qc_export_gptq_into(&src, &d, &o, &log, &e), e);
+    CHECK_OK(qc_gptq_export_into(&src, &d, &o, &log, &e), e);
     CHECK_OK(qc_outdir_commit(&d, &e), e);
     check_gptq_bytes(m, path, format);
     check_roundtrip(m, path, NULL);

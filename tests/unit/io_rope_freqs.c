@@ -109,7 +109,7 @@ static void test_factors_and_logits(void) {
     qc_tokenizer tok;
     CHECK_OK(qc_tokenizer_load(&tok, shared_path("models/tinystories-656K/tokenizer.json"), hc.vocab_size, &e), e);
     qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, dir };
-    CHECK_OK(qc_export_gguf(&src, gguf, &go, NULL, &e), e);
+    CHECK_OK(qc_gguf_export(&src, gguf, &go, NULL, &e), e);
     qc_gguf_file f;
     CHECK_OK(qc_gguf_file_open(&f, gguf, &e), e);
     const qc_gguf_tensor *t = qc_gguf_find_tensor(&f, "rope_freqs.weight");
@@ -126,7 +126,7 @@ static void test_factors_and_logits(void) {
               "the GGUF read back: the same %d factors", n);
         qc_weight_source gs = qc_checkpoint_source(gk);
         qc_hf_export_opts ho = { QC_DT_F32, 0 };
-        CHECK_FAILS(qc_export_hf(&gs, tmp_path("ts656k-llama3-back"), &ho, true, NULL, &e), e,
+        CHECK_FAILS(qc_hf_export(&gs, tmp_path("ts656k-llama3-back"), &ho, true, NULL, &e), e,
                     "without the rope_scaling parameters config.json needs");
         qc_checkpoint_close(gk);
     }

@@ -402,7 +402,7 @@ static void test_hf_matches_llama2c(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         qc_hf_export_opts o = { cases[i].dt, cases[i].shard };
         const char *dir = tmp_path(cases[i].name);
-        CHECK_OK(qc_export_hf(&src, dir, &o, true, NULL, &e), e);
+        CHECK_OK(qc_hf_export(&src, dir, &o, true, NULL, &e), e);
         if (cases[i].shard) CHECK(qc_path_exists(tmp_path("hf_f32_sharded/model.safetensors.index.json")), "index written");
         float *lg = logits_of(dir, 0, nwin, seqlen);
         if (!lg) continue;
@@ -412,7 +412,7 @@ static void test_hf_matches_llama2c(void) {
             rounding rd = { ck, cases[i].dt };
             qc_weight_source rsrc = { .cfg = qc_checkpoint_config(ck), .read = read_rounded, .ctx = &rd };
             const char *bin = tmp_path("rounded.bin");
-            CHECK_OK(qc_export_llama2c(&rsrc, bin, NULL, &e), e);
+            CHECK_OK(qc_llama2c_export(&rsrc, bin, NULL, &e), e);
             want = rounded = logits_of(bin, 0, nwin, seqlen);
         }
         double d = want ? max_abs_diff(lg, want, n) : INFINITY;

@@ -86,11 +86,11 @@ static void write_model(const char *dir, const variant *v) {
     qc_config c = test_config(false);
     c.attn_qkv_bias = v->qkv_bias;
     c.attn_o_bias = v->o_bias;
-    qc_st_writer *st = qc_st_writer_new(&e);
+    qc_safetensors_writer *st = qc_safetensors_writer_new(&e);
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             snprintf(path, sizeof path, "%s/model.safetensors", dir);
-            CHECK_OK(qc_st_writer_begin(st, path, &e), e);
+            CHECK_OK(qc_safetensors_writer_begin(st, path, &e), e);
         }
         for (int w = 0; w < QC_W_COUNT; w++)
             for (int l = 0; l < (qc_weight_is_global(w) ? 1 : LAYERS); l++) {
@@ -101,12 +101,12 @@ static void write_model(const char *dir, const variant *v) {
                 qc_weight_hf_name(w, l, name, sizeof name);
                 int64_t shape[2] = { rows, cols };
                 const float *data = w == QC_W_CLASSIFIER && v->lm_head_copy ? W[QC_W_EMBED][0] : W[w][l];
-                if (pass == 0) CHECK_OK(qc_st_writer_add(st, name, QC_DT_F32, cols == 1 ? 1 : 2, shape, &e), e);
-                else CHECK_OK(qc_st_writer_write(st, name, data, (size_t)rows * cols * sizeof(float), &e), e);
+                if (pass == 0) CHECK_OK(qc_safetensors_writer_add(st, name, QC_DT_F32, cols == 1 ? 1 : 2, shape, &e), e);
+                else CHECK_OK(qc_safetensors_writer_write(st, name, data, (size_t)rows * cols * sizeof(float), &e), e);
             }
     }
-    CHECK_OK(qc_st_writer_finish(st, &e), e);
-    qc_st_writer_free(st);
+    CHECK_OK(qc_safetensors_writer_finish(st, &e), e);
+    qc_safetensors_writer_free(st);
 }
 
 /* ---- the independent reference: transformers' LlamaModel, one token at a time, doubles ---- */
@@ -286,7 +286,7 @@ static void test_llama3_rope_scaling(void) {
     CHECK_OK(qc_checkpoint_open(&ck, tmp_path("v_llama3"), &e), e);
     qc_weight_source src = qc_checkpoint_source(ck);
     qc_hf_export_opts o = { QC_DT_F32, 0 };
-    CHECK_OK(qc_export_hf(&src, tmp_path("v_llama3_out"), &o, true, NULL, &e), e);
+    CHECK_OK(qc_hf_export(&src, tmp_path("v_llama3_out"), &o, true, NULL, &e), e);
     qc_checkpoint_close(ck);
     float *lg2 = qcalib_logits(tmp_path("v_llama3_out"), NULL, false);
     CHECK(lg && lg2 && memcmp(lg, lg2, (size_t)SEQ * VOCAB * sizeof(float)) == 0, "exported HF folder: same logits");
@@ -464,7 +464,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         test_tokenizer(&tok);
         snprintf(out, sizeof out, "%s_%s.gguf", dir, name);
         qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, "bias test" };
-        CHECK_OK(qc_export_gguf(&src, out, &go, NULL, &e), e);
+        CHECK_OK(qc_gguf_export(&src, out, &go, NULL, &e), e);
         snprintf(what, sizeof what, "%s, GGUF", name);
         check_biases(dir, out, false, what);
         same_logits(dir, out, what, mem);
@@ -472,7 +472,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
     } else {
         snprintf(out, sizeof out, "%s_%s_fake", dir, name);
         qc_hf_export_opts ho = { QC_DT_F32, 0 };
-        CHECK_OK(qc_export_hf(&src, out, &ho, true, NULL, &e), e);
+        CHECK_OK(qc_hf_export(&src, out, &ho, true, NULL, &e), e);
         snprintf(what, sizeof what, "%s, fake (F32 HF)", name);
         check_biases(dir, out, false, what);
         same_logits(dir, out, what, mem);
@@ -482,7 +482,7 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         qc_outdir od;
         qc_gptq_export_opts go = { 1, 0.01f, false, false, true };
         CHECK_OK(qc_outdir_open(&od, out, true, &e), e);
-        CHECK_OK(qc_export_gptq_into(&src, &od, &go, NULL, &e), e);
+        CHECK_OK(qc_gptq_export_into(&src, &od, &go, NULL, &e), e);
         CHECK_OK(qc_outdir_commit(&od, &e), e);
         snprintf(what, sizeof what, "%s, GPTQ", name);
         check_biases(dir, out, true, what);
@@ -500,8 +500,8 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         free(file), free(linears);
 
         snprintf(out, sizeof out, "%s_%s.bin", dir, name);
-        CHECK_FAILS(qc_export_llama2c_q8(&src, out, 32, NULL, &e), e, "runq.c has no attention biases");
-        CHECK_FAILS(qc_export_llama2c(&src, out, NULL, &e), e, "run.c has no attention biases");
+        CHECK_FAILS(qc_llama2c_q8_export(&src, out, 32, NULL, &e), e, "runq.c has no attention biases");
+        CHECK_FAILS(qc_llama2c_export(&src, out, NULL, &e), e, "run.c has no attention biases");
     }
     free(mem);
     qc_quantized_free(&q);

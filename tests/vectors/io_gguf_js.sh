@@ -1,7 +1,7 @@
 #!/bin/sh
 # vectors/io_gguf_js.sh — a second, independent GGUF parser reads what qcalib writes: Hugging Face's
 # @huggingface/gguf (npm; installed into this test's scratch folder, never globally) parses
-# GGUF files of stories260K written by qc_export_gguf (F32, F16, and test-made Q4_0 / Q4_1 /
+# GGUF files of stories260K written by qc_gguf_export (F32, F16, and test-made Q4_0 / Q4_1 /
 # Q8_0 linears with reference-quantized embeddings), and must list exactly the header, the
 # metadata (keys, value types, values) and the tensor infos (names, shapes, types, offsets)
 # that qcalib's own reader lists (build/tests/tools/gguf_tool list). Needs node and npm.
