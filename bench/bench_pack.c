@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
     double t_gptq = (qc_now() - t0) / LINEARS;
     /* GGUF Q4_0 */
     s.use = &s.q4_0;
-    qc_gguf_export_opts o = { QC_GGUF_F16, QC_GGUF_Q8_0, QC_GGUF_Q8_0, &tok, "synthetic" };
+    qc_gguf_export_opts o = { .float_type = QC_GGUF_F16, .embed_type = QC_GGUF_Q8_0, .output_type = QC_GGUF_Q8_0,
+                              .tok = &tok, .name = "synthetic" };
     t0 = qc_now();
     if (!st) st = qc_gguf_export(&src, gguf, &o, NULL, &e);
     double t_gguf = (qc_now() - t0) / LINEARS;

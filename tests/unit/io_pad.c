@@ -170,7 +170,8 @@ static void test_logits(void) {
         CHECK_OK(qc_hf_export(&x.src, hf, &ho, true, NULL, &e), e);
         qc_tokenizer tok;
         CHECK_OK(qc_tokenizer_load(&tok, shared_path(models[i].tokenizer), c->vocab_size, &e), e);
-        qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, models[i].path };
+        qc_gguf_export_opts go = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
+                                   .tok = &tok, .name = models[i].path };
         CHECK_OK(qc_gguf_export(&x.src, gguf, &go, NULL, &e), e);
         qc_tokenizer_free(&tok);
 

@@ -108,7 +108,8 @@ static void test_factors_and_logits(void) {
     qc_weight_source src = qc_checkpoint_source(ck);
     qc_tokenizer tok;
     CHECK_OK(qc_tokenizer_load(&tok, shared_path("models/tinystories-656K/tokenizer.json"), hc.vocab_size, &e), e);
-    qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, dir };
+    qc_gguf_export_opts go = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
+                               .tok = &tok, .name = dir };
     CHECK_OK(qc_gguf_export(&src, gguf, &go, NULL, &e), e);
     qc_gguf_file f;
     CHECK_OK(qc_gguf_file_open(&f, gguf, &e), e);

@@ -463,7 +463,8 @@ static void round_trip(const char *dir, qc_method method, qc_quant_spec spec, bo
         qc_tokenizer tok;
         test_tokenizer(&tok);
         snprintf(out, sizeof out, "%s_%s.gguf", dir, name);
-        qc_gguf_export_opts go = { QC_GGUF_F32, QC_GGUF_F32, QC_GGUF_F32, &tok, "bias test" };
+        qc_gguf_export_opts go = { .float_type = QC_GGUF_F32, .embed_type = QC_GGUF_F32, .output_type = QC_GGUF_F32,
+                                   .tok = &tok, .name = "bias test" };
         CHECK_OK(qc_gguf_export(&src, out, &go, NULL, &e), e);
         snprintf(what, sizeof what, "%s, GGUF", name);
         check_biases(dir, out, false, what);
