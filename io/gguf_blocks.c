@@ -73,6 +73,26 @@ void qc_gguf_q5_1_to_float(const qc_block_q5_1 *b, float out[QC_QK5_1]) {
     }
 }
 
+/* The legacy reference quantizers' two range searches: the signed value of largest magnitude
+ * (the first of equal magnitudes: Q4_0, Q5_0), and the block's minimum and maximum (Q4_1, Q5_1). */
+static float signed_absmax(const float *x, int n) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++)
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    return max;
+}
+
+static void min_max(const float *x, int n, float *min, float *max) {
+    *min = FLT_MAX, *max = -FLT_MAX;
+    for (int j = 0; j < n; j++) {
+        if (x[j] < *min) *min = x[j];
+        if (x[j] > *max) *max = x[j];
+    }
+}
+
 /* 32 codes 0..31 into a Q5 block's nibbles and fifth bits. */
 static void pack_q5(const uint8_t codes[32], uint8_t qs[16], uint8_t qh[4]) {
     uint32_t h = 0;
@@ -96,13 +116,7 @@ void qc_gguf_q5_1_from_codes(const uint8_t codes[QC_QK5_1], float d, float m, qc
 
 /* quantize_row_q5_0_ref: d = (signed value of largest magnitude) / −16, q = min(31, (int8)(x/d + 16.5)). */
 void qc_gguf_q5_0_ref(const float x[QC_QK5_0], qc_block_q5_0 *b) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QC_QK5_0; j++)
-        if (amax < fabsf(x[j])) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    const float d = max / -16;
+    const float d = signed_absmax(x, QC_QK5_0) / -16;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     uint8_t codes[QC_QK5_0];
     for (int j = 0; j < QC_QK5_0; j++) {
@@ -115,11 +129,8 @@ void qc_gguf_q5_0_ref(const float x[QC_QK5_0], qc_block_q5_0 *b) {
 
 /* quantize_row_q5_1_ref: d = (max − min) / 31, m = min, q = (uint8)((x − min)/d + 0.5). */
 void qc_gguf_q5_1_ref(const float x[QC_QK5_1], qc_block_q5_1 *b) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < QC_QK5_1; j++) {
-        if (x[j] < min) min = x[j];
-        if (x[j] > max) max = x[j];
-    }
+    float min, max;
+    min_max(x, QC_QK5_1, &min, &max);
     const float d = (max - min) / ((1 << 5) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     uint8_t codes[QC_QK5_1];
@@ -149,13 +160,7 @@ void qc_gguf_q8_0_from_codes(const uint8_t codes[QC_QK8_0], float d, qc_block_q8
 
 /* quantize_row_q4_0_ref: d = (signed value of largest magnitude) / −8, q = min(15, (int8)(x/d + 8.5)). */
 void qc_gguf_q4_0_ref(const float x[QC_QK4_0], qc_block_q4_0 *b) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < QC_QK4_0; j++)
-        if (amax < fabsf(x[j])) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
-    const float d = max / -8;
+    const float d = signed_absmax(x, QC_QK4_0) / -8;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     qc_gguf_put_f16(&b->d, d);
     for (int j = 0; j < QC_QK4_0 / 2; j++) {
@@ -167,11 +172,8 @@ void qc_gguf_q4_0_ref(const float x[QC_QK4_0], qc_block_q4_0 *b) {
 
 /* quantize_row_q4_1_ref: d = (max − min) / 15, m = min, q = min(15, (int8)((x − min)/d + 0.5)). */
 void qc_gguf_q4_1_ref(const float x[QC_QK4_1], qc_block_q4_1 *b) {
-    float min = FLT_MAX, max = -FLT_MAX;
-    for (int j = 0; j < QC_QK4_1; j++) {
-        if (x[j] < min) min = x[j];
-        if (x[j] > max) max = x[j];
-    }
+    float min, max;
+    min_max(x, QC_QK4_1, &min, &max);
     const float d = (max - min) / ((1 << 4) - 1);
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     qc_gguf_put_f16(&b->d, d);

@@ -8,7 +8,7 @@
 # with nothing written; and GPTQ into K-quants on the synthetic model, with and without
 # act-order, written in the same types and read back by eval with the solver's weights, and
 # killed and resumed (the super-blocks' parameters go through the checkpoints).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 Q=$(realpath "$Q") S=$(realpath "$S")
 M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
 cd "$T" || exit 1

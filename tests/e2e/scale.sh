@@ -21,7 +21,7 @@ check "quantize the synthetic model (GPTQ, written file = solver's weights)" "gr
 check "the plan is printed at the start" "grep -q '^memory plan (MB): model tensors 1.0 on disk' '$T/qerr'"
 check "summary.json records the plan" "[ -n \"\$(json_num '$T/qtiny/summary.json' peak)\" ]"
 check "no scratch file left in the output (9 files and the marker)" "! ls -A '$T/qtiny' | grep -q spill && [ \$(ls -A '$T/qtiny' | wc -l) -eq 10 ]"
-expect_fail "synth: unknown shape" 2 "--shape '13b': expected tiny, 1b or 7b" $Q synth --shape 13b --out "$T/x"
+expect_fail "synth: unknown shape" 2 "--shape '13b': expected tiny, tiny256, 1b or 7b" $Q synth --shape 13b --out "$T/x"
 expect_fail "synth: bad dtype" 2 "--dtype 'f8'" $Q synth --shape tiny --dtype f8 --out "$T/x"
 expect_fail "synth: existing output" 2 "already exists" $Q synth --shape tiny --out "$T/tiny"
 
