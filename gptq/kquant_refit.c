@@ -166,35 +166,6 @@ static void grid_search(const double *th, const double *a, const double *b, int 
     }
 }
 
-/* From *best (objective *fbest): each integer scale and min moved by ±1 while that lowers the
- * objective (the rounding of step 2 is per sub-block, the objective couples them), then d
- * and dmin refitted to the new integers; at most 4 sweeps. */
-static void grid_polish(const double *a, const double *b, int nsub, kq_range rg, grid_point *best, double *fbest) {
-    const bool mins = rg.mhi > 0;
-    const int p = mins ? 2 * nsub : nsub;
-    double th[MAXP];
-    for (int sweep = 0; sweep < 4; sweep++) {
-        bool moved = false;
-        for (int k = 0; k < p; k++)
-            for (int step = -1; step <= 1; step += 2) {
-                grid_point gp = *best;
-                int *v = k < nsub ? &gp.sc[k] : &gp.m[k - nsub];
-                *v += step;
-                if (k < nsub ? *v < rg.lo || *v > rg.hi : *v < 0 || *v > rg.mhi) continue;
-                grid_theta(&gp, nsub, mins, th);
-                double f = objective(a, b, th, p);
-                if (f < *fbest) *fbest = f, *best = gp, moved = true;
-            }
-        grid_point gp = *best;
-        if (grid_refit(&gp, a, b, nsub, mins)) {
-            grid_theta(&gp, nsub, mins, th);
-            double f = objective(a, b, th, p);
-            if (f < *fbest) *fbest = f, *best = gp, moved = true;
-        }
-        if (!moved) break;
-    }
-}
-
 /* Row r's super-block sb, given the row's decoded weights wq (updated) and hw = H·(w0 − wq)
  * (updated), w0 the row's original weights. hm is H, both triangles (n × n). */
 static void refit_super(const float *hm, int n, float *wq, double *hw, qc_qweight *out, int r, int sb,
@@ -241,7 +212,6 @@ static void refit_super(const float *hm, int n, float *wq, double *hw, qc_qweigh
     grid_point best = { 0 };
     grid_search(th, a, b, nsub, rg, &best, &fbest);
     if (!(fbest < f)) return;
-    grid_polish(a, b, nsub, rg, &best, &fbest);
     /* the new stored values, their decoded products, and H·(w0 − wq) updated by the change */
     float *st = out->super + ((size_t)r * (n / QC_KQ_SUPER) + sb) * QC_KQ_SB_FLOATS(gs);
     st[0] = best.d, st[1] = best.dmin;
