@@ -41,6 +41,8 @@
  * block size dividing 256), or with static groups from the original W before any column.
  * GPTQ then rounds each column against those fixed scales and spreads the error as always.
  * A sub-block whose scale is 0 gets code 0 (or its zero point): every code has its value.
+ * After the loop, every super-block's stored scales are refitted to the original W under H
+ * given the codes, where that lowers the row's output error (kquant_refit.c).
  *
  * Escalation (qcalib's addition, QUANT-SPEC §3 step 6): a factorization that fails (or a
  * factor whose diagonal is not finite and positive) is retried from the original H with ten
