@@ -16,13 +16,13 @@
  *      values left, by least squares given the integers, rounded to fp16; twice, the
  *      integers re-rounded against the refitted d;
  *   3. the candidate with the lowest E — the current parameters among them — is kept, so E
- *      never increases, and H ŵ is updated for the next super-block.
+ *      never increases, and (w0 − ŵ)·H is updated for the later super-blocks.
  *
  * The rows are independent: each super-block is refitted for all rows in parallel, and
  * the products with H that carry the changes to the later super-blocks are matrix products
  * over all rows (single-threaded BLAS, as GPTQ's lazy updates). The cost is about 5n² per
- * row in BLAS (GPTQ's own updates: 2n²) and 256n per row in the loop building A. h is mirrored in place (GPTQ's scratch) and dead inputs get
- * their original H[i,i] = 0 back. */
+ * row in BLAS (GPTQ's own updates: 2n²) and 256n per row in the loop building A. h is
+ * mirrored in place (GPTQ's scratch) and dead inputs get their original H[i,i] = 0 back. */
 #include "gptq/internal.h"
 
 #include <cblas.h>
