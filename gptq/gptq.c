@@ -41,6 +41,8 @@
  * block size dividing 256), or with static groups from the original W before any column.
  * GPTQ then rounds each column against those fixed scales and spreads the error as always.
  * A sub-block whose scale is 0 gets code 0 (or its zero point): every code has its value.
+ * After the loop, every super-block's stored scales are refitted to the original W under H
+ * given the codes, where that lowers the row's output error (kquant_refit.c).
  *
  * Escalation (qcalib's addition, QUANT-SPEC §3 step 6): a factorization that fails (or a
  * factor whose diagonal is not finite and positive) is retried from the original H with ten
@@ -473,12 +475,15 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         qc_fail(e, QC_ERR_NOMEM, "gptq: out of memory for the column loop");
     }
     uint8_t *tmp = scratch ? qc_malloc((size_t)max_threads() * n, sizeof(float), e, "gptq: row buffers") : NULL;
-    if (!tmp) {
-        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch);
+    /* K-quants: the original W, which the scale refit fits the stored scales to */
+    float *w0 = tmp && s->kquant ? qc_malloc(nw, sizeof(float), e, "gptq: original weights") : NULL;
+    if (!tmp || (s->kquant && !w0)) {
+        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp);
         qc_qweight_free(out);
         return st ? st : QC_ERR_NOMEM;
     }
     const int gs = s->groupsize > 0 ? s->groupsize : 0, ng = out->ngroups;
+    if (w0) memcpy(w0, w, nw * sizeof(float));
 
     /* Step 1: per-row parameters from the original W, dead columns included. */
     if (!gs) {
@@ -531,7 +536,7 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         }
     }
     if (solved) {
-        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp);
+        free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp), free(w0);
         qc_qweight_free(out);
         return solved;
     }
@@ -545,6 +550,8 @@ qc_status qc_gptq_quantize(float *w, float *h, int rows, int cols, const qc_quan
         }
     }
     for (int r = 0; r < rows; r++) info->loss += row_loss[r];
-    free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp);
+    /* K-quants: the scales refitted given the codes (info->loss stays GPTQ's own) */
+    if (w0) qc_gptq_kquant_refit(w0, h, dead, out);
+    free(dead), free(perm), free(a), free(imp), free(row_loss), free(scratch), free(tmp), free(w0);
     return QC_OK;
 }
