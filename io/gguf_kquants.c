@@ -391,57 +391,85 @@ static void pack_6bit(const uint8_t *L, uint8_t *ql, uint8_t *qh) {
 
 /* ---- decoders ---------------------------------------------------------------------------------------- */
 
+/* Codes 0..2^bits − 1 of every element of a block, unsigned (Q3_K's and Q6_K's offsets 4 and 32
+ * are the decoders'): the one statement of each layout's bit positions, for the decoders and
+ * for a solver's fit (qc_gguf_kquant_fit). Element e sits in 128-value half c, 32-value
+ * quarter k of it, lane l. */
+static void block_codes(int bits, const void *block, uint8_t L[QC_QK_K]) {
+    switch (bits) {
+    case 2: {
+        const qc_block_q2_k *b = block;
+        for (int e = 0; e < QC_QK_K; ++e) L[e] = (uint8_t)((b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3);
+        break;
+    }
+    case 3: {
+        const qc_block_q3_k *b = block;
+        for (int e = 0; e < QC_QK_K; ++e)
+            L[e] = (uint8_t)(((b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3) |
+                             ((b->hmask[e % 32] >> (e / 32)) & 1) << 2);
+        break;
+    }
+    case 4:
+    case 5: {
+        const uint8_t *qs = bits == 4 ? ((const qc_block_q4_k *)block)->qs : ((const qc_block_q5_k *)block)->qs;
+        for (int e = 0; e < QC_QK_K; ++e) {
+            uint8_t byte = qs[32 * (e / 64) + e % 32];
+            L[e] = (uint8_t)(e % 64 < 32 ? byte & 0xF : byte >> 4);
+            if (bits == 5 && (((const qc_block_q5_k *)block)->qh[e % 32] >> (e / 32)) & 1) L[e] += 16;
+        }
+        break;
+    }
+    default: {
+        const qc_block_q6_k *b = block;
+        for (int e = 0; e < QC_QK_K; ++e) {
+            int c = e / 128, k = (e % 128) / 32, l = e % 32;
+            uint8_t lo = b->ql[64 * c + 32 * (k % 2) + l];
+            L[e] = (uint8_t)((k < 2 ? lo & 0xF : lo >> 4) | ((b->qh[32 * c + l] >> (2 * k)) & 3) << 4);
+        }
+    }
+    }
+}
+
 void qc_gguf_q2_k_to_float(const qc_block_q2_k *b, float out[QC_QK_K]) {
     const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
+    uint8_t L[QC_QK_K];
+    block_codes(2, b, L);
     for (int e = 0; e < QC_QK_K; ++e) {
         uint8_t sc = b->scales[e / 16];
         const float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
-        int q = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-        out[e] = dl * q - ml;
+        out[e] = dl * L[e] - ml;
     }
 }
 
 void qc_gguf_q3_k_to_float(const qc_block_q3_k *b, float out[QC_QK_K]) {
     const float d = qc_gguf_get_f16(&b->d);
-    for (int e = 0; e < QC_QK_K; ++e) {
-        const float dl = d * unpack_scale6(b->scales, e / 16);
-        int low = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-        int high = (b->hmask[e % 32] >> (e / 32)) & 1;
-        out[e] = dl * (low - (high ? 0 : 4));
+    uint8_t L[QC_QK_K];
+    block_codes(3, b, L);
+    for (int e = 0; e < QC_QK_K; ++e) out[e] = d * unpack_scale6(b->scales, e / 16) * (L[e] - 4);
+}
+
+/* Q4_K and Q5_K: dl·q − ml per sub-block of 32. */
+static void q45_to_float(int bits, const void *b, const uint16_t *dfield, const uint16_t *dminfield,
+                         const uint8_t *scbytes, float out[QC_QK_K]) {
+    const float d = qc_gguf_get_f16(dfield), dmin = qc_gguf_get_f16(dminfield);
+    uint8_t L[QC_QK_K];
+    block_codes(bits, b, L);
+    for (int s = 0; s < QC_QK_K / 32; ++s) {
+        uint8_t ls, lm;
+        unpack_scale_min6(scbytes, s, &ls, &lm);
+        const float dl = d * ls, ml = dmin * lm;
+        for (int l = 0; l < 32; ++l) out[32 * s + l] = dl * L[32 * s + l] - ml;
     }
 }
 
-void qc_gguf_q4_k_to_float(const qc_block_q4_k *b, float out[QC_QK_K]) {
-    const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
-    for (int s = 0; s < QC_QK_K / 32; ++s) {
-        uint8_t ls, lm;
-        unpack_scale_min6(b->scales, s, &ls, &lm);
-        const float dl = d * ls, ml = dmin * lm;
-        const uint8_t *q = b->qs + 32 * (s / 2);
-        for (int l = 0; l < 32; ++l) out[32 * s + l] = dl * (s % 2 ? q[l] >> 4 : q[l] & 0xF) - ml;
-    }
-}
-
-void qc_gguf_q5_k_to_float(const qc_block_q5_k *b, float out[QC_QK_K]) {
-    const float d = qc_gguf_get_f16(&b->d), dmin = qc_gguf_get_f16(&b->dmin);
-    for (int s = 0; s < QC_QK_K / 32; ++s) {
-        uint8_t ls, lm;
-        unpack_scale_min6(b->scales, s, &ls, &lm);
-        const float dl = d * ls, ml = dmin * lm;
-        const uint8_t *q = b->qs + 32 * (s / 2);
-        for (int l = 0; l < 32; ++l)
-            out[32 * s + l] = dl * ((s % 2 ? q[l] >> 4 : q[l] & 0xF) + (b->qh[l] & (1u << s) ? 16 : 0)) - ml;
-    }
-}
+void qc_gguf_q4_k_to_float(const qc_block_q4_k *b, float out[QC_QK_K]) { q45_to_float(4, b, &b->d, &b->dmin, b->scales, out); }
+void qc_gguf_q5_k_to_float(const qc_block_q5_k *b, float out[QC_QK_K]) { q45_to_float(5, b, &b->d, &b->dmin, b->scales, out); }
 
 void qc_gguf_q6_k_to_float(const qc_block_q6_k *b, float out[QC_QK_K]) {
     const float d = qc_gguf_get_f16(&b->d);
-    for (int e = 0; e < QC_QK_K; ++e) {
-        int c = e / 128, k = (e % 128) / 32, l = e % 32;
-        uint8_t lo = b->ql[64 * c + 32 * (k % 2) + l];
-        int q = ((k < 2 ? lo & 0xF : lo >> 4) | ((b->qh[32 * c + l] >> (2 * k)) & 3) << 4) - 32;
-        out[e] = d * b->scales[e / 16] * q;
-    }
+    uint8_t L[QC_QK_K];
+    block_codes(6, b, L);
+    for (int e = 0; e < QC_QK_K; ++e) out[e] = d * b->scales[e / 16] * (L[e] - 32);
 }
 
 /* ---- reference quantizers (no importance weights) ------------------------------------------------------ */
@@ -733,34 +761,6 @@ KQUANT_ROWS(q6_k)
 /* ---- a solver's K-quant weight: blocks to and from qc_qweight's layout (quant.h) -------------------------
  * The fields are read and written exactly as the decoders above read them, so the groups'
  * scales d·sc and mins −(dmin·m) are the decoders' own fp32 products. */
-
-/* Codes 0..2^bits − 1 of every element of a block, as the decoders read them. */
-static void block_codes(int bits, const void *block, uint8_t L[QC_QK_K]) {
-    for (int e = 0; e < QC_QK_K; ++e) {
-        int c = e / 128, k = (e % 128) / 32, l = e % 32;
-        switch (bits) {
-        case 2: L[e] = (uint8_t)((((const qc_block_q2_k *)block)->qs[32 * c + l] >> (2 * k)) & 3); break;
-        case 3: {
-            const qc_block_q3_k *b = block;
-            L[e] = (uint8_t)(((b->qs[32 * c + l] >> (2 * k)) & 3) | (((b->hmask[l] >> (e / 32)) & 1) << 2));
-            break;
-        }
-        case 4:
-        case 5: {
-            const uint8_t *qs = bits == 4 ? ((const qc_block_q4_k *)block)->qs : ((const qc_block_q5_k *)block)->qs;
-            uint8_t byte = qs[32 * (e / 64) + l];
-            L[e] = (uint8_t)(e % 64 < 32 ? byte & 0xF : byte >> 4);
-            if (bits == 5 && (((const qc_block_q5_k *)block)->qh[l] >> (e / 32)) & 1) L[e] += 16;
-            break;
-        }
-        default: {
-            const qc_block_q6_k *b = block;
-            uint8_t lo = b->ql[64 * c + 32 * (k % 2) + l];
-            L[e] = (uint8_t)((k < 2 ? lo & 0xF : lo >> 4) | ((b->qh[32 * c + l] >> (2 * k)) & 3) << 4);
-        }
-        }
-    }
-}
 
 void qc_gguf_kquant_fit(int bits, const float *x, const float *imp, uint8_t *codes, float *scales, float *zeros,
                         float *mins, float *sb) {
