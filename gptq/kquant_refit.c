@@ -89,13 +89,9 @@ typedef struct kq_range {
 } kq_range;
 
 static kq_range range_of(int bits) {
-    switch (bits) {
-    case 2: return (kq_range){ 0, 15, 15 };
-    case 3: return (kq_range){ -32, 31, 0 };
-    case 4:
-    case 5: return (kq_range){ 0, 63, 63 };
-    default: return (kq_range){ -128, 127, 0 };
-    }
+    kq_range r;
+    qc_kquant_ranges(bits, &r.lo, &r.hi, &r.mhi);
+    return r;
 }
 
 static int clampi(long v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : (int)v; }

@@ -311,8 +311,8 @@ static qc_status kquant_type(const qc_qweight *q, const char *what, qc_gguf_type
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %d-bit super-blocks are no K-quant (Q2_K..Q6_K)", what, q->bits);
     *t = (qc_gguf_type)(QC_GGUF_Q2_K + q->bits - 2);
     const char *tn = qc_gguf_type_name(*t);
-    bool has_mins = q->bits == 2 || q->bits == 4 || q->bits == 5;
-    int sub = q->bits == 4 || q->bits == 5 ? 32 : 16, nsub = QC_KQ_SUPER / sub;
+    bool has_mins = qc_kquant_has_mins(q->bits);
+    int sub = qc_kquant_sub(q->bits), nsub = QC_KQ_SUPER / sub;
     if (q->groupsize != sub || q->cols % QC_KQ_SUPER != 0 || q->ngroups != q->cols / sub || (q->mins != NULL) != has_mins)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: %s needs rows of whole %d-value super-blocks in sub-blocks of %d%s; "
                        "this weight has %d columns in groups of %d (qcalib convert --pad-to 256 widens a model)",
@@ -321,7 +321,8 @@ static qc_status kquant_type(const qc_qweight *q, const char *what, qc_gguf_type
         if (q->g_idx[c] != c / sub)
             return qc_fail(e, QC_ERR_UNSUPPORTED, "%s: column %d is in group %d; %s blocks need contiguous groups "
                            "(act-order without static groups cannot be stored)", what, c, (int)q->g_idx[c], tn);
-    static const int sc_lo[] = { 0, 0, 0, -32, 0, 0, -128 }, sc_hi[] = { 0, 0, 15, 31, 63, 63, 127 };
+    int sc_lo, sc_hi, m_hi;
+    qc_kquant_ranges(q->bits, &sc_lo, &sc_hi, &m_hi);
     int nsb = q->cols / QC_KQ_SUPER;
     for (int r = 0; r < q->rows; r++)
         for (int b = 0; b < nsb; b++) {
@@ -334,12 +335,11 @@ static qc_status kquant_type(const qc_qweight *q, const char *what, qc_gguf_type
             for (int s = 0; s < nsub; s++) {
                 float sc = sb[2 + s], m = sb[2 + nsub + s];
                 size_t g = (size_t)r * q->ngroups + (size_t)b * nsub + s;
-                if (!(sc >= sc_lo[q->bits] && sc <= sc_hi[q->bits] && sc == floorf(sc)) ||
-                    !(m >= 0 && m <= (has_mins ? sc_hi[q->bits] : 0) && m == floorf(m)))
+                if (!(sc >= sc_lo && sc <= sc_hi && sc == floorf(sc)) || !(m >= 0 && m <= m_hi && m == floorf(m)))
                     return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: scale %g or min %g is not an integer %s "
                                    "stores", what, r, b * nsub + s, (double)sc, (double)m, tn);
                 bool same = q->scales[g] == sb[0] * sc && (!has_mins || q->mins[g] == -(sb[1] * m));
-                if (!same || (!has_mins && q->zeros[g] != (q->bits == 3 ? 4.0f : 32.0f)))
+                if (!same || (!has_mins && q->zeros[g] != qc_kquant_zero(q->bits)))
                     return qc_fail(e, QC_ERR_ARG, "%s: row %d, sub-block %d: the group's scale%s is not the product of "
                                    "the stored factors %s decodes", what, r, b * nsub + s, has_mins ? " or min" : " or zero",
                                    tn);

@@ -771,7 +771,7 @@ void qc_gguf_kquant_fit(int bits, const float *x, const float *imp, uint8_t *cod
         qc_block_q5_k q5;
         qc_block_q6_k q6;
     } b;
-    int nsub = bits == 4 || bits == 5 ? QC_QK_K / 32 : QC_QK_K / 16;
+    int nsub = QC_QK_K / qc_kquant_sub(bits);
     float d, dmin = 0.0f;
     switch (bits) {
     case 2: imp ? qc_gguf_q2_k_weighted(x, imp, &b.q2) : qc_gguf_q2_k_ref(x, &b.q2); break;
@@ -808,14 +808,14 @@ void qc_gguf_kquant_fit(int bits, const float *x, const float *imp, uint8_t *cod
             mins[s] = -(dmin * m); /* the decoders' ml, negated: dl·q − ml = dl·q + (−ml) exactly */
             zeros[s] = scales[s] != 0.0f ? -mins[s] / scales[s] : 0.0f;
         } else {
-            zeros[s] = bits == 3 ? 4.0f : 32.0f;
+            zeros[s] = qc_kquant_zero(bits);
         }
     }
     block_codes(bits, &b, codes);
 }
 
 void qc_gguf_kquant_pack(int bits, const uint8_t *codes, const float *sb, void *block) {
-    int nsub = bits == 4 || bits == 5 ? QC_QK_K / 32 : QC_QK_K / 16;
+    int nsub = QC_QK_K / qc_kquant_sub(bits);
     const float *sc = sb + 2, *m = sb + 2 + nsub;
     uint8_t L[QC_QK_K];
     memcpy(L, codes, QC_QK_K);

@@ -43,8 +43,8 @@ static qc_status gguf_kquant(const qc_format_ask *a, const qc_gguf_mix *mix, qc_
     char t[96];
     c->gguf_mix = mix;
     c->gguf_type = qc_gguf_mix_default(mix);
-    int bits = qc_gguf_k_bits(c->gguf_type), sub = bits == 4 || bits == 5 ? 32 : 16;
-    bool sym = bits == 3 || bits == 6;
+    int bits = qc_gguf_k_bits(c->gguf_type), sub = qc_kquant_sub(bits);
+    bool sym = !qc_kquant_has_mins(bits);
     if (a->bits.from && a->bits.value != bits)
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s's linears are %s by default (a recipe rule's bits choose another "
                        "type per module): %s contradicts it", a->gguf_type, qc_gguf_type_name(c->gguf_type),

@@ -137,8 +137,8 @@ static qc_status awq_write(const qc_format_write *w, qc_err *e) { return qc_awq_
 static qc_quant_spec gguf_block_spec(qc_gguf_type t, bool mse) {
     if (qc_gguf_type_is_k(t)) {
         int bits = qc_gguf_k_bits(t);
-        bool mins = bits == 2 || bits == 4 || bits == 5;
-        return (qc_quant_spec){ .bits = bits, .groupsize = bits == 4 || bits == 5 ? 32 : 16, .sym = !mins,
+        bool mins = qc_kquant_has_mins(bits);
+        return (qc_quant_spec){ .bits = bits, .groupsize = qc_kquant_sub(bits), .sym = !mins,
                                 .f16_scales = true, .store_min = mins, .kquant = qc_gguf_kquant_fit };
     }
     bool mins = t == QC_GGUF_Q4_1 || t == QC_GGUF_Q5_1;

@@ -40,8 +40,8 @@ qc_status qc_quant_spec_check(const qc_quant_spec *s, qc_err *e) {
     if (s->bits < 2 || s->bits > 8)
         return qc_fail(e, QC_ERR_ARG, "--wbits %d: supported widths are 2 to 8 bits", s->bits);
     if (s->kquant) {
-        bool mins = s->bits == 2 || s->bits == 4 || s->bits == 5;
-        int sub = s->bits == 4 || s->bits == 5 ? 32 : 16;
+        bool mins = qc_kquant_has_mins(s->bits);
+        int sub = qc_kquant_sub(s->bits);
         if (s->bits > 6 || s->groupsize != sub || s->sym == mins || s->store_min != mins || s->mse || s->awq_range ||
             s->signed_scale || s->zero_from_one)
             return qc_fail(e, QC_ERR_ARG, "K-quant Q%d_K: not a K-quant type, or settings it does not have (sub-blocks "

@@ -30,6 +30,17 @@
  * same fp32 expressions as ggml's decoders, so it equals the GGUF decoder bit for bit. */
 #define QC_KQ_SUPER 256
 #define QC_KQ_SB_FLOATS(groupsize) (2 + 2 * (QC_KQ_SUPER / (groupsize)))
+/* Q<bits>_K's shape, as the list above gives it: values per sub-block, whether it stores
+ * mins, and (without mins) its codes' zero. */
+static inline int qc_kquant_sub(int bits) { return bits == 4 || bits == 5 ? 32 : 16; }
+static inline bool qc_kquant_has_mins(int bits) { return bits == 2 || bits == 4 || bits == 5; }
+static inline float qc_kquant_zero(int bits) { return bits == 3 ? 4.0f : 32.0f; }
+/* The stored integers' ranges: sub-block scales [*lo, *hi], mins [0, *mhi] (*mhi 0: none). */
+static inline void qc_kquant_ranges(int bits, int *lo, int *hi, int *mhi) {
+    *lo = bits == 3 ? -32 : bits == 6 ? -128 : 0;
+    *hi = bits == 2 ? 15 : bits == 3 ? 31 : bits == 6 ? 127 : 63;
+    *mhi = qc_kquant_has_mins(bits) ? *hi : 0;
+}
 typedef struct qc_qweight {
     int rows, cols, ngroups;
     int bits;        /* 2..8 */
