@@ -17,9 +17,20 @@ CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-paramet
 LDLIBS  += -ldnnl -lopenblas -llapacke -lcjson -lz -lpcre2-8 -lutf8proc -lm
 LDFLAGS += -fopenmp $(SAN)
 
+# MPI (docs/distributed.md): with mpicc on the PATH (Debian libopenmpi-dev) dist/mpi.c is built
+# and the binary runs under mpirun; without it (or with MPI=off) dist/single.c, one process.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),on,off)
+ifeq ($(MPI),on)
+DIST_UNUSED := dist/single.c
+MPI_CFLAGS := $(shell mpicc --showme:compile)
+LDLIBS += $(shell mpicc --showme:link)
+else
+DIST_UNUSED := dist/mpi.c
+endif
+
 # Library folders, bottom of the dependency chain first (DESIGN.md).
-MODULES := base datasets quant io model gptq awq smooth calib eval job
-LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
+MODULES := base dist datasets quant io model gptq awq smooth calib eval job
+LIB_SRC := $(filter-out $(DIST_UNUSED),$(foreach m,$(MODULES),$(wildcard $(m)/*.c)))
 CLI_SRC := $(wildcard cli/*.c)
 TEST_KINDS := unit vectors badinput e2e
 TEST_SRC := $(foreach k,$(TEST_KINDS),$(wildcard tests/$(k)/*.c))
@@ -35,12 +46,16 @@ DEPS_OK := $(BUILD)/.deps-ok
 
 .PHONY: all test asan demo bench bench-7b deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
+ifneq ($(MPI),on)
+$(info qcalib: MPI is off (no mpicc found): the binary runs as one process; install libopenmpi-dev for mpirun)
+endif
 
 deps: $(DEPS_OK)
 $(DEPS_OK): scripts/install-deps.sh
 	@scripts/install-deps.sh
 	@mkdir -p $(@D) && touch $@
 
+$(BUILD)/dist/mpi.o: CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@

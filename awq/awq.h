@@ -16,6 +16,7 @@
 #ifndef QC_AWQ_H
 #define QC_AWQ_H
 
+#include "dist/dist.h"
 #include "model/model.h"
 #include "quant/quant.h"
 
@@ -23,11 +24,21 @@
 #define QC_AWQ_CLIP_GRID 10   /* clip factors 1 − i / 20, i = 0..9 */
 #define QC_AWQ_CLIP_TOKENS 512 /* the clip search's tokens: every (ntok / 512)-th */
 
+/* Which tokens the searches' x holds: in a distributed run, this rank's [first, first + n) of
+ * total, and every sum over tokens (mean|x|, the losses) runs over every rank's, so each rank
+ * chooses the same scales and clips as one process would, but for the order of the sums.
+ * Zeroed (or NULL where a function takes it): x holds all the tokens. */
+typedef struct qc_awq_share {
+    const qc_dist *dist;
+    int64_t first, total;
+} qc_awq_share;
+
 typedef struct qc_awq_opts {
     bool duo_scaling;   /* AutoAWQ's variant: s = mean|x|^r / (wmean^(1−r) + 1e−4), wmean the
                            mean over the group's rows of |w| / max|w| of its quantization group */
     bool clip;          /* the clipping search (not for q, k) */
     int chunk_windows;  /* windows per sub-block forward; the workspace must hold them */
+    qc_awq_share share; /* the ranks' share of the tokens */
 } qc_awq_opts;
 
 /* What one group's scale search found. */
@@ -37,8 +48,9 @@ typedef struct qc_awq_group {
                                   the unscaled candidate (s = 1) */
 } qc_awq_group;
 
-/* x_mean (cols) = mean |x| over the ntok rows of x (ntok, cols): AWQ's statistic. */
-qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean, qc_err *e);
+/* x_mean (cols) = mean |x| over the ntok rows of x (ntok, cols), and the other ranks' (sh):
+ * AWQ's statistic. */
+qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, const qc_awq_share *sh, float *x_mean, qc_err *e);
 
 /* The candidate scales of grid point r (0..19): mean|x|^(r/20) (duo: divided by
  * wmean^(1 − r/20) + 1e−4), at least 1e−4, divided by sqrt(max(s)·min(s)). Channels with
@@ -57,10 +69,10 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
 /* The clip search of one linear w (rows, cols) on its inputs x (ntok, cols), both already
  * scaled: for every row and quantization group, the clip range ±max|w|·(1 − i/20) (i = 0..9)
  * whose quantized group's partial outputs Σ_group x·w differ least (mean squared, over every
- * (ntok/512)-th token) from the unclipped; strict improvements only. clip_max (rows,
- * ngroups of spec). */
+ * (ntok/512)-th token, counted over every rank's tokens with sh) from the unclipped; strict
+ * improvements only. clip_max (rows, ngroups of spec). */
 qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x, int64_t ntok,
-                             const qc_quant_spec *spec, float *clip_max, qc_err *e);
+                             const qc_awq_share *sh, const qc_quant_spec *spec, float *clip_max, qc_err *e);
 
 /* Clamps every group of w (rows, cols) to ±clip_max of its row and group. */
 void qc_awq_apply_clip(float *w, int rows, int cols, int groupsize, const float *clip_max);

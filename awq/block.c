@@ -15,13 +15,17 @@ static bool has_group(const qc_config *c, qc_site site) {
 }
 
 static qc_status clip_linear(const qc_config *c, qc_block *b, qc_linear lin, const float *x, int64_t ntok,
-                             const qc_quant_spec *spec, qc_awq_block_result *r, qc_err *e) {
+                             const qc_awq_share *sh, const qc_quant_spec *spec, qc_awq_block_result *r, qc_err *e) {
     int rows, cols;
     qc_weight_shape(c, qc_linear_weight(lin), &rows, &cols);
     int ng = qc_quant_ngroups(spec, cols), gs = spec->groupsize > 0 ? spec->groupsize : cols;
     float *clip = qc_malloc((size_t)rows, (size_t)ng * sizeof(float), e, "clip ranges");
-    if (!clip) return QC_ERR_NOMEM;
-    qc_status st = qc_awq_search_clip(b->w[lin], rows, cols, x, ntok, spec, clip, e);
+    qc_status st = qc_dist_agree(sh ? sh->dist : NULL, clip ? QC_OK : QC_ERR_NOMEM, e);
+    if (st) {
+        free(clip);
+        return st;
+    }
+    st = qc_awq_search_clip(b->w[lin], rows, cols, x, ntok, sh, spec, clip, e);
     if (!st) {
         double sum = 0.0;
         int n = 0;
@@ -56,6 +60,7 @@ qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_S
         if (!has_group(c, (qc_site)s)) continue;
         int width = qc_site_width(c, (qc_site)s);
         if (!(r->s[s] = qc_malloc((size_t)width, sizeof(float), e, "AWQ scales"))) st = QC_ERR_NOMEM;
+        st = qc_dist_agree(o->share.dist, st, e);
         if (!st) st = qc_awq_search_scale(c, b, layer, (qc_site)s, x[s], nwin, seqlen, spec, o, ws, r->s[s], &r->group[s], e);
     }
     if (!st) {
@@ -69,7 +74,7 @@ qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_S
     }
     for (int l = 0; l < QC_LIN_COUNT && !st && o->clip; l++) {
         if (l == QC_LIN_Q || l == QC_LIN_K || (skip && skip[l])) continue; /* q, k: the q·k product defeats a per-linear error */
-        st = clip_linear(c, b, (qc_linear)l, x[qc_linear_site(l)], ntok, spec, r, e);
+        st = clip_linear(c, b, (qc_linear)l, x[qc_linear_site(l)], ntok, &o->share, spec, r, e);
     }
     if (st) qc_awq_block_result_free(r);
     return st;

@@ -9,7 +9,8 @@
  * sqrt(max·min) is fp32. The loss is summed in double (torch sums fp32), which can matter
  * only for two grid points within rounding of each other. The inspected forward runs in
  * chunks of o->chunk_windows windows, so memory is the site's inputs, one fp32 output of the
- * whole calibration set and one chunk. */
+ * whole calibration set and one chunk. In a distributed run each rank sums its tokens'
+ * errors and the ranks add them up (o->share) before the least is chosen. */
 #include "awq/internal.h"
 
 #include <math.h>
@@ -23,14 +24,17 @@ int qc_awq_site_linears(qc_site site, qc_linear lin[3]) {
     return n;
 }
 
-qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, float *x_mean, qc_err *e) {
+qc_status qc_awq_mean_abs(const float *x, int64_t ntok, int cols, const qc_awq_share *sh, float *x_mean, qc_err *e) {
     double *sum = qc_calloc((size_t)cols, sizeof(double), e, "AWQ activation means");
-    if (!sum) return QC_ERR_NOMEM;
-    for (int64_t t = 0; t < ntok; t++)
+    const qc_dist *d = sh ? sh->dist : NULL;
+    qc_status st = qc_dist_agree(d, sum ? QC_OK : QC_ERR_NOMEM, e);
+    for (int64_t t = 0; t < ntok && !st; t++)
         for (int j = 0; j < cols; j++) sum[j] += fabsf(x[(size_t)t * cols + j]);
-    for (int j = 0; j < cols; j++) x_mean[j] = ntok ? (float)(sum[j] / (double)ntok) : 0.0f;
+    if (!st) st = qc_dist_sum_f64(d, sum, (size_t)cols, e);
+    int64_t total = sh && sh->total ? sh->total : ntok;
+    for (int j = 0; j < cols && !st; j++) x_mean[j] = total ? (float)(sum[j] / (double)total) : 0.0f;
     free(sum);
-    return QC_OK;
+    return st;
 }
 
 void qc_awq_candidate(const float *x_mean, const float *wmean, int n, int r, bool duo, float *s) {
@@ -111,19 +115,18 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
         if (!(buf[k] = qc_malloc(wsize[k], sizeof(float), e, "AWQ candidate weights"))) st = QC_ERR_NOMEM;
     }
     if (!out) st = QC_ERR_NOMEM;
+    st = qc_dist_agree(o->share.dist, st, e); /* the ranks meet in every search's sums */
     if (st) goto done;
     wmean = x_mean + width;
     cand = wmean + width;
-    st = qc_awq_mean_abs(x, (int64_t)ntok, width, x_mean, e);
+    st = qc_awq_mean_abs(x, (int64_t)ntok, width, &o->share, x_mean, e);
     if (!st && o->duo_scaling) st = weight_mean(b, c, lin, nlin, width, spec, wmean, e);
     for (int w0 = 0; w0 < nwin && !st; w0 += chunk)
         st = inspect(c, b, layer, site, x, w0, nwin - w0 < chunk ? nwin - w0 : chunk, seqlen, ws,
                      ref + (size_t)w0 * seqlen * dim, e);
     qc_block trial = *b; /* the same block with the group's linears replaced */
     for (int k = 0; k < nlin; k++) trial.w[lin[k]] = buf[k];
-    g->best = -1;
-    double best = INFINITY;
-    for (int r = 0; r < QC_AWQ_GRID && !st; r++) {
+    for (int r = 0; r < QC_AWQ_GRID && !st; r++) { /* this rank's squared errors of each grid point */
         qc_awq_candidate(x_mean, wmean, width, r, o->duo_scaling, cand);
         for (int k = 0; k < nlin; k++) { /* Q(W·s)/s */
             int rows = (int)(wsize[k] / (size_t)width);
@@ -142,16 +145,22 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
                 sum += d * d;
             }
         }
-        g->loss[r] = sum / (double)(ntok * (size_t)dim);
-        if (!isfinite(g->loss[r]) && !st)
+        g->loss[r] = sum;
+    }
+    st = qc_dist_agree(o->share.dist, st, e);
+    if (!st) st = qc_dist_sum_f64(o->share.dist, g->loss, QC_AWQ_GRID, e); /* every rank's */
+    int64_t total = o->share.total ? o->share.total : (int64_t)ntok;
+    g->best = -1;
+    double best = INFINITY;
+    for (int r = 0; r < QC_AWQ_GRID && !st; r++) {
+        g->loss[r] /= (double)total * dim;
+        if (!isfinite(g->loss[r]))
             st = qc_fail(e, QC_ERR_NUMERIC, "block %d, AWQ scales of %s: non-finite loss at grid point %d", layer,
                          qc_site_name(site), r);
-        if (!st && g->loss[r] < best) {
-            best = g->loss[r];
-            g->best = r;
-            memcpy(s, cand, (size_t)width * sizeof(float));
-        }
+        else if (g->loss[r] < best)
+            best = g->loss[r], g->best = r;
     }
+    if (!st) qc_awq_candidate(x_mean, wmean, width, g->best, o->duo_scaling, s);
 done:
     for (int k = 0; k < 3; k++) free(buf[k]);
     free(x_mean);

@@ -15,6 +15,7 @@
 #include "awq/awq.h"
 #include "base/base.h"
 #include "datasets/datasets.h"
+#include "dist/dist.h"
 #include "gptq/gptq.h"
 #include "model/model.h"
 #include "quant/quant.h"
@@ -122,7 +123,10 @@ typedef struct qc_calib_opts {
      * with the reference's Hessians; mixed precision measures candidate settings). */
     qc_status (*observe)(void *ctx, const struct qc_observation *ob, qc_err *e);
     void *observe_ctx;
-    const qc_calib_checkpoint *checkpoint; /* optional: checkpoints, resume */
+    const qc_calib_checkpoint *checkpoint; /* optional: checkpoints, resume (rank 0's; the other
+                                              ranks' is NULL) */
+    const qc_dist *dist;  /* the ranks of a distributed run (share.c), each calibrating its share
+                             of the windows; NULL: one process */
 } qc_calib_opts;
 
 /* What an observer sees of a site whose statistics are finished, before its linears are solved. */
@@ -198,7 +202,9 @@ typedef struct qc_quantized {
                              read norms and unquantized linears through them. NULL: none at all */
     bool fp32_linears;    /* unquantized linears are kept fp32 (no_quant), not fp16-rounded */
     double seconds;       /* the whole calibration; of it: */
-    double stats_seconds; /* accumulating statistics (qc_stats_add); the solves are the reports' */
+    double stats_seconds; /* accumulating statistics (qc_stats_add) */
+    double solve_seconds; /* this process's solves (with ranks, the reports' seconds are their owners') */
+    qc_dist_traffic traffic; /* with ranks: what this rank's collectives cost during calibration */
 } qc_quantized;
 
 /* Windows per forward chunk of the runner (o->batch_tokens). */

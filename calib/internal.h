@@ -11,6 +11,18 @@
 qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
                                    qc_stats *st, float *scratch, qc_qweight *res, qc_gptq_info *info, qc_err *e);
 
+/* ---- what the ranks of a distributed run exchange (share.c); no-ops for one process ---- */
+
+/* Collective: agrees on st, then sums s (rank order) over the ranks: every rank holds the
+ * site's whole statistics (the Hessian's upper triangle, as qc_stats_add leaves it). */
+qc_status qc_share_stats(const qc_dist *d, qc_stats *s, qc_status st, qc_err *e);
+/* The rank that solves each linear of site (-1: another site): the site's linears, largest
+ * first, each to the rank with the least work in this site, ties to the least work so far
+ * (load: nranks running totals, updated). The same on every rank. */
+void qc_share_owners(const qc_config *c, qc_site site, int nranks, double *load, int owner[QC_LIN_COUNT]);
+/* Collective: owner's result q and log row rep to every rank (q initialised there). */
+qc_status qc_share_result(const qc_dist *d, int owner, qc_qweight *q, qc_layer_report *rep, qc_err *e);
+
 /* What the pre-step did to one block. */
 typedef struct qc_prestep {
     float *s[QC_SCALE_STAGES][QC_SITE_COUNT]; /* owned until moved into a qc_quantized */
@@ -19,12 +31,13 @@ typedef struct qc_prestep {
     float smooth_min[QC_SITE_COUNT], smooth_max[QC_SITE_COUNT]; /* 0: not smoothed */
 } qc_prestep;
 
-/* Runs block b (fp32, as loaded) over the nwin windows of x (nwin*seqlen, dim; unchanged), in
+/* Runs block b (fp32, as loaded) over the windows w of x (w->n*seqlen, dim; unchanged), in
  * chunks of `chunk` windows, capturing every site's input; with x_out, writes the block's
  * output there (the next block's fp32 inputs). Then, as o says: smooths b (SmoothQuant, α),
  * and runs AWQ on it (scales, clipping); b is rescaled in place, function unchanged but for
- * rounding and clipping. */
-qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, int nwin, int seqlen, int chunk,
+ * rounding and clipping. With ranks (o->dist), the smoothing's maxima and AWQ's sums run
+ * over every rank's windows. */
+qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, const qc_windows *w, int chunk,
                            const qc_calib_opts *o, qc_workspace *ws, float *x_out, qc_prestep *p, qc_err *e);
 /* The pre-step's figures for one linear's log row. */
 void qc_prestep_report(const qc_prestep *p, qc_linear lin, qc_layer_report *rep);

@@ -55,7 +55,8 @@ typedef struct measure {
     const qc_quant_spec *cands;
     int ncand;
     double *err;     /* (modules, ncand) */
-    int nsub;        /* windows compared */
+    int nsub;        /* windows compared: this rank's of them (a prefix of its share) */
+    int64_t ntok;    /* tokens compared, every rank's */
     float *streams;  /* (1 + SITE_LINEARS*ncand, nsub*seqlen, dim) the residual stream: with the block as
                         it is, then with each candidate of each of the site's linears */
     float *ref, *lp; /* (chunk tokens, vocab) log-probabilities: with the block as it is, with one candidate */
@@ -100,13 +101,14 @@ static qc_status through_the_rest(const measure *k, const qc_observation *ob, in
 
 /* Mean KL(model as it is ‖ with the candidate) per token, for streams 1.. into kl. */
 static qc_status divergences(const measure *k, const qc_observation *ob, int nstreams, double *kl, qc_err *e) {
-    int dim = k->m->cfg.dim, vocab = k->m->cfg.vocab_size, ntok = k->nsub * ob->seqlen;
+    int dim = k->m->cfg.dim, vocab = k->m->cfg.vocab_size, ntok = k->nsub * ob->seqlen; /* this rank's */
     int chunk = ob->chunk * ob->seqlen;
     size_t n = (size_t)ntok * dim;
     for (int s = 1; s < nstreams; s++) kl[s] = 0;
-    for (int t0 = 0; t0 < ntok; t0 += chunk) {
+    qc_status st = QC_OK;
+    for (int t0 = 0; t0 < ntok && !st; t0 += chunk) {
         int nt = ntok - t0 < chunk ? ntok - t0 : chunk;
-        qc_status st = qc_model_head(k->m, k->streams + (size_t)t0 * dim, nt, k->ref, e);
+        st = qc_model_head(k->m, k->streams + (size_t)t0 * dim, nt, k->ref, e);
         for (int t = 0; t < nt && !st; t++) {
             float *row = k->ref + (size_t)t * vocab;
             qc_log_softmax(row, vocab, row);
@@ -116,12 +118,12 @@ static qc_status divergences(const measure *k, const qc_observation *ob, int nst
             for (int t = 0; t < nt && !st; t++) {
                 float *row = k->lp + (size_t)t * vocab;
                 qc_log_softmax(row, vocab, row);
-                kl[s] += qc_kl_logprobs(k->ref + (size_t)t * vocab, row, vocab) / ntok;
+                kl[s] += qc_kl_logprobs(k->ref + (size_t)t * vocab, row, vocab) / (double)k->ntok;
             }
         }
-        if (st) return st;
     }
-    return QC_OK;
+    st = qc_dist_agree(k->o->dist, st, e);
+    return st ? st : qc_dist_sum_f64(k->o->dist, kl + 1, (size_t)nstreams - 1, e); /* every rank's tokens */
 }
 
 /* Each linear of the site at each candidate: how far it moves the model's next-token
@@ -140,7 +142,10 @@ static qc_status on_site(void *ctx, const qc_observation *ob, qc_err *e) {
         int rows, cols;
         qc_weight_shape(&k->m->cfg, qc_linear_weight(lins[i]), &rows, &cols);
         float *q = qc_malloc((size_t)rows * cols, sizeof(float), e, "candidate weights");
-        if (!q) return QC_ERR_NOMEM;
+        if (!q) {
+            st = QC_ERR_NOMEM;
+            break;
+        }
         qc_block with = *ob->block;
         with.w[lins[i]] = q;
         for (int j = 0; j < k->ncand && !st; j++) {
@@ -150,11 +155,11 @@ static qc_status on_site(void *ctx, const qc_observation *ob, qc_err *e) {
         }
         free(q);
         if (st)
-            return qc_fail_prefix(e, st, "measuring block %d %s", ob->layer,
-                                  qc_weight_short_name(qc_linear_weight(lins[i])));
+            st = qc_fail_prefix(e, st, "%s", qc_weight_short_name(qc_linear_weight(lins[i])));
     }
     double kl[1 + SITE_LINEARS * 64];
     if (!st) st = through_the_rest(k, ob, nstreams, e);
+    st = qc_dist_agree(k->o->dist, st, e);
     if (!st) st = divergences(k, ob, nstreams, kl, e);
     for (int i = 0; i < nl && !st; i++)
         for (int j = 0; j < k->ncand; j++)
@@ -192,7 +197,10 @@ size_t qc_mixed_measure_bytes(const qc_config *c, int nwin, int seqlen, const qc
 qc_status qc_mixed_measure(qc_model *m, const qc_windows *w, const qc_calib_opts *o, const qc_quant_spec *cands,
                            int ncand, double *err, qc_err *e) {
     if (ncand < 1 || ncand > 64) return qc_fail(e, QC_ERR_ARG, "mixed precision needs 1 to 64 candidate settings");
-    measure k = { m, o, cands, ncand, err, measured_windows(w->n, w->seqlen), NULL, NULL, NULL };
+    /* the first windows of the whole set; with ranks, each compares those of its share */
+    int all = measured_windows(qc_windows_total(w), w->seqlen), mine = all - w->first;
+    mine = mine < 0 ? 0 : mine > w->n ? w->n : mine;
+    measure k = { m, o, cands, ncand, err, mine, (int64_t)all * w->seqlen, NULL, NULL, NULL };
     for (size_t i = 0; i < (size_t)m->cfg.n_layers * QC_LIN_COUNT * ncand; i++) err[i] = NAN;
     size_t streams, head;
     measure_sizes(&m->cfg, w->n, w->seqlen, o, ncand, &streams, &head);

@@ -35,18 +35,22 @@ static void absmax(const float *x, size_t ntok, int width, float *m) {
         for (int j = 0; j < width; j++) m[j] = fabsf(x[t * width + j]) > m[j] ? fabsf(x[t * width + j]) : m[j];
 }
 
-static qc_status smooth(const qc_config *c, qc_block *b, capture *k, size_t ntok, float alpha, qc_prestep *p,
-                        qc_err *e) {
+static qc_status smooth(const qc_config *c, qc_block *b, capture *k, size_t ntok, float alpha, const qc_dist *d,
+                        qc_prestep *p, qc_err *e) {
     int dim = c->dim;
     float *m = qc_malloc((size_t)dim, 2 * sizeof(float), e, "activation ranges");
     float *sq = m ? qc_malloc((size_t)dim, sizeof(float), e, "smoothing scales") : NULL;
     float *sg = sq ? qc_malloc((size_t)dim, sizeof(float), e, "smoothing scales") : NULL;
-    if (!sg) {
-        free(m), free(sq);
-        return QC_ERR_NOMEM;
+    qc_status st = qc_dist_agree(d, sg ? QC_OK : QC_ERR_NOMEM, e);
+    if (!st) {
+        absmax(k->x[QC_SITE_QKV], ntok, dim, m);
+        absmax(k->x[QC_SITE_GATE_UP], ntok, dim, m + dim);
+        st = qc_dist_max_f32(d, m, 2 * (size_t)dim, e); /* over every rank's tokens */
     }
-    absmax(k->x[QC_SITE_QKV], ntok, dim, m);
-    absmax(k->x[QC_SITE_GATE_UP], ntok, dim, m + dim);
+    if (st) {
+        free(m), free(sq), free(sg);
+        return st;
+    }
     qc_smooth_block(c, b, m, m + dim, alpha, sq, sg);
     free(m);
     p->s[QC_STAGE_SMOOTH][QC_SITE_QKV] = sq;
@@ -65,9 +69,10 @@ static qc_status smooth(const qc_config *c, qc_block *b, capture *k, size_t ntok
     return QC_OK;
 }
 
-qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, int nwin, int seqlen, int chunk,
+qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const float *x, const qc_windows *w, int chunk,
                            const qc_calib_opts *o, qc_workspace *ws, float *x_out, qc_prestep *p, qc_err *e) {
     memset(p, 0, sizeof *p);
+    int nwin = w->n, seqlen = w->seqlen;
     bool awq = qc_method_info_of(o->method)->awq, sm = o->smooth_alpha > 0.0f;
     size_t ntok = (size_t)nwin * seqlen, dim = (size_t)c->dim;
     capture k = { { 0 }, 0 };
@@ -89,10 +94,12 @@ qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const flo
         st = qc_block_forward(c, b, layer, xc, nw, seqlen, &hooks, ws, e);
     }
     free(tmp);
-    if (!st && sm) st = smooth(c, b, &k, ntok, o->smooth_alpha, p, e);
+    st = qc_dist_agree(o->dist, st, e);
+    if (!st && sm) st = smooth(c, b, &k, ntok, o->smooth_alpha, o->dist, p, e);
     if (!st && awq) {
         qc_awq_opts ao = o->awq;
         ao.chunk_windows = chunk;
+        ao.share = (qc_awq_share){ o->dist, (int64_t)w->first * seqlen, (int64_t)qc_windows_total(w) * seqlen };
         bool keep[QC_LIN_COUNT];
         for (int l = 0; l < QC_LIN_COUNT; l++) keep[l] = qc_calib_keeps(o, layer, (qc_linear)l);
         st = qc_awq_block(c, b, layer, k.x, nwin, seqlen, &o->spec, keep, &ao, ws, &p->awq, e);

@@ -52,6 +52,7 @@ typedef struct runner {
     float *x1;         /* (windows*seqlen, dim) the block's input, then x + o(attention); x
                           itself when x is fp32 and no observer needs the block's input */
     float *mid;        /* (windows*seqlen, max(heads*head_dim, hidden)) o's input, then down's */
+    double load[64];   /* the work each rank has solved (qc_share_owners) */
 } runner;
 
 /* The chunk of windows [w0, w0 + nw) of x, where it is stored. */
@@ -206,15 +207,31 @@ static qc_status solve(runner *r, qc_block *b, int layer, qc_linear lin, qc_stat
     free(w);
     if (s) return qc_fail_prefix(e, s, "block %d, %s", layer, qc_weight_short_name(qc_linear_weight(lin)));
     rep->seconds = qc_now() - t0;
-    const char *name = qc_weight_short_name(qc_linear_weight(lin));
+    return QC_OK;
+}
+
+/* What GPTQ had to do to factorize a linear's Hessian, said once its row is shared. */
+static void log_damping(const qc_calib_opts *o, const qc_layer_report *rep) {
+    const char *name = qc_weight_short_name(qc_linear_weight(rep->linear));
     if (rep->fallback)
         qc_logf(o->log, QC_LOG_WARN,
                 "block %d %s: the Hessian could not be factorized even with damping %.3g; used round-to-nearest",
-                layer, name, rep->damp);
+                rep->block, name, rep->damp);
     else if (rep->retries)
-        qc_logf(o->log, QC_LOG_INFO, "block %d %s: Hessian factorized after raising the damping to %.3g", layer,
+        qc_logf(o->log, QC_LOG_INFO, "block %d %s: Hessian factorized after raising the damping to %.3g", rep->block,
                 name, rep->damp);
-    return QC_OK;
+}
+
+/* Another rank solved linear lin into res: the same weights into b as the owner put. */
+static void put_shared(runner *r, qc_block *b, qc_linear lin, const qc_qweight *res, const qc_layer_report *rep) {
+    int rows, cols;
+    qc_weight_shape(r->cfg, qc_linear_weight(lin), &rows, &cols);
+    size_t nw = (size_t)rows * cols;
+    if (r->o->no_quant) return; /* smoothing only: the linear stays as it is */
+    if (rep->kept_f16)
+        for (size_t i = 0; i < nw; i++) b->w[lin][i] = qc_f16_to_f32(qc_f32_to_f16(b->w[lin][i]));
+    else
+        qc_qweight_dequantize(res, b->w[lin]);
 }
 
 /* Site s's statistics are finished: the observer (if any) sees them with the block as it is. */
@@ -224,18 +241,37 @@ static qc_status observe(runner *r, const qc_block *b, int layer, qc_site s, qc_
     return r->o->observe ? r->o->observe(r->o->observe_ctx, &ob, e) : QC_OK;
 }
 
-/* Solves each linear of site s on its statistics and puts it into b, with its log row. */
+/* Solves each linear of site s on its statistics and puts it into b, with its log row. With
+ * ranks, each linear is solved by its owner and shared; only rank 0 keeps the results (it
+ * writes the outputs). */
 static qc_status solve_site(runner *r, qc_block *b, int layer, qc_site s, qc_stats *stats, const qc_prestep *pre,
                             qc_quantized *out, qc_err *e) {
+    const qc_dist *d = r->o->dist;
+    int owner[QC_LIN_COUNT], me = qc_dist_rank(d);
+    qc_share_owners(r->cfg, s, qc_dist_size(d), r->load, owner);
+    qc_layer_report rep[QC_LIN_COUNT];
     qc_status st = QC_OK;
     for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
-        if (qc_linear_site(lin) != s) continue;
+        if (owner[lin] != me) continue;
         char detail[64];
         snprintf(detail, sizeof detail, "block %d/%d %s", layer + 1, r->cfg->n_layers,
                  qc_weight_short_name(qc_linear_weight(lin)));
         qc_progress(r->o->log, "quantize", (int64_t)out->nreports, (int64_t)r->cfg->n_layers * QC_LIN_COUNT, detail);
-        st = solve(r, b, layer, lin, stats, &out->res[(size_t)layer * QC_LIN_COUNT + lin], &out->reports[out->nreports], e);
-        if (!st) qc_prestep_report(pre, lin, &out->reports[out->nreports++]);
+        double t0 = qc_now();
+        st = solve(r, b, layer, lin, stats, &out->res[(size_t)layer * QC_LIN_COUNT + lin], &rep[lin], e);
+        out->solve_seconds += qc_now() - t0;
+    }
+    st = qc_dist_agree(d, st, e);
+    for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
+        if (owner[lin] < 0) continue;
+        qc_qweight *res = &out->res[(size_t)layer * QC_LIN_COUNT + lin];
+        if (!(st = qc_share_result(d, owner[lin], res, &rep[lin], e))) {
+            if (owner[lin] != me) put_shared(r, b, (qc_linear)lin, res, &rep[lin]);
+            if (me != 0) qc_qweight_free(res);
+            qc_prestep_report(pre, (qc_linear)lin, &rep[lin]);
+            out->reports[out->nreports++] = rep[lin];
+            log_damping(r->o, &rep[lin]);
+        }
     }
     return st;
 }
@@ -250,7 +286,8 @@ static qc_status run_stages(runner *r, qc_block *b, int layer, const qc_prestep 
         st = qc_stats_init(&stats, qc_site_width(r->cfg, s), e);
         for (int w0 = 0; w0 < r->w->n && !st; w0 += r->per_chunk)
             st = stage(r, b, layer, (qc_site)s, w0, r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk, &stats, e);
-        if (!st) st = observe(r, b, layer, (qc_site)s, &stats, e);
+        st = qc_share_stats(r->o->dist, &stats, st, e);
+        if (!st) st = qc_dist_agree(r->o->dist, observe(r, b, layer, (qc_site)s, &stats, e), e);
         if (!st) st = solve_site(r, b, layer, (qc_site)s, &stats, pre, out, e);
         out->stats_seconds += stats.seconds;
         qc_stats_free(&stats);
@@ -276,7 +313,9 @@ static qc_status run_passes(runner *r, qc_block *b, int layer, const qc_prestep 
         }
         qc_hooks hooks = { on_input, &k };
         if (!st) st = pass(r, NULL, b, layer, &hooks, e);
+        for (int s = s0; s < s1; s++) st = qc_share_stats(r->o->dist, &stats[s], st, e);
         for (int s = s0; s < s1 && !st; s++) st = observe(r, b, layer, (qc_site)s, &stats[s], e);
+        st = qc_dist_agree(r->o->dist, st, e);
         for (int s = s0; s < s1 && !st; s++) st = solve_site(r, b, layer, (qc_site)s, &stats[s], pre, out, e);
         for (int s = s0; s < s1; s++) out->stats_seconds += stats[s].seconds, qc_stats_free(&stats[s]);
     }
@@ -286,8 +325,11 @@ static qc_status run_passes(runner *r, qc_block *b, int layer, const qc_prestep 
 /* One block: the pre-step, the sites by either route, the next block's inputs. */
 static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_quantized *out, qc_err *e) {
     qc_block b;
-    qc_status st = qc_block_load(ck, layer, &b, e);
-    if (st) return st;
+    qc_status st = qc_block_load(ck, layer, &b, e), agreed = qc_dist_agree(r->o->dist, st, e);
+    if (agreed) {
+        if (!st) qc_block_free(&b);
+        return agreed;
+    }
     /* the rescaling pre-step (SmoothQuant, AWQ), and the fp32 outputs when they propagate */
     qc_prestep pre = { 0 };
     float *x_fp32 = NULL;
@@ -295,8 +337,9 @@ static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_qua
     size_t ntok = (size_t)r->w->n * r->w->seqlen;
     if (o->propagate_fp32 && !(x_fp32 = qc_malloc(ntok, (size_t)r->cfg->dim * sizeof(float), e, "fp32 activations")))
         st = QC_ERR_NOMEM;
+    st = qc_dist_agree(o->dist, st, e);
     if (!st && (x_fp32 || qc_calib_rescales(o)))
-        st = qc_prestep_block(r->cfg, &b, layer, (float *)(void *)r->x, r->w->n, r->w->seqlen, r->per_chunk, o, r->ws, x_fp32, &pre, e);
+        st = qc_prestep_block(r->cfg, &b, layer, (float *)(void *)r->x, r->w, r->per_chunk, o, r->ws, x_fp32, &pre, e);
     if (!st && out->scales)
         for (int t = 0; t < QC_SCALE_STAGES; t++)
             for (int s = 0; s < QC_SITE_COUNT; s++)
@@ -318,6 +361,55 @@ static qc_status spill_block(qc_quantized *out, int l, qc_err *e) {
         if (st) return st;
     }
     return QC_OK;
+}
+
+/* The checkpoints of a run (o->checkpoint, rank 0's): with ranks, the activations entering
+ * the next block are gathered on rank 0 in window order (and a restored state scattered),
+ * so a checkpoint holds every window, whatever number of ranks made it or resumes it. */
+typedef struct checkpoints {
+    const qc_calib_checkpoint *cp; /* rank 0's; NULL on the others */
+    bool on;                       /* rank 0 checkpoints: every rank takes part */
+    size_t bytes;                  /* of every window's activations */
+    void *all;                     /* rank 0: every window's activations; NULL: this rank's x is all */
+} checkpoints;
+
+static qc_status checkpoints_open(checkpoints *k, const runner *r, size_t xbytes, qc_status st, qc_err *e) {
+    const qc_dist *d = r->o->dist;
+    k->cp = r->o->checkpoint;
+    k->bytes = xbytes / (size_t)r->w->n * (size_t)qc_windows_total(r->w);
+    uint8_t on = k->cp != NULL;
+    st = qc_dist_agree(d, st, e);
+    if (!st) st = qc_dist_bcast(d, 0, &on, 1, e);
+    k->on = on;
+    if (!st && on && qc_dist_size(d) > 1 && qc_dist_rank(d) == 0 &&
+        !(k->all = qc_malloc(k->bytes, 1, e, "every window's activations (for checkpoints)")))
+        st = QC_ERR_NOMEM;
+    return qc_dist_agree(d, st, e);
+}
+
+/* Fills out's blocks [0, *first) and x from rank 0's checkpoint (rank 0's results only). */
+static qc_status checkpoints_restore(checkpoints *k, runner *r, qc_quantized *out, int *first, qc_err *e) {
+    const qc_dist *d = r->o->dist;
+    size_t mine = (size_t)r->w->n * r->w->seqlen * r->cfg->dim * qc_dtype_size(r->o->act_dtype);
+    qc_status st = QC_OK;
+    *first = 0;
+    if (k->cp) st = k->cp->restore(k->cp->ctx, out, k->all ? k->all : r->x, k->bytes, first, e);
+    int32_t f = *first;
+    st = qc_dist_agree(d, st, e);
+    if (!st) st = qc_dist_bcast(d, 0, &f, sizeof f, e);
+    *first = f;
+    if (!st && f > 0 && qc_dist_size(d) > 1) st = qc_dist_scatter(d, 0, k->all, r->x, mine, e);
+    return st;
+}
+
+/* Block `layer` finished: its results and the next block's inputs to the checkpoint. */
+static qc_status checkpoints_save(checkpoints *k, runner *r, int layer, const qc_quantized *out, qc_err *e) {
+    if (!k->on) return QC_OK;
+    const qc_dist *d = r->o->dist;
+    size_t mine = (size_t)r->w->n * r->w->seqlen * r->cfg->dim * qc_dtype_size(r->o->act_dtype);
+    qc_status st = qc_dist_size(d) > 1 ? qc_dist_gather(d, 0, r->x, mine, k->all, e) : QC_OK;
+    if (!st && k->cp) st = k->cp->save(k->cp->ctx, layer, out, k->all ? k->all : r->x, k->bytes, e);
+    return qc_dist_agree(d, st, e);
 }
 
 /* Every spec the run uses is valid; AWQ searches its scales for the one spec of the run. */
@@ -364,8 +456,9 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         return qc_fail(e, QC_ERR_ARG, "activations held as %s are for gptq and rtn only: AWQ and SmoothQuant work "
                        "on fp32 activations", qc_dtype_name(o->act_dtype));
     double t0 = qc_now();
+    qc_dist_traffic t_before = qc_dist_traffic_of(o->dist);
     size_t nlin = (size_t)c->n_layers * QC_LIN_COUNT, ntok = (size_t)w->n * w->seqlen;
-    runner r = { c, w, o, NULL, NULL, qc_calib_chunk_windows(o, w->n, w->seqlen), NULL, NULL, NULL };
+    runner r = { .cfg = c, .w = w, .o = o, .per_chunk = qc_calib_chunk_windows(o, w->n, w->seqlen) };
     out->n_layers = c->n_layers;
     out->ck = m->ck;
     out->res = qc_calloc(nlin, sizeof *out->res, e, "results");
@@ -390,19 +483,23 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         r.mid = r.x1 ? qc_malloc(ntok, (size_t)mid * sizeof(float), e, "kept block activations") : NULL;
         if (!r.mid) st = QC_ERR_NOMEM;
     }
-    const qc_calib_checkpoint *cp = o->checkpoint;
     int first = 0; /* blocks before it were finished by an interrupted run */
     if (!st && !r.ws) st = QC_ERR_NOMEM;
-    if (!st && cp) st = cp->restore(cp->ctx, out, r.x, xbytes, &first, e);
+    checkpoints k = { 0 };
+    st = checkpoints_open(&k, &r, xbytes, st, e);
+    if (!st) st = checkpoints_restore(&k, &r, out, &first, e);
     for (int l = 0; l < first && !st; l++) st = spill_block(out, l, e);
     if (!st && first == 0) st = pass(&r, m, NULL, 0, NULL, e); /* the embedding */
+    st = qc_dist_agree(o->dist, st, e);
     for (int l = first; l < c->n_layers && !st; l++) {
-        st = run_block(&r, m->ck, l, out, e);
+        st = qc_dist_agree(o->dist, run_block(&r, m->ck, l, out, e), e);
         /* the block's results go to the checkpoint before the scratch file takes them */
-        if (!st && cp) st = cp->save(cp->ctx, l, out, r.x, xbytes, e);
-        if (!st) st = spill_block(out, l, e);
+        if (!st) st = checkpoints_save(&k, &r, l, out, e);
+        if (!st) st = qc_dist_agree(o->dist, spill_block(out, l, e), e);
     }
-    if (!st && o->embed.bits > 0) st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
+    free(k.all);
+    if (!st && o->embed.bits > 0 && qc_dist_rank(o->dist) == 0)
+        st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     if ((void *)r.x1 != (void *)r.x) free(r.x1);
@@ -411,6 +508,9 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     free(r.tmp);
     qc_workspace_free(r.ws);
     out->seconds = qc_now() - t0;
+    qc_dist_traffic t_after = qc_dist_traffic_of(o->dist);
+    out->traffic = (qc_dist_traffic){ t_after.seconds - t_before.seconds, t_after.bytes_sent - t_before.bytes_sent,
+                                      t_after.bytes_recv - t_before.bytes_recv, t_after.calls - t_before.calls };
     if (st) qc_quantized_free(out);
     return st;
 }

@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "datasets/datasets.h"
+#include "dist/dist.h"
 #include "eval/eval.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -74,6 +75,19 @@ int cli_check_out(const cli_cmd *cmd, const char *out, bool force, const char *c
 int cli_check_out_file(const cli_cmd *cmd, const char *path, bool force, const char *const *inputs, int ninputs);
 /* Applies --threads (0 = every core); returns the count used. */
 int cli_threads(long n);
+
+/* ---- under mpirun (ranks.c) ---- */
+
+/* Joins the run's ranks (*d NULL: a plain run); a rank > 0 goes quiet. 0, or the exit code
+ * after printing why it cannot start. */
+int cli_ranks_open(qc_dist **d);
+/* Prints a failure as this rank should (rank 0: always; another: only an error the others
+ * did not learn); returns 1. */
+int cli_ranks_fail(const qc_dist *d, const qc_err *e);
+/* Leaves the run; rc != 0: it failed. */
+void cli_ranks_close(qc_dist *d, int rc);
+/* --threads, or by default this machine's cores shared among its ranks. */
+int cli_ranks_threads(const qc_dist *d, long threads);
 /* --compute NAME (f32 or bf16) made the run's (qc_set_compute): 0, or a usage error (printed,
  * EXIT_USAGE) for another name. */
 int cli_compute(const cli_cmd *cmd, const char *name);

@@ -187,7 +187,7 @@ static void print_report(const qc_job_summary *r) {
     }
 }
 
-int cmd_quantize(int argc, char **argv, int first) {
+static int quantize(qc_dist *dist, int argc, char **argv, int first) {
     qc_job_settings_init(&S);
     int rc = cli_parse(&cmd, argc, argv, first);
     if (rc) return rc < 0 ? 0 : rc;
@@ -205,14 +205,15 @@ int cmd_quantize(int argc, char **argv, int first) {
         rc = st == QC_ERR_ARG ? cli_usage_error(&cmd, "%s", e.msg) : st ? cli_fail(&e) : 0;
         goto done;
     }
-    cli_threads(threads);
+    cli_ranks_threads(dist, threads);
     qc_log log = cli_log(quiet || json);
     cli_log_compute(&log);
-    qc_job_hooks hooks = { &log, NULL, NULL };
+    qc_job_hooks hooks = { &log, NULL, NULL, dist };
     if ((st = qc_job_run(j, &hooks, &e))) {
-        rc = qc_job_usage(j) ? cli_usage_error(&cmd, "%s", e.msg) : cli_fail(&e);
+        rc = qc_job_usage(j) ? cli_usage_error(&cmd, "%s", e.msg) : cli_ranks_fail(dist, &e);
         goto done;
     }
+    if (qc_dist_rank(dist) > 0) goto done; /* rank 0 reports */
     cli_log_done();
     const qc_job_summary *r = qc_job_summary_of(j);
     if (json) {
@@ -224,5 +225,13 @@ int cmd_quantize(int argc, char **argv, int first) {
     }
 done:
     qc_job_free(j);
+    return rc;
+}
+
+int cmd_quantize(int argc, char **argv, int first) {
+    qc_dist *dist = NULL;
+    int rc = cli_ranks_open(&dist);
+    if (!rc) rc = quantize(dist, argc, argv, first);
+    cli_ranks_close(dist, rc);
     return rc;
 }

@@ -167,7 +167,15 @@ typedef struct qc_windows {
     int32_t *tokens; /* (n, seqlen) owned */
     uint64_t *source_hash; /* (nsources) qc_hash64 of each source file's bytes as read; owned */
     int nsources;          /* the files the windows came from (0: made in memory) */
+    int first, total;      /* a rank's share (qc_windows_take_share): windows [first, first + n)
+                              of total; total 0: the whole set */
 } qc_windows;
+
+/* Keeps rank `rank`'s share of the nranks ranks of a distributed run: the contiguous windows
+ * [rank·n/nranks, (rank+1)·n/nranks). More ranks than windows is an error naming both. */
+qc_status qc_windows_take_share(qc_windows *w, int rank, int nranks, qc_err *e);
+/* All the windows w is a share of (w->n when it is the whole set). */
+static inline int qc_windows_total(const qc_windows *w) { return w->total ? w->total : w->n; }
 
 void qc_windows_free(qc_windows *w);
 

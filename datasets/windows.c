@@ -1,7 +1,8 @@
 /* windows.c — qc_windows: cutting one token stream into fixed-length windows, either
  * consecutively (evaluation) or at random starts drawn exactly as the GPTQ reference's
  * datautils draw calibration samples with CPython's `random` (so a seed picks the same
- * windows here as there). The windows are copies; the stream is only read. */
+ * windows here as there). The windows are copies; the stream is only read. A rank of a
+ * distributed run keeps its share of them (qc_windows_take_share). */
 #include "datasets/datasets.h"
 
 #include <stdlib.h>
@@ -69,5 +70,16 @@ qc_status qc_windows_check_vocab(const qc_windows *w, int vocab, const char *sou
         if (w->tokens[i] < 0 || w->tokens[i] >= vocab)
             return qc_fail(e, QC_ERR_ARG, "%s: token id %d (window %zu, position %zu) is outside the model's vocabulary "
                            "(0..%d)", source, w->tokens[i], i / (size_t)w->seqlen, i % (size_t)w->seqlen, vocab - 1);
+    return QC_OK;
+}
+
+qc_status qc_windows_take_share(qc_windows *w, int rank, int nranks, qc_err *e) {
+    int n = w->n;
+    if (nranks > n)
+        return qc_fail(e, QC_ERR_ARG, "%d ranks but only %d calibration windows (--nsamples): each rank needs at least "
+                       "one; run at most %d ranks or calibrate on more windows", nranks, n, n);
+    int lo = (int)((int64_t)rank * n / nranks), hi = (int)((int64_t)(rank + 1) * n / nranks);
+    memmove(w->tokens, w->tokens + (size_t)lo * w->seqlen, (size_t)(hi - lo) * w->seqlen * sizeof *w->tokens);
+    w->first = lo, w->total = n, w->n = hi - lo;
     return QC_OK;
 }

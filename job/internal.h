@@ -34,6 +34,7 @@ struct qc_job {
     qc_mem_plan plan;
     size_t text_read, text_bound;
     double file_bpw, file_bpw_index, write_seconds;
+    int windows_mine; /* the calibration windows this rank pushed (all of them without ranks) */
     bool usage;              /* the failure is the settings' */
     qc_job_eval *evals;
     struct cJSON *json;      /* summary.json */

@@ -290,6 +290,9 @@ typedef struct qc_job_hooks {
      * runs); layer counts from 0. */
     void (*checkpointed)(void *ctx, int layer);
     void *ctx;
+    /* The ranks of a distributed run (NULL: one process). Every rank runs the job: each
+     * calibrates its share of the windows, rank 0 alone keeps OUT.work and writes OUT. */
+    const qc_dist *dist;
 } qc_job_hooks;
 
 /* A job for the settings s, which qc_job_plan reads (s and the strings it points to must

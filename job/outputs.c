@@ -62,14 +62,23 @@ void qc_job_summary_json(qc_job *j, cJSON *s, const qc_quantized *q) {
     if (j->gguf_fallbacks) /* tensors given llama.cpp's fallback type (a K-quant mix) */
         cJSON_AddItemToObject(s, "gguf_fallbacks", cJSON_Duplicate(j->gguf_fallbacks, true));
     cJSON_AddNumberToObject(s, "seconds", q->seconds);
-    double solve = 0;
-    for (int i = 0; i < q->nreports; i++) solve += q->reports[i].seconds;
+    double solve = q->solve_seconds;
     /* calibration's parts (the forward passes and the rest of the runner, statistics, solves), then
      * writing; every timing key ends in "seconds" */
-    cJSON_AddNumberToObject(s, "forward_seconds", q->seconds - q->stats_seconds - solve);
+    cJSON_AddNumberToObject(s, "forward_seconds", q->seconds - q->stats_seconds - solve - q->traffic.seconds);
     cJSON_AddNumberToObject(s, "statistics_seconds", q->stats_seconds);
     cJSON_AddNumberToObject(s, "solve_seconds", solve);
     cJSON_AddNumberToObject(s, "write_seconds", j->write_seconds);
+    const qc_dist *d = j->o.dist;
+    if (qc_dist_size(d) > 1) { /* rank 0's view of a distributed run (docs/distributed.md) */
+        cJSON *dj = cJSON_AddObjectToObject(s, "distributed");
+        cJSON_AddNumberToObject(dj, "ranks", qc_dist_size(d));
+        cJSON_AddNumberToObject(dj, "rank0_windows", j->windows_mine);
+        cJSON_AddNumberToObject(dj, "communication_seconds", q->traffic.seconds);
+        cJSON_AddNumberToObject(dj, "bytes_sent", (double)q->traffic.bytes_sent);
+        cJSON_AddNumberToObject(dj, "bytes_received", (double)q->traffic.bytes_recv);
+        cJSON_AddNumberToObject(dj, "collectives", (double)q->traffic.calls);
+    }
     /* how true-sequential stages got their inputs (the same bits either way) */
     cJSON_AddStringToObject(s, "stage_inputs", !plan->intermediates ? "none (all sites at once)"
                                                 : plan->recomputed   ? "recomputed"

@@ -166,6 +166,8 @@ qc_status qc_job_run(qc_job *j, const qc_job_hooks *h, qc_err *e) {
     qc_calib_opts *o = &j->o;
     j->hooks = h ? h : &none;
     j->log = o->log = j->hooks->log;
+    const qc_dist *dist = o->dist = j->hooks->dist;
+    bool root = qc_dist_rank(dist) == 0; /* writes the outputs */
     j->usage = false;
     j->desc.threads = qc_get_threads();
     j->desc.compute = qc_get_compute();
@@ -205,21 +207,33 @@ qc_status qc_job_run(qc_job *j, const qc_job_hooks *h, qc_err *e) {
     j->json = st ? NULL : qc_run_desc_json(&j->desc);
     char *fingerprint = j->json ? qc_run_desc_fingerprint(j->json) : NULL;
     if (!st && !fingerprint) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
+    /* ranks: every one opened the same inputs with the same options, then takes its share */
+    st = qc_dist_agree(dist, st, e);
+    if (!st) st = qc_dist_check_same(dist, fingerprint, "this rank's run (settings and inputs)", e);
+    if (!st) usage = (st = qc_dist_agree(dist, qc_windows_take_share(&w, qc_dist_rank(dist), qc_dist_size(dist), e), e)) != QC_OK;
+    j->windows_mine = w.n;
+    if (!st && qc_dist_size(dist) > 1)
+        qc_logf(j->log, QC_LOG_INFO, "%d ranks, each calibrating %d or %d of the %d windows", qc_dist_size(dist),
+                qc_windows_total(&w) / qc_dist_size(dist), (qc_windows_total(&w) + qc_dist_size(dist) - 1) / qc_dist_size(dist),
+                qc_windows_total(&w));
     /* results wait in a scratch file (unlinked at once) beside the output, not in memory */
     char *spill_dir = qc_path_dirname(s->out);
     if (!st && !spill_dir) st = qc_fail(e, QC_ERR_NOMEM, "out of memory");
-    o->spill_dir = spill_dir;
+    o->spill_dir = root ? spill_dir : NULL; /* the other ranks keep no results */
     /* a plan beyond the budget is refused before OUT.work is made or discarded */
-    if (!st) usage = (st = check_plan(j, m, &w, e)) != QC_OK;
+    if (!st) usage = (st = check_plan(j, m, &w, e)) != QC_OK; /* each rank's own */
+    st = qc_dist_agree(dist, st, e);
     qc_resume *rs = NULL;
     bool two_pass = s->target_bpw > 0 || s->observe; /* checkpoints cover single passes */
-    if (!st && s->restart) st = qc_resume_discard(s->out, e);
+    if (!st && root && s->restart) st = qc_resume_discard(s->out, e);
     /* every run holds OUT.work (the lock on OUT); single passes of gptq and rtn checkpoint in it */
-    if (!st && !(st = qc_resume_open(&rs, s->out, m, o, fingerprint, s->resume, e)) && !two_pass && !qc_calib_rescales(o)) {
+    if (!st && root && !(st = qc_resume_open(&rs, s->out, m, o, fingerprint, s->resume, e)) && !two_pass &&
+        !qc_calib_rescales(o)) {
         j->inner = qc_resume_checkpoint(rs);
         j->ckpt = (qc_calib_checkpoint){ ckpt_restore, ckpt_save, j };
         o->checkpoint = &j->ckpt;
     }
+    st = qc_dist_agree(dist, st, e);
     free(fingerprint);
     if (!st && s->target_bpw > 0) st = qc_job_choose_mixed(j, m, &w, e);
     if (!st && s->observe) st = observe_pass(j, m, &w, &q1, e);
@@ -229,6 +243,7 @@ qc_status qc_job_run(qc_job *j, const qc_job_hooks *h, qc_err *e) {
                 "GPTQModel loads the file, vLLM (which runs each group as one layer) does not",
                 s->per_linear ? "--per-linear" : "the recipe", split, split == 1 ? "" : "s");
     if (!st) st = qc_calibrate(m, &w, o, &q, e);
+    if (!root) goto done; /* rank 0 writes */
     if (!st) st = qc_outdir_open(&d, s->out, s->force, e);
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j->json, "model"));
     double t_write = qc_now();
@@ -242,6 +257,8 @@ qc_status qc_job_run(qc_job *j, const qc_job_hooks *h, qc_err *e) {
     }
     if (!st) st = qc_outdir_commit(&d, e);
     else qc_outdir_abort(&d);
+done:
+    st = qc_dist_agree(dist, st, e); /* the other ranks wait for rank 0's outputs, and learn how they went */
     qc_resume_close(rs, !st, e);
     o->checkpoint = NULL;
     if (!st) summarize(j, &q);

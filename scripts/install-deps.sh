@@ -2,15 +2,17 @@
 # Installs the Debian packages qcalib builds against, if any is missing: as root directly,
 # otherwise through sudo; where neither works, says exactly what to install. oneDNN
 # (libdnnl-dev) does the matrix products, LAPACKE (on OpenBLAS) the Cholesky factorizations.
-# gnuplot-nox renders the error plots (scripts/plot-quant-log), which the tests render too. PCRE2 runs the
-# split regexes of Hugging Face tokenizer.json files, utf8proc their Unicode normalization.
+# gnuplot-nox renders the error plots (scripts/plot-quant-log), which the tests render too. Open MPI
+# (libopenmpi-dev openmpi-bin) runs one calibration over several processes or machines (mpirun;
+# without it the build makes the one-process binary). PCRE2 runs the split regexes
+# of Hugging Face tokenizer.json files, utf8proc their Unicode normalization.
 # `install-deps.sh fuzz` adds what `make fuzz` builds with: clang, its libFuzzer and sanitizer
 # runtimes (libclang-rt-dev) and its OpenMP runtime (libomp-dev). The tests also run Node.js
 # (the reference tokenizers from npm, the GGUF reader, a tokenizer.json writer): nodejs and npm
 # are installed when the commands are missing (not by package name: a Node.js from elsewhere,
 # e.g. NodeSource's, which bundles npm, is kept).
 set -u
-PKGS="libdnnl-dev libopenblas-dev liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
+PKGS="libdnnl-dev libopenblas-dev libopenmpi-dev openmpi-bin liblapacke-dev zlib1g-dev libcjson-dev libpcre2-dev libutf8proc-dev gnuplot-nox"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-dev libomp-dev"
 missing=""
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -318,7 +318,7 @@ static void check_clip(const tv_case *k, const char *fc, float *w, int rows, int
     CHECK(ok, "%s %s: clip candidates evaluated", k->dir, fc);
     int ties = 0, bad = 0, worse = 0, unexplained = 0;
     /* 1. the reference's inputs */
-    CHECK_OK(qc_awq_search_clip(w_ref, rows, cols, x_ref, ntok, spec, clip, &e), e);
+    CHECK_OK(qc_awq_search_clip(w_ref, rows, cols, x_ref, ntok, NULL, spec, clip, &e), e);
     for (size_t rg = 0; ok && rg < nrg; rg++) {
         int a = clip_index(&ev_ref, rg, clip[rg]), b = clip_index(&ev_ref, rg, clip_ref[rg]);
         if (a == b)
@@ -334,7 +334,7 @@ static void check_clip(const tv_case *k, const char *fc, float *w, int rows, int
     CHECK(ok && bad == 0, "%s %s: on the reference's scaled inputs, %d of %zu clip ranges neither the reference's "
           "nor a rounding tie", k->dir, fc, bad, nrg);
     /* 2. this pipeline's inputs */
-    CHECK_OK(qc_awq_search_clip(w, rows, cols, x, ntok, spec, clip, &e), e);
+    CHECK_OK(qc_awq_search_clip(w, rows, cols, x, ntok, NULL, spec, clip, &e), e);
     worse = ok ? clip_worse(&ev, clip) : 0;
     for (size_t rg = 0; ok && rg < nrg; rg++) {
         int a = clip_index(&ev, rg, clip[rg]), b = clip_index(&ev_ref, rg, clip_ref[rg]);
@@ -487,7 +487,7 @@ static void test_clip_short_groups(void) {
         float *clip = malloc((size_t)rows * ng * sizeof(float));
         qc_err e = { "" };
         clip_eval ev;
-        CHECK_OK(qc_awq_search_clip(w, rows, cols, x, ntok, &spec, clip, &e), e);
+        CHECK_OK(qc_awq_search_clip(w, rows, cols, x, ntok, NULL, &spec, clip, &e), e);
         CHECK(clip_eval_run(&ev, w, rows, cols, x, ntok, ntok / 512, 10, 20, &spec), "g%d: candidates evaluated", gs);
         int worse = clip_worse(&ev, clip);
         CHECK(worse == 0, "g%d: %d clip ranges lose more than another candidate (-1: not a candidate)", gs, worse);
