@@ -81,11 +81,12 @@ int cli_threads(long n);
 /* Joins the run's ranks (*d NULL: a plain run); a rank > 0 goes quiet. 0, or the exit code
  * after printing why it cannot start. */
 int cli_ranks_open(qc_dist **d);
-/* Prints a failure as this rank should (rank 0: always; another: only an error the others
- * did not learn); returns 1. */
+/* Prints a failure of the job as this rank should (rank 0: always; another: only an error
+ * the others did not learn); returns 1. Errors before the job runs (usage) are every rank's
+ * alike and printed by rank 0 alone. */
 int cli_ranks_fail(const qc_dist *d, const qc_err *e);
-/* Leaves the run; rc != 0: it failed. */
-void cli_ranks_close(qc_dist *d, int rc);
+/* Leaves the run; after an error of this rank alone, ends the others (they may be waiting). */
+void cli_ranks_close(qc_dist *d);
 /* --threads, or by default this machine's cores shared among its ranks. */
 int cli_ranks_threads(const qc_dist *d, long threads);
 /* --compute NAME (f32 or bf16) made the run's (qc_set_compute): 0, or a usage error (printed,

@@ -232,6 +232,6 @@ int cmd_quantize(int argc, char **argv, int first) {
     qc_dist *dist = NULL;
     int rc = cli_ranks_open(&dist);
     if (!rc) rc = quantize(dist, argc, argv, first);
-    cli_ranks_close(dist, rc);
+    cli_ranks_close(dist);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 static int stderr_fd = -1; /* a rank > 0: the real stderr, for its own errors */
+static bool alone;         /* this rank failed where the others may be waiting for it */
 
 int cli_ranks_open(qc_dist **d) {
     qc_err e = { "" };
@@ -19,18 +20,19 @@ int cli_ranks_open(qc_dist **d) {
     }
     if (!st) return 0;
     int rc = cli_ranks_fail(*d, &e);
-    cli_ranks_close(*d, rc);
+    cli_ranks_close(*d);
     *d = NULL;
     return rc;
 }
 
 int cli_ranks_fail(const qc_dist *d, const qc_err *e) {
+    alone = !qc_dist_failed_together(d);
     if (qc_dist_rank(d) == 0) return cli_fail(e);
-    if (!qc_dist_failed_together(d) && stderr_fd >= 0) dprintf(stderr_fd, "qcalib: rank %d: %s\n", qc_dist_rank(d), e->msg);
+    if (alone && stderr_fd >= 0) dprintf(stderr_fd, "qcalib: rank %d: %s\n", qc_dist_rank(d), e->msg);
     return 1;
 }
 
-void cli_ranks_close(qc_dist *d, int rc) { qc_dist_close(d, rc != 0); }
+void cli_ranks_close(qc_dist *d) { qc_dist_close(d, alone); }
 
 int cli_ranks_threads(const qc_dist *d, long threads) {
     if (threads > 0 || qc_dist_local_size(d) == 1) return cli_threads(threads);

@@ -22,9 +22,9 @@ bool qc_dist_built(void);
 /* Joins the run's processes when launched by mpirun (*d set), or leaves *d NULL for a plain
  * run. An error (MPI failed to start, or this build lacks MPI) names the cause. */
 qc_status qc_dist_open(qc_dist **d, qc_err *e);
-/* Leaves the run. After an error the other ranks did not learn (failed), ends every rank at
- * once: they may be waiting in a collective. NULL: no-op. */
-void qc_dist_close(qc_dist *d, bool failed);
+/* Leaves the run; abort_all: after an error of this rank alone, ends every rank at once (they
+ * may be waiting for it in a collective). NULL: no-op. */
+void qc_dist_close(qc_dist *d, bool abort_all);
 
 int qc_dist_rank(const qc_dist *d); /* NULL: 0 */
 int qc_dist_size(const qc_dist *d); /* NULL: 1 */
@@ -32,7 +32,8 @@ int qc_dist_size(const qc_dist *d); /* NULL: 1 */
 int qc_dist_local_size(const qc_dist *d);
 
 /* Collective. If st or any other rank's status is an error, every rank returns the error of
- * the lowest failing rank, its message prefixed "rank R: " (when N > 1); else QC_OK. After
+ * the lowest failing rank, its message prefixed "rank R: " unless every rank failed; else
+ * QC_OK. After
  * such an error no collective communicates again (each returns the error at once), so the
  * ranks may leave by different paths. Hence the rule every caller keeps: between a point
  * where one rank may fail alone and the next collective of any other kind, an agreement. */

@@ -66,10 +66,9 @@ qc_status qc_dist_open(qc_dist **d, qc_err *e) {
     return same_binary(s, e);
 }
 
-void qc_dist_close(qc_dist *d, bool failed) {
+void qc_dist_close(qc_dist *d, bool abort_all) {
     if (!d) return;
-    /* an error the others did not learn leaves them waiting in a collective: end them */
-    if (failed && !d->broken && d->size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    if (abort_all && d->size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     MPI_Finalize();
     free(d);
 }
@@ -103,11 +102,14 @@ qc_status qc_dist_agree(const qc_dist *d, qc_status st, qc_err *e) {
     if (!d || d->size == 1) return st;
     if (d->broken) return st ? st : d->broken; /* e still holds the shared message */
     double t0 = qc_now();
-    int mine = st ? d->rank : d->size, first;
-    int rc = MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    /* the lowest failing rank, and whether every rank failed (then no rank is named) */
+    int mine[2] = { st ? d->rank : d->size, st ? 0 : -1 }, got[2];
+    int rc = MPI_Allreduce(mine, got, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) return mpi_fail(e, rc, "agreement");
+    int first = got[0];
+    bool everyone = got[1] == 0;
     if (first == d->size) {
-        account(d, t0, sizeof mine, sizeof first);
+        account(d, t0, sizeof mine, sizeof got);
         return QC_OK;
     }
     struct {
@@ -119,7 +121,7 @@ qc_status qc_dist_agree(const qc_dist *d, qc_status st, qc_err *e) {
     if (rc != MPI_SUCCESS) return mpi_fail(e, rc, "agreement");
     account(d, t0, sizeof what, sizeof what);
     ((qc_dist *)d)->broken = what.status ? (qc_status)what.status : QC_ERR_IO;
-    if (has_rank_prefix(what.msg)) return qc_fail(e, (qc_status)what.status, "%s", what.msg);
+    if (everyone || has_rank_prefix(what.msg)) return qc_fail(e, (qc_status)what.status, "%s", what.msg);
     return qc_fail(e, (qc_status)what.status, "rank %d: %s", first, what.msg);
 }
 

@@ -18,7 +18,7 @@ qc_status qc_dist_open(qc_dist **d, qc_err *e) {
     return QC_OK;
 }
 
-void qc_dist_close(qc_dist *d, bool failed) {}
+void qc_dist_close(qc_dist *d, bool abort_all) {}
 int qc_dist_rank(const qc_dist *d) { return 0; }
 int qc_dist_size(const qc_dist *d) { return 1; }
 int qc_dist_local_size(const qc_dist *d) { return 1; }

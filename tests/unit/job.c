@@ -40,7 +40,7 @@ static void test_run(void) {
     CHECK_OK(qc_job_open(&s, &j, &e), e);
     CHECK_OK(qc_job_plan(j, &e), e);
     int blocks = 0;
-    qc_job_hooks h = { NULL, count_block, &blocks };
+    qc_job_hooks h = { .checkpointed = count_block, .ctx = &blocks };
     CHECK_OK(qc_job_run(j, &h, &e), e);
     const qc_job_summary *r = qc_job_summary_of(j);
     CHECK(r->format->format == QC_FMT_GPTQ, "format %s, want gptq (the default for w4 g32)", r->format->name);

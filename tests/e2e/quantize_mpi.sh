@@ -1,0 +1,116 @@
+# e2e/quantize_mpi.sh — calibration over MPI ranks (docs/distributed.md), on stories260K and
+# tinystories-656K. Bytes: one rank under mpirun writes what a plain run writes; two ranks
+# write the same bytes on every run. Across N (1, 2, 3), results differ only by the order of
+# the statistics' sums, so the quantized model's perplexity on held-out text stays within
+# 0.05% of the plain run's, for GPTQ, AWQ, SmoothQuant and --target-bpw. Failures: a rank that
+# cannot open the model, a rank with other options, more ranks than windows and a rank with
+# another binary are refused before calibrating, naming the rank and the cause; a rank killed
+# mid-run ends the run with no output and the checkpoints kept; --resume then finishes it
+# with 2 ranks (the bytes of an uninterrupted 2-rank run) or with 3 ranks. Rank 0 alone
+# prints. Skipped (and said so) when the build has MPI off.
+. "$(dirname "$0")/../lib.sh"
+if ! "$Q" --version | grep -q "^MPI: on"; then
+    echo "  SKIPPED: this qcalib was built without MPI (no mpicc)"
+    exit 0
+fi
+MPIRUN="mpirun --oversubscribe --allow-run-as-root"
+H=$S/models/tinystories-656K
+head -c 40000 "$EVAL" >"$T/eval.txt" # held-out text: the eval split's first 40 kB (about 80 windows)
+RUN="--nsamples 12 --seqlen 128 --threads 1 --quiet --eval $T/eval.txt --eval-seqlen 128"
+# ppl FOLDER: the quantized model's perplexity that summary.json records
+ppl() { json_num "$1/summary.json" quant_ppl; }
+# close A B: |A - B| <= 0.05% of B
+close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 5e-4 * b) }'; }
+# ranks N OUT ARGS...: the run on N ranks (N = 0: plain, without mpirun)
+ranks() {
+    n=$1 out=$2
+    shift 2
+    if [ "$n" -eq 0 ]; then "$Q" "$@" $RUN --out "$T/$out" >"$T/$out.out" 2>"$T/$out.err"
+    else $MPIRUN -np "$n" "$Q" "$@" $RUN --out "$T/$out" >"$T/$out.out" 2>"$T/$out.err"; fi
+    rc=$?
+    [ $rc -eq 0 ] || echo "  (run $out exited $rc: $(tail -c 400 "$T/$out.err"))"
+}
+
+for model in "s260k $M" "t656k $H"; do
+    set -- $model
+    tag=$1 mp=$2
+    G="--method gptq --wbits 4 --groupsize 32 --model $mp --calib $CAL"
+    ranks 0 $tag-plain $G
+    ranks 2 $tag-n2 $G
+    ranks 3 $tag-n3 $G
+    if [ $tag = s260k ]; then # the bytes: on one model
+        ranks 1 $tag-n1 $G
+        ranks 2 $tag-n2b $G
+        check "$tag gptq: one rank under mpirun writes the plain run's bytes" \
+            "cmp -s $T/$tag-plain/model.safetensors $T/$tag-n1/model.safetensors"
+        check "$tag gptq: two ranks write the same bytes on every run" \
+            "cmp -s $T/$tag-n2/model.safetensors $T/$tag-n2b/model.safetensors"
+    fi
+    check "$tag gptq: summary.json says 2 ranks, rank 0 pushed 6 of the 12 windows" \
+        "grep -q '\"ranks\":[[:space:]]*2' $T/$tag-n2/summary.json && [ \"\$(json_num $T/$tag-n2/summary.json rank0_windows)\" = 6 ]"
+    p0=$(ppl $T/$tag-plain)
+    for n in 2 3; do
+        check "$tag gptq on $n ranks: perplexity $(ppl $T/$tag-n$n) within 0.05% of the plain run's $p0" \
+            "close \"\$(ppl $T/$tag-n$n)\" $p0"
+    done
+    for method in "awq --format awq --wbits 4 --groupsize 32" "smoothquant --format fake --wbits 8 --groupsize 32" \
+                  "gptq --target-bpw 4.5 --groupsize 32"; do
+        set -- $method
+        name=$1-${3#--}
+        ranks 0 $tag-$name-plain --method $method --model $mp --calib $CAL
+        ranks 2 $tag-$name-n2 --method $method --model $mp --calib $CAL
+        a=$(ppl $T/$tag-$name-plain) b=$(ppl $T/$tag-$name-n2)
+        check "$tag --method $method on 2 ranks: perplexity $b within 0.05% of the plain run's $a" "close \"$b\" \"$a\""
+    done
+done
+check "rank 0 alone prints: one 'wrote' line from two ranks" "[ \"\$(grep -c '^wrote' $T/s260k-n2.out)\" = 1 ]"
+
+# refused before calibrating, naming the rank and the cause; nothing written
+G="--method gptq --model $M --calib $CAL --nsamples 4 --seqlen 64 --threads 1 --quiet"
+expect_fail_mpi() { # NAME NEEDLE: the last run failed, its output names NEEDLE, and wrote no OUT
+    if [ "$rc" -ne 0 ] && grep -qF -- "$2" "$T/err" "$T/out" && [ ! -e "$T/refused" ]; then ok "$1"
+    else bad "$1 (exit $rc): $(head -c 400 "$T/err")"; fi
+}
+$MPIRUN -np 2 sh -c 'm=$1; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && m=$2; shift 2; exec "$@" --model "$m"' sh "$M" "$T/missing.bin" \
+    "$Q" --method gptq --calib "$CAL" --nsamples 4 --seqlen 64 --threads 1 --out "$T/refused" >"$T/out" 2>"$T/err"
+rc=$?
+expect_fail_mpi "a rank that cannot open the model: the run ends, naming rank 1 and the file" "rank 1: $T/missing.bin"
+$MPIRUN -np 2 sh -c 'b=4; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && b=3; exec "$@" --wbits $b' sh \
+    "$Q" $G --out "$T/refused" >"$T/out" 2>"$T/err"
+rc=$?
+expect_fail_mpi "a rank with other options is refused, naming rank 1 and the option" 'rank 1: this rank'"'"'s run (settings and inputs) differs from rank 0'"'"'s: rank 0 has "wbits: 4", this rank "wbits: 3"'
+cp "$Q" "$T/qcalib-other" && printf 'x' >>"$T/qcalib-other"
+$MPIRUN -np 2 sh -c 'q=$1; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && q=$2; shift 2; exec "$q" "$@"' sh "$Q" "$T/qcalib-other" \
+    $G --out "$T/refused" >"$T/out" 2>"$T/err"
+rc=$?
+expect_fail_mpi "a rank running another binary is refused, naming rank 1" "rank 1: this rank's qcalib binary"
+$MPIRUN -np 3 "$Q" --method gptq --model "$M" --calib "$CAL" --nsamples 2 --seqlen 64 --out "$T/refused" >"$T/out" 2>"$T/err"
+rc=$?
+expect_fail_mpi "more ranks than windows is refused, naming both" "3 ranks but only 2 calibration windows"
+
+# a rank killed mid-run, then resumed
+K="--method gptq --wbits 4 --groupsize 32 --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 1 --quiet"
+done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
+$MPIRUN -np 2 "$Q" $K --out "$T/kfull" >/dev/null 2>&1 || bad "the uninterrupted 2-rank run failed"
+for again in 2 3; do
+    rm -rf "$T/kpart" "$T/kpart.work"
+    $MPIRUN -np 2 "$Q" $K --out "$T/kpart" >"$T/out" 2>"$T/err" &
+    mp=$!
+    while kill -0 $mp 2>/dev/null && [ "$(done_blocks "$T/kpart.work")" -lt 2 ]; do sleep 0.01; done
+    for p in $(pgrep -f "out $T/kpart"); do # rank 1's process
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && kill -9 "$p"
+    done
+    wait $mp
+    rc=$?
+    at=$(done_blocks "$T/kpart.work")
+    check "rank 1 killed after $at of 5 blocks: the run fails, mpirun naming rank 1, no output, checkpoints kept" \
+        "[ $rc -ne 0 ] && grep -q 'rank 1' $T/err $T/out && [ ! -e $T/kpart ] && [ $at -ge 2 ]"
+    $MPIRUN -np $again "$Q" $K --out "$T/kpart" --resume >"$T/out" 2>"$T/err" || bad "--resume on $again ranks failed: $(tail -c 300 "$T/err")"
+    if [ $again -eq 2 ]; then
+        check "resumed on 2 ranks: the bytes of the uninterrupted 2-rank run" "cmp -s $T/kpart/model.safetensors $T/kfull/model.safetensors"
+    else
+        check "resumed on 3 ranks (a checkpoint holds every window): finished, work folder gone" \
+            "[ -f $T/kpart/model.safetensors ] && [ ! -e $T/kpart.work ]"
+    fi
+done
+finish "MPI"
