@@ -205,6 +205,11 @@ typedef struct qc_quantized {
     double stats_seconds; /* accumulating statistics (qc_stats_add) */
     double solve_seconds; /* this process's solves (with ranks, the reports' seconds are their owners') */
     qc_dist_traffic traffic; /* with ranks: what this rank's collectives cost during calibration */
+    struct qc_rank_figures {  /* with ranks, on rank 0: every rank's (nranks of them), else NULL */
+        double seconds, stats_seconds, solve_seconds;
+        qc_dist_traffic traffic;
+    } *ranks;
+    int nranks;
 } qc_quantized;
 
 /* Windows per forward chunk of the runner (o->batch_tokens). */

@@ -412,6 +412,24 @@ static qc_status checkpoints_save(checkpoints *k, runner *r, int layer, const qc
     return qc_dist_agree(d, st, e);
 }
 
+/* What this rank's collectives cost since `before`. */
+static qc_dist_traffic traffic_since(const qc_dist *d, const qc_dist_traffic *before) {
+    qc_dist_traffic now = qc_dist_traffic_of(d);
+    return (qc_dist_traffic){ now.seconds - before->seconds, now.bytes_sent - before->bytes_sent,
+                              now.bytes_recv - before->bytes_recv, now.calls - before->calls };
+}
+
+/* With ranks: every rank's time and traffic so far, to rank 0 (summary.json, the benchmark). */
+static qc_status gather_figures(const qc_dist *d, qc_quantized *out, double t0, const qc_dist_traffic *before, qc_err *e) {
+    if (qc_dist_size(d) == 1) return QC_OK;
+    struct qc_rank_figures mine = { qc_now() - t0, out->stats_seconds, out->solve_seconds, traffic_since(d, before) };
+    out->nranks = qc_dist_size(d);
+    if (qc_dist_rank(d) == 0 && !(out->ranks = qc_calloc((size_t)out->nranks, sizeof mine, e, "rank figures")))
+        return qc_dist_agree(d, QC_ERR_NOMEM, e);
+    qc_status st = qc_dist_agree(d, QC_OK, e);
+    return st ? st : qc_dist_gather(d, 0, &mine, sizeof mine, out->ranks, e);
+}
+
 /* Every spec the run uses is valid; AWQ searches its scales for the one spec of the run. */
 static qc_status check_specs(const qc_config *c, const qc_calib_opts *o, qc_err *e) {
     qc_status st = qc_quant_spec_check(&o->spec, e);
@@ -498,6 +516,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         if (!st) st = qc_dist_agree(o->dist, spill_block(out, l, e), e);
     }
     free(k.all);
+    if (!st) st = gather_figures(o->dist, out, t0, &t_before, e);
     if (!st && o->embed.bits > 0 && qc_dist_rank(o->dist) == 0)
         st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
@@ -508,9 +527,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     free(r.tmp);
     qc_workspace_free(r.ws);
     out->seconds = qc_now() - t0;
-    qc_dist_traffic t_after = qc_dist_traffic_of(o->dist);
-    out->traffic = (qc_dist_traffic){ t_after.seconds - t_before.seconds, t_after.bytes_sent - t_before.bytes_sent,
-                                      t_after.bytes_recv - t_before.bytes_recv, t_after.calls - t_before.calls };
+    out->traffic = traffic_since(o->dist, &t_before);
     if (st) qc_quantized_free(out);
     return st;
 }
@@ -541,6 +558,7 @@ void qc_quantized_free(qc_quantized *q) {
     qc_qweight_free(&q->embed);
     free(q->res);
     free(q->reports);
+    free(q->ranks);
     if (q->scales)
         for (size_t i = 0; i < (size_t)q->n_layers * QC_SCALE_STAGES * QC_SITE_COUNT; i++) free(q->scales[i]);
     free(q->scales);

@@ -12,6 +12,7 @@
 struct qc_dist {
     int rank, size, local_size;
     qc_status broken; /* an error every rank learned (qc_dist_agree): no collective runs after it */
+    int nested;       /* inside a collective made of others: only the outer one is counted */
     qc_dist_traffic t;
 };
 
@@ -82,6 +83,7 @@ qc_dist_traffic qc_dist_traffic_of(const qc_dist *d) { return d ? d->t : (qc_dis
 /* Accounting around one collective. */
 static void account(const qc_dist *d, double t0, size_t sent, size_t recv) {
     qc_dist *m = (qc_dist *)d; /* the counters are the handle's own bookkeeping */
+    if (m->nested) return;
     m->t.seconds += qc_now() - t0;
     m->t.bytes_sent += sent;
     m->t.bytes_recv += recv;
@@ -134,7 +136,9 @@ static qc_status sum(const qc_dist *d, void *x, size_t n, size_t size, MPI_Datat
     int N = d->size;
     size_t piece = n < PIECE ? n : PIECE;
     uint8_t *all = qc_malloc((size_t)N * piece, size, e, "the ranks' partial sums");
+    ((qc_dist *)d)->nested++;
     qc_status st = qc_dist_agree(d, all ? QC_OK : QC_ERR_NOMEM, e);
+    ((qc_dist *)d)->nested--;
     if (st) {
         free(all);
         return st;

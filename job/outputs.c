@@ -78,6 +78,18 @@ void qc_job_summary_json(qc_job *j, cJSON *s, const qc_quantized *q) {
         cJSON_AddNumberToObject(dj, "bytes_sent", (double)q->traffic.bytes_sent);
         cJSON_AddNumberToObject(dj, "bytes_received", (double)q->traffic.bytes_recv);
         cJSON_AddNumberToObject(dj, "collectives", (double)q->traffic.calls);
+        cJSON *pr = cJSON_AddArrayToObject(dj, "per_rank");
+        for (int r = 0; r < q->nranks && q->ranks; r++) { /* calibration only: rank 0 writes afterwards */
+            const struct qc_rank_figures *f = &q->ranks[r];
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "seconds", f->seconds);
+            cJSON_AddNumberToObject(o, "statistics_seconds", f->stats_seconds);
+            cJSON_AddNumberToObject(o, "solve_seconds", f->solve_seconds);
+            cJSON_AddNumberToObject(o, "communication_seconds", f->traffic.seconds);
+            cJSON_AddNumberToObject(o, "bytes_sent", (double)f->traffic.bytes_sent);
+            cJSON_AddNumberToObject(o, "bytes_received", (double)f->traffic.bytes_recv);
+            cJSON_AddItemToArray(pr, o);
+        }
     }
     /* how true-sequential stages got their inputs (the same bits either way) */
     cJSON_AddStringToObject(s, "stage_inputs", !plan->intermediates ? "none (all sites at once)"
