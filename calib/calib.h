@@ -411,6 +411,9 @@ typedef struct qc_mem_plan {
     size_t fp32_outputs;    /* fp32 propagation: the block's fp32 outputs of all windows */
     size_t measuring;       /* --target-bpw's measuring pass: its residual streams, a later
                                block, the classifier and log-probabilities (qc_mixed_measure_bytes) */
+    size_t ranks;           /* a distributed run: the collectives' buffers, and on rank 0 every
+                               window's activations, gathered for its checkpoints (at most
+                               (n + 1)·N − 1 windows, n its own share) */
     size_t results_calibrating, results_exporting; /* quantized results resident */
     size_t exporter;        /* the writer's buffers (an upper bound over every format) */
     size_t runtime;         /* code, libraries, thread buffers: a fixed allowance */
@@ -422,7 +425,8 @@ typedef struct qc_mem_plan {
 
 /* The plan of calibrating the model of ck (already padded, if it is to be) on nwin windows
  * of seqlen tokens with o (o->spill_dir decides whether results are held) on threads, after
- * a measuring pass over measure_ncand candidates (0: none). */
+ * a measuring pass over measure_ncand candidates (0: none). With ranks (o->dist), nwin is
+ * this rank's share and the plan this rank's. */
 void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_calib_opts *o, int measure_ncand,
                       int threads, qc_mem_plan *p);
 /* The bound on one calibration source's text under a memory limit (bytes; 0: none known, then

@@ -13,6 +13,9 @@ qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *
 
 /* ---- what the ranks of a distributed run exchange (share.c); no-ops for one process ---- */
 
+/* The packed slice of a Hessian's upper triangle that share.c sums at a time. */
+#define QC_SHARE_SLICE_BYTES (((size_t)1 << 22) * sizeof(float))
+
 /* Collective: agrees on st, then sums s (rank order) over the ranks: every rank holds the
  * site's whole statistics (the Hessian's upper triangle, as qc_stats_add leaves it). */
 qc_status qc_share_stats(const qc_dist *d, qc_stats *s, qc_status st, qc_err *e);

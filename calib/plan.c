@@ -11,7 +11,7 @@
  * test computes the same figures independently for stories260K and the synthetic tiny
  * model). Mapped model files are not counted: readers drop their pages after converting a
  * tensor (qc_map_release), so the file's size is shown but never resident as a whole. */
-#include "calib/calib.h"
+#include "calib/internal.h"
 
 #include <stdio.h>
 
@@ -102,6 +102,12 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
         p->prestep = ntok * widths * f + chunk * c->dim * f;
     }
     if (o->propagate_fp32) p->fp32_outputs = ntok * c->dim * f;
+    int nranks = qc_dist_size(o->dist);
+    if (nranks > 1) { /* share.c's packed Hessian slice, dist/'s N pieces of a sum (both bounded) */
+        p->ranks = QC_SHARE_SLICE_BYTES + (size_t)nranks * QC_DIST_PIECE_BYTES;
+        if (qc_dist_rank(o->dist) == 0 && !qc_calib_rescales(o)) /* rank 0's checkpoints (runner.c) */
+            p->ranks += ((size_t)(nwin + 1) * nranks - 1) * seqlen * c->dim * qc_dtype_size(o->act_dtype);
+    }
     /* the measuring pass is a calibration with these on top; the classifier it loads stays */
     if (measure_ncand > 0) p->measuring = qc_mixed_measure_bytes(c, nwin, seqlen, o, measure_ncand);
 
@@ -133,7 +139,7 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     p->runtime = RUNTIME_BASE + (size_t)threads * RUNTIME_PER_THREAD;
     size_t solving = p->statistics + p->solver;
     p->calibration = p->activations + p->workspace + (p->recomputed ? 0 : p->intermediates) + p->block_weights +
-                     p->fp32_outputs + p->measuring +
+                     p->fp32_outputs + p->measuring + p->ranks +
                      (p->prestep > solving ? p->prestep : solving) + p->results_calibrating;
     p->export_phase = p->exporter + p->results_exporting;
     p->peak = (p->calibration > p->export_phase ? p->calibration : p->export_phase) + p->runtime;
@@ -166,15 +172,19 @@ void qc_mem_plan_describe(const qc_mem_plan *p, const qc_calib_opts *o, char *bu
     if (!p->intermediates) snprintf(kept, sizeof kept, "0.0 (not true-sequential)");
     else if (p->recomputed) snprintf(kept, sizeof kept, "0.0 (recomputed from the block's input; kept they take %.1f)", mb(p->intermediates));
     else snprintf(kept, sizeof kept, "%.1f (each linear's input computed once)", mb(p->intermediates));
+    char ranks[160] = "";
+    if (p->ranks)
+        snprintf(ranks, sizeof ranks, "this rank's exchange buffers%s %.1f, ",
+                 qc_dist_rank(o->dist) == 0 ? " and every window's activations for checkpoints" : "", mb(p->ranks));
     snprintf(buf, size,
              "memory plan (MB): model tensors %.1f on disk, mapped and read one block at a time; residual stream + chunk %.1f (%s), forward scratch %.1f, block activations kept between sites %s, one block's fp32 weights %.1f, "
              "statistics %.1f (largest Hessian %.1f, %d columns), largest solve %.1f, AWQ/SmoothQuant inputs %.1f "
-             "and fp32 outputs %.1f, mixed-precision measuring %.1f, results held %.1f "
+             "and fp32 outputs %.1f, mixed-precision measuring %.1f, %sresults held %.1f "
              "(%s) = calibration %.1f; writer %.1f + results %.1f = export %.1f; calibration text %.1f (%d × %.1f "
              "read; one source may hold %.1f of text under this budget); runtime %.1f; peak %.1f",
              mb(p->model_file), mb(p->activations), qc_dtype_name(o->act_dtype), mb(p->workspace), kept, mb(p->block_weights),
              mb(p->statistics), mb(p->largest_hessian), p->largest_hessian_cols, mb(p->solver), mb(p->prestep),
-             mb(p->fp32_outputs), mb(p->measuring),
+             mb(p->fp32_outputs), mb(p->measuring), ranks,
              mb(p->results_calibrating), o->spill_dir ? "spilled beside the output as solved" : "all in memory",
              mb(p->calibration), mb(p->exporter), mb(p->results_exporting), mb(p->export_phase), mb(p->text),
              QC_CALIB_TEXT_MEM, mb(p->text_read), mb(p->text_bound), mb(p->runtime), mb(p->peak));

@@ -13,7 +13,7 @@
 
 /* Elements per packed slice of the Hessian's upper triangle: summing only the triangle
  * halves the traffic, packing it in slices bounds the extra memory. */
-#define PACK ((size_t)1 << 22)
+#define PACK (QC_SHARE_SLICE_BYTES / sizeof(float))
 
 /* The upper triangle of x (n, n) summed over the ranks, a slice of rows at a time. */
 static qc_status sum_upper(const qc_dist *d, float *x, int n, qc_err *e) {

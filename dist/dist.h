@@ -17,6 +17,9 @@
 
 typedef struct qc_dist qc_dist;
 
+/* The largest buffer a sum takes per rank (its N pieces are N of these): for memory plans. */
+#define QC_DIST_PIECE_BYTES ((size_t)8 << 20)
+
 /* Whether this build can run under mpirun (MPI found at build time). */
 bool qc_dist_built(void);
 /* Joins the run's processes when launched by mpirun (*d set), or leaves *d NULL for a plain

@@ -16,7 +16,7 @@ struct qc_dist {
     qc_dist_traffic t;
 };
 
-#define PIECE ((size_t)1 << 20) /* elements per summed piece */
+#define PIECE ((size_t)1 << 20) /* elements per summed piece: QC_DIST_PIECE_BYTES of doubles */
 #define SLICE ((size_t)1 << 30) /* bytes per point-to-point message */
 
 bool qc_dist_built(void) { return true; }

@@ -118,6 +118,7 @@ void qc_job_summary_json(qc_job *j, cJSON *s, const qc_quantized *q) {
     };
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         cJSON_AddNumberToObject(mp, parts[i].name, (double)parts[i].bytes / (1 << 20));
+    if (plan->ranks) cJSON_AddNumberToObject(mp, "ranks", (double)plan->ranks / (1 << 20)); /* distributed runs only */
     cJSON *ev = cJSON_AddArrayToObject(s, "eval");
     for (int i = 0; i < j->s.nevals; i++) {
         const qc_job_eval *r = &j->evals[i];
