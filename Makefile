@@ -110,7 +110,7 @@ $(BUILD)/fuzz/seeds: $(BUILD)/fuzz/seeds.o $(BUILD)/libqcalib.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-nompi
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d) $(BENCH_BIN:=.d) \
          $(wildcard $(BUILD)/fuzz/*.d)
