@@ -64,7 +64,7 @@ static const cli_opt opts[] = {
     { "restart", OPT_FLAG, &S.restart, NULL, "discard the checkpoints of an interrupted run in DIR.work and start afresh", 0, 0 },
     { "max-memory", OPT_STR, &max_memory, "SIZE", "refuse to start when the memory plan needs more than SIZE (e.g. 8G, 512M; default: the kernel's MemAvailable)", 0, 0 },
     { "act-dtype", OPT_STR, &S.act_dtype, "T", "calibration activations between blocks: f32 (default), f16 or bf16 (half the memory, rounded once per block)", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: every core; under mpirun, shared by a machine's ranks)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
@@ -126,6 +126,11 @@ static const cli_cmd cmd = {
     "on 4096 calibration tokens), then the run with the chosen settings: the quant log shows each\n"
     "linear's bits and group size, DIR/mixed_precision.csv the measured divergences and sizes,\n"
     "summary.json the estimated and the written file's bits per weight.\n\n"
+    "several processes or machines: mpirun -np N qcalib ... calibrates on N ranks, each pushing\n"
+    "its share of the windows; the ranks sum each site's statistics, each linear is solved by one\n"
+    "rank and shared, rank 0 writes DIR and prints. Every node needs the same qcalib, model and\n"
+    "texts at the same paths (compared at start); --threads defaults to a machine's cores divided\n"
+    "by its ranks. See docs/distributed.md.\n\n"
     "example:\n"
     "  qcalib --method gptq --wbits 4 --groupsize 32 --model stories260K.bin \\\n"
     "         --calib tinystories_calib.txt --out q4 --eval tinystories_eval.txt",
