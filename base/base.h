@@ -104,6 +104,9 @@ size_t qc_path_trimmed_len(const char *path);
 /* The folder part of path ("." if none; trailing slashes ignored), newly allocated. */
 char *qc_path_dirname(const char *path);
 bool qc_str_ends_with(const char *s, const char *suffix);
+/* The first line where texts a and b differ, each into its buffer (size bytes, cut to fit);
+ * "(the same)" in both when none does. What a fingerprint's refusal quotes. */
+void qc_str_first_difference(const char *a, const char *b, char *la, char *lb, size_t size);
 
 /* An output file written under a temporary name beside its final path and renamed into
  * place by qc_out_commit, after fflush, fsync and fclose have each succeeded; then the

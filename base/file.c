@@ -143,3 +143,18 @@ bool qc_str_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }
+
+void qc_str_first_difference(const char *a, const char *b, char *la, char *lb, size_t size) {
+    while (*a || *b) {
+        size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+        if (na != nb || memcmp(a, b, na) != 0) {
+            snprintf(la, size, "%.*s", (int)na, a);
+            snprintf(lb, size, "%.*s", (int)nb, b);
+            return;
+        }
+        a += na + (a[na] == '\n');
+        b += nb + (b[nb] == '\n');
+    }
+    snprintf(la, size, "(the same)");
+    snprintf(lb, size, "(the same)");
+}

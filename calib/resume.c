@@ -48,24 +48,6 @@ struct qc_resume {
     qc_calib_checkpoint cp;
 };
 
-/* ---- the fingerprint: qc_run_desc_fingerprint's text ------------------------------------------ */
-
-/* The first line where a and b differ, into the two buffers. */
-static void first_difference(const char *a, const char *b, char *la, char *lb, size_t size) {
-    while (*a || *b) {
-        size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
-        if (na != nb || memcmp(a, b, na) != 0) {
-            snprintf(la, size, "%.*s", (int)na, a);
-            snprintf(lb, size, "%.*s", (int)nb, b);
-            return;
-        }
-        a += na + (a[na] == '\n');
-        b += nb + (b[nb] == '\n');
-    }
-    snprintf(la, size, "(the same)");
-    snprintf(lb, size, "(the same)");
-}
-
 /* ---- files ------------------------------------------------------------------------------------ */
 
 static char *work_file(const qc_resume *r, const char *name) { return qc_path_join(r->dir, name); }
@@ -379,7 +361,7 @@ static qc_status check_fingerprint(const qc_resume *r, qc_err *e) {
                        "start afresh)", r->dir);
     if (!st && strcmp(had, r->fingerprint) != 0) {
         char a[512], b[512];
-        first_difference(had, r->fingerprint, a, b, sizeof a);
+        qc_str_first_difference(had, r->fingerprint, a, b, sizeof a);
         st = qc_fail(e, QC_ERR_ARG,
                      "%s: cannot resume: the interrupted run differs from this one (it had \"%s\", this run has "
                      "\"%s\"); resume with the same model, calibration data and options, or remove the folder to "

@@ -271,20 +271,6 @@ qc_status qc_dist_scatter(const qc_dist *d, int root, const void *all, void *p, 
     return exchange(d, root, p, n, (void *)all, false, e);
 }
 
-/* The first line where a and b differ, each cut to fit. */
-static void first_difference(const char *a, const char *b, char *la, char *lb, size_t size) {
-    while (*a || *b) {
-        size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
-        if (na != nb || memcmp(a, b, na) != 0) {
-            snprintf(la, size, "%.*s", (int)na, a);
-            snprintf(lb, size, "%.*s", (int)nb, b);
-            return;
-        }
-        a += na + (a[na] == '\n'), b += nb + (b[nb] == '\n');
-    }
-    la[0] = lb[0] = '\0';
-}
-
 qc_status qc_dist_check_same(const qc_dist *d, const char *text, const char *what, qc_err *e) {
     if (!d || d->size == 1) return QC_OK;
     uint64_t len = strlen(text);
@@ -296,7 +282,7 @@ qc_status qc_dist_check_same(const qc_dist *d, const char *text, const char *wha
     if (!st) st = qc_dist_bcast(d, 0, ref, len + 1, e);
     if (!st && strcmp(ref, text) != 0) {
         char a[400], b[400];
-        first_difference(ref, text, a, b, sizeof a);
+        qc_str_first_difference(ref, text, a, b, sizeof a);
         st = qc_fail(e, QC_ERR_ARG, "%s differs from rank 0's: rank 0 has \"%s\", this rank \"%s\"; every rank must "
                      "run the same qcalib on the same files with the same options", what, a, b);
     }
