@@ -1,5 +1,6 @@
 /* internal.h — internal to calib/: the rescaling pre-step of a block (prestep.c), which the
- * runner calls before solving the block's linears; the work folder's lock (worklock.c). */
+ * runner calls before solving the block's linears; the embedding and the classifier, which it
+ * quantizes after the blocks (embedding.c, classifier.c); the work folder's lock (worklock.c). */
 #ifndef QC_CALIB_INTERNAL_H
 #define QC_CALIB_INTERNAL_H
 
@@ -10,6 +11,14 @@
  * round-to-nearest; res is initialised here. info is filled by GPTQ only. */
 qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
                                    qc_stats *st, float *scratch, qc_qweight *res, qc_gptq_info *info, qc_err *e);
+
+/* The token embedding of ck quantized with o->embed into q (initialised here): GPTQ against
+ * block 0's q, k, v with o->embed_gptq, else round-to-nearest (embedding.c). */
+qc_status qc_calib_embedding(const qc_checkpoint *ck, const qc_calib_opts *o, qc_qweight *q, qc_err *e);
+/* The classifier of m quantized with o->classifier into out->classifier, from x (w->n ·
+ * seqlen, dim; o->act_dtype), the residual stream leaving the last block (classifier.c). */
+qc_status qc_calib_classifier(const qc_model *m, const qc_windows *w, const void *x, const qc_calib_opts *o,
+                              qc_quantized *out, qc_err *e);
 
 /* What the pre-step did to one block. */
 typedef struct qc_prestep {

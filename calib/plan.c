@@ -119,6 +119,22 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     }
     if (o->embed.bits > 0) /* quantized after calibration: the fp32 table and its result */
         all_results += mat(c, QC_W_EMBED) * f + qc_plan_result_bytes(c->vocab_size, c->dim, &o->embed);
+    /* After the blocks (the block's weights freed, the residual stream still held), counted
+     * as solves: the classifier's (classifier.c: its statistics, its weights as read, then a
+     * linear's solve) and the embedding's by GPTQ (embedding.c: the table read, held above,
+     * block 0's weights, then H and GPTQ's own buffers, as a linear's solve without the
+     * runner's copy). */
+    size_t n = (size_t)c->dim, stats = n * n * f + n * (sizeof(float) + 2 * sizeof(double));
+    if (o->classifier.bits > 0) {
+        size_t rb = qc_plan_result_bytes(c->vocab_size, c->dim, &o->classifier);
+        size_t sb = stats + mat(c, QC_W_CLASSIFIER) * f + solve_bytes(c->vocab_size, c->dim, rb, o, threads);
+        p->solver = sb > p->solver ? sb : p->solver;
+        all_results += rb;
+    }
+    if (o->embed.bits > 0 && o->embed_gptq) {
+        size_t sb = p->block_weights + n * n * f + solve_bytes(c->vocab_size, c->dim, 0, o, threads);
+        p->solver = sb > p->solver ? sb : p->solver;
+    }
     /* spilled: none held while calibrating; the writer has about two results' pages mapped */
     p->results_calibrating = o->spill_dir ? 0 : all_results;
     p->results_exporting = o->spill_dir ? 2 * largest_result : all_results;

@@ -18,16 +18,17 @@
  *
  * Tensors, ggml order ne = [in, out], the same bytes as a row-major [out, in] weight:
  * token_embd.weight (opts->embed_type, or the source's quantized embedding), output_norm.weight
- * (F32), output.weight (opts->output_type of read(); written even for a tied classifier, as
- * llama.cpp's converters do, and then from read() even when the embedding is quantized), and
+ * (F32), output.weight (the source's quantized classifier, else opts->output_type of read();
+ * written even for a tied classifier, as llama.cpp's converters do, and then apart from the
+ * embedding even when that is quantized), and
  * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down, and the attention
  * biases the model has as attn_q/k/v/output.bias (F32; llama.cpp's llama architecture loads
  * them when present); last, for scaled RoPE (Llama 3's rope_scaling), rope_freqs.weight, F32
  * [head_dim / 2]: the factor llama.cpp divides each frequency by (io/rope_freqs.c), as its
- * converter writes it. A linear, or the token embedding, that src holds quantized (qweight())
+ * converter writes it. A linear, the token embedding or the classifier that src holds quantized (qweight())
  * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit; a
  * K-quant weight's super-blocks are packed as the solver left them, NaN or Inf factors refused);
- * other linears as opts->float_type of read(). An unquantized embedding and the classifier go
+ * other linears as opts->float_type of read(). An unquantized embedding and classifier go
  * through ggml's reference quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
  * (llama.cpp's RoPE layout for this architecture; its converter permutes a Llama's HF biases
  * the same way).
@@ -248,7 +249,7 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
         qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32
                         : t->w == QC_W_EMBED ? o->embed_type
                         : t->w == QC_W_CLASSIFIER ? o->output_type : o->float_type;
-        bool solver = qc_weight_is_linear(t->w) || t->w == QC_W_EMBED; /* the classifier: always from read() */
+        bool solver = qc_weight_is_linear(t->w) || t->w == QC_W_EMBED || t->w == QC_W_CLASSIFIER;
         t->qw = solver && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
         if (t->qw) {
             char what[QC_GGUF_MAX_NAME + 300];
@@ -344,7 +345,7 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
 }
 
 /* One tensor's bytes (t->nbytes) into out: the solver's blocks as they are, or read() converted
- * (or, for the embedding and classifier, quantized by ggml's reference quantizer). */
+ * (or, for an unquantized embedding and classifier, quantized by ggml's reference quantizer). */
 static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, float *buf, uint8_t *out, const char *path,
                               qc_err *e) {
     size_t rb = qc_gguf_row_bytes(t->type, t->cols);
