@@ -107,8 +107,8 @@ typedef struct qc_calib_opts {
     qc_quant_spec embed;  /* bits > 0: the token embedding is quantized too, after calibration
                              (embedding.c), by round-to-nearest unless embed_gptq (calibration
                              itself sees the fp32 embedding) */
-    bool embed_gptq;      /* the embedding by GPTQ against the error it causes in block 0's q,
-                             k and v outputs (embedding.c) */
+    bool embed_gptq;      /* the embedding by GPTQ against the error it causes in the outputs
+                             of the linears that read it (embedding.c) */
     qc_quant_spec classifier; /* bits > 0: the classifier is quantized too, by o's method (GPTQ:
                                  on the final RMSNorm's outputs after the last block,
                                  classifier.c); the result is the classifier alone, also when it

@@ -12,9 +12,10 @@
 qc_status qc_calib_quantize_linear(const qc_calib_opts *o, const qc_quant_spec *spec, const float *w, int rows, int cols,
                                    qc_stats *st, float *scratch, qc_qweight *res, qc_gptq_info *info, qc_err *e);
 
-/* The token embedding of ck quantized with o->embed into q (initialised here): GPTQ against
- * block 0's q, k, v with o->embed_gptq, else round-to-nearest (embedding.c). */
-qc_status qc_calib_embedding(const qc_checkpoint *ck, const qc_calib_opts *o, qc_qweight *q, qc_err *e);
+/* The token embedding of m quantized with o->embed into q (initialised here): with
+ * o->embed_gptq GPTQ against the error it causes in the linears that read it, their gains
+ * measured on the first chunk of windows of w; else round-to-nearest (embedding.c). */
+qc_status qc_calib_embedding(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_qweight *q, qc_err *e);
 /* The classifier of m quantized with o->classifier into out->classifier, from x (w->n ·
  * seqlen, dim; o->act_dtype), the residual stream leaving the last block (classifier.c). */
 qc_status qc_calib_classifier(const qc_model *m, const qc_windows *w, const void *x, const qc_calib_opts *o,

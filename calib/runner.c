@@ -393,7 +393,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         if (!st) st = spill_block(out, l, e);
     }
     if (!st && o->classifier.bits > 0) st = qc_calib_classifier(m, w, r.x, o, out, e);
-    if (!st && o->embed.bits > 0) st = qc_calib_embedding(m->ck, o, &out->embed, e);
+    if (!st && o->embed.bits > 0) st = qc_calib_embedding(m, w, o, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     if ((void *)r.x1 != (void *)r.x) free(r.x1);
