@@ -105,8 +105,15 @@ typedef struct qc_calib_opts {
     const qc_module_quant *modules; /* optional (n_layers × QC_LIN_COUNT, [layer * QC_LIN_COUNT
                                        + lin]): each linear's own spec, and keep_f16 besides the
                                        one above; NULL: spec for every linear */
-    qc_quant_spec embed;  /* bits > 0: the token embedding is quantized too, by round-to-nearest
-                             (calibration itself sees the fp32 embedding) */
+    qc_quant_spec embed;  /* bits > 0: the token embedding is quantized too, after calibration
+                             (embedding.c), by round-to-nearest unless embed_gptq (calibration
+                             itself sees the fp32 embedding) */
+    bool embed_gptq;      /* the embedding by GPTQ against the error it causes in the outputs
+                             of the linears that read it (embedding.c) */
+    qc_quant_spec classifier; /* bits > 0: the classifier is quantized too, by o's method (GPTQ:
+                                 on the final RMSNorm's outputs after the last block,
+                                 classifier.c); the result is the classifier alone, also when it
+                                 is tied to the embedding */
     int batch_tokens;     /* tokens per forward chunk (0: 2048, at least one window) */
     float smooth_alpha;   /* > 0: SmoothQuant smoothing with this α, before anything else */
     qc_awq_opts awq;      /* awq, awq+gptq: duo scaling, clipping (chunk_windows: set here) */
@@ -194,6 +201,7 @@ typedef struct qc_quantized {
     const qc_checkpoint *ck;   /* borrowed: the model's other weights */
     qc_qweight *res;      /* (n_layers, QC_LIN_COUNT); zeroed for keep_f16 linears */
     qc_qweight embed;     /* the token embedding, with opts.embed; zeroed otherwise */
+    qc_qweight classifier; /* the classifier, with opts.classifier; zeroed otherwise */
     qc_spill *spill;      /* with opts.spill_dir: the arrays of res live in its mapping */
     qc_layer_report *reports;  /* (n_layers * QC_LIN_COUNT) in the order solved */
     int nreports;

@@ -1,5 +1,6 @@
 /* internal.h — internal to calib/: the rescaling pre-step of a block (prestep.c), which the
- * runner calls before solving the block's linears; the work folder's lock (worklock.c). */
+ * runner calls before solving the block's linears; the embedding and the classifier, which it
+ * quantizes after the blocks (embedding.c, classifier.c); the work folder's lock (worklock.c). */
 #ifndef QC_CALIB_INTERNAL_H
 #define QC_CALIB_INTERNAL_H
 
@@ -25,6 +26,17 @@ qc_status qc_share_stats(const qc_dist *d, qc_stats *s, qc_status st, qc_err *e)
 void qc_share_owners(const qc_config *c, qc_site site, int nranks, double *load, int owner[QC_LIN_COUNT]);
 /* Collective: owner's result q and log row rep to every rank (q initialised there). */
 qc_status qc_share_result(const qc_dist *d, int owner, qc_qweight *q, qc_layer_report *rep, qc_err *e);
+
+/* The token embedding of m quantized with o->embed into q (initialised here; with ranks, on
+ * rank 0 only): with o->embed_gptq GPTQ against the error it causes in the linears that read
+ * it, their gains measured on the first chunk of windows of the whole set (each rank measures
+ * its windows of it); else round-to-nearest (embedding.c). */
+qc_status qc_calib_embedding(const qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_qweight *q, qc_err *e);
+/* The classifier of m quantized with o->classifier into out->classifier, from x (w->n ·
+ * seqlen, dim; o->act_dtype), the residual stream leaving the last block (classifier.c); with
+ * ranks, every rank's statistics, solved on rank 0. */
+qc_status qc_calib_classifier(const qc_model *m, const qc_windows *w, const void *x, const qc_calib_opts *o,
+                              qc_quantized *out, qc_err *e);
 
 /* What the pre-step did to one block. */
 typedef struct qc_prestep {

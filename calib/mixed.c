@@ -212,6 +212,7 @@ qc_status qc_mixed_measure(qc_model *m, const qc_windows *w, const qc_calib_opts
     po.observe_ctx = &k;
     po.checkpoint = NULL; /* a measuring pass is not resumed */
     po.embed.bits = 0;
+    po.classifier.bits = 0;
     qc_quantized q;
     qc_status st = k.lp ? qc_calibrate(m, w, &po, &q, e) : QC_ERR_NOMEM;
     if (!st) qc_quantized_free(&q);

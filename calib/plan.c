@@ -125,6 +125,29 @@ void qc_mem_plan_make(const qc_checkpoint *ck, int nwin, int seqlen, const qc_ca
     }
     if (o->embed.bits > 0) /* quantized after calibration: the fp32 table and its result */
         all_results += mat(c, QC_W_EMBED) * f + qc_plan_result_bytes(c->vocab_size, c->dim, &o->embed);
+    /* After the blocks (the block's weights freed, the residual stream still held), counted
+     * as solves: the classifier's (classifier.c: its statistics, its weights as read, then a
+     * linear's solve) and the embedding's by GPTQ (embedding.c: the table read, held above;
+     * H; the readers' gains on one chunk: its stream and norm, a scratch of the largest of the
+     * vocabulary, the FFN width and the chunk's tokens rows, a workspace, one block's weights
+     * or the classifier's; then GPTQ's own buffers, as a linear's solve without the runner's
+     * copy). */
+    size_t n = (size_t)c->dim, stats = n * n * f + n * (sizeof(float) + 2 * sizeof(double));
+    if (o->classifier.bits > 0) {
+        size_t rb = qc_plan_result_bytes(c->vocab_size, c->dim, &o->classifier);
+        size_t sb = stats + mat(c, QC_W_CLASSIFIER) * f + solve_bytes(c->vocab_size, c->dim, rb, o, threads);
+        p->solver = sb > p->solver ? sb : p->solver;
+        all_results += rb;
+    }
+    if (o->embed.bits > 0 && o->embed_gptq) {
+        size_t rows = (size_t)c->vocab_size > (size_t)c->hidden_dim ? (size_t)c->vocab_size : (size_t)c->hidden_dim;
+        rows = chunk > rows ? chunk : rows;
+        size_t weights = mat(c, QC_W_CLASSIFIER) * f > p->block_weights ? mat(c, QC_W_CLASSIFIER) * f : p->block_weights;
+        size_t gains = 2 * chunk * n * f + rows * n * f + chunk * sizeof(double) + p->workspace + weights;
+        size_t gptq = solve_bytes(c->vocab_size, c->dim, 0, o, threads);
+        size_t sb = n * n * f + (gains > gptq ? gains : gptq);
+        p->solver = sb > p->solver ? sb : p->solver;
+    }
     /* spilled: none held while calibrating; the writer has about two results' pages mapped */
     p->results_calibrating = o->spill_dir ? 0 : all_results;
     p->results_exporting = o->spill_dir ? 2 * largest_result : all_results;

@@ -13,7 +13,8 @@
  * only large state. With SmoothQuant or AWQ, a pre-step (prestep.c) first rescales the
  * loaded block, function unchanged; the scales are kept with the result so writers fold
  * them into the norms; with fp32 propagation the next block's inputs are the pre-step's
- * fp32 outputs instead of the quantized block's. */
+ * fp32 outputs instead of the quantized block's. After the blocks, the classifier and the
+ * token embedding when they are quantized too (classifier.c, embedding.c). */
 #include "calib/internal.h"
 
 #include <stdlib.h>
@@ -449,17 +450,6 @@ static qc_status check_specs(const qc_config *c, const qc_calib_opts *o, qc_err 
     return st;
 }
 
-/* The token embedding by round-to-nearest (it is a lookup table: no inputs to calibrate on). */
-static qc_status quantize_embedding(const qc_checkpoint *ck, const qc_quant_spec *s, qc_qweight *q, qc_err *e) {
-    const qc_config *c = qc_checkpoint_config(ck);
-    float *w = qc_malloc((size_t)c->vocab_size * c->dim, sizeof(float), e, "token embedding");
-    if (!w) return QC_ERR_NOMEM;
-    qc_status st = qc_checkpoint_read(ck, QC_W_EMBED, 0, w, e);
-    if (!st) st = qc_quant_rtn(w, c->vocab_size, c->dim, s, q, e);
-    free(w);
-    return st ? qc_fail_prefix(e, st, "the token embedding") : QC_OK;
-}
-
 qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o, qc_quantized *out,
                        qc_err *e) {
     memset(out, 0, sizeof *out);
@@ -516,9 +506,10 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
         if (!st) st = qc_dist_agree(o->dist, spill_block(out, l, e), e);
     }
     free(k.all);
+    if (!st && o->classifier.bits > 0) st = qc_calib_classifier(m, w, r.x, o, out, e);
+    if (!st && o->embed.bits > 0) st = qc_calib_embedding(m, w, o, &out->embed, e);
+    st = qc_dist_agree(o->dist, st, e);
     if (!st) st = gather_figures(o->dist, out, t0, &t_before, e);
-    if (!st && o->embed.bits > 0 && qc_dist_rank(o->dist) == 0)
-        st = quantize_embedding(m->ck, &o->embed, &out->embed, e);
     if (!st && out->spill) st = qc_spill_map(out->spill, out->res, e);
     if (!st) qc_progress(o->log, "quantize", (int64_t)nlin, (int64_t)nlin, NULL);
     if ((void *)r.x1 != (void *)r.x) free(r.x1);
@@ -556,6 +547,7 @@ void qc_quantized_free(qc_quantized *q) {
         for (size_t i = 0; i < (size_t)q->n_layers * QC_LIN_COUNT; i++) qc_qweight_free(&q->res[i]);
     qc_spill_close(q->spill);
     qc_qweight_free(&q->embed);
+    qc_qweight_free(&q->classifier);
     free(q->res);
     free(q->reports);
     free(q->ranks);
@@ -591,6 +583,7 @@ static qc_status read_quantized(void *ctx, qc_weight w, int layer, float *out, q
 static const qc_qweight *quantized_weight(void *ctx, qc_weight w, int layer) {
     const qc_quantized *q = ctx;
     if (w == QC_W_EMBED) return q->embed.codes ? &q->embed : NULL;
+    if (w == QC_W_CLASSIFIER) return q->classifier.codes ? &q->classifier : NULL;
     for (int lin = 0; lin < QC_LIN_COUNT; lin++) {
         const qc_qweight *r = &q->res[(size_t)layer * QC_LIN_COUNT + lin];
         if (qc_linear_weight(lin) != w) continue;

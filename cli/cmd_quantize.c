@@ -41,7 +41,7 @@ static const cli_opt opts[] = {
     { "true-sequential", OPT_FLAG, &S.true_sequential, NULL, "quantize {q,k,v}, {o}, {gate,up}, {down} in turn (the default)", 0, 0 },
     { "no-true-sequential", OPT_FLAG, &S.no_true_sequential, NULL, "calibrate all linears of a block on fp32 block inputs at once", 0, 0 },
     { "checkpoint-format", OPT_STR, &S.checkpoint_format, "V", "gptq: v1 (qzeros hold zero - 1, what most loaders read; default) or v2", 0, 0 },
-    { "gguf-type", OPT_STR, &S.gguf_type, "T", "gguf: block type of the linears, q4_0, q4_1 or q8_0 (default: q8_0 for --wbits 8, q4_1 for a recipe's sym false, else q4_0), a K-quant q3_k, q4_k, q5_k (every tensor), or llama.cpp's mixes q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k (--method rtn or gptq); implies --format gguf", 0, 0 },
+    { "gguf-type", OPT_STR, &S.gguf_type, "T", "gguf: block type of the linears, q4_0, q4_1 or q8_0 (default: q8_0 for --wbits 8, q4_1 for a recipe's sym false, else q4_0), a K-quant q3_k, q4_k, q5_k (every tensor), or llama.cpp's mixes q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k (--method rtn or gptq; with gptq the embedding and output are calibrated too); implies --format gguf", 0, 0 },
     { "gguf-embed-type", OPT_STR, &S.gguf_embed_type, "T", "gguf: token embedding type, q4_0 q4_1 q8_0 q2_k..q6_k f16 f32 (default: --gguf-type, or the mix's)", 0, 0 },
     { "gguf-output-type", OPT_STR, &S.gguf_output_type, "T", "gguf: output (classifier) type (default q8_0; a K-quant mix: q6_k, or q8_0 when the width is not whole 256-blocks)", 0, 0 },
     { "gguf-no-pad", OPT_FLAG, &S.gguf_no_pad, NULL, "gguf: do not pad the FFN to a multiple of 32; linears that cannot be blocked stay F16", 0, 0 },

@@ -8,8 +8,8 @@
  * one super-block when the row's other super-blocks are held fixed: E = θᵀAθ − 2bᵀθ + c with
  * A = ΦᵀH_bbΦ and b = Φᵀ(H w0 − H ŵ_others)_b. Super-block by super-block, in column order:
  *
- *   1. θ* = A⁻¹b (Cholesky in double, with a ridge of 1e-9 of A's largest diagonal entry for
- *      sub-blocks whose codes are all equal);
+ *   1. θ* = A⁻¹b (LAPACK's Cholesky solver, dposv, in double, with a ridge of 1e-9 of A's
+ *      largest diagonal entry for sub-blocks whose codes are all equal);
  *   2. onto the file's grid: d from the largest scale (the largest |scale| mapped to the
  *      most negative integer for the signed types), the integer scales round(s/d) clamped to
  *      their range, dmin and the integer mins likewise; then d (and dmin), the only free
@@ -26,6 +26,7 @@
 #include "gptq/internal.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,32 +34,15 @@
 /* At most 2·16 parameters per super-block (Q2_K: 16 sub-blocks with scales and mins). */
 #define MAXP 32
 
-/* Solves a x = b (k × k, symmetric positive definite, row-major) in place by Cholesky; a
- * ridge eps·max(diag) is added first. false: not positive definite. */
+/* Solves a x = b (k × k, symmetric positive definite, row-major) in place, b receiving x, by
+ * LAPACK's Cholesky solver (a is overwritten by its factor); a ridge eps·max(diag) is added
+ * first. false: not positive definite, or a solution that is not finite. */
 static bool solve_spd(double *a, double *b, int k) {
     double top = 0.0;
     for (int i = 0; i < k; i++) top = fmax(top, a[i * k + i]);
     if (!(top > 0.0)) return false;
     for (int i = 0; i < k; i++) a[i * k + i] += 1e-9 * top;
-    for (int j = 0; j < k; j++) {
-        double s = a[j * k + j];
-        for (int p = 0; p < j; p++) s -= a[j * k + p] * a[j * k + p];
-        if (!(s > 0.0)) return false;
-        a[j * k + j] = sqrt(s);
-        for (int i = j + 1; i < k; i++) {
-            double t = a[i * k + j];
-            for (int p = 0; p < j; p++) t -= a[i * k + p] * a[j * k + p];
-            a[i * k + j] = t / a[j * k + j];
-        }
-    }
-    for (int i = 0; i < k; i++) { /* L y = b */
-        for (int p = 0; p < i; p++) b[i] -= a[i * k + p] * b[p];
-        b[i] /= a[i * k + i];
-    }
-    for (int i = k - 1; i >= 0; i--) { /* Lᵀ x = y */
-        for (int p = i + 1; p < k; p++) b[i] -= a[p * k + i] * b[p];
-        b[i] /= a[i * k + i];
-    }
+    if (LAPACKE_dposv(LAPACK_ROW_MAJOR, 'L', k, 1, a, k, b, 1) != 0) return false;
     for (int i = 0; i < k; i++)
         if (!isfinite(b[i])) return false;
     return true;

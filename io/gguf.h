@@ -1,6 +1,7 @@
 /* gguf.h — internal to io/ (and to io's tests and test tools): nothing else includes it.
  *
- * What the GGUF files (gguf_blocks.c, gguf_write.c, gguf_read.c, gguf_checkpoint.c) share:
+ * What the GGUF files (gguf_blocks.c, gguf_encode.c, gguf_write.c, gguf_read.c,
+ * gguf_checkpoint.c, imatrix_write.c) share:
  * ggml's block formats, declared once, with a table indexed by ggml type id; the GGUF
  * container's constants; and the validated view of a GGUF file that the reader builds (and
  * tests list).
@@ -39,6 +40,15 @@ typedef enum qc_gguf_vtype {
 } qc_gguf_vtype;
 
 /* Bytes of one value of a fixed-size type; 0 for strings, arrays and unknown types. */
+/* Encoders of the container's values, appended to b (gguf_encode.c; a failed append sets
+ * b->failed, checked once at the end). */
+void qc_gguf_put_u32(qc_sb *b, uint32_t v);
+void qc_gguf_put_u64(qc_sb *b, uint64_t v);
+void qc_gguf_put_f32(qc_sb *b, float f);
+void qc_gguf_put_str(qc_sb *b, const char *s, size_t n);          /* u64 length, the bytes */
+void qc_gguf_put_key(qc_sb *b, const char *key, uint32_t vtype);  /* a metadata key and its value type */
+void qc_gguf_put_pad(qc_sb *b); /* zeros up to the next multiple of QC_GGUF_ALIGNMENT of b->len */
+
 size_t qc_gguf_vtype_size(uint32_t t);
 const char *qc_gguf_vtype_name(uint32_t t); /* "u32", "str", ...; "?" when unknown */
 

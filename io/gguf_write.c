@@ -18,16 +18,17 @@
  *
  * Tensors, ggml order ne = [in, out], the same bytes as a row-major [out, in] weight:
  * token_embd.weight (opts->embed_type, or the source's quantized embedding), output_norm.weight
- * (F32), output.weight (opts->output_type of read(); written even for a tied classifier, as
- * llama.cpp's converters do, and then from read() even when the embedding is quantized), and
+ * (F32), output.weight (the source's quantized classifier, else opts->output_type of read();
+ * written even for a tied classifier, as llama.cpp's converters do, and then apart from the
+ * embedding even when that is quantized), and
  * per block attn_norm, ffn_norm (F32), attn_q/k/v/output, ffn_gate/up/down, and the attention
  * biases the model has as attn_q/k/v/output.bias (F32; llama.cpp's llama architecture loads
  * them when present); last, for scaled RoPE (Llama 3's rope_scaling), rope_freqs.weight, F32
  * [head_dim / 2]: the factor llama.cpp divides each frequency by (io/rope_freqs.c), as its
- * converter writes it. A linear, or the token embedding, that src holds quantized (qweight())
+ * converter writes it. A linear, the token embedding or the classifier that src holds quantized (qweight())
  * is written as its own blocks, its type decided by them (gguf_blocks.c checks they fit; a
  * K-quant weight's super-blocks are packed as the solver left them, NaN or Inf factors refused);
- * other linears as opts->float_type of read(). An unquantized embedding and the classifier go
+ * other linears as opts->float_type of read(). An unquantized embedding and classifier go
  * through ggml's reference quantizers when a block type is asked for. Q and K rows, and their biases', stay interleaved
  * (llama.cpp's RoPE layout for this architecture; its converter permutes a Llama's HF biases
  * the same way).
@@ -42,67 +43,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a growable byte buffer for the header ---------------------------------------------------------- */
+/* ---- the metadata: entries counted as they are appended ----------------------------------------- */
 
-typedef struct bytes {
-    uint8_t *p;
-    size_t len, cap;
-    bool failed;
-    uint64_t nkv; /* metadata entries begun in it */
-} bytes;
+typedef struct meta {
+    qc_sb b;
+    uint64_t n; /* entries begun in b */
+} meta;
 
-static void put(bytes *b, const void *data, size_t n) {
-    if (b->failed) return;
-    if (b->cap - b->len < n) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
+static void key(meta *m, const char *k, uint32_t type) {
+    m->n++;
+    qc_gguf_put_key(&m->b, k, type);
 }
 
-static void put_u32(bytes *b, uint32_t v) {
-    uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-    put(b, x, 4);
+static void kv_u32(meta *m, const char *k, uint32_t v) { key(m, k, QC_GGUF_V_U32), qc_gguf_put_u32(&m->b, v); }
+static void kv_f32(meta *m, const char *k, float v) { key(m, k, QC_GGUF_V_F32), qc_gguf_put_f32(&m->b, v); }
+static void kv_bool(meta *m, const char *k, bool v) { char x = v; key(m, k, QC_GGUF_V_BOOL), qc_sb_append(&m->b, &x, 1); }
+static void kv_str(meta *m, const char *k, const char *v) {
+    key(m, k, QC_GGUF_V_STRING), qc_gguf_put_str(&m->b, v, strlen(v));
 }
 
-static void put_u64(bytes *b, uint64_t v) {
-    put_u32(b, (uint32_t)v);
-    put_u32(b, (uint32_t)(v >> 32));
-}
-
-static void put_f32(bytes *b, float f) {
-    union { float f; uint32_t u; } x = { f };
-    put_u32(b, x.u);
-}
-
-static void put_str(bytes *b, const char *s, size_t n) {
-    put_u64(b, n);
-    put(b, s, n);
-}
-
-static void key(bytes *b, const char *k, uint32_t type) {
-    b->nkv++;
-    put_str(b, k, strlen(k));
-    put_u32(b, type);
-}
-
-static void kv_u32(bytes *b, const char *k, uint32_t v) { key(b, k, QC_GGUF_V_U32), put_u32(b, v); }
-static void kv_f32(bytes *b, const char *k, float v) { key(b, k, QC_GGUF_V_F32), put_f32(b, v); }
-static void kv_bool(bytes *b, const char *k, bool v) { uint8_t x = v; key(b, k, QC_GGUF_V_BOOL), put(b, &x, 1); }
-static void kv_str(bytes *b, const char *k, const char *v) { key(b, k, QC_GGUF_V_STRING), put_str(b, v, strlen(v)); }
-
-static void array(bytes *b, const char *k, uint32_t elem_type, uint64_t n) {
-    key(b, k, QC_GGUF_V_ARRAY);
-    put_u32(b, elem_type);
-    put_u64(b, n);
+static void array(meta *m, const char *k, uint32_t elem_type, uint64_t n) {
+    key(m, k, QC_GGUF_V_ARRAY);
+    qc_gguf_put_u32(&m->b, elem_type);
+    qc_gguf_put_u64(&m->b, n);
 }
 
 /* ---- the vocabulary -------------------------------------------------------------------------------- */
@@ -135,54 +98,55 @@ static qc_status check_vocab(const qc_tokenizer *t, const qc_config *c, const ch
 
 /* tokenizer.ggml.*: a llama2.c vocabulary with its spaces written as U+2581; a tokenizer.json
  * one with its pieces as they are, "gpt2" (merges) or "llama" (scores) by its family. */
-static void put_vocab(bytes *b, const qc_tokenizer *t, int n) {
+static void put_vocab(meta *m, const qc_tokenizer *t, int n) {
     bool gpt2 = qc_tokenizer_byte_level(t);
     char pad[32];
-    kv_str(b, "tokenizer.ggml.model", gpt2 ? "gpt2" : "llama");
-    if (qc_tokenizer_pre_name(t)) kv_str(b, "tokenizer.ggml.pre", qc_tokenizer_pre_name(t));
-    array(b, "tokenizer.ggml.tokens", QC_GGUF_V_STRING, (uint64_t)n);
+    kv_str(m, "tokenizer.ggml.model", gpt2 ? "gpt2" : "llama");
+    if (qc_tokenizer_pre_name(t)) kv_str(m, "tokenizer.ggml.pre", qc_tokenizer_pre_name(t));
+    array(m, "tokenizer.ggml.tokens", QC_GGUF_V_STRING, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         if (i >= t->vocab_size) {
             snprintf(pad, sizeof pad, "[PAD%d]", i);
-            put_str(b, pad, strlen(pad));
+            qc_gguf_put_str(&m->b, pad, strlen(pad));
             continue;
         }
         const char *s = t->pieces[i];
         int len = t->piece_len[i], spaces = 0;
         if (t->hf) {
-            put_str(b, s, (size_t)len);
+            qc_gguf_put_str(&m->b, s, (size_t)len);
             continue;
         }
         for (int k = 0; k < len; k++) spaces += s[k] == ' ';
-        put_u64(b, (uint64_t)len + 2 * (uint64_t)spaces);
+        qc_gguf_put_u64(&m->b, (uint64_t)len + 2 * (uint64_t)spaces);
         for (int k = 0; k < len; k++) {
-            if (s[k] == ' ') put(b, spm_space, 3);
-            else put(b, &s[k], 1);
+            if (s[k] == ' ') qc_sb_append(&m->b, spm_space, 3);
+            else qc_sb_append(&m->b, &s[k], 1);
         }
     }
     if (!gpt2) {
-        array(b, "tokenizer.ggml.scores", QC_GGUF_V_F32, (uint64_t)n);
-        for (int i = 0; i < n; i++) put_f32(b, i < t->vocab_size ? t->scores[i] : 0.0f);
+        array(m, "tokenizer.ggml.scores", QC_GGUF_V_F32, (uint64_t)n);
+        for (int i = 0; i < n; i++) qc_gguf_put_f32(&m->b, i < t->vocab_size ? t->scores[i] : 0.0f);
     }
-    array(b, "tokenizer.ggml.token_type", QC_GGUF_V_I32, (uint64_t)n);
-    for (int i = 0; i < n; i++) put_u32(b, (uint32_t)(i < t->vocab_size ? qc_tokenizer_token_type(t, i) : QC_TOKEN_UNUSED));
+    array(m, "tokenizer.ggml.token_type", QC_GGUF_V_I32, (uint64_t)n);
+    for (int i = 0; i < n; i++)
+        qc_gguf_put_u32(&m->b, (uint32_t)(i < t->vocab_size ? qc_tokenizer_token_type(t, i) : QC_TOKEN_UNUSED));
     if (gpt2) {
         int nm = qc_tokenizer_merge_count(t);
-        array(b, "tokenizer.ggml.merges", QC_GGUF_V_STRING, (uint64_t)nm);
+        array(m, "tokenizer.ggml.merges", QC_GGUF_V_STRING, (uint64_t)nm);
         for (int i = 0; i < nm; i++) {
             int32_t l, r;
             qc_tokenizer_merge(t, i, &l, &r);
-            put_u64(b, (uint64_t)t->piece_len[l] + 1 + (uint64_t)t->piece_len[r]);
-            put(b, t->pieces[l], (size_t)t->piece_len[l]);
-            put(b, " ", 1);
-            put(b, t->pieces[r], (size_t)t->piece_len[r]);
+            qc_gguf_put_u64(&m->b, (uint64_t)t->piece_len[l] + 1 + (uint64_t)t->piece_len[r]);
+            qc_sb_append(&m->b, t->pieces[l], (size_t)t->piece_len[l]);
+            qc_sb_append(&m->b, " ", 1);
+            qc_sb_append(&m->b, t->pieces[r], (size_t)t->piece_len[r]);
         }
     }
-    if (t->bos_id >= 0) kv_u32(b, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
-    if (t->eos_id >= 0) kv_u32(b, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
-    if (qc_tokenizer_unk_id(t) >= 0) kv_u32(b, "tokenizer.ggml.unknown_token_id", (uint32_t)qc_tokenizer_unk_id(t));
-    kv_bool(b, "tokenizer.ggml.add_bos_token", t->add_bos);
-    kv_bool(b, "tokenizer.ggml.add_eos_token", false);
+    if (t->bos_id >= 0) kv_u32(m, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
+    if (t->eos_id >= 0) kv_u32(m, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
+    if (qc_tokenizer_unk_id(t) >= 0) kv_u32(m, "tokenizer.ggml.unknown_token_id", (uint32_t)qc_tokenizer_unk_id(t));
+    kv_bool(m, "tokenizer.ggml.add_bos_token", t->add_bos);
+    kv_bool(m, "tokenizer.ggml.add_eos_token", false);
 }
 
 /* ---- the tensors ------------------------------------------------------------------------------------- */
@@ -248,7 +212,7 @@ static qc_status plan(const qc_weight_source *src, const qc_gguf_export_opts *o,
         qc_gguf_type ty = t->rows == 1 ? QC_GGUF_F32
                         : t->w == QC_W_EMBED ? o->embed_type
                         : t->w == QC_W_CLASSIFIER ? o->output_type : o->float_type;
-        bool solver = qc_weight_is_linear(t->w) || t->w == QC_W_EMBED; /* the classifier: always from read() */
+        bool solver = qc_weight_is_linear(t->w) || t->w == QC_W_EMBED || t->w == QC_W_CLASSIFIER;
         t->qw = solver && src->qweight ? src->qweight(src->ctx, t->w, t->layer) : NULL;
         if (t->qw) {
             char what[QC_GGUF_MAX_NAME + 300];
@@ -284,9 +248,9 @@ static uint32_t file_type(const tensor *ts, int nt) {
 }
 
 /* The whole header, padded to the alignment; sets every tensor's offset. */
-static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_export_opts *o, tensor *ts, int nt) {
+static void put_header(qc_sb *b, const qc_weight_source *src, const qc_gguf_export_opts *o, tensor *ts, int nt) {
     const qc_config *c = src->cfg;
-    bytes kv = { 0 };
+    meta kv = { 0 };
     kv_str(&kv, "general.architecture", "llama");
     char name[256] = "llama";
     if (o->name && *o->name) { /* the path's last part, trailing slashes and a model file's extension dropped */
@@ -320,31 +284,30 @@ static void put_header(bytes *b, const qc_weight_source *src, const qc_gguf_expo
     kv_f32(&kv, "llama.rope.freq_base", c->rope_theta);
     put_vocab(&kv, o->tok, c->vocab_size);
 
-    put(b, QC_GGUF_MAGIC, 4);
-    put_u32(b, QC_GGUF_VERSION);
-    put_u64(b, (uint64_t)nt);
-    put_u64(b, kv.nkv);
-    if (kv.failed) b->failed = true;
-    else put(b, kv.p, kv.len);
-    free(kv.p);
+    qc_sb_append(b, QC_GGUF_MAGIC, 4);
+    qc_gguf_put_u32(b, QC_GGUF_VERSION);
+    qc_gguf_put_u64(b, (uint64_t)nt);
+    qc_gguf_put_u64(b, kv.n);
+    if (kv.b.failed) b->failed = true;
+    else qc_sb_append(b, kv.b.s, kv.b.len);
+    qc_sb_free(&kv.b);
     uint64_t off = 0;
     for (int i = 0; i < nt; i++) {
         tensor *t = &ts[i];
-        put_str(b, t->name, strlen(t->name));
-        put_u32(b, t->rows == 1 ? 1 : 2);
-        put_u64(b, (uint64_t)t->cols);
-        if (t->rows != 1) put_u64(b, (uint64_t)t->rows);
-        put_u32(b, t->type->id);
+        qc_gguf_put_str(b, t->name, strlen(t->name));
+        qc_gguf_put_u32(b, t->rows == 1 ? 1 : 2);
+        qc_gguf_put_u64(b, (uint64_t)t->cols);
+        if (t->rows != 1) qc_gguf_put_u64(b, (uint64_t)t->rows);
+        qc_gguf_put_u32(b, t->type->id);
         t->offset = off;
-        put_u64(b, off);
+        qc_gguf_put_u64(b, off);
         off += (t->nbytes + QC_GGUF_ALIGNMENT - 1) / QC_GGUF_ALIGNMENT * QC_GGUF_ALIGNMENT;
     }
-    static const uint8_t zeros[QC_GGUF_ALIGNMENT];
-    put(b, zeros, (QC_GGUF_ALIGNMENT - b->len % QC_GGUF_ALIGNMENT) % QC_GGUF_ALIGNMENT);
+    qc_gguf_put_pad(b);
 }
 
 /* One tensor's bytes (t->nbytes) into out: the solver's blocks as they are, or read() converted
- * (or, for the embedding and classifier, quantized by ggml's reference quantizer). */
+ * (or, for an unquantized embedding and classifier, quantized by ggml's reference quantizer). */
 static qc_status tensor_bytes(const qc_weight_source *src, const tensor *t, float *buf, uint8_t *out, const char *path,
                               qc_err *e) {
     size_t rb = qc_gguf_row_bytes(t->type, t->cols);
@@ -392,7 +355,7 @@ qc_status qc_gguf_export(const qc_weight_source *src, const char *path, const qc
     int nt = QC_CK_NGLOBAL + c->n_layers * QC_CK_NLAYER + 1; /* + rope_freqs */
     tensor *ts = qc_calloc((size_t)nt, sizeof *ts, e, path);
     if (!ts) return QC_ERR_NOMEM;
-    bytes hdr = { 0 };
+    qc_sb hdr = { 0 };
     float *buf = NULL;
     uint8_t *out = NULL;
     qc_outfile of = { 0 };
@@ -410,7 +373,7 @@ qc_status qc_gguf_export(const qc_weight_source *src, const char *path, const qc
         else if (!out) st = QC_ERR_NOMEM;
     }
     if (!st) st = qc_out_open(&of, path, e);
-    if (!st) st = qc_out_write(&of, hdr.p, hdr.len, e);
+    if (!st) st = qc_out_write(&of, hdr.s, hdr.len, e);
     size_t total = hdr.len;
     for (int i = 0; i < nt && !st; i++) {
         const tensor *t = &ts[i];
@@ -441,7 +404,7 @@ qc_status qc_gguf_export(const qc_weight_source *src, const char *path, const qc
                 path, nt, (double)total / (1 << 20), lin, ts[0].type->name,
                 ts[0].qw ? " (quantized by the source)" : "", ts[2].type->name);
     }
-    free(hdr.p);
+    qc_sb_free(&hdr);
     free(buf);
     free(out);
     free(ts);

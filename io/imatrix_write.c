@@ -36,71 +36,58 @@ typedef struct entry {
 
 static int cmp_entry(const void *a, const void *b) { return strcmp(((const entry *)a)->name, ((const entry *)b)->name); }
 
-/* little-endian values into a byte buffer (qc_sb; `failed` is checked once at the end) */
-static void put_u32(qc_sb *b, uint32_t v) {
-    uint8_t x[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-    qc_sb_append(b, (const char *)x, 4);
-}
-static void put_u64(qc_sb *b, uint64_t v) { put_u32(b, (uint32_t)v), put_u32(b, (uint32_t)(v >> 32)); }
-static void put_f32(qc_sb *b, float f) {
-    union { float f; uint32_t u; } x = { f };
-    put_u32(b, x.u);
-}
-static void put_str(qc_sb *b, const char *s) { put_u64(b, strlen(s)), qc_sb_append(b, s, strlen(s)); }
-static void pad(qc_sb *b) {
-    static const char zeros[QC_GGUF_ALIGNMENT];
-    qc_sb_append(b, zeros, (QC_GGUF_ALIGNMENT - b->len % QC_GGUF_ALIGNMENT) % QC_GGUF_ALIGNMENT);
-}
+/* A C string as GGUF writes it (u64 length, bytes). */
+static void put_str(qc_sb *b, const char *s) { qc_gguf_put_str(b, s, strlen(s)); }
 
 static void put_gguf(qc_sb *b, const qc_imatrix_src *m, const entry *es, int ne) {
     qc_sb_append(b, QC_GGUF_MAGIC, 4);
-    put_u32(b, QC_GGUF_VERSION);
-    put_u64(b, 2 * (uint64_t)ne);
-    put_u64(b, 4);
-    put_str(b, "general.type"), put_u32(b, QC_GGUF_V_STRING), put_str(b, "imatrix");
-    put_str(b, "imatrix.datasets"), put_u32(b, QC_GGUF_V_ARRAY), put_u32(b, QC_GGUF_V_STRING);
-    put_u64(b, (uint64_t)m->ndatasets);
+    qc_gguf_put_u32(b, QC_GGUF_VERSION);
+    qc_gguf_put_u64(b, 2 * (uint64_t)ne);
+    qc_gguf_put_u64(b, 4);
+    qc_gguf_put_key(b, "general.type", QC_GGUF_V_STRING), put_str(b, "imatrix");
+    qc_gguf_put_key(b, "imatrix.datasets", QC_GGUF_V_ARRAY), qc_gguf_put_u32(b, QC_GGUF_V_STRING);
+    qc_gguf_put_u64(b, (uint64_t)m->ndatasets);
     for (int i = 0; i < m->ndatasets; i++) put_str(b, m->datasets[i]);
-    put_str(b, "imatrix.chunk_count"), put_u32(b, QC_GGUF_V_U32), put_u32(b, (uint32_t)m->chunks);
-    put_str(b, "imatrix.chunk_size"), put_u32(b, QC_GGUF_V_U32), put_u32(b, (uint32_t)m->chunk_size);
+    qc_gguf_put_key(b, "imatrix.chunk_count", QC_GGUF_V_U32), qc_gguf_put_u32(b, (uint32_t)m->chunks);
+    qc_gguf_put_key(b, "imatrix.chunk_size", QC_GGUF_V_U32), qc_gguf_put_u32(b, (uint32_t)m->chunk_size);
     uint64_t off = 0;
     for (int i = 0; i < ne; i++) {
         char name[QC_GGUF_MAX_NAME + 16];
         for (int k = 0; k < 2; k++) { /* in_sum2 [n, 1], then counts [1, 1] */
             snprintf(name, sizeof name, "%s.%s", es[i].name, k ? "counts" : "in_sum2");
             put_str(b, name);
-            put_u32(b, 2);
-            put_u64(b, k ? 1 : (uint64_t)es[i].n), put_u64(b, 1);
-            put_u32(b, QC_GGUF_F32);
-            put_u64(b, off);
+            qc_gguf_put_u32(b, 2);
+            qc_gguf_put_u64(b, k ? 1 : (uint64_t)es[i].n), qc_gguf_put_u64(b, 1);
+            qc_gguf_put_u32(b, QC_GGUF_F32);
+            qc_gguf_put_u64(b, off);
             uint64_t bytes = 4 * (k ? 1 : (uint64_t)es[i].n);
             off += (bytes + QC_GGUF_ALIGNMENT - 1) / QC_GGUF_ALIGNMENT * QC_GGUF_ALIGNMENT;
         }
     }
-    pad(b);
+    qc_gguf_put_pad(b);
     for (int i = 0; i < ne; i++) {
         const double *s = m->sum_sq(m->ctx, es[i].w, es[i].layer);
-        for (int j = 0; j < es[i].n; j++) put_f32(b, (float)s[j]);
-        pad(b);
-        put_f32(b, (float)m->tokens);
-        pad(b);
+        for (int j = 0; j < es[i].n; j++) qc_gguf_put_f32(b, (float)s[j]);
+        qc_gguf_put_pad(b);
+        qc_gguf_put_f32(b, (float)m->tokens);
+        qc_gguf_put_pad(b);
     }
 }
 
 static void put_dat(qc_sb *b, const qc_imatrix_src *m, const entry *es, int ne) {
     int64_t ncall = (m->tokens + m->chunk_size - 1) / m->chunk_size;
-    put_u32(b, (uint32_t)ne);
+    qc_gguf_put_u32(b, (uint32_t)ne);
     for (int i = 0; i < ne; i++) {
-        put_u32(b, (uint32_t)strlen(es[i].name));
+        qc_gguf_put_u32(b, (uint32_t)strlen(es[i].name));
         qc_sb_append(b, es[i].name, strlen(es[i].name));
-        put_u32(b, (uint32_t)ncall);
-        put_u32(b, (uint32_t)es[i].n);
+        qc_gguf_put_u32(b, (uint32_t)ncall);
+        qc_gguf_put_u32(b, (uint32_t)es[i].n);
         const double *s = m->sum_sq(m->ctx, es[i].w, es[i].layer);
-        for (int j = 0; j < es[i].n; j++) put_f32(b, (float)(s[j] / (double)m->tokens * (double)ncall));
+        for (int j = 0; j < es[i].n; j++) qc_gguf_put_f32(b, (float)(s[j] / (double)m->tokens * (double)ncall));
     }
-    put_u32(b, (uint32_t)m->chunks);
+    qc_gguf_put_u32(b, (uint32_t)m->chunks);
     const char *ds = m->ndatasets ? m->datasets[m->ndatasets - 1] : "";
-    put_u32(b, (uint32_t)strlen(ds));
+    qc_gguf_put_u32(b, (uint32_t)strlen(ds));
     qc_sb_append(b, ds, strlen(ds));
 }
 

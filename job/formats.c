@@ -250,6 +250,11 @@ qc_status qc_job_gguf_mix(qc_job *j, const qc_config *c, qc_err *e) {
     if (!st && !j->s.gguf_embed_type && !j->s.embed_bits && !(st = gguf_fit(j, "token_embd.weight", c->dim, &et, e)))
         j->gguf_embed = et;
     if (!st && !j->given.gguf_output_type && !(st = gguf_fit(j, "output.weight", c->dim, &ot, e))) j->gguf_output = ot;
+    /* GPTQ calibrates the two into their types too (calib/classifier.c, calib/embedding.c) */
+    bool gptq = qc_method_info_of(j->o.method)->gptq;
+    if (!st && gptq && qc_gguf_type_block(j->gguf_output) > 1) j->o.classifier = gguf_block_spec(j->gguf_output, false);
+    if (!st && gptq && !j->s.embed_bits && qc_gguf_type_block(j->gguf_embed) > 1)
+        j->o.embed = gguf_block_spec(j->gguf_embed, false), j->o.embed_gptq = true;
     j->desc.gguf_embed = j->gguf_embed, j->desc.gguf_output = j->gguf_output;
     return st;
 }

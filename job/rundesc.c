@@ -24,8 +24,9 @@ void qc_run_desc_recipe(const qc_run_desc *d, qc_recipe *r) {
     r->bits = r->groupsize = r->sym = QC_RECIPE_UNSET;
     if (!o->no_quant) r->bits = o->spec.bits, r->groupsize = o->spec.groupsize > 0 ? o->spec.groupsize : 0, r->sym = o->spec.sym;
     r->act_bits = d->act_bits > 0 ? d->act_bits : QC_RECIPE_UNSET;
-    r->embed_bits = o->embed.bits > 0 ? o->embed.bits : QC_RECIPE_UNSET;
-    r->embed_groupsize = o->embed.bits > 0 ? o->embed.groupsize : QC_RECIPE_UNSET;
+    bool embed = o->embed.bits > 0 && !o->embed_gptq; /* asked for, not a K-quant mix's (gguf_embed_type) */
+    r->embed_bits = embed ? o->embed.bits : QC_RECIPE_UNSET;
+    r->embed_groupsize = embed ? o->embed.groupsize : QC_RECIPE_UNSET;
     bool gptq = qc_method_info_of(o->method)->gptq;
     r->percdamp = gptq ? d->percdamp : NAN;
     r->blocksize = gptq ? o->gptq.blocksize : QC_RECIPE_UNSET;
@@ -136,7 +137,7 @@ cJSON *qc_run_desc_json(const qc_run_desc *d) {
     cJSON_AddNumberToObject(s, "seed", (double)d->seed);
     cJSON_AddStringToObject(s, "act_dtype", act_dtype_name(o->act_dtype));
     if (d->act_bits) cJSON_AddNumberToObject(s, "act_quant_bits", d->act_bits);
-    if (o->embed.bits) {
+    if (o->embed.bits && !o->embed_gptq) {
         cJSON *em = cJSON_AddObjectToObject(s, "embedding");
         cJSON_AddNumberToObject(em, "bits", o->embed.bits);
         cJSON_AddNumberToObject(em, "groupsize", o->embed.groupsize > 0 ? o->embed.groupsize : -1);

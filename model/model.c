@@ -110,13 +110,17 @@ qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, flo
     return QC_OK;
 }
 
+void qc_model_final_norm(const qc_model *m, const float *x, int ntok, float *xn) {
+    qc_rmsnorm(x, m->final_norm, ntok, m->cfg.dim, m->cfg.norm_eps, xn);
+}
+
 qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *e) {
     const qc_config *c = &m->cfg;
     if (!m->classifier) {
         qc_status st = qc_weight_load(m->ck, QC_W_CLASSIFIER, 0, &m->classifier, e);
         if (st) return st;
     }
-    qc_rmsnorm(x, m->final_norm, ntok, c->dim, c->norm_eps, x);
+    qc_model_final_norm(m, x, ntok, x);
     return qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits, e);
 }
 

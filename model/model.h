@@ -194,6 +194,9 @@ qc_status qc_model_embed_hash(const qc_model *m, uint64_t *h, qc_err *e);
 /* x (ntok, dim) = embedding rows of tokens; ids outside the vocabulary are an error. */
 qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e);
 
+/* xn (ntok, dim) = the final RMSNorm of x (ntok, dim): the classifier's input; xn may be x. */
+void qc_model_final_norm(const qc_model *m, const float *x, int ntok, float *xn);
+
 /* Final RMSNorm (x is normalised in place) and classifier: logits (ntok, vocab). */
 qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *e);
 
