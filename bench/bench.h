@@ -60,14 +60,15 @@ static inline const char *bench_env_or(const char *name, const char *fallback) {
     return v && *v ? v : fallback;
 }
 
-/* Runs argv (argv[0] a path); its wall seconds and peak RSS in KB (maxrss_kb may be NULL).
+/* Runs argv (argv[0] a path, or a name looked up on the PATH); its wall seconds and peak RSS in
+ * KB (maxrss_kb may be NULL).
  * Returns the exit status (-1: not run or killed). */
 static inline int bench_run(char *const argv[], double *seconds, long *maxrss_kb) {
     double t0 = qc_now();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
-        execv(argv[0], argv);
+        execvp(argv[0], argv);
         _exit(127);
     }
     int status = 0;

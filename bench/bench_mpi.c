@@ -82,13 +82,13 @@ static int transfer_main(void) {
 
 /* The link's rate in bytes/s from a 2-rank sum (each byte crosses twice: to the piece's owner
  * and back in its broadcast, one after the other) and from the broadcasts; 0 when not measured. */
-static void measure_transfer(const char *mpirun, double *sum_rate, double *bcast_rate) {
+static void measure_transfer(double *sum_rate, double *bcast_rate) {
     char self[1024], cmd[3000], line[256];
     *sum_rate = *bcast_rate = 0;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return;
     self[n] = '\0';
-    snprintf(cmd, sizeof cmd, "'%s' --oversubscribe --allow-run-as-root -np %d '%s' --transfer", mpirun, RANKS, self);
+    snprintf(cmd, sizeof cmd, "mpirun --oversubscribe --allow-run-as-root -np %d '%s' --transfer", RANKS, self);
     FILE *p = popen(cmd, "r");
     size_t sb = 0, bb = 0;
     double ts = 0, tb = 0;
@@ -103,12 +103,14 @@ static void measure_transfer(const char *mpirun, double *sum_rate, double *bcast
 /* A run's wall time and summary.json's split. */
 typedef struct split { double wall, calib, forward, stats, solve, write; } split;
 
-/* path of name on the PATH into buf; false when not found. */
-static bool on_path(const char *name, char *buf, size_t size) {
+/* Whether name is an executable on the PATH. (Run by its name: Open MPI takes an mpirun
+ * started by its full path as a --prefix.) */
+static bool on_path(const char *name) {
+    char buf[1024];
     const char *path = getenv("PATH");
     for (const char *p = path; p && *p;) {
         size_t len = strcspn(p, ":");
-        snprintf(buf, size, "%.*s/%s", (int)len, p, name);
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)len, p, name);
         if (len && access(buf, X_OK) == 0) return true;
         p += len + (p[len] == ':');
     }
@@ -286,9 +288,8 @@ int main(int argc, char **argv) {
     const char *q = bench_env_or("QCALIB", "build/qcalib"), *shared = bench_env_or("QCALIB_SHARED", "../shared");
     const char *data = bench_env_or("BENCH_DATA", "build/bench-data");
     double net_gbs = atof(bench_env_or("BENCH_NET_GBS", "10"));
-    char mpirun[1024];
     if (!built_with_mpi(q)) return skipped(json_out, "this qcalib was built without MPI (qcalib --version)"), 0;
-    if (!on_path("mpirun", mpirun, sizeof mpirun)) return skipped(json_out, "no mpirun on the PATH"), 0;
+    if (!on_path("mpirun")) return skipped(json_out, "no mpirun on the PATH"), 0;
     if (!qc_dist_built()) return skipped(json_out, "this benchmark was built without MPI"), 0;
     if (net_gbs <= 0) net_gbs = 10;
 
@@ -307,13 +308,13 @@ int main(int argc, char **argv) {
     if (bench_synth_model("bench_mpi", q, "1b", model) != 0) return 1;
 
     double sum_rate, link;
-    measure_transfer(mpirun, &sum_rate, &link);
+    measure_transfer(&sum_rate, &link);
     char ns[16], gs[16], np[16];
     snprintf(ns, sizeof ns, "%d", NSAMPLES), snprintf(gs, sizeof gs, "%d", GROUPSIZE), snprintf(np, sizeof np, "%d", RANKS);
     char *job[] = { (char *)q, "--method", "gptq", "--wbits", "4", "--groupsize", gs, "--model", model, "--calib", calib,
                     "--nsamples", ns, "--seqlen", "512", "--compute", "f32" };
     enum { JOB = sizeof job / sizeof *job, PRE = 5 }; /* run_job adds 6 arguments and the NULL */
-    char *argv_mpi[PRE + JOB + 7] = { mpirun, "--oversubscribe", "--allow-run-as-root", "-np", np };
+    char *argv_mpi[PRE + JOB + 7] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", np };
     char *argv_plain[JOB + 7];
     memcpy(argv_mpi + PRE, job, sizeof job);
     memcpy(argv_plain, job, sizeof job);
