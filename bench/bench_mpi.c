@@ -264,7 +264,7 @@ static projection project(const qc_config *c, int nwin, int seqlen, int nodes, i
 }
 
 static void print_projection(const char *label, const projection *p) {
-    printf("  %-34s %7.2f %7.2f %7.2f %7.2f %8.3f %7.3f %6.3f %8.2f\n", label, p->forward / 3600, p->stats / 3600,
+    printf("  %-38s %7.2f %7.2f %7.2f %7.2f %8.3f %7.3f %6.3f %8.2f\n", label, p->forward / 3600, p->stats / 3600,
            p->sums / 3600, p->solves / 3600, p->results / 3600, p->checkpoint / 3600, p->write / 3600, p->total / 3600);
 }
 
@@ -394,7 +394,7 @@ int main(int argc, char **argv) {
     printf("  per block: Hessian upper triangles %.2f GB + other statistics %.3f GB summed, results %.2f GB broadcast, "
            "checkpoint %.2f GB gathered on rank 0\n", bb.hessians / 1e9, (bb.stats - bb.hessians) / 1e9, bb.results / 1e9,
            bb.checkpoint / 1e9);
-    printf("  %-34s %7s %7s %7s %7s %8s %7s %6s %8s\n", "hours", "forward", "stats", "sums", "solves", "results",
+    printf("  %-38s %7s %7s %7s %7s %8s %7s %6s %8s\n", "hours", "forward", "stats", "sums", "solves", "results",
            "ckpt", "write", "total");
     projection one = project(&big, NWIN, WINLEN, 1, CORES, 1, &r);
     print_projection("1 node x 32 cores", &one);
