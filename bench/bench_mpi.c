@@ -5,7 +5,8 @@
  *   - `mpirun -np 2 qcalib … --threads 1`: two ranks of one thread each;
  *   - the plain run (no mpirun) on 2 threads, and on 1 thread. The 1-thread figures are
  *     bench_e2e's when its JSON lies beside OUT.json with the same job (`make bench` runs
- *     bench_e2e first, minutes before: that keeps this program near 8 minutes), else it runs.
+ *     bench_e2e first, minutes before: that keeps this program to two runs of the job), else
+ *     it runs here.
  * Prints:
  *   - each run's wall time and split, and the ratio of the 2-rank run to the plain ones;
  *   - per rank (summary.json's distributed.per_rank): its calibration seconds, the time inside
@@ -34,7 +35,6 @@
 #include "calib/calib.h"
 #include "dist/dist.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,10 +309,11 @@ int main(int argc, char **argv) {
 
     double sum_rate, link;
     measure_transfer(&sum_rate, &link);
-    char ns[16], gs[16], np[16];
-    snprintf(ns, sizeof ns, "%d", NSAMPLES), snprintf(gs, sizeof gs, "%d", GROUPSIZE), snprintf(np, sizeof np, "%d", RANKS);
+    char ns[16], sl[16], gs[16], np[16];
+    snprintf(ns, sizeof ns, "%d", NSAMPLES), snprintf(sl, sizeof sl, "%d", SEQLEN);
+    snprintf(gs, sizeof gs, "%d", GROUPSIZE), snprintf(np, sizeof np, "%d", RANKS);
     char *job[] = { (char *)q, "--method", "gptq", "--wbits", "4", "--groupsize", gs, "--model", model, "--calib", calib,
-                    "--nsamples", ns, "--seqlen", "512", "--compute", "f32" };
+                    "--nsamples", ns, "--seqlen", sl, "--compute", "f32" };
     enum { JOB = sizeof job / sizeof *job, PRE = 5 }; /* run_job adds 6 arguments and the NULL */
     char *argv_mpi[PRE + JOB + 7] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", np };
     char *argv_plain[JOB + 7];
@@ -335,7 +336,8 @@ int main(int argc, char **argv) {
     printf("\n  %-36s %8s %8s %8s %8s %8s %7s %s\n", "run", "wall s", "calib s", "forward", "stats", "solve", "write",
            "its wall / 2 ranks'");
     const split *runs[3] = { &m, &p2, &p1 };
-    const char *names[3] = { "mpirun -np 2, 1 thread each", "plain, 2 threads", reused ? "plain, 1 thread (bench_e2e's)" : "plain, 1 thread" };
+    const char *names[3] = { "mpirun -np 2, 1 thread each", "plain, 2 threads",
+                             reused ? "plain, 1 thread (bench_e2e's)" : "plain, 1 thread" };
     for (int i = 0; i < 3; i++)
         printf("  %-36s %8.1f %8.1f %8.1f %8.1f %8.1f %7.1f %.2fx\n", names[i], runs[i]->wall, runs[i]->calib,
                runs[i]->forward, runs[i]->stats, runs[i]->solve, runs[i]->write, runs[i]->wall / m.wall);
