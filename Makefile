@@ -47,7 +47,7 @@ DEPS_OK := $(BUILD)/.deps-ok
 .PHONY: all test asan demo bench bench-7b deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
 ifneq ($(MPI),on)
-$(info qcalib: MPI is off (no mpicc found): the binary runs as one process; install libopenmpi-dev for mpirun)
+$(info qcalib: MPI is off (MPI=off, or no mpicc found): the binary runs as one process; install libopenmpi-dev for mpirun)
 endif
 
 deps: $(DEPS_OK)
