@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("qcalib %s\n", QCALIB_VERSION);
-        printf("MPI: %s\n", qc_dist_built() ? "on (mpirun -np N qcalib … calibrates on N ranks)" : "off (built without mpicc)");
+        printf("MPI: %s\n", qc_dist_built() ? "on (mpirun -np N qcalib … calibrates on N ranks)" : "off (built without MPI: MPI=off, or no mpicc)");
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

@@ -14,7 +14,7 @@ qc_status qc_dist_open(qc_dist **d, qc_err *e) {
     if (!n) n = getenv("PMI_SIZE");
     if (n && atoi(n) > 1)
         return qc_fail(e, QC_ERR_UNSUPPORTED, "launched as one of %s processes, but this qcalib was built without MPI "
-                       "(the build found no mpicc): install libopenmpi-dev and rebuild, or run it without mpirun", n);
+                       "(MPI=off, or no mpicc at build time): install libopenmpi-dev and rebuild, or run it without mpirun", n);
     return QC_OK;
 }
 
