@@ -1,4 +1,4 @@
-/* single.c — dist.h for a build without MPI (the Makefile found no mpicc): one process, every
+/* single.c — dist.h for a build without MPI (make MPI=off, or no mpicc): one process, every
  * collective a no-op. Launched by mpirun anyway, it refuses to start: each of the N copies
  * would otherwise run the whole job and write the same output. */
 #include "dist/dist.h"
