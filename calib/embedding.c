@@ -42,16 +42,19 @@ static void add_reader(float *h, const float *g, const float *w, int rows, int d
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, rows, scale, tmp, dim, 1.0f, h, dim);
 }
 
+/* mean(x²) + eps of one row x (dim): the square of what an RMSNorm divides it by. */
+static double mean_square(const float *x, int dim, float eps) {
+    double ms = 0;
+    for (int j = 0; j < dim; j++) ms += (double)x[j] * x[j];
+    return ms / dim + eps;
+}
+
 /* The sum over the ntok rows of x (ntok, dim) of ms_e[t] / (mean(x_t²) + eps): how much
  * smaller an error of the embedding row of token t weighs at an RMSNorm reading x than at
  * block 0's attention norm, squared (its mean over the tokens is the reader's gain). */
 static double gain_sum(const float *x, const double *ms_e, int ntok, int dim, float eps) {
     double sum = 0;
-    for (int t = 0; t < ntok; t++) {
-        double ms = 0;
-        for (int j = 0; j < dim; j++) ms += (double)x[(size_t)t * dim + j] * x[(size_t)t * dim + j];
-        sum += ms_e[t] / (ms / dim + eps);
-    }
+    for (int t = 0; t < ntok; t++) sum += ms_e[t] / mean_square(x + (size_t)t * dim, dim, eps);
     return sum;
 }
 
@@ -71,11 +74,7 @@ static qc_status gain_sums(const qc_model *m, const qc_windows *w, const qc_cali
     qc_workspace *ws = ms_e ? qc_workspace_new(c, ntok, w->seqlen, e) : NULL;
     qc_status st = ws ? qc_model_embed(m, w->tokens, ntok, x, e) : QC_ERR_NOMEM;
     float *xn = x ? x + (size_t)ntok * dim : NULL;
-    for (int t = 0; t < ntok && !st; t++) {
-        double ms = 0;
-        for (int j = 0; j < dim; j++) ms += (double)x[(size_t)t * dim + j] * x[(size_t)t * dim + j];
-        ms_e[t] = ms / dim + c->norm_eps;
-    }
+    for (int t = 0; t < ntok && !st; t++) ms_e[t] = mean_square(x + (size_t)t * dim, dim, c->norm_eps);
     for (int l = 0; l < c->n_layers && !st; l++) {
         qc_block b;
         if ((st = qc_block_load(m->ck, l, &b, e))) break;
