@@ -4,8 +4,10 @@
  * divided by s, 1/s folded into what produces it) loses the least on the block's
  * calibration inputs; then each linear but q and k gets per-group clipping ranges searched
  * the same way. The weights are then quantized by whichever solver follows (round-to-
- * nearest with AWQ-style parameters, or GPTQ). Pure functions of weights and activations:
- * no files, no printing.
+ * nearest with AWQ-style parameters, or GPTQ). The searches simulate each linear's own
+ * spec, so K-quant mixes get AWQ too: a K-quant's Q is llama.cpp's reference quantizer, and
+ * its clip ranges are per super-block (docs/kquant-gptq.md, "AWQ into K-quants"). Pure
+ * functions of weights and activations: no files, no printing.
  *
  * The four scaling groups of a block, by the site whose input they share:
  *   qkv      attention RMSNorm → {q, k, v}; loss on the whole attention's output
@@ -60,22 +62,30 @@ void qc_awq_candidate(const float *x_mean, const float *wmean, int n, int r, boo
 
 /* The scale search of the group at `site` of block b (weights as they are, unchanged): x
  * (nwin*seqlen, width of the site) is the site's input. Tries every grid point — each
- * scaled linear replaced by Q(W·s)/s, Q = round-to-nearest by spec — and keeps the first
- * with the least loss; s (site width) receives its scales. */
+ * scaled linear l replaced by Q(W·s)/s, Q = round-to-nearest by spec[l], the spec it will be
+ * quantized with (a recipe's or a K-quant mix's own; NULL: kept unquantized, left as it is) —
+ * and keeps the first with the least loss; s (site width) receives its scales. The duo
+ * variant's weight means take a kept linear's rows as one group each. */
 qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, qc_site site, const float *x,
-                              int nwin, int seqlen, const qc_quant_spec *spec, const qc_awq_opts *o,
-                              qc_workspace *ws, float *s, qc_awq_group *g, qc_err *e);
+                              int nwin, int seqlen, const qc_quant_spec *const spec[QC_LIN_COUNT],
+                              const qc_awq_opts *o, qc_workspace *ws, float *s, qc_awq_group *g, qc_err *e);
+
+/* The columns one clip range covers under spec: its quantization group, or for a K-quant
+ * its super-block of QC_KQ_SUPER (the unit its fitter sees: the sub-blocks share the
+ * super-block's fp16 factors, so clipping one changes how the others are stored). */
+int qc_awq_clip_group(const qc_quant_spec *spec, int cols);
 
 /* The clip search of one linear w (rows, cols) on its inputs x (ntok, cols), both already
- * scaled: for every row and quantization group, the clip range ±max|w|·(1 − i/20) (i = 0..9)
- * whose quantized group's partial outputs Σ_group x·w differ least (mean squared, over every
- * (ntok/512)-th token, counted over every rank's tokens with sh) from the unclipped; strict
- * improvements only. clip_max (rows, ngroups of spec). */
+ * scaled: for every row and clip group (qc_awq_clip_group), the clip range ±max|w|·(1 − i/20)
+ * (i = 0..9) whose quantized group's partial outputs Σ_group x·w differ least (mean squared,
+ * over every (ntok/512)-th token, counted over every rank's tokens with sh) from the
+ * unclipped; strict improvements only. clip_max (rows, ceil(cols / clip group)). */
 qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x, int64_t ntok,
                              const qc_awq_share *sh, const qc_quant_spec *spec, float *clip_max, qc_err *e);
 
-/* Clamps every group of w (rows, cols) to ±clip_max of its row and group. */
-void qc_awq_apply_clip(float *w, int rows, int cols, int groupsize, const float *clip_max);
+/* Clamps every clip group (of `group` columns) of w (rows, cols) to ±clip_max of its row and
+ * group. */
+void qc_awq_apply_clip(float *w, int rows, int cols, int group, const float *clip_max);
 
 /* What AWQ did to one block. */
 typedef struct qc_awq_block_result {
@@ -89,10 +99,11 @@ typedef struct qc_awq_block_result {
 /* AWQ on block b, in the reference's order: every group's scales searched on the unchanged
  * block; all applied (qc_block_scale) and each site's captured input x[site] (nwin*seqlen,
  * site width) divided by its scales; then each linear but q, k and those in `skip` clipped
- * on its scaled input. b and x are modified in place; r is initialised here. */
+ * on its scaled input. Linear l is quantized with spec[l] (NULL where skip[l]: kept). b and x
+ * are modified in place; r is initialised here. */
 qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_SITE_COUNT], int nwin, int seqlen,
-                       const qc_quant_spec *spec, const bool skip[QC_LIN_COUNT], const qc_awq_opts *o,
-                       qc_workspace *ws, qc_awq_block_result *r, qc_err *e);
+                       const qc_quant_spec *const spec[QC_LIN_COUNT], const bool skip[QC_LIN_COUNT],
+                       const qc_awq_opts *o, qc_workspace *ws, qc_awq_block_result *r, qc_err *e);
 void qc_awq_block_result_free(qc_awq_block_result *r); /* NULL or zeroed: no-op */
 
 #endif

@@ -18,7 +18,7 @@ static qc_status clip_linear(const qc_config *c, qc_block *b, qc_linear lin, con
                              const qc_awq_share *sh, const qc_quant_spec *spec, qc_awq_block_result *r, qc_err *e) {
     int rows, cols;
     qc_weight_shape(c, qc_linear_weight(lin), &rows, &cols);
-    int ng = qc_quant_ngroups(spec, cols), gs = spec->groupsize > 0 ? spec->groupsize : cols;
+    int gs = qc_awq_clip_group(spec, cols), ng = (cols + gs - 1) / gs;
     float *clip = qc_malloc((size_t)rows, (size_t)ng * sizeof(float), e, "clip ranges");
     qc_status st = qc_dist_agree(sh ? sh->dist : NULL, clip ? QC_OK : QC_ERR_NOMEM, e);
     if (st) {
@@ -44,15 +44,15 @@ static qc_status clip_linear(const qc_config *c, qc_block *b, qc_linear lin, con
         r->clipped[lin] = true;
         r->clip_mean[lin] = n ? (float)(sum / n) : 1.0f;
         r->clip_min[lin] = min;
-        qc_awq_apply_clip(b->w[lin], rows, cols, spec->groupsize, clip);
+        qc_awq_apply_clip(b->w[lin], rows, cols, gs, clip);
     }
     free(clip);
     return st;
 }
 
 qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_SITE_COUNT], int nwin, int seqlen,
-                       const qc_quant_spec *spec, const bool skip[QC_LIN_COUNT], const qc_awq_opts *o,
-                       qc_workspace *ws, qc_awq_block_result *r, qc_err *e) {
+                       const qc_quant_spec *const spec[QC_LIN_COUNT], const bool skip[QC_LIN_COUNT],
+                       const qc_awq_opts *o, qc_workspace *ws, qc_awq_block_result *r, qc_err *e) {
     memset(r, 0, sizeof *r);
     qc_status st = QC_OK;
     int64_t ntok = (int64_t)nwin * seqlen;
@@ -74,7 +74,7 @@ qc_status qc_awq_block(const qc_config *c, qc_block *b, int layer, float *x[QC_S
     }
     for (int l = 0; l < QC_LIN_COUNT && !st && o->clip; l++) {
         if (l == QC_LIN_Q || l == QC_LIN_K || (skip && skip[l])) continue; /* q, k: the q·k product defeats a per-linear error */
-        st = clip_linear(c, b, (qc_linear)l, x[qc_linear_site(l)], ntok, &o->share, spec, r, e);
+        st = clip_linear(c, b, (qc_linear)l, x[qc_linear_site(l)], ntok, &o->share, spec[l], r, e);
     }
     if (st) qc_awq_block_result_free(r);
     return st;

@@ -4,6 +4,9 @@
  * the (scaled) inputs compared with the unclipped group's; the range with the least mean
  * squared difference wins (strict improvements, the first range first).
  *
+ * A K-quant's clip group is its super-block (qc_awq_clip_group), quantized by the reference
+ * K-quant fitter as the linear will be.
+ *
  * Tokens: every (ntok / 512)-th row of x from the first (at least every row), as the
  * reference's input_feat[:, 0::n // 512]; in a distributed run, counted over every rank's
  * tokens (sh), each rank summing the errors of its own and the ranks adding them up. The
@@ -31,11 +34,15 @@ static int sampled(int64_t ntok, int64_t first, int64_t stride, int64_t *t) {
     return n;
 }
 
+int qc_awq_clip_group(const qc_quant_spec *spec, int cols) {
+    return spec->kquant ? QC_KQ_SUPER : spec->groupsize > 0 ? spec->groupsize : cols;
+}
+
 qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x, int64_t ntok,
                              const qc_awq_share *sh, const qc_quant_spec *spec, float *clip_max, qc_err *e) {
     const qc_dist *d = sh ? sh->dist : NULL;
     int64_t total = sh && sh->total ? sh->total : ntok, first = sh ? sh->first : 0;
-    int gs = spec->groupsize > 0 ? spec->groupsize : cols, ng = qc_quant_ngroups(spec, cols);
+    int gs = qc_awq_clip_group(spec, cols), ng = (cols + gs - 1) / gs;
     int64_t stride = total / QC_AWQ_CLIP_TOKENS > 1 ? total / QC_AWQ_CLIP_TOKENS : 1;
     int nall = (int)((total + stride - 1) / stride); /* every rank's sampled tokens */
     int64_t *tok = qc_malloc((size_t)ntok + 1, sizeof(int64_t), e, "clip search tokens");
@@ -69,7 +76,7 @@ qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x,
                 float hi = gmax[r] * f, lo = -hi;
                 for (int j = 0; j < n; j++) wg[(size_t)r * n + j] = src[j] < lo ? lo : src[j] > hi ? hi : src[j];
             }
-            qc_quant_fake(wg, rows, n, spec, wg); /* n <= groupsize: each row is one group */
+            qc_quant_fake(wg, rows, n, spec, wg); /* n <= clip group: each row is one group (super-block) */
             if (nt) st = qc_matmul(ct, false, true, nt, rows, n, 1.0f, xs, n, wg, n, 0.0f, cur, rows, e);
             double *ei = err + (size_t)i * rows;
             for (int t = 0; t < nt && !st; t++)
@@ -95,8 +102,8 @@ qc_status qc_awq_search_clip(const float *w, int rows, int cols, const float *x,
     return st;
 }
 
-void qc_awq_apply_clip(float *w, int rows, int cols, int groupsize, const float *clip_max) {
-    int gs = groupsize > 0 ? groupsize : cols, ng = (cols + gs - 1) / gs;
+void qc_awq_apply_clip(float *w, int rows, int cols, int group, const float *clip_max) {
+    int gs = group > 0 ? group : cols, ng = (cols + gs - 1) / gs;
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) {
             float m = clip_max[(size_t)r * ng + c / gs], *v = &w[(size_t)r * cols + c];

@@ -61,13 +61,13 @@ void qc_awq_candidate(const float *x_mean, const float *wmean, int n, int r, boo
 /* wmean (cols) for duo scaling: over the rows of all the group's linears, the mean of
  * |w| / (max|w| of the quantization group + 1e−6). */
 static qc_status weight_mean(const qc_block *b, const qc_config *c, const qc_linear *lin, int nlin, int cols,
-                             const qc_quant_spec *spec, float *wmean, qc_err *e) {
+                             const qc_quant_spec *const spec[QC_LIN_COUNT], float *wmean, qc_err *e) {
     double *sum = qc_calloc((size_t)cols, sizeof(double), e, "AWQ weight means");
     if (!sum) return QC_ERR_NOMEM;
-    int gs = spec->groupsize > 0 ? spec->groupsize : cols;
     int64_t nrows = 0;
     for (int k = 0; k < nlin; k++) {
-        int rows, cc;
+        const qc_quant_spec *sk = spec[lin[k]];
+        int gs = sk && sk->groupsize > 0 ? sk->groupsize : cols, rows, cc;
         qc_weight_shape(c, qc_linear_weight(lin[k]), &rows, &cc);
         for (int i = 0; i < rows; i++) {
             const float *w = b->w[lin[k]] + (size_t)i * cols;
@@ -97,8 +97,8 @@ static qc_status inspect(const qc_config *c, const qc_block *b, int layer, qc_si
 }
 
 qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, qc_site site, const float *x,
-                              int nwin, int seqlen, const qc_quant_spec *spec, const qc_awq_opts *o,
-                              qc_workspace *ws, float *s, qc_awq_group *g, qc_err *e) {
+                              int nwin, int seqlen, const qc_quant_spec *const spec[QC_LIN_COUNT],
+                              const qc_awq_opts *o, qc_workspace *ws, float *s, qc_awq_group *g, qc_err *e) {
     qc_linear lin[3];
     int nlin = qc_awq_site_linears(site, lin), width = qc_site_width(c, site), dim = c->dim;
     int chunk = o->chunk_windows > 0 ? o->chunk_windows : 1;
@@ -131,8 +131,12 @@ qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, 
         for (int k = 0; k < nlin; k++) { /* Q(W·s)/s */
             int rows = (int)(wsize[k] / (size_t)width);
             const float *w = b->w[lin[k]];
+            if (!spec[lin[k]]) { /* kept unquantized: its scaled copy computes what it did */
+                memcpy(buf[k], w, wsize[k] * sizeof(float));
+                continue;
+            }
             for (size_t i = 0; i < wsize[k]; i++) buf[k][i] = w[i] * cand[i % (size_t)width];
-            qc_quant_fake(buf[k], rows, width, spec, buf[k]);
+            qc_quant_fake(buf[k], rows, width, spec[lin[k]], buf[k]);
             for (size_t i = 0; i < wsize[k]; i++) buf[k][i] /= cand[i % (size_t)width];
         }
         double sum = 0.0;

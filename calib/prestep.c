@@ -101,8 +101,12 @@ qc_status qc_prestep_block(const qc_config *c, qc_block *b, int layer, const flo
         ao.chunk_windows = chunk;
         ao.share = (qc_awq_share){ o->dist, (int64_t)w->first * seqlen, (int64_t)qc_windows_total(w) * seqlen };
         bool keep[QC_LIN_COUNT];
-        for (int l = 0; l < QC_LIN_COUNT; l++) keep[l] = qc_calib_keeps(o, layer, (qc_linear)l);
-        st = qc_awq_block(c, b, layer, k.x, nwin, seqlen, &o->spec, keep, &ao, ws, &p->awq, e);
+        const qc_quant_spec *spec[QC_LIN_COUNT]; /* the searches simulate each linear's own */
+        for (int l = 0; l < QC_LIN_COUNT; l++) {
+            keep[l] = qc_calib_keeps(o, layer, (qc_linear)l);
+            spec[l] = keep[l] ? NULL : qc_calib_spec(o, layer, (qc_linear)l);
+        }
+        st = qc_awq_block(c, b, layer, k.x, nwin, seqlen, spec, keep, &ao, ws, &p->awq, e);
         for (int s = 0; !st && s < QC_SITE_COUNT; s++) {
             p->awq_site[s] = p->awq.s[s] != NULL;
             p->s[QC_STAGE_AWQ][s] = p->awq.s[s], p->awq.s[s] = NULL;

@@ -431,21 +431,17 @@ static qc_status gather_figures(const qc_dist *d, qc_quantized *out, double t0, 
     return st ? st : qc_dist_gather(d, 0, &mine, sizeof mine, out->ranks, e);
 }
 
-/* Every spec the run uses is valid; AWQ searches its scales for the one spec of the run. */
+/* Every spec the run uses is valid (AWQ's searches simulate each linear's own). */
 static qc_status check_specs(const qc_config *c, const qc_calib_opts *o, qc_err *e) {
     qc_status st = qc_quant_spec_check(&o->spec, e);
     if (!st && o->embed.bits > 0 && (st = qc_quant_spec_check(&o->embed, e)))
         return qc_fail_prefix(e, st, "the token embedding");
-    bool awq = o->method == QC_METHOD_AWQ || o->method == QC_METHOD_AWQ_GPTQ;
     for (int l = 0; l < c->n_layers && o->modules && !st; l++)
         for (int lin = 0; lin < QC_LIN_COUNT && !st; lin++) {
             const qc_module_quant *mq = &o->modules[(size_t)l * QC_LIN_COUNT + lin];
             const char *name = qc_weight_short_name(qc_linear_weight(lin));
             if (mq->keep_f16) continue;
             if ((st = qc_quant_spec_check(&mq->spec, e))) return qc_fail_prefix(e, st, "block %d %s", l, name);
-            if (awq && !qc_quant_spec_same(&mq->spec, &o->spec))
-                return qc_fail(e, QC_ERR_ARG, "block %d %s: per-module bits and group sizes are for gptq and rtn; "
-                               "AWQ searches its scales for one setting of the whole model", l, name);
         }
     return st;
 }

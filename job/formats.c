@@ -159,10 +159,6 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
         return qc_fail(e, QC_ERR_ARG, "--gguf-output-type '%s': expected q4_0, q4_1, q8_0, q2_k..q6_k, f16 or f32",
                        j->s.gguf_output_type);
     *sp = gguf_block_spec(j->gguf_linear, j->s.mse);
-    const qc_method_info *mi = qc_method_info_of(j->o.method);
-    if (j->gguf_mix && mi->awq)
-        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --method %s into K-quant blocks is not implemented; --method "
-                       "rtn (llama.cpp's reference quantizer) or gptq (docs/kquant-gptq.md)", j->s.gguf_type, j->s.method);
     if (j->gguf_mix && j->s.mse)
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quants choose their scales by llama.cpp's own search; --mse "
                        "does not apply", j->s.gguf_type);

@@ -256,8 +256,28 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
     return QC_OK;
 }
 
+/* One K-quant super-block x (QC_KQ_SUPER values) fitted by the reference quantizer and
+ * dequantized into o, the arithmetic of qc_quant_rtn's kquant_row and qc_qweight_dequantize. */
+static void kquant_fake(const qc_quant_spec *s, const float *x, float *o) {
+    uint8_t codes[QC_KQ_SUPER];
+    float scales[QC_KQ_SUPER / 16], zeros[QC_KQ_SUPER / 16], mins[QC_KQ_SUPER / 16], sb[QC_KQ_SB_FLOATS(16)];
+    bool has_mins = qc_kquant_has_mins(s->bits);
+    s->kquant(s->bits, x, NULL, codes, scales, zeros, has_mins ? mins : NULL, sb);
+    for (int c = 0; c < QC_KQ_SUPER; c++) {
+        int g = c / s->groupsize;
+        o[c] = has_mins ? scales[g] * (float)codes[c] + mins[g] : qc_qvalue((float)codes[c], scales[g], zeros[g]);
+    }
+}
+
 void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out) {
-    QC_ASSERT(!s->kquant);
+    QC_ASSERT(!s->kquant || cols % QC_KQ_SUPER == 0);
+    if (s->kquant) {
+#pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN_WORK)
+        for (int i = 0; i < rows; i++)
+            for (int c0 = 0; c0 < cols; c0 += QC_KQ_SUPER)
+                kquant_fake(s, w + (size_t)i * cols + c0, out + (size_t)i * cols + c0);
+        return;
+    }
     int gs = s->groupsize > 0 ? s->groupsize : cols, maxq = qc_quant_maxq(s);
 #pragma omp parallel for schedule(static) if ((int64_t)rows * cols > PAR_MIN_WORK)
     for (int i = 0; i < rows; i++) {

@@ -157,9 +157,10 @@ qc_status qc_quant_rtn(const float *w, int rows, int cols, const qc_quant_spec *
                        qc_err *e);
 
 /* out (rows, cols) = w round-to-nearest quantized by s and dequantized (the "fake
- * quantization" of the references' searches); out may be w. s must have passed
- * qc_quant_spec_check and w must be finite; not a K-quant spec (only AWQ's searches use it, and
- * AWQ does not write K-quants). */
+ * quantization" of AWQ's searches); out may be w. s must have passed qc_quant_spec_check and
+ * w must be finite. A K-quant spec: llama.cpp's reference quantizer (no importance) on each
+ * super-block, the values qc_quant_rtn then qc_qweight_dequantize give; cols must be whole
+ * super-blocks. */
 void qc_quant_fake(const float *w, int rows, int cols, const qc_quant_spec *s, float *out);
 
 /* Per-token symmetric dynamic activation quantization, as SmoothQuant's W8A8 simulation

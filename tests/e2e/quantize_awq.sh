@@ -2,7 +2,8 @@
 # e2e/quantize_awq.sh — AWQ, AWQ+GPTQ and SmoothQuant end to end on the real stories260K, as a user
 # runs them: AWQ and AWQ+GPTQ w4 g32 beat round-to-nearest on held-out TinyStories and
 # WikiText-2 text; the AWQ (and GGUF) files evaluate exactly as the in-memory result
-# (--verify); the logs carry the chosen grid points, clip factors and smoothing ranges;
+# (--verify); AWQ searches each linear as a recipe sets it; AWQ and AWQ+GPTQ into llama.cpp's
+# Q3_K_M mix (padded stories260K) beat its round-to-nearest; the logs carry the chosen grid points, clip factors and smoothing ranges;
 # smoothing alone leaves perplexity unchanged; the options switch what they say; eval
 # --act-quant; bad options. A small calibration set keeps it fast (the README's table uses
 # 128 x 512 tokens).
@@ -59,6 +60,37 @@ check "--propagate quantized: recorded (fp32 is AWQ's default); block 0 as befor
 $Q --method awq --format gguf --model "$M" --calib "$CAL" $TINY --eval "$T/ts.txt" --eval-seqlen 256 --verify --out "$T/gguf" >"$T/gguf.json" 2>"$T/err"
 check "--method awq --format gguf (Q4_0): the file evaluates as the in-memory result" \
     "[ -n \"\$(nums '$T/gguf.json' memory_ppl)\" ] && [ \"\$(nums '$T/gguf.json' quant_ppl)\" = \"\$(nums '$T/gguf.json' memory_ppl)\" ]"
+
+# -- per-module settings: the searches simulate each linear's own. Block 0's search inputs are
+# the same fp32 activations in every run, so its down_proj at 8 bits by a recipe chooses the
+# grid point, losses and clip factors (the log's columns 17-21) of a uniform 8-bit run, and its
+# q_proj those of a uniform 4-bit run
+for b in 4 8; do
+    $Q --method awq --format fake --wbits $b --groupsize 32 --model "$M" --calib "$CAL" $TINY --out "$T/u$b" >/dev/null 2>"$T/err"
+done
+$Q --method awq --format fake --model "$M" --calib "$CAL" $TINY --out "$T/rec" \
+    --quantize '{"linear:int4": {"groupsize": 32}, "model.layers.*.mlp.down_proj": {"bits": 8}}' >/dev/null 2>"$T/err"
+awq_cols() { grep "^0,$2," "$1/quant_log.csv" | cut -d, -f7,17-21; }
+check "AWQ with a recipe: block 0's down_proj searched as 8-bit ($(awq_cols "$T/rec" down)), its q_proj as 4-bit" \
+    "[ -n \"\$(awq_cols '$T/rec' down)\" ] && [ \"\$(awq_cols '$T/rec' down)\" = \"\$(awq_cols '$T/u8' down)\" ] &&
+     [ \"\$(awq_cols '$T/rec' q)\" = \"\$(awq_cols '$T/u4' q)\" ] && [ \"\$(awq_cols '$T/u4' down)\" != \"\$(awq_cols '$T/u8' down)\" ]"
+
+# -- AWQ into K-quants: stories260K padded to 256 (convert --pad-to) as llama.cpp's Q3_K_M mix,
+# whose types differ per linear (v Q5_K, o and down Q4_K, the rest Q3_K in block 0): the
+# searches simulate each linear's own type, clip ranges are per 256-value super-block
+$Q convert --model "$M" --pad-to 256 --out "$T/pad" --quiet 2>"$T/err"
+for m in rtn awq awq+gptq; do
+    $Q --method $m --gguf-type q3_k_m --model "$T/pad" --calib "$CAL" $TINY --eval "$T/ts.txt" --eval-seqlen 256 --verify \
+        --out "$T/k-$m" >"$T/k-$m.json" 2>"$T/k-$m.err"
+    check "--method $m --gguf-type q3_k_m on padded stories260K: the file evaluates as the in-memory result" \
+        "[ -s '$T/k-$m/model.gguf' ] && [ -n \"\$(nums '$T/k-$m.json' memory_ppl)\" ] &&
+         [ \"\$(nums '$T/k-$m.json' quant_ppl)\" = \"\$(nums '$T/k-$m.json' memory_ppl)\" ]"
+done
+r=$(nums "$T/k-rtn.json" quant_ppl) a=$(nums "$T/k-awq.json" quant_ppl) g=$(nums "$T/k-awq+gptq.json" quant_ppl)
+check "Q3_K_M on held-out TinyStories: AWQ $a and AWQ+GPTQ $g beat RTN $r" "awk 'BEGIN{exit !($a < $r && $g < $r)}'"
+check "the K-quant AWQ log: the mix's bits per linear, grid points on q..down but o, super-blocks clipped below 1" \
+    "awk -F, 'NR > 1 && \$1 == 0 { t[\$2] = \$7 \"/\" \$8; if (\$2 != \"o\" && (\$17 < 0 || \$17 > 19)) bad = 1; if (\$2 == \"gate\" && \$21 < 1) low = 1 }
+         END { exit bad || !low || t[\"q\"] != \"3/16\" || t[\"v\"] != \"5/32\" || t[\"down\"] != \"4/32\" }' '$T/k-awq/quant_log.csv'"
 
 # -- SmoothQuant: smoothing alone is the same function; as a pre-step it is logged
 $Q --method smoothquant --alpha 0.5 --model "$M" --calib "$CAL" $TINY --eval "$T/ts.txt" --eval-seqlen 256 --verify --out "$T/sq" >"$T/sq.json" 2>"$T/err"

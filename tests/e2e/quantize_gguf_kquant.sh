@@ -3,8 +3,8 @@
 # by round-to-nearest, read back by inspect and eval; stories260K (64 wide: no tensor fits a
 # 256-value super-block) as Q6_K falling back to Q8_0, reported on the console and in
 # summary.json, and by GPTQ as Q4_K_M falling back to Q5_0 and Q8_0; and the refusals (the
-# one of a width not even the fallbacks tile is tests/unit/io_gguf_mix.c's): AWQ into K-quants,
-# act-order without static groups, and contradicting settings, each a usage error (exit 2)
+# one of a width not even the fallbacks tile is tests/unit/io_gguf_mix.c's): act-order without
+# static groups, and contradicting settings, each a usage error (exit 2)
 # with nothing written; and GPTQ into K-quants on the synthetic model, with and without
 # act-order, written in the same types and read back by eval with the solver's weights, and
 # killed and resumed (the super-blocks' parameters go through the checkpoints).
@@ -71,8 +71,6 @@ refused() {
     expect_fail "$name" 2 "$needle" $Q "$@" --out "$out"
     check "$name: nothing written" "[ ! -e '$out' ] && [ ! -e '$out.work' ] && ! ls -d '$out'.tmp.* >/dev/null 2>&1"
 }
-refused r2 "awq into K-quants" "--method awq into K-quant blocks is not implemented" \
-    --method awq --gguf-type q3_k_m --model syn $R
 refused r5 "act-order without static groups into K-quants" "256-wide K-quant super-blocks: --act-order needs --static-groups" \
     --method gptq --act-order --gguf-type q4_k_m --model syn $R
 refused r3 "q4_k_m with --wbits 3" "--gguf-type q4_k_m's linears are Q4_K by default" \

@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #define TINY "models/tinystories-656K"
 #define TOK512 "models/stories260K/tok512.bin"
@@ -420,14 +421,23 @@ static void test_real_weights(void) {
     }
     float *y = malloc((size_t)nb * 256 * sizeof *y), *qw = malloc((size_t)nb * 256 * sizeof *qw);
     uint8_t *blocks = malloc((size_t)nb * 210);
-    /* importances: positive and varied from column to column, as an imatrix's mean x² per channel */
-    for (int i = 0; i < nb * 256; i++) qw[i] = 1.0f + (float)((i * 37) % 256) / 64.0f;
     for (int k = 0; k < NTYPES; k++) {
         const kq_type *t = &TYPES[k];
         const qc_gguf_type_info *ti = info(t);
         ti->from_float(x, blocks, (int64_t)nb * 256);
         ti->to_float(blocks, y, (int64_t)nb * 256);
         check_quantized(t, x, blocks, y, nb, "reference");
+        /* AWQ's searches simulate a K-quant linear by qc_quant_fake: exactly what the file decodes to */
+        int bits = qc_gguf_k_bits((qc_gguf_type)t->id);
+        qc_quant_spec spec = { .bits = bits, .groupsize = t->sub, .sym = !t->affine, .f16_scales = true,
+                               .store_min = t->affine, .kquant = qc_gguf_kquant_fit };
+        qc_quant_fake(x, nb, 256, &spec, qw);
+        int differ = 0;
+        for (int i = 0; i < nb * 256; i++) differ += memcmp(&qw[i], &y[i], sizeof(float)) != 0;
+        CHECK(differ == 0, "%s: qc_quant_fake differs from the file's decoded values at %d of %d weights", t->name,
+              differ, nb * 256);
+        /* importances: positive and varied from column to column, as an imatrix's mean x² per channel */
+        for (int i = 0; i < nb * 256; i++) qw[i] = 1.0f + (float)((i * 37) % 256) / 64.0f;
         ti->from_float_weighted(x, qw, blocks, (int64_t)nb * 256);
         ti->to_float(blocks, y, (int64_t)nb * 256);
         check_quantized(t, x, blocks, y, nb, "weighted");

@@ -404,7 +404,9 @@ static void run_case(const char *name) {
         qc_workspace *ws = qc_workspace_new(&c, seqlen, seqlen, &e);
         bool ok = ws && hist && sref && prev_ref && b.w[QC_LIN_UP] && b.w[QC_LIN_DOWN] && (!mlp || (b.ffn_norm && b.w[QC_LIN_GATE]));
         CHECK(ok, "%s: inputs loaded", name);
-        if (ok) CHECK_OK(qc_awq_search_scale(&c, &b, 0, site, x, nwin, seqlen, &spec, &o, ws, s, &g, &e), e);
+        const qc_quant_spec *specs[QC_LIN_COUNT];
+        for (int l = 0; l < QC_LIN_COUNT; l++) specs[l] = &spec;
+        if (ok) CHECK_OK(qc_awq_search_scale(&c, &b, 0, site, x, nwin, seqlen, specs, &o, ws, s, &g, &e), e);
         best = g.best;
         CHECK(best == want, "%s: grid point %d chosen, the reference chose %d", name, best, want);
         double ymax = ok ? output_max(&c, &b, mlp, x, ntok) : 0, chain = mlp ? c.dim + c.hidden_dim + 4 : c.hidden_dim + 2;
