@@ -49,7 +49,7 @@ static const cli_opt opts[] = {
     { "embed-groupsize", OPT_INT, &S.embed_groupsize, "N", "columns per group of the embedding, 0: one group per row (default 0; gguf: 32; llama2c: --groupsize)", 0, 1 << 20 },
     { "act-quant", OPT_STR, &S.act_quant, "aN", "the runtime quantizes activations per token to N bits (a8w4dq: a8): --eval measures the quantized model so", 0, 0 },
     { "target-bpw", OPT_FLOAT, &S.target_bpw, "B", "mixed precision: measure every linear at 3/4/8 bits in groups of 32/128 (what --format stores; a GGUF K-quant --gguf-type: Q3_K..Q6_K), then give each the setting that minimizes the summed KL divergence of the model's predictions within B bits per weight", 1, 16 },
-    { "observe", OPT_INT, &S.observe, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with)", 1, 1 << 20 },
+    { "observe", OPT_INT, &S.observe, "K", "quantize, then quantize again with the K linears of largest output error at 8 bits (--format gptq: each with the linears vLLM fuses it with; a K-quant --gguf-type: as Q8_0)", 1, 1 << 20 },
     { "per-linear", OPT_FLAG, &S.per_linear, NULL, "--format gptq: let --target-bpw and --observe set q, k, v (gate, up) of a block apart; GPTQModel loads such a file, vLLM (one fused layer per group) does not", 0, 0 },
     { "nsamples", OPT_INT, &S.nsamples, "N", "calibration windows (default 128)", 1, 1 << 20 },
     { "seqlen", OPT_INT, &S.seqlen, "N", "tokens per calibration window (default: the model's context, at most 2048)", 2, 1 << 20 },

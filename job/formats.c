@@ -162,9 +162,6 @@ static qc_status gguf_spec(qc_job *j, qc_quant_spec *sp, qc_err *e) {
     if (j->gguf_mix && j->s.mse)
         return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: K-quants choose their scales by llama.cpp's own search; --mse "
                        "does not apply", j->s.gguf_type);
-    if (j->gguf_mix && j->s.observe)
-        return qc_fail(e, QC_ERR_ARG, "--gguf-type %s: --observe is not supported with K-quants (--target-bpw chooses "
-                       "among Q3_K..Q6_K)", j->s.gguf_type);
     if (j->s.act_order && !j->s.static_groups)
         return qc_fail(e, QC_ERR_ARG, "--format gguf stores contiguous %s: --act-order needs --static-groups",
                        j->gguf_mix ? "256-wide K-quant super-blocks" : "32-wide blocks");

@@ -209,7 +209,7 @@ qc_status qc_job_plan(qc_job *j, qc_err *e) {
     qc_quant_spec up;
     qc_err ignored;
     if (s->observe && (qc_job_module_spec(j, 8, o->spec.groupsize, o->spec.sym, &up, &ignored) || up.bits != 8 ||
-                       up.groupsize != o->spec.groupsize))
+                       (up.groupsize != o->spec.groupsize && !j->gguf_mix))) /* a mix's Q8_0 is one more type */
         return ARG("--observe requantizes linears at 8 bits in groups of %d, which --format %s cannot store beside the "
                    "others", o->spec.groupsize, j->fmt->name);
     if (s->target_bpw > 0 && !qc_job_mixed_candidates(j, NULL))

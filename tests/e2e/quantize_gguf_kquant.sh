@@ -4,7 +4,7 @@
 # 256-value super-block) as Q6_K falling back to Q8_0, reported on the console and in
 # summary.json, and by GPTQ as Q4_K_M falling back to Q5_0 and Q8_0; and the refusals (the
 # one of a width not even the fallbacks tile is tests/unit/io_gguf_mix.c's): act-order without
-# static groups, and contradicting settings, each a usage error (exit 2)
+# static groups, and contradicting settings, each a usage error (exit 2); --observe's upgrades as Q8_0
 # with nothing written; and GPTQ into K-quants on the synthetic model, with and without
 # act-order, written in the same types and read back by eval with the solver's weights, and
 # killed and resumed (the super-blocks' parameters go through the checkpoints).
@@ -52,6 +52,10 @@ check "--target-bpw 4.5 among Q3_K..Q6_K: the file's linears at most 4.5 bits pe
     "[ -f kb/model.gguf ] && awk 'BEGIN { exit !($bpw <= 4.5 && $bpw > 3.4375) }' &&
      \$Q inspect --model kb >inspb 2>&1 && [ \$(grep -c 'proj.weight .*Q[3456]_K' inspb) -eq 56 ] &&
      [ \$(grep -o 'proj.weight .*Q[3456]_K' inspb | awk '{print \$NF}' | sort -u | wc -l) -gt 1 ]"
+$Q --method rtn --gguf-type q4_k_m --observe 2 --model syn $R --out ko >logo 2>&1
+check "--observe 2 with a K-quant mix: two linears requantized as Q8_0 (the mix itself has none)" \
+    "[ \"\$(json_num ko/summary.json observe_upgraded)\" = 2 ] && \$Q inspect --model ko >inspo 2>&1 &&
+     [ \$(grep -c 'proj.weight .*Q8_0' inspo) -eq 2 ] && [ \$(grep -c 'proj.weight .*Q8_0' insp) -eq 0 ]"
 $Q --method gptq --act-order --static-groups --gguf-type q3_k_m --model syn $R --out ka >loga 2>&1
 check "GPTQ with act-order and static groups into q3_k_m" "[ -f ka/model.gguf ]"
 
