@@ -93,7 +93,7 @@ static qc_status inspect(const qc_config *c, const qc_block *b, int layer, qc_si
     if (site == QC_SITE_QKV || site == QC_SITE_GATE_UP)
         return qc_subblock_forward(c, b, layer, site == QC_SITE_QKV ? QC_SUB_ATTENTION : QC_SUB_MLP, xc, nw, seqlen,
                                    out, ws, e);
-    return qc_matmul_xwt(xc, nw * seqlen, b->w[site == QC_SITE_O ? QC_LIN_O : QC_LIN_DOWN], c->dim, width, out, e);
+    return qc_matmul_xwt(xc, nw * seqlen, b->w[site == QC_SITE_O ? QC_LIN_O : QC_LIN_DOWN], c->dim, width, out, ws, e);
 }
 
 qc_status qc_awq_search_scale(const qc_config *c, const qc_block *b, int layer, qc_site site, const float *x,

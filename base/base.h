@@ -275,6 +275,24 @@ bool qc_matmul_native_bf16(void); /* whether the CPU multiplies bf16 itself (els
  * outside, on qc_get_threads() threads. A oneDNN failure is an error naming the shape. */
 qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e);
+
+/* Where a series of bf16 products (a forward pass) converts its operands: buffers kept from
+ * one product to the next and grown on demand. A fresh buffer per product is memory the
+ * kernel maps and zeroes anew each time, which cost a Llama-7B block's bf16 forward about 9%
+ * of its speed (bench_forward). Zeroed: empty. Used by one thread at a time. */
+typedef struct qc_matmul_scratch {
+    void *p[2];     /* the converted source and weights */
+    size_t cap[2];  /* their bytes */
+} qc_matmul_scratch;
+void qc_matmul_scratch_free(qc_matmul_scratch *s); /* back to zeroed */
+/* The bytes one converted operand of (rows, cols) takes in a scratch under compute type ct:
+ * 0 for fp32; for bf16, 2 bytes a value with both dimensions rounded up to 64, a bound on the
+ * blocked layouts oneDNN chooses (for memory plans). */
+size_t qc_matmul_operand_bytes(qc_compute ct, int64_t rows, int64_t cols);
+/* qc_matmul with s (NULL: buffers of this product's own) holding the bf16 conversions. */
+qc_status qc_matmul_kept(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                         qc_matmul_scratch *s, qc_err *e);
 /* a (n, n) row-major: the strict lower triangle becomes the mirror of the upper one. */
 void qc_mirror_upper(float *a, int n);
 

@@ -203,13 +203,37 @@ static float *rounded_bf16(const float *x, int64_t rows, int64_t cols, int64_t l
     return y;
 }
 
-/* Runs the reorder r from src (layout from, data p) into a new buffer of layout to, into *out
- * (freed by the caller). */
+void qc_matmul_scratch_free(qc_matmul_scratch *s) {
+    if (!s) return;
+    free(s->p[0]), free(s->p[1]);
+    memset(s, 0, sizeof *s);
+}
+
+size_t qc_matmul_operand_bytes(qc_compute ct, int64_t rows, int64_t cols) {
+    if (ct != QC_COMPUTE_BF16) return 0;
+    return (size_t)((rows + 63) / 64 * 64) * (size_t)((cols + 63) / 64 * 64) * 2;
+}
+
+/* Buffer `which` (0 source, 1 weights) of s grown to hold bytes, or with s NULL a new one
+ * (the caller frees it); NULL: out of memory. */
+static void *operand_buffer(qc_matmul_scratch *s, int which, size_t bytes) {
+    if (!s) return malloc(bytes);
+    if (s->cap[which] < bytes) {
+        free(s->p[which]);
+        s->p[which] = malloc(bytes);
+        s->cap[which] = s->p[which] ? bytes : 0;
+    }
+    return s->p[which];
+}
+
+/* Runs the reorder r from src (layout from, data p) into buffer `which` of s (see
+ * operand_buffer) of layout to, into *out. */
 static qc_status convert(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *p, const dnnl_memory_desc_t *to,
-                         dnnl_stream_t stream, void **out, const char *what, const mm_key *key, qc_err *e) {
+                         dnnl_stream_t stream, qc_matmul_scratch *s, int which, void **out, const char *what,
+                         const mm_key *key, qc_err *e) {
     qc_status st = QC_OK;
     dnnl_memory_t mf = NULL, mt = NULL;
-    if (!(*out = malloc(dnnl_memory_desc_get_size(to))))
+    if (!(*out = operand_buffer(s, which, dnnl_memory_desc_get_size(to))))
         return qc_fail(e, QC_ERR_NOMEM, "out of memory for the bf16 %s of a %lld x %lld x %lld product", what,
                        (long long)key->m, (long long)key->n, (long long)key->k);
     DNNL_TRY(dnnl_memory_create(&mf, from, engine, (void *)p), what, key);
@@ -224,6 +248,12 @@ done:
 
 qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                     int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc, qc_err *e) {
+    return qc_matmul_kept(ct, a_t, b_t, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, e);
+}
+
+qc_status qc_matmul_kept(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc,
+                         qc_matmul_scratch *s, qc_err *e) {
     if (m == 0 || n == 0) return QC_OK;
     mm_key key;
     memset(&key, 0, sizeof key); /* the cache compares keys bytewise, padding included */
@@ -233,7 +263,8 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
     mm_entry ent;
     dnnl_stream_t stream = NULL;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-    void *ah = NULL, *bh = NULL; /* bf16: the converted operands */
+    void *ah = NULL, *bh = NULL; /* bf16: the converted operands (owned: this call's own) */
+    bool owned_ops = false;
     bool owned = false;
     qc_status st = lookup(&key, &ent, &owned, e);
     if (st) {
@@ -242,6 +273,7 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
     }
     DNNL_TRY(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream", &key);
     if (ent.emulated) {
+        owned_ops = true;
         ah = a_t ? rounded_bf16(a, k, m, lda) : rounded_bf16(a, m, k, lda);
         bh = b_t ? rounded_bf16(b, n, k, ldb) : rounded_bf16(b, k, n, ldb);
         if (!ah || !bh) {
@@ -250,8 +282,9 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
             goto done;
         }
     } else if (ent.to_a) { /* bf16: both operands converted (rounded to nearest even) */
-        if ((st = convert(ent.to_a, &ent.a_f32, a, &ent.a, stream, &ah, "source", &key, e))) goto done;
-        if ((st = convert(ent.to_b, &ent.b_f32, b, &ent.b, stream, &bh, "weights", &key, e))) goto done;
+        owned_ops = !s;
+        if ((st = convert(ent.to_a, &ent.a_f32, a, &ent.a, stream, s, 0, &ah, "source", &key, e))) goto done;
+        if ((st = convert(ent.to_b, &ent.b_f32, b, &ent.b, stream, s, 1, &bh, "weights", &key, e))) goto done;
     }
     DNNL_TRY(dnnl_memory_create(&ma, &ent.a, engine, ah ? ah : (void *)a), "source", &key);
     DNNL_TRY(dnnl_memory_create(&mb, &ent.b, engine, bh ? bh : (void *)b), "weights", &key);
@@ -265,7 +298,7 @@ done:
     if (mc) dnnl_memory_destroy(mc);
     if (stream) dnnl_stream_destroy(stream);
     if (owned) destroy(&ent);
-    free(ah), free(bh);
+    if (owned_ops) free(ah), free(bh);
     return st;
 }
 

@@ -14,8 +14,10 @@
 /* Below this many element operations a loop runs on one thread: waking the others costs more. */
 #define PAR_MIN_WORK (1 << 15)
 
-qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_err *e) {
-    return qc_matmul(qc_get_compute(), false, true, ntok, rows, cols, 1.0f, x, cols, w, cols, 0.0f, y, rows, e);
+qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_workspace *ws,
+                        qc_err *e) {
+    return qc_matmul_kept(qc_get_compute(), false, true, ntok, rows, cols, 1.0f, x, cols, w, cols, 0.0f, y, rows,
+                          ws ? &ws->conv : NULL, e);
 }
 
 void qc_rmsnorm(const float *x, const float *weight, int ntok, int dim, float eps, float *out) {
@@ -118,8 +120,8 @@ static qc_status attend(const qc_config *c, const float *q, const float *k, cons
 
 /* y (ntok, rows) = x (ntok, cols) · wᵀ + bias (NULL: no bias), as an nn.Linear computes it. */
 static qc_status linear(const float *x, int ntok, const float *w, const float *bias, int rows, int cols, float *y,
-                        qc_err *e) {
-    qc_status st = qc_matmul_xwt(x, ntok, w, rows, cols, y, e);
+                        qc_workspace *ws, qc_err *e) {
+    qc_status st = qc_matmul_xwt(x, ntok, w, rows, cols, y, ws, e);
     if (st || !bias) return st;
 #pragma omp parallel for schedule(static) if ((int64_t)ntok * rows > PAR_MIN_WORK)
     for (int t = 0; t < ntok; t++)
@@ -167,9 +169,9 @@ static qc_status attend_all(const qc_config *c, const qc_block *b, int layer, co
         k = kv->k + base + (size_t)pos0 * kvdim;
         v = kv->v + base + (size_t)pos0 * kvdim;
     }
-    qc_status st = linear(xn, ntok, b->w[QC_LIN_Q], b->bias[QC_LIN_Q], qdim, dim, ws->q, e); /* biases before RoPE, as transformers */
-    if (!st) st = linear(xn, ntok, b->w[QC_LIN_K], b->bias[QC_LIN_K], kvdim, dim, k, e);
-    if (!st) st = linear(xn, ntok, b->w[QC_LIN_V], b->bias[QC_LIN_V], kvdim, dim, v, e);
+    qc_status st = linear(xn, ntok, b->w[QC_LIN_Q], b->bias[QC_LIN_Q], qdim, dim, ws->q, ws, e); /* biases before RoPE, as transformers */
+    if (!st) st = linear(xn, ntok, b->w[QC_LIN_K], b->bias[QC_LIN_K], kvdim, dim, k, ws, e);
+    if (!st) st = linear(xn, ntok, b->w[QC_LIN_V], b->bias[QC_LIN_V], kvdim, dim, v, ws, e);
     if (st) return st;
     rope(ws->q, ntok, c->n_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
     rope(k, ntok, c->n_kv_heads, c->head_dim, pos0, seqlen, ws->rope_cos, ws->rope_sin);
@@ -195,7 +197,7 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
     qc_status st = attend_all(c, b, layer, xn, nwin, seqlen, kv, ws, ws->att, e);
     if (!st) st = hook(hooks, layer, QC_SITE_O, ws->att, ntok, qdim, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, e);
+    return linear(ws->att, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, ws, e);
 }
 
 /* gate, up and SwiGLU on xn (ntok, dim), the output of the FFN RMSNorm: down's input into h
@@ -203,8 +205,8 @@ static qc_status attention(const qc_config *c, const qc_block *b, int layer, con
 static qc_status gated(const qc_config *c, const qc_block *b, const float *xn, int ntok, qc_workspace *ws, float *h,
                        qc_err *e) {
     int dim = c->dim, hidden = c->hidden_dim;
-    qc_status st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, h, e);
-    if (!st) st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3, e);
+    qc_status st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_GATE], hidden, dim, h, ws, e);
+    if (!st) st = qc_matmul_xwt(xn, ntok, b->w[QC_LIN_UP], hidden, dim, ws->h3, ws, e);
     if (!st) swiglu(h, ws->h3, (size_t)ntok * hidden);
     return st;
 }
@@ -217,7 +219,7 @@ static qc_status mlp(const qc_config *c, const qc_block *b, int layer, const flo
     qc_status st = gated(c, b, xn, ntok, ws, ws->h1, e);
     if (!st) st = hook(hooks, layer, QC_SITE_DOWN, ws->h1, ntok, hidden, nwin, seqlen, stop, e);
     if (st || *stop) return st;
-    return qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], c->dim, hidden, out, e);
+    return qc_matmul_xwt(ws->h1, ntok, b->w[QC_LIN_DOWN], c->dim, hidden, out, ws, e);
 }
 
 static qc_status check_fits(const qc_workspace *ws, int layer, int ntok, int pos0, int seqlen, qc_err *e) {
@@ -262,9 +264,9 @@ qc_status qc_subblock_forward(const qc_config *c, const qc_block *b, int layer, 
     case QC_SUB_ATTENTION: return attention(c, b, layer, in, nwin, seqlen, NULL, NULL, ws, out, &stop, e);
     case QC_SUB_MLP: return mlp(c, b, layer, in, nwin, seqlen, NULL, ws, out, &stop, e);
     case QC_SUB_ATTEND: return attend_all(c, b, layer, in, nwin, seqlen, NULL, ws, out, e);
-    case QC_SUB_O: return linear(in, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, e);
+    case QC_SUB_O: return linear(in, ntok, b->w[QC_LIN_O], b->bias[QC_LIN_O], c->dim, qdim, out, ws, e);
     case QC_SUB_SWIGLU: return gated(c, b, in, ntok, ws, out, e);
-    case QC_SUB_DOWN: return qc_matmul_xwt(in, ntok, b->w[QC_LIN_DOWN], c->dim, c->hidden_dim, out, e);
+    case QC_SUB_DOWN: return qc_matmul_xwt(in, ntok, b->w[QC_LIN_DOWN], c->dim, c->hidden_dim, out, ws, e);
     }
     return qc_fail(e, QC_ERR_ARG, "block %d: no sub-block %d", layer, (int)part);
 }

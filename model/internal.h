@@ -22,6 +22,8 @@ struct qc_workspace {
                         head per thread */
     float *rope_cos; /* (max_ctx, head_dim/2) */
     float *rope_sin; /* (max_ctx, head_dim/2) */
+    qc_matmul_scratch conv; /* the linears' bf16 operands under --compute bf16, kept between
+                               products (grown by the first, counted by qc_workspace_bytes) */
 };
 
 /* out (ntok, dim) = weight ⊙ x / sqrt(mean(x²) + eps), row by row; out may be x. */

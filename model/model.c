@@ -121,7 +121,7 @@ qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *
         if (st) return st;
     }
     qc_model_final_norm(m, x, ntok, x);
-    return qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits, e);
+    return qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits, NULL, e);
 }
 
 double qc_log_softmax(const float *logits, int n, float *lp) {

@@ -97,8 +97,10 @@ void qc_kvcache_free(qc_kvcache *kv);
 
 /* ---- the pass ------------------------------------------------------------------------------------- */
 
-/* y (ntok, rows) = x (ntok, cols) · wᵀ, w (rows, cols): one oneDNN matmul (qc_matmul). */
-qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_err *e);
+/* y (ntok, rows) = x (ntok, cols) · wᵀ, w (rows, cols): one oneDNN matmul in the run's compute
+ * type, converting into ws's buffers (ws may be NULL: the product's own). */
+qc_status qc_matmul_xwt(const float *x, int ntok, const float *w, int rows, int cols, float *y, qc_workspace *ws,
+                        qc_err *e);
 
 /* Runs block `layer` on nwin windows of seqlen tokens; x (nwin*seqlen, dim) is updated in
  * place. hooks may be NULL. nwin*seqlen must fit the workspace. */

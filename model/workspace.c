@@ -1,6 +1,6 @@
 /* workspace.c — the scratch buffers of the forward pass, its RoPE table, and the key/value
  * cache of incremental decoding. Sized once for the largest chunk so the pass itself never
- * allocates. */
+ * allocates (but for the bf16 conversions' buffers, grown by the first products). */
 #include "model/internal.h"
 
 #include <math.h>
@@ -20,7 +20,18 @@ size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int t
     size_t t = (size_t)max_tokens, qdim = (size_t)c->n_heads * c->head_dim, kvdim = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = t * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim);
     size_t scores = (size_t)threads * (t < QUERY_BLOCK ? t : QUERY_BLOCK) * (size_t)max_ctx;
-    return (rows + scores + (size_t)max_ctx * (size_t)(c->head_dim / 2) * 2) * sizeof(float);
+    /* bf16: the largest linear input and the largest linear's weights, converted */
+    qc_compute ct = qc_get_compute();
+    size_t in = (size_t)c->dim > qdim ? (size_t)c->dim : qdim, wt = 0;
+    in = (size_t)c->hidden_dim > in ? (size_t)c->hidden_dim : in;
+    for (int l = 0; l < QC_LIN_COUNT; l++) {
+        int r, k;
+        qc_weight_shape(c, qc_linear_weight(l), &r, &k);
+        size_t b = qc_matmul_operand_bytes(ct, r, k);
+        wt = b > wt ? b : wt;
+    }
+    size_t conv = qc_matmul_operand_bytes(ct, (int64_t)t, (int64_t)in) + wt;
+    return (rows + scores + (size_t)max_ctx * (size_t)(c->head_dim / 2) * 2) * sizeof(float) + conv;
 }
 
 qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e) {
@@ -75,6 +86,7 @@ void qc_workspace_free(qc_workspace *ws) {
     free(ws->scores);
     free(ws->rope_cos);
     free(ws->rope_sin);
+    qc_matmul_scratch_free(&ws->conv);
     free(ws);
 }
 

@@ -86,6 +86,38 @@ static void products(qc_compute ct) {
 static void test_f32_products(void) { products(QC_COMPUTE_F32); }
 static void test_bf16_products(void) { products(QC_COMPUTE_BF16); }
 
+/* A forward's bf16 products through one scratch, shapes growing and shrinking as a block's
+ * linears do (x · wᵀ with w the embedding's or w1's rows): each result equals the product with
+ * buffers of its own bit for bit (the same primitive and conversions, only the memory
+ * differs), and what the scratch holds stays within qc_matmul_operand_bytes of the largest
+ * source and the largest weights, the memory plan's figure. (Where oneDNN has no bf16 matmul,
+ * AVX2, the operands are rounded into buffers of the product's own and the scratch stays
+ * empty.) */
+static void test_bf16_scratch(void) {
+    qc_err e = { "" };
+    const int shapes[][3] = { { 64, 172, 64 }, { 200, 512, 64 }, { 31, 7, 40 }, { 128, 172, 64 }, { 5, 512, 64 } };
+    qc_matmul_scratch s = { 0 };
+    int64_t src = 0, wt = 0;
+    bool converts = strncmp(qc_matmul_isa(), "avx512", 6) == 0; /* on AVX2 qcalib rounds its own copies */
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int m = shapes[i][0], n = shapes[i][1], k = shapes[i][2];
+        const float *b = n > hidden ? ewords : w1; /* (n, k) rows of dim values */
+        float *c1 = malloc((size_t)m * n * sizeof(float)), *c2 = malloc((size_t)m * n * sizeof(float));
+        CHECK_OK(qc_matmul(QC_COMPUTE_BF16, false, true, m, n, k, 1.0f, ewords, dim, b, dim, 0.0f, c1, n, &e), e);
+        CHECK_OK(qc_matmul_kept(QC_COMPUTE_BF16, false, true, m, n, k, 1.0f, ewords, dim, b, dim, 0.0f, c2, n, &s, &e), e);
+        CHECK(memcmp(c1, c2, (size_t)m * n * sizeof(float)) == 0, "%d x %d x %d: the scratch's product differs", m, n, k);
+        int64_t sb = (int64_t)qc_matmul_operand_bytes(QC_COMPUTE_BF16, m, k), wb = (int64_t)qc_matmul_operand_bytes(QC_COMPUTE_BF16, n, k);
+        src = sb > src ? sb : src, wt = wb > wt ? wb : wt;
+        CHECK((s.cap[0] > 0 || !converts) && (int64_t)s.cap[0] <= src && (int64_t)s.cap[1] <= wt,
+              "%d x %d x %d: the scratch holds %zu + %zu bytes, the plan's bound %lld + %lld", m, n, k, s.cap[0],
+              s.cap[1], (long long)src, (long long)wt);
+        free(c1), free(c2);
+    }
+    qc_matmul_scratch_free(&s);
+    CHECK(!s.p[0] && !s.p[1] && !s.cap[0] && !s.cap[1], "a freed scratch is empty");
+    CHECK(qc_matmul_operand_bytes(QC_COMPUTE_F32, 512, 64) == 0, "fp32 products convert nothing");
+}
+
 /* More shapes than the cache holds (256): each past it runs on a primitive of its own. */
 static void test_beyond_the_cache(void) {
     qc_err e = { "" };
@@ -132,6 +164,7 @@ int main(void) {
     if (!load()) return check_summary();
     RUN(test_f32_products);
     RUN(test_bf16_products);
+    RUN(test_bf16_scratch);
     RUN(test_beyond_the_cache);
     RUN(test_isa_and_failure);
     RUN(test_mirror_upper);

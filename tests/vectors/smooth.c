@@ -150,8 +150,8 @@ static double int8_output_error(const float *x, int ntok, int n, const float *co
     for (int i = 0; i < nw; i++) {
         float *y = malloc((size_t)ntok * rows[i] * sizeof(float)), *yq = malloc((size_t)ntok * rows[i] * sizeof(float));
         qc_err e = { "" };
-        CHECK_OK(qc_matmul_xwt(x, ntok, w[i], rows[i], n, y, &e), e);
-        CHECK_OK(qc_matmul_xwt(q, ntok, w[i], rows[i], n, yq, &e), e);
+        CHECK_OK(qc_matmul_xwt(x, ntok, w[i], rows[i], n, y, NULL, &e), e);
+        CHECK_OK(qc_matmul_xwt(q, ntok, w[i], rows[i], n, yq, NULL, &e), e);
         for (size_t j = 0; j < (size_t)ntok * rows[i]; j++) num += ((double)yq[j] - y[j]) * ((double)yq[j] - y[j]), den += (double)y[j] * y[j];
         free(y), free(yq);
     }
