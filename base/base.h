@@ -278,8 +278,8 @@ qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int
 
 /* Where a series of bf16 products (a forward pass) converts its operands: buffers kept from
  * one product to the next and grown on demand. A fresh buffer per product is memory the
- * kernel maps and zeroes anew each time, which cost a Llama-7B block's bf16 forward about 9%
- * of its speed (bench_forward). Zeroed: empty. Used by one thread at a time. */
+ * kernel maps and zeroes anew each time, which cost a Llama-7B block's bf16 forward about 12%
+ * of its time (bench_forward). Zeroed: empty. Used by one thread at a time. */
 typedef struct qc_matmul_scratch {
     void *p[2];     /* the converted source and weights */
     size_t cap[2];  /* their bytes */

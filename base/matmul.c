@@ -15,7 +15,9 @@
  *
  * Compute type bf16: oneDNN's reorders round both operands to bf16 (to nearest even) into the
  * layouts its bf16 kernels want, and the product accumulates in fp32; the output stays fp32. Each call names its compute type:
- * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32. */
+ * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32.
+ * The converted operands go into buffers of the call's own, or (qc_matmul_kept) into a
+ * caller's qc_matmul_scratch kept across a forward's products. */
 #include "base/base.h"
 
 #include <oneapi/dnnl/dnnl.h>
