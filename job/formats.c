@@ -496,6 +496,16 @@ qc_status qc_job_module_spec(void *job, int bits, int gs, bool sym, qc_quant_spe
     return j->fmt->module_spec(j, bits, gs, sym, out, e);
 }
 
+qc_status qc_job_observe_spec(const qc_job *j, qc_quant_spec *up, qc_err *e) {
+    const qc_quant_spec *o = &j->o.spec;
+    qc_err ignored;
+    if (qc_job_module_spec((void *)j, 8, o->groupsize, o->sym, up, &ignored) || up->bits != 8 ||
+        (up->groupsize != o->groupsize && !j->gguf_mix)) /* a mix's Q8_0 is one more type */
+        return qc_fail(e, QC_ERR_ARG, "--observe requantizes linears at 8 bits in groups of %d, which --format %s "
+                       "cannot store beside the others", o->groupsize, j->fmt->name);
+    return QC_OK;
+}
+
 bool qc_job_tokenizer_json(const qc_job *j, const qc_checkpoint *ck) {
     return j->fmt->tokenizer_json >= 0 ? j->fmt->tokenizer_json : strcmp(qc_checkpoint_format(ck), "llama2.c") != 0;
 }

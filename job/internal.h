@@ -45,6 +45,9 @@ struct qc_job {
 
 /* The spec a linear gets for (bits, groupsize, sym) in the job's format (qc_recipe_spec_fn). */
 qc_status qc_job_module_spec(void *job, int bits, int groupsize, bool sym, qc_quant_spec *out, qc_err *e);
+/* The spec --observe gives its upgraded linears: 8 bits in the run's groups (a K-quant mix:
+ * Q8_0); an argument error when the format cannot store it beside the others. */
+qc_status qc_job_observe_spec(const qc_job *j, qc_quant_spec *up, qc_err *e);
 /* A K-quant mix (j->gguf_mix) laid over the module settings on the open model's config c: each
  * linear the recipe did not pin gets the mix's type, each tensor whose rows are not whole
  * blocks of its type llama.cpp's fallback (logged, and listed in j->gguf_fallbacks) or an error

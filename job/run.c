@@ -103,9 +103,7 @@ static qc_status draw_windows(qc_job *j, const qc_model *m, const qc_tokenizer *
 static qc_status observe_pass(qc_job *j, qc_model *m, const qc_windows *w, qc_quantized *q1, qc_err *e) {
     qc_quant_spec up;
     qc_status st = qc_calibrate(m, w, &j->o, q1, e);
-    if (!st) st = qc_job_module_spec(j, 8, j->o.spec.groupsize, j->o.spec.sym, &up, e);
-    if (!st && (up.bits != 8 || (up.groupsize != j->o.spec.groupsize && !j->gguf_mix)))
-        st = qc_fail(e, QC_ERR_ARG, "--observe: the output format cannot store 8-bit linears beside the others");
+    if (!st) st = qc_job_observe_spec(j, &up, e);
     if (!st) j->observed = qc_observe_upgrade(q1, (int)j->s.observe, &up, qc_job_fused_groups(j), j->mods);
     if (!st)
         qc_logf(j->log, QC_LOG_INFO, "--observe: %d linears of the largest output error requantized at 8 bits%s",

@@ -207,11 +207,7 @@ qc_status qc_job_plan(qc_job *j, qc_err *e) {
                    "already)");
     j->base_spec = o->spec;
     qc_quant_spec up;
-    qc_err ignored;
-    if (s->observe && (qc_job_module_spec(j, 8, o->spec.groupsize, o->spec.sym, &up, &ignored) || up.bits != 8 ||
-                       (up.groupsize != o->spec.groupsize && !j->gguf_mix))) /* a mix's Q8_0 is one more type */
-        return ARG("--observe requantizes linears at 8 bits in groups of %d, which --format %s cannot store beside the "
-                   "others", o->spec.groupsize, j->fmt->name);
+    if (s->observe && (st = qc_job_observe_spec(j, &up, e))) return st;
     if (s->target_bpw > 0 && !qc_job_mixed_candidates(j, NULL))
         return ARG("--target-bpw: --format %s stores none of the candidate settings (3, 4, 8 bits in groups of 32, 128); "
                    "--format gptq, gguf or fake", j->fmt->name);
