@@ -370,6 +370,7 @@ static qc_status spill_block(qc_quantized *out, int l, qc_err *e) {
 typedef struct checkpoints {
     const qc_calib_checkpoint *cp; /* rank 0's; NULL on the others */
     bool on;                       /* rank 0 checkpoints: every rank takes part */
+    size_t mine;                   /* of this rank's windows' activations */
     size_t bytes;                  /* of every window's activations */
     void *all;                     /* rank 0: every window's activations; NULL: this rank's x is all */
 } checkpoints;
@@ -377,6 +378,7 @@ typedef struct checkpoints {
 static qc_status checkpoints_open(checkpoints *k, const runner *r, size_t xbytes, qc_status st, qc_err *e) {
     const qc_dist *d = r->o->dist;
     k->cp = r->o->checkpoint;
+    k->mine = xbytes;
     k->bytes = xbytes / (size_t)r->w->n * (size_t)qc_windows_total(r->w);
     uint8_t on = k->cp != NULL;
     st = qc_dist_agree(d, st, e);
@@ -391,7 +393,6 @@ static qc_status checkpoints_open(checkpoints *k, const runner *r, size_t xbytes
 /* Fills out's blocks [0, *first) and x from rank 0's checkpoint (rank 0's results only). */
 static qc_status checkpoints_restore(checkpoints *k, runner *r, qc_quantized *out, int *first, qc_err *e) {
     const qc_dist *d = r->o->dist;
-    size_t mine = (size_t)r->w->n * r->w->seqlen * r->cfg->dim * qc_dtype_size(r->o->act_dtype);
     qc_status st = QC_OK;
     *first = 0;
     if (k->cp) st = k->cp->restore(k->cp->ctx, out, k->all ? k->all : r->x, k->bytes, first, e);
@@ -399,7 +400,7 @@ static qc_status checkpoints_restore(checkpoints *k, runner *r, qc_quantized *ou
     st = qc_dist_agree(d, st, e);
     if (!st) st = qc_dist_bcast(d, 0, &f, sizeof f, e);
     *first = f;
-    if (!st && f > 0 && qc_dist_size(d) > 1) st = qc_dist_scatter(d, 0, k->all, r->x, mine, e);
+    if (!st && f > 0 && qc_dist_size(d) > 1) st = qc_dist_scatter(d, 0, k->all, r->x, k->mine, e);
     return st;
 }
 
@@ -407,8 +408,7 @@ static qc_status checkpoints_restore(checkpoints *k, runner *r, qc_quantized *ou
 static qc_status checkpoints_save(checkpoints *k, runner *r, int layer, const qc_quantized *out, qc_err *e) {
     if (!k->on) return QC_OK;
     const qc_dist *d = r->o->dist;
-    size_t mine = (size_t)r->w->n * r->w->seqlen * r->cfg->dim * qc_dtype_size(r->o->act_dtype);
-    qc_status st = qc_dist_size(d) > 1 ? qc_dist_gather(d, 0, r->x, mine, k->all, e) : QC_OK;
+    qc_status st = qc_dist_size(d) > 1 ? qc_dist_gather(d, 0, r->x, k->mine, k->all, e) : QC_OK;
     if (!st && k->cp) st = k->cp->save(k->cp->ctx, layer, out, k->all ? k->all : r->x, k->bytes, e);
     return qc_dist_agree(d, st, e);
 }
