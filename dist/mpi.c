@@ -245,7 +245,13 @@ static qc_status exchange(const qc_dist *d, int root, void *p, size_t n, void *a
     if (d->broken) return d->broken;
     double t0 = qc_now();
     uint64_t *c = d->rank == root ? qc_malloc((size_t)d->size, sizeof *c, e, "sizes") : NULL;
-    if (d->rank == root && !c) return QC_ERR_NOMEM; /* the others then fail in the transfer */
+    ((qc_dist *)d)->nested++; /* the others must not wait for a root that cannot take part */
+    qc_status st = qc_dist_agree(d, d->rank == root && !c ? QC_ERR_NOMEM : QC_OK, e);
+    ((qc_dist *)d)->nested--;
+    if (st) {
+        free(c);
+        return st;
+    }
     int rc = counts(d, root, n, c);
     size_t moved = 0;
     if (d->rank == root) {
