@@ -10,8 +10,9 @@
  * Tokens: every (ntok / 512)-th row of x from the first (at least every row), as the
  * reference's input_feat[:, 0::n // 512]; in a distributed run, counted over every rank's
  * tokens (sh), each rank summing the errors of its own and the ranks adding them up. The
- * partial outputs of one group for all rows are one sgemm per candidate: (tokens × group) · (group × rows). The shrink factor is rounded to
- * fp32 before it multiplies max|w| (torch multiplies an fp32 tensor by a Python float).
+ * partial outputs of one group for all rows are one sgemm per candidate: (tokens × group) ·
+ * (group × rows). The shrink factor is rounded to fp32 before it multiplies max|w| (torch
+ * multiplies an fp32 tensor by a Python float).
  *
  * Given the reference's fp32 inputs this chooses its ranges exactly. With scales an ulp away
  * (AWQ's mean|x| and powf are not bit-reproducible) a row may choose another range: a range
