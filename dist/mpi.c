@@ -229,12 +229,6 @@ static int transfer(void *p, size_t n, int peer, bool send) {
     return rc;
 }
 
-/* Every rank's n into counts (N) on root. */
-static int counts(const qc_dist *d, int root, size_t n, uint64_t *c) {
-    uint64_t mine = n;
-    return MPI_Gather(&mine, 1, MPI_UINT64_T, c, 1, MPI_UINT64_T, root, MPI_COMM_WORLD);
-}
-
 /* gather (to root) or scatter (from root) of each rank's n bytes at p, all on root. */
 static qc_status exchange(const qc_dist *d, int root, void *p, size_t n, void *all, bool gather, qc_err *e) {
     if (!d || d->size == 1) {
@@ -252,7 +246,8 @@ static qc_status exchange(const qc_dist *d, int root, void *p, size_t n, void *a
         free(c);
         return st;
     }
-    int rc = counts(d, root, n, c);
+    uint64_t mine = n; /* every rank's n into c on root */
+    int rc = MPI_Gather(&mine, 1, MPI_UINT64_T, c, 1, MPI_UINT64_T, root, MPI_COMM_WORLD);
     size_t moved = 0;
     if (d->rank == root) {
         uint8_t *at = all;
