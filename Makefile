@@ -6,6 +6,7 @@
 #   make bench    benchmarks: measured figures and ratios, never assertions
 #   make fuzz     every libFuzzer target (fuzz/) for FUZZ_SECONDS each, clang + ASan + UBSan
 #   make bench-7b the SYNTHETIC 7b model (13.5 GB on disk) quantized end to end; not in CI
+#   make bench-7b-blocks  its first 2 blocks at 128 × 2048 tokens: the 7B projection's rates; not in CI
 SHARED  ?= ../shared
 BUILD   ?= build
 ifeq ($(origin CC),default)
@@ -44,7 +45,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test asan demo bench bench-7b deps clean fuzz fuzz-run
+.PHONY: all test asan demo bench bench-7b bench-7b-blocks deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
 ifneq ($(MPI),on)
 $(info qcalib: MPI is off (MPI=off, or no mpicc found): the binary runs as one process; install libopenmpi-dev for mpirun)
@@ -90,6 +91,13 @@ bench: $(BUILD)/qcalib $(BENCH_BIN)
 bench-7b: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
 	@QCALIB=$(BUILD)/qcalib QCALIB_SHARED=$(SHARED) BENCH_DATA=$${BENCH_DATA:-$(BUILD)/bench-data} \
 	    $(BUILD)/bench/bench_e2e bench/last-7b.json 7b 16
+
+# The 7B job's own shapes and tokens (128 × 2048) on the first 2 of its 32 blocks, every core:
+# the per-block rates a projection to the whole 7B job needs. About 18 GB of memory and, at
+# f32 on 2 cores, half an hour. BENCH_COMPUTE=bf16 for bf16 products.
+bench-7b-blocks: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
+	@QCALIB=$(BUILD)/qcalib QCALIB_SHARED=$(SHARED) BENCH_DATA=$${BENCH_DATA:-$(BUILD)/bench-data} \
+	    BENCH_THREADS=$${BENCH_THREADS:-$$(nproc)} $(BUILD)/bench/bench_e2e bench/last-7b-blocks.json 7b 128 2048 2
 
 # Fuzzing: a separate clang build tree; the library instrumented for libFuzzer's coverage,
 # each fuzz/fuzz_*.c linked with libFuzzer's main (fuzz/run.sh builds the seeds and runs them).

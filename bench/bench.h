@@ -95,13 +95,16 @@ static inline cJSON *bench_read_json(const char *path) {
     return j;
 }
 
-/* The synthetic model `qcalib synth --shape shape` at path, made by binary q unless it is there
- * already (kept between runs: 1.9 GB for 1b). Returns 0, or -1 after saying why. */
-static inline int bench_synth_model(const char *who, const char *q, const char *shape, const char *path) {
+/* The synthetic model `qcalib synth --shape shape [--blocks blocks]` at path, made by binary q
+ * unless it is there already (kept between runs: 1.9 GB for 1b). Returns 0, or -1 after saying
+ * why. */
+static inline int bench_synth_model(const char *who, const char *q, const char *shape, const char *blocks,
+                                    const char *path) {
     if (qc_path_exists(path)) return 0;
     double s = 0;
     long rss = 0;
-    char *argv[] = { (char *)q, "synth", "--shape", (char *)shape, "--out", (char *)path, "--quiet", NULL };
+    char *argv[] = { (char *)q, "synth", "--shape", (char *)shape, "--out", (char *)path, "--quiet",
+                     blocks ? "--blocks" : NULL, (char *)blocks, NULL };
     int rc = bench_run(argv, &s, &rss);
     if (rc != 0) return fprintf(stderr, "%s: qcalib synth failed (exit %d)\n", who, rc), -1;
     printf("  wrote %s in %.1f s (peak RSS %.0f MB)\n", path, s, rss / 1024.0);

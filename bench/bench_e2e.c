@@ -14,9 +14,13 @@
  *     this machine, each stage's work at 7B divided by the rate this run measured for it:
  *     forward FLOPs (the linears as often as the calibration route runs them, attention),
  *     XᵀX FLOPs of the four sites, a GPTQ work proxy Σ (cols³ + rows·cols²) per linear
- *     (factorizations and lazy updates), and weights written.
+ *     (factorizations and lazy updates), and weights written. Run on the first BLOCKS blocks
+ *     of the 7b shape at 128 × 2048 tokens (`make bench-7b-blocks`), every rate is measured at
+ *     the projection's own shapes and token count, and the projection is the run's stages
+ *     scaled to 32 blocks.
  *
- * usage: bench_e2e [OUT.json [SHAPE NSAMPLES]]   (default 1b 16; `make bench-7b`: 7b 16)
+ * usage: bench_e2e [OUT.json [SHAPE NSAMPLES [SEQLEN [BLOCKS]]]]
+ *   default 1b 16 512, every block; `make bench-7b`: 7b 16; `make bench-7b-blocks`: 7b 128 2048 2
  * Environment: QCALIB (the binary), QCALIB_SHARED, BENCH_DATA (where the synthetic model is
  * kept between runs; the quantized output is removed afterwards), BENCH_THREADS.
  * Measures, never asserts. */
@@ -33,23 +37,27 @@
 
 int main(int argc, char **argv) {
     const char *shape = argc > 2 ? argv[2] : "1b", *nsamples = argc > 3 ? argv[3] : "16";
+    const char *seqlen = argc > 4 ? argv[4] : "512", *blocks = argc > 5 ? argv[5] : NULL;
     const char *q = bench_env_or("QCALIB", "build/qcalib"), *shared = bench_env_or("QCALIB_SHARED", "../shared");
     const char *data = bench_env_or("BENCH_DATA", "build/bench-data"), *threads = bench_env_or("BENCH_THREADS", "1");
     const char *compute = bench_env_or("BENCH_COMPUTE", "f32");
-    char model[1024], out[1024], calib[1024], summary[1100], mkdir_cmd[1100], rm_cmd[1100];
-    snprintf(model, sizeof model, "%s/synth-%s", data, shape);
+    char model[1024], out[1024], calib[1024], summary[1100], mkdir_cmd[1100], rm_cmd[1100], tag[64];
+    snprintf(tag, sizeof tag, blocks ? "%s_%sblocks_%s" : "%s", shape, blocks, seqlen); /* the JSON keys' prefix */
+    if (blocks) snprintf(model, sizeof model, "%s/synth-%s-%sblocks", data, shape, blocks);
+    else snprintf(model, sizeof model, "%s/synth-%s", data, shape);
     snprintf(out, sizeof out, "%s/quantized-%s", data, shape);
     snprintf(calib, sizeof calib, "%s/data/tinystories/tinystories_calib.txt", shared);
     snprintf(summary, sizeof summary, "%s/summary.json", out);
     snprintf(mkdir_cmd, sizeof mkdir_cmd, "mkdir -p '%s'", data);
     snprintf(rm_cmd, sizeof rm_cmd, "rm -rf '%s'", out);
     if (system(mkdir_cmd) != 0) return fprintf(stderr, "bench_e2e: cannot create %s\n", data), 1;
-    printf("bench_e2e: qcalib --method gptq --wbits 4 --groupsize 128 on the SYNTHETIC %s model, nsamples %s, seqlen 512, "
-           "%s thread%s, --compute %s\n", shape, nsamples, threads, strcmp(threads, "1") == 0 ? "" : "s", compute);
+    printf("bench_e2e: qcalib --method gptq --wbits 4 --groupsize 128 on the SYNTHETIC %s model%s%s%s, nsamples %s, "
+           "seqlen %s, %s thread%s, --compute %s\n", shape, blocks ? " (its first " : "", blocks ? blocks : "",
+           blocks ? " blocks)" : "", nsamples, seqlen, threads, strcmp(threads, "1") == 0 ? "" : "s", compute);
 
-    if (bench_synth_model("bench_e2e", q, shape, model) != 0) return 1;
+    if (bench_synth_model("bench_e2e", q, shape, blocks, model) != 0) return 1;
     char *qargv[] = { (char *)q, "--method", "gptq", "--wbits", "4", "--groupsize", "128", "--model", model, "--calib",
-                      calib, "--nsamples", (char *)nsamples, "--seqlen", "512", "--threads", (char *)threads,
+                      calib, "--nsamples", (char *)nsamples, "--seqlen", (char *)seqlen, "--threads", (char *)threads,
                       "--compute", (char *)compute, "--out", out, "--force", "--quiet", NULL };
     double secs = 0;
     long rss = 0;
@@ -72,7 +80,8 @@ int main(int argc, char **argv) {
     printf("  %-20s %8.1f %9.1f %9.1f %9.1f %7.1f %8.1f %12.0f %8.0f   RSS/plan %.2f (target <= 1.2)\n",
            "gptq w4 g128", secs, calib_s, fw, st, so, wr, rss_mb, plan, plan > 0 ? rss_mb / plan : 0.0);
     printf("  intermediates between true-sequential stages: %s\n", kept ? "kept" : "recomputed");
-    bool comparable = strcmp(shape, "1b") == 0 && strcmp(nsamples, "16") == 0 && strcmp(threads, "1") == 0;
+    bool comparable = strcmp(shape, "1b") == 0 && strcmp(nsamples, "16") == 0 && strcmp(seqlen, "512") == 0 &&
+                      !blocks && strcmp(threads, "1") == 0;
     if (comparable && BEFORE_SECONDS > 0)
         printf("  before the speed work (main at %s, same job, f32, the only type it had): %.0f s; now (%s) %.1f s: "
                "%.2fx faster (target >= 4x)\n", BEFORE_COMMIT, BEFORE_SECONDS, compute, secs, BEFORE_SECONDS / secs);
@@ -84,10 +93,14 @@ int main(int argc, char **argv) {
     }
     /* the PROJECTION: 7B at 128 × 2048 from this run's per-stage rates */
     qc_config here = bench_shape_config(shape), big = bench_shape_config("7b");
-    bench_work w = bench_calib_work(&here, atoi(nsamples), 512, kept);
+    if (blocks) here.n_layers = atoi(blocks);
+    bench_work w = bench_calib_work(&here, atoi(nsamples), atoi(seqlen), kept);
     double r_fw = w.forward / fw, r_st = w.stats / st, r_so = w.solve / so, r_wr = w.weights / wr;
     printf("\n  measured rates: forward %.1f GFLOP/s, statistics %.1f GFLOP/s, GPTQ %.2f Gunit/s (cols^3 + rows*cols^2), "
            "writing %.0f Mweights/s\n", r_fw * 1e-9, r_st * 1e-9, r_so * 1e-9, r_wr * 1e-6);
+    if (blocks && strcmp(shape, "7b") == 0 && atoi(nsamples) == 128 && atoi(seqlen) == 2048)
+        printf("  this run had the projection's shapes and tokens: the projection is its stages scaled from %d to %d "
+               "blocks\n", here.n_layers, big.n_layers);
     double proj[2];
     for (int k = 0; k < 2; k++) {
         bench_work b = bench_calib_work(&big, 128, 2048, k == 1);
@@ -105,8 +118,8 @@ int main(int argc, char **argv) {
                    "\"e2e_%s_plan_mb\": %.0f, \"e2e_%s_rss_over_plan\": %.3f, \"e2e_%s_nsamples\": %s, "
                    "\"e2e_%s_threads\": %s, \"e2e_%s_compute\": \"%s\", \"projection_7b_128x2048_recomputed_h\": %.2f, "
                    "\"projection_7b_128x2048_kept_h\": %.2f}\n",
-                shape, secs, shape, calib_s, shape, fw, shape, st, shape, so, shape, wr, shape, rss_mb, shape, plan,
-                shape, plan > 0 ? rss_mb / plan : 0.0, shape, nsamples, shape, threads, shape, compute, proj[0] / 3600, proj[1] / 3600);
+                tag, secs, tag, calib_s, tag, fw, tag, st, tag, so, tag, wr, tag, rss_mb, tag, plan, tag,
+                plan > 0 ? rss_mb / plan : 0.0, tag, nsamples, tag, threads, tag, compute, proj[0] / 3600, proj[1] / 3600);
         fclose(f);
     }
     cJSON_Delete(j);

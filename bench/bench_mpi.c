@@ -305,7 +305,7 @@ int main(int argc, char **argv) {
            "f32: %d ranks of 1 thread under mpirun, and the plain run on 2 threads and on 1 (load average at start %s)\n",
            GROUPSIZE, NSAMPLES, SEQLEN, RANKS, load);
     if (system(mkdir_cmd) != 0) return fprintf(stderr, "bench_mpi: cannot create %s\n", data), 1;
-    if (bench_synth_model("bench_mpi", q, "1b", model) != 0) return 1;
+    if (bench_synth_model("bench_mpi", q, "1b", NULL, model) != 0) return 1;
 
     double sum_rate, link;
     measure_transfer(&sum_rate, &link);

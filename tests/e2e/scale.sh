@@ -1,6 +1,6 @@
 #!/bin/sh
 # e2e/scale.sh — the scale features from the command line: `qcalib synth` writes a loadable,
-# labelled SYNTHETIC model that quantizes and evaluates; the memory plan is printed and
+# labelled SYNTHETIC model that quantizes and evaluates, or its first blocks alone; the memory plan is printed and
 # recorded; --max-memory below the plan refuses before any work, naming the option and the
 # plan, and leaves no output; the block's activations kept between true-sequential sites, or
 # recomputed (the same file) under a budget that does not hold them; --act-dtype f16 runs and
@@ -21,6 +21,15 @@ check "quantize the synthetic model (GPTQ, written file = solver's weights)" "gr
 check "the plan is printed at the start" "grep -q '^memory plan (MB): model tensors 1.0 on disk' '$T/qerr'"
 check "summary.json records the plan" "[ -n \"\$(json_num '$T/qtiny/summary.json' peak)\" ]"
 check "no scratch file left in the output (9 files and the marker)" "! ls -A '$T/qtiny' | grep -q spill && [ \$(ls -A '$T/qtiny' | wc -l) -eq 10 ]"
+# --blocks: the first blocks of the same model (a 7B's per-block rates without its 13.5 GB)
+$Q synth --shape tiny --blocks 1 --out "$T/tiny1" --seed 3 --quiet
+$Q inspect --model "$T/tiny1" >"$T/inspect1.txt" 2>&1
+check "synth --blocks 1: one block of tiny's shapes" \
+    "grep -q 'dim 128, FFN 352, 1 blocks, 4 heads (2 key/value) of 32, vocab 512' '$T/inspect1.txt'"
+$Q stats --model "$T/tiny" --out "$T/st2" --quiet && $Q stats --model "$T/tiny1" --out "$T/st1" --quiet
+check "synth --blocks 1: the embedding, classifier and block 0 of the 2-block model, value for value" \
+    "grep -v 'layers\.1\.' '$T/st2/weight_stats.csv' >'$T/st2.csv' && cmp '$T/st2.csv' '$T/st1/weight_stats.csv' && [ \$(wc -l <'$T/st1/weight_stats.csv') -ge 9 ]"
+expect_fail "synth: --blocks beyond the shape" 2 "--blocks 3: the tiny shape has 2 blocks" $Q synth --shape tiny --blocks 3 --out "$T/x"
 expect_fail "synth: unknown shape" 2 "--shape '13b': expected tiny, tiny256, 1b or 7b" $Q synth --shape 13b --out "$T/x"
 expect_fail "synth: bad dtype" 2 "--dtype 'f8'" $Q synth --shape tiny --dtype f8 --out "$T/x"
 expect_fail "synth: existing output" 2 "already exists" $Q synth --shape tiny --out "$T/tiny"
