@@ -1,6 +1,6 @@
 /* bench_e2e.c — the whole tool at a real model's shapes: `qcalib --method gptq --wbits 4
- * --groupsize 128` (GPTQ format) on the SYNTHETIC 1b model (2048 wide, 16 blocks, FFN 5632,
- * vocab 32000, F16; `qcalib synth`), calibrated on nsamples × 512 tokens of
+ * --groupsize 128` (GPTQ format) on a SYNTHETIC model (by default 1b: 2048 wide, 16 blocks,
+ * FFN 5632, vocab 32000, F16; `qcalib synth`), calibrated on NSAMPLES × SEQLEN tokens of
  * tinystories_calib.txt, on BENCH_THREADS threads (default 1, as the saved figure below), with
  * --compute BENCH_COMPUTE (default f32).
  * Prints:
