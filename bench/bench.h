@@ -23,18 +23,17 @@ static inline void bench_fill_random(float *p, size_t n, float scale, uint64_t *
     }
 }
 
-/* One block of the synthetic 1b's shapes (2048 wide, 16 heads of 128, FFN 5632; io/synth.c). */
-static inline qc_config bench_1b_config(void) {
-    return (qc_config){ .dim = 2048, .hidden_dim = 5632, .n_layers = 1, .n_heads = 16, .n_kv_heads = 16,
-                        .head_dim = 128, .vocab_size = 32000, .seq_len = 2048, .norm_eps = 1e-5f,
-                        .rope_theta = 10000 };
+/* A synthetic model's shapes (io/synth.c's table: "1b", "7b"), whole or one block of it. */
+static inline qc_config bench_shape_config(const char *shape) {
+    qc_config c = { 0 };
+    qc_synth_shape(shape, &c);
+    return c;
 }
 
-/* One Llama-2-7B block's shapes (4096 wide, 32 heads, FFN 11008). */
-static inline qc_config bench_7b_config(void) {
-    return (qc_config){ .dim = 4096, .hidden_dim = 11008, .n_layers = 1, .n_heads = 32, .n_kv_heads = 32,
-                        .head_dim = 128, .vocab_size = 32000, .seq_len = 4096, .norm_eps = 1e-5f,
-                        .rope_theta = 10000 };
+static inline qc_config bench_block_config(const char *shape) {
+    qc_config c = bench_shape_config(shape);
+    c.n_layers = 1;
+    return c;
 }
 
 /* A block of c's shapes: unit norms, linears uniform in ±0.02 (about a trained model's
@@ -144,13 +143,6 @@ static inline bench_work bench_calib_work(const qc_config *c, int nwin, int seql
         weights += (double)rows * cols;
     }
     return (bench_work){ fw * c->n_layers, st * c->n_layers, gq * c->n_layers, weights * c->n_layers };
-}
-
-/* The synthetic models' whole shapes: "1b" (16 blocks) or "7b" (32). */
-static inline qc_config bench_shape_config(const char *shape) {
-    qc_config c = strcmp(shape, "7b") == 0 ? bench_7b_config() : bench_1b_config();
-    c.n_layers = strcmp(shape, "7b") == 0 ? 32 : 16;
-    return c;
 }
 
 #endif

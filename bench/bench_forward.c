@@ -180,7 +180,7 @@ static int run_block(const char *name, const qc_config *c, int nwin, int seqlen,
 int main(int argc, char **argv) {
     const char *shared = getenv("QCALIB_SHARED") ? getenv("QCALIB_SHARED") : "../shared";
     int threads = qc_set_threads(0);
-    qc_config c1b = bench_1b_config(), c7b = bench_7b_config();
+    qc_config c1b = bench_block_config("1b"), c7b = bench_block_config("7b");
     row rows[6];
     int n = 0, bad = 0;
     for (int t = 0; t < 2; t++) {

@@ -45,7 +45,7 @@ static double gptq_s(const float *w0, const float *h0, float *w, float *h) {
 }
 
 int main(int argc, char **argv) {
-    qc_config c = bench_7b_config();
+    qc_config c = bench_block_config("7b");
     uint64_t seed = 5;
     qc_block b;
     if (bench_block(&c, &seed, &b)) {

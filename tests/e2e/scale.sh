@@ -1,10 +1,11 @@
 #!/bin/sh
 # e2e/scale.sh — the scale features from the command line: `qcalib synth` writes a loadable,
-# labelled SYNTHETIC model that quantizes and evaluates, or its first blocks alone; the memory plan is printed and
-# recorded; --max-memory below the plan refuses before any work, naming the option and the
-# plan, and leaves no output; the block's activations kept between true-sequential sites, or
-# recomputed (the same file) under a budget that does not hold them; --act-dtype f16 runs and
-# stays close to fp32 on the real stories260K; bad values of the new options are usage errors.
+# labelled SYNTHETIC model that quantizes and evaluates, or its first blocks alone; the memory
+# plan is printed and recorded; --max-memory below the plan refuses before any work, naming
+# the option and the plan, and leaves no output; the block's activations kept between
+# true-sequential sites, or recomputed (the same file) under a budget that does not hold them;
+# --act-dtype f16 runs and stays close to fp32 on the real stories260K; bad values of the new
+# options are usage errors.
 . tests/lib.sh
 SMALL="--nsamples 16 --seqlen 128"
 
