@@ -7,6 +7,8 @@
 #   make fuzz     every libFuzzer target (fuzz/) for FUZZ_SECONDS each, clang + ASan + UBSan
 #   make bench-7b the SYNTHETIC 7b model (13.5 GB on disk) quantized end to end; not in CI
 #   make bench-7b-blocks  its first 2 blocks at 128 × 2048 tokens: the 7B projection's rates; not in CI
+#   make bench-before     builds main at 9ec0578 (before the speed work) into build/before, so that
+#                         make bench measures the before/after ratio on this machine, in one run
 SHARED  ?= ../shared
 BUILD   ?= build
 ifeq ($(origin CC),default)
@@ -45,7 +47,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:%.c=$(BUILD)/%)
 DEPS_OK := $(BUILD)/.deps-ok
 
-.PHONY: all test asan demo bench bench-7b bench-7b-blocks deps clean fuzz fuzz-run
+.PHONY: all test asan demo bench bench-7b bench-7b-blocks bench-before deps clean fuzz fuzz-run
 all: $(BUILD)/qcalib
 ifneq ($(MPI),on)
 $(info qcalib: MPI is off (MPI=off, or no mpicc found): the binary runs as one process; install libopenmpi-dev for mpirun)
@@ -98,6 +100,15 @@ bench-7b: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
 bench-7b-blocks: $(BUILD)/qcalib $(BUILD)/bench/bench_e2e
 	@QCALIB=$(BUILD)/qcalib QCALIB_SHARED=$(SHARED) BENCH_DATA=$${BENCH_DATA:-$(BUILD)/bench-data} \
 	    BENCH_THREADS=$${BENCH_THREADS:-$$(nproc)} $(BUILD)/bench/bench_e2e bench/last-7b-blocks.json 7b 128 2048 2
+
+# The same job before the speed work, for bench_e2e's ratio (BENCH_BEFORE; bench/run.sh passes it
+# when built): this repository's own commit 9ec0578, from git's history, built in its own tree.
+BEFORE_COMMIT := 9ec0578
+bench-before: $(BUILD)/before/build/qcalib
+$(BUILD)/before/build/qcalib:
+	@rm -rf $(BUILD)/before && mkdir -p $(BUILD)/before
+	git archive $(BEFORE_COMMIT) | tar -x -C $(BUILD)/before
+	$(MAKE) -C $(BUILD)/before build/qcalib
 
 # Fuzzing: a separate clang build tree; the library instrumented for libFuzzer's coverage,
 # each fuzz/fuzz_*.c linked with libFuzzer's main (fuzz/run.sh builds the seeds and runs them).
