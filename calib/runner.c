@@ -324,9 +324,9 @@ static qc_status run_passes(runner *r, qc_block *b, int layer, const qc_prestep 
 }
 
 /* One block: the pre-step, the sites by either route, the next block's inputs. */
-static qc_status run_block(runner *r, const qc_checkpoint *ck, int layer, qc_quantized *out, qc_err *e) {
+static qc_status run_block(runner *r, qc_model *m, int layer, qc_quantized *out, qc_err *e) {
     qc_block b;
-    qc_status st = qc_block_load(ck, layer, &b, e), agreed = qc_dist_agree(r->o->dist, st, e);
+    qc_status st = qc_model_load_block(m, layer, &b, e), agreed = qc_dist_agree(r->o->dist, st, e);
     if (agreed) {
         if (!st) qc_block_free(&b);
         return agreed;
@@ -496,7 +496,7 @@ qc_status qc_calibrate(qc_model *m, const qc_windows *w, const qc_calib_opts *o,
     if (!st && first == 0) st = pass(&r, m, NULL, 0, NULL, e); /* the embedding */
     st = qc_dist_agree(o->dist, st, e);
     for (int l = first; l < c->n_layers && !st; l++) {
-        st = qc_dist_agree(o->dist, run_block(&r, m->ck, l, out, e), e);
+        st = qc_dist_agree(o->dist, run_block(&r, m, l, out, e), e);
         /* the block's results go to the checkpoint before the scratch file takes them */
         if (!st) st = checkpoints_save(&k, &r, l, out, e);
         if (!st) st = qc_dist_agree(o->dist, spill_block(out, l, e), e);

@@ -56,8 +56,7 @@ qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) 
     QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
     qc_block *blk = &m->blocks[layer];
     if (!blk->w[0]) {
-        qc_status st = qc_block_load(m->ck, layer, blk, e);
-        if (!st) m->block_hash[layer] = blk->hash, m->hashed[layer] = true;
+        qc_status st = qc_model_load_block(m, layer, blk, e);
         for (int l = 0; !st && m->linears && l < QC_LIN_COUNT; l++)
             st = m->linears->read(m->linears->ctx, qc_linear_weight(l), layer, blk->w[l], e);
         if (st) {
@@ -70,6 +69,13 @@ qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e) 
 }
 
 void qc_model_release_block(qc_model *m, int layer) { qc_block_free(&m->blocks[layer]); }
+
+qc_status qc_model_load_block(qc_model *m, int layer, qc_block *b, qc_err *e) {
+    QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);
+    qc_status st = qc_block_load(m->ck, layer, b, e);
+    if (!st) m->block_hash[layer] = b->hash, m->hashed[layer] = true;
+    return st;
+}
 
 qc_status qc_model_block_hash(qc_model *m, int layer, uint64_t *h, qc_err *e) {
     QC_ASSERT(layer >= 0 && layer < m->cfg.n_layers);

@@ -186,6 +186,10 @@ void qc_model_set_linears(qc_model *m, const qc_weight_source *src);
 /* The block's weights, loading them on first use. */
 qc_status qc_model_block(qc_model *m, int layer, const qc_block **b, qc_err *e);
 void qc_model_release_block(qc_model *m, int layer);
+/* A copy of block `layer`'s weights as the checkpoint holds them (not from qc_model_set_linears'
+ * source), owned by the caller, who may change them (the calibration runner); its hash is
+ * recorded for qc_model_block_hash, so that the block is not read again to hash it. */
+qc_status qc_model_load_block(qc_model *m, int layer, qc_block *b, qc_err *e);
 /* The content hash of block `layer`'s weights as the checkpoint holds them (qc_block's hash,
  * before any qc_model_set_linears): recorded when the block was loaded; a block never loaded
  * is loaded for it, and released. */
