@@ -1,9 +1,34 @@
-/* mem.c — allocation with overflow-checked sizes and messages that say what was wanted. */
+/* mem.c — allocation with overflow-checked sizes and messages that say what was wanted.
+ *
+ * Large buffers (weights, Hessians, activations: tens to hundreds of MB, allocated afresh for
+ * each block and linear) ask the kernel for transparent huge pages: each 4 KB page's first
+ * touch is a page fault, which on a virtual machine costs several times what it does on bare
+ * metal. On this project's 2-core VM, touching 1 GB of fresh memory took 3.9-5.4 s in 4 KB pages
+ * and 1.9 s in 2 MB ones (0.06 s once mapped), and the 1b GPTQ job spent about a tenth of its
+ * time in such faults. glibc serves these sizes with mmap, so the memory goes back to the
+ * system when freed; madvise only marks the 2 MB-aligned part of the range, and is advice: where
+ * huge pages are off ("never") nothing changes, and a failure is ignored. */
 #include "base/base.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN (4 * HUGE_PAGE) /* smaller buffers: not worth the advice */
+
+static void advise_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    if (n < HUGE_MIN) return;
+    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (end > a) madvise((void *)a, end - a, MADV_HUGEPAGE);
+#else
+    (void)p, (void)n;
+#endif
+}
 
 bool qc_mul_size(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 bool qc_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
@@ -17,6 +42,7 @@ static void *alloc(size_t count, size_t size, bool zero, qc_err *e, const char *
     if (n == 0) n = 1;
     void *p = zero ? calloc(1, n) : malloc(n);
     if (!p) qc_fail(e, QC_ERR_NOMEM, "%s: out of memory allocating %zu bytes", what, n);
+    else advise_huge(p, n);
     return p;
 }
 
