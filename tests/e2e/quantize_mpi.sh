@@ -106,8 +106,11 @@ $MPIRUN -np 3 "$Q" --method gptq --model "$M" --calib "$CAL" --nsamples 2 --seql
 rc=$?
 expect_fail_mpi "more ranks than windows is refused, naming both" "3 ranks but only 2 calibration windows"
 
-# a rank killed mid-run, then resumed
-K="--method gptq --wbits 4 --groupsize 32 --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 1 --quiet"
+# a rank killed mid-run, then resumed. The kill comes some 10-30 ms after the poll sees the
+# second checkpoint (pgrep, then each process's environment): 96 x 256 tokens make a block
+# take about 200 ms, so the run is still in its middle blocks then (at 24 x 128, about 40 ms a
+# block, a fast machine finished all 5 first and the check saw no work folder).
+K="--method gptq --wbits 4 --groupsize 32 --model $M --calib $CAL --nsamples 96 --seqlen 256 --threads 1 --quiet"
 done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
 $MPIRUN -np 2 "$Q" $K --out "$T/kfull" >/dev/null 2>&1 || bad "the uninterrupted 2-rank run failed"
 for again in 2 3; do
