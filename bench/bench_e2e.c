@@ -39,10 +39,10 @@
 #define BEFORE_SECONDS 598.6
 #define BEFORE_MACHINE "the earlier sessions' machine"
 
-/* The job of qargv (whose --out is out) with BEFORE_COMMIT's binary before: the same arguments
- * but --compute, which that commit did not have (its products were f32). Returns its wall
- * seconds, or -1 after saying why. */
-static double run_before(const char *before, char **qargv, const char *out) {
+/* The job of qargv with BEFORE_COMMIT's binary before: the same arguments but --compute, which
+ * that commit did not have (its products were f32); rm_cmd removes its output afterwards.
+ * Returns its wall seconds, or -1 after saying why. */
+static double run_before(const char *before, char **qargv, const char *rm_cmd) {
     char *argv[40];
     int n = 0;
     for (int i = 0; qargv[i]; i++) {
@@ -53,9 +53,7 @@ static double run_before(const char *before, char **qargv, const char *out) {
     double secs = 0;
     long rss = 0;
     int rc = bench_run(argv, &secs, &rss);
-    char rm_cmd[1100];
-    snprintf(rm_cmd, sizeof rm_cmd, "rm -rf '%s'", out);
-    if (system(rm_cmd) != 0) fprintf(stderr, "bench_e2e: could not remove %s\n", out);
+    if (system(rm_cmd) != 0) fprintf(stderr, "bench_e2e: %s failed\n", rm_cmd);
     if (rc != 0) return fprintf(stderr, "bench_e2e: %s (main at %s) failed (exit %d)\n", before, BEFORE_COMMIT, rc), -1;
     printf("  before the speed work, %s (main at %s), the same job: %.1f s wall, peak RSS %.0f MB\n", before,
            BEFORE_COMMIT, secs, rss / 1024.0);
@@ -92,7 +90,7 @@ int main(int argc, char **argv) {
     double before_s = BEFORE_SECONDS;
     if (before && *before && !comparable)
         printf("  (BENCH_BEFORE is for the 1b job at 16 x 512 tokens on one thread: not run)\n");
-    else if (before && *before && (before_s = run_before(before, qargv, out)) < 0)
+    else if (before && *before && (before_s = run_before(before, qargv, rm_cmd)) < 0)
         return 1;
     double secs = 0;
     long rss = 0;
