@@ -21,6 +21,15 @@ expect_fail() {
 }
 # json_num FILE KEY: the first number stored under "KEY" in a JSON file
 json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1; }
+# preload MODE CMD...: CMD with tests/preload/rename_kill.c (compiled into T on first use)
+# preloaded and RENAME_KILL=MODE: a kill at a chosen step, whatever the machine's speed. An
+# ASan build accepts a library loaded before it.
+LIB_DIR=$(cd "$(dirname "$0")/.." && pwd)
+preload() {
+    [ -f "$T/rk.so" ] || ${CC:-cc} -shared -fPIC -o "$T/rk.so" "$LIB_DIR/preload/rename_kill.c" -ldl || return 1
+    mode=$1; shift
+    env LD_PRELOAD="$T/rk.so" RENAME_KILL="$mode" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" "$@"
+}
 # finish NAME: the test's exit status
 finish() {
     [ $fails -eq 0 ] || { echo "  $fails $1 checks failed"; exit 1; }

@@ -7,9 +7,8 @@
 # output at the path and the old one at OUT.tmp.*, which the next run on OUT clears. Where
 # the filesystem cannot exchange (simulated), a SIGKILL between the two renames leaves the
 # old output at OUT.old.*, and the next run on OUT puts it back. The kills and the missing
-# exchange are played by tests/preload/rename_kill.c, an LD_PRELOAD shim this test compiles.
+# exchange are played by tests/preload/rename_kill.c, an LD_PRELOAD shim (lib.sh's preload).
 . "$(dirname "$0")/../lib.sh"
-HERE=$(cd "$(dirname "$0")/.." && pwd)
 Q=$(realpath "$Q") S=$(realpath "$S")
 M=$S/models/stories260K/stories260K.bin CAL=$S/data/tinystories/tinystories_calib.txt
 cd "$T" || exit 1
@@ -66,10 +65,6 @@ check "convert --to gguf --force replaces a GGUF model" \
 expect_fail "stats --force follows the same rule" 2 "p: not a folder qcalib wrote" $Q stats --model "$M" --out p --force --quiet
 
 # -- a kill inside the replace
-CC=${CC:-cc}
-$CC -shared -fPIC -o rk.so "$HERE/preload/rename_kill.c" -ldl || exit 1
-# preload MODE CMD...: CMD with the shim (an ASan build accepts a library loaded before it)
-preload() { mode=$1; shift; env LD_PRELOAD="$T/rk.so" RENAME_KILL="$mode" ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0" "$@"; }
 q --out r >/dev/null 2>err || cat err
 cp r/summary.json old.json
 preload exchange $Q $R --model "$M" --calib "$CAL" --seed 2 --out r --force >/dev/null 2>&1

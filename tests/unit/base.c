@@ -257,7 +257,27 @@ static void test_hash64(void) {
     free(text);
 }
 
+/* qc_set_threads(0), the default: OMP_NUM_THREADS where it is set (a list: its first entry),
+ * every online core where it is not or is not a count; an explicit count wins over both. */
+static void test_threads_default(void) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *was = getenv("OMP_NUM_THREADS");
+    char *saved = was ? strdup(was) : NULL;
+    setenv("OMP_NUM_THREADS", "3", 1);
+    CHECK(qc_set_threads(0) == 3 && qc_get_threads() == 3, "OMP_NUM_THREADS=3: %d threads", qc_get_threads());
+    setenv("OMP_NUM_THREADS", "5,2", 1);
+    CHECK(qc_set_threads(0) == 5, "OMP_NUM_THREADS=5,2: %d threads", qc_get_threads());
+    CHECK(qc_set_threads(2) == 2, "--threads 2 over OMP_NUM_THREADS=5,2: %d threads", qc_get_threads());
+    setenv("OMP_NUM_THREADS", "many", 1);
+    CHECK(qc_set_threads(0) == cores, "OMP_NUM_THREADS=many: %d threads, not the %ld cores", qc_get_threads(), cores);
+    unsetenv("OMP_NUM_THREADS");
+    CHECK(qc_set_threads(0) == cores, "no OMP_NUM_THREADS: %d threads, not the %ld cores", qc_get_threads(), cores);
+    if (saved) setenv("OMP_NUM_THREADS", saved, 1);
+    free(saved);
+}
+
 int main(void) {
+    RUN(test_threads_default);
     RUN(test_f16_exhaustive);
     RUN(test_bf16);
     RUN(test_pyrandom);
