@@ -250,7 +250,7 @@ void qc_progress(const qc_log *log, const char *stage, int64_t done, int64_t tot
                  const char *detail);
 
 double qc_now(void); /* monotonic seconds */
-/* Threads for qcalib's OpenMP loops (n <= 0: every core); OpenBLAS is set single-threaded,
+/* Threads for qcalib's OpenMP loops (n <= 0: OMP_NUM_THREADS if set, else every core); OpenBLAS is set single-threaded,
  * so the two runtimes never compete for cores. Returns n. */
 int qc_set_threads(int n);
 int qc_get_threads(void);

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -37,11 +38,19 @@ double qc_now(void) {
  * Cholesky, say) asks for its threads with qc_blas_threads. */
 static int threads_used;
 
+/* Threads when none are asked for: OMP_NUM_THREADS where it is set (its first entry), as
+ * users, job schedulers and test runners set it to share a machine; else every online core. */
+static int default_threads(void) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    char *end;
+    long n = env ? strtol(env, &end, 10) : 0;
+    if (n > 0 && n <= 4096 && (*end == '\0' || *end == ',')) return (int)n;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
 int qc_set_threads(int n) {
-    if (n <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n = c > 0 ? (int)c : 1;
-    }
+    if (n <= 0) n = default_threads();
     openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n);

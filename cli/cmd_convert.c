@@ -17,7 +17,7 @@ static const cli_opt opts[] = {
     { "shard-size", OPT_INT, &shard_mb, "MB", "hf: split into shards of at most MB megabytes, with an index", 1, 1 << 24 },
     { "pad-to", OPT_INT, &pad_to, "N", "widen with zeros so every matrix's input width is a multiple of N (a multiple of 32; 256 for K-quants): the same function", 1, 1 << 17 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core)", 0, 4096 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
 };

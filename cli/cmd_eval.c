@@ -21,7 +21,7 @@ static const cli_opt opts[] = {
     { "kld-base", OPT_STR, &kld_path, "FILE", "report KL divergence and top-1 agreement against saved log-probabilities", 0, 0 },
     { "act-quant", OPT_STR, &act_quant, "aN", "simulate N-bit activations: every block linear's input quantized per token, symmetric, dynamic (a8: W8A8)", 0, 0 },
     { "batch-tokens", OPT_INT, &batch_tokens, "N", "tokens per forward chunk (default 2048)", 1, 1 << 24 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "json", OPT_FLAG, &json, NULL, "print one JSON object instead of text", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },

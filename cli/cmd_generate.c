@@ -16,7 +16,7 @@ static const cli_opt opts[] = {
     { "steps", OPT_INT, &steps, "N", "positions to run, BOS included, as run.c's -n (default 256; at most the model's context)", 1, 1 << 20 },
     { "prompt", OPT_STR, &prompt, "TEXT", "start from this text instead of BOS alone", 0, 0 },
     { "ids", OPT_FLAG, &print_ids, NULL, "print the token ids (space separated) instead of the text", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core)", 0, 4096 },
     { 0 },
 };
 

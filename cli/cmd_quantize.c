@@ -64,7 +64,7 @@ static const cli_opt opts[] = {
     { "restart", OPT_FLAG, &S.restart, NULL, "discard the checkpoints of an interrupted run in DIR.work and start afresh", 0, 0 },
     { "max-memory", OPT_STR, &max_memory, "SIZE", "refuse to start when the memory plan needs more than SIZE (e.g. 8G, 512M; default: the kernel's MemAvailable)", 0, 0 },
     { "act-dtype", OPT_STR, &S.act_dtype, "T", "calibration activations between blocks: f32 (default), f16 or bf16 (half the memory, rounded once per block)", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core; under mpirun, shared by a machine's ranks)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core; under mpirun, shared by a machine's ranks)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },

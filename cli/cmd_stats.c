@@ -25,7 +25,7 @@ static const cli_opt opts[] = {
     { "tokenizer", OPT_STR, &tok_path, "FILE", "llama2.c tokenizer (default: the model's own)", 0, 0 },
     { "max-memory", OPT_STR, &max_memory, "SIZE", "memory the calibration text may take while its windows are drawn, as quantize counts it (e.g. 8G; default: the kernel's MemAvailable)", 0, 0 },
     { "imatrix-out", OPT_STR, &imatrix_path, "FILE", "also write the activations' Σx² as llama.cpp's importance matrix for llama-quantize --imatrix: GGUF if FILE ends in .gguf, else the legacy .dat (needs --calib or --calib-tokens)", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core)", 0, 4096 },
     { "compute", OPT_STR, &compute_name, "T", CLI_COMPUTE_HELP " (default f32)", 0, 0 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display and no summary", 0, 0 },

@@ -16,7 +16,7 @@ static const cli_opt opts[] = {
     { "blocks", OPT_INT, &blocks, "N", "keep the first N blocks of the shape (default: all): its widths at a fraction of the size, for measuring per-block rates", 1, 4096 },
     { "seed", OPT_INT, &seed, "N", "the weights' seed (default 0): same seed, same bytes", 0, 2147483647 },
     { "force", OPT_FLAG, &force, NULL, "replace an existing output folder", 0, 0 },
-    { "threads", OPT_INT, &threads, "N", "threads (default: every core)", 0, 4096 },
+    { "threads", OPT_INT, &threads, "N", "threads (default: OMP_NUM_THREADS if set, else every core)", 0, 4096 },
     { "quiet", OPT_FLAG, &quiet, NULL, "no progress display", 0, 0 },
     { 0 },
 };
