@@ -12,6 +12,11 @@
 # A kind's C tests are built to build/tests/<kind>/<name>; its shell tests run from tests/<kind>.
 # Shared by all: check.h, bounds.h, vectors.h, gptq_exact.h (C), lib.sh (shell), js/, preload/,
 # tools/ (programs the shell tests call).
+#
+# One test at a time, on purpose: the tests are bound by qcalib's own computing, which uses
+# every core. Two at a time on a 2-core machine (2026-12-06, each test given
+# OMP_NUM_THREADS=1, longest first) took 536 s against 575 s one at a time; with each
+# test's two threads left spinning, 921 s.
 set -u
 BUILD=${1:-build}
 export QCALIB_SHARED="${QCALIB_SHARED:-../shared}"
