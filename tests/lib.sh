@@ -21,6 +21,8 @@ expect_fail() {
 }
 # json_num FILE KEY: the first number stored under "KEY" in a JSON file
 json_num() { sed -n "s/.*\"$2\":[[:space:]]*\([0-9.e+-]*\).*/\1/p" "$1" | head -n 1; }
+# done_blocks DIR: the finished blocks a work folder's state records (0: none yet)
+done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
 # preload MODE CMD...: CMD with tests/preload/rename_kill.c (compiled into T on first use)
 # preloaded and RENAME_KILL=MODE: a kill at a chosen step, whatever the machine's speed. An
 # ASan build accepts a library loaded before it.

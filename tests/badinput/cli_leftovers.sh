@@ -25,8 +25,6 @@ signal_in_eval() {
     { wait $pid; } 2>/dev/null
     rc=$?
 }
-# done_blocks DIR: the finished blocks a work folder's state records (0: none)
-done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
 
 signal_in_eval TERM e1
 check "SIGTERM during --eval: exit 143" "[ $rc -eq 143 ]"

@@ -35,7 +35,7 @@ check "GPTQ into q4_k_m: the same types, and the written file evaluates as the s
 A="--method gptq --gguf-type q4_k_m --model syn --calib $CAL --nsamples 16 --seqlen 128 --threads 1 --quiet"
 $Q $A --out rfull >/dev/null 2>&1
 { preload state:3 $Q $A --out rk >/dev/null 2>&1; } 2>/dev/null # killed right after block 3's checkpoint
-n=$([ -f rk.work/state ] && od -An -tu8 -j8 -N8 rk.work/state | tr -d ' ' || echo 0)
+n=$(done_blocks rk.work)
 $Q $A --out rk --resume >/dev/null 2>&1
 check "GPTQ q4_k_m killed after $n blocks and resumed: the same model.gguf" "[ $n -eq 3 ] && cmp -s rfull/model.gguf rk/model.gguf"
 $Q --method rtn --gguf-type q4_k_m --target-bpw 4.5 --model syn $R --out kb >logb 2>&1

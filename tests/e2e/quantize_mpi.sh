@@ -110,7 +110,6 @@ expect_fail_mpi "more ranks than windows is refused, naming both" "3 ranks but o
 # a rank killed mid-run, then resumed: rank 1 is killed right after rank 0 commits the
 # checkpoint of block 2 (tests/preload's shim, so on any machine at the same step)
 K="--method gptq --wbits 4 --groupsize 32 --model $M --calib $CAL --nsamples 24 --seqlen 128 --threads 1 --quiet"
-done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
 $MPIRUN -np 2 "$Q" $K --out "$T/kfull" >/dev/null 2>&1 || bad "the uninterrupted 2-rank run failed"
 for again in 2 3; do
     rm -rf "$T/kpart" "$T/kpart.work"

@@ -22,8 +22,6 @@ cp "$M" pristine.bin && cp "$CAL" pristine.txt && touch -r "$M" pristine.bin && 
 ARGS="--method gptq --format gguf --wbits 4 --groupsize 32 --sym --nsamples 24 --seqlen 128 --threads 2"
 MODEL=$M TEXT=$CAL
 run() { $Q $ARGS --model "$MODEL" --calib "$TEXT" "$@"; }
-# the number of finished blocks recorded in a work folder's state (0 if none yet)
-done_blocks() { [ -f "$1/state" ] && od -An -tu8 -j8 -N8 "$1/state" | tr -d ' ' || echo 0; }
 # kill_after OUT N [OPTION...]: a run writing OUT, killed with SIGKILL right after it commits
 # the checkpoint of block N; sets rc (its exit status) and at (the blocks checkpointed)
 kill_after() {
