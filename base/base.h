@@ -250,9 +250,12 @@ void qc_progress(const qc_log *log, const char *stage, int64_t done, int64_t tot
                  const char *detail);
 
 double qc_now(void); /* monotonic seconds */
-/* Threads for qcalib's OpenMP loops (n <= 0: OMP_NUM_THREADS if set, else every core); OpenBLAS is set single-threaded,
- * so the two runtimes never compete for cores. Returns n. */
+/* Threads for qcalib's OpenMP loops (n <= 0: qc_threads_from_env's, else every core); OpenBLAS
+ * is set single-threaded, so the two runtimes never compete for cores. Returns n. */
 int qc_set_threads(int n);
+/* OMP_NUM_THREADS (its first entry) where it is set to a count, as users, job schedulers and
+ * test runners set it to share a machine; else 0. */
+int qc_threads_from_env(void);
 int qc_get_threads(void);
 /* Lets OpenBLAS use qc_get_threads() threads (true) for work done inside one large BLAS or
  * LAPACK call, outside any OpenMP region; false returns it to one thread. */

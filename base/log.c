@@ -38,19 +38,19 @@ double qc_now(void) {
  * Cholesky, say) asks for its threads with qc_blas_threads. */
 static int threads_used;
 
-/* Threads when none are asked for: OMP_NUM_THREADS where it is set (its first entry), as
- * users, job schedulers and test runners set it to share a machine; else every online core. */
-static int default_threads(void) {
+int qc_threads_from_env(void) {
     const char *env = getenv("OMP_NUM_THREADS");
     char *end;
     long n = env ? strtol(env, &end, 10) : 0;
-    if (n > 0 && n <= 4096 && (*end == '\0' || *end == ',')) return (int)n;
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
+    return n > 0 && n <= 4096 && (*end == '\0' || *end == ',') ? (int)n : 0;
 }
 
 int qc_set_threads(int n) {
-    if (n <= 0) n = default_threads();
+    if (n <= 0) n = qc_threads_from_env();
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
     openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n);

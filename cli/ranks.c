@@ -4,7 +4,6 @@
 #include "cli/cli.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 static int stderr_fd = -1; /* a rank > 0: the real stderr, for its own errors */
@@ -36,7 +35,7 @@ int cli_ranks_fail(const qc_dist *d, const qc_err *e) {
 void cli_ranks_close(qc_dist *d) { qc_dist_close(d, alone); }
 
 int cli_ranks_threads(const qc_dist *d, long threads) {
-    if (threads > 0 || qc_dist_local_size(d) == 1 || getenv("OMP_NUM_THREADS")) return cli_threads(threads);
+    if (threads > 0 || qc_dist_local_size(d) == 1 || qc_threads_from_env()) return cli_threads(threads);
     long share = sysconf(_SC_NPROCESSORS_ONLN) / qc_dist_local_size(d);
     return cli_threads(share > 0 ? share : 1);
 }

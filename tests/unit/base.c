@@ -257,8 +257,9 @@ static void test_hash64(void) {
     free(text);
 }
 
-/* qc_set_threads(0), the default: OMP_NUM_THREADS where it is set (a list: its first entry),
- * every online core where it is not or is not a count; an explicit count wins over both. */
+/* qc_set_threads(0), the default: OMP_NUM_THREADS where it is set (a list: its first entry;
+ * qc_threads_from_env), every online core where it is not or is not a count; an explicit
+ * count wins over both. */
 static void test_threads_default(void) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     const char *was = getenv("OMP_NUM_THREADS");
@@ -269,6 +270,7 @@ static void test_threads_default(void) {
     CHECK(qc_set_threads(0) == 5, "OMP_NUM_THREADS=5,2: %d threads", qc_get_threads());
     CHECK(qc_set_threads(2) == 2, "--threads 2 over OMP_NUM_THREADS=5,2: %d threads", qc_get_threads());
     setenv("OMP_NUM_THREADS", "many", 1);
+    CHECK(qc_threads_from_env() == 0, "OMP_NUM_THREADS=many read as %d threads", qc_threads_from_env());
     CHECK(qc_set_threads(0) == cores, "OMP_NUM_THREADS=many: %d threads, not the %ld cores", qc_get_threads(), cores);
     unsetenv("OMP_NUM_THREADS");
     CHECK(qc_set_threads(0) == cores, "no OMP_NUM_THREADS: %d threads, not the %ld cores", qc_get_threads(), cores);
