@@ -148,15 +148,36 @@ static qc_status check_finite(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_
     return QC_OK;
 }
 
-/* Rows [row0, row0+nrows) of the weight at loc, converted to fp32: each row from its file
- * position (HF Q/K rows are un-permuted), decoded when quantized, and zero-padded when the
- * FFN width was padded (gate/up rows past the file's width, down columns past it). */
-static qc_status read_converted(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
-                                int nrows, float *out, qc_err *e) {
+/* The file's width of weight w and its row count in the file (both smaller than the
+ * model's when the FFN width was padded). */
+static void file_shape(const qc_checkpoint *ck, qc_weight w, int *fcols, int64_t *frows) {
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    int fcols = ck->ffn_file && w == QC_W_DOWN ? ck->ffn_file : cols;
-    int64_t frows = ck->ffn_file && (w == QC_W_GATE || w == QC_W_UP) ? ck->ffn_file : rows;
+    *fcols = ck->ffn_file && w == QC_W_DOWN ? ck->ffn_file : cols;
+    *frows = ck->ffn_file && (w == QC_W_GATE || w == QC_W_UP) ? ck->ffn_file : rows;
+}
+
+/* The mapped rows [row0, row1) of an undecoded weight need not stay resident (advice). */
+static void release_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0, int64_t row1) {
+    int fcols;
+    int64_t frows;
+    file_shape(ck, w, &fcols, &frows);
+    if (row1 > frows) row1 = frows;
+    if (loc->decode || row0 >= row1) return;
+    size_t row_bytes = (size_t)fcols * qc_dtype_size(loc->dtype);
+    qc_map_release(loc->data + (size_t)row0 * row_bytes, (size_t)(row1 - row0) * row_bytes);
+}
+
+/* Rows [row0, row0+nrows) of the weight at loc, converted to fp32: each row from its file
+ * position (HF Q/K rows are un-permuted), decoded when quantized, and zero-padded when the
+ * FFN width was padded (gate/up rows past the file's width, down columns past it). With
+ * release, the mapped rows are let go after (a weight is read once per load). */
+static qc_status read_converted(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int64_t row0,
+                                int nrows, float *out, bool release, qc_err *e) {
+    int rows, cols, fcols;
+    int64_t frows;
+    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    file_shape(ck, w, &fcols, &frows);
     size_t row_bytes = (size_t)fcols * qc_dtype_size(loc->dtype);
     if (loc->decode && !loc->hf_rope_heads && fcols == cols && row0 + nrows <= frows)
         return loc->decode(ck, loc, row0, nrows, cols, out, e); /* all at once */
@@ -176,9 +197,7 @@ static qc_status read_converted(const qc_checkpoint *ck, const qc_ck_loc *loc, q
         }
         memset(o + fcols, 0, (size_t)(cols - fcols) * sizeof(float));
     }
-    if (!loc->decode && row0 < frows) /* read once: the mapped rows need not stay resident */
-        qc_map_release(loc->data + (size_t)row0 * row_bytes,
-                       (size_t)((row0 + nrows < frows ? row0 + nrows : frows) - row0) * row_bytes);
+    if (release) release_rows(ck, loc, w, row0, row0 + nrows);
     return QC_OK;
 }
 
@@ -187,8 +206,8 @@ static qc_status read_converted(const qc_checkpoint *ck, const qc_ck_loc *loc, q
  * zero-padded when the FFN width was padded (gate/up rows past the file's width, down columns
  * past it). */
 static qc_status read_rows(const qc_checkpoint *ck, const qc_ck_loc *loc, qc_weight w, int layer, int64_t row0,
-                           int nrows, float *out, qc_err *e) {
-    qc_status st = read_converted(ck, loc, w, row0, nrows, out, e);
+                           int nrows, float *out, bool release, qc_err *e) {
+    qc_status st = read_converted(ck, loc, w, row0, nrows, out, release, e);
     if (st) return st;
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
@@ -200,7 +219,7 @@ qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, fl
     if (st) return st;
     int rows, cols;
     qc_weight_shape(&ck->cfg, w, &rows, &cols);
-    return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, layer, 0, rows, out, e);
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, layer, 0, rows, out, true, e);
 }
 
 qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
@@ -215,7 +234,32 @@ qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t 
     if (row0 < 0 || nrows < 0 || row0 > rows - (int64_t)nrows)
         return qc_fail(e, QC_ERR_ARG, "%s: %s rows [%lld, %lld) asked for; it has %d rows", ck->path,
                        qc_weight_short_name(w), (long long)row0, (long long)row0 + nrows, rows);
-    return read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, 0, row0, nrows, out, e);
+    return read_rows(ck, &ck->locs[qc_ck_slot(w, 0)], w, 0, row0, nrows, out, true, e);
+}
+
+qc_status qc_checkpoint_gather_rows(const qc_checkpoint *ck, qc_weight w, const int32_t *ids, int n, float *out,
+                                    qc_err *e) {
+    qc_status st = check_weight(ck, w, 0, e);
+    if (st) return st;
+    if (!qc_weight_is_global(w))
+        return qc_fail(e, QC_ERR_ARG, "%s: row reads are for global weights; %s is per layer",
+                       ck->path, qc_weight_short_name(w));
+    int rows, cols;
+    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    const qc_ck_loc *loc = &ck->locs[qc_ck_slot(w, 0)];
+    int64_t lo = rows, hi = 0;
+    for (int i = 0; i < n && !st; i++) {
+        if (ids[i] < 0 || ids[i] >= rows)
+            return qc_fail(e, QC_ERR_ARG, "%s: %s row %d asked for (entry %d); it has %d rows", ck->path,
+                           qc_weight_short_name(w), ids[i], i, rows);
+        st = read_rows(ck, loc, w, 0, ids[i], 1, out + (size_t)i * cols, false, e);
+        lo = ids[i] < lo ? ids[i] : lo;
+        hi = ids[i] + 1 > hi ? ids[i] + 1 : hi;
+    }
+    /* once for the whole lookup: per row, the advice (a TLB flush on every core) and the
+     * fault of the next read of the page cost more than the reads themselves */
+    release_rows(ck, loc, w, lo, hi);
+    return st;
 }
 
 #define SCAN_FLOATS ((size_t)1 << 20) /* rows read at a time by the scan: 4 MB of fp32 (or one row) */
@@ -241,7 +285,7 @@ qc_status qc_checkpoint_check_finite(const qc_checkpoint *ck, qc_err *e) {
         for (int l = 0; l < nl && !st; l++) {
             const qc_ck_loc *loc = &ck->locs[qc_ck_slot((qc_weight)w, l)];
             for (int r = 0; r < rows && !st; r += chunk)
-                st = read_rows(ck, loc, (qc_weight)w, l, r, rows - r < chunk ? rows - r : chunk, buf, e);
+                st = read_rows(ck, loc, (qc_weight)w, l, r, rows - r < chunk ? rows - r : chunk, buf, true, e);
         }
     }
     free(buf);

@@ -203,6 +203,10 @@ qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, fl
 /* Reads rows [row0, row0+nrows) of a global matrix (embedding, classifier) into out. */
 qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
                                   float *out, qc_err *e);
+/* Reads rows ids[0..n) of a global matrix (any order, repeats allowed) into out (n, cols):
+ * an embedding lookup. The mapped pages are let go once, after every row. */
+qc_status qc_checkpoint_gather_rows(const qc_checkpoint *ck, qc_weight w, const int32_t *ids, int n, float *out,
+                                    qc_err *e);
 /* Reads every weight of the model once (norms, embedding, classifier, every block; a few MB
  * at a time) so that a NaN or an Inf anywhere is refused now, as above, rather than when a
  * run reaches it: one pass over the tensors at the cost of converting them. */

@@ -106,14 +106,11 @@ qc_status qc_model_embed_hash(const qc_model *m, uint64_t *h, qc_err *e) {
 }
 
 qc_status qc_model_embed(const qc_model *m, const int32_t *tokens, int ntok, float *x, qc_err *e) {
-    for (int t = 0; t < ntok; t++) {
+    for (int t = 0; t < ntok; t++)
         if (tokens[t] < 0 || tokens[t] >= m->cfg.vocab_size)
             return qc_fail(e, QC_ERR_ARG, "token id %d at position %d is outside the vocabulary (0..%d)",
                            tokens[t], t, m->cfg.vocab_size - 1);
-        qc_status st = qc_checkpoint_read_rows(m->ck, QC_W_EMBED, tokens[t], 1, x + (size_t)t * m->cfg.dim, e);
-        if (st) return st;
-    }
-    return QC_OK;
+    return qc_checkpoint_gather_rows(m->ck, QC_W_EMBED, tokens, ntok, x, e);
 }
 
 void qc_model_final_norm(const qc_model *m, const float *x, int ntok, float *xn) {

@@ -355,6 +355,15 @@ static void test_llama2c_stories(void) {
     CHECK_FAILS(qc_checkpoint_read_rows(ck, QC_W_EMBED, 510, 5, rows, &e), e, "rows [510, 515)");
     CHECK_FAILS(qc_checkpoint_read_rows(ck, QC_W_EMBED, -1, 1, rows, &e), e, "rows [-1, 0)");
     CHECK_FAILS(qc_checkpoint_read_rows(ck, QC_W_Q, 0, 1, rows, &e), e, "per layer");
+    /* an embedding lookup: rows in any order, repeated, each the row read alone */
+    const int32_t ids[5] = { 300, 7, 511, 7, 0 };
+    CHECK_OK(qc_checkpoint_gather_rows(ck, QC_W_EMBED, ids, 5, rows, &e), e);
+    for (int i = 0; i < 5; i++)
+        CHECK(memcmp(rows + i * 64, embed + ids[i] * 64, 64 * sizeof(float)) == 0, "gathered row %d = embedding row %d", i,
+              ids[i]);
+    const int32_t bad_ids[3] = { 4, 512, 9 };
+    CHECK_FAILS(qc_checkpoint_gather_rows(ck, QC_W_EMBED, bad_ids, 3, rows, &e), e, "row 512 asked for (entry 1)");
+    CHECK_FAILS(qc_checkpoint_gather_rows(ck, QC_W_K, ids, 1, rows, &e), e, "per layer");
     CHECK_FAILS(qc_checkpoint_read(ck, QC_W_Q, 5, wk, &e), e, "layer 5");
     CHECK_FAILS(qc_checkpoint_read(ck, QC_W_COUNT, 0, wk, &e), e, "does not exist");
 
