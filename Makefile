@@ -18,6 +18,10 @@ OPT     ?= -O3
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fopenmp -D_GNU_SOURCE -I. $(SAN)
 LDLIBS  += -ldnnl -lopenblas -llapacke -lcjson -lz -lpcre2-8 -lutf8proc -lm
+# glibc's vector exp and expf (base.h), on x86-64 where the headers declare them for loops
+ifeq ($(shell uname -m),x86_64)
+LDLIBS  += -lmvec
+endif
 LDFLAGS += -fopenmp $(SAN)
 
 # MPI (docs/distributed.md): with mpicc on the PATH (Debian libopenmpi-dev) dist/mpi.c is built

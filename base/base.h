@@ -52,6 +52,28 @@ qc_status qc_err_escape(qc_err *e, qc_status code);
     } while (0)
 _Noreturn void qc_assert_fail(const char *what, const char *file, int line);
 
+/* ---- vector loops ------------------------------------------------------------------ */
+
+/* A function whose loops are worth building for the CPU's widest registers: GCC compiles it
+ * for AVX-512, AVX2 and the baseline, and the loader picks one for the CPU (an ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define QC_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define QC_VECTOR_CLONES
+#endif
+
+/* expf and exp as glibc's libmvec (x86-64; the Makefile links -lmvec) provides them for
+ * vectors: a loop marked `#pragma omp simd` calls their 4-, 8- or 16-lane versions, the
+ * widest its function's target allows (QC_VECTOR_CLONES), within 1 ulp of the exact value
+ * (glibc's own bound for them, as for the scalar ones, which round differently in the last
+ * bit). Elsewhere such loops call the scalar functions. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+double exp(double);
+#endif
+
 /* ---- memory and size arithmetic -------------------------------------------------- */
 
 /* Largest single allocation qcalib makes on a file's word (1 TiB); beyond it, refuse. */

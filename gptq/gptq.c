@@ -257,9 +257,7 @@ typedef double vloss __attribute__((vector_size(TILE * sizeof(double))));
 /* Columns [i1, i1+count) of rows [r0, r0+nr): x (count) holds them transposed on entry
  * and the errors err = (w − q)/U[i,i] on exit; codes (count) their codes. ub (count,
  * count) is U[i1:, i1:] row-major. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
+QC_VECTOR_CLONES
 static void solve_tile(const solver *sv, int i1, int count, const float *ub, int r0, int nr, vtile *x, vtile *codes) {
     const int n = sv->n, ng = sv->out->ngroups, gs = sv->gs;
     const vtile zero = { 0 }, big = zero + 0x1p23f, top = zero + (float)qc_quant_maxq(sv->s);

@@ -127,11 +127,15 @@ qc_status qc_model_head(qc_model *m, float *x, int ntok, float *logits, qc_err *
     return qc_matmul_xwt(x, ntok, m->classifier, c->vocab_size, c->dim, logits, NULL, e);
 }
 
+/* Both in vectors, exp too (libmvec's, base.h), the sums in double over the lanes: a vocabulary's
+ * worth of scalar exp calls cost as much as a small model's whole block. */
+QC_VECTOR_CLONES
 double qc_log_softmax(const float *logits, int n, float *lp) {
     float max = logits[0];
-    for (int j = 1; j < n; j++)
-        if (logits[j] > max) max = logits[j];
+#pragma omp simd reduction(max : max)
+    for (int j = 1; j < n; j++) max = logits[j] > max ? logits[j] : max;
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j < n; j++) sum += exp((double)logits[j] - max);
     double lse = max + log(sum);
     if (lp)
@@ -139,11 +143,13 @@ double qc_log_softmax(const float *logits, int n, float *lp) {
     return lse;
 }
 
+QC_VECTOR_CLONES
 double qc_kl_logprobs(const float *lp, const float *lq, int n) {
     double kl = 0.0;
+#pragma omp simd reduction(+ : kl)
     for (int j = 0; j < n; j++) {
-        double p = exp((double)lp[j]);
-        if (p > 0) kl += p * ((double)lp[j] - (double)lq[j]);
+        double p = exp((double)lp[j]), t = p * ((double)lp[j] - (double)lq[j]);
+        kl += p > 0 ? t : 0.0; /* p = 0 (lp = −inf) adds nothing, not 0·inf */
     }
     return kl > 0 ? kl : 0; /* rounding can make a zero divergence negative */
 }
