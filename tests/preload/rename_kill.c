@@ -14,7 +14,11 @@
  *                          dies between two blocks, its checkpoints complete.
  *   RENAME_KILL=state:N:rank:R  the same moment in rank 0 of an MPI run (the rank that writes
  *                          the state), but the process killed is rank R, found among rank 0's
- *                          siblings (mpirun's children) by OMPI_COMM_WORLD_RANK. */
+ *                          siblings (mpirun's children) by OMPI_COMM_WORLD_RANK.
+ *   RENAME_KILL=file:NAME:SIG  the process raises SIG (TERM, INT, KILL or STOP) right after
+ *                          the first rename that puts a file named NAME in place: say
+ *                          "recipe.json", the output's last file before --eval's evaluation,
+ *                          or "state" to stop a run (STOP) between its first two blocks. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
@@ -81,6 +85,17 @@ static void after_state(const char *newpath) {
     else raise(SIGKILL);
 }
 
+/* RENAME_KILL=file:NAME:SIG after a successful rename to newpath (once per process). */
+static void after_file(const char *newpath) {
+    static int done;
+    char name[256], sig[8];
+    const char *slash = strrchr(newpath, '/');
+    if (done || sscanf(mode(), "file:%255[^:]:%7s", name, sig) != 2 || strcmp(slash ? slash + 1 : newpath, name) != 0)
+        return;
+    done = 1;
+    raise(strcmp(sig, "TERM") == 0 ? SIGTERM : strcmp(sig, "INT") == 0 ? SIGINT : strcmp(sig, "STOP") == 0 ? SIGSTOP : SIGKILL);
+}
+
 int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags) {
     if ((flags & RENAME_EXCHANGE) && strncmp(mode(), "noexchange", 10) == 0) {
         errno = EINVAL;
@@ -98,5 +113,6 @@ int rename(const char *oldpath, const char *newpath) {
     int aside = r == 0 && strstr(newpath, ".old.") != NULL;
     if (aside && (strcmp(mode(), "exchange") == 0 || strcmp(mode(), "noexchange-kill") == 0)) raise(SIGKILL);
     if (r == 0 && strncmp(mode(), "state:", 6) == 0) after_state(newpath);
+    if (r == 0 && strncmp(mode(), "file:", 5) == 0) after_file(newpath);
     return r;
 }
