@@ -222,15 +222,22 @@ qc_status qc_checkpoint_read(const qc_checkpoint *ck, qc_weight w, int layer, fl
     return read_rows(ck, &ck->locs[qc_ck_slot(w, layer)], w, layer, 0, rows, out, true, e);
 }
 
-qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
-                                  float *out, qc_err *e) {
+/* w exists and is a global matrix, whose shape goes into *rows, *cols. */
+static qc_status check_global(const qc_checkpoint *ck, qc_weight w, int *rows, int *cols, qc_err *e) {
     qc_status st = check_weight(ck, w, 0, e);
     if (st) return st;
     if (!qc_weight_is_global(w))
         return qc_fail(e, QC_ERR_ARG, "%s: row reads are for global weights; %s is per layer",
                        ck->path, qc_weight_short_name(w));
+    qc_weight_shape(&ck->cfg, w, rows, cols);
+    return QC_OK;
+}
+
+qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t row0, int nrows,
+                                  float *out, qc_err *e) {
     int rows, cols;
-    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    qc_status st = check_global(ck, w, &rows, &cols, e);
+    if (st) return st;
     if (row0 < 0 || nrows < 0 || row0 > rows - (int64_t)nrows)
         return qc_fail(e, QC_ERR_ARG, "%s: %s rows [%lld, %lld) asked for; it has %d rows", ck->path,
                        qc_weight_short_name(w), (long long)row0, (long long)row0 + nrows, rows);
@@ -239,13 +246,9 @@ qc_status qc_checkpoint_read_rows(const qc_checkpoint *ck, qc_weight w, int64_t 
 
 qc_status qc_checkpoint_gather_rows(const qc_checkpoint *ck, qc_weight w, const int32_t *ids, int n, float *out,
                                     qc_err *e) {
-    qc_status st = check_weight(ck, w, 0, e);
-    if (st) return st;
-    if (!qc_weight_is_global(w))
-        return qc_fail(e, QC_ERR_ARG, "%s: row reads are for global weights; %s is per layer",
-                       ck->path, qc_weight_short_name(w));
     int rows, cols;
-    qc_weight_shape(&ck->cfg, w, &rows, &cols);
+    qc_status st = check_global(ck, w, &rows, &cols, e);
+    if (st) return st;
     const qc_ck_loc *loc = &ck->locs[qc_ck_slot(w, 0)];
     int64_t lo = rows, hi = 0;
     for (int i = 0; i < n && !st; i++) {
