@@ -1,8 +1,10 @@
 # e2e/quantize_mpi.sh — calibration over MPI ranks (docs/distributed.md), on stories260K and
 # tinystories-656K. Bytes: one rank under mpirun writes what a plain run writes; two ranks
 # write the same bytes on every run. Across N (1, 2, 3), results differ only by the order of
-# the statistics' sums, so the quantized model's perplexity on held-out text stays within
-# 0.05% of the plain run's, for GPTQ, AWQ, SmoothQuant and (on stories260K) --target-bpw;
+# the statistics' sums: every linear's output error stays within 5% of the plain run's (a
+# rank's windows lost or counted twice would halve or double it) and the quantized model's
+# perplexity on held-out text within 1%, for GPTQ, AWQ, SmoothQuant and (on stories260K)
+# --target-bpw;
 # GPTQ into Q4_K_M (padded stories260K) on 2 ranks writes what it holds (--verify), the same
 # on every run.
 # Failures: a rank that cannot open the model, a rank with other options, more ranks than
@@ -25,8 +27,21 @@ head -c 40000 "$EVAL" >"$T/eval.txt" # held-out text: the eval split's first 40 
 RUN="--nsamples 12 --seqlen 128 --threads 1 --quiet --eval $T/eval.txt --eval-seqlen 128"
 # ppl FOLDER: the quantized model's perplexity that summary.json records
 ppl() { json_num "$1/summary.json" quant_ppl; }
-# close A B: |A - B| <= 0.05% of B
-close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 5e-4 * b) }'; }
+# Why not closer: the sums' order is rounding, but a rounding can flip a code at a tie (or an
+# arg-min of AWQ's grid), and the flip spreads through the row's compensation and every later
+# block. Measured (tinystories-656K, GPTQ w4 g32, 12 × 128 tokens, OPENBLAS_CORETYPE=Sandybridge):
+# the plain run and 2 ranks 0.29% apart in perplexity, each linear's output error at most 0.9%
+# apart; calibration seeds 0 and 1 give perplexities 1.4% apart.
+# close A B: |A - B| <= 1% of B
+close() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 0.01 * b) }'; }
+# same_errors A B: every linear's output error tr(ΔW·H·ΔWᵀ) (quant_log.csv's abs_err, a sum
+# over the calibration tokens) in run A within 5% of run B's
+same_errors() {
+    paste -d, "$T/$1/quant_log.csv" "$T/$2/quant_log.csv" | awk -F, '
+        NR == 1 { n = NF / 2; for (i = 1; i <= n; i++) if ($i == "abs_err") c = i; next }
+        { a = $c; b = $(c + n); d = a - b; if (d < 0) d = -d; rows++; if (!(b > 0) || d > 0.05 * b) bad = 1 }
+        END { exit bad || !c || !rows }'
+}
 # ranks N OUT ARGS...: the run on N ranks (N = 0: plain, without mpirun)
 ranks() {
     n=$1 out=$2
@@ -56,8 +71,9 @@ for model in "s260k $M" "t656k $H"; do
         "grep -q '\"ranks\":[[:space:]]*2' $T/$tag-n2/summary.json && [ \"\$(json_num $T/$tag-n2/summary.json rank0_windows)\" = 6 ]"
     p0=$(ppl $T/$tag-plain)
     for n in 2 3; do
-        check "$tag gptq on $n ranks: perplexity $(ppl $T/$tag-n$n) within 0.05% of the plain run's $p0" \
+        check "$tag gptq on $n ranks: perplexity $(ppl $T/$tag-n$n) within 1% of the plain run's $p0" \
             "close \"\$(ppl $T/$tag-n$n)\" $p0"
+        check "$tag gptq on $n ranks: every linear's output error within 5% of the plain run's" "same_errors $tag-n$n $tag-plain"
     done
     methods="awq --format awq --wbits 4 --groupsize 32|smoothquant --format fake --wbits 8 --groupsize 32"
     # the measuring pass (its sums of KL over every rank's windows): on stories260K, 8 times cheaper
@@ -69,7 +85,9 @@ for model in "s260k $M" "t656k $H"; do
         ranks 0 $tag-$name-plain --method $method --model $mp --calib $CAL
         ranks 2 $tag-$name-n2 --method $method --model $mp --calib $CAL
         a=$(ppl $T/$tag-$name-plain) b=$(ppl $T/$tag-$name-n2)
-        check "$tag --method $method on 2 ranks: perplexity $b within 0.05% of the plain run's $a" "close \"$b\" \"$a\""
+        check "$tag --method $method on 2 ranks: perplexity $b within 1% of the plain run's $a" "close \"$b\" \"$a\""
+        check "$tag --method $method on 2 ranks: every linear's output error within 5% of the plain run's" \
+            "same_errors $tag-$name-n2 $tag-$name-plain"
     done <"$T/methods"
 done
 # K-quants: each result carries its super-blocks to the other ranks. --verify: the file rank 0
