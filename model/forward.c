@@ -3,8 +3,8 @@
  * (base/'s qc_matmul, in the run's compute type), the attention products per head are
  * oneDNN fp32 matmuls (cblas_sgemm while generating), and the element-wise steps (RMSNorm, RoPE, softmax, SwiGLU) are OpenMP
  * loops over rows. The element-wise steps are run.c's float expressions, with glibc's vector
- * expf (within 1 ulp of the scalar one run.c calls), and the pass reproduces its greedy
- * decoding token for token (tests/e2e/cli.sh). */
+ * expf (base.h; it may differ from run.c's scalar one in the last bits), and the pass
+ * reproduces its greedy decoding token for token (tests/e2e/cli.sh). */
 #include "model/internal.h"
 
 #include <cblas.h>
