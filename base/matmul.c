@@ -17,7 +17,8 @@
  * layouts its bf16 kernels want, and the product accumulates in fp32; the output stays fp32. Each call names its compute type:
  * the forward's products take the run's (qc_get_compute), statistics such as XᵀX stay fp32.
  * The converted operands go into buffers of the call's own, or (qc_matmul_kept) into a
- * caller's qc_matmul_scratch kept across a forward's products. */
+ * caller's qc_matmul_scratch kept across a forward's products, which can also hold each
+ * weight's conversion for as long as the weights stay as they are (qc_matmul_scratch_hold). */
 #include "base/base.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -205,10 +206,34 @@ static float *rounded_bf16(const float *x, int64_t rows, int64_t cols, int64_t l
     return y;
 }
 
+/* A weights operand converted while a scratch holds: the caller's fp32 data and view of it,
+ * and its bf16 copy in the layout `to`. */
+struct qc_matmul_held {
+    const void *from;
+    dnnl_memory_desc_t from_md, to_md;
+    void *buf;
+};
+
+static void drop_held(qc_matmul_scratch *s) {
+    for (int i = 0; i < s->nheld; i++) free(s->held[i].buf);
+    free(s->held);
+    s->held = NULL, s->nheld = 0;
+}
+
 void qc_matmul_scratch_free(qc_matmul_scratch *s) {
     if (!s) return;
+    drop_held(s);
     free(s->p[0]), free(s->p[1]);
     memset(s, 0, sizeof *s);
+}
+
+void qc_matmul_scratch_hold(qc_matmul_scratch *s, bool on) {
+    drop_held(s);
+    if (on) { /* the held copies take the weights buffer's place */
+        free(s->p[1]);
+        s->p[1] = NULL, s->cap[1] = 0;
+    }
+    s->holding = on;
 }
 
 size_t qc_matmul_operand_bytes(qc_compute ct, int64_t rows, int64_t cols) {
@@ -246,6 +271,32 @@ done:
     if (mf) dnnl_memory_destroy(mf);
     if (mt) dnnl_memory_destroy(mt);
     return st;
+}
+
+/* The held conversion of the weights b for the product ent (the same address, view and bf16
+ * layout), or a new one, converted and held; *out its buffer. */
+static qc_status convert_held(const mm_entry *ent, const float *b, dnnl_stream_t stream, qc_matmul_scratch *s,
+                              void **out, const mm_key *key, qc_err *e) {
+    for (int i = 0; i < s->nheld; i++) {
+        const struct qc_matmul_held *h = &s->held[i];
+        if (h->from == (const void *)b && dnnl_memory_desc_equal(&h->from_md, &ent->b_f32) &&
+            dnnl_memory_desc_equal(&h->to_md, &ent->b))
+            return *out = h->buf, QC_OK;
+    }
+    struct qc_matmul_held *grown = realloc(s->held, (size_t)(s->nheld + 1) * sizeof *grown);
+    if (!grown)
+        return qc_fail(e, QC_ERR_NOMEM, "out of memory for the held bf16 weights of a %lld x %lld x %lld product",
+                       (long long)key->m, (long long)key->n, (long long)key->k);
+    s->held = grown;
+    void *buf = NULL;
+    qc_status st = convert(ent->to_b, &ent->b_f32, b, &ent->b, stream, NULL, 1, &buf, "weights", key, e);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    s->held[s->nheld++] = (struct qc_matmul_held){ b, ent->b_f32, ent->b, buf };
+    *out = buf;
+    return QC_OK;
 }
 
 qc_status qc_matmul(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -286,7 +337,9 @@ qc_status qc_matmul_kept(qc_compute ct, bool a_t, bool b_t, int64_t m, int64_t n
     } else if (ent.to_a) { /* bf16: both operands converted (rounded to nearest even) */
         owned_ops = !s;
         if ((st = convert(ent.to_a, &ent.a_f32, a, &ent.a, stream, s, 0, &ah, "source", &key, e))) goto done;
-        if ((st = convert(ent.to_b, &ent.b_f32, b, &ent.b, stream, s, 1, &bh, "weights", &key, e))) goto done;
+        st = s && s->holding ? convert_held(&ent, b, stream, s, &bh, &key, e)
+                             : convert(ent.to_b, &ent.b_f32, b, &ent.b, stream, s, 1, &bh, "weights", &key, e);
+        if (st) goto done;
     }
     DNNL_TRY(dnnl_memory_create(&ma, &ent.a, engine, ah ? ah : (void *)a), "source", &key);
     DNNL_TRY(dnnl_memory_create(&mb, &ent.b, engine, bh ? bh : (void *)b), "weights", &key);

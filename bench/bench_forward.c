@@ -6,6 +6,10 @@
  *                runner's chunk of 2048 tokens);
  *   7b-block     SYNTHETIC: one block of Llama-7B's shape (4096 wide, 32 heads, FFN 11008) over
  *                one window of 2048 tokens.
+ * The blocks run as the runner's stages run them over their chunks: with the bf16
+ * conversions of the weights held (qc_workspace_hold_weights), made by the warm-up run and
+ * reused by the timed ones; the whole model's forward (stories260K, as eval runs it) converts
+ * each weight per product.
  * FLOPs counted: 2·rows·cols per token per linear, 2·T(T+1)·head_dim per head per window for
  * attention (the causal half of the score square and its product with V: the work the
  * attention needs; blocks of queries compute a little more, forward.c's QUERY_BLOCK), the
@@ -31,6 +35,20 @@ static double linear_flops(const qc_config *c, double ntok) {
 
 static double attention_flops(const qc_config *c, int nwin, int seqlen) {
     return 2.0 * nwin * (double)seqlen * (seqlen + 1) * c->head_dim * c->n_heads;
+}
+
+#define MAX_REPS 64
+
+/* The median of t[0..n), reordered. Single runs on a shared 2-core machine move by up to a
+ * third (a block's first timed run after the warm-up was 429 ms, the next 331), so every
+ * figure here is the median of its timed runs. */
+static double median(double *t, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
 /* One bare product (m × k) · (k × n) in type t, operands in oneDNN's chosen layouts. */
@@ -85,7 +103,7 @@ static double bare_gflops(const qc_config *c, int ntok, qc_compute ct, int reps)
     DNNL_OK(dnnl_stream_create(&s, eng, dnnl_stream_default_flags));
     bare b[7];
     for (int i = 0; i < 7; i++) bare_make(eng, ct == QC_COMPUTE_BF16 ? dnnl_bf16 : dnnl_f32, ntok, shapes[i][0], shapes[i][1], &b[i]);
-    double t = 0;
+    double t[MAX_REPS];
     for (int r = 0; r <= reps; r++) { /* the first round warms up */
         double t0 = qc_now();
         for (int i = 0; i < 7; i++) {
@@ -93,12 +111,12 @@ static double bare_gflops(const qc_config *c, int ntok, qc_compute ct, int reps)
             DNNL_OK(dnnl_primitive_execute(b[i].prim, s, 3, args));
         }
         DNNL_OK(dnnl_stream_wait(s));
-        if (r) t += qc_now() - t0;
+        if (r) t[r - 1] = qc_now() - t0;
     }
     for (int i = 0; i < 7; i++) bare_free(&b[i]);
     dnnl_stream_destroy(s);
     dnnl_engine_destroy(eng);
-    return linear_flops(c, ntok) * reps / t * 1e-9;
+    return linear_flops(c, ntok) / median(t, reps) * 1e-9;
 }
 
 typedef struct row {
@@ -128,9 +146,13 @@ static int bench_stories(const char *shared, qc_compute ct, row *out) {
     qc_workspace *ws = qc_workspace_new(&m->cfg, ntok, seqlen, &e);
     float *logits = malloc((size_t)ntok * m->cfg.vocab_size * sizeof(float));
     qc_status st = qc_model_forward(m, ids, nwin, seqlen, logits, ws, &e); /* warm-up, loads blocks */
-    double t0 = qc_now();
-    for (int r = 0; r < reps && !st; r++) st = qc_model_forward(m, ids + (size_t)(r % 8) * ntok, nwin, seqlen, logits, ws, &e);
-    double sec = (qc_now() - t0) / reps;
+    double times[MAX_REPS];
+    for (int r = 0; r < reps && !st; r++) {
+        double t0 = qc_now();
+        st = qc_model_forward(m, ids + (size_t)(r % 8) * ntok, nwin, seqlen, logits, ws, &e);
+        times[r] = qc_now() - t0;
+    }
+    double sec = st ? 1 : median(times, reps);
     if (st) fprintf(stderr, "bench: %s\n", e.msg);
     const qc_config *cf = &m->cfg;
     double flops = cf->n_layers * (linear_flops(cf, ntok) + attention_flops(cf, nwin, seqlen)) +
@@ -159,18 +181,20 @@ static int run_block(const char *name, const qc_config *c, int nwin, int seqlen,
     qc_workspace *ws = qc_workspace_new(c, ntok, seqlen, &e);
     if (!ws || !x || !x0) return fprintf(stderr, "bench: %s\n", ws ? "out of memory" : e.msg), 1;
     qc_set_compute(ct);
-    int reps = 2;
-    double sec = 0;
+    qc_workspace_hold_weights(ws, true);
+    int reps = 5;
+    double t[MAX_REPS];
     qc_status st = QC_OK;
     for (int r = 0; r <= reps && !st; r++) { /* the first run warms up */
         memcpy(x, x0, (size_t)ntok * c->dim * sizeof(float));
         double t0 = qc_now();
         st = qc_block_forward(c, &b, 0, x, nwin, seqlen, NULL, ws, &e);
-        if (r) sec += (qc_now() - t0) / reps;
+        if (r) t[r - 1] = qc_now() - t0;
     }
     if (st) fprintf(stderr, "bench: %s\n", e.msg);
+    double sec = st ? 1 : median(t, reps);
     double flops = linear_flops(c, ntok) + attention_flops(c, nwin, seqlen);
-    *out = (row){ name, ct, ntok / sec, flops / sec * 1e-9, bare_gflops(c, ntok, ct, 3) };
+    *out = (row){ name, ct, ntok / sec, flops / sec * 1e-9, bare_gflops(c, ntok, ct, 5) };
     free(x), free(x0);
     qc_workspace_free(ws);
     qc_block_free(&b);

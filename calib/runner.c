@@ -285,16 +285,22 @@ static qc_status run_stages(runner *r, qc_block *b, int layer, const qc_prestep 
     for (int s = 0; s < QC_SITE_COUNT && !st; s++) {
         qc_stats stats = { 0 };
         st = qc_stats_init(&stats, qc_site_width(r->cfg, s), e);
+        /* each weight is multiplied in one stage, after its solve: held over the chunks (not
+         * over an observer, whose candidate weights take turns in the same buffers) */
+        qc_workspace_hold_weights(r->ws, true);
         for (int w0 = 0; w0 < r->w->n && !st; w0 += r->per_chunk)
             st = stage(r, b, layer, (qc_site)s, w0, r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk, &stats, e);
+        qc_workspace_hold_weights(r->ws, false);
         st = qc_share_stats(r->o->dist, &stats, st, e);
         if (!st) st = qc_dist_agree(r->o->dist, observe(r, b, layer, (qc_site)s, &stats, e), e);
         if (!st) st = solve_site(r, b, layer, (qc_site)s, &stats, pre, out, e);
         out->stats_seconds += stats.seconds;
         qc_stats_free(&stats);
     }
+    qc_workspace_hold_weights(r->ws, true);
     for (int w0 = 0; w0 < r->w->n && to_x && !st; w0 += r->per_chunk)
         st = stage_out(r, b, layer, w0, r->w->n - w0 < r->per_chunk ? r->w->n - w0 : r->per_chunk, e);
+    qc_workspace_hold_weights(r->ws, false);
     return st;
 }
 

@@ -81,8 +81,12 @@ typedef struct qc_workspace qc_workspace;
 
 qc_workspace *qc_workspace_new(const qc_config *c, int max_tokens, int max_ctx, qc_err *e);
 void qc_workspace_free(qc_workspace *ws);
-/* The bytes qc_workspace_new allocates, for `threads` OpenMP threads (for memory plans). */
+/* The bytes qc_workspace_new allocates, for `threads` OpenMP threads (for memory plans),
+ * its bf16 conversions held for one part of a block included. */
 size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int threads);
+/* On: the bf16 conversion of each weight ws's products multiply is kept and reused until
+ * off (qc_matmul_scratch_hold), for a loop over chunks in which no weight changes. */
+void qc_workspace_hold_weights(qc_workspace *ws, bool on);
 
 /* Keys and values of earlier positions, for incremental decoding. */
 typedef struct qc_kvcache {

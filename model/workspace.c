@@ -20,15 +20,18 @@ size_t qc_workspace_bytes(const qc_config *c, int max_tokens, int max_ctx, int t
     size_t t = (size_t)max_tokens, qdim = (size_t)c->n_heads * c->head_dim, kvdim = (size_t)c->n_kv_heads * c->head_dim;
     size_t rows = t * (2 * (size_t)c->dim + 2 * qdim + 2 * kvdim + 2 * (size_t)c->hidden_dim);
     size_t scores = (size_t)threads * (t < QUERY_BLOCK ? t : QUERY_BLOCK) * (size_t)max_ctx;
-    /* bf16: the largest linear input and the largest linear's weights, converted */
+    /* bf16: the largest linear input converted, and the weights: the largest linear, or
+     * held, the linears of one part of the block (q, k and v; gate and up; o or down) */
     qc_compute ct = qc_get_compute();
-    size_t in = (size_t)c->dim > qdim ? (size_t)c->dim : qdim, wt = 0;
+    size_t in = (size_t)c->dim > qdim ? (size_t)c->dim : qdim, wt = 0, part[QC_SITE_COUNT] = { 0 };
     in = (size_t)c->hidden_dim > in ? (size_t)c->hidden_dim : in;
     for (int l = 0; l < QC_LIN_COUNT; l++) {
         int r, k;
         qc_weight_shape(c, qc_linear_weight(l), &r, &k);
         size_t b = qc_matmul_operand_bytes(ct, r, k);
-        wt = b > wt ? b : wt;
+        qc_site s = qc_linear_site((qc_linear)l);
+        part[s] += b;
+        wt = part[s] > wt ? part[s] : wt;
     }
     size_t conv = qc_matmul_operand_bytes(ct, (int64_t)t, (int64_t)in) + wt;
     return (rows + scores + (size_t)max_ctx * (size_t)(c->head_dim / 2) * 2) * sizeof(float) + conv;
@@ -89,6 +92,8 @@ void qc_workspace_free(qc_workspace *ws) {
     qc_matmul_scratch_free(&ws->conv);
     free(ws);
 }
+
+void qc_workspace_hold_weights(qc_workspace *ws, bool on) { qc_matmul_scratch_hold(&ws->conv, on); }
 
 qc_status qc_kvcache_init(qc_kvcache *kv, const qc_config *c, int max_len, qc_err *e) {
     memset(kv, 0, sizeof *kv);

@@ -2,7 +2,7 @@
  * weights: every transposition, leading dimensions wider than the operands, alpha and beta,
  * against a double-precision reference within the bound of the arithmetic; bf16 operands
  * against the product of the operands rounded to bf16; more shapes than the primitive cache
- * holds; a failure named, never an abort. */
+ * holds; a scratch's kept and held bf16 conversions; a failure named, never an abort. */
 #include "io/io.h"
 #include "tests/check.h"
 
@@ -118,6 +118,51 @@ static void test_bf16_scratch(void) {
     CHECK(qc_matmul_operand_bytes(QC_COMPUTE_F32, 512, 64) == 0, "fp32 products convert nothing");
 }
 
+/* A holding scratch (qc_matmul_scratch_hold): each held product equals the product with
+ * buffers of its own bit for bit, over chunks of several row counts, a ragged one among them;
+ * the same product again converts nothing; a weight changed in place while held is still
+ * multiplied as it was when converted (the contract: callers hold only while their weights
+ * stay as they are), and after the hold the change is seen; the hold's copies are dropped,
+ * and fp32 products hold nothing. */
+static void test_bf16_held(void) {
+    qc_err e = { "" };
+    bool converts = strncmp(qc_matmul_isa(), "avx512", 6) == 0; /* on AVX2 nothing is held */
+    size_t nw = (size_t)hidden * dim;
+    float *w = malloc(nw * sizeof(float));
+    float *c1 = malloc((size_t)200 * hidden * sizeof(float)), *c2 = malloc((size_t)200 * hidden * sizeof(float));
+    memcpy(w, w1, nw * sizeof(float));
+    qc_matmul_scratch s = { 0 };
+    qc_matmul_scratch_hold(&s, true);
+    const int rows[] = { 64, 200, 31, 64 };
+    int before_last = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int m = rows[i];
+        before_last = s.nheld;
+        CHECK_OK(qc_matmul(QC_COMPUTE_BF16, false, true, m, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c1, hidden, &e), e);
+        CHECK_OK(qc_matmul_kept(QC_COMPUTE_BF16, false, true, m, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c2, hidden, &s, &e), e);
+        CHECK(memcmp(c1, c2, (size_t)m * hidden * sizeof(float)) == 0, "%d rows: the held product differs", m);
+    }
+    CHECK(!converts || (s.nheld >= 1 && s.nheld <= 3 && s.nheld == before_last && !s.p[1]),
+          "%d conversions held for 4 products of one weight, %d before the repeated one; weights buffer %p", s.nheld,
+          before_last, s.p[1]);
+    for (size_t j = 0; j < nw; j++) w[j] = -w[j];
+    CHECK_OK(qc_matmul_kept(QC_COMPUTE_BF16, false, true, 64, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c2, hidden, &s, &e), e);
+    CHECK_OK(qc_matmul(QC_COMPUTE_BF16, false, true, 64, hidden, dim, 1.0f, ewords, dim, w1, dim, 0.0f, c1, hidden, &e), e);
+    CHECK(!converts || memcmp(c1, c2, (size_t)64 * hidden * sizeof(float)) == 0,
+          "a weight changed while held is multiplied as it was converted");
+    qc_matmul_scratch_hold(&s, false);
+    CHECK(s.nheld == 0 && !s.held && !s.holding, "the hold dropped its copies");
+    CHECK_OK(qc_matmul_kept(QC_COMPUTE_BF16, false, true, 64, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c2, hidden, &s, &e), e);
+    CHECK_OK(qc_matmul(QC_COMPUTE_BF16, false, true, 64, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c1, hidden, &e), e);
+    CHECK(memcmp(c1, c2, (size_t)64 * hidden * sizeof(float)) == 0, "after the hold, the weight is multiplied as it is now");
+    qc_matmul_scratch_hold(&s, true);
+    CHECK_OK(qc_matmul_kept(QC_COMPUTE_F32, false, true, 64, hidden, dim, 1.0f, ewords, dim, w, dim, 0.0f, c2, hidden, &s, &e), e);
+    CHECK(s.nheld == 0, "an fp32 product holds nothing (%d held)", s.nheld);
+    qc_matmul_scratch_free(&s);
+    CHECK(!s.held && !s.nheld && !s.holding, "a freed scratch holds nothing");
+    free(w), free(c1), free(c2);
+}
+
 /* More shapes than the cache holds (256): each past it runs on a primitive of its own. */
 static void test_beyond_the_cache(void) {
     qc_err e = { "" };
@@ -165,6 +210,7 @@ int main(void) {
     RUN(test_f32_products);
     RUN(test_bf16_products);
     RUN(test_bf16_scratch);
+    RUN(test_bf16_held);
     RUN(test_beyond_the_cache);
     RUN(test_isa_and_failure);
     RUN(test_mirror_upper);

@@ -126,13 +126,14 @@ static void test_plan_stories260k(void) {
     CHECK(p.workspace == (size_t)2048 * (2 * 64 + 2 * 64 + 2 * 32 + 2 * 172) * 4 + (size_t)2 * 256 * 512 * 4 + 512 * 8 * 4,
           "workspace %zu", p.workspace);
     /* --compute bf16: the converted operands kept between products, each dimension rounded
-     * up to 64: the largest input (2048 tokens × 172 → 192) and the largest weights (172 × 64
-     * → 192 × 64), 2 bytes a value */
+     * up to 64: the largest input (2048 tokens × 172 → 192) and the weights a stage holds,
+     * at most gate's and up's (172 × 64 → 192 × 64 each; q, k and v: 3 × 64 × 64), 2 bytes a
+     * value */
     size_t fp32_ws = p.workspace;
     qc_set_compute(QC_COMPUTE_BF16);
     qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
     qc_set_compute(QC_COMPUTE_F32);
-    CHECK(p.workspace == fp32_ws + (size_t)2048 * 192 * 2 + (size_t)192 * 64 * 2, "bf16 workspace %zu", p.workspace);
+    CHECK(p.workspace == fp32_ws + (size_t)2048 * 192 * 2 + (size_t)2 * 192 * 64 * 2, "bf16 workspace %zu", p.workspace);
     qc_mem_plan_make(ck, 128, 512, &o, 0, 2, &p);
     CHECK(p.largest_hessian == 172 * 172 * 4 + 172 * 20 && p.largest_hessian_cols == 172, "Hessian %zu", p.largest_hessian);
     CHECK(p.statistics == p.largest_hessian, "true-sequential: one site's statistics");

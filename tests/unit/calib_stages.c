@@ -6,7 +6,8 @@
  * each block's output (the residual stream a checkpoint saves), what an observer sees, and
  * mixed precision's measured errors. On the real stories260K (llama2.c) and TinyStories-656K
  * (a Hugging Face folder), with a ragged last chunk, for GPTQ, RTN with a kept linear, AWQ
- * (fp32 propagation), SmoothQuant before GPTQ, and the residual stream in fp16 and bf16. */
+ * (fp32 propagation), SmoothQuant before GPTQ, the residual stream in fp16 and bf16, and bf16
+ * products (whose weight conversions the kept route holds over a stage's chunks). */
 #include "calib/calib.h"
 #include "tests/check.h"
 
@@ -208,6 +209,22 @@ static void test_two_threads(void) {
     qc_windows_free(&w);
 }
 
+/* bf16 products: the kept route holds each stage's weight conversions over its chunks
+ * (qc_workspace_hold_weights), the recomputing route converts them per product; the same
+ * conversions, so the same bits, observer included. */
+static void test_bf16_held(void) {
+    qc_set_compute(QC_COMPUTE_BF16);
+    for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
+        qc_windows w = { 0 };
+        windows_of(&models[k], &w);
+        qc_calib_opts gptq = { .method = QC_METHOD_GPTQ, .spec = { .bits = 4, .groupsize = 32 },
+                               .gptq = qc_gptq_defaults(), .true_sequential = true };
+        both_routes(&models[k], &w, "gptq w4 g32, bf16 products, observed", gptq, true);
+        qc_windows_free(&w);
+    }
+    qc_set_compute(QC_COMPUTE_F32);
+}
+
 /* Mixed precision's measuring pass: its observer runs the rest of the model on the runner's
  * workspace between stages; the measured errors are the same bits either way. */
 static void test_mixed_measure(void) {
@@ -243,6 +260,7 @@ int main(void) {
     qc_set_threads(1);
     RUN(test_same_bits);
     RUN(test_two_threads);
+    RUN(test_bf16_held);
     RUN(test_mixed_measure);
     return check_summary();
 }
