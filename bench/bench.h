@@ -23,6 +23,17 @@ static inline void bench_fill_random(float *p, size_t n, float scale, uint64_t *
     }
 }
 
+static inline int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of t[0..n), which it sorts (t[0] is then the best). */
+static inline double bench_median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, bench_cmp_double);
+    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
 /* A synthetic model's shapes (io/synth.c's table: "1b", "7b"), whole or one block of it. */
 static inline qc_config bench_shape_config(const char *shape) {
     qc_config c = { 0 };

@@ -37,19 +37,10 @@ static double attention_flops(const qc_config *c, int nwin, int seqlen) {
     return 2.0 * nwin * (double)seqlen * (seqlen + 1) * c->head_dim * c->n_heads;
 }
 
+/* Single runs on a shared 2-core machine move by up to a third (a block's first timed run
+ * after the warm-up was 429 ms, the next 331), so every figure here is the median of its
+ * timed runs (bench_median), at most MAX_REPS of them. */
 #define MAX_REPS 64
-
-/* The median of t[0..n), reordered. Single runs on a shared 2-core machine move by up to a
- * third (a block's first timed run after the warm-up was 429 ms, the next 331), so every
- * figure here is the median of its timed runs. */
-static double median(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1], t[j - 1] = x;
-        }
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
 
 /* One bare product (m × k) · (k × n) in type t, operands in oneDNN's chosen layouts. */
 typedef struct bare {
@@ -116,7 +107,7 @@ static double bare_gflops(const qc_config *c, int ntok, qc_compute ct, int reps)
     for (int i = 0; i < 7; i++) bare_free(&b[i]);
     dnnl_stream_destroy(s);
     dnnl_engine_destroy(eng);
-    return linear_flops(c, ntok) / median(t, reps) * 1e-9;
+    return linear_flops(c, ntok) / bench_median(t, reps) * 1e-9;
 }
 
 typedef struct row {
@@ -152,7 +143,7 @@ static int bench_stories(const char *shared, qc_compute ct, row *out) {
         st = qc_model_forward(m, ids + (size_t)(r % 8) * ntok, nwin, seqlen, logits, ws, &e);
         times[r] = qc_now() - t0;
     }
-    double sec = st ? 1 : median(times, reps);
+    double sec = st ? 1 : bench_median(times, reps);
     if (st) fprintf(stderr, "bench: %s\n", e.msg);
     const qc_config *cf = &m->cfg;
     double flops = cf->n_layers * (linear_flops(cf, ntok) + attention_flops(cf, nwin, seqlen)) +
@@ -192,7 +183,7 @@ static int run_block(const char *name, const qc_config *c, int nwin, int seqlen,
         if (r) t[r - 1] = qc_now() - t0;
     }
     if (st) fprintf(stderr, "bench: %s\n", e.msg);
-    double sec = st ? 1 : median(t, reps);
+    double sec = st ? 1 : bench_median(t, reps);
     double flops = linear_flops(c, ntok) + attention_flops(c, nwin, seqlen);
     *out = (row){ name, ct, ntok / sec, flops / sec * 1e-9, bare_gflops(c, ntok, ct, 5) };
     free(x), free(x0);

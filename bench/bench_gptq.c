@@ -19,16 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
-}
-
 /* Seconds of one (m × k)·(k × n) sgemm with OpenBLAS's threads: the median of reps. */
 static double sgemm_time(int m, int n, int k, int reps) {
     float *a = malloc((size_t)m * k * sizeof(float)), *b = malloc((size_t)k * n * sizeof(float));
@@ -51,7 +41,7 @@ static double sgemm_time(int m, int n, int k, int reps) {
     }
     qc_blas_threads(false);
     free(a), free(b), free(c);
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 /* H (n, n) = XᵀX for X (2n, n) random, with OpenBLAS's threads (full symmetric). */
@@ -110,8 +100,7 @@ static int bench_shape(row *out, const float *h, int rows, int cols, int reps, u
     }
     free(w0), free(w), free(hs);
     out->rows = rows, out->cols = cols;
-    out->gptq = median(t, reps);
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    out->gptq = bench_median(t, reps);
     out->gptq_min = t[0];
     out->sgemm = sgemm_time(rows, cols, cols, reps);
     out->done = true;
